@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian packages syncstorm needs to build, test and run its lab, when they are
+# missing. Idempotent and quiet when everything is present. Needs root (or sudo) to install.
+#   scripts/setup.sh            build + test + lab packages
+#   scripts/setup.sh --runtime  only what the runtime image needs
+set -euo pipefail
+
+build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libssl-dev libpcap-dev libcli11-dev
+  nlohmann-json3-dev libgtest-dev libgmock-dev libpq-dev)
+lab_pkgs=(postgresql-15 postgresql-client-15 haproxy iproute2 iptables procps psmisc
+  util-linux libpq5 libpcap0.8 ca-certificates openssl)
+test_pkgs=(python3 python3-jsonschema curl)
+
+want=()
+if [[ "${1:-}" == "--runtime" ]]; then
+  want=("${lab_pkgs[@]}")
+else
+  want=("${build_pkgs[@]}" "${lab_pkgs[@]}" "${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+# PostgreSQL's package must not create and start a cluster on 5432: syncstorm runs its own.
+if [[ ! -e /etc/postgresql-common/createcluster.conf ]] || ! grep -q '^create_main_cluster = false' /etc/postgresql-common/createcluster.conf 2>/dev/null; then
+  $SUDO mkdir -p /etc/postgresql-common
+  echo 'create_main_cluster = false' | $SUDO tee -a /etc/postgresql-common/createcluster.conf >/dev/null
+fi
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The package may start haproxy's own service; the lab runs its own haproxy processes.
+if command -v systemctl >/dev/null && systemctl is-active --quiet haproxy 2>/dev/null; then
+  $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true
+fi
+echo "setup: done" >&2
