@@ -5,7 +5,7 @@
 #   scripts/setup.sh --runtime  only what the runtime image needs
 set -euo pipefail
 
-build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libssl-dev libpcap-dev libcli11-dev
+build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-system1.81-dev libssl-dev libpcap-dev libcli11-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libpq-dev)
 lab_pkgs=(postgresql-15 postgresql-client-15 haproxy iproute2 iptables procps psmisc
   util-linux libpq5 libpcap0.8 ca-certificates openssl)
