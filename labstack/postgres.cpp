@@ -1,0 +1,550 @@
+// PostgreSQL instance management through the server's own tools (initdb, pg_ctl, pg_basebackup,
+// psql, pg_isready), so the library needs no libpq. Each tool runs as a child process with its
+// output captured (two pipes, polled with a deadline; killed on timeout). When we are root the
+// child drops to the `run_as` user before exec. Blocking, single-threaded per instance.
+#include "labstack/postgres.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace syncstorm::lab {
+namespace {
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+struct os_user {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+};
+
+// The user server-side commands run as, or nullopt when we are not root (run as ourselves).
+std::optional<os_user> server_user(const std::string& name) {
+    if (geteuid() != 0) return std::nullopt;
+    passwd* pw = getpwnam(name.c_str());
+    if (pw == nullptr) throw std::runtime_error("postgres: OS user '" + name + "' does not exist");
+    os_user u{pw->pw_uid, pw->pw_gid, {}};
+    int n = 32;
+    u.groups.resize(n);
+    while (getgrouplist(name.c_str(), pw->pw_gid, u.groups.data(), &n) < 0) u.groups.resize(n);
+    u.groups.resize(n);
+    return u;
+}
+
+struct command_result {
+    int status = -1;  // exit code, or 128 + signal
+    std::string out;
+    std::string err;
+};
+
+std::string describe(const std::vector<std::string>& argv) {
+    std::string s;
+    for (const auto& a : argv) {
+        if (!s.empty()) s += ' ';
+        s += a;
+    }
+    return s;
+}
+
+std::string tail(const std::string& s, std::size_t n = 2000) {
+    std::string t = s.size() > n ? "..." + s.substr(s.size() - n) : s;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    return t;
+}
+
+// Runs argv (argv[0] a path or a name on PATH) with stdin from /dev/null, as `user` if given,
+// in `cwd`, with PG* variables removed from the environment. Kills it at the deadline.
+command_result run(const std::vector<std::string>& argv, const std::optional<os_user>& user,
+                   const fs::path& cwd, std::chrono::milliseconds timeout) {
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e != nullptr; ++e)
+        if (std::strncmp(*e, "PG", 2) != 0) env_store.emplace_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : env_store) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    std::vector<std::string> arg_store = argv;
+    std::vector<char*> args;
+    for (auto& a : arg_store) args.push_back(a.data());
+    args.push_back(nullptr);
+    const std::string cwd_s = cwd.string();
+
+    int out_pipe[2], err_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error("postgres: pipe: " + std::string(std::strerror(errno)));
+    if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+        close(out_pipe[0]);
+        close(out_pipe[1]);
+        throw std::runtime_error("postgres: pipe: " + std::string(std::strerror(errno)));
+    }
+    pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("postgres: fork: " + std::string(std::strerror(errno)));
+    if (pid == 0) {
+        // Child: only async-signal-safe calls from here to exec.
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        dup2(out_pipe[1], 1);
+        dup2(err_pipe[1], 2);
+        close_range(3, ~0U, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT}) signal(sig, SIG_DFL);
+        if (user) {
+            if (setgroups(user->groups.size(), user->groups.data()) != 0 || setgid(user->gid) != 0 ||
+                setuid(user->uid) != 0) {
+                const char msg[] = "postgres: cannot drop privileges\n";
+                [[maybe_unused]] auto w = write(2, msg, sizeof msg - 1);
+                _exit(126);
+            }
+        }
+        if (chdir(cwd_s.c_str()) != 0) {
+            [[maybe_unused]] auto r = chdir("/");
+        }
+        execvpe(args[0], args.data(), envp.data());
+        const char msg[] = "postgres: exec failed\n";
+        [[maybe_unused]] auto w = write(2, msg, sizeof msg - 1);
+        _exit(127);
+    }
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+
+    command_result r;
+    const auto deadline = clock_type::now() + timeout;
+    bool timed_out = false;
+    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    int open_fds = 2;
+    char buf[4096];
+    while (open_fds > 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()).count();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        int n = poll(fds, 2, static_cast<int>(std::min<long long>(left, 1000)));
+        if (n < 0 && errno != EINTR) break;
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+            ssize_t got = read(fds[i].fd, buf, sizeof buf);
+            if (got > 0) {
+                (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(got));
+            } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_fds;
+            }
+        }
+    }
+    for (auto& f : fds)
+        if (f.fd >= 0) close(f.fd);
+    if (timed_out) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out)
+        throw std::runtime_error("postgres: `" + describe(argv) + "` timed out after " +
+                                 std::to_string(timeout.count()) + " ms; output: " + tail(r.err + r.out));
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+command_result run_checked(const std::vector<std::string>& argv, const std::optional<os_user>& user,
+                           const fs::path& cwd, std::chrono::milliseconds timeout) {
+    auto r = run(argv, user, cwd, timeout);
+    if (r.status != 0)
+        throw std::runtime_error("postgres: `" + describe(argv) + "` failed (status " + std::to_string(r.status) +
+                                 "): " + tail(r.err + r.out));
+    return r;
+}
+
+void check_name(const std::string& what, const std::string& name) {
+    bool ok = !name.empty() && name.size() < 63 && (std::islower(static_cast<unsigned char>(name[0])) || name[0] == '_');
+    for (char c : name)
+        ok = ok && (std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_');
+    if (!ok) throw std::runtime_error("postgres: " + what + " '" + name + "': expected [a-z_][a-z0-9_]*");
+}
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void write_file(const fs::path& p, const std::string& text, const std::optional<os_user>& owner) {
+    {
+        std::ofstream out(p, std::ios::binary | std::ios::trunc);
+        out << text;
+        if (!out) throw std::runtime_error("postgres: cannot write " + p.string());
+    }
+    if (owner && chown(p.c_str(), owner->uid, owner->gid) != 0)
+        throw std::runtime_error("postgres: chown " + p.string() + ": " + std::strerror(errno));
+}
+
+void make_dir(const fs::path& p, mode_t mode, const std::optional<os_user>& owner) {
+    std::error_code ec;
+    fs::create_directories(p, ec);
+    if (ec) throw std::runtime_error("postgres: cannot create " + p.string() + ": " + ec.message());
+    if (chmod(p.c_str(), mode) != 0)
+        throw std::runtime_error("postgres: chmod " + p.string() + ": " + std::strerror(errno));
+    if (owner && chown(p.c_str(), owner->uid, owner->gid) != 0)
+        throw std::runtime_error("postgres: chown " + p.string() + ": " + std::strerror(errno));
+}
+
+std::string ms_to_s(std::chrono::milliseconds t) {
+    return std::to_string(std::max<long long>(1, (t.count() + 999) / 1000));
+}
+
+const char* mode_name(stop_mode m) {
+    switch (m) {
+    case stop_mode::smart: return "smart";
+    case stop_mode::fast: return "fast";
+    case stop_mode::immediate: return "immediate";
+    }
+    return "fast";
+}
+
+constexpr const char* include_file = "syncstorm.conf";
+constexpr const char* override_file = "syncstorm.override.conf";
+
+std::map<std::string, std::string> parse_settings(const std::string& text) {
+    std::map<std::string, std::string> m;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        auto eq = line.find('=');
+        if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+        auto trim = [](std::string s) {
+            s.erase(0, s.find_first_not_of(" \t"));
+            s.erase(s.find_last_not_of(" \t") + 1);
+            return s;
+        };
+        m[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+    }
+    return m;
+}
+
+}  // namespace
+
+postgres_instance::postgres_instance(postgres_options options) : options_(std::move(options)) {
+    if (options_.state_dir.empty()) throw std::runtime_error("postgres: state_dir is required");
+    if (options_.port == 0) throw std::runtime_error("postgres: port is required");
+    if (options_.port == 5432) throw std::runtime_error("postgres: port 5432 is reserved for the system's PostgreSQL");
+    options_.state_dir = fs::absolute(options_.state_dir);
+    if (options_.data_dir.empty()) options_.data_dir = options_.state_dir / "data";
+    options_.data_dir = fs::absolute(options_.data_dir);
+    if (options_.bin_dir.empty() && fs::exists("/usr/lib/postgresql/15/bin/pg_ctl"))
+        options_.bin_dir = "/usr/lib/postgresql/15/bin";
+    const auto sock = (socket_dir() / (".s.PGSQL." + std::to_string(options_.port))).string();
+    if (sock.size() >= sizeof(sockaddr_un{}.sun_path))
+        throw std::runtime_error("postgres: unix socket path too long (" + std::to_string(sock.size()) +
+                                 " bytes): " + sock + "; use a shorter state_dir");
+}
+
+fs::path postgres_instance::socket_dir() const { return options_.state_dir / "run"; }
+fs::path postgres_instance::log_file() const { return options_.state_dir / "postgres.log"; }
+
+std::string postgres_instance::host() const {
+    auto comma = options_.listen_addresses.find(',');
+    std::string h = options_.listen_addresses.substr(0, comma);
+    if (h.empty() || h == "*" || h == "0.0.0.0") return "127.0.0.1";
+    return h;
+}
+
+std::string postgres_instance::conninfo(const std::string& dbname, const std::string& user,
+                                        const std::string& extra) const {
+    std::string s = "host=" + host() + " port=" + std::to_string(options_.port) + " dbname=" + dbname +
+                    " user=" + user;
+    if (!extra.empty()) s += " " + extra;
+    return s;
+}
+
+std::string postgres_instance::uri(const std::string& dbname, const std::string& user) const {
+    return "postgresql://" + user + "@" + host() + ":" + std::to_string(options_.port) + "/" + dbname;
+}
+
+fs::path postgres_instance::bin(const char* name) const {
+    return options_.bin_dir.empty() ? fs::path(name) : options_.bin_dir / name;
+}
+
+bool postgres_instance::initialized() const { return fs::exists(options_.data_dir / "PG_VERSION"); }
+
+void postgres_instance::prepare_dirs() {
+    auto user = server_user(options_.run_as);
+    make_dir(options_.state_dir, 0755, user);
+    make_dir(socket_dir(), 0755, user);
+    make_dir(options_.data_dir, 0700, user);
+}
+
+void postgres_instance::write_config(const std::optional<std::string>& primary_conninfo) {
+    auto user = server_user(options_.run_as);
+    const auto& o = options_;
+    std::map<std::string, std::string> s = {
+        {"listen_addresses", "'" + o.listen_addresses + "'"},
+        {"port", std::to_string(o.port)},
+        {"unix_socket_directories", "'" + socket_dir().string() + "'"},
+        {"max_connections", std::to_string(o.max_connections)},
+        {"shared_buffers", o.shared_buffers},
+        {"wal_level", "replica"},
+        {"max_wal_senders", std::to_string(o.max_wal_senders)},
+        {"max_replication_slots", std::to_string(o.max_wal_senders)},
+        {"wal_keep_size", "'512MB'"},
+        {"hot_standby", "on"},
+        {"fsync", o.fsync ? "on" : "off"},
+        {"synchronous_commit", o.synchronous_commit},
+        {"synchronous_standby_names", "''"},
+        {"wal_sender_timeout", "'10s'"},
+        {"wal_receiver_timeout", "'10s'"},
+        {"wal_retrieve_retry_interval", "'1s'"},
+        {"tcp_keepalives_idle", "5"},
+        {"tcp_keepalives_interval", "2"},
+        {"tcp_keepalives_count", "3"},
+        {"logging_collector", "off"},
+        {"log_line_prefix", "'%m [%p] '"},
+        {"log_min_messages", "warning"},
+    };
+    if (primary_conninfo) s["primary_conninfo"] = "'" + *primary_conninfo + "'";
+    for (const auto& [k, v] : o.settings) s[k] = v;
+
+    std::string conf = "# Written by syncstorm (labstack/postgres.cpp); rewritten on init.\n";
+    for (const auto& [k, v] : s) conf += k + " = " + v + "\n";
+    write_file(o.data_dir / include_file, conf, user);
+
+    // postgresql.conf includes ours (and the runtime overrides, last so they win) once.
+    const auto main_conf = o.data_dir / "postgresql.conf";
+    std::string text = read_file(main_conf);
+    const std::string marker = "# syncstorm includes\n";
+    if (text.find(marker) == std::string::npos) {
+        text += "\n" + marker + "include_if_exists '" + std::string(include_file) + "'\ninclude_if_exists '" +
+                override_file + "'\n";
+        write_file(main_conf, text, user);
+    }
+
+    std::string hba = "# Written by syncstorm: trust on the lab's own networks only.\n"
+                      "local all all trust\nlocal replication all trust\n";
+    for (const auto& net : o.hba_networks)
+        hba += "host all all " + net + " trust\nhost replication all " + net + " trust\n";
+    write_file(o.data_dir / "pg_hba.conf", hba, user);
+}
+
+void postgres_instance::init() {
+    if (initialized()) throw std::runtime_error("postgres: " + options_.data_dir.string() + " is already initialized");
+    prepare_dirs();
+    run_checked({bin("initdb").string(), "-D", options_.data_dir.string(), "-U", "postgres", "--auth=trust",
+                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"},
+                server_user(options_.run_as), options_.state_dir, std::chrono::minutes(3));
+    write_config(std::nullopt);
+}
+
+void postgres_instance::init_replica(const postgres_instance& primary, const std::string& application_name) {
+    check_name("application_name", application_name);
+    if (running()) throw std::runtime_error("postgres: cannot rebuild " + options_.data_dir.string() + " while it runs");
+    std::error_code ec;
+    if (fs::exists(options_.data_dir))
+        for (const auto& entry : fs::directory_iterator(options_.data_dir)) fs::remove_all(entry.path(), ec);
+    prepare_dirs();
+    auto user = server_user(options_.run_as);
+    run_checked({bin("pg_basebackup").string(), "-D", options_.data_dir.string(), "-h", primary.host(), "-p",
+                 std::to_string(primary.port()), "-U", "postgres", "-X", "stream", "-c", "fast", "--no-password"},
+                user, options_.state_dir, std::chrono::minutes(5));
+    // The copy carries the primary's runtime overrides (its synchronous_standby_names): drop them.
+    fs::remove(options_.data_dir / override_file, ec);
+    write_config("host=" + primary.host() + " port=" + std::to_string(primary.port()) +
+                 " user=postgres application_name=" + application_name +
+                 " connect_timeout=3 keepalives_idle=5 keepalives_interval=2 keepalives_count=3");
+    write_file(options_.data_dir / "standby.signal", "", user);
+}
+
+void postgres_instance::start(std::chrono::milliseconds timeout) {
+    if (!initialized()) throw std::runtime_error("postgres: " + options_.data_dir.string() + " is not initialized");
+    if (running()) {
+        wait_ready(timeout);
+        return;
+    }
+    // The socket dir may be gone (e.g. a data dir that outlived its state dir).
+    make_dir(socket_dir(), 0755, server_user(options_.run_as));
+    const auto deadline = clock_type::now() + timeout;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+        auto r = run({bin("pg_ctl").string(), "start", "-D", options_.data_dir.string(), "-l", log_file().string(),
+                      "-w", "-t", ms_to_s(left), "-s"},
+                     server_user(options_.run_as), options_.state_dir, left + std::chrono::seconds(5));
+        if (r.status == 0) break;
+        // After a kill -9, old backends may hold the shared memory for a moment: retry.
+        std::string log = tail(read_file(log_file()), 1500);
+        bool transient = log.find("still in use") != std::string::npos ||
+                         log.find("lock file") != std::string::npos;
+        if (!transient || clock_type::now() + std::chrono::milliseconds(500) >= deadline)
+            throw std::runtime_error("postgres: pg_ctl start failed for " + options_.data_dir.string() +
+                                     " (status " + std::to_string(r.status) + "): " + tail(r.err + r.out) +
+                                     "; log: " + log);
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    wait_ready(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()) +
+               std::chrono::seconds(1));
+}
+
+void postgres_instance::stop(stop_mode mode, std::chrono::milliseconds timeout) {
+    if (!running()) return;
+    auto r = run({bin("pg_ctl").string(), "stop", "-D", options_.data_dir.string(), "-m", mode_name(mode), "-w",
+                  "-t", ms_to_s(timeout), "-s"},
+                 server_user(options_.run_as), options_.state_dir, timeout + std::chrono::seconds(5));
+    if (r.status != 0 && running())
+        throw std::runtime_error("postgres: pg_ctl stop -m " + std::string(mode_name(mode)) + " failed for " +
+                                 options_.data_dir.string() + ": " + tail(r.err + r.out));
+}
+
+void postgres_instance::promote(std::chrono::milliseconds timeout) {
+    const auto deadline = clock_type::now() + timeout;
+    run_checked({bin("pg_ctl").string(), "promote", "-D", options_.data_dir.string(), "-w", "-t", ms_to_s(timeout),
+                 "-s"},
+                server_user(options_.run_as), options_.state_dir, timeout + std::chrono::seconds(5));
+    while (in_recovery()) {
+        if (clock_type::now() >= deadline)
+            throw std::runtime_error("postgres: " + options_.data_dir.string() + " still in recovery after promote");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+void postgres_instance::reload() {
+    run_checked({bin("pg_ctl").string(), "reload", "-D", options_.data_dir.string(), "-s"},
+                server_user(options_.run_as), options_.state_dir, std::chrono::seconds(30));
+}
+
+std::optional<pid_t> postgres_instance::pid() const {
+    std::ifstream in(options_.data_dir / "postmaster.pid");
+    long p = 0;
+    if (!(in >> p) || p <= 0) return std::nullopt;
+    // A stale file after a crash may name a reused pid: it must be a postgres process.
+    std::string comm = read_file("/proc/" + std::to_string(p) + "/comm");
+    if (comm.rfind("postgres", 0) != 0 && comm.rfind("postmaster", 0) != 0) return std::nullopt;
+    return static_cast<pid_t>(p);
+}
+
+bool postgres_instance::ready() const {
+    auto r = run({bin("pg_isready").string(), "-q", "-h", host(), "-p", std::to_string(options_.port), "-t", "2"},
+                 std::nullopt, "/", std::chrono::seconds(5));
+    return r.status == 0;
+}
+
+void postgres_instance::wait_ready(std::chrono::milliseconds timeout) const {
+    const auto deadline = clock_type::now() + timeout;
+    while (!ready()) {
+        if (clock_type::now() >= deadline)
+            throw std::runtime_error("postgres: " + host() + ":" + std::to_string(options_.port) +
+                                     " not ready after " + std::to_string(timeout.count()) +
+                                     " ms; log: " + tail(read_file(log_file()), 1500));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+bool postgres_instance::in_recovery() const { return psql("SELECT pg_is_in_recovery()") == "t"; }
+
+std::string postgres_instance::psql(const std::string& sql, const std::string& dbname) const {
+    auto r = run_checked({bin("psql").string(), "-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-h", socket_dir().string(),
+                          "-p", std::to_string(options_.port), "-U", "postgres", "-d", dbname, "-c", sql},
+                         server_user(options_.run_as), options_.state_dir, std::chrono::seconds(60));
+    std::string out = r.out;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+}
+
+void postgres_instance::set_settings(const std::map<std::string, std::string>& settings) {
+    if (!initialized()) throw std::runtime_error("postgres: " + options_.data_dir.string() + " is not initialized");
+    const auto path = options_.data_dir / override_file;
+    auto current = parse_settings(fs::exists(path) ? read_file(path) : std::string{});
+    for (const auto& [k, v] : settings) current[k] = v;
+    std::string text = "# Written by syncstorm: runtime overrides (set_settings).\n";
+    for (const auto& [k, v] : current) text += k + " = " + v + "\n";
+    write_file(path, text, server_user(options_.run_as));
+    if (running()) reload();
+}
+
+void postgres_instance::set_synchronous_standby_names(const std::string& names) {
+    if (names.find('\'') != std::string::npos)
+        throw std::runtime_error("postgres: synchronous_standby_names must not contain quotes: " + names);
+    set_settings({{"synchronous_standby_names", "'" + names + "'"}});
+}
+
+void postgres_instance::create_user(const std::string& name, bool superuser) {
+    check_name("user", name);
+    psql("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" + name + "') THEN CREATE ROLE " +
+         name + " LOGIN" + (superuser ? " SUPERUSER" : "") + "; END IF; END$$");
+}
+
+void postgres_instance::create_database(const std::string& name, const std::string& owner) {
+    check_name("database", name);
+    check_name("owner", owner);
+    if (psql("SELECT 1 FROM pg_database WHERE datname = '" + name + "'") == "1") return;
+    psql("CREATE DATABASE " + name + " OWNER " + owner);
+}
+
+void postgres_instance::destroy() {
+    if (running()) {
+        try {
+            stop(stop_mode::immediate, std::chrono::seconds(20));
+        } catch (const std::exception&) {
+        }
+        if (auto p = pid()) {
+            kill(*p, SIGKILL);
+            for (int i = 0; i < 50 && pid(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+    std::error_code ec;
+    const auto rel = options_.data_dir.lexically_relative(options_.state_dir);
+    const bool data_inside = !rel.empty() && *rel.begin() != "..";
+    if (!data_inside && fs::exists(options_.data_dir))
+        for (const auto& entry : fs::directory_iterator(options_.data_dir, ec)) fs::remove_all(entry.path(), ec);
+    fs::remove_all(options_.state_dir, ec);
+}
+
+postgres_guard::~postgres_guard() {
+    try {
+        instance_.destroy();
+    } catch (...) {
+    }
+}
+
+std::uint16_t pick_free_port(const std::string& address) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) throw std::runtime_error("pick_free_port: socket: " + std::string(std::strerror(errno)));
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = 0;
+        if (inet_pton(AF_INET, address.c_str(), &sa.sin_addr) != 1) {
+            close(fd);
+            throw std::runtime_error("pick_free_port: not an IPv4 address: " + address);
+        }
+        socklen_t len = sizeof sa;
+        bool ok = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0;
+        close(fd);
+        if (!ok) throw std::runtime_error("pick_free_port: bind " + address + ": " + std::strerror(errno));
+        std::uint16_t port = ntohs(sa.sin_port);
+        if (port != 5432) return port;
+    }
+    throw std::runtime_error("pick_free_port: no port found on " + address);
+}
+
+}  // namespace syncstorm::lab
