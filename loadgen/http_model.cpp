@@ -1,0 +1,415 @@
+// The http model's runtime on Beast: per worker, an arrival coroutine (open model) and a pool
+// of connection coroutines that take arrivals from an idle stack or a FIFO of waiting ones.
+// Everything here runs on one worker's thread; the model object only hands out per-worker state.
+//
+// Hot path, per request: no allocation (request bytes serialized once per model, a flat_buffer
+// per connection, a response parser that keeps no fields and drops the body), no exception
+// (`as_tuple`), one deadline through tcp_stream::expires_after covering connect, handshake,
+// write and read.
+#include "loadgen/http_model.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <openssl/ssl.h>
+
+#include <array>
+#include <deque>
+#include <fstream>
+#include <stdexcept>
+
+#include "loadgen/detail/task_group.hpp"
+
+namespace syncstorm::loadgen {
+namespace {
+
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr std::int64_t late_threshold_us = 1000;
+constexpr auto closed_connect_backoff = std::chrono::milliseconds(10);
+
+// Parses a response keeping only the status line: no field storage, the body is counted and
+// dropped. basic_parser cannot be reset, so one is constructed per response (on the stack).
+class response_sink final : public http::basic_parser<false> {
+ public:
+  int status() const noexcept { return status_; }
+
+ private:
+  void on_request_impl(http::verb, beast::string_view, beast::string_view, int, error_code& ec) override {
+    ec = http::error::bad_method;  // unreachable for a response parser
+  }
+  void on_response_impl(int code, beast::string_view, int, error_code&) override { status_ = code; }
+  void on_field_impl(http::field, beast::string_view, beast::string_view, error_code&) override {}
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+  std::size_t on_body_impl(beast::string_view body, error_code&) override { return body.size(); }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
+    return body.size();
+  }
+  void on_finish_impl(error_code&) override {}
+
+  int status_ = 0;
+};
+
+// What the model's workers share, read-only once built.
+struct shared_state {
+  http_model_config config;
+  url_parts url;
+  std::string request;  // serialized once
+  std::string server_name;
+  bool sni = false;     // server_name is a DNS name (SNI must not carry an IP literal)
+  bool head = false;
+  std::int64_t end_us = 0;  // end of the phases (closed model: 0 = until stop())
+  std::vector<tcp::endpoint> endpoints;
+};
+
+// An idle connection parks on `wake` (expiring never); the arrival coroutine hands it work by
+// filling `assigned` and cancelling the wait.
+struct connection_slot {
+  explicit connection_slot(net::io_context& io) : wake(io) {}
+  net::steady_timer wake;
+  bool has_work = false;
+  std::int64_t intended_us = 0, issued_us = 0;
+};
+
+struct waiting_arrival {
+  std::int64_t intended_us, issued_us;
+};
+
+std::unique_ptr<net::ssl::context> make_ssl_context(const tls_spec& tls) {
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3);
+  auto step = [](const char* field, const std::string& path, auto&& f) {
+    error_code ec;
+    f(ec);
+    if (ec)
+      throw std::invalid_argument(std::string("target.tls.") + field + ": found \"" + path +
+                                  "\"; expected a readable PEM file (" + ec.message() + ")");
+  };
+  if (!tls.ca_file.empty())
+    step("ca_file", tls.ca_file, [&](error_code& ec) { ctx->load_verify_file(tls.ca_file, ec); });
+  else
+    step("ca_file", "", [&](error_code& ec) { ctx->set_default_verify_paths(ec); });
+  ctx->set_verify_mode(tls.verify ? net::ssl::verify_peer : net::ssl::verify_none);
+  if (!tls.cert_file.empty()) {
+    step("cert_file", tls.cert_file,
+         [&](error_code& ec) { ctx->use_certificate_chain_file(tls.cert_file, ec); });
+    step("key_file", tls.key_file,
+         [&](error_code& ec) { ctx->use_private_key_file(tls.key_file, net::ssl::context::pem, ec); });
+  }
+  return ctx;
+}
+
+// One worker's share of the model: its connections, its queue, its metrics. Only touched on
+// the worker's thread once start() returned.
+struct http_worker {
+  http_worker(worker& w_, const shared_state& s_)
+      : w(w_),
+        s(s_),
+        latency(w.metrics().metric("http.latency")),
+        uncorrected(w.metrics().metric("http.latency.uncorrected")),
+        requests(w.metrics().metric("http.requests")),
+        queue_wait(w.metrics().metric("http.queue_wait")),
+        unsent(w.metrics().metric("http.unsent")),
+        lag(w.metrics().metric("generator.lag")),
+        late(w.metrics().metric("generator.late")) {
+    for (std::size_t b = 0; b < error_bucket_count; ++b)
+      errors[b] = &w.metrics().metric("http.errors." + std::string(to_string(static_cast<error_bucket>(b))));
+    if (s.url.tls) ssl = make_ssl_context(s.config.tls);
+  }
+
+  void outcome(std::int64_t intended_us, std::int64_t sent_us, std::optional<error_bucket> err) {
+    const std::int64_t now = w.now_us();
+    const bool ok = !err;
+    latency.record(now, now - intended_us, ok);
+    uncorrected.record(now, now - sent_us, ok);
+    requests.add(now, 1, ok);
+    if (err) errors[static_cast<std::size_t>(*err)]->add(now, 1, false);
+  }
+
+  // Hands an arrival to an idle connection, or queues it until one frees up.
+  void dispatch(std::int64_t intended_us, std::int64_t issued_us) {
+    if (idle.empty()) {
+      waiting.push_back({intended_us, issued_us});
+      return;
+    }
+    connection_slot* c = idle.back();  // LIFO: the warmest connection
+    idle.pop_back();
+    c->has_work = true;
+    c->intended_us = intended_us;
+    c->issued_us = issued_us;
+    c->wake.cancel();
+  }
+
+  void wake_idle() {
+    for (connection_slot* c : idle) c->wake.cancel();
+    idle.clear();
+  }
+
+  void begin_stop() {
+    stopping = true;
+    if (arrival_timer) arrival_timer->cancel();
+    if (!waiting.empty()) unsent.add(w.now_us(), waiting.size(), false);
+    waiting.clear();
+    wake_idle();
+    for (connection_slot* c : slots) c->wake.cancel();
+  }
+
+  worker& w;
+  const shared_state& s;
+  std::unique_ptr<net::ssl::context> ssl;
+  timed_metric &latency, &uncorrected, &requests, &queue_wait, &unsent, &lag, &late;
+  std::array<timed_metric*, error_bucket_count> errors{};
+  std::deque<waiting_arrival> waiting;
+  std::vector<connection_slot*> idle;
+  std::vector<connection_slot*> slots;
+  // I/O objects live in the coroutine frames (they must die before the io_context); these
+  // point into the live frames so that stop can wake them.
+  net::steady_timer* arrival_timer = nullptr;
+  bool arrivals_done = false, stopping = false;
+};
+
+bool cancelled(const net::cancellation_state& cs) { return cs.cancelled() != net::cancellation_type::none; }
+
+error_bucket classify_read(const error_code& ec) {
+  if (ec == beast::error::timeout) return error_bucket::timeout;
+  if (ec.category() == http::make_error_code(http::error::end_of_stream).category()) {
+    const auto e = static_cast<http::error>(ec.value());
+    if (e == http::error::end_of_stream || e == http::error::partial_message) return error_bucket::read;
+    return error_bucket::protocol;
+  }
+  // A TLS alert instead of a reply (e.g. a required client certificate, under TLS 1.3).
+  if (ec.category() == net::error::get_ssl_category()) return error_bucket::protocol;
+  return error_bucket::read;  // reset, eof, truncated TLS stream, ...
+}
+
+// The arrival coroutine of the open model: issues this worker's arrivals on schedule.
+net::awaitable<void> run_arrivals(http_worker& hw, arrival_schedule schedule) {
+  co_await net::this_coro::throw_if_cancelled(false);
+  const auto cs = co_await net::this_coro::cancellation_state;
+  net::steady_timer timer(hw.w.io());
+  hw.arrival_timer = &timer;
+  while (!hw.stopping) {
+    auto due = schedule.next();
+    if (!due) break;
+    timer.expires_at(hw.w.start() + std::chrono::microseconds(*due));
+    if (timer.expiry() > run_clock::now()) {
+      co_await timer.async_wait(use_tuple);
+      if (hw.stopping || cancelled(cs)) break;
+    }
+    const std::int64_t now = hw.w.now_us();
+    const std::int64_t lag = now - *due;
+    hw.lag.record(now, lag);
+    if (lag >= late_threshold_us) hw.late.add(now);
+    hw.dispatch(*due, now);
+  }
+  hw.arrival_timer = nullptr;
+  hw.arrivals_done = true;
+  hw.wake_idle();
+}
+
+template <bool Tls>
+using stream_type = std::conditional_t<Tls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
+
+// One pooled keep-alive connection: takes work, (re)connects when needed, sends, reads.
+template <bool Tls>
+net::awaitable<void> run_connection(http_worker& hw) {
+  co_await net::this_coro::throw_if_cancelled(false);
+  const auto cs = co_await net::this_coro::cancellation_state;
+  net::io_context& io = hw.w.io();
+  const shared_state& s = hw.s;
+  const bool open = s.config.open;
+  const auto timeout = std::chrono::microseconds(s.config.timeout_us);
+  connection_slot slot(io);
+  hw.slots.push_back(&slot);
+  std::optional<stream_type<Tls>> stream;
+  beast::flat_buffer buffer;
+  buffer.reserve(16 * 1024);
+
+  for (;;) {
+    if (hw.stopping || cancelled(cs)) break;
+    std::int64_t intended, issued;
+    bool waited = false;
+    if (open) {
+      if (!hw.waiting.empty()) {
+        intended = hw.waiting.front().intended_us;
+        issued = hw.waiting.front().issued_us;
+        hw.waiting.pop_front();
+        waited = true;
+      } else if (hw.arrivals_done) {
+        break;
+      } else {
+        hw.idle.push_back(&slot);
+        slot.wake.expires_at(net::steady_timer::time_point::max());
+        co_await slot.wake.async_wait(use_tuple);
+        if (!slot.has_work) {
+          // Woken to stop or cancelled: make sure no arrival is handed to this slot.
+          std::erase(hw.idle, &slot);
+          continue;
+        }
+        slot.has_work = false;
+        intended = slot.intended_us;
+        issued = slot.issued_us;
+      }
+    } else {
+      intended = issued = hw.w.now_us();
+      if (s.end_us != 0 && intended >= s.end_us) break;
+    }
+
+    const std::int64_t sent = hw.w.now_us();
+    if (waited) hw.queue_wait.record(sent, sent - issued);
+    auto& lowest = [&]() -> beast::tcp_stream& {
+      if (!stream) {
+        if constexpr (Tls)
+          stream.emplace(io, *hw.ssl);
+        else
+          stream.emplace(io);
+      }
+      return beast::get_lowest_layer(*stream);
+    }();
+    // One deadline for the whole exchange, connect and handshake included.
+    lowest.expires_after(timeout);
+    std::optional<error_bucket> failed;
+    error_code ec;
+
+    if (!lowest.socket().is_open()) {
+      std::tie(ec, std::ignore) = co_await lowest.async_connect(s.endpoints, use_tuple);
+      if (!ec) {
+        error_code ignored;
+        lowest.socket().set_option(tcp::no_delay(true), ignored);
+        if constexpr (Tls) {
+          if (s.sni) SSL_set_tlsext_host_name(stream->native_handle(), s.server_name.c_str());
+          if (s.config.tls.verify) stream->set_verify_callback(net::ssl::host_name_verification(s.server_name));
+          std::tie(ec) = co_await stream->async_handshake(net::ssl::stream_base::client, use_tuple);
+        }
+      }
+      if (ec) failed = ec == beast::error::timeout ? error_bucket::timeout : error_bucket::connect;
+    }
+    if (!failed) {
+      std::tie(ec, std::ignore) = co_await net::async_write(*stream, net::buffer(s.request), use_tuple);
+      if (ec) failed = ec == beast::error::timeout ? error_bucket::timeout : error_bucket::write;
+    }
+    bool keep = false;
+    if (!failed) {
+      response_sink parser;
+      parser.body_limit(boost::none);
+      if (s.head) parser.skip(true);
+      std::tie(ec, std::ignore) = co_await http::async_read(*stream, buffer, parser, use_tuple);
+      if (ec) {
+        failed = classify_read(ec);
+      } else {
+        keep = parser.keep_alive();
+        const int status = parser.status();
+        const auto& expect = s.config.expect_status;
+        const bool good = expect.empty() ? status >= 200 && status < 300
+                                         : std::find(expect.begin(), expect.end(), status) != expect.end();
+        if (!good) failed = error_bucket::status;
+      }
+    }
+    // A cancelled run abandons the exchange: the server did nothing wrong, so nothing counts.
+    if (cancelled(cs)) break;
+    hw.outcome(intended, sent, failed);
+    if (!keep) {
+      stream.reset();
+      buffer.clear();
+    }
+    if (!open && failed == error_bucket::connect) {
+      // Closed model against a refusing server: do not spin on connect.
+      slot.wake.expires_after(closed_connect_backoff);
+      co_await slot.wake.async_wait(use_tuple);
+    }
+  }
+  std::erase(hw.idle, &slot);
+  std::erase(hw.slots, &slot);
+}
+
+class http_model final : public load_model {
+ public:
+  explicit http_model(shared_state s) : s_(std::move(s)) {}
+
+  std::string_view name() const override { return s_.config.name; }
+
+  void start(worker& w) override {
+    if (workers_.empty()) {
+      workers_.resize(w.count());
+      resolve(w.io());
+    }
+    auto& hw = *(workers_.at(w.index()) = std::make_unique<http_worker>(w, s_));
+    if (s_.config.open && !s_.config.phases.empty())
+      w.tasks().spawn(run_arrivals(hw, arrival_schedule(s_.config.phases, w.index(), w.count())));
+    else
+      hw.arrivals_done = true;
+    const std::size_t n = split_count(s_.config.connections, w.index(), w.count());
+    for (std::size_t i = 0; i < n; ++i)
+      w.tasks().spawn(s_.url.tls ? run_connection<true>(hw) : run_connection<false>(hw));
+  }
+
+  void stop() override {
+    for (auto& hw : workers_)
+      if (hw) net::post(hw->w.io(), [p = hw.get()] { p->begin_stop(); });
+  }
+
+ private:
+  // Once, on the controller thread, before any worker runs: a name that does not resolve is a
+  // setup failure, not a stream of connect errors.
+  void resolve(net::io_context& io) {
+    tcp::resolver resolver(io);
+    error_code ec;
+    auto results = resolver.resolve(s_.url.host, std::to_string(s_.url.port), ec);
+    if (ec || results.empty())
+      throw std::runtime_error("load " + s_.config.name + ": cannot resolve " + s_.url.host + ": " +
+                               ec.message());
+    for (const auto& r : results) s_.endpoints.push_back(r.endpoint());
+  }
+
+  shared_state s_;
+  std::vector<std::unique_ptr<http_worker>> workers_;
+};
+
+}  // namespace
+
+std::unique_ptr<load_model> make_http_model(const http_model_config& config) {
+  shared_state s;
+  s.config = config;
+  s.url = parse_url(config.url);
+  const std::string where = "load " + config.name + ": ";
+  if (config.connections == 0)
+    throw std::invalid_argument(where + "connections: found 0; expected at least 1");
+  if (config.timeout_us <= 0)
+    throw std::invalid_argument(where + "timeout: found " + std::to_string(config.timeout_us) +
+                                " µs; expected a positive duration");
+  if (config.method.empty() || config.method.find_first_of(" \r\n") != std::string::npos)
+    throw std::invalid_argument(where + "request.method: found \"" + config.method +
+                                "\"; expected an HTTP method token");
+  // Throws on bad phases; also gives the phases' end.
+  arrival_schedule schedule(config.phases);
+  s.end_us = schedule.end_us();
+  s.request = serialize_request(config, s.url);
+  s.head = config.method == "HEAD";
+  s.server_name = config.tls.server_name.empty() ? s.url.host : config.tls.server_name;
+  error_code ec;
+  net::ip::make_address(s.server_name, ec);
+  s.sni = bool(ec);  // not an IP literal
+  if (s.url.tls) make_ssl_context(config.tls);  // validates the files now, with their field names
+  return std::make_unique<http_model>(std::move(s));
+}
+
+}  // namespace syncstorm::loadgen
