@@ -1,0 +1,170 @@
+// Unit tests of the shared-nothing worker pool (loadgen/workers.hpp) with socket-free models:
+// per-worker threads and shards, the once-a-second merge, drain, interrupt, graceful stop,
+// terminal cancellation after the grace period, and a task's exception reaching stop().
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include "loadgen/detail/task_group.hpp"
+#include "loadgen/workers.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace syncstorm::loadgen;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// Ticks every millisecond on each worker until stop() (graceful) or a cancellation.
+class ticker final : public load_model {
+ public:
+  std::string_view name() const override { return "ticker"; }
+  void start(worker& w) override { w.tasks().spawn(run(w)); }
+  void stop() override { stopping_ = true; }
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> cancelled{0};
+  std::mutex m;
+  std::set<std::pair<std::size_t, std::thread::id>> seen;  // (worker, thread)
+  bool ignore_stop = false;
+  std::chrono::milliseconds period = 1ms;
+  std::int64_t ticks_before_exit = -1;  // < 0: until stopped
+
+ private:
+  net::awaitable<void> run(worker& w) {
+    co_await net::this_coro::throw_if_cancelled(false);
+    auto& ticks = w.metrics().metric("ticks");
+    net::steady_timer t(w.io());
+    for (std::int64_t n = 0; ticks_before_exit < 0 || n < ticks_before_exit; ++n) {
+      if (stopping_ && !ignore_stop) co_return;
+      {
+        std::lock_guard lock(m);  // test bookkeeping only
+        seen.insert({w.index(), std::this_thread::get_id()});
+      }
+      t.expires_after(period);
+      auto [ec] = co_await t.async_wait(use_tuple);
+      if (ec) {
+        ++cancelled;
+        co_return;
+      }
+      ticks.add(w.now_us());
+    }
+  }
+};
+
+TEST(worker_pool, workers_run_on_their_own_threads_and_merge) {
+  ticker model;
+  const auto start = run_clock::now();
+  worker_pool pool(3, start);
+  ASSERT_EQ(pool.size(), 3u);
+  EXPECT_EQ(pool.at(2).index(), 2u);
+  EXPECT_EQ(pool.at(2).count(), 3u);
+  pool.start({&model});
+  std::vector<std::uint64_t> progress;
+  auto end = pool.run_until(start + 2500ms, [&](const syncstorm::metrics_shard& m, std::int64_t at_us) {
+    EXPECT_GE(at_us, 900'000);
+    progress.push_back(m.find("ticks") ? m.find("ticks")->count() : 0);
+  });
+  EXPECT_EQ(end, worker_pool::run_end::deadline);
+  ASSERT_EQ(progress.size(), 2u);  // at ~1 s and ~2 s
+  EXPECT_GT(progress[0], 0u);
+  EXPECT_GT(progress[1], progress[0]);
+  auto cpu = pool.cpu_us();
+  EXPECT_EQ(cpu.size(), 3u);
+  auto final_metrics = pool.stop(1s);
+  EXPECT_GE(final_metrics.find("ticks")->count(), progress[1]);
+  EXPECT_EQ(model.cancelled.load(), 0);  // graceful: every task returned by itself
+  // Each worker ran on exactly one thread, and no two workers shared one.
+  std::set<std::size_t> workers;
+  std::set<std::thread::id> threads;
+  for (auto& [w, t] : model.seen) {
+    workers.insert(w);
+    threads.insert(t);
+  }
+  EXPECT_EQ(workers.size(), 3u);
+  EXPECT_EQ(threads.size(), 3u);
+  EXPECT_EQ(model.seen.size(), 3u);
+  EXPECT_FALSE(threads.contains(std::this_thread::get_id()));
+}
+
+TEST(worker_pool, run_until_returns_when_the_models_are_done) {
+  ticker model;
+  model.ticks_before_exit = 20;
+  const auto start = run_clock::now();
+  worker_pool pool(2, start);
+  pool.start({&model});
+  EXPECT_EQ(pool.run_until(start + 10s), worker_pool::run_end::drained);
+  EXPECT_LT(run_clock::now() - start, 2s);
+  EXPECT_EQ(pool.stop(1s).find("ticks")->count(), 40u);
+}
+
+TEST(worker_pool, interrupt_from_another_thread) {
+  ticker model;
+  const auto start = run_clock::now();
+  worker_pool pool(1, start);
+  pool.start({&model});
+  std::thread t([&] {
+    std::this_thread::sleep_for(100ms);
+    pool.interrupt();
+  });
+  EXPECT_EQ(pool.run_until(start + 10s), worker_pool::run_end::interrupted);
+  t.join();
+  EXPECT_LT(run_clock::now() - start, 2s);
+  pool.stop(1s);
+}
+
+TEST(worker_pool, tasks_that_ignore_stop_are_cancelled_after_the_grace_period) {
+  ticker model;
+  model.ignore_stop = true;
+  model.period = 1h;
+  const auto start = run_clock::now();
+  worker_pool pool(2, start);
+  pool.start({&model});
+  pool.run_until(start + 50ms);
+  const auto before = run_clock::now();
+  pool.stop(100ms);
+  EXPECT_GE(run_clock::now() - before, 100ms);
+  EXPECT_LT(run_clock::now() - before, 1s);
+  EXPECT_EQ(model.cancelled.load(), 2);  // both tasks saw the terminal cancellation
+  EXPECT_EQ(pool.live_tasks(), 0u);
+}
+
+class thrower final : public load_model {
+ public:
+  std::string_view name() const override { return "thrower"; }
+  void start(worker& w) override {
+    w.tasks().spawn([]() -> net::awaitable<void> {
+      throw std::runtime_error("bug in a model");
+      co_return;
+    }());
+  }
+  void stop() override {}
+};
+
+TEST(worker_pool, a_task_exception_surfaces_in_stop) {
+  thrower model;
+  worker_pool pool(1, run_clock::now());
+  pool.start({&model});
+  pool.run_until(run_clock::now() + 200ms);
+  EXPECT_THROW(pool.stop(100ms), std::runtime_error);
+}
+
+TEST(worker_pool, destructor_stops_a_running_pool) {
+  ticker model;
+  {
+    worker_pool pool(2, run_clock::now());
+    pool.start({&model});
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(model.stopping_.load());
+}
+
+}  // namespace
