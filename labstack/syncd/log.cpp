@@ -1,0 +1,80 @@
+// JSON-lines event log and the dropped-id bug log (see log.hpp).
+#include "labstack/syncd/log.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace syncstorm::syncd {
+namespace {
+
+std::mutex log_mutex;
+std::string pod_name = "syncd";
+int bug_fd = 2;
+bool bug_to_stderr = true;
+
+std::string timestamp() {
+    auto now = std::chrono::system_clock::now();
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(us / 1000000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(buf + n, sizeof buf - n, ".%06lldZ", static_cast<long long>(us % 1000000));
+    return buf;
+}
+
+void write_all(int fd, const std::string& s) {
+    const char* p = s.data();
+    std::size_t left = s.size();
+    while (left > 0) {
+        ssize_t n = ::write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+}
+
+}  // namespace
+
+void log_init(std::string pod, const std::string& bug_log_path) {
+    pod_name = std::move(pod);
+    if (!bug_log_path.empty()) {
+        int fd = ::open(bug_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0) throw std::runtime_error("--bug-log: cannot open " + bug_log_path + ": " + std::strerror(errno));
+        bug_fd = fd;
+        bug_to_stderr = false;
+    }
+}
+
+void log_event(std::string_view event, const nlohmann::json& fields, std::string_view level) {
+    nlohmann::json line = {{"ts", timestamp()}, {"level", level}, {"pod", pod_name}, {"event", event}};
+    if (fields.is_object())
+        for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
+    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text.push_back('\n');
+    std::lock_guard lock(log_mutex);
+    write_all(2, text);
+}
+
+void log_dropped(const std::vector<std::string>& ids) {
+    if (ids.empty()) return;
+    std::string text;
+    for (const auto& id : ids) {
+        if (bug_to_stderr) text += "dropped ";
+        text += id;
+        text.push_back('\n');
+    }
+    std::lock_guard lock(log_mutex);
+    write_all(bug_fd, text);
+}
+
+}  // namespace syncstorm::syncd
