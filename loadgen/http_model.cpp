@@ -4,30 +4,31 @@
 //
 // Hot path, per request: no allocation (request bytes serialized once per model, a flat_buffer
 // per connection, a response parser that keeps no fields and drops the body), no exception
-// (`as_tuple`), one deadline through tcp_stream::expires_after covering connect, handshake,
-// write and read.
+// (`as_tuple`), no timer: one deadline per exchange (connect, handshake, write, read) that a
+// per-worker watchdog enforces by cancelling the socket. tcp_stream::expires_after arms and
+// cancels a timer on every read and write, which cost more CPU per request than wrk spends in
+// all (bench/README.md); the watchdog costs one timer per worker.
 #include "loadgen/http_model.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <fstream>
@@ -43,6 +44,7 @@ using error_code = boost::system::error_code;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::int64_t late_threshold_us = 1000;
 constexpr auto closed_connect_backoff = std::chrono::milliseconds(10);
+constexpr std::size_t read_chunk = 8 * 1024;
 
 // Parses a response keeping only the status line: no field storage, the body is counted and
 // dropped. basic_parser cannot be reset, so one is constructed per response (on the stack).
@@ -87,6 +89,11 @@ struct connection_slot {
   net::steady_timer wake;
   bool has_work = false;
   std::int64_t intended_us = 0, issued_us = 0;
+  // While an exchange runs: when it times out (µs since start, 0 when none) and the socket
+  // the watchdog cancels then.
+  std::int64_t deadline_us = 0;
+  tcp::socket* socket = nullptr;
+  bool timed_out = false;
 };
 
 struct waiting_arrival {
@@ -184,18 +191,14 @@ struct http_worker {
   // I/O objects live in the coroutine frames (they must die before the io_context); these
   // point into the live frames so that stop can wake them.
   net::steady_timer* arrival_timer = nullptr;
+  net::steady_timer* watchdog_timer = nullptr;
+  std::size_t connections_alive = 0;
   bool arrivals_done = false, stopping = false;
 };
 
 bool cancelled(const net::cancellation_state& cs) { return cs.cancelled() != net::cancellation_type::none; }
 
 error_bucket classify_read(const error_code& ec) {
-  if (ec == beast::error::timeout) return error_bucket::timeout;
-  if (ec.category() == http::make_error_code(http::error::end_of_stream).category()) {
-    const auto e = static_cast<http::error>(ec.value());
-    if (e == http::error::end_of_stream || e == http::error::partial_message) return error_bucket::read;
-    return error_bucket::protocol;
-  }
   // A TLS alert instead of a reply (e.g. a required client certificate, under TLS 1.3).
   if (ec.category() == net::error::get_ssl_category()) return error_bucket::protocol;
   return error_bucket::read;  // reset, eof, truncated TLS stream, ...
@@ -227,7 +230,58 @@ net::awaitable<void> run_arrivals(http_worker& hw, arrival_schedule schedule) {
 }
 
 template <bool Tls>
-using stream_type = std::conditional_t<Tls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
+using stream_type = std::conditional_t<Tls, net::ssl::stream<tcp::socket>, tcp::socket>;
+
+template <bool Tls>
+tcp::socket& socket_of(stream_type<Tls>& s) {
+  if constexpr (Tls)
+    return s.next_layer();
+  else
+    return s;
+}
+
+// Reads one response into `parser` through `buffer` (bytes past the response stay there).
+// A plain read_some/put loop rather than http::async_read: one operation layer per read.
+template <class Stream>
+net::awaitable<std::optional<error_bucket>> async_read_response(Stream& stream, beast::flat_buffer& buffer,
+                                                                response_sink& parser) {
+  error_code ec;
+  for (;;) {
+    if (buffer.size() != 0) {
+      const std::size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (parser.is_done()) co_return std::nullopt;
+      if (ec == http::error::need_more)
+        ec = {};
+      else if (ec)
+        co_return error_bucket::protocol;
+      else if (used != 0)
+        continue;
+    }
+    error_code rec;
+    std::size_t n = 0;
+    if constexpr (std::is_same_v<Stream, tcp::socket>) {
+      // Wait for readiness, then read without blocking: async_read_some would first try a
+      // recv that finds nothing (the reply is still on its way) on almost every request.
+      std::tie(rec) = co_await stream.async_wait(tcp::socket::wait_read, use_tuple);
+      if (!rec) {
+        n = stream.read_some(buffer.prepare(read_chunk), rec);
+        if (rec == net::error::would_block || rec == net::error::try_again) continue;
+      }
+    } else {
+      std::tie(rec, n) = co_await stream.async_read_some(buffer.prepare(read_chunk), use_tuple);
+    }
+    buffer.commit(n);
+    if (rec == net::error::eof) {
+      if (buffer.size() != 0) continue;  // parse what came with the close first
+      if (!parser.got_some()) co_return error_bucket::read;
+      parser.put_eof(ec);
+      if (ec || !parser.is_done()) co_return error_bucket::read;
+      co_return std::nullopt;
+    }
+    if (rec) co_return classify_read(rec);
+  }
+}
 
 // One pooled keep-alive connection: takes work, (re)connects when needed, sends, reads.
 template <bool Tls>
@@ -237,7 +291,6 @@ net::awaitable<void> run_connection(http_worker& hw) {
   net::io_context& io = hw.w.io();
   const shared_state& s = hw.s;
   const bool open = s.config.open;
-  const auto timeout = std::chrono::microseconds(s.config.timeout_us);
   connection_slot slot(io);
   hw.slots.push_back(&slot);
   std::optional<stream_type<Tls>> stream;
@@ -246,7 +299,7 @@ net::awaitable<void> run_connection(http_worker& hw) {
 
   for (;;) {
     if (hw.stopping || cancelled(cs)) break;
-    std::int64_t intended, issued;
+    std::int64_t intended, issued, sent;
     bool waited = false;
     if (open) {
       if (!hw.waiting.empty()) {
@@ -269,53 +322,69 @@ net::awaitable<void> run_connection(http_worker& hw) {
         intended = slot.intended_us;
         issued = slot.issued_us;
       }
+      sent = hw.w.now_us();
+      if (waited) hw.queue_wait.record(sent, sent - issued);
     } else {
-      intended = issued = hw.w.now_us();
+      intended = issued = sent = hw.w.now_us();
       if (s.end_us != 0 && intended >= s.end_us) break;
     }
 
-    const std::int64_t sent = hw.w.now_us();
-    if (waited) hw.queue_wait.record(sent, sent - issued);
-    auto& lowest = [&]() -> beast::tcp_stream& {
-      if (!stream) {
-        if constexpr (Tls)
-          stream.emplace(io, *hw.ssl);
-        else
-          stream.emplace(io);
-      }
-      return beast::get_lowest_layer(*stream);
-    }();
-    // One deadline for the whole exchange, connect and handshake included.
-    lowest.expires_after(timeout);
+    if (!stream) {
+      if constexpr (Tls)
+        stream.emplace(io, *hw.ssl);
+      else
+        stream.emplace(io);
+    }
+    tcp::socket& socket = socket_of<Tls>(*stream);
+    // One deadline for the whole exchange, connect and handshake included; the worker's
+    // watchdog cancels the socket's operations when it passes.
+    slot.socket = &socket;
+    slot.timed_out = false;
+    slot.deadline_us = sent + s.config.timeout_us;
     std::optional<error_bucket> failed;
     error_code ec;
 
-    if (!lowest.socket().is_open()) {
-      std::tie(ec, std::ignore) = co_await lowest.async_connect(s.endpoints, use_tuple);
+    if (!socket.is_open()) {
+      std::tie(ec, std::ignore) = co_await net::async_connect(socket, s.endpoints, use_tuple);
       if (!ec) {
         error_code ignored;
-        lowest.socket().set_option(tcp::no_delay(true), ignored);
+        socket.set_option(tcp::no_delay(true), ignored);
+        socket.non_blocking(true, ignored);  // for the direct send and read
         if constexpr (Tls) {
           if (s.sni) SSL_set_tlsext_host_name(stream->native_handle(), s.server_name.c_str());
           if (s.config.tls.verify) stream->set_verify_callback(net::ssl::host_name_verification(s.server_name));
           std::tie(ec) = co_await stream->async_handshake(net::ssl::stream_base::client, use_tuple);
         }
       }
-      if (ec) failed = ec == beast::error::timeout ? error_bucket::timeout : error_bucket::connect;
+      if (ec) failed = error_bucket::connect;
     }
     if (!failed) {
-      std::tie(ec, std::ignore) = co_await net::async_write(*stream, net::buffer(s.request), use_tuple);
-      if (ec) failed = ec == beast::error::timeout ? error_bucket::timeout : error_bucket::write;
+      // The request is small: one write_some almost always takes it whole. Over plain TCP
+      // the first attempt is a direct non-blocking send (no operation to schedule).
+      std::size_t at = 0;
+      if constexpr (!Tls) {
+        at = socket.write_some(net::buffer(s.request), ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+        if (ec) failed = error_bucket::write;
+      }
+      while (!failed && at < s.request.size()) {
+        std::size_t n;
+        std::tie(ec, n) = co_await stream->async_write_some(net::buffer(s.request.data() + at, s.request.size() - at), use_tuple);
+        if (ec) {
+          failed = error_bucket::write;
+          break;
+        }
+        at += n;
+      }
     }
     bool keep = false;
     if (!failed) {
       response_sink parser;
+      parser.eager(true);
       parser.body_limit(boost::none);
       if (s.head) parser.skip(true);
-      std::tie(ec, std::ignore) = co_await http::async_read(*stream, buffer, parser, use_tuple);
-      if (ec) {
-        failed = classify_read(ec);
-      } else {
+      failed = co_await async_read_response(*stream, buffer, parser);
+      if (!failed) {
         keep = parser.keep_alive();
         const int status = parser.status();
         const auto& expect = s.config.expect_status;
@@ -324,10 +393,13 @@ net::awaitable<void> run_connection(http_worker& hw) {
         if (!good) failed = error_bucket::status;
       }
     }
+    slot.deadline_us = 0;
+    slot.socket = nullptr;
     // A cancelled run abandons the exchange: the server did nothing wrong, so nothing counts.
     if (cancelled(cs)) break;
+    if (failed && slot.timed_out) failed = error_bucket::timeout;
     hw.outcome(intended, sent, failed);
-    if (!keep) {
+    if (!keep || failed) {
       stream.reset();
       buffer.clear();
     }
@@ -339,6 +411,32 @@ net::awaitable<void> run_connection(http_worker& hw) {
   }
   std::erase(hw.idle, &slot);
   std::erase(hw.slots, &slot);
+  --hw.connections_alive;
+}
+
+// Per worker: enforces the request timeout of every connection by cancelling the socket
+// operations of an exchange past its deadline. One timer per worker instead of one armed and
+// cancelled per read and write (tcp_stream's way), which the hot path cannot afford; timeouts
+// fire up to one tick (timeout/10, 1 to 100 ms) late.
+net::awaitable<void> run_watchdog(http_worker& hw) {
+  co_await net::this_coro::throw_if_cancelled(false);
+  const auto cs = co_await net::this_coro::cancellation_state;
+  const auto tick = std::chrono::microseconds(std::clamp<std::int64_t>(hw.s.config.timeout_us / 10, 1000, 100'000));
+  net::steady_timer timer(hw.w.io());
+  hw.watchdog_timer = &timer;
+  while (hw.connections_alive > 0 && !cancelled(cs)) {
+    timer.expires_after(tick);
+    co_await timer.async_wait(use_tuple);
+    const std::int64_t now = hw.w.now_us();
+    for (connection_slot* c : hw.slots) {
+      if (c->deadline_us != 0 && now >= c->deadline_us && c->socket && !c->timed_out) {
+        c->timed_out = true;
+        error_code ignored;
+        c->socket->cancel(ignored);
+      }
+    }
+  }
+  hw.watchdog_timer = nullptr;
 }
 
 class http_model final : public load_model {
@@ -358,8 +456,10 @@ class http_model final : public load_model {
     else
       hw.arrivals_done = true;
     const std::size_t n = split_count(s_.config.connections, w.index(), w.count());
+    hw.connections_alive = n;
     for (std::size_t i = 0; i < n; ++i)
       w.tasks().spawn(s_.url.tls ? run_connection<true>(hw) : run_connection<false>(hw));
+    if (n != 0) w.tasks().spawn(run_watchdog(hw));
   }
 
   void stop() override {

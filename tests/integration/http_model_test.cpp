@@ -35,7 +35,7 @@ using namespace syncstorm::loadgen;
 using tcp = net::ip::tcp;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-enum class behavior { ok, freeze, close_mid_reply, status_500, stall, garbage };
+enum class behavior { ok, freeze, close_mid_reply, status_500, stall, garbage, chunked_close };
 
 // A loopback HTTP/1.1 server on its own thread that answers every request per `behavior`.
 // `freeze`: requests received during [from, to) are answered at `to` (a GC pause, a lock).
@@ -115,6 +115,12 @@ class test_server {
         case behavior::stall:
           timer.expires_after(60s);
           co_await timer.async_wait(use_tuple);
+          co_return;
+        case behavior::chunked_close:
+          co_await net::async_write(s, net::buffer(std::string_view(
+                                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                           "Connection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n")),
+                                    use_tuple);
           co_return;
         case behavior::garbage:
           co_await net::async_write(s, net::buffer(std::string_view("SSH-2.0-OpenSSH_9.2\r\n\r\n")), use_tuple);
@@ -261,6 +267,16 @@ TEST(http_model, refused_connection_is_a_connect_error) {
   auto r = run_model(c, run_clock::now(), 5s);
   EXPECT_EQ(metric(r.metrics, "http.requests").error_count(), 25u);
   EXPECT_EQ(bucket(r.metrics, "connect"), 25u);
+}
+
+TEST(http_model, connection_close_replies_reconnect_without_errors) {
+  test_server server(behavior::chunked_close);
+  auto c = open_config(server.url(), 50, 400'000);  // 20 requests
+  c.connections = 2;
+  auto r = run_model(c, run_clock::now(), 5s);
+  EXPECT_EQ(metric(r.metrics, "http.requests").ok_count(), 20u);
+  EXPECT_EQ(metric(r.metrics, "http.requests").error_count(), 0u);
+  EXPECT_EQ(server.accepted.load(), 20u);  // the server closed after each chunked reply
 }
 
 TEST(http_model, expected_status_list_decides_success) {
