@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # HTTP load vs wrk: nginx (1 worker, pinned to core 0) serves a tiny static reply on loopback;
 # syncstorm's closed http model and `wrk -t1 -c64` each run pinned to core 1 for the same
-# duration, one after the other, in the same run. Prints both rates, their ratio, the CPU µs per
-# request of each (getrusage of the process / of the wrk child) and their ratio.
-#   bench/http_vs_wrk.sh [SECONDS=10] [CONNECTIONS=64]
+# duration, alternating for a few rounds, in the same run. Prints both rates, their ratio, the
+# CPU µs per request of each (getrusage of the process / of the wrk child) and their ratio.
+#   bench/http_vs_wrk.sh [SECONDS=10] [CONNECTIONS=64] [ROUNDS=3]
 # Env: SYNCSTORM_BUILD_DIR (default build-bench) is configured and built if needed; PORT (18089).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-10}
 conns=${2:-64}
+rounds=${3:-3}
 port=${PORT:-18089}
 build=${SYNCSTORM_BUILD_DIR:-$root/build-bench}
 
@@ -63,31 +64,47 @@ trap cleanup EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
 url="http://127.0.0.1:$port/"
 
-# wrk: its CPU is the child's rusage (user + sys), taken by python's getrusage.
-wrk_out=$(taskset -c 1 python3 -c '
-import resource, subprocess, sys
+# Rounds alternate wrk and syncstorm so that both see the same machine; medians are compared.
+# wrk's CPU is its rusage as a child (user + sys), taken by python's getrusage.
+run_wrk() {
+  taskset -c 1 python3 -c '
+import re, resource, subprocess, sys
 out = subprocess.run(sys.argv[1:], capture_output=True, text=True).stdout
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(out)
-print("cpu_us=%d" % int((r.ru_utime + r.ru_stime) * 1e6))
-' wrk -t1 -c"$conns" -d"${secs}s" "$url")
-wrk_req=$(awk '/requests in/ {print $1}' <<<"$wrk_out")
-wrk_secs=$(awk '/requests in/ {gsub(/s,/, "", $4); print $4}' <<<"$wrk_out")
-wrk_cpu=$(sed -n 's/^cpu_us=//p' <<<"$wrk_out")
-wrk_errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$wrk_out")
+m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+secs = float(m.group(2)) / (1000 if m.group(3) == "ms" else 1)
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+sock = re.search(r"Socket errors: (.*)", out)
+print("requests=%s seconds=%.3f cpu_us=%d errors=%s" % (m.group(1), secs,
+      int((r.ru_utime + r.ru_stime) * 1e6), errs.group(1) if errs else 0))
+if sock: print("wrk socket errors: " + sock.group(1), file=sys.stderr)
+' wrk -t1 -c"$conns" -d"${secs}s" "$url"
+}
+run_syncstorm() { taskset -c 1 "$driver" "$url" "$conns" "$secs" 1; }
 
-ss_out=$(taskset -c 1 "$driver" "$url" "$conns" "$secs" 1)
-eval "$(sed 's/ /;/g' <<<"$ss_out")"  # requests= errors= seconds= cpu_us=
+results=$tmp/results
+: > "$results"
+for r in $(seq "$rounds"); do
+  echo "wrk $(run_wrk)" >> "$results"
+  echo "syncstorm $(run_syncstorm)" >> "$results"
+done
 
-python3 - "$wrk_req" "$wrk_secs" "$wrk_cpu" "$requests" "$seconds" "$cpu_us" "$errors" "$secs" "$conns" <<'PY'
-import sys
-wr, ws, wc, sr, ssec, sc, serr, secs, conns = sys.argv[1:]
-wr, ws, wc, sr, ssec, sc = int(wr), float(ws), int(wc), int(sr), float(secs), int(sc)
-wrate, srate = wr / ws, sr / ssec
-wcpu, scpu = wc / wr, sc / sr
-print(f"duration {secs} s, {conns} connections, nginx 1 worker on core 0, clients on core 1")
-print(f"wrk       : {wr:>10} requests  {wrate:>10.0f} req/s  {wcpu:6.2f} µs CPU/request")
-print(f"syncstorm : {sr:>10} requests  {srate:>10.0f} req/s  {scpu:6.2f} µs CPU/request  ({serr} errors)")
-print(f"rate ratio syncstorm/wrk: {srate / wrate:.3f}   CPU/request ratio syncstorm/wrk: {scpu / wcpu:.3f}")
+python3 - "$results" "$secs" "$conns" "$rounds" <<'PY'
+import statistics, sys
+path, secs, conns, rounds = sys.argv[1:]
+rows = {"wrk": [], "syncstorm": []}
+for line in open(path):
+    tool, *kv = line.split()
+    d = dict(x.split("=") for x in kv)
+    req, s, cpu = int(d["requests"]), float(d["seconds"]), int(d["cpu_us"])
+    rows[tool].append((req / s, cpu / req, int(d.get("errors", 0)), req))
+print(f"{rounds} rounds of {secs} s each, {conns} connections; nginx 1 worker on core 0, client on core 1")
+for tool, rs in rows.items():
+    for i, (rate, cpu, err, req) in enumerate(rs, 1):
+        print(f"  round {i} {tool:9}: {req:>9} requests {rate:>9.0f} req/s {cpu:6.2f} µs CPU/request ({err} errors)")
+med = {t: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)) for t, rs in rows.items()}
+for t, (rate, cpu) in med.items():
+    print(f"median {t:9}: {rate:>9.0f} req/s {cpu:6.2f} µs CPU/request")
+print(f"rate ratio syncstorm/wrk: {med['syncstorm'][0] / med['wrk'][0]:.3f}   "
+      f"CPU/request ratio syncstorm/wrk: {med['syncstorm'][1] / med['wrk'][1]:.3f}")
 PY
-[[ -n "$wrk_errs" ]] && echo "wrk: $wrk_errs" || true

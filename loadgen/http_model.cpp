@@ -258,19 +258,9 @@ net::awaitable<std::optional<error_bucket>> async_read_response(Stream& stream, 
       else if (used != 0)
         continue;
     }
-    error_code rec;
-    std::size_t n = 0;
-    if constexpr (std::is_same_v<Stream, tcp::socket>) {
-      // Wait for readiness, then read without blocking: async_read_some would first try a
-      // recv that finds nothing (the reply is still on its way) on almost every request.
-      std::tie(rec) = co_await stream.async_wait(tcp::socket::wait_read, use_tuple);
-      if (!rec) {
-        n = stream.read_some(buffer.prepare(read_chunk), rec);
-        if (rec == net::error::would_block || rec == net::error::try_again) continue;
-      }
-    } else {
-      std::tie(rec, n) = co_await stream.async_read_some(buffer.prepare(read_chunk), use_tuple);
-    }
+    // Asio first tries a recv that usually finds nothing yet (the reply is on its way); that
+    // measured cheaper than async_wait + read_some, whose re-arm costs an epoll_ctl each time.
+    auto [rec, n] = co_await stream.async_read_some(buffer.prepare(read_chunk), use_tuple);
     buffer.commit(n);
     if (rec == net::error::eof) {
       if (buffer.size() != 0) continue;  // parse what came with the close first
@@ -349,7 +339,7 @@ net::awaitable<void> run_connection(http_worker& hw) {
       if (!ec) {
         error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
-        socket.non_blocking(true, ignored);  // for the direct send and read
+        socket.non_blocking(true, ignored);  // for the direct send below
         if constexpr (Tls) {
           if (s.sni) SSL_set_tlsext_host_name(stream->native_handle(), s.server_name.c_str());
           if (s.config.tls.verify) stream->set_verify_callback(net::ssl::host_name_verification(s.server_name));

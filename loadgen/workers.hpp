@@ -10,6 +10,9 @@
 // Threading: worker_pool's members are called from one controller thread, except interrupt()
 // (any thread, not a signal handler). A worker's io()/metrics()/tasks() are used on that
 // worker's thread, or on the controller thread before the pool's threads run (load_model::start).
+// A worker's sockets and timers must be used only on its thread: its io_context runs without
+// the reactor's per-descriptor locks (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO); posting to it
+// from any thread is safe.
 // Beast stays out of this header; Asio appears only as a forward declaration.
 #pragma once
 
