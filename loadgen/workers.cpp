@@ -109,14 +109,17 @@ std::size_t worker_pool::live_tasks() const noexcept {
 worker_pool::run_end worker_pool::run_until(run_clock::time_point until, const progress_fn& progress,
                                             std::chrono::milliseconds every) {
   auto next_progress = run_clock::now() + every;
+  std::int64_t since_us = 0;
   for (;;) {
     auto now = run_clock::now();
     if (now >= until) return run_end::deadline;
     if (live_tasks() == 0) return run_end::drained;
     if (now >= next_progress) {
       if (progress) {
-        metrics_shard merged = snapshot();
-        progress(merged, std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - start_).count());
+        const auto at_us = std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - start_).count();
+        metrics_shard merged = snapshot(since_us);
+        progress(merged, at_us);
+        since_us = at_us;
       }
       // Keep the cadence on the clock, not on how long the merge took.
       while (next_progress <= run_clock::now()) next_progress += every;
@@ -137,7 +140,10 @@ void worker_pool::interrupt() noexcept {
   threads_->cv.notify_all();
 }
 
-metrics_shard worker_pool::snapshot() {
+metrics_shard worker_pool::snapshot(std::int64_t series_since_us) {
+  auto copy = [series_since_us](const metrics_shard& m) {
+    return series_since_us > 0 ? m.copy_since(series_since_us) : m;
+  };
   std::vector<std::optional<metrics_shard>> copies(workers_.size());
   if (started_ && !stopped_) {
     std::vector<std::future<void>> done;
@@ -146,14 +152,14 @@ metrics_shard worker_pool::snapshot() {
       auto p = std::make_shared<std::promise<void>>();
       done.push_back(p->get_future());
       worker& w = *workers_[i];
-      net::post(w.io(), [&w, &slot = copies[i], p] {
-        slot.emplace(w.metrics());
+      net::post(w.io(), [&w, &slot = copies[i], p, &copy] {
+        slot.emplace(copy(w.metrics()));
         p->set_value();
       });
     }
     for (auto& f : done) f.wait();
   } else {
-    for (std::size_t i = 0; i < workers_.size(); ++i) copies[i].emplace(workers_[i]->metrics());
+    for (std::size_t i = 0; i < workers_.size(); ++i) copies[i].emplace(copy(workers_[i]->metrics()));
   }
   metrics_shard merged;
   for (auto& c : copies) merged.merge(*c);

@@ -108,15 +108,18 @@ class worker_pool {
   void start(std::vector<load_model*> models);
 
   // Blocks until `until`, interrupt(), or every worker ran out of tasks (drained). Every
-  // `every` it merges a snapshot and calls `progress` (if set) on this thread.
+  // `every` it merges a snapshot and calls `progress` (if set) on this thread. The snapshot
+  // has whole-run histograms and counts, but series and gauges only from the previous
+  // snapshot's step on (metrics_shard::copy_since), so its cost does not grow with the run.
   run_end run_until(run_clock::time_point until, const progress_fn& progress = {},
                     std::chrono::milliseconds every = std::chrono::seconds(1));
   // Makes run_until return; callable from any thread (a signal-watching thread, not a handler).
   void interrupt() noexcept;
 
   // A merged copy of every worker's metrics now: each worker copies its own shard on its
-  // thread, the copies are merged here.
-  metrics_shard snapshot();
+  // thread (series from series_since_us on, see copy_since; 0: everything), the copies are
+  // merged here.
+  metrics_shard snapshot(std::int64_t series_since_us = 0);
 
   // Graceful stop: models' stop(), then up to `grace` for the workers' tasks to finish, then a
   // terminal cancellation and up to `cancel_wait` more, then the io_contexts stop and the threads
