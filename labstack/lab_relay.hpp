@@ -1,0 +1,42 @@
+// The lab's pass-through TCP relays: the listeners that sit on each path a network fault may need
+// (clients→LB: `lb_http` and `lb_ws`; pods→DB: `db`), so a fault proxy can be put on a path
+// without restarting anything: repoint the relay's upstream at the proxy (which forwards to the
+// real target), and back. The lab also uses this to fail the DB path over to a promoted replica.
+//
+// One relay process per lab (unit `relay`, supervised like the pods) serves every path with one
+// Asio thread. Paths come from the state file (`paths.<name>` = {listen, upstream, sources}); the
+// current upstreams are always written back there, so a restarted relay resumes them. Buffers are
+// taken from a pool only while bytes are in flight, so an idle connection (a WebSocket subscriber)
+// costs two sockets and no buffer. Half-closes are forwarded; an error on either side closes both.
+//
+// Control: a unix socket (`relay.control` in the state; path lab_dir/relay.sock), one JSON request
+// line, one JSON answer line:
+//   {"cmd":"status"}  → {"ok":true,"paths":{NAME:{"listen","upstream","active","accepted",
+//                        "upstream_failures","bytes_up","bytes_down"}}}
+//   {"cmd":"set_upstream","path":NAME,"upstream":"IP:PORT","reset":BOOL}
+//        → new connections go to IP:PORT; with reset, the path's open connections are closed
+//          (RST) so clients reconnect through the new upstream. Answers {"ok":true,"reset":N}.
+//   {"cmd":"reset","path":NAME} → closes the path's open connections.
+// Prefer lab::set_path_upstream (lab.hpp), which also records the change in the state file.
+//
+// Threading: relay_main runs its own io_context on the calling thread and returns on SIGTERM or
+// SIGINT. relay_control is a blocking client usable from any thread.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace syncstorm::lab {
+
+// Runs the relays of the lab whose state file is `state_path` until SIGTERM/SIGINT. Returns the
+// process exit code (non-zero when a listener cannot be opened; the reason goes to stderr).
+int relay_main(const std::string& state_path);
+
+// One request on a relay control socket. Throws std::runtime_error naming the socket when it
+// cannot connect, the deadline passes or the answer is not JSON.
+nlohmann::json relay_control(const std::string& socket_path, const nlohmann::json& request,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(3));
+
+}  // namespace syncstorm::lab
