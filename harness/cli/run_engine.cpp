@@ -1,0 +1,486 @@
+// `syncstorm run`'s engine. See run_engine.hpp. Order of a run: run directory and scenario.json,
+// signal thread, target (preflight), models, worker pool, the clock until the deadline or a
+// signal, graceful stop, verdicts, report files, the verdict table, `report: …`.
+#include "harness/cli/run_engine.hpp"
+
+#include "harness/report_schema.hpp"
+#include "harness/sla.hpp"
+#include "harness/units.hpp"
+#include "loadgen/http_model.hpp"
+#include "loadgen/workers.hpp"
+#include "reports/writers.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace syncstorm::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using clock = std::chrono::steady_clock;
+
+std::string iso_utc(std::chrono::system_clock::time_point t, bool compact = false) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::ostringstream o;
+  if (compact) {
+    o << std::put_time(&tm, "%Y%m%dT%H%M%SZ");
+  } else {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+    o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << "." << std::setw(3) << std::setfill('0') << ms << "Z";
+  }
+  return o.str();
+}
+
+// events.jsonl: one JSON object per line, µs since the run's start and wall time. Written from
+// the controller thread and the signal thread, so a mutex guards it (events are rare).
+class event_log {
+ public:
+  event_log(const fs::path& p, clock::time_point start) : out_(p, std::ios::app), start_(start) {}
+  void write(const std::string& event, nlohmann::json fields = nlohmann::json::object()) {
+    std::lock_guard lock(mu_);
+    auto now = clock::now();
+    fields["t_us"] = std::chrono::duration_cast<std::chrono::microseconds>(now - start_).count();
+    fields["t_s"] = static_cast<double>(fields["t_us"].get<std::int64_t>()) / 1e6;
+    fields["at"] = iso_utc(std::chrono::system_clock::now());
+    fields["event"] = event;
+    out_ << fields.dump() << "\n";
+    out_.flush();
+    all_.push_back(std::move(fields));
+  }
+  nlohmann::json all() {
+    std::lock_guard lock(mu_);
+    return all_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::ofstream out_;
+  clock::time_point start_;
+  nlohmann::json all_ = nlohmann::json::array();
+};
+
+// Blocks SIGINT/SIGTERM in every thread started after construction; one thread waits for them.
+class signal_watch {
+ public:
+  explicit signal_watch(std::function<void(int)> on_signal) : on_signal_(std::move(on_signal)) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+    thread_ = std::thread([this] {
+      timespec ts{0, 100'000'000};
+      while (!done_) {
+        int sig = sigtimedwait(&set_, nullptr, &ts);
+        if (sig > 0 && !fired_.exchange(true)) {
+          signal_ = sig;
+          on_signal_(sig);
+        }
+      }
+    });
+  }
+  ~signal_watch() {
+    done_ = true;
+    thread_.join();
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  bool fired() const { return fired_; }
+  int signal() const { return signal_; }
+
+ private:
+  sigset_t set_{}, old_{};
+  std::function<void(int)> on_signal_;
+  std::atomic<bool> done_{false}, fired_{false};
+  std::atomic<int> signal_{0};
+  std::thread thread_;
+};
+
+// A TCP connect with a timeout: is the target reachable at all? Empty on success.
+std::string preflight_connect(const std::string& host, std::uint16_t port, int timeout_ms) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res);
+  if (rc != 0) return "resolve " + host + ": " + gai_strerror(rc);
+  std::string err = "no address";
+  for (auto* a = res; a; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) { err = std::strerror(errno); continue; }
+    int c = connect(fd, a->ai_addr, a->ai_addrlen);
+    if (c != 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (poll(&p, 1, timeout_ms) == 1) {
+        int so = 0;
+        socklen_t len = sizeof so;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &len);
+        c = so == 0 ? 0 : -1;
+        errno = so;
+      } else {
+        c = -1;
+        errno = ETIMEDOUT;
+      }
+    }
+    if (c == 0) { close(fd); freeaddrinfo(res); return {}; }
+    err = std::strerror(errno);
+    close(fd);
+  }
+  freeaddrinfo(res);
+  return "connect " + host + ":" + std::to_string(port) + ": " + err;
+}
+
+std::vector<std::pair<std::string, std::string>> headers_of(const nlohmann::json& obj) {
+  std::vector<std::pair<std::string, std::string>> h;
+  if (!obj.is_object()) return h;
+  for (const auto& [k, v] : obj.items()) h.emplace_back(k, v.get<std::string>());
+  return h;
+}
+
+// The base URL of the target's HTTP API.
+std::string target_http_base(const scenario& s) {
+  if (s.target.contains("endpoints")) return s.target["endpoints"].value("http", "");
+  return {};
+}
+
+loadgen::http_model_config http_config(const scenario& s, const load_entry& l, bool resolve) {
+  loadgen::http_model_config c;
+  const auto& f = l.fields;
+  c.name = l.name;
+  const auto& req = f.value("request", nlohmann::json::object());
+  std::string base = target_http_base(s);
+  if (req.contains("url")) c.url = req["url"];
+  else {
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    c.url = base + req.value("path", "/");
+  }
+  c.method = req.value("method", "GET");
+  auto add_headers = [&](const nlohmann::json& h) {
+    for (auto& [k, v] : headers_of(h)) c.headers.emplace_back(k, resolve ? resolve_env(v) : v);
+  };
+  add_headers(s.target.value("headers", nlohmann::json::object()));
+  add_headers(req.value("headers", nlohmann::json::object()));
+  if (req.contains("body")) {
+    if (req["body"].is_string()) c.body = req["body"].get<std::string>();
+    else {
+      c.body = req["body"].dump();
+      c.headers.emplace_back("Content-Type", "application/json");
+    }
+    if (resolve) c.body = resolve_env(c.body);
+  }
+  c.open = f.value("mode", "open") != "closed";
+  c.connections = f.value("connections", 64);
+  c.timeout_us = f.contains("timeout") ? duration_us(f["timeout"]) : 5'000'000;
+  for (const auto& st : f.value("expect_status", nlohmann::json::array())) c.expect_status.push_back(st.get<int>());
+  for (const auto& ph : l.phases) c.phases.push_back({ph.name, ph.for_us, ph.rate, ph.to});
+  if (s.target.contains("tls")) {
+    const auto& t = s.target["tls"];
+    auto r = [&](const char* k) { std::string v = t.value(k, ""); return resolve ? resolve_env(v) : v; };
+    c.tls.ca_file = r("ca_file");
+    c.tls.cert_file = r("cert_file");
+    c.tls.key_file = r("key_file");
+    c.tls.server_name = r("server_name");
+    c.tls.verify = t.value("verify", true);
+  }
+  return c;
+}
+
+double ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
+
+// report.json's `metrics` and `series`: times in ms, counts as they are.
+void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohmann::json& series) {
+  metrics = nlohmann::json::object();
+  series = nlohmann::json::object();
+  for (const auto& name : m.names()) {
+    const timed_metric* t = m.find(name);
+    const histogram& h = t->hist();
+    bool timed = h.count() > 0;
+    nlohmann::json j = {{"unit", timed ? "ms" : "count"}, {"count", t->count()}, {"ok", t->ok_count()}, {"errors", t->error_count()}};
+    if (timed) {
+      j["min"] = ms(h.min());
+      j["mean"] = h.mean() / 1000.0;
+      j["p50"] = ms(h.percentile(50));
+      j["p90"] = ms(h.percentile(90));
+      j["p99"] = ms(h.percentile(99));
+      j["p99_9"] = ms(h.percentile(99.9));
+      j["p99_99"] = ms(h.percentile(99.99));
+      j["max"] = ms(h.max());
+    }
+    metrics[name] = j;
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& row : t->coarse().to_json()) {
+      rows.push_back({row[0], row[1], row[2], row[3].get<double>() / 1000.0, row[4].get<double>() / 1000.0, row[5].get<double>() / 1000.0});
+    }
+    series[name] = rows;
+  }
+  for (const auto& name : m.gauge_names()) {
+    const gauge_series* g = m.find_gauge(name);
+    metrics[name] = {{"unit", "value"}, {"last", g->last()}, {"peak", g->peak()}};
+  }
+}
+
+std::string progress_line(const metrics_shard& snap, const metrics_shard* prev, double elapsed_s, double total_s,
+                          const scenario& s) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(0) << "[" << std::setw(5) << elapsed_s << "s/" << total_s << "s]";
+  for (const auto& l : s.loads) {
+    std::string base = l.model == "http" ? "http" : l.model;
+    const timed_metric* req = snap.find(base + ".requests");
+    const timed_metric* lat = snap.find(base + ".latency");
+    if (!req) continue;
+    std::uint64_t before = prev && prev->find(base + ".requests") ? prev->find(base + ".requests")->count() : 0;
+    o << " " << l.name << ": " << (req->count() - before) << "/s total " << req->count() << " errors " << req->error_count();
+    if (lat && lat->hist().count()) o << std::setprecision(1) << " p99 " << ms(lat->hist().percentile(99)) << "ms" << std::setprecision(0);
+  }
+  return o.str();
+}
+
+}  // namespace
+
+std::string dry_run_details(const scenario& s, const run_options& o) {
+  std::ostringstream out;
+  out << "\nresolved\n";
+  out << "  run directory: " << (fs::path(o.out_dir) / ("<YYYYmmddTHHMMSSZ>-" + s.name)).string() << " (not created)\n";
+  out << "  worker threads: " << o.threads << "\n";
+  if (s.target.contains("lab")) {
+    const auto& lab = s.target["lab"];
+    out << "  target: lab with " << lab.value("pods", 2) << " syncd pods behind HAProxy, PostgreSQL 15"
+        << (lab.value("replica", false) ? " with a synchronous replica" : "") << " (started for the run, stopped after"
+        << (lab.value("keep", false) ? ": keep" : "") << ")\n";
+  }
+  for (const auto& l : s.loads) {
+    if (l.model == "http") {
+      auto c = http_config(s, l, false);
+      out << "  load " << l.name << ": " << (c.open ? "open" : "closed") << " model, " << c.connections << " connections, "
+          << c.method << " " << c.url << ", timeout " << units::format_duration(c.timeout_us);
+      if (!c.headers.empty()) {
+        out << ", headers:";
+        for (const auto& [k, v] : c.headers) out << " " << k << (has_env_ref(v) ? "=<from environment>" : "=<set>");
+      }
+      out << "\n";
+    }
+  }
+  out << "  nothing was contacted, started or written\n";
+  return out.str();
+}
+
+int run_scenario(const scenario& s, const plan& p, const run_options& o) {
+  auto wall_start = std::chrono::system_clock::now();
+  fs::path dir = fs::path(o.out_dir) / (iso_utc(wall_start, true) + "-" + s.name);
+  for (int i = 2; fs::exists(dir); ++i) dir = fs::path(o.out_dir) / (iso_utc(wall_start, true) + "-" + s.name + "-" + std::to_string(i));
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    std::cerr << "--out " << o.out_dir << ": found a directory that cannot be created (" << ec.message()
+              << "); expected a writable directory\n";
+    return 3;
+  }
+  {
+    std::ofstream sc(dir / "scenario.json");
+    nlohmann::json recorded = s.document;
+    sc << recorded.dump(2) << "\n";
+  }
+  auto start = clock::now();
+  event_log events(dir / "events.jsonl", start);
+  std::atomic<loadgen::worker_pool*> pool_ptr{nullptr};
+  signal_watch signals([&](int sig) {
+    events.write("signal", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+    if (auto* pl = pool_ptr.load()) pl->interrupt();
+  });
+  events.write("run_started", {{"scenario", s.name}, {"seed", s.seed}, {"time_scale", s.time_scale}, {"threads", o.threads}});
+
+  std::string error;
+  std::vector<std::unique_ptr<loadgen::load_model>> models;
+  // Target preflight: an unreachable target is a runtime error (exit 3), not a failed SLA.
+  if (s.target.contains("endpoints")) {
+    std::string base = target_http_base(s);
+    if (!base.empty()) {
+      try {
+        auto u = loadgen::parse_url(base);
+        std::string e = preflight_connect(u.host, u.port, 3000);
+        if (!e.empty()) error = "target unreachable: " + e;
+      } catch (const std::exception& e) {
+        error = std::string("target.endpoints.http: ") + e.what();
+      }
+    }
+  } else if (s.target.contains("lab")) {
+    error = "target.lab: the lab is not built into this syncstorm yet; use target.endpoints";
+  }
+  if (error.empty()) {
+    try {
+      for (const auto& l : s.loads) {
+        if (l.model == "http") models.push_back(loadgen::make_http_model(http_config(s, l, true)));
+        else throw std::invalid_argument("load " + l.name + ": model " + l.model + " is not implemented in this build");
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+
+  metrics_shard merged;
+  loadgen::worker_pool::run_end end = loadgen::worker_pool::run_end::deadline;
+  std::int64_t run_end_us = 0;
+  double cpu_cores = 0, worker_cpu_max = 0;
+  rusage ru0{};
+  getrusage(RUSAGE_SELF, &ru0);
+  if (error.empty() && !signals.fired()) {
+    loadgen::worker_pool pool(o.threads, start);
+    try {
+      std::vector<loadgen::load_model*> raw;
+      for (auto& m : models) raw.push_back(m.get());
+      pool.start(raw);
+      pool_ptr = &pool;
+      if (signals.fired()) pool.interrupt();
+      for (const auto& ph : p.phases) events.write("phase_planned", {{"load", ph.load}, {"phase", ph.phase}, {"start_s", ph.start_us / 1e6}, {"end_s", ph.end_us / 1e6}});
+      bool tty = isatty(STDERR_FILENO);
+      std::unique_ptr<metrics_shard> prev;
+      int tick = 0;
+      double total_s = static_cast<double>(s.duration_us) / 1e6;
+      end = pool.run_until(start + std::chrono::microseconds(s.duration_us), [&](const metrics_shard& snap, std::int64_t at_us) {
+        ++tick;
+        if (tty) {
+          std::cerr << "\r" << progress_line(snap, prev.get(), at_us / 1e6, total_s, s) << "\033[K" << std::flush;
+        } else if (tick % 10 == 0) {
+          std::cerr << progress_line(snap, prev.get(), at_us / 1e6, total_s, s) << "\n";
+        }
+        prev = std::make_unique<metrics_shard>(snap);
+      });
+      if (tty) std::cerr << "\n";
+      pool_ptr = nullptr;
+      run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
+      merged = pool.stop(std::chrono::seconds(5));
+      auto wall_us = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count());
+      for (auto c : pool.cpu_us()) worker_cpu_max = std::max(worker_cpu_max, static_cast<double>(c) / static_cast<double>(wall_us));
+    } catch (const std::exception& e) {
+      pool_ptr = nullptr;
+      error = e.what();
+      try { merged = pool.stop(std::chrono::seconds(1)); } catch (...) {}
+    }
+  }
+  auto wall_end = std::chrono::system_clock::now();
+  if (run_end_us == 0) run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
+  {
+    rusage ru1{};
+    getrusage(RUSAGE_SELF, &ru1);
+    auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec); };
+    double used = tv(ru1.ru_utime) + tv(ru1.ru_stime) - tv(ru0.ru_utime) - tv(ru0.ru_stime);
+    cpu_cores = used / static_cast<double>(std::max<std::int64_t>(1, run_end_us));
+  }
+  bool interrupted = signals.fired() || end == loadgen::worker_pool::run_end::interrupted;
+  events.write(interrupted ? "run_interrupted" : "run_stopped", {{"error", error}});
+
+  // The generator's self-watch (DESIGN §7): saturated when a worker thread was busy > 90% of
+  // the time or arrivals ran late (lag p99 > 10 ms).
+  const timed_metric* lag = merged.find("generator.lag");
+  std::optional<double> lag_p99;
+  if (lag && lag->hist().count()) lag_p99 = ms(lag->hist().percentile(99));
+  std::string sat_reason;
+  if (worker_cpu_max > 0.9) sat_reason = "a worker thread was busy " + std::to_string(static_cast<int>(worker_cpu_max * 100)) + "% of the run (> 90%)";
+  if (lag_p99 && *lag_p99 > 10.0) {
+    std::ostringstream r;
+    r << std::setprecision(3) << "generator.lag p99 " << *lag_p99 << " ms (> 10 ms)";
+    sat_reason += (sat_reason.empty() ? "" : "; ") + r.str();
+  }
+  bool saturated = !sat_reason.empty();
+
+  evaluation_context ctx;
+  ctx.metrics = &merged;
+  ctx.run_end_us = run_end_us;
+  ctx.generator_saturated = saturated;
+  ctx.saturation_reason = sat_reason;
+  ctx.resolve_window = [&](const std::string& w) -> std::vector<time_window> {
+    if (w == "all" || w == "steady") return {{0, run_end_us}};
+    if (w.starts_with("phase:")) {
+      std::string rest = w.substr(6);
+      std::string ln = rest.substr(0, rest.find('/')), pn = rest.substr(rest.find('/') + 1);
+      for (const auto& ph : p.phases)
+        if (ph.load == ln && ph.phase == pn && ph.start_us < run_end_us) return {{ph.start_us, std::min(ph.end_us, run_end_us)}};
+      return {};
+    }
+    return {};  // during:/after: a fault: this build applies no faults
+  };
+  nlohmann::json verdicts = nlohmann::json::array();
+  bool any_fail = false, any_inconclusive = false;
+  for (const auto& r : s.slas) {
+    verdict v = evaluate(r, ctx);
+    if (v.inconclusive) any_inconclusive = true;
+    else if (!v.pass) any_fail = true;
+    nlohmann::json j = {{"name", v.name}, {"metric", v.metric}, {"stat", v.stat}, {"window", v.window},
+                        {"value", v.value ? nlohmann::json(*v.value) : nlohmann::json()},
+                        {"bound", v.bound ? nlohmann::json(*v.bound) : nlohmann::json()},
+                        {"op", v.op}, {"pass", v.pass}, {"warn", v.warn}, {"inconclusive", v.inconclusive},
+                        {"unit", v.unit}, {"samples", v.samples}, {"reason", v.reason},
+                        {"warn_bound", v.warn_bound ? nlohmann::json(*v.warn_bound) : nlohmann::json()}};
+    if (!v.load.empty()) j["load"] = v.load;
+    verdicts.push_back(j);
+  }
+
+  std::string outcome;
+  int exit_code;
+  std::string reason;
+  if (!error.empty()) { outcome = "error"; exit_code = 3; reason = error; }
+  else if (interrupted) { outcome = "aborted"; exit_code = 4; reason = "interrupted by " + std::string(signals.signal() == SIGINT ? "SIGINT" : "SIGTERM"); }
+  else if (any_fail) { outcome = "fail"; exit_code = 1; }
+  else if (any_inconclusive) { outcome = "inconclusive"; exit_code = 5; reason = "a rule could not be judged"; }
+  else { outcome = "pass"; exit_code = 0; }
+
+  nlohmann::json metrics_j, series_j;
+  metrics_for_report(merged, metrics_j, series_j);
+  nlohmann::json errors_j = nlohmann::json::object();
+  for (const auto& name : merged.names()) {
+    if (name.find(".errors.") != std::string::npos) errors_j[name] = merged.find(name)->count();
+  }
+  std::uint64_t late = merged.find("generator.late") ? merged.find("generator.late")->count() : 0;
+  nlohmann::json report = {
+      {"schema_version", report_schema_version},
+      {"syncstorm_version", SYNCSTORM_VERSION},
+      {"seed", s.seed},
+      {"scenario", s.document},
+      {"time_scale", s.time_scale},
+      {"started_at", iso_utc(wall_start)},
+      {"ended_at", iso_utc(wall_end)},
+      {"duration_s", static_cast<double>(run_end_us) / 1e6},
+      {"outcome", outcome},
+      {"exit_code", exit_code},
+      {"reason", reason},
+      {"verdicts", verdicts},
+      {"metrics", metrics_j},
+      {"series", series_j},
+      {"faults", nlohmann::json::array()},
+      {"audit", nullptr},
+      {"generator", {{"cpu", cpu_cores}, {"lag_p99", lag_p99 ? nlohmann::json(*lag_p99) : nlohmann::json()},
+                     {"saturated", saturated}, {"reason", sat_reason}, {"threads", o.threads}, {"late", late}}},
+      {"events", events.all()},
+      {"run_dir", dir.string()},
+      {"errors", errors_j}};
+  try {
+    reports::write_all(dir.string(), report);
+  } catch (const std::exception& e) {
+    std::cerr << "report: " << e.what() << "\n";
+    exit_code = 3;
+  }
+  std::cout << reports::verdict_table(report);
+  std::cout << "report: " << (dir / "report.html").string() << std::endl;
+  return exit_code;
+}
+
+}  // namespace syncstorm::cli

@@ -1,0 +1,180 @@
+// Rule evaluation. See sla.hpp.
+#include "harness/sla.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace syncstorm {
+namespace {
+
+bool is_time_stat(const rule_entry& r) {
+  return r.unit == metric_unit::time && r.stat != "count" && r.stat != "rate" && r.stat != "ratio";
+}
+
+std::string fmt(double v) {
+  std::ostringstream o;
+  o.precision(6);
+  o << v;
+  return o.str();
+}
+
+// The samples of a timed metric within the windows, merged into one point.
+series_point merge_window(const timed_metric& m, const std::vector<time_window>& ws) {
+  series_point acc;
+  const series& s = m.fine();
+  const auto& steps = s.steps();
+  const auto& points = s.points();
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    std::int64_t t = steps[i] * s.resolution_us();
+    for (const auto& w : ws) {
+      if (t >= w.from_us && t < w.to_us) {
+        acc.merge(points[i]);
+        break;
+      }
+    }
+  }
+  return acc;
+}
+
+}  // namespace
+
+std::optional<double> percentile_of(const std::string& stat) {
+  if (stat.size() < 2 || stat[0] != 'p') return std::nullopt;
+  try {
+    return std::stod(stat.substr(1));
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+std::uint64_t samples_needed(const std::string& stat, std::optional<double> min_bound) {
+  if (auto q = percentile_of(stat); q && *q < 100.0) {
+    return static_cast<std::uint64_t>(std::ceil(10.0 / (1.0 - *q / 100.0) - 1e-9));
+  }
+  if (stat == "ratio" && min_bound && *min_bound < 100.0) {
+    return static_cast<std::uint64_t>(std::ceil(3.0 / (1.0 - *min_bound / 100.0) - 1e-9));
+  }
+  return 0;
+}
+
+verdict evaluate(const rule_entry& rule, const evaluation_context& ctx) {
+  verdict v;
+  v.name = rule.name;
+  v.metric = rule.metric;
+  v.stat = rule.stat;
+  v.window = rule.window;
+  v.load = rule.load;
+  bool time_stat = is_time_stat(rule);
+  v.unit = time_stat ? "ms" : rule.stat == "ratio" ? "percent" : rule.stat == "rate" ? "per_s" : rule.unit == metric_unit::count ? "count" : "value";
+  double scale = time_stat ? 1e-3 : 1.0;  // µs -> ms
+  if (rule.max) { v.bound = *rule.max * scale; v.op = "<="; }
+  else if (rule.min) { v.bound = *rule.min * scale; v.op = ">="; }
+  if (rule.warn) v.warn_bound = *rule.warn * scale;
+
+  auto conclude = [&](double value) {
+    v.value = value;
+    bool ok = true;
+    if (rule.max && value > *rule.max * scale) ok = false;
+    if (rule.min && value < *rule.min * scale) ok = false;
+    v.pass = ok;
+    if (ok && v.warn_bound) {
+      v.warn = rule.max ? value > *v.warn_bound : rule.min ? value < *v.warn_bound : false;
+    }
+    if (!ok) {
+      v.reason = rule.metric + " " + rule.stat + " = " + fmt(value) + " " + v.unit + ", bound " + v.op + " " +
+                 fmt(*v.bound) + " " + v.unit + " (window " + rule.window + ")";
+    }
+  };
+  auto inconclusive = [&](std::string why) {
+    v.inconclusive = true;
+    v.pass = false;
+    v.reason = std::move(why);
+    return v;
+  };
+
+  if (auto it = ctx.scalars.find(rule.metric); it != ctx.scalars.end()) {
+    v.samples = 1;
+    conclude(it->second * scale);
+    if (std::isinf(it->second)) v.reason = rule.metric + " never recovered within the run (unbounded)";
+    return v;
+  }
+  const timed_metric* m = ctx.metrics ? ctx.metrics->find(rule.metric) : nullptr;
+  const gauge_series* g = ctx.metrics ? ctx.metrics->find_gauge(rule.metric) : nullptr;
+  if (!m && !g) return inconclusive(rule.metric + " was not measured in this run (no samples)");
+
+  std::vector<time_window> ws = ctx.resolve_window ? ctx.resolve_window(rule.window)
+                                                   : std::vector<time_window>{{0, ctx.run_end_us}};
+  if (ws.empty()) return inconclusive("window " + rule.window + " did not occur in this run");
+  double window_s = 0;
+  for (const auto& w : ws) window_s += static_cast<double>(std::max<std::int64_t>(0, w.to_us - w.from_us)) / 1e6;
+  bool whole_run = rule.window == "all";
+
+  if (g && !m) {
+    double peak = 0, low = 0;
+    bool any = false;
+    for (const auto& p : g->fine()) {
+      std::int64_t t = p.step * fine_resolution_us;
+      for (const auto& w : ws) {
+        if (t >= w.from_us && t < w.to_us) {
+          peak = any ? std::max(peak, p.value) : p.value;
+          low = any ? std::min(low, p.value) : p.value;
+          any = true;
+        }
+      }
+    }
+    if (!any) return inconclusive(rule.metric + " has no samples in window " + rule.window);
+    v.samples = g->fine().size();
+    conclude(rule.stat == "min" ? low : peak);
+    return v;
+  }
+
+  std::uint64_t count = 0, errors = 0;
+  double value = 0;
+  std::uint64_t values = 0;
+  if (whole_run) {
+    const histogram& h = m->hist();
+    count = m->count();
+    errors = m->error_count();
+    values = h.count();
+    if (auto q = percentile_of(rule.stat)) value = static_cast<double>(h.percentile(*q));
+    else if (rule.stat == "max") value = static_cast<double>(h.max());
+    else if (rule.stat == "min") value = static_cast<double>(h.min());
+    else if (rule.stat == "mean") value = h.mean();
+  } else {
+    series_point p = merge_window(*m, ws);
+    count = p.count;
+    errors = p.errors;
+    values = p.values();
+    if (auto q = percentile_of(rule.stat)) value = static_cast<double>(p.percentile(*q));
+    else if (rule.stat == "max") value = static_cast<double>(p.max);
+    else if (rule.stat == "min") value = static_cast<double>(p.min);
+    else if (rule.stat == "mean") value = p.mean();
+  }
+  if (rule.stat == "count") value = static_cast<double>(count);
+  else if (rule.stat == "rate") value = window_s > 0 ? static_cast<double>(count) / window_s : 0;
+  else if (rule.stat == "ratio") value = count ? 100.0 * static_cast<double>(count - errors) / static_cast<double>(count) : 0;
+  else value *= scale;
+  v.samples = (rule.stat == "count" || rule.stat == "rate" || rule.stat == "ratio") ? count : values;
+
+  if (v.samples == 0 && rule.stat != "count" && rule.stat != "rate") {
+    return inconclusive(rule.metric + " has no samples in window " + rule.window);
+  }
+  conclude(value);
+  if (time_stat && ctx.generator_saturated) {
+    v.inconclusive = true;
+    v.reason = "the generator saturated (" + ctx.saturation_reason + "): " + rule.metric +
+               " latencies would include syncstorm's own delay";
+    v.pass = false;
+    return v;
+  }
+  std::uint64_t need = samples_needed(rule.stat, rule.stat == "ratio" ? rule.min : std::nullopt);
+  if (v.pass && need > v.samples) {
+    v.inconclusive = true;
+    v.pass = false;
+    v.reason = std::to_string(v.samples) + " samples cannot show " + rule.stat + " " + v.op + " " + fmt(*v.bound) +
+               " " + v.unit + "; it takes at least " + std::to_string(need);
+  }
+  return v;
+}
+
+}  // namespace syncstorm
