@@ -340,64 +340,64 @@ db_result exec_prepared(PGconn* conn, metrics& m, const char* name, std::initial
 
 }  // namespace
 
-push_outcome db_session::push(const std::string& ops_json, const std::string& client, const std::string& pod,
-                              bool dup_apply) {
-    push_outcome out;
+template <class Out, class Fill>
+Out db_session::execute(const char* name, std::initializer_list<const char*> params, Fill fill) {
+    Out out;
     for (int attempt = 0; attempt < 5; ++attempt) {
         PGconn* c = connection(out.result);
         if (!c) return out;
-        out.result = exec_prepared(c, metrics_, "push", {ops_json.c_str(), client.c_str(), pod.c_str(), dup_apply ? "true" : "false"},
-                                   [&](PGresult* r) {
-                                       out.body = PQgetvalue(r, 0, 0);
-                                       std::string dropped = PQgetvalue(r, 0, 1);
-                                       if (dropped.size() > 2) {
-                                           auto j = nlohmann::json::parse(dropped, nullptr, false);
-                                           if (j.is_array())
-                                               for (auto& id : j) out.dropped.push_back(id.get<std::string>());
-                                       }
-                                       out.acked = std::stoll(PQgetvalue(r, 0, 2));
-                                       out.conflicts = std::stoll(PQgetvalue(r, 0, 3));
-                                   });
-        if (PQstatus(c) != CONNECTION_OK) drop_connection();
+        out = Out{};
+        out.result = exec_prepared(c, metrics_, name, params, [&](PGresult* r) { fill(r, out); });
+        const bool broken = PQstatus(c) != CONNECTION_OK;
+        if (broken) drop_connection();
+        if (out.result.ok()) return out;
+        // A connection that died while idle (e.g. the database restarted) fails its next call:
+        // retry once on a fresh one. Safe for pushes too, since op ids are idempotent.
+        if (broken && attempt == 0) continue;
         if (!retryable(out.result)) return out;
     }
     return out;
 }
 
+push_outcome db_session::push(const std::string& ops_json, const std::string& client, const std::string& pod,
+                              bool dup_apply) {
+    return execute<push_outcome>(
+        "push", {ops_json.c_str(), client.c_str(), pod.c_str(), dup_apply ? "true" : "false"},
+        [](PGresult* r, push_outcome& out) {
+            out.body = PQgetvalue(r, 0, 0);
+            std::string dropped = PQgetvalue(r, 0, 1);
+            if (dropped.size() > 2) {
+                auto j = nlohmann::json::parse(dropped, nullptr, false);
+                if (j.is_array())
+                    for (auto& id : j) out.dropped.push_back(id.get<std::string>());
+            }
+            out.acked = std::stoll(PQgetvalue(r, 0, 2));
+            out.conflicts = std::stoll(PQgetvalue(r, 0, 3));
+        });
+}
+
 text_outcome db_session::changes(const std::string& stream, std::int64_t after, std::int64_t limit) {
-    text_outcome out;
-    PGconn* c = connection(out.result);
-    if (!c) return out;
     const std::string a = std::to_string(after), l = std::to_string(limit);
-    auto take = [&](PGresult* r) { out.body = PQgetvalue(r, 0, 0); };
-    out.result = stream.empty() ? exec_prepared(c, metrics_, "changes_all", {a.c_str(), l.c_str()}, take)
-                                : exec_prepared(c, metrics_, "changes_stream", {stream.c_str(), a.c_str(), l.c_str()}, take);
-    if (PQstatus(c) != CONNECTION_OK) drop_connection();
-    return out;
+    auto take = [](PGresult* r, text_outcome& out) { out.body = PQgetvalue(r, 0, 0); };
+    return stream.empty() ? execute<text_outcome>("changes_all", {a.c_str(), l.c_str()}, take)
+                          : execute<text_outcome>("changes_stream", {stream.c_str(), a.c_str(), l.c_str()}, take);
 }
 
 text_outcome db_session::records(const std::string& stream) {
-    text_outcome out;
-    PGconn* c = connection(out.result);
-    if (!c) return out;
-    out.result = exec_prepared(c, metrics_, "records", {stream.c_str()}, [&](PGresult* r) { out.body = PQgetvalue(r, 0, 0); });
-    if (PQstatus(c) != CONNECTION_OK) drop_connection();
-    return out;
+    return execute<text_outcome>("records", {stream.c_str()},
+                                 [](PGresult* r, text_outcome& out) { out.body = PQgetvalue(r, 0, 0); });
 }
 
 rows_outcome db_session::replay(const std::string& streams_array, std::int64_t after, std::int64_t limit) {
-    rows_outcome out;
-    PGconn* c = connection(out.result);
-    if (!c) return out;
     const std::string a = std::to_string(after), l = std::to_string(limit);
-    out.result = exec_prepared(c, metrics_, "replay", {streams_array.c_str(), a.c_str(), l.c_str()}, [&](PGresult* r) {
-        const int n = PQntuples(r);
-        out.rows.reserve(static_cast<std::size_t>(n));
-        for (int i = 0; i < n; ++i)
-            out.rows.push_back({std::stoll(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)});
-    });
-    if (PQstatus(c) != CONNECTION_OK) drop_connection();
-    return out;
+    return execute<rows_outcome>("replay", {streams_array.c_str(), a.c_str(), l.c_str()},
+                                 [](PGresult* r, rows_outcome& out) {
+                                     const int n = PQntuples(r);
+                                     out.rows.reserve(static_cast<std::size_t>(n));
+                                     for (int i = 0; i < n; ++i)
+                                         out.rows.push_back({std::stoll(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1),
+                                                             PQgetvalue(r, i, 2)});
+                                 });
 }
 
 db_pool::db_pool(std::string dsn, std::string application_name, unsigned size, metrics& m, std::size_t max_queue)

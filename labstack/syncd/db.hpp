@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -100,6 +101,10 @@ public:
 private:
     PGconn* connection(db_result& result);
     void drop_connection();
+    // Runs prepared statement `name`; `fill(PGresult*, Out&)` reads a successful result.
+    // Retries on deadlock/serialization failure and once on a connection found dead.
+    template <class Out, class Fill>
+    Out execute(const char* name, std::initializer_list<const char*> params, Fill fill);
 
     std::string dsn_;
     std::string application_name_;
