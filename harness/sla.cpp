@@ -98,9 +98,11 @@ verdict evaluate(const rule_entry& rule, const evaluation_context& ctx) {
     if (std::isinf(it->second)) v.reason = rule.metric + " never recovered within the run (unbounded)";
     return v;
   }
-  const timed_metric* m = ctx.metrics ? ctx.metrics->find(rule.metric) : nullptr;
-  const gauge_series* g = ctx.metrics ? ctx.metrics->find_gauge(rule.metric) : nullptr;
-  if (!m && !g) return inconclusive(rule.metric + " was not measured in this run (no samples)");
+  // A rule limited to one load entry reads that entry's own view of the metric ("name@load").
+  std::string name = rule.load.empty() ? rule.metric : rule.metric + "@" + rule.load;
+  const timed_metric* m = ctx.metrics ? ctx.metrics->find(name) : nullptr;
+  const gauge_series* g = ctx.metrics ? ctx.metrics->find_gauge(name) : nullptr;
+  if (!m && !g) return inconclusive(name + " was not measured in this run (no samples)");
 
   std::vector<time_window> ws = ctx.resolve_window ? ctx.resolve_window(rule.window)
                                                    : std::vector<time_window>{{0, ctx.run_end_us}};

@@ -3,7 +3,9 @@
 // come from the merged histogram (never averaged percentiles), over a window from the merged
 // 100 ms points of that window. A verdict is inconclusive, not passed, when the generator
 // saturated (latency rules), when the metric has no samples, or when there are too few samples
-// to show the bound. Pure: no I/O, no threads.
+// to show the bound. A rule with `load` reads that entry's view of the metric, named
+// "<metric>@<load>" (models record per load entry; the engine merges them into "<metric>").
+// Pure: no I/O, no threads.
 #pragma once
 
 #include "harness/metrics.hpp"

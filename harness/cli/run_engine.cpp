@@ -6,6 +6,7 @@
 #include "harness/report_schema.hpp"
 #include "harness/sla.hpp"
 #include "harness/units.hpp"
+#include "labstack/lab.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/workers.hpp"
 #include "reports/writers.hpp"
@@ -73,6 +74,12 @@ class event_log {
   nlohmann::json all() {
     std::lock_guard lock(mu_);
     return all_;
+  }
+  // The run's clock starts when the load does (after the target is up); earlier events get
+  // negative times.
+  void set_origin(clock::time_point start) {
+    std::lock_guard lock(mu_);
+    start_ = start;
   }
 
  private:
@@ -162,12 +169,13 @@ std::string target_http_base(const scenario& s) {
   return {};
 }
 
-loadgen::http_model_config http_config(const scenario& s, const load_entry& l, bool resolve) {
+loadgen::http_model_config http_config(const scenario& s, const load_entry& l, bool resolve,
+                                       std::string base = {}) {
   loadgen::http_model_config c;
   const auto& f = l.fields;
   c.name = l.name;
   const auto& req = f.value("request", nlohmann::json::object());
-  std::string base = target_http_base(s);
+  if (base.empty()) base = target_http_base(s);
   if (req.contains("url")) c.url = req["url"];
   else {
     while (!base.empty() && base.back() == '/') base.pop_back();
@@ -244,10 +252,12 @@ std::string progress_line(const metrics_shard& snap, const metrics_shard* prev, 
   o << std::fixed << std::setprecision(0) << "[" << std::setw(5) << elapsed_s << "s/" << total_s << "s]";
   for (const auto& l : s.loads) {
     std::string base = l.model == "http" ? "http" : l.model;
-    const timed_metric* req = snap.find(base + ".requests");
-    const timed_metric* lat = snap.find(base + ".latency");
+    std::string req_name = base + ".requests@" + l.name, lat_name = base + ".latency@" + l.name;
+    if (!snap.find(req_name)) { req_name = base + ".requests"; lat_name = base + ".latency"; }
+    const timed_metric* req = snap.find(req_name);
+    const timed_metric* lat = snap.find(lat_name);
     if (!req) continue;
-    std::uint64_t before = prev && prev->find(base + ".requests") ? prev->find(base + ".requests")->count() : 0;
+    std::uint64_t before = prev && prev->find(req_name) ? prev->find(req_name)->count() : 0;
     o << " " << l.name << ": " << (req->count() - before) << "/s total " << req->count() << " errors " << req->error_count();
     if (lat && lat->hist().count()) o << std::setprecision(1) << " p99 " << ms(lat->hist().percentile(99)) << "ms" << std::setprecision(0);
   }
@@ -300,7 +310,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     sc << recorded.dump(2) << "\n";
   }
   auto start = clock::now();
-  event_log events(dir / "events.jsonl", start);
+  event_log events(dir / "events.jsonl", start);  // re-based when the load starts
   std::atomic<loadgen::worker_pool*> pool_ptr{nullptr};
   signal_watch signals([&](int sig) {
     events.write("signal", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
@@ -310,6 +320,8 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
 
   std::string error;
   std::vector<std::unique_ptr<loadgen::load_model>> models;
+  std::unique_ptr<lab::lab> the_lab;
+  std::string lab_base;
   // Target preflight: an unreachable target is a runtime error (exit 3), not a failed SLA.
   if (s.target.contains("endpoints")) {
     std::string base = target_http_base(s);
@@ -323,12 +335,36 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       }
     }
   } else if (s.target.contains("lab")) {
-    error = "target.lab: the lab is not built into this syncstorm yet; use target.endpoints";
+    // The lab is started for the run and stopped after it (unless keep).
+    const auto& t = s.target["lab"];
+    lab::lab_options lo;
+    lo.pods = t.value("pods", 2);
+    lo.replica = t.value("replica", false);
+    if (t.contains("db_volume")) lo.db_volume_bytes = size_value(t["db_volume"]);
+    lo.bug = t.value("bug", "");
+    if (t.contains("restart_delay")) lo.restart_delay_us = duration_us(t["restart_delay"]);
+    if (t.contains("health")) {
+      const auto& h = t["health"];
+      if (h.contains("interval")) lo.check_interval_ms = static_cast<int>(duration_us(h["interval"]) / 1000);
+      lo.check_fall = h.value("fall", lo.check_fall);
+      lo.check_rise = h.value("rise", lo.check_rise);
+    }
+    lo.keep = t.value("keep", false);
+    events.write("lab_starting", {{"options", lo.to_json()}});
+    std::cerr << "lab: starting " << lo.pods << " pods" << (lo.replica ? " with a replica" : "")
+              << (lo.bug.empty() ? "" : ", bug " + lo.bug) << "\n";
+    try {
+      the_lab = std::make_unique<lab::lab>(lab::lab::up(lo));
+      lab_base = the_lab->lb_http_url();
+      events.write("lab_ready", {{"lab", the_lab->id()}, {"http", lab_base}, {"ws", the_lab->lb_ws_url()}});
+    } catch (const std::exception& e) {
+      error = std::string("target.lab: the lab did not come up: ") + e.what();
+    }
   }
   if (error.empty()) {
     try {
       for (const auto& l : s.loads) {
-        if (l.model == "http") models.push_back(loadgen::make_http_model(http_config(s, l, true)));
+        if (l.model == "http") models.push_back(loadgen::make_http_model(http_config(s, l, true, lab_base)));
         else throw std::invalid_argument("load " + l.name + ": model " + l.model + " is not implemented in this build");
       }
     } catch (const std::exception& e) {
@@ -343,6 +379,8 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   rusage ru0{};
   getrusage(RUSAGE_SELF, &ru0);
   if (error.empty() && !signals.fired()) {
+    start = clock::now();
+    events.set_origin(start);
     loadgen::worker_pool pool(o.threads, start);
     try {
       std::vector<loadgen::load_model*> raw;
@@ -376,6 +414,13 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       try { merged = pool.stop(std::chrono::seconds(1)); } catch (...) {}
     }
   }
+  // Models record per load entry ("http.latency@push"); the metric itself is their merge.
+  for (const auto& name : merged.names()) {
+    auto at = name.find('@');
+    if (at == std::string::npos) continue;
+    timed_metric copy = *merged.find(name);
+    merged.metric(name.substr(0, at)).merge(copy);
+  }
   auto wall_end = std::chrono::system_clock::now();
   if (run_end_us == 0) run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
   {
@@ -387,6 +432,32 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   }
   bool interrupted = signals.fired() || end == loadgen::worker_pool::run_end::interrupted;
   events.write(interrupted ? "run_interrupted" : "run_stopped", {{"error", error}});
+  nlohmann::json lab_events = nlohmann::json::array();
+  if (the_lab) {
+    // Lab events carry CLOCK_MONOTONIC µs, the engine clock's base: place them on the run's axis.
+    std::int64_t start_mono = std::chrono::duration_cast<std::chrono::microseconds>(start.time_since_epoch()).count();
+    try {
+      for (auto e : the_lab->events()) {
+        if (e.contains("mono_us")) e["t_s"] = static_cast<double>(e["mono_us"].get<std::int64_t>() - start_mono) / 1e6;
+        e["source"] = "lab";
+        if (!e.contains("subject")) e["subject"] = e.value("unit", e.value("server", ""));
+        lab_events.push_back(e);
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "lab: cannot read events: " << e.what() << "\n";
+    }
+    if (s.target["lab"].value("keep", false)) {
+      std::cerr << "lab: kept up as " << the_lab->id() << " (syncstorm lab down to remove it)\n";
+    } else {
+      try {
+        auto left = the_lab->down();
+        for (const auto& l : left) std::cerr << "lab down: " << l << "\n";
+      } catch (const std::exception& e) {
+        std::cerr << "lab down: " << e.what() << "\n";
+        if (error.empty()) error = std::string("lab down: ") + e.what();
+      }
+    }
+  }
 
   // The generator's self-watch (DESIGN §7): saturated when a worker thread was busy > 90% of
   // the time or arrivals ran late (lag p99 > 10 ms).
@@ -469,7 +540,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       {"audit", nullptr},
       {"generator", {{"cpu", cpu_cores}, {"lag_p99", lag_p99 ? nlohmann::json(*lag_p99) : nlohmann::json()},
                      {"saturated", saturated}, {"reason", sat_reason}, {"threads", o.threads}, {"late", late}}},
-      {"events", events.all()},
+      {"events", [&] { auto all = events.all(); for (auto& e : lab_events) all.push_back(e); return all; }()},
       {"run_dir", dir.string()},
       {"errors", errors_j}};
   try {
