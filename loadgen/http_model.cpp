@@ -21,7 +21,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
@@ -31,7 +30,6 @@
 #include <algorithm>
 #include <array>
 #include <deque>
-#include <fstream>
 #include <stdexcept>
 
 #include "loadgen/detail/task_group.hpp"
@@ -83,7 +81,7 @@ struct shared_state {
 };
 
 // An idle connection parks on `wake` (expiring never); the arrival coroutine hands it work by
-// filling `assigned` and cancelling the wait.
+// setting has_work and the times, then cancelling the wait.
 struct connection_slot {
   explicit connection_slot(net::io_context& io) : wake(io) {}
   net::steady_timer wake;
@@ -191,7 +189,6 @@ struct http_worker {
   // I/O objects live in the coroutine frames (they must die before the io_context); these
   // point into the live frames so that stop can wake them.
   net::steady_timer* arrival_timer = nullptr;
-  net::steady_timer* watchdog_timer = nullptr;
   std::size_t connections_alive = 0;
   bool arrivals_done = false, stopping = false;
 };
@@ -413,7 +410,6 @@ net::awaitable<void> run_watchdog(http_worker& hw) {
   const auto cs = co_await net::this_coro::cancellation_state;
   const auto tick = std::chrono::microseconds(std::clamp<std::int64_t>(hw.s.config.timeout_us / 10, 1000, 100'000));
   net::steady_timer timer(hw.w.io());
-  hw.watchdog_timer = &timer;
   while (hw.connections_alive > 0 && !cancelled(cs)) {
     timer.expires_after(tick);
     co_await timer.async_wait(use_tuple);
@@ -426,7 +422,6 @@ net::awaitable<void> run_watchdog(http_worker& hw) {
       }
     }
   }
-  hw.watchdog_timer = nullptr;
 }
 
 class http_model final : public load_model {
@@ -441,11 +436,14 @@ class http_model final : public load_model {
       resolve(w.io());
     }
     auto& hw = *(workers_.at(w.index()) = std::make_unique<http_worker>(w, s_));
-    if (s_.config.open && !s_.config.phases.empty())
-      w.tasks().spawn(run_arrivals(hw, arrival_schedule(s_.config.phases, w.index(), w.count())));
+    // With fewer connections than workers, only the workers that hold a connection take
+    // arrivals (an arrival on a worker without one would wait forever).
+    const std::size_t senders = std::min(w.count(), s_.config.connections);
+    const std::size_t n = split_count(s_.config.connections, w.index(), w.count());
+    if (s_.config.open && !s_.config.phases.empty() && n != 0)
+      w.tasks().spawn(run_arrivals(hw, arrival_schedule(s_.config.phases, w.index(), senders)));
     else
       hw.arrivals_done = true;
-    const std::size_t n = split_count(s_.config.connections, w.index(), w.count());
     hw.connections_alive = n;
     for (std::size_t i = 0; i < n; ++i)
       w.tasks().spawn(s_.url.tls ? run_connection<true>(hw) : run_connection<false>(hw));

@@ -279,6 +279,16 @@ TEST(http_model, connection_close_replies_reconnect_without_errors) {
   EXPECT_EQ(server.accepted.load(), 20u);  // the server closed after each chunked reply
 }
 
+TEST(http_model, fewer_connections_than_workers_still_serve_every_arrival) {
+  test_server server(behavior::ok);
+  auto c = open_config(server.url(), 50, 200'000);  // 10 requests
+  c.connections = 1;
+  auto r = run_model(c, run_clock::now(), 5s, 3);
+  EXPECT_EQ(r.end, worker_pool::run_end::drained);
+  EXPECT_EQ(metric(r.metrics, "http.requests").ok_count(), 10u);
+  EXPECT_EQ(server.accepted.load(), 1u);
+}
+
 TEST(http_model, expected_status_list_decides_success) {
   test_server server(behavior::status_500);
   auto c = open_config(server.url(), 50, 200'000);
