@@ -49,10 +49,10 @@ std::optional<double> percentile_of(const std::string& stat) {
 
 std::uint64_t samples_needed(const std::string& stat, std::optional<double> min_bound) {
   if (auto q = percentile_of(stat); q && *q < 100.0) {
-    return static_cast<std::uint64_t>(std::ceil(10.0 / (1.0 - *q / 100.0) - 1e-9));
+    return static_cast<std::uint64_t>(std::ceil(10.0 / (1.0 - *q / 100.0) - 1e-6));
   }
   if (stat == "ratio" && min_bound && *min_bound < 100.0) {
-    return static_cast<std::uint64_t>(std::ceil(3.0 / (1.0 - *min_bound / 100.0) - 1e-9));
+    return static_cast<std::uint64_t>(std::ceil(3.0 / (1.0 - *min_bound / 100.0) - 1e-6));
   }
   return 0;
 }
