@@ -5,6 +5,8 @@
 # CPU µs per request of each (getrusage of the process / of the wrk child) and their ratio.
 #   bench/http_vs_wrk.sh [SECONDS=10] [CONNECTIONS=64] [ROUNDS=3]
 # Env: SYNCSTORM_BUILD_DIR (default build-bench) is configured and built if needed; PORT (18089).
+# syncstorm is measured through bench/http_bench_driver.cpp (the closed model alone) and, when
+# the build tree has a working CLI, through `syncstorm run` on the same closed-model scenario.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-10}
@@ -81,18 +83,40 @@ if sock: print("wrk socket errors: " + sock.group(1), file=sys.stderr)
 ' wrk -t1 -c"$conns" -d"${secs}s" "$url"
 }
 run_syncstorm() { taskset -c 1 "$driver" "$url" "$conns" "$secs" 1; }
+# The CLI too, when the build tree has it: `syncstorm run` on a closed-model scenario, one
+# worker thread; requests from its report.json, CPU from its rusage as a child.
+cli=$build/harness/syncstorm
+cat > "$tmp/scenario.json" <<JSON
+{"name": "http-vs-wrk", "duration": "${secs}s", "target": {"endpoints": {"http": "http://127.0.0.1:$port"}},
+ "load": [{"name": "bench", "model": "http", "mode": "closed", "connections": $conns,
+           "request": {"method": "GET", "path": "/"}, "phases": [{"name": "run", "for": "${secs}s", "rate": 1}]}]}
+JSON
+run_cli() {
+  taskset -c 1 python3 -c '
+import glob, json, resource, subprocess, sys
+out, secs = sys.argv[1], float(sys.argv[2])
+subprocess.run(sys.argv[3:] + ["--out", out], capture_output=True, check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+rep = json.load(open(sorted(glob.glob(out + "/*/report.json"))[-1]))
+m = rep["metrics"].get("metrics", rep["metrics"])["http.requests"]
+print("requests=%d seconds=%.3f cpu_us=%d errors=%d" % (m["count"], secs, int((r.ru_utime + r.ru_stime) * 1e6), m["errors"]))
+' "$tmp/runs" "$secs" "$cli" run "$tmp/scenario.json" --threads 1
+}
+have_cli=0
+if [[ -x $cli ]] && run_cli >/dev/null 2>&1; then have_cli=1; else echo "bench: no working $cli; syncstorm run skipped" >&2; fi
 
 results=$tmp/results
 : > "$results"
 for r in $(seq "$rounds"); do
   echo "wrk $(run_wrk)" >> "$results"
   echo "syncstorm $(run_syncstorm)" >> "$results"
+  if [[ $have_cli == 1 ]]; then echo "syncstorm-run $(run_cli)" >> "$results"; fi
 done
 
 python3 - "$results" "$secs" "$conns" "$rounds" <<'PY'
 import statistics, sys
 path, secs, conns, rounds = sys.argv[1:]
-rows = {"wrk": [], "syncstorm": []}
+rows = {"wrk": [], "syncstorm": [], "syncstorm-run": []}
 for line in open(path):
     tool, *kv = line.split()
     d = dict(x.split("=") for x in kv)
@@ -101,10 +125,11 @@ for line in open(path):
 print(f"{rounds} rounds of {secs} s each, {conns} connections; nginx 1 worker on core 0, client on core 1")
 for tool, rs in rows.items():
     for i, (rate, cpu, err, req) in enumerate(rs, 1):
-        print(f"  round {i} {tool:9}: {req:>9} requests {rate:>9.0f} req/s {cpu:6.2f} µs CPU/request ({err} errors)")
-med = {t: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)) for t, rs in rows.items()}
+        print(f"  round {i} {tool:13}: {req:>9} requests {rate:>9.0f} req/s {cpu:6.2f} µs CPU/request ({err} errors)")
+med = {t: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)) for t, rs in rows.items() if rs}
 for t, (rate, cpu) in med.items():
-    print(f"median {t:9}: {rate:>9.0f} req/s {cpu:6.2f} µs CPU/request")
-print(f"rate ratio syncstorm/wrk: {med['syncstorm'][0] / med['wrk'][0]:.3f}   "
-      f"CPU/request ratio syncstorm/wrk: {med['syncstorm'][1] / med['wrk'][1]:.3f}")
+    print(f"median {t:13}: {rate:>9.0f} req/s {cpu:6.2f} µs CPU/request")
+for t in med:
+    if t != "wrk":
+        print(f"{t}/wrk: rate ratio {med[t][0] / med['wrk'][0]:.3f}   CPU/request ratio {med[t][1] / med['wrk'][1]:.3f}")
 PY
