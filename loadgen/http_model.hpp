@@ -19,8 +19,15 @@
 // connections, each sending its next request as soon as the previous one completed, for the
 // phases' total duration (rates are ignored) or until stop().
 //
+// `timeout` bounds each exchange from its actual send: connect and TLS handshake when the pooled
+// connection needs them, the write and the whole response. A per-worker watchdog enforces it
+// (up to timeout/10, at most 100 ms, late); a timed-out connection is closed and reconnects.
+// Any failure closes the connection; the next request on it reconnects. A reply without
+// keep-alive closes it too (not an error).
+//
 // Metrics (each worker's shard; `at` is when the outcome was known):
-//   http.latency              intended send → outcome (wrk2's correction), ok = expected status
+//   http.latency              intended send → outcome (wrk2's correction), ok = expected status;
+//                             failures are recorded too (ok = false), a timeout as its wait
 //   http.latency.uncorrected  actual send → outcome
 //   http.requests             one count per request, ok or error
 //   http.errors.<bucket>      per error bucket: connect, read, write, status, timeout, protocol
@@ -29,6 +36,10 @@
 //   generator.lag             open model: arrival issued − intended time (the generator's own delay)
 //   generator.late            open model: arrivals issued ≥ 1 ms after their intended time
 // In the closed model the intended send time is the actual one (the two latencies agree).
+// generator.lag is when the generator issued an arrival, not when a connection took it: the
+// time it then waits for a pooled connection is http.queue_wait. Lag measures whether the
+// generator keeps its schedule (its saturation, DESIGN §7); the wait is the server's doing and
+// is in http.latency, where it belongs.
 //
 // Threading: the model object is shared by the workers read-only; each worker's connections,
 // queue and TLS context live on that worker's thread. Header values are kept in memory only
