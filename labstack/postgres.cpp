@@ -1,8 +1,10 @@
 // PostgreSQL instance management through the server's own tools (initdb, pg_ctl, pg_basebackup,
-// psql, pg_isready), so the library needs no libpq. Each tool runs as a child process with its
-// output captured (two pipes, polled with a deadline; killed on timeout). When we are root the
-// child drops to the `run_as` user before exec. Blocking, single-threaded per instance.
+// psql, pg_isready), so the library needs no libpq. Each tool runs through lab_process's
+// run_command (output captured, killed at a deadline); when we are root it runs as the `run_as`
+// user. Blocking, single-threaded per instance.
 #include "labstack/postgres.hpp"
+
+#include "labstack/lab_process.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -13,20 +15,14 @@
 #include <stdexcept>
 #include <thread>
 
-#include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char** environ;
 
 namespace syncstorm::lab {
 namespace {
@@ -37,34 +33,27 @@ using clock_type = std::chrono::steady_clock;
 struct os_user {
     uid_t uid = 0;
     gid_t gid = 0;
-    std::vector<gid_t> groups;
 };
 
-// The user server-side commands run as, or nullopt when we are not root (run as ourselves).
+// The owner of what we create for the server, or nullopt when we are not root (we own it).
 std::optional<os_user> server_user(const std::string& name) {
     if (geteuid() != 0) return std::nullopt;
     passwd* pw = getpwnam(name.c_str());
     if (pw == nullptr) throw std::runtime_error("postgres: OS user '" + name + "' does not exist");
-    os_user u{pw->pw_uid, pw->pw_gid, {}};
-    int n = 32;
-    u.groups.resize(n);
-    while (getgrouplist(name.c_str(), pw->pw_gid, u.groups.data(), &n) < 0) u.groups.resize(n);
-    u.groups.resize(n);
-    return u;
+    return os_user{pw->pw_uid, pw->pw_gid};
 }
 
-struct command_result {
-    int status = -1;  // exit code, or 128 + signal
-    std::string out;
-    std::string err;
-};
-
-std::string describe(const std::vector<std::string>& argv) {
-    std::string s;
-    for (const auto& a : argv) {
-        if (!s.empty()) s += ' ';
-        s += a;
-    }
+// Options for running a PostgreSQL tool: as the server user when we are root, in the state dir
+// (when it exists), carrying the lab's marker, with NOTICEs off (their text would end up in
+// the captured output that psql() returns).
+spawn_options tool(const postgres_options& o, std::vector<std::string> argv) {
+    spawn_options s;
+    s.argv = std::move(argv);
+    s.lab_id = o.lab_id;
+    std::error_code ec;
+    s.cwd = fs::is_directory(o.state_dir, ec) ? o.state_dir.string() : "/";
+    if (geteuid() == 0) s.user = o.run_as;
+    s.extra_env = {"PGOPTIONS=-c client_min_messages=warning"};
     return s;
 }
 
@@ -72,109 +61,6 @@ std::string tail(const std::string& s, std::size_t n = 2000) {
     std::string t = s.size() > n ? "..." + s.substr(s.size() - n) : s;
     while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
     return t;
-}
-
-// Runs argv (argv[0] a path or a name on PATH) with stdin from /dev/null, as `user` if given,
-// in `cwd`, with PG* variables removed from the environment. Kills it at the deadline.
-command_result run(const std::vector<std::string>& argv, const std::optional<os_user>& user,
-                   const fs::path& cwd, std::chrono::milliseconds timeout) {
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e != nullptr; ++e)
-        if (std::strncmp(*e, "PG", 2) != 0) env_store.emplace_back(*e);
-    std::vector<char*> envp;
-    for (auto& e : env_store) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> arg_store = argv;
-    std::vector<char*> args;
-    for (auto& a : arg_store) args.push_back(a.data());
-    args.push_back(nullptr);
-    const std::string cwd_s = cwd.string();
-
-    int out_pipe[2], err_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0) throw std::runtime_error("postgres: pipe: " + std::string(std::strerror(errno)));
-    if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-        close(out_pipe[0]);
-        close(out_pipe[1]);
-        throw std::runtime_error("postgres: pipe: " + std::string(std::strerror(errno)));
-    }
-    pid_t pid = fork();
-    if (pid < 0) throw std::runtime_error("postgres: fork: " + std::string(std::strerror(errno)));
-    if (pid == 0) {
-        // Child: only async-signal-safe calls from here to exec.
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) dup2(devnull, 0);
-        dup2(out_pipe[1], 1);
-        dup2(err_pipe[1], 2);
-        close_range(3, ~0U, 0);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT}) signal(sig, SIG_DFL);
-        if (user) {
-            if (setgroups(user->groups.size(), user->groups.data()) != 0 || setgid(user->gid) != 0 ||
-                setuid(user->uid) != 0) {
-                const char msg[] = "postgres: cannot drop privileges\n";
-                [[maybe_unused]] auto w = write(2, msg, sizeof msg - 1);
-                _exit(126);
-            }
-        }
-        if (chdir(cwd_s.c_str()) != 0) {
-            [[maybe_unused]] auto r = chdir("/");
-        }
-        execvpe(args[0], args.data(), envp.data());
-        const char msg[] = "postgres: exec failed\n";
-        [[maybe_unused]] auto w = write(2, msg, sizeof msg - 1);
-        _exit(127);
-    }
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-
-    command_result r;
-    const auto deadline = clock_type::now() + timeout;
-    bool timed_out = false;
-    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-    int open_fds = 2;
-    char buf[4096];
-    while (open_fds > 0) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now()).count();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        int n = poll(fds, 2, static_cast<int>(std::min<long long>(left, 1000)));
-        if (n < 0 && errno != EINTR) break;
-        for (int i = 0; i < 2; ++i) {
-            if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-            ssize_t got = read(fds[i].fd, buf, sizeof buf);
-            if (got > 0) {
-                (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(got));
-            } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-                close(fds[i].fd);
-                fds[i].fd = -1;
-                --open_fds;
-            }
-        }
-    }
-    for (auto& f : fds)
-        if (f.fd >= 0) close(f.fd);
-    if (timed_out) kill(pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (timed_out)
-        throw std::runtime_error("postgres: `" + describe(argv) + "` timed out after " +
-                                 std::to_string(timeout.count()) + " ms; output: " + tail(r.err + r.out));
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
-}
-
-command_result run_checked(const std::vector<std::string>& argv, const std::optional<os_user>& user,
-                           const fs::path& cwd, std::chrono::milliseconds timeout) {
-    auto r = run(argv, user, cwd, timeout);
-    if (r.status != 0)
-        throw std::runtime_error("postgres: `" + describe(argv) + "` failed (status " + std::to_string(r.status) +
-                                 "): " + tail(r.err + r.out));
-    return r;
 }
 
 void check_name(const std::string& what, const std::string& name) {
@@ -350,9 +236,10 @@ void postgres_instance::write_config(const std::optional<std::string>& primary_c
 void postgres_instance::init() {
     if (initialized()) throw std::runtime_error("postgres: " + options_.data_dir.string() + " is already initialized");
     prepare_dirs();
-    run_checked({bin("initdb").string(), "-D", options_.data_dir.string(), "-U", "postgres", "--auth=trust",
-                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"},
-                server_user(options_.run_as), options_.state_dir, std::chrono::minutes(3));
+    run_command_checked("postgres",
+                        tool(options_, {bin("initdb").string(), "-D", options_.data_dir.string(), "-U", "postgres",
+                                        "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"}),
+                        std::chrono::minutes(3));
     write_config(std::nullopt);
 }
 
@@ -364,9 +251,11 @@ void postgres_instance::init_replica(const postgres_instance& primary, const std
         for (const auto& entry : fs::directory_iterator(options_.data_dir)) fs::remove_all(entry.path(), ec);
     prepare_dirs();
     auto user = server_user(options_.run_as);
-    run_checked({bin("pg_basebackup").string(), "-D", options_.data_dir.string(), "-h", primary.host(), "-p",
-                 std::to_string(primary.port()), "-U", "postgres", "-X", "stream", "-c", "fast", "--no-password"},
-                user, options_.state_dir, std::chrono::minutes(5));
+    run_command_checked("postgres",
+                        tool(options_, {bin("pg_basebackup").string(), "-D", options_.data_dir.string(), "-h",
+                                        primary.host(), "-p", std::to_string(primary.port()), "-U", "postgres", "-X",
+                                        "stream", "-c", "fast", "--no-password"}),
+                        std::chrono::minutes(5));
     // The copy carries the primary's runtime overrides (its synchronous_standby_names): drop them.
     fs::remove(options_.data_dir / override_file, ec);
     write_config("host=" + primary.host() + " port=" + std::to_string(primary.port()) +
@@ -386,17 +275,17 @@ void postgres_instance::start(std::chrono::milliseconds timeout) {
     const auto deadline = clock_type::now() + timeout;
     for (;;) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
-        auto r = run({bin("pg_ctl").string(), "start", "-D", options_.data_dir.string(), "-l", log_file().string(),
-                      "-w", "-t", ms_to_s(left), "-s"},
-                     server_user(options_.run_as), options_.state_dir, left + std::chrono::seconds(5));
-        if (r.status == 0) break;
+        auto r = run_command(tool(options_, {bin("pg_ctl").string(), "start", "-D", options_.data_dir.string(), "-l",
+                                             log_file().string(), "-w", "-t", ms_to_s(left), "-s"}),
+                             left + std::chrono::seconds(5));
+        if (r.exit_code == 0) break;
         // After a kill -9, old backends may hold the shared memory for a moment: retry.
         std::string log = tail(read_file(log_file()), 1500);
         bool transient = log.find("still in use") != std::string::npos ||
                          log.find("lock file") != std::string::npos;
         if (!transient || clock_type::now() + std::chrono::milliseconds(500) >= deadline)
             throw std::runtime_error("postgres: pg_ctl start failed for " + options_.data_dir.string() +
-                                     " (status " + std::to_string(r.status) + "): " + tail(r.err + r.out) +
+                                     " (exit " + std::to_string(r.exit_code) + "): " + tail(r.output) +
                                      "; log: " + log);
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
@@ -406,19 +295,20 @@ void postgres_instance::start(std::chrono::milliseconds timeout) {
 
 void postgres_instance::stop(stop_mode mode, std::chrono::milliseconds timeout) {
     if (!running()) return;
-    auto r = run({bin("pg_ctl").string(), "stop", "-D", options_.data_dir.string(), "-m", mode_name(mode), "-w",
-                  "-t", ms_to_s(timeout), "-s"},
-                 server_user(options_.run_as), options_.state_dir, timeout + std::chrono::seconds(5));
-    if (r.status != 0 && running())
+    auto r = run_command(tool(options_, {bin("pg_ctl").string(), "stop", "-D", options_.data_dir.string(), "-m",
+                                         mode_name(mode), "-w", "-t", ms_to_s(timeout), "-s"}),
+                         timeout + std::chrono::seconds(5));
+    if (r.exit_code != 0 && running())
         throw std::runtime_error("postgres: pg_ctl stop -m " + std::string(mode_name(mode)) + " failed for " +
-                                 options_.data_dir.string() + ": " + tail(r.err + r.out));
+                                 options_.data_dir.string() + ": " + tail(r.output));
 }
 
 void postgres_instance::promote(std::chrono::milliseconds timeout) {
     const auto deadline = clock_type::now() + timeout;
-    run_checked({bin("pg_ctl").string(), "promote", "-D", options_.data_dir.string(), "-w", "-t", ms_to_s(timeout),
-                 "-s"},
-                server_user(options_.run_as), options_.state_dir, timeout + std::chrono::seconds(5));
+    run_command_checked("postgres",
+                        tool(options_, {bin("pg_ctl").string(), "promote", "-D", options_.data_dir.string(), "-w",
+                                        "-t", ms_to_s(timeout), "-s"}),
+                        timeout + std::chrono::seconds(5));
     while (in_recovery()) {
         if (clock_type::now() >= deadline)
             throw std::runtime_error("postgres: " + options_.data_dir.string() + " still in recovery after promote");
@@ -427,8 +317,8 @@ void postgres_instance::promote(std::chrono::milliseconds timeout) {
 }
 
 void postgres_instance::reload() {
-    run_checked({bin("pg_ctl").string(), "reload", "-D", options_.data_dir.string(), "-s"},
-                server_user(options_.run_as), options_.state_dir, std::chrono::seconds(30));
+    run_command_checked("postgres", tool(options_, {bin("pg_ctl").string(), "reload", "-D", options_.data_dir.string(), "-s"}),
+                        std::chrono::seconds(30));
 }
 
 std::optional<pid_t> postgres_instance::pid() const {
@@ -442,9 +332,10 @@ std::optional<pid_t> postgres_instance::pid() const {
 }
 
 bool postgres_instance::ready() const {
-    auto r = run({bin("pg_isready").string(), "-q", "-h", host(), "-p", std::to_string(options_.port), "-t", "2"},
-                 std::nullopt, "/", std::chrono::seconds(5));
-    return r.status == 0;
+    auto r = run_command(tool(options_, {bin("pg_isready").string(), "-q", "-h", host(), "-p",
+                                         std::to_string(options_.port), "-t", "2"}),
+                         std::chrono::seconds(5));
+    return r.exit_code == 0;
 }
 
 void postgres_instance::wait_ready(std::chrono::milliseconds timeout) const {
@@ -461,10 +352,11 @@ void postgres_instance::wait_ready(std::chrono::milliseconds timeout) const {
 bool postgres_instance::in_recovery() const { return psql("SELECT pg_is_in_recovery()") == "t"; }
 
 std::string postgres_instance::psql(const std::string& sql, const std::string& dbname) const {
-    auto r = run_checked({bin("psql").string(), "-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-h", socket_dir().string(),
-                          "-p", std::to_string(options_.port), "-U", "postgres", "-d", dbname, "-c", sql},
-                         server_user(options_.run_as), options_.state_dir, std::chrono::seconds(60));
-    std::string out = r.out;
+    std::string out = run_command_checked(
+        "postgres", tool(options_, {bin("psql").string(), "-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-h",
+                                    socket_dir().string(), "-p", std::to_string(options_.port), "-U", "postgres", "-d",
+                                    dbname, "-c", sql}),
+        std::chrono::seconds(60));
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return out;
 }

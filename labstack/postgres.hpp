@@ -11,7 +11,7 @@
 // process (e.g. `syncstorm lab down`) can attach to the same state dir and stop it. Destroying
 // the object does not stop the server; `postgres_guard` does, for tests.
 //
-// Errors are `std::runtime_error` with the command, its exit status and the tail of its output.
+// Errors are `std::runtime_error` with the command, its exit status and its output.
 // Not thread-safe: one thread drives an instance at a time. Calls block (this is set-up code).
 #pragma once
 
@@ -46,6 +46,9 @@ struct postgres_options {
     int max_connections = 300;
     int max_wal_senders = 10;
     std::string shared_buffers = "128MB";
+    // Non-empty: every tool and the server itself carry SYNCSTORM_LAB=<lab_id> in their
+    // environment (labstack/lab_process.hpp), so `lab down` can find them by marker.
+    std::string lab_id;
     // Extra postgresql.conf settings (name → value, written verbatim, so quote strings: "'x'").
     std::map<std::string, std::string> settings;
 };

@@ -350,7 +350,8 @@ net::awaitable<void> accept_loop(app& a, tcp::acceptor& acceptor) {
 
 }  // namespace
 
-server::server(app& a, const std::string& address, std::uint16_t port) : app_(a), acceptor_(a.ioc) {
+// The acceptor has its own strand: the accept loop and the shutdown's close never race.
+server::server(app& a, const std::string& address, std::uint16_t port) : app_(a), acceptor_(net::make_strand(a.ioc)) {
     tcp::endpoint ep(net::ip::make_address(address), port);
     acceptor_.open(ep.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
@@ -367,8 +368,10 @@ void server::async_shutdown(std::chrono::milliseconds drain_timeout) {
         [this, drain_timeout]() -> net::awaitable<void> {
             app_.draining.store(true);
             log_event("shutdown_begin", {{"sessions", app_.sessions.size()}, {"background", app_.background.load()}});
-            beast::error_code ec;
-            acceptor_.close(ec);
+            net::post(acceptor_.get_executor(), [this] {
+                beast::error_code ec;
+                acceptor_.close(ec);
+            });
             const auto deadline = clock_type::now() + drain_timeout;
             net::steady_timer timer(co_await net::this_coro::executor);
             // Ask again each round: a connection accepted just before the close registers late.
