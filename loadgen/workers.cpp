@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -108,6 +109,7 @@ std::size_t worker_pool::live_tasks() const noexcept {
 
 worker_pool::run_end worker_pool::run_until(run_clock::time_point until, const progress_fn& progress,
                                             std::chrono::milliseconds every) {
+  if (every <= std::chrono::milliseconds(0)) every = std::chrono::seconds(1);
   auto next_progress = run_clock::now() + every;
   std::int64_t since_us = 0;
   for (;;) {
