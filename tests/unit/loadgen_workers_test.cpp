@@ -74,13 +74,15 @@ TEST(worker_pool, workers_run_on_their_own_threads_and_merge) {
     progress.push_back(m.find("ticks") ? m.find("ticks")->count() : 0);
   });
   EXPECT_EQ(end, worker_pool::run_end::deadline);
-  ASSERT_EQ(progress.size(), 2u);  // at ~1 s and ~2 s
-  EXPECT_GT(progress[0], 0u);
-  EXPECT_GT(progress[1], progress[0]);
+  // At ~1 s and ~2 s; a badly loaded machine may skip a tick (the cadence stays on the clock).
+  ASSERT_GE(progress.size(), 1u);
+  ASSERT_LE(progress.size(), 2u);
+  EXPECT_GT(progress.front(), 0u);
+  if (progress.size() == 2) EXPECT_GT(progress[1], progress[0]);
   auto cpu = pool.cpu_us();
   EXPECT_EQ(cpu.size(), 3u);
   auto final_metrics = pool.stop(1s);
-  EXPECT_GE(final_metrics.find("ticks")->count(), progress[1]);
+  EXPECT_GE(final_metrics.find("ticks")->count(), progress.back());
   EXPECT_EQ(model.cancelled.load(), 0);  // graceful: every task returned by itself
   // Each worker ran on exactly one thread, and no two workers shared one.
   std::set<std::size_t> workers;
@@ -132,7 +134,7 @@ TEST(worker_pool, tasks_that_ignore_stop_are_cancelled_after_the_grace_period) {
   const auto before = run_clock::now();
   pool.stop(100ms);
   EXPECT_GE(run_clock::now() - before, 100ms);
-  EXPECT_LT(run_clock::now() - before, 1s);
+  EXPECT_LT(run_clock::now() - before, 2s);
   EXPECT_EQ(model.cancelled.load(), 2);  // both tasks saw the terminal cancellation
   EXPECT_EQ(pool.live_tasks(), 0u);
 }
