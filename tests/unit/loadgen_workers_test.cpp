@@ -78,7 +78,9 @@ TEST(worker_pool, workers_run_on_their_own_threads_and_merge) {
   ASSERT_GE(progress.size(), 1u);
   ASSERT_LE(progress.size(), 2u);
   EXPECT_GT(progress.front(), 0u);
-  if (progress.size() == 2) EXPECT_GT(progress[1], progress[0]);
+  if (progress.size() == 2) {
+    EXPECT_GT(progress[1], progress[0]);
+  }
   auto cpu = pool.cpu_us();
   EXPECT_EQ(cpu.size(), 3u);
   auto final_metrics = pool.stop(1s);
