@@ -147,6 +147,7 @@ postgres_instance db_instance(const json& st, const std::string& unit) {
   o.port = d.at("port").get<std::uint16_t>();
   o.listen_addresses = "127.0.0.1";
   o.hba_networks = {"127.0.0.0/8"};
+  o.lab_id = st.value("id", "");  // initdb, pg_basebackup, psql carry the lab's marker
   for (json items_of = d.value("settings", json::object()); auto& [k, v] : items_of.items()) o.settings[k] = v.get<std::string>();
   return postgres_instance(o);
 }
@@ -518,7 +519,7 @@ lab lab::up(const lab_options& o) {
     st.update([&](json& j) {
       json d = unit_def("lb", {"haproxy", "-db", "-f", dir + "/haproxy.cfg"}, dir + "/logs/haproxy.log");
       d["nofile"] = nofile;
-      d["stop_signal"] = SIGUSR1;  // soft stop: finish sessions (hard-stop-after bounds it)
+      d["stop_signal"] = SIGTERM;  // hard stop: `down` should not wait for WebSockets to end
       d["probe"] = {{"kind", "haproxy"}, {"socket", stats_sock}};
       j["units"]["lb"] = d;
       j["unit_order"].push_back("lb");
@@ -532,10 +533,11 @@ lab lab::up(const lab_options& o) {
       for (;;) {
         json s = l.supervisor({{"cmd", "status"}});
         bool all = true;
-        for (auto& p : net.pods) all = all && s["lb"].contains(p.name) && s["lb"][p.name].value("up", false);
+        // Fully "UP", not "UP 1/2" (up, but the last check failed): the lab starts settled.
+        for (auto& p : net.pods) all = all && s["lb"].contains(p.name) && s["lb"][p.name].value("status", "") == "UP";
         if (all) break;
         if (std::chrono::steady_clock::now() >= deadline)
-          throw std::runtime_error("found HAProxy servers " + s["lb"].dump() + "; expected every pod UP");
+          throw std::runtime_error("found HAProxy servers " + s["lb"].dump() + "; expected every pod \"UP\"");
         std::this_thread::sleep_for(milliseconds(50));
       }
       int code = 0;
@@ -846,16 +848,18 @@ json lab::status() const {
     }
     out["paths"][name] = e;
   }
-  if (paths.contains("lb_http")) {
+  if (paths.contains("lb_http") && paths.contains("lb_ws")) {
+    const json ports = s.value("ports", json::object());
+    const json lb = s.value("lb", json::object());
     out["lb"] = {{"http_url", "http://" + paths["lb_http"].value("listen", "")},
                  {"ws_url", "ws://" + paths["lb_ws"].value("listen", "")},
-                 {"haproxy_http", "127.0.0.1:" + std::to_string(s["ports"].value("haproxy_http", 0))},
-                 {"haproxy_ws", "127.0.0.1:" + std::to_string(s["ports"].value("haproxy_ws", 0))},
-                 {"stats_socket", s["lb"].value("stats_socket", "")},
-                 {"config", s["lb"].value("config", "")},
+                 {"haproxy_http", "127.0.0.1:" + std::to_string(ports.value("haproxy_http", 0))},
+                 {"haproxy_ws", "127.0.0.1:" + std::to_string(ports.value("haproxy_ws", 0))},
+                 {"stats_socket", lb.value("stats_socket", "")},
+                 {"config", lb.value("config", "")},
                  {"servers", live.is_object() ? live["lb"] : json(nullptr)}};
   }
-  if (s.contains("db")) {
+  if (s.contains("db") && s["db"].is_object()) {
     json db = {{"name", s["db"].value("name", db_name)},
                {"primary", s["db"].value("primary", "")},
                {"replica", s["db"].value("replica", json())},
@@ -871,7 +875,7 @@ json lab::status() const {
   out["units"] = json::object();
   for (auto& name : s.value("unit_order", json::array())) {
     const std::string n = name;
-    const json& u = s["units"][n];
+    const json u = s.value("units", json::object()).value(n, json::object());
     json e = {{"role", u.value("role", "")}, {"log", u.value("log", "")}};
     json rt = live.is_object() && live["units"].contains(n) ? live["units"][n] : u.value("runtime", json::object());
     for (auto k : {"pid", "status", "restarts", "last_exit"})

@@ -253,7 +253,7 @@ network_layout plan_network(const std::string& id, int pods, bool namespaces,
   // Loopback: a block of `pods` addresses 127.0.0.x with no listener and no other lab on them.
   std::set<std::uint32_t> busy;
   for (auto& [addr, port] : tcp_listeners())
-    if (port == pod_port || addr == "0.0.0.0") busy.insert(parse_ipv4(addr));
+    if (port == pod_port) busy.insert(parse_ipv4(addr));
   bool any_wildcard = busy.count(0) > 0;
   for (auto& t : taken)
     for (auto& p : t.value("pods", json::array())) busy.insert(parse_ipv4(p.value("address", "")));
