@@ -250,6 +250,8 @@ db_result db_classify(PGconn* conn, const void* pg_result, const char* what) {
                s.rfind("57P", 0) == 0 || s.rfind("53", 0) == 0 || s == "57014" || s == "25006" ||
                s == "40001" || s == "40P01" || s == "55P03") {
         r.status = db_status::unavailable;
+    } else if (s.rfind("22", 0) == 0) {
+        r.status = db_status::bad_input;
     } else {
         r.status = db_status::failed;
     }

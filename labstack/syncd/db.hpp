@@ -33,10 +33,11 @@ typedef struct pg_conn PGconn;
 
 namespace syncstorm::syncd {
 
-enum class db_status { ok, unavailable, storage_full, failed };
+enum class db_status { ok, unavailable, storage_full, bad_input, failed };
 
 // How a database call ended. `unavailable` maps to 503, `storage_full` (SQLSTATE 53100) to 507,
-// `failed` to 500.
+// `bad_input` (class 22, a data exception such as "\u0000 cannot be converted to text" in a body)
+// to 400, `failed` to 500.
 struct db_result {
     db_status status = db_status::ok;
     std::string error;

@@ -56,6 +56,7 @@ http::status status_of(const db_result& r) {
     case db_status::ok: return http::status::ok;
     case db_status::unavailable: return http::status::service_unavailable;
     case db_status::storage_full: return http::status::insufficient_storage;
+    case db_status::bad_input: return http::status::bad_request;
     case db_status::failed: break;
     }
     return http::status::internal_server_error;
@@ -205,7 +206,7 @@ net::awaitable<response> handle(app& a, const request& req, const target& t, rou
     case route::records: co_return co_await handle_records(a, req, t);
     case route::healthz:
         co_return make_response(req, http::status::ok,
-                                nlohmann::json{{"status", "ok"}, {"pod", a.opts.pod_name}}.dump());
+                                nlohmann::json{{"status", "ok"}, {"pod", a.opts.pod_name}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     case route::readyz:
         if (a.ready()) co_return make_response(req, http::status::ok, R"({"ready":true})");
         co_return make_response(req, http::status::service_unavailable,

@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 
 namespace syncstorm::syncd {
 namespace {
@@ -40,7 +41,14 @@ std::string found(const json& j) {
 
 std::string at(std::size_t i, const char* field) { return "ops[" + std::to_string(i) + "]." + field; }
 
-bool is_int(const json& j) { return j.is_number_integer() || j.is_number_unsigned(); }
+// An integer that fits PostgreSQL's bigint; `min` is 0 for counts and versions.
+bool is_int64(const json& j, std::int64_t min) {
+    if (j.is_number_unsigned()) return j.get<std::uint64_t>() <= static_cast<std::uint64_t>(INT64_MAX);
+    return j.is_number_integer() && j.get<std::int64_t>() >= min;
+}
+
+// PostgreSQL text cannot hold NUL; JSON strings can.
+bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
 }  // namespace
 
@@ -124,8 +132,8 @@ bool parse_push(std::string_view body, push_batch& out, std::string& error) {
     }
     push_batch b;
     if (auto c = doc.find("client"); c != doc.end() && !c->is_null()) {
-        if (!c->is_string() || c->get_ref<const std::string&>().size() > 200) {
-            error = "client: found " + found(*c) + "; expected a string of at most 200 bytes";
+        if (!c->is_string() || c->get_ref<const std::string&>().size() > 200 || has_nul(c->get_ref<const std::string&>())) {
+            error = "client: found " + found(*c) + "; expected a string of at most 200 bytes without NUL";
             return false;
         }
         b.client = c->get<std::string>();
@@ -152,8 +160,9 @@ bool parse_push(std::string_view body, push_batch& out, std::string& error) {
         };
         const json* id = field("id");
         if (!id || !id->is_string() || id->get_ref<const std::string&>().empty() ||
-            id->get_ref<const std::string&>().size() > 200) {
-            error = at(i, "id") + ": found " + (id ? found(*id) : "nothing") + "; expected a string of 1-200 bytes";
+            id->get_ref<const std::string&>().size() > 200 || has_nul(id->get_ref<const std::string&>())) {
+            error = at(i, "id") + ": found " + (id ? found(*id) : "nothing") +
+                    "; expected a string of 1-200 bytes without NUL";
             return false;
         }
         const json* stream = field("stream");
@@ -163,12 +172,12 @@ bool parse_push(std::string_view body, push_batch& out, std::string& error) {
             return false;
         }
         const json* seq = field("seq");
-        if (!seq || !is_int(*seq) || (seq->is_number_integer() && seq->get<std::int64_t>() < 0)) {
+        if (!seq || !is_int64(*seq, 0)) {
             error = at(i, "seq") + ": found " + (seq ? found(*seq) : "nothing") + "; expected an integer >= 0";
             return false;
         }
         const json* t_us = field("t_us");
-        if (!t_us || !is_int(*t_us)) {
+        if (!t_us || !is_int64(*t_us, INT64_MIN)) {
             error = at(i, "t_us") + ": found " + (t_us ? found(*t_us) : "nothing") +
                     "; expected an integer (microseconds since the epoch)";
             return false;
@@ -182,8 +191,8 @@ bool parse_push(std::string_view body, push_batch& out, std::string& error) {
         json norm = {{"id", *id}, {"stream", *stream}, {"seq", *seq}, {"t_us", *t_us}, {"kind", k}};
         const json* key = field("key");
         if (key && (!key->is_string() || key->get_ref<const std::string&>().empty() ||
-                    key->get_ref<const std::string&>().size() > 200)) {
-            error = at(i, "key") + ": found " + found(*key) + "; expected a string of 1-200 bytes";
+                    key->get_ref<const std::string&>().size() > 200 || has_nul(key->get_ref<const std::string&>()))) {
+            error = at(i, "key") + ": found " + found(*key) + "; expected a string of 1-200 bytes without NUL";
             return false;
         }
         if (!key && k != "append") {
@@ -202,7 +211,7 @@ bool parse_push(std::string_view body, push_batch& out, std::string& error) {
         }
         if (k == "set") {
             const json* base = field("base_version");
-            if (base && (!is_int(*base) || (base->is_number_integer() && base->get<std::int64_t>() < 0))) {
+            if (base && !is_int64(*base, 0)) {
                 error = at(i, "base_version") + ": found " + found(*base) + "; expected an integer >= 0";
                 return false;
             }
@@ -228,7 +237,10 @@ std::string ack_all_body(const push_batch& batch) {
     return json{{"acked", batch.ids}, {"conflicts", json::array()}, {"cseq", 0}}.dump();
 }
 
-std::string error_body(std::string_view reason) { return json{{"error", reason}}.dump(); }
+std::string error_body(std::string_view reason) {
+    // Reasons quote client bytes, maybe cut inside a UTF-8 sequence: replace, never throw.
+    return json{{"error", reason}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 std::string pg_text_array(const std::vector<std::string>& items) {
     std::string s = "{";

@@ -123,6 +123,9 @@ TEST_F(syncd_protocol, push_ack_store_idempotent_add_sums_stale_set_conflicts) {
     r = http_post(s.port(), "/v1/push", push_body(json::array({op_append("ok", "s1", 1), {{"id", "y"}, {"stream", "s1"}, {"seq", 1}, {"t_us", 1}, {"kind", "add"}, {"key", "k"}}})));
     EXPECT_EQ(r.status, 400);
     EXPECT_NE(r.body_json()["error"].get<std::string>().find("ops[1].delta"), std::string::npos);
+    // PostgreSQL refuses what JSON allows (a NUL in a jsonb string): still the client's fault, 400.
+    r = http_post(s.port(), "/v1/push", push_body(json::array({op_set("z1", "s1", 9, "note", 0, std::string("a\0b", 3))})));
+    EXPECT_EQ(r.status, 400) << r.body;
     EXPECT_EQ(http_get(s.port(), "/v1/changes?after=x").status, 400);
     EXPECT_EQ(http_get(s.port(), "/v1/records").status, 400);
     EXPECT_EQ(http_get(s.port(), "/v1/nothing").status, 404);

@@ -73,7 +73,16 @@ TEST(syncd_parse, push_errors_name_the_field_what_was_found_and_what_was_expecte
     EXPECT_NE(push_error(json{{"ops", {bad_stream}}}).find("ops[0].stream: found \"a,b\""), std::string::npos);
     json no_id = op("append");
     no_id.erase("id");
-    EXPECT_EQ(push_error(json{{"ops", {no_id}}}), "ops[0].id: found nothing; expected a string of 1-200 bytes");
+    EXPECT_EQ(push_error(json{{"ops", {no_id}}}), "ops[0].id: found nothing; expected a string of 1-200 bytes without NUL");
+    json nul_key = op("add");
+    nul_key["key"] = std::string("a\0b", 3);
+    nul_key["delta"] = 1;
+    EXPECT_NE(push_error(json{{"ops", {nul_key}}}).find("ops[0].key: found"), std::string::npos);
+    json huge_seq = op("append");
+    huge_seq["seq"] = std::uint64_t{1} << 63;  // does not fit a bigint
+    EXPECT_EQ(push_error(json{{"ops", {huge_seq}}}), "ops[0].seq: found 9223372036854775808; expected an integer >= 0");
+    // A reason may cut a UTF-8 sequence; the 400 body is still valid JSON.
+    EXPECT_TRUE(json::accept(error_body(std::string("found \"\xc3"))));
     json neg_seq = op("append");
     neg_seq["seq"] = -4;
     EXPECT_EQ(push_error(json{{"ops", {neg_seq}}}), "ops[0].seq: found -4; expected an integer >= 0");
