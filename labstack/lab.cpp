@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -605,6 +606,15 @@ std::vector<std::string> lab::down(const std::string& id) {
   std::vector<std::string> errors;
   if (!valid_lab_id(id)) return {"lab id \"" + id + "\": expected 1 to 8 characters of [a-z0-9]"};
   const std::string dir = lab_dir(id);
+  // SYNCSTORM_LAB_DEBUG: how long each phase of the teardown took, on stderr.
+  auto phase_start = std::chrono::steady_clock::now();
+  auto phase_done = [&](const char* what) {
+    if (!std::getenv("SYNCSTORM_LAB_DEBUG")) return;
+    auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "lab down %s: %s took %lld ms\n", id.c_str(), what,
+                 static_cast<long long>(std::chrono::duration_cast<milliseconds>(now - phase_start).count()));
+    phase_start = now;
+  };
   const state_file st(state_path_of(id));
   json s = json::object();
   try {
@@ -630,6 +640,7 @@ std::vector<std::string> lab::down(const std::string& id) {
   } catch (const std::exception&) {
     // No supervisor answering: the sweep below handles everything.
   }
+  phase_done("supervisor shutdown");
   // 2. Sweep: whatever still carries the lab's marker, comm or (PostgreSQL tools) its dir.
   //    The supervisor goes first so it restarts nothing.
   for (pid_t p : find_lab_processes(id, {sup_comm})) {
@@ -641,16 +652,26 @@ std::vector<std::string> lab::down(const std::string& id) {
   }
   const std::vector<std::string> tools = {"postgres", "postmaster", "initdb", "pg_basebackup", "pg_ctl", "psql",
                                           "pg_isready", "haproxy", "syncd"};
+  const bool debug = std::getenv("SYNCSTORM_LAB_DEBUG") != nullptr;
   for (int round = 0; round < 5; ++round) {
     auto pids = find_lab_processes(id, {sup_comm, rly_comm}, dir + "/", tools);
     if (pids.empty()) break;
+    if (debug)
+      for (pid_t p : pids) {
+        std::ifstream c("/proc/" + std::to_string(p) + "/cmdline");
+        std::string cmd((std::istreambuf_iterator<char>(c)), std::istreambuf_iterator<char>());
+        std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+        std::fprintf(stderr, "lab down %s: round %d: leftover pid %d: %s\n", id.c_str(), round, static_cast<int>(p), cmd.c_str());
+      }
     auto left = terminate_processes(pids, round == 0 ? SIGTERM : SIGKILL, milliseconds(round == 0 ? 3000 : 2000));
     if (round == 4)
       for (pid_t p : left) errors.push_back("process " + std::to_string(p) + " survived SIGKILL");
   }
 
+  phase_done("processes");
   // 3. Network, rules, sysctls.
   for (auto& e : destroy_network(id, s)) errors.push_back(e);
+  phase_done("network");
 
   // 4. Mounts (recorded and found), then the files.
   std::set<std::string> mps;
@@ -664,6 +685,7 @@ std::vector<std::string> lab::down(const std::string& id) {
     if (::umount2(m.c_str(), 0) != 0 && ::umount2(m.c_str(), MNT_DETACH) != 0)
       errors.push_back("mount " + m + ": " + std::strerror(errno));
   }
+  phase_done("mounts");
   if (mounts_under(dir).empty()) {
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -671,6 +693,7 @@ std::vector<std::string> lab::down(const std::string& id) {
   } else {
     errors.push_back("kept " + dir + ": something is still mounted under it");
   }
+  phase_done("files");
   return errors;
 }
 
