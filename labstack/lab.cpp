@@ -416,6 +416,7 @@ lab lab::up(const lab_options& o) {
     });
 
     step = "supervisor";
+    st.update([&](json& j) { j["supervisor"] = {{"status", "starting"}, {"comm", "ss-sup-" + id}}; });
     start_supervisor(st.path());
     step = "start db-0";
     l.supervisor({{"cmd", "start"}, {"unit", "db-0"}});
@@ -497,7 +498,7 @@ lab lab::up(const lab_options& o) {
     // 50,000 clients need 2 fds each in HAProxy: maxconn 60,000 when RLIMIT_NOFILE can reach
     // ~120k, else what the hard limit allows (HAProxy refuses to start otherwise).
     const std::uint64_t nofile = achievable_nofile(2 * 60000 + 1000);
-    hc.maxconn = static_cast<int>(std::min<std::uint64_t>(60000, (nofile - 1000) / 2));
+    hc.maxconn = static_cast<int>(std::clamp<std::uint64_t>((nofile > 512 ? nofile - 256 : 256) / 2, 128, 60000));
     st.update([&](json& j) {
       j["limits"] = {{"nofile", nofile}, {"haproxy_maxconn", hc.maxconn}};
       if (hc.maxconn < 50000)

@@ -8,7 +8,8 @@
 // `eth0` (inside), at .(10+i). Two iptables rules (comment `syncstorm-lab-<id>`) accept the
 // bridge's traffic on INPUT and FORWARD, for hosts whose policy drops it. The ephemeral port range
 // is widened (net.ipv4.ip_local_port_range = 1024 65535) with the lab's own listening ports
-// reserved (ip_local_reserved_ports); both are restored by destroy_network.
+// reserved (ip_local_reserved_ports); both are restored by destroy_network (the range only if it
+// still holds what this lab set: with two labs up, the first one down restores the original).
 //
 // Unprivileged: every pod gets its own 127.0.0.x (a block no listener and no other lab uses),
 // HAProxy's source addresses are 127.0.1.x, and nothing on the host changes.
