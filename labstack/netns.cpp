@@ -86,9 +86,12 @@ void record(const state_file& st, const std::string& kind, const json& what) {
   });
 }
 
-void ip(const std::string& what, std::vector<std::string> args) {
+// `ip ARGS` for lab `id`: carries the lab's marker, so a `down` racing a killed `up` finds it.
+void ip(const std::string& id, const std::string& what, std::vector<std::string> args) {
   args.insert(args.begin(), "ip");
-  run_command_checked(what, cmd(std::move(args)), std::chrono::seconds(20));
+  spawn_options o = cmd(std::move(args));
+  o.lab_id = id;
+  run_command_checked(what, o, std::chrono::seconds(20));
 }
 
 std::vector<std::string> rule_args(const json& rule) {
@@ -286,25 +289,25 @@ void create_network(const std::string& id, const network_layout& n, const state_
   if (!n.namespaces) return;
   const std::string pfx = std::to_string(24);
   record(st, "links", n.bridge);
-  ip("create the lab bridge", {"link", "add", n.bridge, "type", "bridge"});
-  ip("bring the lab bridge up", {"link", "set", n.bridge, "up"});
-  ip("give the bridge its gateway address", {"addr", "add", n.gateway + "/" + pfx, "dev", n.bridge});
+  ip(id, "create the lab bridge", {"link", "add", n.bridge, "type", "bridge"});
+  ip(id, "bring the lab bridge up", {"link", "set", n.bridge, "up"});
+  ip(id, "give the bridge its gateway address", {"addr", "add", n.gateway + "/" + pfx, "dev", n.bridge});
   for (auto& s : n.lb_sources)
-    ip("add an LB source address", {"addr", "add", s + "/" + pfx, "dev", n.bridge});
+    ip(id, "add an LB source address", {"addr", "add", s + "/" + pfx, "dev", n.bridge});
   for (std::size_t i = 0; i < n.pods.size(); ++i) {
     const auto& p = n.pods[i];
     record(st, "namespaces", p.netns);
-    ip("create the namespace of " + p.name, {"netns", "add", p.netns});
+    ip(id, "create the namespace of " + p.name, {"netns", "add", p.netns});
     record(st, "links", p.veth_host);
     const std::string peer = "sp-" + id + "-" + std::to_string(i);
-    ip("create the veth pair of " + p.name,
+    ip(id, "create the veth pair of " + p.name,
        {"link", "add", p.veth_host, "type", "veth", "peer", "name", peer, "netns", p.netns});
-    ip("attach " + p.veth_host + " to the bridge", {"link", "set", p.veth_host, "master", n.bridge, "up"});
-    ip("name the pod's interface eth0", {"-n", p.netns, "link", "set", peer, "name", "eth0"});
-    ip("address " + p.name, {"-n", p.netns, "addr", "add", p.address + "/" + pfx, "dev", "eth0"});
-    ip("bring up eth0 of " + p.name, {"-n", p.netns, "link", "set", "eth0", "up"});
-    ip("bring up lo of " + p.name, {"-n", p.netns, "link", "set", "lo", "up"});
-    ip("route " + p.name + " via the bridge",
+    ip(id, "attach " + p.veth_host + " to the bridge", {"link", "set", p.veth_host, "master", n.bridge, "up"});
+    ip(id, "name the pod's interface eth0", {"-n", p.netns, "link", "set", peer, "name", "eth0"});
+    ip(id, "address " + p.name, {"-n", p.netns, "addr", "add", p.address + "/" + pfx, "dev", "eth0"});
+    ip(id, "bring up eth0 of " + p.name, {"-n", p.netns, "link", "set", "eth0", "up"});
+    ip(id, "bring up lo of " + p.name, {"-n", p.netns, "link", "set", "lo", "up"});
+    ip(id, "route " + p.name + " via the bridge",
        {"-n", p.netns, "route", "add", "default", "via", n.gateway});
   }
   const std::vector<json> rules = {
@@ -318,7 +321,9 @@ void create_network(const std::string& id, const network_layout& n, const state_
     record(st, "rules", r);
     std::vector<std::string> a = {"iptables", "-w", "-t", r["table"], "-I", r["chain"]};
     for (auto& x : rule_args(r)) a.push_back(x);
-    run_command_checked("add the lab's iptables rule", cmd(a), std::chrono::seconds(20));
+    spawn_options o = cmd(a);
+    o.lab_id = id;
+    run_command_checked("add the lab's iptables rule", o, std::chrono::seconds(20));
   }
 }
 

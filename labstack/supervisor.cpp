@@ -366,7 +366,11 @@ class supervisor {
       u.last_exit = {{"exit_code", WEXITSTATUS(st)}};
     else
       u.last_exit = {{"signal", WTERMSIG(st)}};
-    if (u.role() == "lb") lb_status_.clear(), lb_backend_known_ = false;
+    if (u.role() == "lb") {
+      // A new HAProxy starts from scratch: report its servers' states afresh.
+      lb_status_.clear();
+      lb_backend_known_ = false;
+    }
     if (u.status == "stopping" || shutting_down_) {
       u.status = "stopped";
       event(u, "stopped", {{"pid", static_cast<long>(old)}});
