@@ -129,15 +129,15 @@ struct http_worker {
   http_worker(worker& w_, const shared_state& s_)
       : w(w_),
         s(s_),
-        latency(w.metrics().metric("http.latency")),
-        uncorrected(w.metrics().metric("http.latency.uncorrected")),
-        requests(w.metrics().metric("http.requests")),
-        queue_wait(w.metrics().metric("http.queue_wait")),
-        unsent(w.metrics().metric("http.unsent")),
+        latency(w.metrics().metric("http.latency@" + s.config.name)),
+        uncorrected(w.metrics().metric("http.latency.uncorrected@" + s.config.name)),
+        requests(w.metrics().metric("http.requests@" + s.config.name)),
+        queue_wait(w.metrics().metric("http.queue_wait@" + s.config.name)),
+        unsent(w.metrics().metric("http.unsent@" + s.config.name)),
         lag(w.metrics().metric("generator.lag")),
         late(w.metrics().metric("generator.late")) {
     for (std::size_t b = 0; b < error_bucket_count; ++b)
-      errors[b] = &w.metrics().metric("http.errors." + std::string(to_string(static_cast<error_bucket>(b))));
+      errors[b] = &w.metrics().metric("http.errors." + std::string(to_string(static_cast<error_bucket>(b))) + "@" + s.config.name);
     if (s.url.tls) ssl = make_ssl_context(s.config.tls);
   }
 

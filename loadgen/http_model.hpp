@@ -25,7 +25,8 @@
 // Any failure closes the connection; the next request on it reconnects. A reply without
 // keep-alive closes it too (not an error).
 //
-// Metrics (each worker's shard; `at` is when the outcome was known):
+// Metrics (each worker's shard; `at` is when the outcome was known). The http.* ones are recorded
+// per load entry as "<metric>@<load name>"; the pool's merged views add the whole "<metric>".
 //   http.latency              intended send → outcome (wrk2's correction), ok = expected status;
 //                             failures are recorded too (ok = false), a timeout as its wait
 //   http.latency.uncorrected  actual send → outcome

@@ -3,6 +3,8 @@
 // happens-before back.
 #include "loadgen/workers.hpp"
 
+#include <map>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -142,6 +144,32 @@ void worker_pool::interrupt() noexcept {
   threads_->cv.notify_all();
 }
 
+// Models record per load entry ("http.latency@push"); merged views also hold each metric's
+// whole ("http.latency"), rebuilt as the merge of its entries (so folding twice changes nothing;
+// a name is recorded either per entry or whole, never both).
+static void fold_load_views(metrics_shard& m) {
+  std::map<std::string, std::vector<std::string>> parts;
+  for (const auto& name : m.names()) {
+    const auto at = name.find('@');
+    if (at != std::string::npos) parts[name.substr(0, at)].push_back(name);
+  }
+  for (const auto& [base, names] : parts) {
+    timed_metric whole;
+    for (const auto& n : names) whole.merge(*m.find(n));
+    m.metric(base) = std::move(whole);
+  }
+  std::map<std::string, std::vector<std::string>> gauge_parts;
+  for (const auto& name : m.gauge_names()) {
+    const auto at = name.find('@');
+    if (at != std::string::npos) gauge_parts[name.substr(0, at)].push_back(name);
+  }
+  for (const auto& [base, names] : gauge_parts) {
+    gauge_series whole;
+    for (const auto& n : names) whole.merge(*m.find_gauge(n));
+    m.gauge(base) = std::move(whole);
+  }
+}
+
 metrics_shard worker_pool::snapshot(std::int64_t series_since_us) {
   auto copy = [series_since_us](const metrics_shard& m) {
     return series_since_us > 0 ? m.copy_since(series_since_us) : m;
@@ -165,6 +193,7 @@ metrics_shard worker_pool::snapshot(std::int64_t series_since_us) {
   }
   metrics_shard merged;
   for (auto& c : copies) merged.merge(*c);
+  fold_load_views(merged);
   return merged;
 }
 
@@ -206,6 +235,7 @@ metrics_shard worker_pool::stop(std::chrono::milliseconds grace, std::chrono::mi
     if (auto e = w->tasks_->error(); e && !t.error) t.error = e;
   }
   if (t.error) std::rethrow_exception(t.error);
+  fold_load_views(merged);
   return merged;
 }
 

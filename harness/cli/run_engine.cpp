@@ -356,7 +356,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     try {
       the_lab = std::make_unique<lab::lab>(lab::lab::up(lo));
       lab_base = the_lab->lb_http_url();
-      events.write("lab_ready", {{"lab", the_lab->id()}, {"http", lab_base}, {"ws", the_lab->lb_ws_url()}});
+      events.write("lab_up", {{"lab", the_lab->id()}, {"http", lab_base}, {"ws", the_lab->lb_ws_url()}});
     } catch (const std::exception& e) {
       error = std::string("target.lab: the lab did not come up: ") + e.what();
     }
@@ -413,13 +413,6 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       error = e.what();
       try { merged = pool.stop(std::chrono::seconds(1)); } catch (...) {}
     }
-  }
-  // Models record per load entry ("http.latency@push"); the metric itself is their merge.
-  for (const auto& name : merged.names()) {
-    auto at = name.find('@');
-    if (at == std::string::npos) continue;
-    timed_metric copy = *merged.find(name);
-    merged.metric(name.substr(0, at)).merge(copy);
   }
   auto wall_end = std::chrono::system_clock::now();
   if (run_end_us == 0) run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
@@ -518,7 +511,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   metrics_for_report(merged, metrics_j, series_j);
   nlohmann::json errors_j = nlohmann::json::object();
   for (const auto& name : merged.names()) {
-    if (name.find(".errors.") != std::string::npos) errors_j[name] = merged.find(name)->count();
+    if (name.find(".errors.") != std::string::npos && name.find('@') == std::string::npos) errors_j[name] = merged.find(name)->count();
   }
   std::uint64_t late = merged.find("generator.late") ? merged.find("generator.late")->count() : 0;
   nlohmann::json report = {
