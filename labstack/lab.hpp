@@ -106,7 +106,8 @@ class lab {
   pid_t kill_pod(const std::string& name, int signal = SIGKILL, bool restart = true);
   pid_t kill_unit(const std::string& unit, int signal = SIGKILL, bool restart = true);
   void start_unit(const std::string& unit);
-  // Waits until the supervisor reports `unit` ready; false on timeout.
+  // Waits until the supervisor reports `unit` ready; false on timeout. While the lab is still
+  // coming up (phase not "ready") a death or a timeout throws instead, with the unit's log tail.
   bool wait_ready(const std::string& unit, std::chrono::milliseconds timeout) const;
 
   // Failover: fences the current primary (killed if alive, never restarted), promotes the
