@@ -207,7 +207,8 @@ std::string summary_md(const json& report) {
       << status_of(v) << "** |\n";
   }
   o << "\n### Key figures\n\n| metric | count | errors | p50 | p99 | max |\n|---|---|---|---|---|---|\n";
-  for (const auto& [m, s] : report.value("metrics", json::object()).items()) {
+  const json metrics = report.value("metrics", json::object());  // items() must not outlive it
+  for (const auto& [m, s] : metrics.items()) {
     if (!s.is_object() || !s.contains("p50")) continue;
     o << "| " << m << " | " << s.value("count", 0) << " | " << s.value("errors", 0) << " | " << num(s["p50"]) << " ms | "
       << num(s["p99"]) << " ms | " << num(s["max"]) << " ms |\n";
