@@ -41,18 +41,28 @@ $$;
 
 -- One push, one transaction. p_ops: [{"id","stream","seq","t_us","kind","key"?,"delta"?,
 -- "base_version"?,"body"?,"action"?}], action "d" = drop (bug), "D" = store twice (bug).
+-- Linear in the batch: results accumulate in arrays (appended in place), not in jsonb values.
 CREATE OR REPLACE FUNCTION syncd_push(p_ops jsonb, p_client text, p_pod text, p_dup_apply boolean)
 RETURNS jsonb LANGUAGE plpgsql AS $fn$
 DECLARE
-  v_claimed jsonb;
+  v_new boolean[];            -- per op: the first occurrence of an id this push claimed
   v_op jsonb;
+  v_i int := 0;
   v_id text;
   v_kind text;
-  v_acked jsonb := '[]'::jsonb;
-  v_conflicts jsonb := '[]'::jsonb;
-  v_dropped jsonb := '[]'::jsonb;
-  v_rows jsonb := '[]'::jsonb;
-  v_row jsonb;
+  v_acked text[] := '{}';
+  v_conflicts jsonb[] := '{}';
+  v_conflicted text[] := '{}';  -- claimed ids whose set conflicted (released at the end)
+  v_dropped text[] := '{}';
+  r_id text[] := '{}';
+  r_stream text[] := '{}';
+  r_seq bigint[] := '{}';
+  r_t_us bigint[] := '{}';
+  r_kind text[] := '{}';
+  r_key text[] := '{}';
+  r_value jsonb[] := '{}';
+  r_delta numeric[] := '{}';
+  r_version bigint[] := '{}';
   v_ver bigint;
   v_val jsonb;
   v_n int;
@@ -60,13 +70,17 @@ DECLARE
   v_now bigint;
 BEGIN
   -- Claim the ids not seen before (sorted: one lock order for concurrent retries of an id).
-  WITH ins AS (
+  WITH ops AS (
+    SELECT t.ord, t.o->>'id' AS id, coalesce(t.o->>'action', 's') AS action
+    FROM jsonb_array_elements(p_ops) WITH ORDINALITY AS t(o, ord)),
+  ins AS (
     INSERT INTO syncd_ops (id)
-    SELECT DISTINCT o->>'id' FROM jsonb_array_elements(p_ops) o
-    WHERE coalesce(o->>'action', 's') <> 'd'
-    ORDER BY 1
-    ON CONFLICT DO NOTHING RETURNING id)
-  SELECT coalesce(jsonb_object_agg(id, true), '{}'::jsonb) INTO v_claimed FROM ins;
+    SELECT DISTINCT id FROM ops WHERE action <> 'd' ORDER BY 1
+    ON CONFLICT DO NOTHING RETURNING id),
+  firsts AS (SELECT min(ord) AS ord FROM ops WHERE action <> 'd' GROUP BY id)
+  SELECT coalesce(array_agg(f.ord IS NOT NULL AND i.id IS NOT NULL ORDER BY ops.ord), '{}')
+  INTO v_new
+  FROM ops LEFT JOIN firsts f ON f.ord = ops.ord LEFT JOIN ins i ON i.id = ops.id;
 
   -- Lock the touched records in (stream, key) order, creating missing ones at version 0.
   INSERT INTO syncd_records (stream, key, value, version)
@@ -80,16 +94,17 @@ BEGIN
   ORDER BY r.stream, r.key FOR UPDATE;
 
   FOR v_op IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
+    v_i := v_i + 1;
     v_id := v_op->>'id';
     v_kind := v_op->>'kind';
     IF v_op->>'action' = 'd' THEN
       IF NOT EXISTS (SELECT 1 FROM syncd_ops WHERE id = v_id) THEN
-        v_dropped := v_dropped || to_jsonb(v_id);
+        v_dropped := array_append(v_dropped, v_id);
       END IF;
-      v_acked := v_acked || to_jsonb(v_id);
+      v_acked := array_append(v_acked, v_id);
       CONTINUE;
     END IF;
-    IF NOT v_claimed ? v_id THEN
+    IF NOT v_new[v_i] AND NOT (v_id = ANY (v_conflicted)) THEN
       -- Seen before (or earlier in this batch): ack again, change nothing.
       IF p_dup_apply AND v_kind = 'add' THEN
         UPDATE syncd_records SET version = version + 1,
@@ -97,7 +112,7 @@ BEGIN
                            + (v_op->>'delta')::numeric)
         WHERE stream = v_op->>'stream' AND key = v_op->>'key';
       END IF;
-      v_acked := v_acked || to_jsonb(v_id);
+      v_acked := array_append(v_acked, v_id);
       CONTINUE;
     END IF;
     v_ver := NULL;
@@ -112,9 +127,12 @@ BEGIN
       SELECT version, value INTO v_ver, v_val FROM syncd_records
       WHERE stream = v_op->>'stream' AND key = v_op->>'key';
       IF v_ver <> coalesce((v_op->>'base_version')::bigint, 0) THEN
-        -- Stale base: returned, not applied; the id stays unclaimed for a rebased retry.
-        v_conflicts := v_conflicts || jsonb_build_object('id', v_id, 'key', v_op->>'key',
-                                                         'version', v_ver, 'value', v_val);
+        -- Stale base: returned, not applied; the id is released for a rebased retry.
+        v_conflicts := array_append(v_conflicts, jsonb_build_object('id', v_id, 'key', v_op->>'key',
+                                                                    'version', v_ver, 'value', v_val));
+        IF NOT (v_id = ANY (v_conflicted)) THEN
+          v_conflicted := array_append(v_conflicted, v_id);
+        END IF;
         CONTINUE;
       END IF;
       v_val := coalesce(v_op->'body', 'null'::jsonb);
@@ -122,41 +140,44 @@ BEGIN
       WHERE stream = v_op->>'stream' AND key = v_op->>'key'
       RETURNING version INTO v_ver;
     END IF;
-    v_claimed := v_claimed - v_id;
-    v_row := jsonb_build_object('id', v_id, 'stream', v_op->>'stream', 'seq', v_op->'seq',
-      't_us', v_op->'t_us', 'kind', v_kind, 'key', v_op->>'key', 'value', v_val,
-      'delta', v_op->'delta', 'version', v_ver);
-    v_rows := v_rows || v_row;
-    IF v_op->>'action' = 'D' THEN
-      v_rows := v_rows || v_row;
+    IF cardinality(v_conflicted) > 0 THEN
+      v_conflicted := array_remove(v_conflicted, v_id);
     END IF;
-    v_acked := v_acked || to_jsonb(v_id);
+    FOR v_copy IN 1 .. CASE WHEN v_op->>'action' = 'D' THEN 2 ELSE 1 END LOOP
+      r_id := array_append(r_id, v_id);
+      r_stream := array_append(r_stream, v_op->>'stream');
+      r_seq := array_append(r_seq, (v_op->>'seq')::bigint);
+      r_t_us := array_append(r_t_us, (v_op->>'t_us')::bigint);
+      r_kind := array_append(r_kind, v_kind);
+      r_key := array_append(r_key, v_op->>'key');
+      r_value := array_append(r_value, v_val);
+      r_delta := array_append(r_delta, (v_op->>'delta')::numeric);
+      r_version := array_append(r_version, v_ver);
+    END LOOP;
+    v_acked := array_append(v_acked, v_id);
   END LOOP;
 
-  -- Claimed but not applied: conflicted sets. Release them.
-  IF v_claimed <> '{}'::jsonb THEN
-    DELETE FROM syncd_ops WHERE id IN (SELECT jsonb_object_keys(v_claimed));
+  IF cardinality(v_conflicted) > 0 THEN
+    DELETE FROM syncd_ops WHERE id = ANY (v_conflicted);
   END IF;
 
-  v_n := jsonb_array_length(v_rows);
+  v_n := cardinality(r_id);
   IF v_n > 0 THEN
     -- Taken last, held to commit: cseq order is commit order.
     UPDATE syncd_counter SET cseq = cseq + v_n WHERE id = 1 RETURNING cseq INTO v_hi;
     v_now := (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
     INSERT INTO syncd_changes (cseq, id, stream, seq, t_us, commit_us, kind, key, value, delta,
                                version, client, pod)
-    SELECT v_hi - v_n + r.ord, r.x->>'id', r.x->>'stream', (r.x->>'seq')::bigint,
-           (r.x->>'t_us')::bigint, v_now, r.x->>'kind', r.x->>'key',
-           CASE WHEN jsonb_typeof(r.x->'value') = 'null' AND r.x->>'kind' = 'append' THEN NULL
-                ELSE r.x->'value' END,
-           (r.x->>'delta')::numeric, (r.x->>'version')::bigint, p_client, p_pod
-    FROM jsonb_array_elements(v_rows) WITH ORDINALITY AS r(x, ord);
+    SELECT v_hi - v_n + u.ord, u.id, u.stream, u.seq, u.t_us, v_now, u.kind, u.key, u.value,
+           u.delta, u.version, p_client, p_pod
+    FROM unnest(r_id, r_stream, r_seq, r_t_us, r_kind, r_key, r_value, r_delta, r_version)
+         WITH ORDINALITY AS u(id, stream, seq, t_us, kind, key, value, delta, version, ord);
     PERFORM pg_notify('syncd_changes', v_hi::text);
   ELSE
     SELECT cseq INTO v_hi FROM syncd_counter WHERE id = 1;
   END IF;
-  RETURN jsonb_build_object('acked', v_acked, 'conflicts', v_conflicts, 'cseq', v_hi,
-                            'dropped', v_dropped);
+  RETURN jsonb_build_object('acked', to_jsonb(v_acked), 'conflicts', to_jsonb(v_conflicts),
+                            'cseq', v_hi, 'dropped', to_jsonb(v_dropped));
 END
 $fn$;
 )SQL";

@@ -113,6 +113,12 @@ private:
                 enqueue(std::make_shared<const change_frame>(change_frame{row.cseq, std::move(row.stream),
                                                                           std::move(row.json)}));
             if (static_cast<std::int64_t>(out.rows.size()) < replay_page) break;
+            // Backpressure on a long history: read the next page once the writer caught up, so
+            // a replay never overflows the queue by itself.
+            while (queue_.size() > static_cast<std::size_t>(2 * replay_page) && !done_ && !close_) {
+                net::steady_timer pause(ws_.get_executor(), std::chrono::milliseconds(5));
+                co_await pause.async_wait(use_tuple);
+            }
         }
         replaying_ = false;
         auto held = std::move(pending_);

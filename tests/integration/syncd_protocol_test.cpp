@@ -181,22 +181,40 @@ TEST_F(syncd_protocol, websocket_replays_after_cseq_then_goes_live_and_metrics_c
     ASSERT_EQ(live_frames.size(), 1u);  // only what was committed after it subscribed
     EXPECT_EQ(live_frames[0]["cseq"], 12);
 
+    // A long history replays completely and in order (paged, with backpressure).
+    for (int b = 0; b < 5; ++b) {
+        json batch = json::array();
+        for (int i = 0; i < 1000; ++i) batch.push_back(op_append("big" + std::to_string(b * 1000 + i), "big", i));
+        ASSERT_EQ(http_post(s.port(), "/v1/push", push_body(batch)).status, 200);
+    }
+    {
+        ws_client big(s.port(), "/v1/ws?streams=big&after=0");
+        ASSERT_TRUE(big.connected()) << big.error();
+        auto frames = big.collect(5000);
+        ASSERT_EQ(frames.size(), 5000u);
+        for (std::size_t i = 0; i < frames.size(); ++i)
+            ASSERT_EQ(frames[i]["id"], "big" + std::to_string(i)) << "at " << i;
+    }
+
     // A subscription without streams is refused before the upgrade.
     ws_client bad(s.port(), "/v1/ws?after=0");
     EXPECT_FALSE(bad.connected());
 
-    // Counters are bumped when a write completes, a moment after the client has the frame.
+    // Counters move when a write completes (a moment after the client has the frame) and when the
+    // server notices a closed subscriber.
     http_reply m;
     for (int i = 0; i < 20; ++i) {
         m = http_get(s.port(), "/metrics");
-        if (m.body.find("syncd_fanout_sent_total{pod=\"p1\"} 19") != std::string::npos) break;
+        if (m.body.find("syncd_fanout_sent_total{pod=\"p1\"} 5019") != std::string::npos &&
+            m.body.find("syncd_ws_subscribers{pod=\"p1\"} 3") != std::string::npos)
+            break;
         std::this_thread::sleep_for(100ms);
     }
     ASSERT_EQ(m.status, 200);
-    for (const char* needle : {"syncd_http_requests_total{pod=\"p1\",route=\"push\",code=\"200\"} 2",
-                               "syncd_push_ops_total{pod=\"p1\",result=\"acked\"} 13", "syncd_ws_subscribers{pod=\"p1\"} 3",
-                               "syncd_fanout_sent_total{pod=\"p1\"} 19", "syncd_db_errors_total{pod=\"p1\",class=\"connection\"}",
-                               "syncd_db_ready{pod=\"p1\"} 1", "syncd_push_duration_seconds_count{pod=\"p1\"} 2"})
+    for (const char* needle : {"syncd_http_requests_total{pod=\"p1\",route=\"push\",code=\"200\"} 7",
+                               "syncd_push_ops_total{pod=\"p1\",result=\"acked\"} 5013", "syncd_ws_subscribers{pod=\"p1\"} 3",
+                               "syncd_fanout_sent_total{pod=\"p1\"} 5019", "syncd_db_errors_total{pod=\"p1\",class=\"connection\"}",
+                               "syncd_db_ready{pod=\"p1\"} 1", "syncd_push_duration_seconds_count{pod=\"p1\"} 7"})
         EXPECT_NE(m.body.find(needle), std::string::npos) << needle << "\n" << m.body;
 }
 

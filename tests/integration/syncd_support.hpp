@@ -24,7 +24,6 @@
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +42,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/net.hpp"
+#include "labstack/lab_process.hpp"
 #include "labstack/postgres.hpp"
 
 namespace syncd_test {
@@ -164,27 +164,14 @@ inline std::vector<json> all_changes(std::uint16_t port, const std::string& stre
 class syncd_process {
 public:
     syncd_process(const std::string& dsn, const std::string& name, std::vector<std::string> extra = {})
-        : name_(name), port_(lab::pick_free_port()), log_path_(test_root() / (name + ".log")) {
+        : name_(name), port_(lab::pick_free_port()), log_path_(unique_log(name)) {
         fs::create_directories(test_root());
-        std::vector<std::string> args = {syncd_binary().string(), "--db", dsn, "--listen",
-                                         "127.0.0.1:" + std::to_string(port_), "--pod-name", name,
-                                         "--threads", "2", "--db-pool", "4"};
-        args.insert(args.end(), extra.begin(), extra.end());
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        pid_ = fork();
-        if (pid_ == 0) {
-            dup2(fd, 2);
-            int devnull = ::open("/dev/null", O_RDWR);
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-            close_range(3, ~0U, 0);
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-        ::close(fd);
+        lab::spawn_options o;
+        o.argv = {syncd_binary().string(), "--db", dsn, "--listen", "127.0.0.1:" + std::to_string(port_),
+                  "--pod-name", name, "--threads", "2", "--db-pool", "4"};
+        o.argv.insert(o.argv.end(), extra.begin(), extra.end());
+        o.log_path = log_path_.string();
+        pid_ = lab::spawn(o);
     }
     ~syncd_process() { kill9(); }
     syncd_process(const syncd_process&) = delete;
@@ -234,6 +221,12 @@ public:
     }
 
 private:
+    // One log per process, never shared with an earlier test's pod of the same name.
+    static fs::path unique_log(const std::string& name) {
+        static int n = 0;
+        return test_root() / (name + "-" + std::to_string(++n) + ".log");
+    }
+
     // Returns true while the process is still running.
     bool reap(bool block) {
         if (pid_ <= 0) return false;
