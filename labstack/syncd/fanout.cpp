@@ -235,7 +235,9 @@ void fanout_listener::thread_main() {
         }
     }
     if (conn) PQfinish(conn);
-    set_ready(false, "stopping");
+    // Stopping is not an outage: no db_unreachable event.
+    ready_.store(false, std::memory_order_release);
+    metrics_.db_ready.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace syncstorm::syncd

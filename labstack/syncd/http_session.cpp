@@ -375,9 +375,10 @@ void server::async_shutdown(std::chrono::milliseconds drain_timeout) {
             });
             const auto deadline = clock_type::now() + drain_timeout;
             net::steady_timer timer(co_await net::this_coro::executor);
-            // Ask again each round: a connection accepted just before the close registers late.
-            while ((app_.sessions.size() > 0 || app_.background.load() > 0) && clock_type::now() < deadline) {
-                app_.sessions.stop_all();
+            // Ask again every second: a connection accepted just before the close registers late.
+            for (int round = 0; (app_.sessions.size() > 0 || app_.background.load() > 0) && clock_type::now() < deadline;
+                 ++round) {
+                if (round % 20 == 0) app_.sessions.stop_all();
                 timer.expires_after(std::chrono::milliseconds(50));
                 co_await timer.async_wait(use_tuple);
             }
