@@ -5,7 +5,6 @@
 // connection end the session; they are never thrown.
 #include <chrono>
 
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/as_tuple.hpp>
