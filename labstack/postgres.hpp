@@ -38,7 +38,7 @@ struct postgres_options {
     std::uint16_t port = 0;  // required; never 5432 in syncstorm
     // Networks allowed (trust auth) for normal and replication connections, besides local.
     std::vector<std::string> hba_networks = {"127.0.0.0/8"};
-    // Server binaries; empty = /usr/lib/postgresql/15/bin, else `pg_config --bindir`.
+    // Server binaries; empty = /usr/lib/postgresql/15/bin when it exists, else looked up on PATH.
     std::filesystem::path bin_dir;
     std::string run_as = "postgres";  // OS user for server-side commands when we are root
     std::string synchronous_commit = "on";
