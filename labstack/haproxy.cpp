@@ -1,5 +1,6 @@
 // HAProxy configuration text and stats-socket client (see haproxy.hpp).
 #include "labstack/haproxy.hpp"
+#include "labstack/lab_state.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -95,47 +96,8 @@ std::string render_haproxy_config(const haproxy_config& c) {
 
 std::string haproxy_command(const std::string& socket_path, const std::string& command,
                             std::chrono::milliseconds timeout) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) throw std::runtime_error("haproxy stats " + socket_path + ": socket: " + std::strerror(errno));
-  struct closer {
-    int fd;
-    ~closer() { ::close(fd); }
-  } close_fd{fd};
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof sa.sun_path)
-    throw std::runtime_error("haproxy stats " + socket_path + ": path too long");
-  std::memcpy(sa.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
-    throw std::runtime_error("haproxy stats " + socket_path + ": connect: " + std::strerror(errno));
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto wait = [&](short ev) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) throw std::runtime_error("haproxy stats " + socket_path + ": timed out");
-    pollfd p{fd, ev, 0};
-    int n = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (n == 0) throw std::runtime_error("haproxy stats " + socket_path + ": timed out");
-  };
-  const std::string line = command + "\n";
-  std::size_t off = 0;
-  while (off < line.size()) {
-    wait(POLLOUT);
-    ssize_t n = ::send(fd, line.data() + off, line.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (n < 0) throw std::runtime_error("haproxy stats " + socket_path + ": send: " + std::strerror(errno));
-    off += static_cast<std::size_t>(n);
-  }
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    wait(POLLIN);
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n == 0) break;
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (n < 0) throw std::runtime_error("haproxy stats " + socket_path + ": recv: " + std::strerror(errno));
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  return out;
+  // The stats socket answers one command and closes: read until then.
+  return unix_exchange(socket_path, command + "\n", timeout, "haproxy stats", false);
 }
 
 std::vector<haproxy_server_state> parse_show_stat(const std::string& csv) {

@@ -2,6 +2,7 @@
 // starts on its own thread: the open model's coordinated-omission correction during a server
 // freeze, the closed model's keep-alive pool, every error bucket, and TLS with a client
 // certificate (keys made with the openssl CLI). Bounded: ~15 s in all.
+#include "tests/support/test_util.hpp"
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -338,7 +339,7 @@ TEST(http_model, invalid_config_is_rejected_with_the_field) {
 class http_tls : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "skip: openssl CLI not found";
+    if (std::system("command -v openssl >/dev/null 2>&1") != 0) SYNCSTORM_SKIP_OR_FAIL("openssl CLI not found");
     dir_ = std::filesystem::temp_directory_path() / ("syncstorm-tls-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
     std::ofstream(dir_ / "san.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";

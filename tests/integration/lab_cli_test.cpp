@@ -5,6 +5,7 @@
 // iptables rule, mount, listening port or file of the lab behind.
 //
 // Threading: single-threaded; the CLI runs as child processes that the tests reap.
+#include "tests/support/test_util.hpp"
 #include "labstack/lab.hpp"
 #include "labstack/lab_process.hpp"
 #include "labstack/lab_state.hpp"
@@ -100,7 +101,7 @@ class lab_cli : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why = why_not_runnable();
-    if (!why.empty()) GTEST_SKIP() << why;
+    if (!why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
   }
   // Whatever a test made, gone even when it failed.
   void TearDown() override {

@@ -7,6 +7,7 @@
 //
 // Threading: the tests drive the lab from the main thread; pushers run on plain threads with
 // blocking sockets; the WebSocket subscriber runs on its own io_context thread.
+#include "tests/support/test_util.hpp"
 #include "harness/net.hpp"
 #include "labstack/haproxy.hpp"
 #include "labstack/lab.hpp"
@@ -292,7 +293,7 @@ class lab_stack : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
+    if (!skip_reason_.empty()) SYNCSTORM_SKIP_OR_FAIL(skip_reason_);
     ASSERT_TRUE(lab_.has_value()) << "lab up failed: " << up_error_;
   }
 

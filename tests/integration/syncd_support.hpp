@@ -8,6 +8,7 @@
 // the test's thread.
 #pragma once
 
+#include "tests/support/test_util.hpp"
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -385,7 +386,7 @@ public:
 
 protected:
     void SetUp() override {
-        if (geteuid() != 0) GTEST_SKIP() << "needs root to run PostgreSQL as the postgres user";
+        if (geteuid() != 0) SYNCSTORM_SKIP_OR_FAIL("needs root to run PostgreSQL as the postgres user");
         ASSERT_TRUE(pg_) << "PostgreSQL did not start";
         ASSERT_TRUE(fs::exists(syncd_binary())) << "no syncd binary at " << syncd_binary();
     }
