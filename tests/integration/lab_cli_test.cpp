@@ -43,20 +43,9 @@ sl::run_result cli(std::vector<std::string> args, std::chrono::milliseconds time
   return sl::run_command(o, timeout);
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 std::string why_not_runnable() {
   if (bin().empty() || ::access(bin().c_str(), X_OK) != 0) return "SYNCSTORM_BIN is not set to the syncstorm CLI";
-  if (::geteuid() != 0) return "needs root (PostgreSQL runs as the postgres user; namespaces; tmpfs mounts)";
-  for (auto p : {"/usr/lib/postgresql/15/bin/postgres", "/usr/sbin/haproxy"})
-    if (::access(p, X_OK) != 0) return std::string("missing ") + p + " (run scripts/setup.sh)";
-  const char* b = std::getenv("SYNCSTORM_BUILD_DIR");
-  if (!b || ::access((std::string(b) + "/labstack/syncd").c_str(), X_OK) != 0)
-    return "missing $SYNCSTORM_BUILD_DIR/labstack/syncd (build the syncd target)";
-  return {};
+  return syncstorm::test::lab_unavailable_reason();
 }
 
 // Every kind of thing a lab makes, looked for by the lab's id and by what its state recorded.
@@ -68,7 +57,7 @@ void expect_nothing_left(const std::string& id, const json& state) {
   for (auto& l : sl::network_leftovers(id)) ADD_FAILURE() << "left behind: " << l;
   for (auto& ns : state.value("created", json::object()).value("namespaces", json::array()))
     EXPECT_FALSE(std::filesystem::exists("/run/netns/" + ns.get<std::string>())) << ns;
-  const std::string mounts = read_text("/proc/self/mounts");
+  const std::string mounts = syncstorm::test::read_file("/proc/self/mounts");
   EXPECT_EQ(mounts.find(dir), std::string::npos) << "a mount under " << dir << " remains";
   const json ports = state.value("ports", json::object());
   const bool pods_in_namespaces = state.value("network", json::object()).value("mode", "") == "namespaces";
@@ -80,7 +69,7 @@ void expect_nothing_left(const std::string& id, const json& state) {
   }
   EXPECT_FALSE(std::filesystem::exists(dir)) << dir << " remains";
   if (state.value("sysctls", json::object()).contains("ip_local_port_range")) {
-    std::string now = read_text("/proc/sys/net/ipv4/ip_local_port_range");
+    std::string now = syncstorm::test::read_file("/proc/sys/net/ipv4/ip_local_port_range");
     std::replace(now.begin(), now.end(), '\t', ' ');
     while (!now.empty() && now.back() == '\n') now.pop_back();
     std::string orig = state["sysctls"]["ip_local_port_range"].value("original", "");
@@ -149,7 +138,7 @@ TEST_F(lab_cli, up_status_down_with_a_db_volume) {
   ASSERT_EQ(::statvfs(data_dir.c_str(), &vfs), 0);
   const double size = static_cast<double>(vfs.f_blocks) * static_cast<double>(vfs.f_frsize);
   EXPECT_NEAR(size, 128.0 * 1024 * 1024, 1024 * 1024) << "the data dir is not on a 128MiB volume";
-  EXPECT_NE(read_text("/proc/self/mounts").find(data_dir + " tmpfs"), std::string::npos);
+  EXPECT_NE(syncstorm::test::read_file("/proc/self/mounts").find(data_dir + " tmpfs"), std::string::npos);
 
   // A push through the LB, with curl as any client would.
   const std::string url = s["lb"]["http_url"];
@@ -236,7 +225,7 @@ TEST_F(lab_cli, down_cleans_up_after_an_up_killed_halfway) {
     ::kill(pid, SIGKILL);
     int st = 0;
     ::waitpid(pid, &st, 0);
-    EXPECT_TRUE(reached) << "lab up never reached the " << point.name << " step: " << read_text(o.log_path);
+    EXPECT_TRUE(reached) << "lab up never reached the " << point.name << " step: " << syncstorm::test::read_file(o.log_path);
     std::this_thread::sleep_for(300ms);  // let orphans of the killed CLI take a step
     json before = state_of(id);
     EXPECT_NE(before.value("phase", ""), "ready");

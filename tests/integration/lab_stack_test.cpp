@@ -249,20 +249,10 @@ std::string psql(const std::string& dsn, const std::string& sql) {
   return sl::run_command_checked("psql", o, std::chrono::seconds(30));
 }
 
-std::string why_not_runnable() {
-  if (::geteuid() != 0) return "needs root (PostgreSQL runs as the postgres user; namespaces)";
-  for (auto p : {"/usr/lib/postgresql/15/bin/postgres", "/usr/sbin/haproxy"})
-    if (::access(p, X_OK) != 0) return std::string("missing ") + p + " (run scripts/setup.sh)";
-  const char* b = std::getenv("SYNCSTORM_BUILD_DIR");
-  if (!b || ::access((std::string(b) + "/labstack/syncd").c_str(), X_OK) != 0)
-    return "missing $SYNCSTORM_BUILD_DIR/labstack/syncd (build the syncd target)";
-  return {};
-}
-
 class lab_stack : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    skip_reason_ = why_not_runnable();
+    skip_reason_ = syncstorm::test::lab_unavailable_reason();
     if (!skip_reason_.empty()) return;
     sl::lab::down(lab_id);  // a previous run that crashed
     sl::lab_options o;

@@ -87,6 +87,18 @@ inline void write_file(const std::filesystem::path& p, const std::string& text) 
   out << text;
 }
 
+// Why the real lab parts cannot run here (root, PostgreSQL 15, HAProxy, the built syncd), or
+// empty when they can.
+inline std::string lab_unavailable_reason() {
+  if (::geteuid() != 0) return "needs root (PostgreSQL runs as the postgres user; namespaces; tmpfs mounts)";
+  for (auto p : {"/usr/lib/postgresql/15/bin/postgres", "/usr/sbin/haproxy"})
+    if (::access(p, X_OK) != 0) return std::string("missing ") + p + " (run scripts/setup.sh)";
+  const char* b = std::getenv("SYNCSTORM_BUILD_DIR");
+  if (!b || ::access((std::string(b) + "/labstack/syncd").c_str(), X_OK) != 0)
+    return "missing $SYNCSTORM_BUILD_DIR/labstack/syncd (build the syncd target)";
+  return {};
+}
+
 // A loopback TCP port that was free a moment ago.
 inline int free_port() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
