@@ -4,6 +4,7 @@
 #include "harness/cli/run_engine.hpp"
 
 #include "harness/report_schema.hpp"
+#include "harness/self_monitor.hpp"
 #include "harness/sla.hpp"
 #include "harness/units.hpp"
 #include "labstack/lab.hpp"
@@ -17,7 +18,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -376,8 +376,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   loadgen::worker_pool::run_end end = loadgen::worker_pool::run_end::deadline;
   std::int64_t run_end_us = 0;
   double cpu_cores = 0, worker_cpu_max = 0;
-  rusage ru0{};
-  getrusage(RUSAGE_SELF, &ru0);
+  const cpu_times cpu_at_start = process_cpu_times();
   if (error.empty() && !signals.fired()) {
     start = clock::now();
     events.set_origin(start);
@@ -416,13 +415,8 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   }
   auto wall_end = std::chrono::system_clock::now();
   if (run_end_us == 0) run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
-  {
-    rusage ru1{};
-    getrusage(RUSAGE_SELF, &ru1);
-    auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_usec); };
-    double used = tv(ru1.ru_utime) + tv(ru1.ru_stime) - tv(ru0.ru_utime) - tv(ru0.ru_stime);
-    cpu_cores = used / static_cast<double>(std::max<std::int64_t>(1, run_end_us));
-  }
+  cpu_cores = static_cast<double>(process_cpu_times().cpu_us - cpu_at_start.cpu_us) /
+              static_cast<double>(std::max<std::int64_t>(1, run_end_us));
   bool interrupted = signals.fired() || end == loadgen::worker_pool::run_end::interrupted;
   events.write(interrupted ? "run_interrupted" : "run_stopped", {{"error", error}});
   nlohmann::json lab_events = nlohmann::json::array();
@@ -457,9 +451,12 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   const timed_metric* lag = merged.find("generator.lag");
   std::optional<double> lag_p99;
   if (lag && lag->hist().count()) lag_p99 = ms(lag->hist().percentile(99));
+  // The bounds are self_monitor's; the CPU one is applied per worker thread (the pool knows
+  // each thread's CPU), not to the process, which shares the machine with the lab.
+  const saturation_limits limits;
   std::string sat_reason;
-  if (worker_cpu_max > 0.9) sat_reason = "a worker thread was busy " + std::to_string(static_cast<int>(worker_cpu_max * 100)) + "% of the run (> 90%)";
-  if (lag_p99 && *lag_p99 > 10.0) {
+  if (worker_cpu_max > limits.cpu_share) sat_reason = "a worker thread was busy " + std::to_string(static_cast<int>(worker_cpu_max * 100)) + "% of the run (> 90%)";
+  if (lag_p99 && *lag_p99 > static_cast<double>(limits.lag_p99_us) / 1000.0) {
     std::ostringstream r;
     r << std::setprecision(3) << "generator.lag p99 " << *lag_p99 << " ms (> 10 ms)";
     sat_reason += (sat_reason.empty() ? "" : "; ") + r.str();
