@@ -294,7 +294,6 @@ void check_references(const json& doc, errors& out) {
       std::string n = str_or(l, "name");
       if (!loads.insert(n).second) out.push_back(p + ".name: found " + json(n).dump() + " again; expected a name unique among load entries");
       std::int64_t total = 0;
-      std::optional<double> prev_rate;
       bool closed = str_or(l, "mode") == "closed";
       for (std::size_t j = 0; j < l["phases"].size(); ++j) {
         const json& ph = l["phases"][j];
@@ -302,11 +301,6 @@ void check_references(const json& doc, errors& out) {
         std::string pn = str_or(ph, "name");
         if (!phase_names[n].insert(pn).second) out.push_back(pp + ".name: found " + json(pn).dump() + " again; expected a phase name unique within " + n);
         total += duration_us(ph["for"]);
-        if (ph.contains("to") && !prev_rate && j == 0) {
-          // a ramp from 0 is fine: the first phase ramps from nothing
-        }
-        if (ph.contains("rate")) prev_rate = rate_value(ph["rate"]);
-        if (ph.contains("to")) prev_rate = rate_value(ph["to"]);
         bool needs_rate = l["model"] == "http" ? !closed : (l["model"] == "terminal" || l["model"] == "offline") ? !l.contains("rate") : false;
         if (needs_rate && !ph.contains("rate") && !ph.contains("to")) {
           out.push_back(pp + ": found neither \"rate\" nor \"to\"; expected a rate for this phase (the " + l["model"].get<std::string>() + " model is open)");
