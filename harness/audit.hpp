@@ -1,0 +1,106 @@
+// The data audit (DESIGN §7): after the load stopped, faults were reverted and queues drained,
+// what the clients believe (every op they created and whether it was acknowledged) is compared
+// with what the stack stored (its changes and records, read back through the API or straight
+// from PostgreSQL). Pure: the readers live in loadgen/audit_reader.hpp; no I/O here.
+//
+// Definitions (report.json `audit`, metrics audit.*):
+//   acked            ops the server acknowledged (at least once)
+//   present          acked ops found among the server's changes
+//   lost             acked ops not found (the RPO in ops); the first 100 ids in lost_ids, and the
+//                    age of the oldest lost op (run end − its creation) as lost_oldest_age_us
+//   duplicates       extra copies: an op id stored n > 1 times counts n − 1
+//   in_doubt         ops sent but never acknowledged (timeouts, cut connections); of those,
+//                    in_doubt_present were stored anyway (that is allowed, not a loss)
+//   order_violations pairs of one client's ops on one stream stored in the opposite order of
+//                    their seq (by the server's cursor)
+//   diverged         keys whose server value differs from the history the server itself
+//                    stored: for `add` keys the sum of the deltas of the distinct stored ops;
+//                    for `set` keys the value of the last stored set op (by cursor); plus views
+//                    (fanout subscribers) that differ from the server's records
+//   unknown          changes whose id no client created (another writer; reported, not judged)
+//   inflight         per fault: ops sent before the fault was applied and not acknowledged by
+//                    then (how much loss the run could have seen)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace syncstorm {
+
+enum class audit_op_state {
+  acked,     // an ack was received
+  in_doubt,  // sent at least once, never acknowledged (no definitive answer)
+  rejected,  // definitively not applied: a conflict kept by the `queue` policy, a per-op error
+  unsent,    // never left the client (still queued at the end, or parked)
+};
+
+// One op as the client that created it saw it.
+struct audit_op {
+  std::string id, client, stream, key;
+  std::int64_t seq = 0;
+  char kind = 'a';               // 'a' append, 'd' add, 's' set
+  double delta = 0;              // add
+  nlohmann::json value;          // set
+  std::int64_t created_us = 0;   // µs since the run's start
+  std::int64_t first_sent_us = -1, acked_us = -1;  // -1: never
+  audit_op_state state = audit_op_state::unsent;
+};
+
+// One stored change as the server reports it (loadgen::server_change, converted).
+struct audit_change {
+  std::string id, stream, key, kind;
+  std::int64_t seq = 0;
+  std::int64_t order = 0;        // the server's cursor (cseq) as a number, or the read position
+  double delta = 0;
+  nlohmann::json value;
+};
+
+struct audit_record {
+  std::string stream, key;
+  nlohmann::json value;
+  std::int64_t version = 0;
+};
+
+// A materialized view a subscriber kept (fanout), to compare with the server's records.
+struct audit_view {
+  std::string subscriber, stream;
+  std::vector<audit_record> records;
+};
+
+struct audit_fault {
+  std::string name;
+  std::int64_t applied_us = 0;
+};
+
+struct audit_input {
+  std::vector<audit_op> ops;          // every client's ops
+  std::vector<audit_change> changes;  // everything the server stored on the audited streams
+  std::vector<audit_record> records;  // the server's current records on those streams
+  std::vector<audit_view> views;
+  std::vector<audit_fault> faults;
+  std::int64_t run_end_us = 0;
+  std::string source;                 // "api http://…" or "sql" (never a password)
+};
+
+struct audit_result {
+  std::uint64_t ops = 0, acked = 0, present = 0, lost = 0, duplicates = 0, in_doubt = 0,
+                in_doubt_present = 0, rejected = 0, unsent = 0, order_violations = 0,
+                diverged = 0, diverged_views = 0, unknown = 0;
+  std::vector<std::string> lost_ids;               // first 100, in creation order
+  std::optional<std::int64_t> lost_oldest_age_us;  // RPO as an age
+  std::vector<std::string> duplicate_ids, diverged_keys;  // first 100 each ("stream/key")
+  struct fault_inflight { std::string name; std::uint64_t ops = 0; };
+  std::vector<fault_inflight> inflight;
+  std::string source;
+  // report.json `audit`: acked, present, lost, duplicates, in_doubt, order_violations, diverged,
+  // lost_ids, plus the rest of the fields above.
+  nlohmann::json to_json() const;
+};
+
+audit_result run_audit(const audit_input& in);
+
+}  // namespace syncstorm
