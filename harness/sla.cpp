@@ -2,6 +2,7 @@
 #include "harness/sla.hpp"
 
 #include <cmath>
+#include <map>
 #include <sstream>
 
 namespace syncstorm {
@@ -34,6 +35,50 @@ series_point merge_window(const timed_metric& m, const std::vector<time_window>&
     }
   }
   return acc;
+}
+
+// The rule's stat over one merged point covering window_s seconds (in the verdict's unit).
+double point_stat(const rule_entry& rule, const series_point& p, double window_s, double scale);
+
+// The longest stretch, in µs, during which the stat over the trailing `for` (at most 1 s) broke
+// the bound, judged at every 100 ms step inside the windows.
+std::int64_t longest_breach(const rule_entry& rule, const timed_metric& m, const std::vector<time_window>& ws,
+                            double scale) {
+  const series& s = m.fine();
+  const std::int64_t res = s.resolution_us();
+  const std::int64_t k = std::max<std::int64_t>(1, std::min<std::int64_t>(*rule.for_us, 1'000'000) / res);
+  std::map<std::int64_t, const series_point*> by_step;
+  for (std::size_t i = 0; i < s.steps().size(); ++i) by_step[s.steps()[i]] = &s.points()[i];
+  std::int64_t best = 0;
+  for (const auto& w : ws) {
+    std::int64_t run = 0;
+    for (std::int64_t step = w.from_us / res; step * res < w.to_us; ++step) {
+      series_point acc;
+      for (auto it = by_step.lower_bound(std::max(step - k + 1, w.from_us / res)); it != by_step.end() && it->first <= step; ++it)
+        acc.merge(*it->second);
+      bool has = acc.count > 0 || rule.stat == "rate" || rule.stat == "count";
+      bool broken = false;
+      if (has && (acc.values() || !percentile_of(rule.stat))) {
+        double v = point_stat(rule, acc, static_cast<double>(k * res) / 1e6, scale);
+        broken = (rule.max && v > *rule.max * scale) || (rule.min && v < *rule.min * scale);
+      }
+      run = broken ? run + res : 0;
+      best = std::max(best, run);
+    }
+  }
+  return best;
+}
+
+double point_stat(const rule_entry& rule, const series_point& p, double window_s, double scale) {
+  if (rule.stat == "count") return static_cast<double>(p.count);
+  if (rule.stat == "rate") return window_s > 0 ? static_cast<double>(p.count) / window_s : 0;
+  if (rule.stat == "ratio") return p.count ? 100.0 * static_cast<double>(p.ok()) / static_cast<double>(p.count) : 0;
+  double v = 0;
+  if (auto q = percentile_of(rule.stat)) v = static_cast<double>(p.percentile(*q));
+  else if (rule.stat == "max") v = static_cast<double>(p.max);
+  else if (rule.stat == "min") v = static_cast<double>(p.min);
+  else if (rule.stat == "mean") v = p.mean();
+  return v * scale;
 }
 
 }  // namespace
@@ -97,6 +142,10 @@ verdict evaluate(const rule_entry& rule, const evaluation_context& ctx) {
     conclude(it->second * scale);
     if (std::isinf(it->second)) v.reason = rule.metric + " never recovered within the run (unbounded)";
     return v;
+  }
+  if (auto it = ctx.absent.find(rule.metric); it != ctx.absent.end()) return inconclusive(it->second);
+  if (ctx.capture_dropped && rule.metric.starts_with("wire.")) {
+    return inconclusive("the capture dropped packets (" + ctx.capture_reason + "): " + rule.metric + " is incomplete");
   }
   // A rule limited to one load entry reads that entry's own view of the metric ("name@load").
   std::string name = rule.load.empty() ? rule.metric : rule.metric + "@" + rule.load;
@@ -162,6 +211,25 @@ verdict evaluate(const rule_entry& rule, const evaluation_context& ctx) {
     return inconclusive(rule.metric + " has no samples in window " + rule.window);
   }
   conclude(value);
+  if (rule.for_us) {
+    // A sustained bound: it fails only when broken for at least `for` in a row.
+    std::int64_t breach = longest_breach(rule, *m, ws, scale);
+    bool broken_long = breach >= *rule.for_us;
+    if (v.pass && broken_long) {
+      v.pass = false;
+      v.reason = rule.metric + " " + rule.stat + " broke " + v.op + " " + fmt(*v.bound) + " " + v.unit + " for " +
+                 fmt(static_cast<double>(breach) / 1e6) + " s in a row (for " + fmt(static_cast<double>(*rule.for_us) / 1e6) +
+                 " s; window " + rule.window + ")";
+    } else if (!v.pass && !broken_long) {
+      v.pass = true;
+      v.warn = true;
+      v.reason = "bound broken at most " + fmt(static_cast<double>(breach) / 1e6) + " s in a row, less than for " +
+                 fmt(static_cast<double>(*rule.for_us) / 1e6) + " s";
+    } else if (!v.pass) {
+      v.reason += "; broken " + fmt(static_cast<double>(breach) / 1e6) + " s in a row (for " +
+                  fmt(static_cast<double>(*rule.for_us) / 1e6) + " s)";
+    }
+  }
   if (time_stat && ctx.generator_saturated) {
     v.inconclusive = true;
     v.reason = "the generator saturated (" + ctx.saturation_reason + "): " + rule.metric +

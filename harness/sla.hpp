@@ -46,6 +46,12 @@ struct evaluation_context {
   // Values that are not series (audit.*, recovery.<fault>): metric -> value in the metric's
   // natural unit (µs for times). Absent: the metric was not measured in this run.
   std::map<std::string, double> scalars;
+  // Why a scalar the rule names is absent ("detect.kill-pod: no client-visible failure
+  // followed the fault"); without a note the metric reads as not measured.
+  std::map<std::string, std::string> absent;
+  // The wire capture dropped packets: rules on wire.* are inconclusive (DESIGN §7).
+  bool capture_dropped = false;
+  std::string capture_reason;
 };
 
 verdict evaluate(const rule_entry& rule, const evaluation_context& ctx);

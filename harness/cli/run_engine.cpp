@@ -6,6 +6,7 @@
 #include "harness/report_schema.hpp"
 #include "harness/self_monitor.hpp"
 #include "harness/sla.hpp"
+#include "harness/timeline.hpp"
 #include "harness/units.hpp"
 #include "labstack/lab.hpp"
 #include "loadgen/http_model.hpp"
@@ -21,7 +22,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -264,6 +267,33 @@ std::string progress_line(const metrics_shard& snap, const metrics_shard* prev, 
   return o.str();
 }
 
+// The warm-up the steady window leaves out: phases named warm…/ramp… at the start of a load
+// (the latest end among them), else the first second (connections opening).
+std::int64_t warmup_end_us(const plan& p, std::int64_t run_end_us) {
+  std::int64_t end = std::min<std::int64_t>(1'000'000, run_end_us);
+  for (const auto& ph : p.phases) {
+    std::string n = ph.phase;
+    std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (ph.start_us == 0 && (n.starts_with("warm") || n.starts_with("ramp"))) end = std::max(end, ph.end_us);
+  }
+  return std::min(end, run_end_us);
+}
+
+// availability.attempts / availability.ops from http.requests when no model recorded them
+// (per load view too): the http model makes one attempt per request and no retries.
+void alias_availability(metrics_shard& m) {
+  std::vector<std::string> names = m.names();
+  for (const auto& n : names) {
+    if (!n.starts_with("http.requests")) continue;
+    std::string suffix = n.substr(std::string("http.requests").size());  // "" or "@load"
+    if (!suffix.empty() && suffix[0] != '@') continue;
+    for (const char* a : {"availability.attempts", "availability.ops"}) {
+      if (m.find(std::string(a) + suffix)) continue;
+      m.metric(std::string(a) + suffix).merge(*m.find(n));
+    }
+  }
+}
+
 }  // namespace
 
 std::string dry_run_details(const scenario& s, const run_options& o) {
@@ -373,6 +403,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   }
 
   metrics_shard merged;
+  std::vector<fault_occurrence> occurrences;  // what the fault runner applied, on the run clock
   loadgen::worker_pool::run_end end = loadgen::worker_pool::run_end::deadline;
   std::int64_t run_end_us = 0;
   double cpu_cores = 0, worker_cpu_max = 0;
@@ -463,21 +494,49 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   }
   bool saturated = !sat_reason.empty();
 
+  // availability.* for loads without their own (the http model): every request is an attempt
+  // and, without retries, an op.
+  alias_availability(merged);
+
+  // The run's timeline: fault occurrences, lab events, windows and recovery at 100 ms.
+  timeline_input tin;
+  tin.metrics = &merged;
+  tin.run_end_us = run_end_us;
+  tin.warmup_end_us = warmup_end_us(p, run_end_us);
+  tin.faults = occurrences;
+  for (const auto& e : lab_events) {
+    if (!e.contains("t_s") || !e["t_s"].is_number()) continue;
+    tin.events.push_back({static_cast<std::int64_t>(e["t_s"].get<double>() * 1e6), e.value("event", ""),
+                          e.value("name", e.value("server", e.value("subject", "")))});
+  }
+  std::sort(tin.events.begin(), tin.events.end(), [](const auto& a, const auto& b) { return a.t_us < b.t_us; });
+  const timeline tl(std::move(tin));
+
   evaluation_context ctx;
   ctx.metrics = &merged;
   ctx.run_end_us = run_end_us;
   ctx.generator_saturated = saturated;
   ctx.saturation_reason = sat_reason;
+  ctx.scalars = tl.scalars();
+  for (const auto& f : s.faults) {
+    for (const char* kind : {"recovery.", "ready.", "detect."}) {
+      std::string key = kind + f.name;
+      if (ctx.scalars.count(key)) continue;
+      bool fired = std::any_of(tl.effects().begin(), tl.effects().end(), [&](const auto& e) { return e.name == f.name; });
+      ctx.absent[key] = !fired ? "fault " + f.name + " was never applied in this run"
+                        : std::string(kind) == "detect." ? "no client-visible failure followed fault " + f.name
+                                                         : key + " could not be measured (no client samples)";
+    }
+  }
   ctx.resolve_window = [&](const std::string& w) -> std::vector<time_window> {
-    if (w == "all" || w == "steady") return {{0, run_end_us}};
+    std::vector<time_window> phase;
     if (w.starts_with("phase:")) {
       std::string rest = w.substr(6);
       std::string ln = rest.substr(0, rest.find('/')), pn = rest.substr(rest.find('/') + 1);
       for (const auto& ph : p.phases)
-        if (ph.load == ln && ph.phase == pn && ph.start_us < run_end_us) return {{ph.start_us, std::min(ph.end_us, run_end_us)}};
-      return {};
+        if (ph.load == ln && ph.phase == pn && ph.start_us < run_end_us) phase.push_back({ph.start_us, std::min(ph.end_us, run_end_us)});
     }
-    return {};  // during:/after: a fault: this build applies no faults
+    return tl.window(w, phase);
   };
   nlohmann::json verdicts = nlohmann::json::array();
   bool any_fail = false, any_inconclusive = false;
@@ -506,6 +565,15 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
 
   nlohmann::json metrics_j, series_j;
   metrics_for_report(merged, metrics_j, series_j);
+  // Values judged once per run (recovery.<fault>, ready.<fault>, detect.<fault>, outage.max):
+  // ms, null with "unbounded" when never reached.
+  for (const auto& [k, val] : ctx.scalars) {
+    if (k.starts_with("audit.")) continue;
+    nlohmann::json j = {{"unit", "ms"}, {"value", std::isinf(val) ? nlohmann::json() : nlohmann::json(val / 1000.0)}};
+    if (std::isinf(val)) j["unbounded"] = true;
+    metrics_j[k] = j;
+  }
+  if (!tl.client_metric().empty()) metrics_j["recovery_signal"] = {{"metric", tl.client_metric()}};
   nlohmann::json errors_j = nlohmann::json::object();
   for (const auto& name : merged.names()) {
     if (name.find(".errors.") != std::string::npos && name.find('@') == std::string::npos) errors_j[name] = merged.find(name)->count();
