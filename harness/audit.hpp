@@ -16,7 +16,9 @@
 //   diverged         keys whose server value differs from the history the server itself
 //                    stored: for `add` keys the sum of the deltas of the distinct stored ops;
 //                    for `set` keys the value of the last stored set op (by cursor); plus views
-//                    (fanout subscribers) that differ from the server's records
+//                    (fanout subscribers) that differ from the server's records. One per key
+//                    (a record no stored op explains counts too; a key mixing both kinds is
+//                    replayed in cursor order), plus one per differing view
 //   unknown          changes whose id no client created (another writer; reported, not judged)
 //   inflight         per fault: ops sent before the fault was applied and not acknowledged by
 //                    then (how much loss the run could have seen)
@@ -90,12 +92,17 @@ struct audit_result {
   std::uint64_t ops = 0, acked = 0, present = 0, lost = 0, duplicates = 0, in_doubt = 0,
                 in_doubt_present = 0, rejected = 0, unsent = 0, order_violations = 0,
                 diverged = 0, diverged_views = 0, unknown = 0;
+  // Ops the client holds as rejected (or never sent) that the server stored anyway: not a loss,
+  // but the client's belief and the server disagree (reported, not part of `diverged`).
+  std::uint64_t rejected_present = 0, unsent_present = 0;
   std::vector<std::string> lost_ids;               // first 100, in creation order
   std::optional<std::int64_t> lost_oldest_age_us;  // RPO as an age
-  std::vector<std::string> duplicate_ids, diverged_keys;  // first 100 each ("stream/key")
+  // First 100 each: duplicated op ids (creation order), diverged keys ("stream/key", sorted),
+  // diverged views ("subscriber/stream", in input order).
+  std::vector<std::string> duplicate_ids, diverged_keys, diverged_view_ids;
   struct fault_inflight { std::string name; std::uint64_t ops = 0; };
   std::vector<fault_inflight> inflight;
-  std::string source;
+  std::string source;  // as given in audit_input (to_json writes its first word, "api" or "sql")
   // report.json `audit`: acked, present, lost, duplicates, in_doubt, order_violations, diverged,
   // lost_ids, plus the rest of the fields above.
   nlohmann::json to_json() const;

@@ -87,11 +87,18 @@ std::vector<load_model_info> builtin_models() {
                                                    opt("every", duration("period of periodic sync", true))})),
                 opt("conflict", enumeration("conflict policy for set ops", {"lww", "queue"})),
                 opt("journal", object("local journal", {opt("fsync", enumeration("fsync policy", {"always", "batch", "never"})),
-                                                        opt("dir", spec::string("journal directory"))}))},
+                                                        opt("dir", spec::string("journal directory"))})),
+                opt("drain", duration("how long stopping keeps pushing queued ops (default 30s)")),
+                opt("stream_prefix", spec::string("stream name prefix; store i is <prefix><i> (default \"store-\")"))},
                {{"push.latency", metric_unit::time, "push round trip"}, {"push.e2e", metric_unit::time, "created to acked"},
-                {"local.write", metric_unit::time, "journal write"}, {"queue.depth", metric_unit::gauge, "ops queued locally"},
-                {"conflicts", metric_unit::count, "set conflicts"}},
-               false});
+                {"local.write", metric_unit::time, "journal write"}, {"local.fsync", metric_unit::time, "journal fsync before a push (fsync batch)"},
+                {"queue.depth", metric_unit::gauge, "ops queued locally"},
+                {"conflicts", metric_unit::count, "set conflicts"}, {"push.requests", metric_unit::count, "push attempts (ok and errors)"},
+                {"push.rejected", metric_unit::count, "ops a per-op result refused"},
+                {"push.parked", metric_unit::count, "batches parked after the retry limit"},
+                {"breaker.open", metric_unit::count, "circuit breaker openings"},
+                {"journal.corrupt", metric_unit::count, "journal corruptions detected"}},
+               true});
   v.push_back({"offline", "clients offline in windows, queueing, draining on reconnect",
                {req("clients", integer("clients", 1)), opt("offline", window_list_node()),
                 opt("random", object("random offline windows", {req("duty_cycle", percent("share of time offline")),
@@ -104,19 +111,46 @@ std::vector<load_model_info> builtin_models() {
                 {"push.e2e", metric_unit::time, "created to acked"}},
                false});
   v.push_back({"bootstrap", "new terminals pulling a stream from zero",
-               {req("clients", integer("new terminals", 1)), opt("stream", spec::string("the stream to pull")),
-                opt("changes", integer("changes seeded into the stream first", 0)), opt("page", integer("page size", 1, 100000))},
-               {{"bootstrap.time", metric_unit::time, "time to a usable state"}, {"pull.latency", metric_unit::time, "one page"}},
-               false});
+               {req("clients", integer("new terminals", 1)), opt("stream", spec::string("the stream to pull (default: one this run seeds)")),
+                opt("changes", integer("changes seeded into the stream first", 0)), opt("page", integer("page size", 1, 100000)),
+                opt("seed_batch", integer("ops per seeding push", 1, 100000)), opt("timeout", duration("per-request timeout")),
+                opt("retries", integer("consecutive failures before a client gives up", 0, 1000))},
+               {{"bootstrap.time", metric_unit::time, "time to a usable state"}, {"pull.latency", metric_unit::time, "one page"},
+                {"bootstrap.changes", metric_unit::count, "changes pulled"},
+                {"bootstrap.incomplete", metric_unit::count, "clients that pulled fewer changes than seeded"}},
+               true});
   v.push_back({"fanout", "WebSocket subscribers over streams; each change matched to its push",
                {req("subscribers", integer("subscribers", 1)), req("streams", integer("streams", 1)),
+                opt("streams_per_subscriber", integer("streams each subscriber takes", 1)),
+                opt("stream_prefix", spec::string("stream name prefix; stream i is <prefix><i> (default \"store-\")")),
                 opt("rate", rate("changes pushed per second by this model")),
                 opt("connect_rate", rate("new connections per second")),
                 opt("reconnect", object("reconnect backoff", {opt("base", duration("first")), opt("max", duration("largest"))})),
-                opt("storm", boolean("reconnect all at once after a drop (a reconnect storm)"))},
-               {{"fanout.delivery", metric_unit::time, "ack to receipt"}, {"fanout.missing", metric_unit::count, "changes never received"},
+                opt("storm", boolean("reconnect all at once after a drop (a reconnect storm)")),
+                opt("repair", boolean("reconnect with after= when a hole outlives gap_grace (default true)")),
+                opt("gap_grace", duration("how long a hole may stay open before it is a gap")),
+                opt("drain", duration("how long stopping waits for the last frames (default 5s)")),
+                opt("timeout", duration("push timeout; connect + handshake timeout")),
+                opt("idle_timeout", duration("no frame nor pong for this long drops a connection")),
+                opt("views", integer("subscribers that keep a materialized view for the audit", 0)),
+                opt("keys", integer("counter keys per stream", 1)),
+                opt("push_connections", integer("push connections per worker", 1)),
+                opt("max_batch", integer("ops per push", 1)),
+                opt("spread_sources", boolean("bind sockets to 127.0.0.2-254 when the target is 127.0.0.1"))},
+               {{"fanout.delivery", metric_unit::time, "ack to receipt"},
+                {"fanout.delivery.commit", metric_unit::time, "commit (server clock) to receipt (our clock)"},
+                {"fanout.missing", metric_unit::count, "acked changes a subscriber never received"},
+                {"fanout.duplicates", metric_unit::count, "changes received twice"},
+                {"fanout.out_of_order", metric_unit::count, "frames with a lower cursor than the previous one"},
+                {"fanout.gaps", metric_unit::count, "holes older than gap_grace"},
+                {"fanout.repaired", metric_unit::count, "changes first received in a replay"},
+                {"fanout.reconnects", metric_unit::count, "connections after the first"},
+                {"fanout.early", metric_unit::count, "frames that beat their push's ack"},
+                {"fanout.catchup", metric_unit::count, "changes from before a subscriber's first connect"},
+                {"fanout.frames", metric_unit::count, "fresh frames received"},
+                {"ws.connect", metric_unit::time, "connect and WebSocket handshake"},
                 {"ws.connected", metric_unit::gauge, "connected subscribers"}},
-               false});
+               true});
   return v;
 }
 
@@ -180,7 +214,8 @@ std::vector<metric_info> builtin_core_metrics() {
           {"audit.duplicates", metric_unit::count, "ops stored more than once"},
           {"audit.in_doubt", metric_unit::count, "ops sent but never acknowledged"},
           {"audit.order_violations", metric_unit::count, "ops stored out of their stream order"},
-          {"audit.diverged", metric_unit::count, "counters or views that differ from the acknowledged history"}};
+          {"audit.diverged", metric_unit::count, "counters or views that differ from the acknowledged history"},
+          {"audit.lost_age", metric_unit::time, "RPO as an age: run end minus the creation of the oldest lost op"}};
 }
 
 node_ptr target_node() {

@@ -10,7 +10,7 @@
 //                "op":   {"id": "{{id}}", "stream": "{{stream}}", ...},    // one op's template
 //                "ack":  {"acked": "/acked"}                               // acks by a pointer to ids
 //                   or   {"results": "/results", "id": "/id", "status": "/status",
-//                         "ok": ["ok", "duplicate"]}                       // or per-op results
+//                         "ok": ["ok", "duplicate"], "conflict": ["stale"]} // or per-op results
 //                "conflicts": {"list": "/conflicts", "id": "/id", "key": "/key",
 //                              "version": "/version", "value": "/value"}},
 //    "changes": {"path": "/v1/changes", "feed": "global" | "per_stream",
@@ -64,6 +64,9 @@ struct sync_profile {
   std::string acked_ptr = "/acked";                                    // ack_by_results false
   std::string results_ptr, result_id_ptr = "/id", result_status_ptr = "/status";
   std::vector<std::string> result_ok = {"ok"};                         // statuses that ack an op
+  // Statuses that mark a conflict (a stale `set`): the result entry itself holds the conflict,
+  // read with the conflict_*_ptr pointers (id, key, version, value). Other statuses: rejected.
+  std::vector<std::string> result_conflict;
   std::string conflicts_ptr = "/conflicts", conflict_id_ptr = "/id", conflict_key_ptr = "/key",
               conflict_version_ptr = "/version", conflict_value_ptr = "/value";
   // changes

@@ -9,7 +9,10 @@
 #include "harness/timeline.hpp"
 #include "harness/units.hpp"
 #include "labstack/lab.hpp"
+#include "harness/audit.hpp"
+#include "loadgen/audit_reader.hpp"
 #include "loadgen/http_model.hpp"
+#include "loadgen/terminal_model.hpp"
 #include "loadgen/workers.hpp"
 #include "reports/writers.hpp"
 
@@ -17,6 +20,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <random>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -35,6 +39,7 @@
 #include <iomanip>
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -267,6 +272,33 @@ std::string progress_line(const metrics_shard& snap, const metrics_shard* prev, 
   return o.str();
 }
 
+// Where the audit reads from: target.audit {via: api|sql, dsn}. The lab: its API through the LB,
+// or its primary's DSN with via sql. Endpoints: the API, or the given DSN.
+loadgen::audit_source audit_source_for(const scenario& s, const lab::lab* the_lab, const std::string& lab_base) {
+  loadgen::audit_source src;
+  const auto audit = s.target.value("audit", nlohmann::json::object());
+  src.via_sql = audit.value("via", audit.contains("dsn") ? "sql" : "api") == "sql";
+  if (src.via_sql) {
+    if (audit.contains("dsn")) src.dsn = resolve_env(audit["dsn"].get<std::string>());
+    else if (the_lab) src.dsn = the_lab->db_dsn();
+    else throw std::invalid_argument("scenario.target.audit: found via \"sql\" without a dsn; expected a dsn for an endpoints target");
+    return src;
+  }
+  src.http_base = the_lab ? lab_base : target_http_base(s);
+  for (auto& [k, v] : headers_of(s.target.value("headers", nlohmann::json::object()))) src.headers.emplace_back(k, resolve_env(v));
+  if (s.target.contains("tls")) {
+    const auto& t = s.target["tls"];
+    auto r = [&](const char* k) { return resolve_env(t.value(k, "")); };
+    src.tls.ca_file = r("ca_file");
+    src.tls.cert_file = r("cert_file");
+    src.tls.key_file = r("key_file");
+    src.tls.server_name = r("server_name");
+    src.tls.verify = t.value("verify", true);
+  }
+  if (s.target.contains("profile")) src.profile = loadgen::parse_profile(s.target["profile"]);
+  return src;
+}
+
 // The warm-up the steady window leaves out: phases named warm…/ramp… at the start of a load
 // (the latest end among them), else the first second (connections opening).
 std::int64_t warmup_end_us(const plan& p, std::int64_t run_end_us) {
@@ -317,6 +349,15 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
         for (const auto& [k, v] : c.headers) out << " " << k << (has_env_ref(v) ? "=<from environment>" : "=<set>");
       }
       out << "\n";
+    } else if (l.model == "terminal") {
+      std::vector<loadgen::phase_spec> phases;
+      for (const auto& ph : l.phases) phases.push_back({ph.name, ph.for_us, ph.rate, ph.to});
+      std::string base = s.target.contains("lab") ? "http://<lab load balancer>" : target_http_base(s);
+      auto c = loadgen::terminal_config_from(l.name, l.fields, phases, s.target, base, "<run dir>", "<run tag>", s.seed, false);
+      out << "  load " << l.name << ": " << c.stores << " stores x " << c.terminals_per_store << " terminals, mix append "
+          << c.pct_append << "% add " << c.pct_add << "% set " << c.pct_set << "%, " << (c.periodic ? "periodic" : "continuous")
+          << " sync to " << c.url << c.profile.push_path << ", timeout " << units::format_duration(c.timeout_us) << ", drain "
+          << units::format_duration(c.drain_us) << ", journals in " << c.journal_dir << "\n";
     }
   }
   out << "  nothing was contacted, started or written\n";
@@ -391,11 +432,34 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       error = std::string("target.lab: the lab did not come up: ") + e.what();
     }
   }
+  // Sync models (terminals) keep every op's fate for the audit; their ids carry this run's tag.
+  std::vector<loadgen::terminal_model*> terminals;
+  std::int64_t drain_us = 0;
+  const std::string run_tag = [] {
+    std::random_device rd;
+    std::ostringstream o;
+    o << std::hex << std::setw(8) << std::setfill('0') << (rd() & 0xffffffffu);
+    return o.str();
+  }();
   if (error.empty()) {
     try {
-      for (const auto& l : s.loads) {
-        if (l.model == "http") models.push_back(loadgen::make_http_model(http_config(s, l, true, lab_base)));
-        else throw std::invalid_argument("load " + l.name + ": model " + l.model + " is not implemented in this build");
+      for (std::size_t i = 0; i < s.loads.size(); ++i) {
+        const auto& l = s.loads[i];
+        if (l.model == "http") {
+          models.push_back(loadgen::make_http_model(http_config(s, l, true, lab_base)));
+        } else if (l.model == "terminal") {
+          std::vector<loadgen::phase_spec> phases;
+          for (const auto& ph : l.phases) phases.push_back({ph.name, ph.for_us, ph.rate, ph.to});
+          auto cfg = loadgen::terminal_config_from(l.name, l.fields, phases, s.target, lab_base, dir.string(), run_tag,
+                                                   s.seed + i, true, "scenario.load[" + std::to_string(i) + "]");
+          cfg.on_event = [&events](const std::string& ev, const nlohmann::json& fields) { events.write(ev, fields); };
+          drain_us = std::max(drain_us, cfg.drain_us);
+          auto m = loadgen::make_terminal_model(cfg);
+          terminals.push_back(m.get());
+          models.push_back(std::move(m));
+        } else {
+          throw std::invalid_argument("load " + l.name + ": model " + l.model + " is not implemented in this build");
+        }
       }
     } catch (const std::exception& e) {
       error = e.what();
@@ -435,7 +499,9 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       if (tty) std::cerr << "\n";
       pool_ptr = nullptr;
       run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
-      merged = pool.stop(std::chrono::seconds(5));
+      // Sync models drain what they hold (bounded by their `drain`), then in-flight work ends.
+      if (!terminals.empty()) std::cerr << "load stopped; draining queued ops (at most " << units::format_duration(drain_us) << ")\n";
+      merged = pool.stop(std::chrono::milliseconds(drain_us / 1000 + 5'000));
       auto wall_us = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count());
       for (auto c : pool.cpu_us()) worker_cpu_max = std::max(worker_cpu_max, static_cast<double>(c) / static_cast<double>(wall_us));
     } catch (const std::exception& e) {
@@ -450,6 +516,39 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
               static_cast<double>(std::max<std::int64_t>(1, run_end_us));
   bool interrupted = signals.fired() || end == loadgen::worker_pool::run_end::interrupted;
   events.write(interrupted ? "run_interrupted" : "run_stopped", {{"error", error}});
+
+  // The audit (DESIGN §7): after the load stopped, faults were reverted and queues drained, read
+  // the stack's data back and compare it with every op's fate on the clients. Before the lab
+  // goes down.
+  nlohmann::json audit_j;
+  std::optional<audit_result> audit;
+  if (!terminals.empty() && error.empty() && !interrupted) {
+    try {
+      audit_input ain;
+      for (auto* t : terminals) t->collect(ain.ops);
+      ain.run_end_us = run_end_us;
+      for (const auto& o : occurrences)
+        if (o.applied_us >= 0) ain.faults.push_back({o.name, o.applied_us});
+      std::vector<std::string> streams;
+      {
+        std::set<std::string> seen;
+        for (const auto& op : ain.ops) seen.insert(op.stream);
+        streams.assign(seen.begin(), seen.end());
+      }
+      loadgen::audit_source src = audit_source_for(s, the_lab.get(), lab_base);
+      std::cerr << "audit: reading " << streams.size() << " streams back " << (src.via_sql ? "from PostgreSQL" : "through the API") << "\n";
+      auto state = loadgen::read_server_state(src, streams);
+      ain.changes = std::move(state.changes);
+      ain.records = std::move(state.records);
+      ain.source = state.source;
+      audit = run_audit(ain);
+      audit_j = audit->to_json();
+      events.write("audit_done", {{"lost", audit->lost}, {"duplicates", audit->duplicates}, {"diverged", audit->diverged}});
+    } catch (const std::exception& e) {
+      error = std::string("audit: ") + e.what();
+      events.write("audit_failed", {{"error", error}});
+    }
+  }
   nlohmann::json lab_events = nlohmann::json::array();
   if (the_lab) {
     // Lab events carry CLOCK_MONOTONIC µs, the engine clock's base: place them on the run's axis.
@@ -518,6 +617,19 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   ctx.generator_saturated = saturated;
   ctx.saturation_reason = sat_reason;
   ctx.scalars = tl.scalars();
+  if (audit) {
+    ctx.scalars["audit.lost"] = static_cast<double>(audit->lost);
+    ctx.scalars["audit.duplicates"] = static_cast<double>(audit->duplicates);
+    ctx.scalars["audit.in_doubt"] = static_cast<double>(audit->in_doubt);
+    ctx.scalars["audit.order_violations"] = static_cast<double>(audit->order_violations);
+    ctx.scalars["audit.diverged"] = static_cast<double>(audit->diverged);
+    ctx.scalars["audit.lost_age"] = audit->lost_oldest_age_us ? static_cast<double>(*audit->lost_oldest_age_us) : 0.0;
+  } else {
+    std::string why = terminals.empty() ? "no load in this run keeps client-side op records (terminal, offline)"
+                                        : "the audit did not run (" + (error.empty() ? std::string("the run was interrupted") : error) + ")";
+    for (const char* k : {"audit.lost", "audit.duplicates", "audit.in_doubt", "audit.order_violations", "audit.diverged", "audit.lost_age"})
+      ctx.absent[k] = std::string(k) + ": " + why;
+  }
   for (const auto& f : s.faults) {
     for (const char* kind : {"recovery.", "ready.", "detect."}) {
       std::string key = kind + f.name;
@@ -573,7 +685,6 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     if (std::isinf(val)) j["unbounded"] = true;
     metrics_j[k] = j;
   }
-  if (!tl.client_metric().empty()) metrics_j["recovery_signal"] = {{"metric", tl.client_metric()}};
   nlohmann::json errors_j = nlohmann::json::object();
   for (const auto& name : merged.names()) {
     if (name.find(".errors.") != std::string::npos && name.find('@') == std::string::npos) errors_j[name] = merged.find(name)->count();
@@ -595,7 +706,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       {"metrics", metrics_j},
       {"series", series_j},
       {"faults", nlohmann::json::array()},
-      {"audit", nullptr},
+      {"audit", audit_j.is_null() ? nlohmann::json() : audit_j},
       {"generator", {{"cpu", cpu_cores}, {"lag_p99", lag_p99 ? nlohmann::json(*lag_p99) : nlohmann::json()},
                      {"saturated", saturated}, {"reason", sat_reason}, {"threads", o.threads}, {"late", late}}},
       {"events", [&] { auto all = events.all(); for (auto& e : lab_events) all.push_back(e); return all; }()},

@@ -1,0 +1,957 @@
+// The terminal model's runtime on Beast: per worker, one arrival coroutine (the open model's
+// schedule, dealt round-robin over the worker's terminals), one coroutine per terminal (its
+// batcher, breaker, retries and its own keep-alive connection) and a ticker (queue.depth every
+// 100 ms; the final count of ops that never got acked). Everything here runs on one worker's
+// thread; the model object hands out per-worker state and posts the fault hooks to it.
+//
+// I/O objects (sockets, timers) live in coroutine frames, so they die with their coroutine,
+// before the worker's io_context; the terminal state points at them while they live so that
+// stop() and the fault hooks can wake or cut them.
+#include "loadgen/terminal_model.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <openssl/ssl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <deque>
+#include <filesystem>
+#include <limits>
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "harness/scenario.hpp"
+#include "loadgen/detail/task_group.hpp"
+
+namespace syncstorm::loadgen {
+namespace {
+
+// fdatasync on a small process-wide pool of blocking threads; the awaiting coroutine resumes on
+// its own worker. Takes ownership of `fd` (closes it).
+net::thread_pool& blocking_pool() {
+  static net::thread_pool pool(2);
+  return pool;
+}
+
+net::awaitable<bool> async_fdatasync(int fd) {
+  co_return co_await net::co_spawn(
+      blocking_pool().get_executor(),
+      [fd]() -> net::awaitable<bool> {
+        const bool ok = ::fdatasync(fd) == 0;
+        ::close(fd);
+        co_return ok;
+      },
+      net::use_awaitable);
+}
+
+
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+using json = nlohmann::json;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr std::int64_t tick_us = 100'000;
+constexpr std::uint64_t body_limit = 16u << 20;
+
+std::uint64_t mix64(std::uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+bool cancelled(const net::cancellation_state& cs) { return cs.cancelled() != net::cancellation_type::none; }
+
+std::unique_ptr<net::ssl::context> make_ssl_context(const tls_spec& tls) {
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3);
+  auto step = [](const char* field, const std::string& path, auto&& f) {
+    error_code ec;
+    f(ec);
+    if (ec)
+      throw std::invalid_argument(std::string("scenario.target.tls.") + field + ": found \"" + path +
+                                  "\"; expected a readable PEM file (" + ec.message() + ")");
+  };
+  if (!tls.ca_file.empty())
+    step("ca_file", tls.ca_file, [&](error_code& ec) { ctx->load_verify_file(tls.ca_file, ec); });
+  else
+    step("ca_file", "", [&](error_code& ec) { ctx->set_default_verify_paths(ec); });
+  ctx->set_verify_mode(tls.verify ? net::ssl::verify_peer : net::ssl::verify_none);
+  if (!tls.cert_file.empty()) {
+    step("cert_file", tls.cert_file, [&](error_code& ec) { ctx->use_certificate_chain_file(tls.cert_file, ec); });
+    step("key_file", tls.key_file, [&](error_code& ec) { ctx->use_private_key_file(tls.key_file, net::ssl::context::pem, ec); });
+  }
+  return ctx;
+}
+
+// What the workers share, read-only once built.
+struct shared_state {
+  terminal_config config;
+  url_parts url;
+  std::string prefix;        // the base URL's path, without a trailing '/'
+  http::verb method = http::verb::post;
+  std::string server_name;
+  bool sni = false;
+  std::vector<tcp::endpoint> endpoints;
+  std::size_t terminals = 0;
+};
+
+struct queued_op {
+  sync_op op;
+  std::size_t audit = 0;   // index into the worker's audit records
+};
+
+struct terminal {
+  terminal(std::size_t i, const shared_state& s)
+      : index(i),
+        retry(s.config.retry, mix64(s.config.seed ^ (0x5157ull + i))),
+        breaker(s.config.breaker),
+        rng(mix64(s.config.seed * 31 + i)) {}
+
+  std::size_t index;
+  std::string client, stream;
+  std::unique_ptr<journal> jr;
+  std::deque<queued_op> queue;  // not acked, not rejected; the first `inflight` are in the push
+  std::size_t inflight = 0;
+  std::int64_t not_before_us = 0;
+  retry_state retry;
+  circuit_breaker breaker;
+  std::uint64_t rng;
+  std::int64_t seq = 0;
+  std::vector<std::int64_t> versions;  // last known version per set key
+  std::int64_t next_period_us = 0;
+  bool period_flushing = false;
+  std::uint64_t generation = 0;        // bumped by a crash: a push in flight is abandoned
+  // While the terminal's coroutine lives:
+  bool running = false;
+  net::steady_timer* wake = nullptr;
+  beast::tcp_stream* conn = nullptr;
+
+  std::uint64_t next_rand() { return rng = mix64(rng); }
+};
+
+struct impl_worker;
+
+}  // namespace
+
+struct terminal_model::impl {
+  shared_state s;
+  std::vector<std::unique_ptr<impl_worker>> workers;
+  void emit(const std::string& event, json fields) const {
+    if (!s.config.on_event) return;
+    fields["load"] = s.config.name;
+    s.config.on_event(event, fields);
+  }
+};
+
+namespace {
+
+// One worker's terminals, audit records and metrics. Only touched on the worker's thread.
+struct impl_worker {
+  impl_worker(worker& w_, terminal_model::impl& m_)
+      : w(w_),
+        m(m_),
+        s(m_.s),
+        local_write(metric("local.write")),
+        local_fsync(metric("local.fsync")),
+        push_latency(metric("push.latency")),
+        push_e2e(metric("push.e2e")),
+        push_requests(metric("push.requests")),
+        attempts(metric("availability.attempts")),
+        ops_fate(metric("availability.ops")),
+        conflicts(metric("conflicts")),
+        rejected(metric("push.rejected")),
+        parked(metric("push.parked")),
+        breaker_open(metric("breaker.open")),
+        journal_corrupt(metric("journal.corrupt")),
+        lag(w.metrics().metric("generator.lag")),
+        depth(w.metrics().gauge("queue.depth@" + s.config.name)) {
+    for (std::size_t b = 0; b < error_bucket_count; ++b)
+      errors[b] = &metric("push.errors." + std::string(to_string(static_cast<error_bucket>(b))));
+    if (s.url.tls) ssl = make_ssl_context(s.config.tls);
+  }
+
+  timed_metric& metric(const std::string& n) { return w.metrics().metric(n + "@" + s.config.name); }
+
+  double at_s() const { return static_cast<double>(w.now_us()) / 1e6; }
+
+  void event(const std::string& name, const terminal& t, json fields) {
+    fields["terminal"] = t.client;
+    fields["at_s"] = at_s();
+    m.emit(name, std::move(fields));
+  }
+
+  void breaker_event(const terminal& t, const breaker_transition& tr) {
+    if (tr.to == breaker_state::open) breaker_open.add(tr.at_us);
+    event("breaker_" + std::string(to_string(tr.to)), t, {{"from", std::string(to_string(tr.from))}});
+  }
+
+  std::size_t depth_now() const {
+    std::size_t n = 0;
+    for (const auto& t : terms) n += t->queue.size();
+    return n;
+  }
+
+  void wake(terminal& t) {
+    if (t.wake) t.wake->cancel();
+  }
+
+  // A transaction arrives at terminal t: one op by the mix, journaled, then queued.
+  void create_op(terminal& t) {
+    const std::int64_t now = w.now_us();
+    queued_op q;
+    sync_op& op = q.op;
+    op.seq = ++t.seq;
+    op.id = s.config.run_tag + "-" + t.client + "-" + std::to_string(op.seq);
+    op.stream = t.stream;
+    op.t_us = now;
+    const auto roll = static_cast<int>(t.next_rand() % 100);
+    const std::size_t k = static_cast<std::size_t>(t.next_rand() % s.config.keys);
+    if (roll < s.config.pct_append) {
+      op.kind = op_kind::append;
+      op.value = json{{"total_cents", static_cast<int>(100 + t.next_rand() % 9900)}};
+    } else if (roll < s.config.pct_append + s.config.pct_add) {
+      op.kind = op_kind::add;
+      op.key = "c" + std::to_string(k);
+      const int d = static_cast<int>(t.next_rand() % 6);  // 0..5 → -3..-1, 1..3
+      op.delta = d < 3 ? d - 3 : d - 2;
+    } else {
+      op.kind = op_kind::set;
+      op.key = "v" + std::to_string(k);
+      op.base_version = t.versions[k];
+      op.value = json{{"by", t.client}, {"seq", op.seq}};
+    }
+    audit_op a;
+    a.id = op.id;
+    a.client = t.client;
+    a.stream = op.stream;
+    a.key = op.key;
+    a.seq = op.seq;
+    a.kind = op.kind == op_kind::append ? 'a' : op.kind == op_kind::add ? 'd' : 's';
+    a.delta = op.delta;
+    if (op.kind == op_kind::set) a.value = op.value;
+    a.created_us = now;
+    q.audit = audit.size();
+    audit_index.emplace(op.id, audit.size());
+    audit.push_back(std::move(a));
+    counted.push_back(false);
+    bool ok = true;
+    if (t.jr) ok = t.jr->append_op(op);
+    const std::int64_t after = w.now_us();
+    local_write.record(after, after - now, ok);
+    const bool was_empty = t.queue.empty();
+    t.queue.push_back(std::move(q));
+    // The terminal re-decides when its batch could now be complete or its first op arrived.
+    if (!s.config.periodic && (was_empty || t.queue.size() >= s.config.batch.max_ops)) wake(t);
+  }
+
+  void final_fate(std::size_t audit_i, std::int64_t now, bool ok) {
+    if (counted[audit_i]) return;
+    counted[audit_i] = true;
+    ops_fate.add(now, 1, ok);
+  }
+
+  // A crash: memory gone, the journal replayed (and checked) into a new queue.
+  void crash(terminal& t) {
+    const std::int64_t now = w.now_us();
+    ++t.generation;
+    t.queue.clear();
+    t.inflight = 0;
+    t.not_before_us = 0;
+    t.retry = retry_state(s.config.retry, mix64(s.config.seed ^ t.generation ^ (t.index << 20)));
+    t.breaker = circuit_breaker(s.config.breaker);
+    std::fill(t.versions.begin(), t.versions.end(), 0);
+    t.period_flushing = false;
+    if (t.conn) {
+      error_code ignored;
+      t.conn->socket().cancel(ignored);
+    }
+    const auto path = t.jr ? t.jr->path() : std::filesystem::path(journal_path(t.index));
+    t.jr.reset();
+    journal_replay r = journal::replay(path);
+    if (r.corrupt) {
+      journal_corrupt.add(now, 1, false);
+      event("journal_corrupt", t, {{"detected_on", "crash_replay"}, {"good_bytes", r.good_bytes},
+                                   {"file_bytes", r.file_bytes}, {"reason", r.reason}});
+    }
+    try {
+      t.jr = std::make_unique<journal>(path, s.config.fsync);
+      // Cut to the good prefix: a fresh journal of the pending ops (acked ones are done).
+      if (r.corrupt || r.records != r.pending.size()) t.jr->rewrite(r.pending);
+    } catch (const std::exception&) {
+      t.jr.reset();  // keep going without a journal; local.write will show the failures
+    }
+    for (auto& op : r.pending) {
+      auto it = audit_index.find(op.id);
+      if (it == audit_index.end()) continue;  // not an op of this run
+      if (audit[it->second].state == audit_op_state::acked) continue;
+      t.queue.push_back({std::move(op), it->second});
+    }
+    event("client_crash", t, {{"replayed", t.queue.size()}, {"journal_corrupt", r.corrupt}});
+    wake(t);
+    ensure_running(t);
+  }
+
+  void corrupt(terminal& t, std::size_t bytes, std::uint64_t n) {
+    const std::int64_t now = w.now_us();
+    if (!t.jr) return;
+    t.jr->sync();
+    const auto offset = corrupt_file(t.jr->path(), bytes, mix64(s.config.seed ^ (t.index * 977) ^ n));
+    // Verify at once, as a terminal that checks its journal after every fault would.
+    journal_replay r = journal::replay(t.jr->path());
+    const bool detected = r.corrupt;
+    if (detected) journal_corrupt.add(now, 1, false);
+    event("journal_corrupt", t, {{"detected_on", "verify"}, {"detected", detected}, {"bytes", bytes},
+                                 {"offset", offset ? json(*offset) : json(nullptr)}, {"good_bytes", r.good_bytes},
+                                 {"file_bytes", r.file_bytes}, {"reason", r.reason}});
+    if (!detected) return;
+    std::vector<sync_op> ops;
+    for (const auto& q : t.queue) ops.push_back(q.op);
+    t.jr->rewrite(ops);
+  }
+
+  std::string journal_path(std::size_t i) const {
+    return (std::filesystem::path(s.config.journal_dir) / (s.config.name + "-s" + std::to_string(i / s.config.terminals_per_store) +
+                                                           "-t" + std::to_string(i % s.config.terminals_per_store) + ".journal"))
+        .string();
+  }
+
+  void ensure_running(terminal& t);
+  void ensure_ticker();
+
+  void begin_stop() {
+    if (stopping) return;
+    stopping = true;
+    drain_deadline_us = w.now_us() + s.config.drain_us;
+    if (arrival_timer) arrival_timer->cancel();
+    for (auto& t : terms) wake(*t);
+    if (ticker_timer) ticker_timer->cancel();
+  }
+
+  worker& w;
+  terminal_model::impl& m;
+  const shared_state& s;
+  std::unique_ptr<net::ssl::context> ssl;
+  std::vector<std::unique_ptr<terminal>> terms;
+  std::vector<audit_op> audit;
+  std::vector<bool> counted;  // availability.ops already recorded for this audit record
+  std::unordered_map<std::string, std::size_t> audit_index;
+  timed_metric &local_write, &local_fsync, &push_latency, &push_e2e, &push_requests, &attempts, &ops_fate, &conflicts,
+      &rejected, &parked, &breaker_open, &journal_corrupt, &lag;
+  gauge_series& depth;
+  std::array<timed_metric*, error_bucket_count> errors{};
+  net::steady_timer* arrival_timer = nullptr;
+  net::steady_timer* ticker_timer = nullptr;
+  bool arrivals_done = false, stopping = false, ticker_running = false;
+  std::int64_t drain_deadline_us = 0;
+  std::size_t running = 0;
+  std::uint64_t corruptions = 0;
+};
+
+template <bool Tls>
+using stream_type = std::conditional_t<Tls, net::ssl::stream<beast::tcp_stream>, beast::tcp_stream>;
+
+template <bool Tls>
+beast::tcp_stream& lowest(stream_type<Tls>& s) {
+  if constexpr (Tls)
+    return s.next_layer();
+  else
+    return s;
+}
+
+struct exchange_result {
+  std::optional<error_bucket> failed;
+  bool stale = false;  // a reused connection the server had closed: nothing was answered
+  int status = 0;
+  std::string body;
+  bool keep = false;
+};
+
+bool closed_by_peer(const error_code& ec) {
+  return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+         ec == net::error::broken_pipe;
+}
+
+// One push exchange on the terminal's connection: connect (and TLS handshake) when needed,
+// write, read the reply. One deadline for all of it (tcp_stream's timer).
+template <bool Tls>
+net::awaitable<exchange_result> async_exchange(impl_worker& iw, terminal& t, std::optional<stream_type<Tls>>& stream,
+                                               beast::flat_buffer& buffer, const http::request<http::string_body>& req) {
+  exchange_result r;
+  const shared_state& s = iw.s;
+  if (!stream) {
+    if constexpr (Tls)
+      stream.emplace(iw.w.io(), *iw.ssl);
+    else
+      stream.emplace(iw.w.io());
+  }
+  beast::tcp_stream& conn = lowest<Tls>(*stream);
+  t.conn = &conn;
+  conn.expires_after(std::chrono::microseconds(s.config.timeout_us));
+  bool fresh = false;
+  if (!conn.socket().is_open()) {
+    fresh = true;
+    auto [ec, ep] = co_await conn.async_connect(s.endpoints, use_tuple);
+    if (!ec) {
+      error_code ignored;
+      conn.socket().set_option(tcp::no_delay(true), ignored);
+      if constexpr (Tls) {
+        if (s.sni) SSL_set_tlsext_host_name(stream->native_handle(), s.server_name.c_str());
+        if (s.config.tls.verify) stream->set_verify_callback(net::ssl::host_name_verification(s.server_name));
+        std::tie(ec) = co_await stream->async_handshake(net::ssl::stream_base::client, use_tuple);
+      }
+    }
+    if (ec) {
+      r.failed = ec == beast::error::timeout ? error_bucket::timeout : error_bucket::connect;
+      co_return r;
+    }
+  }
+  auto [wec, wn] = co_await http::async_write(*stream, req, use_tuple);
+  if (wec) {
+    r.failed = wec == beast::error::timeout ? error_bucket::timeout : error_bucket::write;
+    r.stale = !fresh && closed_by_peer(wec);
+    co_return r;
+  }
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(body_limit);
+  auto [rec, rn] = co_await http::async_read(*stream, buffer, parser, use_tuple);
+  if (rec) {
+    if (rec == beast::error::timeout) r.failed = error_bucket::timeout;
+    else if (rec.category() == http::make_error_code(http::error::need_more).category() && rec != http::error::end_of_stream)
+      r.failed = error_bucket::protocol;  // not HTTP
+    else if (rec.category() == net::error::get_ssl_category()) r.failed = error_bucket::protocol;
+    else r.failed = error_bucket::read;
+    r.stale = !fresh && closed_by_peer(rec) && !parser.got_some();
+    co_return r;
+  }
+  conn.expires_never();
+  r.status = static_cast<int>(parser.get().result_int());
+  r.keep = parser.get().keep_alive();
+  r.body = std::move(parser.get().body());
+  co_return r;
+}
+
+// Applies a successful reply to the batch at the front of t's queue.
+void apply_reply(impl_worker& iw, terminal& t, std::size_t n, const push_reply& reply, std::int64_t now) {
+  std::unordered_set<std::string> acked(reply.acked.begin(), reply.acked.end());
+  std::unordered_map<std::string, const push_conflict*> conflicts;
+  for (const auto& c : reply.conflicts) conflicts.emplace(c.id, &c);
+  std::unordered_set<std::string> rejected(reply.rejected.begin(), reply.rejected.end());
+  std::vector<std::string> acked_ids, rejected_ids;
+  std::deque<queued_op> keep;
+  const std::size_t batch = std::min(n, t.queue.size());
+  for (std::size_t i = 0; i < batch; ++i) {
+    queued_op& q = t.queue[i];
+    audit_op& a = iw.audit[q.audit];
+    if (acked.count(q.op.id)) {
+      if (a.state != audit_op_state::acked) {
+        a.state = audit_op_state::acked;
+        a.acked_us = now;
+        iw.push_e2e.record(now, now - a.created_us, true);
+        iw.final_fate(q.audit, now, true);
+      }
+      if (q.op.kind == op_kind::set) {
+        const std::size_t k = static_cast<std::size_t>(std::stoul(q.op.key.substr(1)));
+        if (k < t.versions.size()) t.versions[k] = std::max(t.versions[k], q.op.base_version + 1);
+      }
+      acked_ids.push_back(q.op.id);
+    } else if (auto c = conflicts.find(q.op.id); c != conflicts.end()) {
+      iw.conflicts.add(now);
+      const conflict_action act = on_conflict(iw.s.config.conflict, c->second->version);
+      if (q.op.kind == op_kind::set && !q.op.key.empty()) {
+        const std::size_t k = static_cast<std::size_t>(std::stoul(q.op.key.substr(1)));
+        if (k < t.versions.size()) t.versions[k] = c->second->version;
+      }
+      if (act.retry) {
+        q.op.base_version = act.base_version;
+        if (t.jr) t.jr->append_rebase(q.op.id, act.base_version);
+        keep.push_back(std::move(q));
+      } else {
+        a.state = audit_op_state::rejected;
+        iw.final_fate(q.audit, now, false);
+        rejected_ids.push_back(q.op.id);
+      }
+    } else if (rejected.count(q.op.id)) {
+      iw.rejected.add(now, 1, false);
+      a.state = audit_op_state::rejected;
+      iw.final_fate(q.audit, now, false);
+      rejected_ids.push_back(q.op.id);
+    } else {
+      keep.push_back(std::move(q));  // the server said nothing about it: pushed again
+    }
+  }
+  for (std::size_t i = batch; i < t.queue.size(); ++i) keep.push_back(std::move(t.queue[i]));
+  t.queue = std::move(keep);
+  if (t.jr) {
+    t.jr->append_acks(acked_ids);
+    t.jr->append_rejects(rejected_ids);
+  }
+}
+
+net::awaitable<void> wait_until(impl_worker& iw, net::steady_timer& timer, std::int64_t at_us) {
+  if (iw.stopping) at_us = std::min(at_us, iw.drain_deadline_us);
+  if (at_us == std::numeric_limits<std::int64_t>::max())
+    timer.expires_at(net::steady_timer::time_point::max());
+  else
+    timer.expires_at(iw.w.start() + std::chrono::microseconds(at_us));
+  co_await timer.async_wait(use_tuple);
+}
+
+// One terminal: decides when to push, pushes, applies the reply, retries, parks, breaks.
+template <bool Tls>
+net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
+  co_await net::this_coro::throw_if_cancelled(false);
+  const auto cs = co_await net::this_coro::cancellation_state;
+  const shared_state& s = iw.s;
+  const auto& cfg = s.config;
+  net::steady_timer timer(iw.w.io());
+  t.wake = &timer;
+  std::optional<stream_type<Tls>> stream;
+  beast::flat_buffer buffer;
+  std::uint64_t gen = t.generation;
+  constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
+
+  while (!cancelled(cs)) {
+    if (gen != t.generation) {  // crashed: a new life, a new connection
+      stream.reset();
+      buffer.clear();
+      gen = t.generation;
+    }
+    const std::int64_t now = iw.w.now_us();
+    if (iw.stopping && now >= iw.drain_deadline_us) break;
+    if (t.queue.empty()) {
+      t.period_flushing = false;
+      if (iw.arrivals_done || iw.stopping) break;
+      co_await wait_until(iw, timer, never);
+      continue;
+    }
+    if (now < t.not_before_us) {
+      co_await wait_until(iw, timer, t.not_before_us);
+      continue;
+    }
+    const bool flush = iw.stopping || iw.arrivals_done;
+    std::size_t n = 0;
+    if (cfg.periodic) {
+      if (!flush && !t.period_flushing) {
+        if (now < t.next_period_us) {
+          co_await wait_until(iw, timer, t.next_period_us);
+          continue;
+        }
+        t.period_flushing = true;
+        while (t.next_period_us <= now) t.next_period_us += cfg.every_us;
+      }
+      n = std::min(t.queue.size(), cfg.batch.max_ops);
+    } else {
+      const batch_decision d = decide_batch(cfg.batch, t.queue.size(), iw.audit[t.queue.front().audit].created_us, now, flush);
+      if (!d.send) {
+        co_await wait_until(iw, timer, d.wake_at_us);
+        continue;
+      }
+      n = d.ops;
+    }
+    std::optional<breaker_transition> tr;
+    if (!t.breaker.allow(now, tr)) {
+      t.not_before_us = t.breaker.retry_at();
+      continue;
+    }
+    if (tr) iw.breaker_event(t, *tr);
+    if (t.jr && t.jr->dirty()) {
+      // The fsync runs on the blocking pool: a slow disk delays this terminal's push, as on a
+      // real device, but never the other terminals sharing the worker.
+      const std::int64_t t0 = iw.w.now_us();
+      const int fd = t.jr->begin_sync();
+      const bool ok = fd >= 0 && co_await async_fdatasync(fd);
+      const std::int64_t t1 = iw.w.now_us();
+      iw.local_fsync.record(t1, t1 - t0, ok);
+      if (cancelled(cs)) break;
+    }
+
+    std::vector<sync_op> ops;
+    ops.reserve(n);
+    const std::int64_t sent = iw.w.now_us();
+    for (std::size_t i = 0; i < n; ++i) {
+      ops.push_back(t.queue[i].op);
+      audit_op& a = iw.audit[t.queue[i].audit];
+      if (a.first_sent_us < 0) a.first_sent_us = sent;
+      if (a.state == audit_op_state::unsent) a.state = audit_op_state::in_doubt;
+    }
+    t.inflight = n;
+    http::request<http::string_body> req{s.method, s.prefix + cfg.profile.push_path, 11};
+    req.set(http::field::host, s.url.host + ":" + std::to_string(s.url.port));
+    req.set(http::field::content_type, "application/json");
+    for (const auto& [k, v] : cfg.headers) req.set(k, v);
+    req.keep_alive(true);
+    req.body() = render_push(cfg.profile, t.client, ops);
+    req.prepare_payload();
+
+    exchange_result r = co_await async_exchange<Tls>(iw, t, stream, buffer, req);
+    if (r.stale && !cancelled(cs) && gen == t.generation) {
+      // The server closed the idle keep-alive connection: not its failure; once more, fresh.
+      stream.reset();
+      buffer.clear();
+      r = co_await async_exchange<Tls>(iw, t, stream, buffer, req);
+    }
+    t.conn = nullptr;
+    if (cancelled(cs)) break;
+    if (gen != t.generation) continue;  // crashed meanwhile: the queue is a new one
+    t.inflight = 0;
+    const std::int64_t done = iw.w.now_us();
+    if (!r.failed && (r.status < 200 || r.status > 299)) r.failed = error_bucket::status;
+    push_reply reply;
+    if (!r.failed) {
+      reply = parse_push_reply(cfg.profile, r.body);
+      if (reply.malformed) r.failed = error_bucket::protocol;
+    }
+    if (r.failed && *r.failed != error_bucket::timeout && done - sent >= cfg.timeout_us) r.failed = error_bucket::timeout;
+    const bool ok = !r.failed;
+    iw.push_latency.record(done, done - sent, ok);
+    iw.push_requests.add(done, 1, ok);
+    iw.attempts.add(done, 1, ok);
+    if (!ok) {
+      iw.errors[static_cast<std::size_t>(*r.failed)]->add(done, 1, false);
+      stream.reset();
+      buffer.clear();
+      if (auto b = t.breaker.on_failure(done)) iw.breaker_event(t, *b);
+      const retry_action ra = t.retry.on_failure(done);
+      t.not_before_us = ra.retry_at_us;
+      if (ra.parked) {
+        iw.parked.add(done);
+        iw.event("batch_parked", t, {{"ops", n}, {"attempts", ra.attempt}, {"until_s", static_cast<double>(ra.retry_at_us) / 1e6},
+                                     {"error", std::string(to_string(*r.failed))}});
+      }
+      if (t.breaker.state() == breaker_state::open) t.not_before_us = std::max(t.not_before_us, t.breaker.retry_at());
+      continue;
+    }
+    if (auto b = t.breaker.on_success(done)) iw.breaker_event(t, *b);
+    t.retry.on_success();
+    t.not_before_us = 0;
+    apply_reply(iw, t, n, reply, done);
+    if (!r.keep) {
+      stream.reset();
+      buffer.clear();
+    }
+  }
+  t.wake = nullptr;
+  t.conn = nullptr;
+  t.running = false;
+  --iw.running;
+}
+
+// Issues the worker's arrivals on schedule, round-robin over its terminals.
+net::awaitable<void> run_arrivals(impl_worker& iw, arrival_schedule schedule) {
+  co_await net::this_coro::throw_if_cancelled(false);
+  const auto cs = co_await net::this_coro::cancellation_state;
+  net::steady_timer timer(iw.w.io());
+  iw.arrival_timer = &timer;
+  std::size_t next = 0;
+  while (!iw.stopping && !cancelled(cs)) {
+    auto due = schedule.next();
+    if (!due) break;
+    timer.expires_at(iw.w.start() + std::chrono::microseconds(*due));
+    if (timer.expiry() > run_clock::now()) {
+      co_await timer.async_wait(use_tuple);
+      if (iw.stopping || cancelled(cs)) break;
+    }
+    const std::int64_t now = iw.w.now_us();
+    iw.lag.record(now, now - *due);
+    terminal& t = *iw.terms[next];
+    next = (next + 1) % iw.terms.size();
+    iw.create_op(t);
+  }
+  iw.arrival_timer = nullptr;
+  iw.arrivals_done = true;
+  for (auto& t : iw.terms) iw.wake(*t);
+}
+
+// queue.depth every 100 ms while terminals run; at the end, every op without a final fate
+// counts in availability.ops as not ok.
+net::awaitable<void> run_ticker(impl_worker& iw) {
+  co_await net::this_coro::throw_if_cancelled(false);
+  const auto cs = co_await net::this_coro::cancellation_state;
+  net::steady_timer timer(iw.w.io());
+  iw.ticker_timer = &timer;
+  iw.ticker_running = true;
+  for (;;) {
+    iw.depth.set(iw.w.now_us(), static_cast<double>(iw.depth_now()));
+    if (cancelled(cs)) break;
+    if (iw.running == 0 && (iw.arrivals_done || iw.stopping)) break;
+    timer.expires_after(std::chrono::microseconds(tick_us));
+    co_await timer.async_wait(use_tuple);
+  }
+  iw.ticker_timer = nullptr;
+  iw.ticker_running = false;
+  if (iw.stopping || iw.arrivals_done) {
+    const std::int64_t now = iw.w.now_us();
+    for (std::size_t i = 0; i < iw.audit.size(); ++i)
+      if (iw.audit[i].state != audit_op_state::acked && iw.audit[i].state != audit_op_state::rejected) iw.final_fate(i, now, false);
+    iw.depth.set(now, static_cast<double>(iw.depth_now()));
+  }
+}
+
+void impl_worker::ensure_running(terminal& t) {
+  if (t.running) return;
+  if (stopping && w.now_us() >= drain_deadline_us) return;
+  t.running = true;
+  ++running;
+  w.tasks().spawn(s.url.tls ? run_terminal<true>(*this, t) : run_terminal<false>(*this, t));
+  ensure_ticker();
+}
+
+void impl_worker::ensure_ticker() {
+  if (ticker_running) return;
+  ticker_running = true;
+  w.tasks().spawn(run_ticker(*this));
+}
+
+}  // namespace
+
+terminal_model::terminal_model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+terminal_model::~terminal_model() = default;
+
+std::string_view terminal_model::name() const { return impl_->s.config.name; }
+std::size_t terminal_model::terminals() const noexcept { return impl_->s.terminals; }
+
+std::string terminal_model::client(std::size_t i) const {
+  const std::size_t tps = impl_->s.config.terminals_per_store;
+  return "s" + std::to_string(i / tps) + "-t" + std::to_string(i % tps);
+}
+
+std::string terminal_model::journal_path(std::size_t i) const {
+  const auto& c = impl_->s.config;
+  return (std::filesystem::path(c.journal_dir) /
+          (c.name + "-s" + std::to_string(i / c.terminals_per_store) + "-t" + std::to_string(i % c.terminals_per_store) + ".journal"))
+      .string();
+}
+
+void terminal_model::start(worker& w) {
+  auto& m = *impl_;
+  if (m.workers.empty()) {
+    m.workers.resize(w.count());
+    tcp::resolver resolver(w.io());
+    error_code ec;
+    auto results = resolver.resolve(m.s.url.host, std::to_string(m.s.url.port), ec);
+    if (ec || results.empty())
+      throw std::runtime_error("load " + m.s.config.name + ": cannot resolve " + m.s.url.host + ": " + ec.message());
+    for (const auto& r : results) m.s.endpoints.push_back(r.endpoint());
+  }
+  auto& iw = *(m.workers.at(w.index()) = std::make_unique<impl_worker>(w, m));
+  const auto& cfg = m.s.config;
+  for (std::size_t g = w.index(); g < m.s.terminals; g += w.count()) {
+    auto t = std::make_unique<terminal>(g, m.s);
+    t->client = client(g);
+    t->stream = cfg.stream_prefix + std::to_string(g / cfg.terminals_per_store);
+    t->versions.assign(cfg.keys, 0);
+    // Periodic terminals spread their ticks over the period (seeded), as real lanes do.
+    t->next_period_us = cfg.periodic ? static_cast<std::int64_t>(mix64(cfg.seed ^ (g * 7919)) % static_cast<std::uint64_t>(cfg.every_us)) : 0;
+    const auto path = journal_path(g);
+    std::error_code rm;
+    std::filesystem::remove(path, rm);  // a journal from an earlier run with the same dir
+    t->jr = std::make_unique<journal>(path, cfg.fsync);
+    iw.terms.push_back(std::move(t));
+  }
+  iw.counted.reserve(1024);
+  if (iw.terms.empty()) return;
+  // This worker's share of the total rate: its terminals' fraction.
+  const double share = static_cast<double>(iw.terms.size()) / static_cast<double>(m.s.terminals);
+  std::vector<phase_spec> phases = cfg.phases;
+  for (auto& p : phases) {
+    if (p.rate) *p.rate *= share;
+    if (p.to) *p.to *= share;
+  }
+  w.tasks().spawn(run_arrivals(iw, arrival_schedule(phases)));
+  for (auto& t : iw.terms) iw.ensure_running(*t);
+}
+
+void terminal_model::stop() {
+  for (auto& iw : impl_->workers)
+    if (iw) net::post(iw->w.io(), [p = iw.get()] { p->begin_stop(); });
+}
+
+void terminal_model::crash(std::size_t i) {
+  if (i >= impl_->s.terminals || impl_->workers.empty()) return;
+  auto* iw = impl_->workers[i % impl_->workers.size()].get();
+  if (!iw) return;
+  net::post(iw->w.io(), [iw, i] {
+    for (auto& t : iw->terms)
+      if (t->index == i) iw->crash(*t);
+  });
+}
+
+void terminal_model::journal_corrupt(std::size_t i, std::size_t bytes) {
+  if (i >= impl_->s.terminals || impl_->workers.empty()) return;
+  auto* iw = impl_->workers[i % impl_->workers.size()].get();
+  if (!iw) return;
+  net::post(iw->w.io(), [iw, i, bytes] {
+    for (auto& t : iw->terms)
+      if (t->index == i) iw->corrupt(*t, bytes, ++iw->corruptions);
+  });
+}
+
+void terminal_model::collect(std::vector<audit_op>& out) const {
+  for (const auto& iw : impl_->workers)
+    if (iw) out.insert(out.end(), iw->audit.begin(), iw->audit.end());
+}
+
+std::unique_ptr<terminal_model> make_terminal_model(const terminal_config& config) {
+  auto m = std::make_unique<terminal_model::impl>();
+  shared_state& s = m->s;
+  s.config = config;
+  const std::string where = "load " + config.name + ": ";
+  s.url = parse_url(config.url);
+  s.prefix = s.url.target;
+  if (auto q = s.prefix.find('?'); q != std::string::npos) s.prefix.resize(q);
+  while (!s.prefix.empty() && s.prefix.back() == '/') s.prefix.pop_back();
+  if (config.stores == 0) throw std::invalid_argument(where + "stores: found 0; expected an integer >= 1");
+  if (config.terminals_per_store == 0) throw std::invalid_argument(where + "terminals_per_store: found 0; expected an integer >= 1");
+  if (config.keys == 0) throw std::invalid_argument(where + "keys: found 0; expected an integer >= 1");
+  if (config.pct_append < 0 || config.pct_add < 0 || config.pct_set < 0 || config.pct_append + config.pct_add + config.pct_set != 100)
+    throw std::invalid_argument(where + "ops: found percentages summing to " +
+                                std::to_string(config.pct_append + config.pct_add + config.pct_set) + "; expected 100");
+  if (config.batch.max_ops == 0) throw std::invalid_argument(where + "batch.max_ops: found 0; expected an integer >= 1");
+  if (config.timeout_us <= 0) throw std::invalid_argument(where + "timeout: found " + std::to_string(config.timeout_us) + " µs; expected a positive duration");
+  if (config.periodic && config.every_us <= 0) throw std::invalid_argument(where + "sync.every: found nothing; expected a positive duration for periodic sync");
+  if (config.phases.empty()) throw std::invalid_argument(where + "phases: found none; expected at least one phase");
+  if (config.run_tag.empty()) throw std::invalid_argument(where + "run tag: found \"\"; expected a tag that makes op ids unique");
+  arrival_schedule check(config.phases);  // throws on bad phases
+  s.terminals = config.stores * config.terminals_per_store;
+  s.method = http::string_to_verb(config.profile.push_method);
+  if (s.method == http::verb::unknown)
+    throw std::invalid_argument("scenario.target.profile.push.method: found \"" + config.profile.push_method + "\"; expected an HTTP method");
+  s.server_name = config.tls.server_name.empty() ? s.url.host : config.tls.server_name;
+  error_code ec;
+  net::ip::make_address(s.server_name, ec);
+  s.sni = bool(ec);
+  if (s.url.tls) make_ssl_context(config.tls);
+  std::error_code fec;
+  std::filesystem::create_directories(config.journal_dir, fec);
+  if (fec)
+    throw std::invalid_argument(where + "journal.dir: found \"" + config.journal_dir + "\"; expected a writable directory (" + fec.message() + ")");
+  return std::make_unique<terminal_model>(std::move(m));
+}
+
+terminal_config terminal_config_from(const std::string& name, const nlohmann::json& f, const std::vector<phase_spec>& phases,
+                                     const nlohmann::json& target, const std::string& base_url, const std::string& run_dir,
+                                     const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
+  terminal_config c;
+  c.name = name;
+  c.run_tag = run_tag;
+  c.seed = seed;
+  auto bad = [&](const std::string& key, const json& found, const std::string& expected) {
+    throw std::invalid_argument(where + "." + key + ": found " + found.dump() + "; expected " + expected);
+  };
+  auto get_int = [&](const json& o, const char* key, const std::string& path, std::int64_t def, std::int64_t min) -> std::int64_t {
+    if (!o.contains(key)) return def;
+    if (!o[key].is_number_integer() || o[key].get<std::int64_t>() < min) bad(path, o[key], "an integer >= " + std::to_string(min));
+    return o[key].get<std::int64_t>();
+  };
+  auto get_dur = [&](const json& o, const char* key, const std::string& path, std::int64_t def) -> std::int64_t {
+    if (!o.contains(key)) return def;
+    const std::int64_t v = duration_us(o[key]);
+    if (v <= 0) bad(path, o[key], "a positive duration like \"5s\"");
+    return v;
+  };
+  c.stores = static_cast<std::size_t>(get_int(f, "stores", "stores", 1, 1));
+  c.terminals_per_store = static_cast<std::size_t>(get_int(f, "terminals_per_store", "terminals_per_store", 1, 1));
+  const double terminals = static_cast<double>(c.stores * c.terminals_per_store);
+  std::optional<double> per_terminal;
+  if (f.contains("rate")) per_terminal = rate_value(f["rate"]);
+  for (std::size_t i = 0; i < phases.size(); ++i) {
+    phase_spec p = phases[i];
+    if (!p.rate && !p.to) {
+      if (!per_terminal) bad("phases[" + std::to_string(i) + "]", json(p.name), "a phase with a rate, or the entry's per-terminal rate");
+      p.rate = *per_terminal * terminals;
+    }
+    c.phases.push_back(p);
+  }
+  if (f.contains("ops")) {
+    const json& o = f["ops"];
+    c.pct_append = o.contains("append") ? static_cast<int>(std::lround(percent_value(o["append"]))) : 0;
+    c.pct_add = o.contains("add") ? static_cast<int>(std::lround(percent_value(o["add"]))) : 0;
+    c.pct_set = o.contains("set") ? static_cast<int>(std::lround(percent_value(o["set"]))) : 0;
+    if (c.pct_append + c.pct_add + c.pct_set != 100)
+      throw std::invalid_argument(where + ".ops: found percentages summing to " + std::to_string(c.pct_append + c.pct_add + c.pct_set) +
+                                  "; expected 100");
+  }
+  c.keys = static_cast<std::size_t>(get_int(f, "keys", "keys", 8, 1));
+  if (f.contains("batch")) {
+    const json& b = f["batch"];
+    c.batch.max_ops = static_cast<std::size_t>(get_int(b, "max_ops", "batch.max_ops", 50, 1));
+    c.batch.max_wait_us = get_dur(b, "max_wait", "batch.max_wait", c.batch.max_wait_us);
+  }
+  c.timeout_us = get_dur(f, "timeout", "timeout", c.timeout_us);
+  if (f.contains("retry")) {
+    const json& r = f["retry"];
+    c.retry.base_us = get_dur(r, "base", "retry.base", c.retry.base_us);
+    c.retry.max_us = get_dur(r, "max", "retry.max", c.retry.max_us);
+    c.retry.limit = static_cast<int>(get_int(r, "limit", "retry.limit", c.retry.limit, 0));
+    c.retry.park_for_us = get_dur(r, "park_for", "retry.park_for", c.retry.park_for_us);
+    if (c.retry.max_us < c.retry.base_us) bad("retry.max", r.value("max", json()), "a duration >= retry.base");
+  }
+  if (f.contains("breaker")) {
+    const json& b = f["breaker"];
+    c.breaker.threshold = static_cast<int>(get_int(b, "threshold", "breaker.threshold", c.breaker.threshold, 1));
+    c.breaker.open_for_us = get_dur(b, "open_for", "breaker.open_for", c.breaker.open_for_us);
+    c.breaker.half_open_probes = static_cast<int>(get_int(b, "half_open_probes", "breaker.half_open_probes", c.breaker.half_open_probes, 1));
+  }
+  if (f.contains("sync")) {
+    const json& sy = f["sync"];
+    c.periodic = sy.value("mode", "continuous") == "periodic";
+    c.every_us = get_dur(sy, "every", "sync.every", c.every_us);
+  }
+  c.conflict = f.value("conflict", "lww") == "queue" ? conflict_policy::queue : conflict_policy::lww;
+  c.journal_dir = (std::filesystem::path(run_dir.empty() ? std::string(".") : run_dir) / "journals").string();
+  if (f.contains("journal")) {
+    const json& j = f["journal"];
+    const std::string fs = j.value("fsync", "batch");
+    c.fsync = fs == "always" ? fsync_policy::always : fs == "never" ? fsync_policy::never : fsync_policy::batch;
+    if (j.contains("dir")) c.journal_dir = resolve ? resolve_env(j["dir"].get<std::string>()) : j["dir"].get<std::string>();
+  }
+  c.drain_us = get_dur(f, "drain", "drain", c.drain_us);
+  if (f.contains("stream_prefix") && f["stream_prefix"].is_string()) c.stream_prefix = f["stream_prefix"];
+
+  std::string base = base_url;
+  if (base.empty() && target.contains("endpoints")) base = target["endpoints"].value("http", "");
+  if (base.empty()) throw std::invalid_argument("scenario.target.endpoints.http: found nothing; expected the sync API's URL for load " + name);
+  c.url = resolve ? resolve_env(base) : base;
+  if (target.contains("headers") && target["headers"].is_object())
+    for (const auto& [k, v] : target["headers"].items())
+      if (v.is_string()) c.headers.emplace_back(k, resolve ? resolve_env(v.get<std::string>()) : v.get<std::string>());
+  if (target.contains("tls")) {
+    const json& t = target["tls"];
+    auto r = [&](const char* k) {
+      std::string v = t.value(k, "");
+      return resolve ? resolve_env(v) : v;
+    };
+    c.tls.ca_file = r("ca_file");
+    c.tls.cert_file = r("cert_file");
+    c.tls.key_file = r("key_file");
+    c.tls.server_name = r("server_name");
+    c.tls.verify = t.value("verify", true);
+  }
+  if (target.contains("profile")) c.profile = parse_profile(target["profile"], "scenario.target.profile");
+  return c;
+}
+
+}  // namespace syncstorm::loadgen

@@ -1,0 +1,153 @@
+// The data audit end to end through `syncstorm run` with POS terminals on the lab (issue #6):
+// each syncd bug mode makes its detector fire, and the correct stack keeps every detector quiet.
+//   drop-every=10      → audit.lost equals exactly the ids syncd logged as dropped, exit 1
+//   dup-every=4        → audit.duplicates > 0
+//   dup-apply + retries (slow-ack longer than the push timeout) → audit.diverged > 0
+//   correct stack      → lost, duplicates, diverged all 0, exit 0
+#include "tests/support/test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+
+using json = nlohmann::json;
+namespace t = syncstorm::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+json scenario(const std::string& name, const std::string& duration = "12s") {
+  return json::parse(R"({
+    "name": ")" + name + R"(",
+    "duration": ")" + duration + R"(",
+    "target": {"lab": {"pods": 2}},
+    "load": [{"name": "pos", "model": "terminal", "stores": 2, "terminals_per_store": 3, "rate": 4,
+              "ops": {"append": 60, "add": 30, "set": 10}, "keys": 4, "drain": "15s",
+              "phases": [{"name": "steady", "for": ")" + duration + R"("}]}],
+    "slas": [
+      {"name": "nothing-lost", "metric": "audit.lost", "stat": "max", "max": 0},
+      {"name": "no-duplicates", "metric": "audit.duplicates", "stat": "max", "max": 0},
+      {"name": "no-divergence", "metric": "audit.diverged", "stat": "max", "max": 0},
+      {"name": "all-acked", "metric": "availability.ops", "stat": "ratio", "min": "98%"}
+    ]})");
+}
+
+struct run_result {
+  int exit_code = -1;
+  std::string out;
+  json report;
+  fs::path dir;
+};
+
+run_result run(const t::temp_dir& d, const json& sc, const std::string& extra = "") {
+  fs::path file = d.path() / "scenario.json";
+  t::write_file(file, sc.dump(2));
+  fs::path out = d.path() / "runs";
+  run_result r;
+  auto c = t::run(t::bin() + " run " + file.string() + " --out " + out.string() + " " + extra + " 2>&1");
+  r.exit_code = c.exit_code;
+  r.out = c.out;
+  for (auto& e : fs::directory_iterator(out)) r.dir = e.path();
+  r.report = json::parse(t::read_file(r.dir / "report.json"));
+  return r;
+}
+
+const json& verdict(const json& rep, const std::string& name) {
+  for (const auto& v : rep["verdicts"])
+    if (v["name"] == name) return v;
+  throw std::runtime_error("no verdict " + name);
+}
+
+std::string lab_id(const json& rep) {
+  for (const auto& e : rep["events"])
+    if (e["event"] == "lab_up" && e.contains("lab")) return e["lab"];
+  return {};
+}
+
+// Removes a kept lab even when an assertion fails.
+struct lab_guard {
+  std::string id;
+  ~lab_guard() {
+    if (!id.empty()) t::run(t::bin() + " lab down --id " + id + " 2>&1");
+  }
+};
+
+}  // namespace
+
+class audit_run : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
+  }
+};
+
+TEST_F(audit_run, correct_stack_keeps_every_detector_quiet) {
+  t::temp_dir d;
+  auto r = run(d, scenario("audit-correct"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json& a = r.report["audit"];
+  ASSERT_TRUE(a.is_object()) << r.out;
+  EXPECT_GT(a["acked"].get<int>(), 200);
+  EXPECT_EQ(a["acked"], a["present"]);
+  EXPECT_EQ(a["lost"], 0);
+  EXPECT_EQ(a["duplicates"], 0);
+  EXPECT_EQ(a["diverged"], 0);
+  EXPECT_EQ(a["order_violations"], 0);
+  // Every terminal kept a journal in the run directory.
+  int journals = 0;
+  for (auto& e : fs::directory_iterator(r.dir / "journals")) journals += e.path().extension() == ".journal";
+  EXPECT_EQ(journals, 6);
+}
+
+TEST_F(audit_run, drop_every_reports_exactly_the_dropped_ids) {
+  t::temp_dir d;
+  lab_guard guard;
+  auto r = run(d, scenario("audit-drop"), "--set target.lab.bug=drop-every=10 --set target.lab.keep=true");
+  guard.id = lab_id(r.report);
+  ASSERT_FALSE(guard.id.empty()) << r.out;
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_FALSE(verdict(r.report, "nothing-lost")["pass"].get<bool>());
+  // syncd writes every id it acked without storing to logs/pod-N.bug.log, one per line.
+  std::set<std::string> dropped;
+  fs::path logs = "/var/tmp/syncstorm/lab-" + guard.id + "/logs";
+  for (auto& e : fs::directory_iterator(logs)) {
+    if (!e.path().string().ends_with(".bug.log")) continue;
+    std::ifstream in(e.path());
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) dropped.insert(line);
+  }
+  const json& a = r.report["audit"];
+  ASSERT_GT(dropped.size(), 5u);
+  ASSERT_LE(dropped.size(), 100u) << "lost_ids keeps the first 100 only: shorten the run";
+  EXPECT_EQ(a["lost"].get<std::size_t>(), dropped.size());
+  std::set<std::string> lost(a["lost_ids"].begin(), a["lost_ids"].end());
+  EXPECT_EQ(lost, dropped);
+  EXPECT_GT(a["lost_oldest_age_us"].get<double>(), 0);
+}
+
+TEST_F(audit_run, dup_every_shows_duplicates) {
+  t::temp_dir d;
+  auto r = run(d, scenario("audit-dup"), "--set target.lab.bug=dup-every=4");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_GT(r.report["audit"]["duplicates"].get<int>(), 0) << r.report["audit"].dump();
+  EXPECT_FALSE(verdict(r.report, "no-duplicates")["pass"].get<bool>());
+  EXPECT_EQ(r.report["audit"]["lost"], 0);
+}
+
+TEST_F(audit_run, dup_apply_on_retries_shows_divergence) {
+  // Acks slower than the push timeout: every push commits, times out on the client and is
+  // retried; dup-apply then applies each retried `add` again.
+  t::temp_dir d;
+  json sc = scenario("audit-dup-apply", "8s");
+  sc["load"][0]["timeout"] = "300ms";
+  sc["load"][0]["ops"] = {{"append", 20}, {"add", 80}, {"set", 0}};
+  sc["load"][0]["retry"] = {{"base", "50ms"}, {"max", "200ms"}, {"limit", 0}};
+  auto r = run(d, sc, "--set target.lab.bug=dup-apply,slow-ack=500");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_GT(r.report["audit"]["diverged"].get<int>(), 0) << r.report["audit"].dump();
+  EXPECT_FALSE(verdict(r.report, "no-divergence")["pass"].get<bool>());
+  EXPECT_EQ(r.report["audit"]["lost"], 0);
+}

@@ -1,0 +1,170 @@
+// The sync protocol client: v1 rendering and parsing, a differently shaped profile, per-op
+// results with a named error counted as acked, malformed replies, profile errors.
+#include "loadgen/sync_protocol.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace syncstorm::loadgen;
+using json = nlohmann::json;
+
+namespace {
+
+std::vector<sync_op> three_ops() {
+  sync_op a{"r-s0-t0-1", "store-0", 1, 100, op_kind::append, "", 0, 0, json{{"total_cents", 250}}};
+  sync_op d{"r-s0-t0-2", "store-0", 2, 200, op_kind::add, "c1", -3, 0, nullptr};
+  sync_op s{"r-s0-t0-3", "store-0", 3, 300, op_kind::set, "v2", 0, 4, json{{"by", "s0-t0"}}};
+  return {a, d, s};
+}
+
+}  // namespace
+
+TEST(sync_protocol, v1_push_body) {
+  const sync_profile p;
+  const json body = json::parse(render_push(p, "s0-t0", three_ops()));
+  EXPECT_EQ(body["client"], "s0-t0");
+  ASSERT_EQ(body["ops"].size(), 3u);
+  const json& a = body["ops"][0];
+  EXPECT_EQ(a["id"], "r-s0-t0-1");
+  EXPECT_EQ(a["kind"], "append");
+  EXPECT_EQ(a["seq"], 1);
+  EXPECT_FALSE(a.contains("key"));
+  EXPECT_FALSE(a.contains("delta"));
+  EXPECT_FALSE(a.contains("base_version"));
+  EXPECT_EQ(a["body"]["total_cents"], 250);
+  const json& d = body["ops"][1];
+  EXPECT_EQ(d["key"], "c1");
+  EXPECT_TRUE(d["delta"].is_number_integer());
+  EXPECT_EQ(d["delta"], -3);
+  EXPECT_FALSE(d.contains("body"));
+  const json& s = body["ops"][2];
+  EXPECT_EQ(s["base_version"], 4);
+  EXPECT_EQ(s["body"]["by"], "s0-t0");
+}
+
+TEST(sync_protocol, v1_push_reply) {
+  const sync_profile p;
+  auto r = parse_push_reply(p, R"({"acked":["a","b"],"conflicts":[{"id":"c","key":"v1","version":7,"value":{"x":1}}],"cseq":12})");
+  EXPECT_FALSE(r.malformed) << r.reason;
+  EXPECT_EQ(r.acked, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(r.conflicts.size(), 1u);
+  EXPECT_EQ(r.conflicts[0].id, "c");
+  EXPECT_EQ(r.conflicts[0].key, "v1");
+  EXPECT_EQ(r.conflicts[0].version, 7);
+  EXPECT_EQ(r.conflicts[0].value["x"], 1);
+}
+
+TEST(sync_protocol, malformed_replies_are_counted_not_thrown) {
+  const sync_profile p;
+  for (const char* body : {"", "not json", "{\"acked\": 3}", "{\"conflicts\": []}", "{\"acked\": [1.5]}",
+                           "{\"acked\": [], \"conflicts\": 7}", "{\"acked\": [], \"conflicts\": [{\"id\": \"x\"}]}", "[1,2]"}) {
+    auto r = parse_push_reply(p, body);
+    EXPECT_TRUE(r.malformed) << body;
+    EXPECT_FALSE(r.reason.empty()) << body;
+    EXPECT_TRUE(r.acked.empty());
+  }
+  auto c = parse_changes(p, "{\"changes\": {}}");
+  EXPECT_TRUE(c.malformed);
+  EXPECT_NE(c.reason.find("/changes"), std::string::npos) << c.reason;
+  EXPECT_TRUE(parse_changes(p, "{\"changes\": [{\"cseq\": 1}]}").malformed);  // no id
+  EXPECT_TRUE(parse_records(p, "{}").malformed);
+}
+
+TEST(sync_protocol, v1_changes_and_records) {
+  const sync_profile p;
+  auto c = parse_changes(p, R"({"changes":[{"cseq":5,"id":"a","stream":"store-0","seq":1,"t_us":1,"commit_us":99,"kind":"add","key":"c1","delta":-3,"value":4}],"next":5})");
+  ASSERT_FALSE(c.malformed) << c.reason;
+  ASSERT_EQ(c.changes.size(), 1u);
+  EXPECT_EQ(c.changes[0].cursor, "5");
+  EXPECT_EQ(c.changes[0].delta, -3);
+  EXPECT_EQ(c.changes[0].commit_us, 99);
+  EXPECT_EQ(c.next, "5");
+  const std::string stream = "store 0";
+  EXPECT_EQ(changes_target(p, nullptr, "0", 500), "/v1/changes?after=0&limit=500");
+  EXPECT_EQ(changes_target(p, &stream, "7", 10), "/v1/changes?stream=store%200&after=7&limit=10");
+  EXPECT_EQ(records_target(p, "store-1"), "/v1/records?stream=store-1");
+  EXPECT_EQ(ws_target(p, {"a", "b"}, "9"), "/v1/ws?streams=a,b&after=9");
+  auto rec = parse_records(p, R"({"records":[{"key":"v1","value":{"x":1},"version":3}]})");
+  ASSERT_FALSE(rec.malformed);
+  ASSERT_EQ(rec.records.size(), 1u);
+  EXPECT_EQ(rec.records[0].version, 3);
+  std::string why;
+  auto f = parse_change_frame(p, R"({"cseq":"8","id":"z","stream":"s"})", why);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->cursor, "8");
+  EXPECT_FALSE(parse_change_frame(p, "{", why));
+  EXPECT_FALSE(why.empty());
+}
+
+// The second API of docs/profiles.md (and tests/integration/profile_test.cpp).
+const char* const other_profile = R"({
+  "push": {"path": "/api/sync", "method": "PUT",
+           "body": {"device": "{{client}}", "mutations": "{{ops}}"},
+           "op": {"uid": "{{id}}", "store": "{{stream}}", "n": "{{seq}}", "type": "{{kind}}",
+                  "field": "{{key}}", "by": "{{delta}}", "if_version": "{{base_version}}", "data": "{{value}}",
+                  "ref": "{{client}}/{{seq}}"},
+           "ack": {"results": "/results", "id": "/uid", "status": "/outcome", "ok": ["applied", "duplicate"],
+                   "conflict": ["stale"]},
+           "conflicts": {"id": "/uid", "key": "/field", "version": "/current/version", "value": "/current/data"}},
+  "changes": {"path": "/api/feed", "feed": "per_stream", "stream_param": "store", "cursor_param": "since",
+              "limit_param": "max", "list": "/items", "next": "/since", "id": "/uid", "stream": "/store",
+              "seq": "/n", "cursor": "/pos", "kind": "/type", "key": "/field", "delta": "/by", "value": "/data"}
+})";
+
+TEST(sync_protocol, a_differently_shaped_profile) {
+  const sync_profile p = parse_profile(json::parse(other_profile));
+  EXPECT_EQ(p.push_path, "/api/sync");
+  EXPECT_EQ(p.push_method, "PUT");
+  EXPECT_TRUE(p.ack_by_results);
+  EXPECT_TRUE(p.changes_per_stream);
+  const json body = json::parse(render_push(p, "s1-t2", three_ops()));
+  EXPECT_EQ(body["device"], "s1-t2");
+  ASSERT_EQ(body["mutations"].size(), 3u);
+  EXPECT_EQ(body["mutations"][0]["uid"], "r-s0-t0-1");
+  EXPECT_EQ(body["mutations"][0]["ref"], "s1-t2/1");  // spliced into a longer string
+  EXPECT_FALSE(body["mutations"][0].contains("field"));
+  EXPECT_EQ(body["mutations"][1]["by"], -3);
+  EXPECT_EQ(body["mutations"][2]["if_version"], 4);
+  EXPECT_FALSE(body["mutations"][2].contains("by"));
+
+  // Per-op results: "duplicate" counts as acked (the id was already stored), "stale" is a
+  // conflict with the current version, anything else is rejected.
+  auto r = parse_push_reply(p, R"({"results":[
+      {"uid":"a","outcome":"applied"}, {"uid":"b","outcome":"duplicate"},
+      {"uid":"c","outcome":"stale","field":"v2","current":{"version":9,"data":{"by":"x"}}},
+      {"uid":"d","outcome":"rejected","why":"bad"}]})");
+  ASSERT_FALSE(r.malformed) << r.reason;
+  EXPECT_EQ(r.acked, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(r.conflicts.size(), 1u);
+  EXPECT_EQ(r.conflicts[0].id, "c");
+  EXPECT_EQ(r.conflicts[0].version, 9);
+  EXPECT_EQ(r.conflicts[0].key, "v2");
+  EXPECT_EQ(r.rejected, std::vector<std::string>{"d"});
+  EXPECT_TRUE(parse_push_reply(p, R"({"results":[{"uid":"a"}]})").malformed);
+  EXPECT_TRUE(parse_push_reply(p, R"({"acked":["a"]})").malformed);
+
+  const std::string stream = "store-1";
+  EXPECT_EQ(changes_target(p, &stream, "", 100), "/api/feed?store=store-1&max=100");
+  auto c = parse_changes(p, R"({"items":[{"pos":3,"uid":"a","store":"store-1","n":1,"type":"append"}],"since":"3"})");
+  ASSERT_FALSE(c.malformed) << c.reason;
+  EXPECT_EQ(c.changes[0].id, "a");
+  EXPECT_EQ(c.changes[0].stream, "store-1");
+  EXPECT_EQ(c.next, "3");
+}
+
+TEST(sync_protocol, profile_errors_name_the_path) {
+  auto errs = profile_errors(json::parse(R"({"push": {"ack": {"acked": 3}, "bogus": 1, "op": {"x": "{{nope}}"}},
+                                             "changes": {"feed": "sometimes"}})"));
+  ASSERT_EQ(errs.size(), 4u);
+  auto has = [&](const std::string& s) {
+    for (auto& e : errs)
+      if (e.find(s) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("scenario.target.profile.push.ack.acked: found 3; expected a JSON pointer")) << errs[0];
+  EXPECT_TRUE(has("scenario.target.profile.push.bogus: found an unknown key"));
+  EXPECT_TRUE(has("scenario.target.profile.push.op.x: found placeholder {{nope}}"));
+  EXPECT_TRUE(has("scenario.target.profile.changes.feed: found \"sometimes\""));
+  EXPECT_THROW(parse_profile(json::parse(R"({"push": {"path": "nopath"}})")), std::invalid_argument);
+  EXPECT_TRUE(profile_errors(nullptr).empty());
+  EXPECT_TRUE(profile_errors(json::parse(other_profile)).empty());
+}
