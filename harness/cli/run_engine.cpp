@@ -7,6 +7,9 @@
 #include "harness/self_monitor.hpp"
 #include "harness/sla.hpp"
 #include "harness/units.hpp"
+#include "injectors/abort_watch.hpp"
+#include "injectors/fault_runner.hpp"
+#include "injectors/reaper.hpp"
 #include "labstack/lab.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/workers.hpp"
@@ -289,11 +292,47 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
       out << "\n";
     }
   }
+  if (!s.faults.empty()) {
+    // Each fault prepared as it would fire (targets from the scenario; what only the running
+    // target can tell is shown as <...>).
+    injectors::fault_env env;
+    if (s.target.contains("lab")) env.lab = injectors::lab_facts::from_scenario(s.target["lab"]);
+    env.safety = injectors::safety_policy::from(s.document);
+    env.seed = s.seed;
+    env.run_tag = "<run>";
+    env.dry_run = true;
+    plan pl = make_plan(s);
+    for (const auto& pf : pl.faults) {
+      auto fe = std::find_if(s.faults.begin(), s.faults.end(), [&](auto& f) { return f.name == pf.name; });
+      if (fe == s.faults.end()) continue;
+      out << "  fault " << pf.name << "#" << pf.occurrence << " (" << pf.kind << ") at " << units::format_duration(pf.at_us) << ":";
+      try {
+        auto prepared = injectors::prepare_fault(*fe, pf.occurrence, env);
+        out << "\n    targets:";
+        for (const auto& t : prepared.targets) out << " " << t.value("backend", "") << ":" << t.value("name", "");
+        out << "\n";
+        for (const auto& st : prepared.apply) out << "    apply:  " << injectors::describe_step(st) << "\n";
+        for (const auto& st : prepared.undo) out << "    revert: " << injectors::describe_step(st) << "\n";
+        if (prepared.undo.empty()) out << "    revert: nothing to undo" << (prepared.irreversible ? " (irreversible by design; repair is separate)" : "") << "\n";
+        out << "    revert at: " << (pf.revert_us ? units::format_duration(*pf.revert_us) : prepared.heals ? std::string("when its effect ends (checked)") : std::string("the end of the load")) << "\n";
+      } catch (const std::exception& e) {
+        out << " REFUSED: " << e.what() << "\n";
+      }
+    }
+  }
   out << "  nothing was contacted, started or written\n";
   return out.str();
 }
 
 int run_scenario(const scenario& s, const plan& p, const run_options& o) {
+  if (!s.faults.empty()) {
+    // A run never starts over faults another run left applied on the same target.
+    std::string refused = injectors::refuse_unreverted(injectors::scenario_target_keys(s));
+    if (!refused.empty()) {
+      std::cerr << refused << "\n";
+      return 3;
+    }
+  }
   auto wall_start = std::chrono::system_clock::now();
   fs::path dir = fs::path(o.out_dir) / (iso_utc(wall_start, true) + "-" + s.name);
   for (int i = 2; fs::exists(dir); ++i) dir = fs::path(o.out_dir) / (iso_utc(wall_start, true) + "-" + s.name + "-" + std::to_string(i));
@@ -376,17 +415,40 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   loadgen::worker_pool::run_end end = loadgen::worker_pool::run_end::deadline;
   std::int64_t run_end_us = 0;
   double cpu_cores = 0, worker_cpu_max = 0;
+  std::vector<injectors::fault_record> fault_records;
+  std::string fault_error;
+  injectors::abort_watch aborts(s.aborts, [&](const std::string& name, const std::string& reason) {
+    std::cerr << "\nabort: " << name << ": " << reason << "\n";
+    events.write("abort", {{"condition", name}, {"reason", reason}});
+    if (auto* pl = pool_ptr.load()) pl->interrupt();
+  });
   const cpu_times cpu_at_start = process_cpu_times();
   if (error.empty() && !signals.fired()) {
     start = clock::now();
     events.set_origin(start);
     loadgen::worker_pool pool(o.threads, start);
+    std::unique_ptr<injectors::fault_runner> faults;
     try {
       std::vector<loadgen::load_model*> raw;
       for (auto& m : models) raw.push_back(m.get());
       pool.start(raw);
       pool_ptr = &pool;
       if (signals.fired()) pool.interrupt();
+      if (!p.faults.empty()) {
+        injectors::fault_runner_config fc;
+        fc.s = &s;
+        fc.p = &p;
+        fc.run_dir = dir.string();
+        fc.env.safety = injectors::safety_policy::from(s.document);
+        fc.env.seed = s.seed;
+        fc.env.run_tag = dir.filename().string();
+        fc.lab_id = the_lab ? the_lab->id() : "";
+        fc.on_event = [&](const std::string& ev, nlohmann::json f) { events.write(ev, std::move(f)); };
+        fc.log = [](const std::string& line) { std::cerr << "\n" << line << "\n"; };
+        faults = std::make_unique<injectors::fault_runner>(std::move(fc));
+        faults->start(start);
+      }
+      aborts.start();
       for (const auto& ph : p.phases) events.write("phase_planned", {{"load", ph.load}, {"phase", ph.phase}, {"start_s", ph.start_us / 1e6}, {"end_s", ph.end_us / 1e6}});
       bool tty = isatty(STDERR_FILENO);
       std::unique_ptr<metrics_shard> prev;
@@ -400,16 +462,29 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
           std::cerr << progress_line(snap, prev.get(), at_us / 1e6, total_s, s) << "\n";
         }
         prev = std::make_unique<metrics_shard>(snap);
+        aborts.check_metrics(snap, at_us);
       });
       if (tty) std::cerr << "\n";
-      pool_ptr = nullptr;
+      aborts.stop();
       run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
+      // Undo before anything else stops: in-flight requests on a paused pod then complete.
+      if (faults) {
+        faults->stop_and_revert();
+        fault_records = faults->records();
+        fault_error = faults->first_error();
+      }
+      pool_ptr = nullptr;
       merged = pool.stop(std::chrono::seconds(5));
       auto wall_us = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count());
       for (auto c : pool.cpu_us()) worker_cpu_max = std::max(worker_cpu_max, static_cast<double>(c) / static_cast<double>(wall_us));
     } catch (const std::exception& e) {
       pool_ptr = nullptr;
       error = e.what();
+      aborts.stop();
+      if (faults) {
+        faults->stop_and_revert();
+        fault_records = faults->records();
+      }
       try { merged = pool.stop(std::chrono::seconds(1)); } catch (...) {}
     }
   }
@@ -417,7 +492,8 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   if (run_end_us == 0) run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
   cpu_cores = static_cast<double>(process_cpu_times().cpu_us - cpu_at_start.cpu_us) /
               static_cast<double>(std::max<std::int64_t>(1, run_end_us));
-  bool interrupted = signals.fired() || end == loadgen::worker_pool::run_end::interrupted;
+  bool interrupted = signals.fired() || (end == loadgen::worker_pool::run_end::interrupted && !aborts.fired());
+  if (error.empty() && !fault_error.empty()) error = fault_error;
   events.write(interrupted ? "run_interrupted" : "run_stopped", {{"error", error}});
   nlohmann::json lab_events = nlohmann::json::array();
   if (the_lab) {
@@ -477,10 +553,30 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
         if (ph.load == ln && ph.phase == pn && ph.start_us < run_end_us) return {{ph.start_us, std::min(ph.end_us, run_end_us)}};
       return {};
     }
-    return {};  // during:/after: a fault: this build applies no faults
+    // during:<f> = [applied, reverted) of each occurrence; after:<f> = [reverted, run end).
+    std::vector<time_window> out;
+    bool during = w.starts_with("during:");
+    std::string f = w.substr(w.find(':') + 1);
+    for (const auto& r : fault_records) {
+      if (r.name != f || !r.applied_us) continue;
+      std::int64_t rev = r.reverted_us.value_or(run_end_us);
+      if (during) out.push_back({*r.applied_us, std::min(rev, run_end_us)});
+      else if (rev < run_end_us) out.push_back({rev, run_end_us});
+    }
+    return out;
   };
   nlohmann::json verdicts = nlohmann::json::array();
   bool any_fail = false, any_inconclusive = false;
+  if (aborts.fired()) {
+    // The abort condition that fired is a failed rule (DESIGN §9 exit 1).
+    any_fail = true;
+    const abort_entry* a = nullptr;
+    for (const auto& x : s.aborts) if (x.name == aborts.name()) a = &x;
+    verdicts.push_back({{"name", aborts.name()}, {"metric", a && a->rule ? a->rule->metric : std::string("probe")},
+                        {"stat", a && a->rule ? a->rule->stat : std::string("fail_after")}, {"window", "all"},
+                        {"value", nullptr}, {"bound", nullptr}, {"op", "<="}, {"pass", false}, {"warn", false},
+                        {"inconclusive", false}, {"reason", "abort condition fired: " + aborts.reason()}});
+  }
   for (const auto& r : s.slas) {
     verdict v = evaluate(r, ctx);
     if (v.inconclusive) any_inconclusive = true;
@@ -500,7 +596,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   std::string reason;
   if (!error.empty()) { outcome = "error"; exit_code = 3; reason = error; }
   else if (interrupted) { outcome = "aborted"; exit_code = 4; reason = "interrupted by " + std::string(signals.signal() == SIGINT ? "SIGINT" : "SIGTERM"); }
-  else if (any_fail) { outcome = "fail"; exit_code = 1; }
+  else if (any_fail) { outcome = "fail"; exit_code = 1; if (aborts.fired()) reason = "aborted early: " + aborts.name() + ": " + aborts.reason(); }
   else if (any_inconclusive) { outcome = "inconclusive"; exit_code = 5; reason = "a rule could not be judged"; }
   else { outcome = "pass"; exit_code = 0; }
 
@@ -526,7 +622,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       {"verdicts", verdicts},
       {"metrics", metrics_j},
       {"series", series_j},
-      {"faults", nlohmann::json::array()},
+      {"faults", [&] { auto a = nlohmann::json::array(); for (const auto& r : fault_records) a.push_back(r.to_report()); return a; }()},
       {"audit", nullptr},
       {"generator", {{"cpu", cpu_cores}, {"lag_p99", lag_p99 ? nlohmann::json(*lag_p99) : nlohmann::json()},
                      {"saturated", saturated}, {"reason", sat_reason}, {"threads", o.threads}, {"late", late}}},
