@@ -58,6 +58,7 @@ int connect_with_timeout(const std::string& host, const std::string& port, int t
   }
   ::freeaddrinfo(res);
   if (fd >= 0) {
+    err.clear();
     timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
