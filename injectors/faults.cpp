@@ -520,14 +520,18 @@ lab_facts lab_facts::of(const lab::lab& l) {
   for (const auto& p : l.pods()) f.pods.push_back(p.name);
   f.primary = l.primary_unit();
   f.replica = l.replica_unit();
-  for (auto& [name, u] : st["units"].items()) {
+  const json units = st.value("units", json::object());
+  for (auto& [name, u] : units.items()) {
+    if (!u.is_object()) continue;
     long pid = u.value("pid", 0L);
     if (pid <= 0) continue;
     auto pi = read_proc(static_cast<pid_t>(pid));
     if (pi) f.units[name] = {pid, pi->start_time};
   }
-  for (auto& [name, d] : st.value("db", json::object()).value("instances", json::object()).items())
-    f.data_dirs[name] = d.value("data_dir", "");
+  const json db = st.value("db", json::object());
+  const json instances = db.is_object() ? db.value("instances", json::object()) : json::object();
+  for (auto& [name, d] : instances.items())
+    if (d.is_object()) f.data_dirs[name] = d.value("data_dir", "");
   return f;
 }
 
