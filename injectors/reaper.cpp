@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -140,6 +141,24 @@ int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err)
     index_remove(run_dir);
     return 0;
   }
+  if (controller_alive(read_ledger(path))) {
+    ledger_view now = read_ledger(path);
+    err << "run " << run_dir << " is still running (controller pid " << *now.controller_pid
+        << "); it reverts its own faults: stop it (SIGINT) or wait\n";
+    return 3;
+  }
+  // One reverter at a time: a reaper still at work holds RUN_DIR/reaper.lock; wait for it.
+  int lock = ::open((run_dir + "/reaper.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock >= 0 && ::flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    err << "waiting for the run's reaper to finish its reverts (RUN_DIR/reaper.lock)\n";
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (::flock(lock, LOCK_EX | LOCK_NB) != 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  struct closer {
+    int fd;
+    ~closer() { if (fd >= 0) ::close(fd); }
+  } close_lock{lock};
   ledger_view v = read_ledger(path);
   if (controller_alive(v)) {
     err << "run " << run_dir << " is still running (controller pid " << *v.controller_pid
@@ -171,6 +190,9 @@ int reaper_main(const std::string& run_dir) {
   std::string path = run_dir + "/ledger.jsonl";
   ledger l(path);
   l.set_writer("reaper");
+  // Held for the reaper's life: `syncstorm revert` waits for it instead of reverting beside it.
+  int lock = ::open((run_dir + "/reaper.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock >= 0) ::flock(lock, LOCK_EX);
   std::map<std::string, int> failures;
   auto log = [](const std::string& s) { std::cerr << wall_now_iso() << " " << s << std::endl; };
   log("reaper for " + run_dir + " (pid " + std::to_string(::getpid()) + ")");

@@ -46,8 +46,13 @@ std::optional<json> wait_event(const fs::path& events, const std::function<bool(
 }
 
 // POST one op with a fresh id through the LB; returns the HTTP status (0: no answer).
-int push_unique(const std::string& base, const std::string& id, const std::string& stream = "probe") {
-  std::string body = R"({"client":"t","ops":[{"id":")" + id + R"(","stream":")" + stream + R"(","seq":1,"t_us":1,"kind":"append","body":{"pad":")" + std::string(2000, 'x') + R"("}}]})";
+// `pad_bytes` of random hex (incompressible, so PostgreSQL's TOAST cannot shrink it).
+int push_unique(const std::string& base, const std::string& id, const std::string& stream = "probe", std::size_t pad_bytes = 200) {
+  static std::mt19937_64 rng(42);
+  std::string pad;
+  const char* hex = "0123456789abcdef";
+  for (std::size_t i = 0; i < pad_bytes; ++i) pad += hex[rng() % 16];
+  std::string body = R"({"client":"t","ops":[{"id":")" + id + R"(","stream":")" + stream + R"(","seq":1,"t_us":1,"kind":"append","body":{"pad":")" + pad + R"("}}]})";
   auto r = t::run("curl -s -o /dev/null -m 5 -w '%{http_code}' -H 'Content-Type: application/json' -d '" + body + "' " + base + "/v1/push");
   return std::atoi(r.out.c_str());
 }
@@ -107,8 +112,11 @@ TEST(faults_lab, kill_pause_and_disk_fill_show_their_effect_and_end_after_revert
   // The disk fill: a fresh push fails while it is applied, then succeeds after revert.
   auto filled = wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "fill-db"; }, std::chrono::seconds(60));
   ASSERT_TRUE(filled) << t::read_file(log);
-  int during = push_unique(base, "fill-during-1");
-  EXPECT_NE(during, 200) << "a push with a fresh op succeeded with 1 MiB left on the DB volume";
+  // 1 MiB left: 100 KB pushes of fresh, incompressible ops must run out of space (507).
+  int during = 200, pushed = 0;
+  for (; pushed < 40 && during == 200; ++pushed) during = push_unique(base, "fill-during-" + std::to_string(pushed), "probe", 100'000);
+  EXPECT_NE(during, 200) << pushed << " pushes of 100 KB succeeded with 1 MiB left on the DB volume";
+  EXPECT_LT(pushed, 40);
   auto reverted = wait_event(ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "fill-db"; }, std::chrono::seconds(30));
   ASSERT_TRUE(reverted) << t::read_file(log);
   int after = 0;
