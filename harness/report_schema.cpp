@@ -24,7 +24,12 @@ spec::node_ptr report_spec() {
          req("ready_s", nullable(number("server-side readiness, seconds after the fault"))),
          req("detect_s", nullable(number("first failure seen, seconds after the fault"))),
          req("inflight_ops", nullable(integer("ops in flight when it fired", 0))),
-         opt("occurrence", integer("repetition index", 0)), opt("error", spec::string("why it failed to apply or revert"))});
+         opt("occurrence", integer("repetition index", 0)), opt("error", spec::string("why it failed to apply or revert")),
+         opt("recovery_unbounded", boolean("never recovered within the run (recovery_s is null)")),
+         opt("ready_unbounded", boolean("never ready again within the run (ready_s is null)")),
+         opt("baseline", object("the pre-fault band recovery is judged against",
+                                {req("ratio", number("success ratio before the fault, percent")),
+                                 req("p99_ms", number("p99 before the fault, ms"))}))});
     auto audit = nullable(object("the data audit",
         {req("acked", integer("ops acknowledged", 0)), req("present", integer("acknowledged ops found", 0)),
          req("lost", integer("acknowledged ops absent", 0)), req("duplicates", integer("ops stored twice", 0)),

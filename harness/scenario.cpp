@@ -169,10 +169,10 @@ node_ptr groups_node(std::string doc) {
 std::vector<fault_kind_info> builtin_faults() {
   std::vector<fault_kind_info> v;
   auto signal = [] { return enumeration("signal", {"SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"}); };
-  v.push_back({"kill", "signal processes (pods, PostgreSQL, HAProxy, a pid)", {opt("signal", signal())}, true, false});
-  v.push_back({"pause", "SIGSTOP, then SIGCONT at revert", {}, true, false});
+  v.push_back({"kill", "signal processes (pods, PostgreSQL, HAProxy, a pid)", {opt("signal", signal())}, true, true});
+  v.push_back({"pause", "SIGSTOP, then SIGCONT at revert", {}, true, true});
   v.push_back({"rolling_restart", "SIGTERM pods one by one, waiting for ready",
-               {opt("signal", signal()), opt("wait_ready", duration("longest wait for a pod to be ready"))}, true, false});
+               {opt("signal", signal()), opt("wait_ready", duration("longest wait for a pod to be ready"))}, true, true});
   v.push_back({"partition", "cut traffic between groups (directed)",
                {req("from", groups_node("sending side")), req("to", groups_node("receiving side")),
                 opt("symmetric", boolean("cut both directions (default true)"))}, false, false});
@@ -194,11 +194,11 @@ std::vector<fault_kind_info> builtin_faults() {
     auto fields = std::vector<field>{opt("volume", spec::string("\"db\" or a path on the volume to fill")),
                                      opt("percent", percent("fill the volume to this share")),
                                      opt("leave", size("leave this many bytes free"))};
-    v.push_back({"disk_fill", "fill a volume to P% or to leave N bytes", fields, false, false});
+    v.push_back({"disk_fill", "fill a volume to P% or to leave N bytes", fields, false, true});
   }
   v.push_back({"db_failover", "kill the primary, promote the replica",
                {opt("promote", boolean("promote the replica (default true)")),
-                opt("timeout", duration("longest wait for the new primary"))}, false, false});
+                opt("timeout", duration("longest wait for the new primary"))}, false, true});
   v.push_back({"client_crash", "terminals lose their memory and restart from the journal", {}, true, false});
   v.push_back({"journal_corrupt", "flip bytes in terminals' journals",
                {opt("bytes", integer("bytes to flip", 1, 4096))}, true, false});
@@ -382,6 +382,30 @@ void check_references(const json& doc, errors& out) {
       }
       if (kind == "db_failover" && !replica && lab) {
         out.push_back(p + ".kind: found \"db_failover\" without a replica; expected target.lab.replica true (failover promotes the replica)");
+      }
+      const json tgt = f.value("target", json::object());
+      bool remote = tgt.contains("container") || tgt.contains("selector");
+      if ((kind == "kill" || kind == "pause" || kind == "rolling_restart") && tgt.value("role", "") == "clients") {
+        out.push_back(p + ".target.role: found \"clients\"; expected a server-side role (db-primary, db-replica, lb) — terminals crash with a client_crash fault");
+      }
+      if ((kind == "client_crash" || kind == "journal_corrupt") && f.contains("target") && tgt.value("role", "") != "clients") {
+        out.push_back(p + ".target: found " + tgt.dump() + "; expected {\"role\": \"clients\"} (" + kind + " acts on terminals)");
+      }
+      if (kind == "kill" && tgt.contains("selector") && tgt.contains("restart") && tgt["restart"] == false) {
+        out.push_back(p + ".target.restart: found false with a kubernetes selector; expected true or nothing (the pod's controller recreates a deleted pod)");
+      }
+      if (kind == "rolling_restart" && (tgt.contains("pid") || tgt.contains("pidfile") || tgt.value("role", "") == "db-primary" || tgt.value("role", "") == "db-replica")) {
+        out.push_back(p + ".target: found " + tgt.dump() + "; expected pods, lb, a container or a selector (a rolling restart needs a set of replicas)");
+      }
+      if (kind == "disk_fill") {
+        std::string vol = str_or(f, "volume");
+        if (remote && (vol.empty() || vol.front() != '/')) {
+          out.push_back(p + ".volume: found " + (vol.empty() ? std::string("nothing") : json(vol).dump()) + "; expected an absolute path inside the container or pod");
+        } else if (!remote && (vol.empty() || vol == "db") && !lab) {
+          out.push_back(p + ".volume: found " + (vol.empty() ? std::string("nothing") : json(vol).dump()) + " without target.lab; expected a directory path on the volume to fill");
+        } else if (!remote && !vol.empty() && vol != "db" && vol.front() != '/') {
+          out.push_back(p + ".volume: found " + json(vol).dump() + "; expected \"db\" or an absolute directory path");
+        }
       }
       if (kind == "disk_fill" && f.contains("percent") == f.contains("leave")) {
         out.push_back(p + ": found " + std::string(f.contains("percent") ? "both \"percent\" and \"leave\"" : "neither \"percent\" nor \"leave\"") +
@@ -567,7 +591,13 @@ void scenario_registry::rebuild() {
                   opt("seed", integer("random seed", 0)), req("target", target_node()),
                   req("load", array("what load to bring", load, 1)), opt("faults", array("what to break and when", fault)),
                   opt("slas", array("what must hold", rule_fields_node(false))), opt("abort", array("stop early when", rule_fields_node(true))),
-                  opt("capture", capture), opt("report", report)});
+                  opt("capture", capture), opt("report", report),
+                  // Not in §9's list: the fault allowlist beyond the defaults (loopback, the lab,
+                  // the local Docker daemon); kubectl contexts are refused unless listed here or in
+                  // $SYNCSTORM_ALLOW_CONTEXTS (docs/architecture.md, "Faults").
+                  opt("safety", object("what faults may touch beyond loopback and the lab",
+                                       {opt("allow_contexts", array("kubectl contexts faults may act in", spec::string("a context name"))),
+                                        opt("allow_docker_hosts", array("non-local DOCKER_HOST values faults may act on", spec::string("a DOCKER_HOST value")))}))});
 }
 
 spec::node_ptr scenario_registry::root() const { return root_; }

@@ -8,6 +8,9 @@
 #include "harness/sla.hpp"
 #include "harness/timeline.hpp"
 #include "harness/units.hpp"
+#include "injectors/abort_watch.hpp"
+#include "injectors/fault_runner.hpp"
+#include "injectors/reaper.hpp"
 #include "labstack/lab.hpp"
 #include "harness/audit.hpp"
 #include "loadgen/audit_reader.hpp"
@@ -299,6 +302,44 @@ loadgen::audit_source audit_source_for(const scenario& s, const lab::lab* the_la
   return src;
 }
 
+// Faults whose effect is a single blow (the system then heals by itself): recovery counts from
+// the hit. The others last until reverted: recovery counts from the revert.
+bool instant_kind(const std::string& kind) {
+  return kind == "kill" || kind == "db_failover" || kind == "client_crash" || kind == "journal_corrupt" ||
+         kind == "rolling_restart";
+}
+
+nlohmann::json seconds_or_unbounded(const std::optional<double>& us) {
+  if (!us || std::isinf(*us)) return nullptr;
+  return *us / 1e6;
+}
+
+// report.json faults[]: the runner's records with what the timeline and the audit measured.
+nlohmann::json faults_report(const std::vector<injectors::fault_record>& records, const timeline& tl,
+                             const std::optional<audit_result>& audit) {
+  nlohmann::json out = nlohmann::json::array();
+  std::size_t applied_index = 0;
+  for (const auto& r : records) {
+    nlohmann::json j = r.to_report();
+    if (r.applied_us) {
+      for (const auto& e : tl.effects()) {
+        if (e.name != r.name || e.applied_us != *r.applied_us) continue;
+        j["recovery_s"] = seconds_or_unbounded(e.recovery_us);
+        j["ready_s"] = seconds_or_unbounded(e.ready_us);
+        j["detect_s"] = seconds_or_unbounded(e.detect_us);
+        if (e.recovery_us && std::isinf(*e.recovery_us)) j["recovery_unbounded"] = true;
+        if (e.ready_us && std::isinf(*e.ready_us)) j["ready_unbounded"] = true;
+        j["baseline"] = {{"ratio", e.baseline_ratio}, {"p99_ms", e.baseline_p99_us / 1000.0}};
+        break;
+      }
+      if (audit && applied_index < audit->inflight.size()) j["inflight_ops"] = audit->inflight[applied_index].ops;
+      ++applied_index;
+    }
+    out.push_back(j);
+  }
+  return out;
+}
+
 // The warm-up the steady window leaves out: phases named warm…/ramp… at the start of a load
 // (the latest end among them), else the first second (connections opening).
 std::int64_t warmup_end_us(const plan& p, std::int64_t run_end_us) {
@@ -360,11 +401,47 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
           << units::format_duration(c.drain_us) << ", journals in " << c.journal_dir << "\n";
     }
   }
+  if (!s.faults.empty()) {
+    // Each fault prepared as it would fire (targets from the scenario; what only the running
+    // target can tell is shown as <...>).
+    injectors::fault_env env;
+    if (s.target.contains("lab")) env.lab = injectors::lab_facts::from_scenario(s.target["lab"]);
+    env.safety = injectors::safety_policy::from(s.document);
+    env.seed = s.seed;
+    env.run_tag = "<run>";
+    env.dry_run = true;
+    plan pl = make_plan(s);
+    for (const auto& pf : pl.faults) {
+      auto fe = std::find_if(s.faults.begin(), s.faults.end(), [&](auto& f) { return f.name == pf.name; });
+      if (fe == s.faults.end()) continue;
+      out << "  fault " << pf.name << "#" << pf.occurrence << " (" << pf.kind << ") at " << units::format_duration(pf.at_us) << ":";
+      try {
+        auto prepared = injectors::prepare_fault(*fe, pf.occurrence, env);
+        out << "\n    targets:";
+        for (const auto& t : prepared.targets) out << " " << t.value("backend", "") << ":" << t.value("name", "");
+        out << "\n";
+        for (const auto& st : prepared.apply) out << "    apply:  " << injectors::describe_step(st) << "\n";
+        for (const auto& st : prepared.undo) out << "    revert: " << injectors::describe_step(st) << "\n";
+        if (prepared.undo.empty()) out << "    revert: nothing to undo" << (prepared.irreversible ? " (irreversible by design; repair is separate)" : "") << "\n";
+        out << "    revert at: " << (pf.revert_us ? units::format_duration(*pf.revert_us) : prepared.heals ? std::string("when its effect ends (checked)") : std::string("the end of the load")) << "\n";
+      } catch (const std::exception& e) {
+        out << " REFUSED: " << e.what() << "\n";
+      }
+    }
+  }
   out << "  nothing was contacted, started or written\n";
   return out.str();
 }
 
 int run_scenario(const scenario& s, const plan& p, const run_options& o) {
+  if (!s.faults.empty()) {
+    // A run never starts over faults another run left applied on the same target.
+    std::string refused = injectors::refuse_unreverted(injectors::scenario_target_keys(s));
+    if (!refused.empty()) {
+      std::cerr << refused << "\n";
+      return 3;
+    }
+  }
   auto wall_start = std::chrono::system_clock::now();
   fs::path dir = fs::path(o.out_dir) / (iso_utc(wall_start, true) + "-" + s.name);
   for (int i = 2; fs::exists(dir); ++i) dir = fs::path(o.out_dir) / (iso_utc(wall_start, true) + "-" + s.name + "-" + std::to_string(i));
@@ -471,17 +548,40 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   loadgen::worker_pool::run_end end = loadgen::worker_pool::run_end::deadline;
   std::int64_t run_end_us = 0;
   double cpu_cores = 0, worker_cpu_max = 0;
+  std::vector<injectors::fault_record> fault_records;
+  std::string fault_error;
+  injectors::abort_watch aborts(s.aborts, [&](const std::string& name, const std::string& reason) {
+    std::cerr << "\nabort: " << name << ": " << reason << "\n";
+    events.write("abort", {{"condition", name}, {"reason", reason}});
+    if (auto* pl = pool_ptr.load()) pl->interrupt();
+  });
   const cpu_times cpu_at_start = process_cpu_times();
   if (error.empty() && !signals.fired()) {
     start = clock::now();
     events.set_origin(start);
     loadgen::worker_pool pool(o.threads, start);
+    std::unique_ptr<injectors::fault_runner> faults;
     try {
       std::vector<loadgen::load_model*> raw;
       for (auto& m : models) raw.push_back(m.get());
       pool.start(raw);
       pool_ptr = &pool;
       if (signals.fired()) pool.interrupt();
+      if (!p.faults.empty()) {
+        injectors::fault_runner_config fc;
+        fc.s = &s;
+        fc.p = &p;
+        fc.run_dir = dir.string();
+        fc.env.safety = injectors::safety_policy::from(s.document);
+        fc.env.seed = s.seed;
+        fc.env.run_tag = dir.filename().string();
+        fc.lab_id = the_lab ? the_lab->id() : "";
+        fc.on_event = [&](const std::string& ev, nlohmann::json f) { events.write(ev, std::move(f)); };
+        fc.log = [](const std::string& line) { std::cerr << "\n" << line << "\n"; };
+        faults = std::make_unique<injectors::fault_runner>(std::move(fc));
+        faults->start(start);
+      }
+      aborts.start();
       for (const auto& ph : p.phases) events.write("phase_planned", {{"load", ph.load}, {"phase", ph.phase}, {"start_s", ph.start_us / 1e6}, {"end_s", ph.end_us / 1e6}});
       bool tty = isatty(STDERR_FILENO);
       std::unique_ptr<metrics_shard> prev;
@@ -495,10 +595,19 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
           std::cerr << progress_line(snap, prev.get(), at_us / 1e6, total_s, s) << "\n";
         }
         prev = std::make_unique<metrics_shard>(snap);
+        aborts.check_metrics(snap, at_us);
       });
       if (tty) std::cerr << "\n";
-      pool_ptr = nullptr;
+      aborts.stop();
       run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
+      // Undo before anything else stops: in-flight requests on a paused pod then complete, and
+      // the sync models' drain runs against a healed stack.
+      if (faults) {
+        faults->stop_and_revert();
+        fault_records = faults->records();
+        fault_error = faults->first_error();
+      }
+      pool_ptr = nullptr;
       // Sync models drain what they hold (bounded by their `drain`), then in-flight work ends.
       if (!terminals.empty()) std::cerr << "load stopped; draining queued ops (at most " << units::format_duration(drain_us) << ")\n";
       merged = pool.stop(std::chrono::milliseconds(drain_us / 1000 + 5'000));
@@ -507,6 +616,11 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     } catch (const std::exception& e) {
       pool_ptr = nullptr;
       error = e.what();
+      aborts.stop();
+      if (faults) {
+        faults->stop_and_revert();
+        fault_records = faults->records();
+      }
       try { merged = pool.stop(std::chrono::seconds(1)); } catch (...) {}
     }
   }
@@ -514,12 +628,27 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   if (run_end_us == 0) run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
   cpu_cores = static_cast<double>(process_cpu_times().cpu_us - cpu_at_start.cpu_us) /
               static_cast<double>(std::max<std::int64_t>(1, run_end_us));
-  bool interrupted = signals.fired() || end == loadgen::worker_pool::run_end::interrupted;
+  bool interrupted = signals.fired() || (end == loadgen::worker_pool::run_end::interrupted && !aborts.fired());
+  if (error.empty() && !fault_error.empty()) error = fault_error;
   events.write(interrupted ? "run_interrupted" : "run_stopped", {{"error", error}});
 
   // The audit (DESIGN §7): after the load stopped, faults were reverted and queues drained, read
   // the stack's data back and compare it with every op's fate on the clients. Before the lab
   // goes down.
+  // What the fault runner did, for the timeline and the audit (applied occurrences only).
+  for (const auto& r : fault_records) {
+    if (!r.applied_us) continue;
+    fault_occurrence o;
+    o.name = r.name;
+    o.kind = r.kind;
+    o.applied_us = *r.applied_us;
+    o.reverted_us = r.reverted_us.value_or(-1);
+    o.lasting = !instant_kind(r.kind);
+    for (const auto& t : r.targets)
+      if (t.value("backend", "") == "lab" && t.contains("name")) o.units.push_back(t["name"].get<std::string>());
+    occurrences.push_back(std::move(o));
+  }
+
   nlohmann::json audit_j;
   std::optional<audit_result> audit;
   if (!terminals.empty() && error.empty() && !interrupted) {
@@ -652,6 +781,16 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   };
   nlohmann::json verdicts = nlohmann::json::array();
   bool any_fail = false, any_inconclusive = false;
+  if (aborts.fired()) {
+    // The abort condition that fired is a failed rule (DESIGN §9 exit 1).
+    any_fail = true;
+    const abort_entry* a = nullptr;
+    for (const auto& x : s.aborts) if (x.name == aborts.name()) a = &x;
+    verdicts.push_back({{"name", aborts.name()}, {"metric", a && a->rule ? a->rule->metric : std::string("probe")},
+                        {"stat", a && a->rule ? a->rule->stat : std::string("fail_after")}, {"window", "all"},
+                        {"value", nullptr}, {"bound", nullptr}, {"op", "<="}, {"pass", false}, {"warn", false},
+                        {"inconclusive", false}, {"reason", "abort condition fired: " + aborts.reason()}});
+  }
   for (const auto& r : s.slas) {
     verdict v = evaluate(r, ctx);
     if (v.inconclusive) any_inconclusive = true;
@@ -671,7 +810,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   std::string reason;
   if (!error.empty()) { outcome = "error"; exit_code = 3; reason = error; }
   else if (interrupted) { outcome = "aborted"; exit_code = 4; reason = "interrupted by " + std::string(signals.signal() == SIGINT ? "SIGINT" : "SIGTERM"); }
-  else if (any_fail) { outcome = "fail"; exit_code = 1; }
+  else if (any_fail) { outcome = "fail"; exit_code = 1; if (aborts.fired()) reason = "aborted early: " + aborts.name() + ": " + aborts.reason(); }
   else if (any_inconclusive) { outcome = "inconclusive"; exit_code = 5; reason = "a rule could not be judged"; }
   else { outcome = "pass"; exit_code = 0; }
 
@@ -705,7 +844,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       {"verdicts", verdicts},
       {"metrics", metrics_j},
       {"series", series_j},
-      {"faults", nlohmann::json::array()},
+      {"faults", faults_report(fault_records, tl, audit)},
       {"audit", audit_j.is_null() ? nlohmann::json() : audit_j},
       {"generator", {{"cpu", cpu_cores}, {"lag_p99", lag_p99 ? nlohmann::json(*lag_p99) : nlohmann::json()},
                      {"saturated", saturated}, {"reason", sat_reason}, {"threads", o.threads}, {"late", late}}},

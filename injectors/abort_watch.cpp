@@ -1,0 +1,240 @@
+// See abort_watch.hpp.
+#include "injectors/abort_watch.hpp"
+
+#include "harness/sla.hpp"
+#include "harness/units.hpp"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <iomanip>
+#include <regex>
+#include <sstream>
+
+namespace syncstorm::injectors {
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+int connect_with_timeout(const std::string& host, const std::string& port, int timeout_ms, std::string& err) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) {
+    err = "resolve " + host + ": " + gai_strerror(rc);
+    return -1;
+  }
+  int fd = -1;
+  err = "no address";
+  for (auto* a = res; a; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    int c = ::connect(fd, a->ai_addr, a->ai_addrlen);
+    if (c != 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, timeout_ms) == 1) {
+        int so = 0;
+        socklen_t len = sizeof so;
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &len);
+        c = so == 0 ? 0 : -1;
+        errno = so;
+      } else {
+        c = -1;
+        errno = ETIMEDOUT;
+      }
+    }
+    if (c == 0) break;
+    err = "connect " + host + ":" + port + ": " + std::strerror(errno);
+    ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(res);
+  if (fd >= 0) {
+    err.clear();
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int fl = ::fcntl(fd, F_GETFL);
+    ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::string http_probe(const std::string& url, int timeout_ms) {
+  static const std::regex re(R"(^(https?)://(\[[^\]]+\]|[^/:]+)(?::([0-9]+))?(/.*)?$)");
+  std::smatch m;
+  if (!std::regex_match(url, m, re)) return "probe url " + url + ": not an http(s) URL";
+  bool tls = m[1] == "https";
+  std::string host = m[2];
+  std::string port = m[3].matched ? m[3].str() : (tls ? "443" : "80");
+  std::string path = m[4].matched ? m[4].str() : "/";
+  std::string bare = host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+  std::string err;
+  auto t0 = steady::now();
+  int fd = connect_with_timeout(bare, port, timeout_ms, err);
+  if (fd < 0) return err;
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + (m[3].matched ? ":" + port : "") +
+                    "\r\nUser-Agent: syncstorm-probe\r\nConnection: close\r\n\r\n";
+  std::string reply;
+  SSL_CTX* ctx = nullptr;
+  SSL* ssl = nullptr;
+  if (tls) {
+    ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_default_verify_paths(ctx);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, bare.c_str());
+    SSL_set1_host(ssl, bare.c_str());
+    if (SSL_connect(ssl) != 1) {
+      char buf[256];
+      ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+      err = "TLS handshake with " + host + ": " + buf;
+    }
+  }
+  if (err.empty()) {
+    int n = tls ? SSL_write(ssl, req.data(), static_cast<int>(req.size())) : static_cast<int>(::send(fd, req.data(), req.size(), MSG_NOSIGNAL));
+    if (n != static_cast<int>(req.size())) err = "send to " + host + ": " + std::strerror(errno);
+  }
+  while (err.empty() && reply.find("\r\n") == std::string::npos) {
+    char buf[1024];
+    int n = tls ? SSL_read(ssl, buf, sizeof buf) : static_cast<int>(::recv(fd, buf, sizeof buf, 0));
+    if (n <= 0) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
+      err = ms >= timeout_ms ? "no answer within " + std::to_string(timeout_ms) + " ms" : "connection closed before a status line";
+      break;
+    }
+    reply.append(buf, static_cast<std::size_t>(n));
+  }
+  if (ssl) SSL_free(ssl);
+  if (ctx) SSL_CTX_free(ctx);
+  ::close(fd);
+  if (!err.empty()) return err;
+  std::string line = reply.substr(0, reply.find("\r\n"));
+  int status = 0;
+  if (line.size() >= 12 && line.starts_with("HTTP/1.")) status = std::atoi(line.c_str() + 9);
+  if (status < 200 || status >= 400) return "status line \"" + line + "\"";
+  return {};
+}
+
+abort_watch::abort_watch(const std::vector<abort_entry>& conditions, fire_fn on_fire)
+    : conditions_(conditions), on_fire_(std::move(on_fire)) {}
+
+abort_watch::~abort_watch() { stop(); }
+
+void abort_watch::start() {
+  bool any = false;
+  for (const auto& c : conditions_) any = any || (!c.rule && c.probe.is_object());
+  if (any) probes_ = std::thread([this] { probe_loop(); });
+}
+
+void abort_watch::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (probes_.joinable()) probes_.join();
+}
+
+std::string abort_watch::name() const {
+  std::lock_guard lock(mu_);
+  return name_;
+}
+std::string abort_watch::reason() const {
+  std::lock_guard lock(mu_);
+  return reason_;
+}
+
+void abort_watch::fire(const std::string& name, const std::string& reason) {
+  {
+    std::lock_guard lock(mu_);
+    if (fired_) return;
+    fired_ = true;
+    name_ = name;
+    reason_ = reason;
+  }
+  if (on_fire_) on_fire_(name, reason);
+}
+
+void abort_watch::check_metrics(const metrics_shard& snap, std::int64_t at_us) {
+  if (fired_) return;
+  for (const auto& c : conditions_) {
+    if (!c.rule) continue;
+    evaluation_context ctx;
+    ctx.metrics = &snap;
+    ctx.run_end_us = at_us;
+    ctx.resolve_window = [&](const std::string&) -> std::vector<time_window> { return {{0, at_us}}; };
+    rule_entry r = *c.rule;
+    r.window = "all";
+    r.for_us.reset();
+    verdict v = evaluate(r, ctx);
+    bool broken = v.value && v.bound && ((v.op == "<=" && *v.value > *v.bound) || (v.op == ">=" && *v.value < *v.bound));
+    if (!broken) {
+      broken_since_.erase(c.name);
+      continue;
+    }
+    auto [it, fresh] = broken_since_.emplace(c.name, at_us);
+    (void)fresh;
+    if (c.rule->for_us && at_us - it->second < *c.rule->for_us) continue;
+    std::ostringstream o;
+    o << std::setprecision(4) << c.rule->metric << " " << c.rule->stat << " " << *v.value << " " << v.unit << " broke "
+      << v.op << " " << *v.bound << " at " << static_cast<double>(at_us) / 1e6 << " s";
+    fire(c.name, o.str());
+    return;
+  }
+}
+
+void abort_watch::probe_loop() {
+  struct state {
+    const abort_entry* c;
+    std::string url;
+    int timeout_ms, fail_after;
+    std::int64_t every_us;
+    int failures = 0;
+    steady::time_point next;
+  };
+  std::vector<state> ps;
+  for (const auto& c : conditions_) {
+    if (c.rule || !c.probe.is_object()) continue;
+    const auto& p = c.probe;
+    state s{&c, resolve_env(p.value("url", "")),
+            static_cast<int>(p.contains("timeout") ? duration_us(p["timeout"]) / 1000 : 2000),
+            p.value("fail_after", 3),
+            p.contains("every") ? duration_us(p["every"]) : 1'000'000, 0, steady::now()};
+    ps.push_back(s);
+  }
+  for (;;) {
+    auto next = steady::time_point::max();
+    for (auto& s : ps) next = std::min(next, s.next);
+    {
+      std::unique_lock lock(mu_);
+      if (cv_.wait_until(lock, next, [&] { return stop_; })) return;
+    }
+    for (auto& s : ps) {
+      if (steady::now() < s.next) continue;
+      s.next = steady::now() + std::chrono::microseconds(s.every_us);
+      std::string why = http_probe(s.url, s.timeout_ms);
+      if (why.empty()) {
+        s.failures = 0;
+        continue;
+      }
+      if (++s.failures >= s.fail_after) {
+        fire(s.c->name, "probe " + s.c->probe.value("url", "") + " failed " + std::to_string(s.failures) + " times in a row (last: " + why + ")");
+        return;
+      }
+    }
+  }
+}
+
+}  // namespace syncstorm::injectors

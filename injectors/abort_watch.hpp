@@ -1,0 +1,63 @@
+// Abort conditions (scenario `abort[]`, DESIGN §6 safety): a metric condition judged on the
+// once-a-second merged snapshot, or an external HTTP health probe. The first condition that
+// fires calls `on_fire(name, reason)` once; the engine then stops the load, reverts the faults
+// and ends the run with exit 1, the condition listed as a failed verdict.
+//
+// Metric conditions use harness/sla.hpp's evaluate() on the run so far: window "all" (default)
+// is [0, now); a condition with `for` fires only after its bound was broken at every check for
+// that long. A condition with too few samples to *pass* still fires once its value breaks the
+// bound (an abort needs evidence of harm, not proof of health). Probes: GET url every `every`
+// (default 1 s) with `timeout` (default 2 s); a failure is a connect/TLS error, a timeout or a
+// status outside 200-399; `fail_after` (default 3) consecutive failures fire.
+// Threading: check_metrics() from the controller thread; probes run on their own thread.
+#pragma once
+
+#include "harness/metrics.hpp"
+#include "harness/scenario.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace syncstorm::injectors {
+
+// One GET; empty on success (2xx/3xx), else why (one line).
+std::string http_probe(const std::string& url, int timeout_ms);
+
+class abort_watch {
+ public:
+  using fire_fn = std::function<void(const std::string& name, const std::string& reason)>;
+  abort_watch(const std::vector<abort_entry>& conditions, fire_fn on_fire);
+  ~abort_watch();
+
+  void start();   // probe thread (when there are probes)
+  void stop();    // idempotent
+  // Judges the metric conditions on a snapshot taken at `at_us` (run clock).
+  void check_metrics(const metrics_shard& snapshot, std::int64_t at_us);
+
+  bool fired() const { return fired_; }
+  std::string name() const;
+  std::string reason() const;
+
+ private:
+  void fire(const std::string& name, const std::string& reason);
+  void probe_loop();
+
+  std::vector<abort_entry> conditions_;
+  fire_fn on_fire_;
+  std::atomic<bool> fired_{false};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::string name_, reason_;
+  std::map<std::string, std::int64_t> broken_since_;
+  std::thread probes_;
+};
+
+}  // namespace syncstorm::injectors

@@ -1,0 +1,138 @@
+// See ledger.hpp.
+#include "injectors/ledger.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+namespace syncstorm::injectors {
+
+std::int64_t mono_now_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+std::string wall_now_iso() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t tt = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::ostringstream o;
+  o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << "." << std::setw(3) << std::setfill('0') << ms << "Z";
+  return o.str();
+}
+
+ledger::ledger(std::string path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw std::runtime_error("ledger " + path_ + ": cannot open: " + std::strerror(errno));
+}
+
+ledger::~ledger() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void ledger::append(nlohmann::json record) {
+  if (!record.contains("mono_us")) record["mono_us"] = mono_now_us();
+  if (!record.contains("at")) record["at"] = wall_now_iso();
+  if (!record.contains("by")) record["by"] = by_;
+  std::string line = record.dump() + "\n";
+  std::lock_guard lock(mu_);
+  ::flock(fd_, LOCK_EX);
+  std::size_t off = 0;
+  std::string err;
+  while (off < line.size()) {
+    ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = std::strerror(errno);
+      break;
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  if (err.empty() && ::fsync(fd_) != 0) err = std::string("fsync: ") + std::strerror(errno);
+  ::flock(fd_, LOCK_UN);
+  if (!err.empty()) throw std::runtime_error("ledger " + path_ + ": cannot write: " + err);
+}
+
+std::vector<const ledger_fault*> ledger_view::unreverted() const {
+  std::vector<const ledger_fault*> out;
+  for (const auto& f : faults)
+    if (!f.reverted) out.push_back(&f);
+  return out;
+}
+
+ledger_view read_ledger(const std::string& path) {
+  ledger_view v;
+  std::ifstream in(path);
+  std::string line;
+  auto find = [&](const std::string& id) -> ledger_fault* {
+    for (auto& f : v.faults)
+      if (f.id == id) return &f;
+    return nullptr;
+  };
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      v.bad_lines.push_back(line);
+      continue;
+    }
+    std::string step = j.value("step", "");
+    if (step == "controller") {
+      v.controller_pid = j.value("pid", 0L);
+      v.controller_start = j.value("start_time", 0ULL);
+      v.run_end = false;
+      continue;
+    }
+    if (step == "run_end") {
+      v.run_end = true;
+      continue;
+    }
+    std::string id = j.value("id", "");
+    if (id.empty()) continue;
+    std::string phase = j.value("phase", "");
+    ledger_fault* f = find(id);
+    if (step == "apply" && phase == "intent") {
+      if (!f) {
+        v.faults.push_back({});
+        f = &v.faults.back();
+      }
+      f->id = id;
+      f->fault = j.value("fault", "");
+      f->kind = j.value("kind", "");
+      f->intent = j;
+      f->reverted = false;
+      f->ttl_mono_us = j.value("ttl_mono_us", std::int64_t{0});
+      continue;
+    }
+    if (!f) continue;
+    bool ok = j.value("ok", false);
+    if (!ok && j.contains("error")) f->error = j.value("error", "");
+    if (step == "apply" && phase == "done") {
+      f->apply_done = true;
+      f->apply_ok = ok;
+      // The apply may have learned more about how to undo it (e.g. which pid it stopped).
+      if (j.contains("undo")) f->intent["undo"] = j["undo"];
+    } else if (step == "verify") {
+      f->verified = ok;
+    } else if (step == "revert" && phase == "done") {
+      if (ok) f->reverted = true;
+    } else if (step == "ttl") {
+      f->ttl_mono_us = j.value("ttl_mono_us", f->ttl_mono_us);
+    }
+  }
+  return v;
+}
+
+}  // namespace syncstorm::injectors

@@ -1,0 +1,266 @@
+// See steps.hpp.
+#include "injectors/steps.hpp"
+
+#include "injectors/command.hpp"
+#include "injectors/targets.hpp"
+#include "labstack/lab.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+namespace syncstorm::injectors {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+step_result fail(std::string e) { return {false, std::move(e), {}}; }
+step_result done(std::string d) { return {true, {}, std::move(d)}; }
+
+std::string sig_name(const json& s) {
+  if (s.contains("signal_name")) return s["signal_name"];
+  return "signal " + std::to_string(s.value("signal", 0));
+}
+
+// A unit's live view through the supervisor: pid, status, lb status, role.
+json unit_status(const lab::lab& l, const std::string& unit) {
+  json st = l.status();
+  return st["units"].value(unit, json::object());
+}
+
+// Attaches to the lab a step names; nullopt when the lab no longer exists (an undo then has
+// nothing to do: `lab down` removed every process and file).
+std::optional<lab::lab> attach(const json& s, std::string& error) {
+  try {
+    return lab::lab::attach(s.at("lab").get<std::string>());
+  } catch (const std::exception& e) {
+    error = e.what();
+    return std::nullopt;
+  }
+}
+
+step_result start_unit(const json& s, bool undoing) {
+  std::string err;
+  auto l = attach(s, err);
+  std::string unit = s.at("unit");
+  if (!l) return undoing ? done("lab " + s.value("lab", "") + " is gone: nothing to bring back") : fail(err);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(s.value("wait_ms", 60000));
+  try {
+    long after = s.value("after_pid", 0L);
+    // First let the supervisor see the death we caused (the pid changes or drops to 0). An undo
+    // waits only when that process is really dead: a crash between the intent and the kill
+    // leaves it alive, and then there is nothing to wait for.
+    auto dead = [&] {
+      auto p = read_proc(static_cast<pid_t>(after));
+      return !p || p->state == 'Z' || p->state == 'X';
+    };
+    while (after > 0 && std::chrono::steady_clock::now() < deadline) {
+      json u = unit_status(*l, unit);
+      if (u.value("pid", 0L) != after) break;
+      if (undoing && !dead()) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    json u = unit_status(*l, unit);
+    if (u.value("role", "") == "db-fenced") return done(unit + " is a fenced old primary: left down");
+    std::string status = u.value("status", "");
+    bool started = false;
+    if (u.value("pid", 0L) == 0 && status != "restarting") {
+      l->start_unit(unit);
+      started = true;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (!l->wait_ready(unit, std::max(left, 1ms))) {
+      json now = unit_status(*l, unit);
+      return fail(unit + ": not ready within " + std::to_string(s.value("wait_ms", 60000)) + " ms (status " + now.value("status", "?") + ")");
+    }
+    return done(unit + (started ? " started and ready" : " ready"));
+  } catch (const std::exception& e) {
+    return fail(unit + ": " + e.what());
+  }
+}
+
+step_result wait_lb_up(const json& s) {
+  std::string err;
+  auto l = attach(s, err);
+  if (!l) return fail(err);
+  std::string unit = s.at("unit");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(s.value("wait_ms", 60000));
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      last = unit_status(*l, unit).value("lb", "");
+      if (last == "UP" || last == "no check") return done(unit + " UP in HAProxy");
+    } catch (const std::exception& e) {
+      last = e.what();
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return fail(unit + ": HAProxy did not mark it UP within " + std::to_string(s.value("wait_ms", 60000)) + " ms (last: " + last + ")");
+}
+
+step_result fill(const json& s) {
+  std::string path = s.at("path");
+  auto bytes = s.at("bytes").get<std::int64_t>();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return fail("fill " + path + ": " + std::strerror(errno));
+  int rc = bytes > 0 ? ::posix_fallocate(fd, 0, bytes) : 0;
+  ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return fail("fill " + path + " with " + std::to_string(bytes) + " bytes: " + std::strerror(rc));
+  return done("filled " + path + " with " + std::to_string(bytes) + " bytes");
+}
+
+step_result command(const json& s, bool undoing) {
+  std::vector<std::string> argv = s.at("argv");
+  auto r = run_command(argv, std::chrono::milliseconds(s.value("timeout_ms", 60000)));
+  if (r.ok()) return done(command_line(argv));
+  for (const auto& ok : s.value("ok_if", json::array()))
+    if (r.output.find(ok.get<std::string>()) != std::string::npos) return done(command_line(argv) + " (already so: " + ok.get<std::string>() + ")");
+  (void)undoing;
+  return fail(r.error);
+}
+
+}  // namespace
+
+step_result run_step(const json& s, bool undoing, client_control* clients) {
+  try {
+    std::string op = s.at("op");
+    if (op == "signal") {
+      pid_t pid = s.at("pid").get<pid_t>();
+      auto start = s.value("start_time", 0ULL);
+      if (!same_process(pid, start)) {
+        if (undoing) return done("pid " + std::to_string(pid) + " (" + s.value("what", "") + ") is gone: nothing to " + sig_name(s));
+        return fail("pid " + std::to_string(pid) + " (" + s.value("what", "") + "): the process is gone (or its pid was reused)");
+      }
+      int sig = s.at("signal").get<int>();
+      bool group = s.value("group", false);
+      int rc = group ? ::kill(-pid, sig) : ::kill(pid, sig);
+      if (rc != 0 && group) rc = ::kill(pid, sig);
+      if (rc != 0) return fail(sig_name(s) + " pid " + std::to_string(pid) + ": " + std::strerror(errno));
+      return done(sig_name(s) + (group ? " process group " : " pid ") + std::to_string(pid) + " (" + s.value("what", "") + ")");
+    }
+    if (op == "lab_kill") {
+      std::string err;
+      auto l = attach(s, err);
+      if (!l) return fail(err);
+      pid_t pid = l->kill_unit(s.at("unit"), s.at("signal").get<int>(), s.value("restart", true));
+      step_result r = done(sig_name(s) + " " + s.at("unit").get<std::string>() + " (pid " + std::to_string(pid) + ")" +
+                  (s.value("restart", true) ? "" : ", no restart"));
+      r.pid = pid;
+      return r;
+    }
+    if (op == "lab_start_unit") return start_unit(s, undoing);
+    if (op == "lab_wait_lb_up") return wait_lb_up(s);
+    if (op == "lab_promote") {
+      std::string err;
+      auto l = attach(s, err);
+      if (!l) return fail(err);
+      std::string was = l->primary_unit();
+      l->promote_replica();
+      return done("promoted the replica; " + was + " fenced, primary now " + l->primary_unit());
+    }
+    if (op == "marker") {
+      std::string path = s.at("path");
+      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) return fail("marker " + path + ": " + std::strerror(errno));
+      ::close(fd);
+      return done("created " + path);
+    }
+    if (op == "fill") return fill(s);
+    if (op == "remove_file") {
+      std::string path = s.at("path");
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail("remove " + path + ": " + std::strerror(errno));
+      return done("removed " + path);
+    }
+    if (op == "command") return command(s, undoing);
+    if (op == "client_crash" || op == "journal_corrupt") {
+      if (!clients) return undoing ? done("the run's clients are gone with it") : fail(op + ": no client model in this run");
+      if (op == "client_crash") clients->crash(s.at("client"));
+      else clients->corrupt_journal(s.at("client"), s.value("bytes", 16), s.value("seed", 1ULL));
+      return done(op + " " + s.at("client").get<std::string>());
+    }
+    return fail("unknown step op \"" + op + "\"");
+  } catch (const std::exception& e) {
+    return fail(std::string("step ") + s.dump() + ": " + e.what());
+  }
+}
+
+step_result check_undone(const json& s) {
+  try {
+    std::string op = s.at("op");
+    if (op == "signal") {
+      pid_t pid = s.at("pid").get<pid_t>();
+      auto p = read_proc(pid);
+      if (!p || p->start_time != s.value("start_time", 0ULL)) return done("pid " + std::to_string(pid) + " gone");
+      if (s.value("signal", 0) == SIGCONT && (p->state == 'T' || p->state == 't'))
+        return fail("pid " + std::to_string(pid) + " (" + s.value("what", "") + ") is still stopped");
+      return done("pid " + std::to_string(pid) + " running (state " + std::string(1, p->state) + ")");
+    }
+    if (op == "lab_start_unit") {
+      std::string err;
+      auto l = attach(s, err);
+      if (!l) return done("lab gone");
+      json u = unit_status(*l, s.at("unit"));
+      if (u.value("role", "") == "db-fenced") return done("fenced");
+      if (u.value("pid", 0L) > 0 && u.value("status", "") == "ready") return done(s.at("unit").get<std::string>() + " ready");
+      return fail(s.at("unit").get<std::string>() + " is " + u.value("status", "?") + ", not ready");
+    }
+    if (op == "remove_file") {
+      std::error_code ec;
+      if (fs::exists(s.at("path").get<std::string>(), ec)) return fail(s.at("path").get<std::string>() + " still exists");
+      return done("gone");
+    }
+    if (op == "command" && s.contains("verify")) {
+      const json& v = s["verify"];
+      auto r = run_command(v.at("argv").get<std::vector<std::string>>(), std::chrono::milliseconds(30000));
+      std::string out = r.output;
+      while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\r')) out.pop_back();
+      if (!r.ok() && !v.value("gone_ok", std::string()).empty() && r.output.find(v["gone_ok"].get<std::string>()) != std::string::npos)
+        return done("target gone");
+      if (!r.ok()) return fail(r.error);
+      if (out.find(v.at("expect").get<std::string>()) == std::string::npos)
+        return fail(command_line(v.at("argv")) + ": found \"" + out + "\"; expected \"" + v.at("expect").get<std::string>() + "\"");
+      return done("verified");
+    }
+    return done("nothing to check");
+  } catch (const std::exception& e) {
+    return fail(std::string("verify ") + s.dump() + ": " + e.what());
+  }
+}
+
+std::string describe_step(const json& s) {
+  std::string op = s.value("op", "");
+  auto pid_text = [&] {
+    long pid = s.value("pid", 0L);
+    return pid > 0 ? std::to_string(pid) : std::string("<pid at fire time>");
+  };
+  if (op == "signal")
+    return "kill(" + std::string(s.value("group", false) ? "-" : "") + pid_text() + ", " + sig_name(s) + ")  # " + s.value("what", "");
+  if (op == "lab_kill")
+    return "lab " + s.value("lab", "<lab>") + ": supervisor kill " + s.value("unit", "") + " with " + sig_name(s) +
+           (s.value("restart", true) ? " (restarted by the supervisor)" : " (no restart)");
+  if (op == "lab_start_unit") return "lab " + s.value("lab", "<lab>") + ": ensure " + s.value("unit", "") + " is running and ready";
+  if (op == "lab_wait_lb_up") return "lab " + s.value("lab", "<lab>") + ": wait until HAProxy marks " + s.value("unit", "") + " UP";
+  if (op == "lab_promote") return "lab " + s.value("lab", "<lab>") + ": fence the primary, pg_ctl promote the replica, repoint the db path";
+  if (op == "marker") return "touch " + s.value("path", "");
+  if (op == "fill") {
+    auto b = s.value("bytes", std::int64_t{-1});
+    return "fallocate -l " + (b >= 0 ? std::to_string(b) : std::string("<computed from statvfs at fire time>")) + " " + s.value("path", "");
+  }
+  if (op == "remove_file") return "rm -f " + s.value("path", "");
+  if (op == "command") return command_line(s.value("argv", std::vector<std::string>{}));
+  if (op == "client_crash") return "crash terminal " + s.value("client", "") + " (restart from its journal)";
+  if (op == "journal_corrupt") return "flip " + std::to_string(s.value("bytes", 16)) + " bytes in the journal of " + s.value("client", "");
+  return s.dump();
+}
+
+}  // namespace syncstorm::injectors

@@ -1,0 +1,295 @@
+// Faults through `syncstorm run` without the lab: a local process paused and continued, the
+// refusal to run over another run's unreverted ledger (and `syncstorm revert` clearing it), the
+// docker and kubectl backends with fake `docker` and `kubectl` on PATH (dry-run prints the exact
+// commands; the real run calls them; failures and refused contexts make the run an error), and
+// abort conditions on a metric and on an HTTP probe (revert, exit 1, the condition named).
+#include "tests/support/test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <sys/stat.h>
+
+using json = nlohmann::json;
+namespace t = syncstorm::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path only_run_dir(const fs::path& out) {
+  std::vector<fs::path> dirs;
+  if (fs::exists(out)) for (auto& e : fs::directory_iterator(out)) dirs.push_back(e.path());
+  if (dirs.size() != 1) throw std::runtime_error("expected one run directory, found " + std::to_string(dirs.size()));
+  return dirs[0];
+}
+
+char proc_state(pid_t pid) {
+  std::string s = t::read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = s.rfind(')');
+  return close == std::string::npos || close + 2 >= s.size() ? '?' : s[close + 2];
+}
+
+// A scenario against a local HTTP server with an http load and the given faults/aborts.
+json scenario(int port, const std::string& duration, json faults, json aborts = json::array()) {
+  json doc = {{"name", "faults"}, {"duration", duration}, {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}}},
+              {"load", {{{"name", "ping"}, {"model", "http"}, {"request", {{"path", "/ping"}}},
+                         {"phases", {{{"name", "p"}, {"for", duration}, {"rate", 50}}}}}}},
+              {"faults", faults}};
+  if (!aborts.empty()) doc["abort"] = aborts;
+  return doc;
+}
+
+struct env_guard {
+  std::string name;
+  env_guard(const std::string& n, const std::string& v) : name(n) { ::setenv(n.c_str(), v.c_str(), 1); }
+  ~env_guard() { ::unsetenv(name.c_str()); }
+};
+
+// Fake docker/kubectl: append argv to calls.log; answer like the real tools for what the
+// injectors ask. FAIL_ON=<word> makes a call containing that word fail.
+void write_fakes(const fs::path& bin, const fs::path& calls) {
+  fs::create_directories(bin);
+  std::string docker = "#!/bin/sh\necho \"docker $*\" >> " + calls.string() + R"(
+case "$*" in *"$FAIL_ON"*) if [ -n "$FAIL_ON" ]; then echo "Error response from daemon: simulated failure of $1" >&2; exit 1; fi;; esac
+case "$1" in
+  inspect) case "$*" in *Paused*) if grep -q "docker pause" )" + calls.string() + R"( && ! grep -q "docker unpause" )" + calls.string() + R"(; then echo true; else echo false; fi;; *) echo true;; esac;;
+  ps) echo web-1; echo web-2; echo db;;
+esac
+exit 0
+)";
+  std::string kubectl = "#!/bin/sh\necho \"kubectl $*\" >> " + calls.string() + R"(
+case "$*" in *"$FAIL_ON"*) if [ -n "$FAIL_ON" ]; then echo "Error from server: simulated failure" >&2; exit 1; fi;; esac
+case "$*" in
+  *"config current-context"*) echo kind-lab;;
+  *"get pods"*) echo "shop-a shop-b shop-c";;
+  *"delete pod"*) echo "pod deleted";;
+  *wait*) echo "condition met";;
+esac
+exit 0
+)";
+  t::write_file(bin / "docker", docker);
+  t::write_file(bin / "kubectl", kubectl);
+  fs::permissions(bin / "docker", fs::perms::owner_all);
+  fs::permissions(bin / "kubectl", fs::perms::owner_all);
+}
+
+}  // namespace
+
+TEST(faults_cli, a_local_process_is_paused_for_its_window_and_continued) {
+  t::temp_dir d;
+  env_guard idx("SYNCSTORM_LEDGER_INDEX", (d.path() / "index").string());
+  int port = t::free_port();
+  t::recording_http_server server(port, d.path());
+  t::child victim("exec sleep 1000");
+  json doc = scenario(port, "5s", {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "2s"}}});
+  t::write_file(d.path() / "s.json", doc.dump());
+  // Watch the victim's state while the run goes.
+  std::atomic<bool> seen_stopped{false}, done{false};
+  std::thread watch([&] {
+    while (!done) {
+      if (proc_state(victim.pid()) == 'T') seen_stopped = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  done = true;
+  watch.join();
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(seen_stopped.load()) << r.out;
+  EXPECT_NE(proc_state(victim.pid()), 'T');
+  auto dir = only_run_dir(d.path() / "runs");
+  json rep = json::parse(t::read_file(dir / "report.json"));
+  ASSERT_EQ(rep["faults"].size(), 1u) << rep["faults"].dump();
+  const auto& f = rep["faults"][0];
+  EXPECT_EQ(f["name"], "stop-it");
+  EXPECT_EQ(f["kind"], "pause");
+  EXPECT_NEAR(f["scheduled_at"].get<double>(), 1.0, 0.01);
+  EXPECT_NEAR(f["applied_at"].get<double>(), 1.0, 0.5);
+  EXPECT_NEAR(f["reverted_at"].get<double>(), 3.0, 0.5);
+  EXPECT_EQ(f["targets"][0]["pid"], victim.pid());
+  auto ledger = t::read_file(dir / "ledger.jsonl");
+  EXPECT_NE(ledger.find("\"phase\":\"intent\""), std::string::npos);
+  EXPECT_NE(ledger.find("\"step\":\"run_end\""), std::string::npos);
+  auto again = t::run(t::bin() + " revert " + dir.string() + " 2>&1");
+  EXPECT_EQ(again.exit_code, 0);
+  EXPECT_EQ(again.out, "nothing to revert\n");
+  bool applied_event = false, reverted_event = false;
+  for (const auto& e : rep["events"]) {
+    applied_event |= e["event"] == "fault_applied";
+    reverted_event |= e["event"] == "fault_reverted";
+  }
+  EXPECT_TRUE(applied_event && reverted_event);
+}
+
+TEST(faults_cli, a_run_over_an_unreverted_ledger_is_refused_with_the_revert_command) {
+  t::temp_dir d;
+  env_guard idx("SYNCSTORM_LEDGER_INDEX", (d.path() / "index").string());
+  int port = t::free_port();
+  t::recording_http_server server(port, d.path());
+  t::child victim("exec sleep 1000");
+  json doc = scenario(port, "30s", {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "20s"}}});
+  t::write_file(d.path() / "s.json", doc.dump());
+  // The first run is killed with its reaper while the pause is applied: nothing reverts it.
+  t::child first(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " >/dev/null 2>&1");
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (proc_state(victim.pid()) != 'T' && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(proc_state(victim.pid()), 'T');
+  auto dir = only_run_dir(d.path() / "runs");
+  // This run's own reaper, by the pid it logged.
+  std::string rlog = t::read_file(dir / "reaper.log");
+  auto at = rlog.find("(pid ");
+  ASSERT_NE(at, std::string::npos) << rlog;
+  pid_t reaper = static_cast<pid_t>(std::stol(rlog.substr(at + 5)));
+  ASSERT_GT(reaper, 1);
+  ::kill(reaper, SIGKILL);
+  first.stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(proc_state(victim.pid()), 'T');
+  auto second = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs2").string() + " 2>&1");
+  EXPECT_EQ(second.exit_code, 3) << second.out;
+  EXPECT_NE(second.out.find("left faults unreverted (pause"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("run `syncstorm revert " + fs::absolute(dir).string() + "` first"), std::string::npos) << second.out;
+  EXPECT_FALSE(fs::exists(d.path() / "runs2"));
+  auto rv = t::run(t::bin() + " revert " + dir.string() + " 2>&1");
+  EXPECT_EQ(rv.exit_code, 0) << rv.out;
+  EXPECT_NE(rv.out.find("reverted stop-it#0 (pause)"), std::string::npos) << rv.out;
+  EXPECT_NE(proc_state(victim.pid()), 'T');
+  auto rv2 = t::run(t::bin() + " revert " + dir.string() + " 2>&1");
+  EXPECT_EQ(rv2.out, "nothing to revert\n");
+  // Now the run may start (a short one).
+  doc["duration"] = "2s";
+  doc["load"][0]["phases"][0]["for"] = "2s";
+  doc["faults"][0]["for"] = "500ms";
+  t::write_file(d.path() / "s.json", doc.dump());
+  auto third = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
+  EXPECT_EQ(third.exit_code, 0) << third.out;
+}
+
+TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
+  t::temp_dir d;
+  env_guard idx("SYNCSTORM_LEDGER_INDEX", (d.path() / "index").string());
+  fs::path calls = d.path() / "calls.log";
+  write_fakes(d.path() / "bin", calls);
+  env_guard path("PATH", (d.path() / "bin").string() + ":" + t::env_or("PATH", "/usr/bin:/bin"));
+  int port = t::free_port();
+  t::recording_http_server server(port, d.path());
+  json faults = {{{"name", "freeze-web"}, {"kind", "pause"}, {"target", {{"container", "web-*"}, {"pick", "all"}}}, {"at", "500ms"}, {"for", "1s"}},
+                 {{"name", "kill-shop"}, {"kind", "kill"}, {"target", {{"selector", {{"namespace", "shop"}, {"context", "kind-lab"}, {"labels", {{"app", "shop"}}}}}, {"pick", {{"n", 2}}}}}, {"at", "1s"}},
+                 {{"name", "fill-web"}, {"kind", "disk_fill"}, {"target", {{"container", "web-1"}}}, {"volume", "/data"}, {"leave", "1MiB"}, {"at", "1s"}, {"for", "500ms"}},
+                 {{"name", "roll-shop"}, {"kind", "rolling_restart"}, {"target", {{"selector", {{"namespace", "shop"}, {"context", "kind-lab"}, {"labels", {{"app", "shop"}}}}}}}, {"at", "2s"}}};
+  json doc = scenario(port, "4s", faults);
+  doc["safety"] = {{"allow_contexts", {"kind-lab"}}};
+  t::write_file(d.path() / "s.json", doc.dump());
+
+  auto dry = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --dry-run 2>&1");
+  EXPECT_EQ(dry.exit_code, 0) << dry.out;
+  EXPECT_NE(dry.out.find("apply:  docker pause '<containers matching web-*>'"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("revert: docker unpause"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("apply:  kubectl --context kind-lab -n shop delete pod '<pods matching app=shop>' --wait=false --grace-period=0 --force"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("apply:  docker exec web-1 fallocate -l '<computed from df at fire time>' /data/.syncstorm-fill-"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("apply:  kubectl --context kind-lab -n shop rollout restart deployment -l app=shop"), std::string::npos) << dry.out;
+  EXPECT_FALSE(fs::exists(calls)) << "dry-run called a backend: " << t::read_file(calls);
+
+  // The real run: the fakes answer; the ledger and the calls show apply then revert.
+  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  std::string log = t::read_file(calls);
+  // The fake df prints nothing: disk_fill cannot size its file and fails at resolve (error, exit 3).
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  EXPECT_NE(log.find("docker pause web-1"), std::string::npos) << log;
+  EXPECT_NE(log.find("docker pause web-2"), std::string::npos) << log;
+  EXPECT_NE(log.find("docker unpause web-1"), std::string::npos) << log;
+  EXPECT_NE(log.find("docker unpause web-2"), std::string::npos) << log;
+  EXPECT_NE(log.find("kubectl --context kind-lab -n shop get pods -l app=shop"), std::string::npos) << log;
+  EXPECT_NE(log.find("delete pod shop-"), std::string::npos) << log;
+  EXPECT_NE(log.find("kubectl --context kind-lab -n shop wait --for=condition=Ready pod -l app=shop"), std::string::npos) << log;
+  EXPECT_NE(log.find("rollout restart deployment -l app=shop"), std::string::npos) << log;
+  EXPECT_NE(log.find("docker exec web-1 df -P -B1 /data"), std::string::npos) << log;
+  json rep = json::parse(t::read_file(only_run_dir(d.path() / "runs") / "report.json"));
+  EXPECT_EQ(rep["outcome"], "error");
+  bool fill_error = false;
+  for (const auto& f : rep["faults"])
+    if (f["name"] == "fill-web") fill_error = f.value("error", "").find("expected df -P output") != std::string::npos;
+  EXPECT_TRUE(fill_error) << rep["faults"].dump();
+
+  // A failing unpause: the revert fails, the run is an error naming it, and revert by hand
+  // retries it (and succeeds once the daemon answers again).
+  fs::remove(calls);
+  json only_pause = scenario(port, "3s", {faults[0]});
+  t::write_file(d.path() / "p.json", only_pause.dump());
+  std::string r2out;
+  {
+    env_guard fail("FAIL_ON", "unpause");
+    auto r2 = t::run(t::bin() + " run " + (d.path() / "p.json").string() + " --out " + (d.path() / "runs2").string() + " 2>&1");
+    EXPECT_EQ(r2.exit_code, 3) << r2.out;
+    r2out = r2.out;
+  }
+  auto dir2 = only_run_dir(d.path() / "runs2");
+  json rep2 = json::parse(t::read_file(dir2 / "report.json"));
+  EXPECT_NE(rep2["faults"][0].value("error", "").find("revert: docker unpause web-1: exit 1: Error response from daemon: simulated failure of unpause"), std::string::npos) << rep2["faults"].dump();
+  EXPECT_NE(rep2["reason"].get<std::string>().find("freeze-web"), std::string::npos) << rep2["reason"];
+  // The reaper retries once the controller is gone; revert by hand as well.
+  auto rv = t::run(t::bin() + " revert " + dir2.string() + " 2>&1");
+  EXPECT_EQ(rv.exit_code, 0) << rv.out;
+  auto rv2 = t::run(t::bin() + " revert " + dir2.string() + " 2>&1");
+  EXPECT_EQ(rv2.out, "nothing to revert\n");
+
+  // A context outside the allowlist is refused: nothing is deleted.
+  fs::remove(calls);
+  json other = scenario(port, "2s", {faults[1]});
+  other["faults"][0]["target"]["selector"]["context"] = "prod-eu";
+  t::write_file(d.path() / "k.json", other.dump());
+  auto r3 = t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
+  EXPECT_EQ(r3.exit_code, 3) << r3.out;
+  EXPECT_NE(r3.out.find("kubectl context \"prod-eu\": refused"), std::string::npos) << r3.out;
+  EXPECT_EQ(t::read_file(calls).find("delete"), std::string::npos);
+  auto dry3 = t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --dry-run 2>&1");
+  EXPECT_NE(dry3.out.find("REFUSED: target.selector.context: kubectl context \"prod-eu\": refused"), std::string::npos) << dry3.out;
+}
+
+TEST(faults_cli, abort_on_a_metric_and_on_a_probe_revert_and_exit_1) {
+  t::temp_dir d;
+  env_guard idx("SYNCSTORM_LEDGER_INDEX", (d.path() / "index").string());
+  int port = t::free_port();
+  t::recording_http_server server(port, d.path());
+  t::child victim("exec sleep 1000");
+  json pause = {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "500ms"}, {"for", "20s"}}};
+  // Metric: more than 100 requests (at 50/s: about 2 s in).
+  json doc = scenario(port, "30s", pause, {{{"name", "too-many"}, {"metric", "http.requests"}, {"stat", "count"}, {"max", 100}}});
+  t::write_file(d.path() / "m.json", doc.dump());
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = t::run(t::bin() + " run " + (d.path() / "m.json").string() + " --out " + (d.path() / "runs") .string() + " 2>&1");
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_LT(took, std::chrono::seconds(15));
+  EXPECT_NE(proc_state(victim.pid()), 'T') << "the pause was not reverted";
+  json rep = json::parse(t::read_file(only_run_dir(d.path() / "runs") / "report.json"));
+  EXPECT_EQ(rep["outcome"], "fail");
+  bool named = false;
+  for (const auto& v : rep["verdicts"]) named |= v["name"] == "too-many" && v["pass"] == false;
+  EXPECT_TRUE(named) << rep["verdicts"].dump();
+  EXPECT_NE(rep["reason"].get<std::string>().find("too-many"), std::string::npos);
+  EXPECT_FALSE(rep["faults"][0]["reverted_at"].is_null());
+
+  // Probe: a port nobody listens on, every 200 ms, two failures.
+  int dead = t::free_port();
+  json doc2 = scenario(port, "30s", pause, {{{"name", "health"}, {"probe", {{"url", "http://127.0.0.1:" + std::to_string(dead) + "/healthz"}, {"every", "200ms"}, {"timeout", "500ms"}, {"fail_after", 2}}}}});
+  t::write_file(d.path() / "p.json", doc2.dump());
+  t0 = std::chrono::steady_clock::now();
+  auto r2 = t::run(t::bin() + " run " + (d.path() / "p.json").string() + " --out " + (d.path() / "runs2").string() + " 2>&1");
+  EXPECT_EQ(r2.exit_code, 1) << r2.out;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+  EXPECT_NE(r2.out.find("abort: health: probe http://127.0.0.1:" + std::to_string(dead) + "/healthz failed 2 times in a row"), std::string::npos) << r2.out;
+  EXPECT_NE(proc_state(victim.pid()), 'T');
+  json rep2 = json::parse(t::read_file(only_run_dir(d.path() / "runs2") / "report.json"));
+  bool probe_named = false;
+  for (const auto& v : rep2["verdicts"]) probe_named |= v["name"] == "health" && v["pass"] == false;
+  EXPECT_TRUE(probe_named) << rep2["verdicts"].dump();
+
+  // A healthy probe never fires.
+  json doc3 = scenario(port, "2s", json::array(), {{{"name", "health"}, {"probe", {{"url", "http://127.0.0.1:" + std::to_string(port) + "/"}, {"every", "200ms"}}}}});
+  doc3.erase("faults");
+  t::write_file(d.path() / "h.json", doc3.dump());
+  auto r3 = t::run(t::bin() + " run " + (d.path() / "h.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
+  EXPECT_EQ(r3.exit_code, 0) << r3.out;
+}

@@ -1,0 +1,286 @@
+// The fault core without a lab: the schedule (at/for, every/count/jitter with the seed,
+// overlap), pick (one, n, percent, all, random with the seed), target resolution on a planned
+// lab, the ledger (write, replay, unreverted), the allowlist, the command runner, and a revert
+// from the ledger alone of a real stopped process, plus the unreverted-run index.
+#include "harness/plan.hpp"
+#include "injectors/command.hpp"
+#include "injectors/faults.hpp"
+#include "injectors/ledger.hpp"
+#include "injectors/reaper.hpp"
+#include "injectors/targets.hpp"
+#include "tests/support/test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <sstream>
+
+using json = nlohmann::json;
+namespace inj = syncstorm::injectors;
+namespace t = syncstorm::test;
+
+namespace {
+
+syncstorm::scenario scenario_of(json faults, json lab = {{"pods", 4}, {"replica", true}}) {
+  json doc = {{"name", "s"}, {"duration", "60s"}, {"seed", 7}, {"target", {{"lab", lab}}},
+              {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
+              {"faults", faults}};
+  auto r = syncstorm::load_scenario(doc, {});
+  if (!r.errors.empty()) throw std::runtime_error(r.errors[0]);
+  return *r.value;
+}
+
+}  // namespace
+
+TEST(fault_schedule, at_and_for_and_every_with_count_and_seeded_jitter) {
+  auto s = scenario_of({{{"name", "k"}, {"kind", "kill"}, {"target", {{"pods", "pod-1"}}}, {"at", "5s"}, {"for", "3s"}},
+                        {{"name", "p"}, {"kind", "pause"}, {"target", {{"pods", "pod-*"}}}, {"at", "6s"}, {"for", "2s"},
+                         {"every", "10s"}, {"count", 3}, {"jitter", "1s"}}});
+  auto p = syncstorm::make_plan(s);
+  ASSERT_EQ(p.faults.size(), 4u);
+  EXPECT_EQ(p.faults[0].name, "k");
+  EXPECT_EQ(p.faults[0].at_us, 5'000'000);
+  EXPECT_EQ(*p.faults[0].revert_us, 8'000'000);
+  // Overlap: the pause at ~6 s fires while the kill (5-8 s) is applied.
+  EXPECT_EQ(p.faults[1].name, "p");
+  EXPECT_LT(p.faults[1].at_us, *p.faults[0].revert_us);
+  for (int i = 0; i < 3; ++i) {
+    const auto& f = p.faults[1 + i];
+    EXPECT_EQ(f.occurrence, i);
+    EXPECT_GE(f.at_us, 6'000'000 + i * 10'000'000 - 1'000'000);
+    EXPECT_LE(f.at_us, 6'000'000 + i * 10'000'000 + 1'000'000);
+    EXPECT_EQ(*f.revert_us, f.at_us + 2'000'000);
+  }
+  // The same seed gives the same jitter; another seed another.
+  auto again = syncstorm::make_plan(s);
+  for (std::size_t i = 0; i < p.faults.size(); ++i) EXPECT_EQ(p.faults[i].at_us, again.faults[i].at_us);
+  s.seed = 8;
+  auto other = syncstorm::make_plan(s);
+  bool differs = false;
+  for (std::size_t i = 1; i < p.faults.size(); ++i) differs |= p.faults[i].at_us != other.faults[i].at_us;
+  EXPECT_TRUE(differs);
+}
+
+TEST(fault_pick, one_all_n_percent_random_seeded) {
+  std::vector<std::string> c = {"pod-0", "pod-1", "pod-2", "pod-3", "pod-4", "pod-5", "pod-6", "pod-7", "pod-8", "pod-9"};
+  EXPECT_EQ(inj::pick_targets(c, "one", "all", 1), std::vector<std::string>{"pod-0"});
+  EXPECT_EQ(inj::pick_targets(c, "all", "one", 1), c);
+  EXPECT_EQ(inj::pick_targets(c, nullptr, "all", 1), c);
+  EXPECT_EQ(inj::pick_targets(c, nullptr, "one", 1).size(), 1u);
+  EXPECT_EQ(inj::pick_targets(c, {{"n", 3}}, "one", 1).size(), 3u);
+  EXPECT_EQ(inj::pick_targets(c, {{"n", 30}}, "one", 1), c);
+  EXPECT_EQ(inj::pick_targets(c, {{"percent", 25}}, "one", 1).size(), 3u);  // ceil(2.5)
+  EXPECT_EQ(inj::pick_targets(c, {{"percent", "1%"}}, "one", 1).size(), 1u);  // at least one
+  EXPECT_TRUE(inj::pick_targets({}, "all", "all", 1).empty());
+  // Random: repeatable with the seed, spread over the candidates across seeds.
+  auto a = inj::pick_targets(c, {{"n", 4}}, "one", 42), b = inj::pick_targets(c, {{"n", 4}}, "one", 42);
+  EXPECT_EQ(a, b);
+  std::set<std::string> seen;
+  for (std::uint64_t seed = 0; seed < 200; ++seed) seen.insert(inj::pick_targets(c, "random", "one", seed)[0]);
+  EXPECT_EQ(seen.size(), c.size());
+  // Picks keep the candidates' order and have no duplicates.
+  auto n = inj::pick_targets(c, {{"n", 5}}, "one", 9);
+  EXPECT_TRUE(std::is_sorted(n.begin(), n.end()));
+  EXPECT_EQ(std::set<std::string>(n.begin(), n.end()).size(), 5u);
+  EXPECT_EQ(inj::occurrence_seed(7, "k", 0), inj::occurrence_seed(7, "k", 0));
+  EXPECT_NE(inj::occurrence_seed(7, "k", 0), inj::occurrence_seed(7, "k", 1));
+  EXPECT_TRUE(inj::glob_match("pod-*", "pod-12"));
+  EXPECT_FALSE(inj::glob_match("pod-?", "pod-12"));
+}
+
+TEST(fault_targets, resolved_on_a_planned_lab_with_undo_complete_before_apply) {
+  auto s = scenario_of({{{"name", "k"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}, {"pick", {{"n", 2}}}, {"restart", false}}}, {"at", "5s"}},
+                        {{"name", "p"}, {"kind", "pause"}, {"target", {{"role", "db-primary"}}}, {"at", "5s"}, {"for", "2s"}},
+                        {{"name", "r"}, {"kind", "rolling_restart"}, {"target", {{"pods", "pod-*"}}}, {"at", "5s"}},
+                        {{"name", "d"}, {"kind", "disk_fill"}, {"volume", "db"}, {"leave", "1MiB"}, {"at", "5s"}},
+                        {{"name", "f"}, {"kind", "db_failover"}, {"at", "5s"}}});
+  inj::fault_env env;
+  env.lab = inj::lab_facts::from_scenario(s.target["lab"]);
+  env.seed = s.seed;
+  env.dry_run = true;
+  auto k = inj::prepare_fault(s.faults[0], 0, env);
+  ASSERT_EQ(k.targets.size(), 2u);
+  ASSERT_EQ(k.apply.size(), 2u);
+  EXPECT_EQ(k.apply[0]["op"], "lab_kill");
+  EXPECT_EQ(k.apply[0]["restart"], false);
+  ASSERT_EQ(k.undo.size(), 2u);
+  EXPECT_EQ(k.undo[0]["op"], "lab_start_unit");
+  EXPECT_FALSE(k.heals);  // no restart: held until revert
+  EXPECT_EQ(k.target_keys, std::vector<std::string>{"lab"});
+  // The same occurrence picks the same pods; the seed decides.
+  EXPECT_EQ(inj::prepare_fault(s.faults[0], 0, env).targets, k.targets);
+
+  auto p = inj::prepare_fault(s.faults[1], 0, env);
+  ASSERT_EQ(p.apply.size(), 1u);
+  EXPECT_EQ(p.apply[0]["signal_name"], "SIGSTOP");
+  EXPECT_EQ(p.apply[0]["group"], true);
+  EXPECT_EQ(p.undo[0]["signal_name"], "SIGCONT");
+  EXPECT_EQ(p.targets[0]["name"], "db-0");
+
+  auto r = inj::prepare_fault(s.faults[2], 0, env);
+  EXPECT_EQ(r.targets.size(), 4u);  // all pods by default
+  EXPECT_EQ(r.apply.size(), 12u);   // kill, wait ready, wait LB up per pod
+  EXPECT_TRUE(r.heals);
+
+  auto d = inj::prepare_fault(s.faults[3], 0, env);
+  EXPECT_EQ(d.apply[0]["op"], "fill");
+  EXPECT_NE(d.apply[0]["path"].get<std::string>().find("/db-0/data/.syncstorm-fill-"), std::string::npos);
+  EXPECT_EQ(d.undo[0]["op"], "remove_file");
+  EXPECT_EQ(d.undo[0]["path"], d.apply[0]["path"]);
+
+  auto f = inj::prepare_fault(s.faults[4], 0, env);
+  EXPECT_EQ(f.apply[0]["op"], "lab_promote");
+  EXPECT_TRUE(f.irreversible);
+  EXPECT_TRUE(f.undo.empty());
+  EXPECT_NE(inj::describe_step(p.apply[0]).find("SIGSTOP"), std::string::npos);
+}
+
+TEST(fault_targets, a_named_pod_missing_from_the_lab_is_an_error_naming_it) {
+  auto s = scenario_of({{{"name", "k"}, {"kind", "kill"}, {"target", {{"pods", {"pod-9"}}}}, {"at", "5s"}}});
+  inj::fault_env env;
+  env.lab = inj::lab_facts::from_scenario(s.target["lab"]);
+  env.dry_run = true;
+  try {
+    inj::prepare_fault(s.faults[0], 0, env);
+    FAIL() << "expected a fault_error";
+  } catch (const inj::fault_error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"pod-9\""), std::string::npos) << e.what();
+  }
+}
+
+TEST(fault_validation, cross_checks_name_the_path) {
+  json doc = {{"name", "s"}, {"duration", "60s"}, {"target", {{"lab", {{"pods", 2}}}}},
+              {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
+              {"faults", {{{"name", "a"}, {"kind", "pause"}, {"target", {{"role", "clients"}}}, {"at", "1s"}},
+                          {{"name", "b"}, {"kind", "kill"}, {"target", {{"selector", {{"labels", {{"app", "x"}}}}}, {"restart", false}}}, {"at", "1s"}},
+                          {{"name", "c"}, {"kind", "disk_fill"}, {"target", {{"container", "web"}}}, {"leave", "1MiB"}, {"at", "1s"}},
+                          {{"name", "d"}, {"kind", "disk_fill"}, {"volume", "relative"}, {"percent", 90}, {"at", "1s"}}}}};
+  auto errs = syncstorm::validate_document(doc);
+  std::string all;
+  for (auto& e : errs) all += e + "\n";
+  EXPECT_NE(all.find("scenario.faults[0].target.role: found \"clients\""), std::string::npos) << all;
+  EXPECT_NE(all.find("scenario.faults[1].target.restart: found false"), std::string::npos) << all;
+  EXPECT_NE(all.find("scenario.faults[2].volume: found nothing"), std::string::npos) << all;
+  EXPECT_NE(all.find("scenario.faults[3].volume: found \"relative\""), std::string::npos) << all;
+}
+
+TEST(fault_ledger, write_replay_and_unreverted) {
+  t::temp_dir d;
+  std::string path = d.str() + "/ledger.jsonl";
+  {
+    inj::ledger l(path);
+    l.append({{"step", "controller"}, {"pid", 1234}, {"start_time", 99}});
+    l.append({{"step", "apply"}, {"phase", "intent"}, {"id", "a#0"}, {"fault", "a"}, {"kind", "pause"},
+              {"undo", {{{"op", "remove_file"}, {"path", "/nonexistent"}}}}, {"ttl_mono_us", 5}});
+    l.append({{"step", "apply"}, {"phase", "done"}, {"id", "a#0"}, {"ok", true}});
+    l.append({{"step", "apply"}, {"phase", "intent"}, {"id", "b#0"}, {"fault", "b"}, {"kind", "kill"}, {"undo", json::array()}});
+    l.append({{"step", "revert"}, {"phase", "intent"}, {"id", "b#0"}});
+    l.append({{"step", "revert"}, {"phase", "done"}, {"id", "b#0"}, {"ok", true}});
+    l.append({{"step", "apply"}, {"phase", "intent"}, {"id", "c#0"}, {"fault", "c"}, {"kind", "kill"}, {"undo", json::array()}});
+    l.append({{"step", "revert"}, {"phase", "done"}, {"id", "c#0"}, {"ok", false}, {"error", "boom"}});
+  }
+  // A torn last line (a crash mid-write) is skipped, not fatal.
+  { std::ofstream(path, std::ios::app) << "{\"step\":\"apply\",\"pha"; }
+  auto v = inj::read_ledger(path);
+  EXPECT_EQ(v.faults.size(), 3u);
+  EXPECT_EQ(v.bad_lines.size(), 1u);
+  EXPECT_EQ(*v.controller_pid, 1234);
+  auto left = v.unreverted();
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0]->id, "a#0");
+  EXPECT_TRUE(left[0]->apply_ok);
+  EXPECT_EQ(left[0]->ttl_mono_us, 5);
+  EXPECT_EQ(left[1]->id, "c#0");
+  EXPECT_EQ(left[1]->error, "boom");
+  auto lines = t::read_file(path);
+  EXPECT_NE(lines.find("\"by\":\"controller\""), std::string::npos);
+}
+
+TEST(fault_safety, the_allowlist_refuses_init_ourselves_ancestors_and_unlisted_contexts) {
+  EXPECT_NE(inj::refuse_pid(1).find("init"), std::string::npos);
+  EXPECT_NE(inj::refuse_pid(::getpid()).find("ancestors"), std::string::npos);
+  EXPECT_NE(inj::refuse_pid(::getppid()).find("ancestors"), std::string::npos);
+  EXPECT_NE(inj::refuse_pid(4'000'000).find("no such process"), std::string::npos);
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  EXPECT_EQ(inj::refuse_pid(child), "");
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  inj::safety_policy p;
+  EXPECT_NE(inj::refuse_context("prod", p).find("not in the allowlist"), std::string::npos);
+  p.kube_contexts = {"kind-lab"};
+  EXPECT_EQ(inj::refuse_context("kind-lab", p), "");
+  auto from = inj::safety_policy::from({{"safety", {{"allow_contexts", {"a", "b"}}}}});
+  EXPECT_EQ(from.kube_contexts.size(), 2u);
+  ::setenv("DOCKER_HOST", "tcp://10.1.2.3:2376", 1);
+  EXPECT_NE(inj::refuse_docker_host(p).find("refused"), std::string::npos);
+  ::setenv("DOCKER_HOST", "unix:///var/run/docker.sock", 1);
+  EXPECT_EQ(inj::refuse_docker_host(p), "");
+  ::unsetenv("DOCKER_HOST");
+}
+
+TEST(fault_command, exit_codes_output_and_missing_programs_in_one_line) {
+  auto ok = inj::run_command({"sh", "-c", "echo hello"});
+  EXPECT_TRUE(ok.ok());
+  EXPECT_EQ(ok.output, "hello\n");
+  auto bad = inj::run_command({"sh", "-c", "echo first; echo 'it broke' >&2; exit 4"});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(bad.exit_code, 4);
+  EXPECT_NE(bad.error.find("exit 4: it broke"), std::string::npos) << bad.error;
+  EXPECT_EQ(bad.error.find('\n'), std::string::npos);
+  auto missing = inj::run_command({"syncstorm-no-such-program"});
+  EXPECT_NE(missing.error.find("cannot run"), std::string::npos) << missing.error;
+  auto slow = inj::run_command({"sleep", "10"}, std::chrono::milliseconds(200));
+  EXPECT_NE(slow.error.find("no answer within 200 ms"), std::string::npos) << slow.error;
+  EXPECT_EQ(inj::command_line({"docker", "exec", "a b", "it's"}), "docker exec 'a b' 'it'\\''s'");
+}
+
+TEST(fault_revert, a_stopped_process_is_continued_from_the_ledger_alone) {
+  t::temp_dir d;
+  ::setenv("SYNCSTORM_LEDGER_INDEX", (d.path() / "index").c_str(), 1);
+  std::string run = (d.path() / "run").string();
+  std::filesystem::create_directories(run);
+  pid_t child = ::fork();
+  if (child == 0) {
+    for (;;) ::pause();
+  }
+  ::kill(child, SIGSTOP);
+  for (int i = 0; i < 100 && inj::read_proc(child)->state != 'T'; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto info = inj::read_proc(child);
+  ASSERT_TRUE(info);
+  {
+    inj::ledger l(run + "/ledger.jsonl");
+    l.append({{"step", "controller"}, {"pid", 4'000'000}, {"start_time", 1}});  // long gone
+    l.append({{"step", "apply"}, {"phase", "intent"}, {"id", "p#0"}, {"fault", "p"}, {"kind", "pause"},
+              {"targets", {{{"name", "child"}}}},
+              {"undo", {{{"op", "signal"}, {"pid", child}, {"start_time", info->start_time}, {"group", false}, {"signal", SIGCONT}, {"signal_name", "SIGCONT"}, {"what", "child"}}}}});
+    l.append({{"step", "apply"}, {"phase", "done"}, {"id", "p#0"}, {"ok", true}});
+  }
+  inj::index_add({"pid-" + std::to_string(child)}, run);
+  std::string refused = inj::refuse_unreverted({"pid-" + std::to_string(child)});
+  EXPECT_NE(refused.find("syncstorm revert " + std::filesystem::absolute(run).string()), std::string::npos) << refused;
+  EXPECT_NE(refused.find("pause child"), std::string::npos) << refused;
+  EXPECT_EQ(inj::refuse_unreverted({"lab"}), "");
+  // The stopped state shows up in /proc (waitpid with WUNTRACED would also see it).
+  EXPECT_EQ(inj::read_proc(child)->state, 'T');
+  std::ostringstream out, err;
+  EXPECT_EQ(inj::revert_run(run, out, err), 0) << err.str();
+  EXPECT_NE(out.str().find("reverted p#0"), std::string::npos) << out.str();
+  auto after = inj::read_proc(child);
+  ASSERT_TRUE(after);
+  EXPECT_NE(after->state, 'T');
+  std::ostringstream out2, err2;
+  EXPECT_EQ(inj::revert_run(run, out2, err2), 0);
+  EXPECT_EQ(out2.str(), "nothing to revert\n");
+  EXPECT_EQ(inj::refuse_unreverted({"pid-" + std::to_string(child)}), "");
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ::unsetenv("SYNCSTORM_LEDGER_INDEX");
+}
