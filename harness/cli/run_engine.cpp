@@ -10,6 +10,7 @@
 #include "labstack/lab.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/workers.hpp"
+#include "reports/progress.hpp"
 #include "reports/writers.hpp"
 
 #include <arpa/inet.h>
@@ -214,10 +215,12 @@ loadgen::http_model_config http_config(const scenario& s, const load_entry& l, b
 
 double ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
 
-// report.json's `metrics` and `series`: times in ms, counts as they are.
-void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohmann::json& series) {
+// report.json's `metrics`, `series` and `gauges`: times in ms, counts as they are; a gauge's
+// series is its level at the end of each second, [[t_s, value], ...].
+void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohmann::json& series, nlohmann::json& gauges) {
   metrics = nlohmann::json::object();
   series = nlohmann::json::object();
+  gauges = nlohmann::json::object();
   for (const auto& name : m.names()) {
     const timed_metric* t = m.find(name);
     const histogram& h = t->hist();
@@ -243,25 +246,10 @@ void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohman
   for (const auto& name : m.gauge_names()) {
     const gauge_series* g = m.find_gauge(name);
     metrics[name] = {{"unit", "value"}, {"last", g->last()}, {"peak", g->peak()}};
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& p : g->coarse()) rows.push_back({static_cast<double>(p.step), p.value});
+    gauges[name] = rows;
   }
-}
-
-std::string progress_line(const metrics_shard& snap, const metrics_shard* prev, double elapsed_s, double total_s,
-                          const scenario& s) {
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(0) << "[" << std::setw(5) << elapsed_s << "s/" << total_s << "s]";
-  for (const auto& l : s.loads) {
-    std::string base = l.model == "http" ? "http" : l.model;
-    std::string req_name = base + ".requests@" + l.name, lat_name = base + ".latency@" + l.name;
-    if (!snap.find(req_name)) { req_name = base + ".requests"; lat_name = base + ".latency"; }
-    const timed_metric* req = snap.find(req_name);
-    const timed_metric* lat = snap.find(lat_name);
-    if (!req) continue;
-    std::uint64_t before = prev && prev->find(req_name) ? prev->find(req_name)->count() : 0;
-    o << " " << l.name << ": " << (req->count() - before) << "/s total " << req->count() << " errors " << req->error_count();
-    if (lat && lat->hist().count()) o << std::setprecision(1) << " p99 " << ms(lat->hist().percentile(99)) << "ms" << std::setprecision(0);
-  }
-  return o.str();
 }
 
 }  // namespace
@@ -388,18 +376,27 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       pool_ptr = &pool;
       if (signals.fired()) pool.interrupt();
       for (const auto& ph : p.phases) events.write("phase_planned", {{"load", ph.load}, {"phase", ph.phase}, {"start_s", ph.start_us / 1e6}, {"end_s", ph.end_us / 1e6}});
+      // Live progress: on a terminal one line rewritten each second, else a plain line every 10 s.
       bool tty = isatty(STDERR_FILENO);
+      reports::progress_input progress;
+      for (const auto& l : s.loads) progress.loads.push_back({l.name, l.model});
+      progress.total_s = static_cast<double>(s.duration_us) / 1e6;
       std::unique_ptr<metrics_shard> prev;
+      std::vector<std::string> active_faults;  // names of the faults applied and not yet reverted
       int tick = 0;
-      double total_s = static_cast<double>(s.duration_us) / 1e6;
       end = pool.run_until(start + std::chrono::microseconds(s.duration_us), [&](const metrics_shard& snap, std::int64_t at_us) {
         ++tick;
-        if (tty) {
-          std::cerr << "\r" << progress_line(snap, prev.get(), at_us / 1e6, total_s, s) << "\033[K" << std::flush;
-        } else if (tick % 10 == 0) {
-          std::cerr << progress_line(snap, prev.get(), at_us / 1e6, total_s, s) << "\n";
+        if (tty || tick % 10 == 0) {
+          progress.now = &snap;
+          progress.elapsed_s = static_cast<double>(at_us) / 1e6;
+          progress.active_faults = active_faults;
+          std::string line = reports::progress_line(progress);
+          if (tty) std::cerr << "\r" << line << "\033[K" << std::flush;
+          else std::cerr << line << "\n";
         }
         prev = std::make_unique<metrics_shard>(snap);
+        progress.prev = prev.get();
+        progress.prev_elapsed_s = static_cast<double>(at_us) / 1e6;
       });
       if (tty) std::cerr << "\n";
       pool_ptr = nullptr;
@@ -504,8 +501,8 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   else if (any_inconclusive) { outcome = "inconclusive"; exit_code = 5; reason = "a rule could not be judged"; }
   else { outcome = "pass"; exit_code = 0; }
 
-  nlohmann::json metrics_j, series_j;
-  metrics_for_report(merged, metrics_j, series_j);
+  nlohmann::json metrics_j, series_j, gauges_j;
+  metrics_for_report(merged, metrics_j, series_j, gauges_j);
   nlohmann::json errors_j = nlohmann::json::object();
   for (const auto& name : merged.names()) {
     if (name.find(".errors.") != std::string::npos && name.find('@') == std::string::npos) errors_j[name] = merged.find(name)->count();
@@ -526,6 +523,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       {"verdicts", verdicts},
       {"metrics", metrics_j},
       {"series", series_j},
+      {"gauges", gauges_j},
       {"faults", nlohmann::json::array()},
       {"audit", nullptr},
       {"generator", {{"cpu", cpu_cores}, {"lag_p99", lag_p99 ? nlohmann::json(*lag_p99) : nlohmann::json()},
@@ -540,6 +538,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     exit_code = 3;
   }
   std::cout << reports::verdict_table(report);
+  exit_code = reports::apply_baseline(report, dir.string(), o.baseline, exit_code, std::cout, std::cerr);
   std::cout << "report: " << (dir / "report.html").string() << std::endl;
   return exit_code;
 }
