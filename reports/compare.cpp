@@ -145,6 +145,8 @@ comparison compare_reports(const json& base, const json& next, const compare_opt
     }
     const json& b = bm[name];
     std::string unit = n.value("unit", "");
+    // generator.* measure syncstorm itself, not the system under test: shown, never judged.
+    const bool judged = name.rfind("generator.", 0) != 0;
     auto add = [&](const std::string& what, const std::string& u, std::optional<double> bv, std::optional<double> nv,
                    const std::string& better, bool judged) {
       if (!bv && !nv) return;
@@ -164,15 +166,15 @@ comparison compare_reports(const json& base, const json& next, const compare_opt
       continue;
     }
     if (unit == "ms") {
-      add("p50", "ms", number_at(b, "p50"), number_at(n, "p50"), "lower", true);
-      add("p99", "ms", number_at(b, "p99"), number_at(n, "p99"), "lower", true);
+      add("p50", "ms", number_at(b, "p50"), number_at(n, "p50"), "lower", judged);
+      add("p99", "ms", number_at(b, "p99"), number_at(n, "p99"), "lower", judged);
       add("max", "ms", number_at(b, "max"), number_at(n, "max"), "lower", false);
     }
     auto bc = number_at(b, "count"), nc = number_at(n, "count");
     add("count", "count", bc, nc, "higher", false);
     auto be = number_at(b, "errors"), ne = number_at(n, "errors");
     if (bc && nc && *bc > 0 && *nc > 0 && be && ne && (*be > 0 || *ne > 0)) {
-      add("success_ratio", "percent", 100.0 * (*bc - *be) / *bc, 100.0 * (*nc - *ne) / *nc, "higher", true);
+      add("success_ratio", "percent", 100.0 * (*bc - *be) / *bc, 100.0 * (*nc - *ne) / *nc, "higher", judged);
     }
   }
   for (const auto& [name, b] : bm.items()) {
@@ -214,8 +216,12 @@ std::string format_comparison(const comparison& c) {
   };
   for (const auto& d : c.rules)
     rows.push_back({"rule", d.subject, d.what, fmt(d.base, d.unit), fmt(d.next, d.unit), fmt_change(d), verdict(d)});
-  for (const auto& d : c.metrics)
+  // Informational figures of per-load copies (`x@load`) stay in the JSON form only: the table
+  // would otherwise repeat every merged metric once per load.
+  for (const auto& d : c.metrics) {
+    if (!d.judged && !d.regression && d.subject.find('@') != std::string::npos) continue;
     rows.push_back({"metric", d.subject, d.what, fmt(d.base, d.unit), fmt(d.next, d.unit), fmt_change(d), verdict(d)});
+  }
   std::vector<std::size_t> w(rows[0].size(), 0);
   for (const auto& r : rows)
     for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());

@@ -46,7 +46,8 @@ struct comparison {
 
 comparison compare_reports(const nlohmann::json& base, const nlohmann::json& next, const compare_options& o = {});
 
-// A fixed-width table: one line per figure, regressions marked, then a verdict line.
+// A fixed-width table: one line per figure (informational figures of per-load copies left out),
+// regressions marked, then notes and a verdict line.
 std::string format_comparison(const comparison& c);
 // {"base", "new", "max_regression_pct", "min_delta_ms", "regressed", "notes", "rules": [...],
 //  "metrics": [...]}, each figure {subject, what, unit, base, new, change_pct, better, judged,

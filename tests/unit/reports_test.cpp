@@ -4,6 +4,7 @@
 // bound and window; summary.md puts verdicts first; report.html holds its charts, fetches
 // nothing and escapes what it shows; compare passes a run against itself and fails one whose
 // p99 doubled; the baseline store keeps the last N.
+#include "harness/report_schema.hpp"
 #include "reports/baseline.hpp"
 #include "reports/compare.hpp"
 #include "reports/progress.hpp"
@@ -38,6 +39,14 @@ t::command_result xsd_check(const std::string& xml) {
 }
 
 }  // namespace
+
+// The fixture is a report the writer could have written: it passes report.json's spec (so the
+// renderers are tested on the real shape, gauges and faults included).
+TEST(fixture, sample_report_matches_the_report_schema) {
+  syncstorm::spec::errors errs;
+  syncstorm::spec::validate(t::sample_report(), *syncstorm::report_spec(), "report", errs);
+  EXPECT_TRUE(errs.empty()) << errs[0];
+}
 
 TEST(junit, validates_against_the_xsd_and_states_value_bound_window) {
   if (t::run("command -v xmllint >/dev/null").exit_code != 0) SYNCSTORM_SKIP_OR_FAIL("xmllint missing (scripts/setup.sh installs libxml2-utils)");
@@ -194,8 +203,10 @@ TEST(compare, directions_floors_and_audit) {
   // Success ratio down by more than 10%: 99.25% -> 85%.
   next["metrics"]["availability.attempts"]["errors"] = 1890;
   // A latency tiny in absolute terms: +50% but under the 1 ms floor.
-  base["metrics"]["generator.lag"]["p50"] = 0.2;
-  next["metrics"]["generator.lag"]["p50"] = 0.3;
+  base["metrics"]["fanout.delivery"]["p50"] = 0.2;
+  next["metrics"]["fanout.delivery"]["p50"] = 0.3;
+  // The generator's own lag is shown, never judged.
+  next["metrics"]["generator.lag"]["p99"] = 40.0;
   // A ">=" rule whose value fell: worse.
   next["verdicts"][3]["value"] = 80.0;
   // Faster is never a regression.
@@ -205,7 +216,8 @@ TEST(compare, directions_floors_and_audit) {
   for (const auto& d : c.metrics) reg[d.subject + "/" + d.what] = d.regression;
   for (const auto& d : c.rules) reg["rule " + d.subject] = d.regression;
   EXPECT_TRUE(reg["availability.attempts/success_ratio"]);
-  EXPECT_FALSE(reg["generator.lag/p50"]);
+  EXPECT_FALSE(reg["fanout.delivery/p50"]);
+  EXPECT_FALSE(reg["generator.lag/p99"]);
   EXPECT_TRUE(reg["rule availability"]);
   EXPECT_FALSE(reg["push.e2e/p99"]);
   EXPECT_FALSE(reg["rule e2e-p99"]);
