@@ -172,6 +172,16 @@ std::string slug(const std::string& s) {
   return o;
 }
 
+// A tick step of 1, 2 or 5 × 10^k giving at most `ticks` intervals over `range`.
+double nice_step(double range, int ticks) {
+  if (!(range > 0)) return 1;
+  double raw = range / ticks;
+  double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * mag >= raw) return m * mag;
+  return 10 * mag;
+}
+
 // Inline SVG line charts on the run's time axis, fault windows shaded and labelled, lab events
 // as thin vertical marks, optional horizontal bounds (a rule's limit).
 struct line {
@@ -185,7 +195,8 @@ struct hline {
 };
 
 struct chart_frame {
-  double t_end = 1;
+  double t_end = 1;      // the axis
+  double t_end_run = 1;  // the run's length (duration_s)
   std::vector<window> faults;
   std::vector<std::pair<double, std::string>> marks;  // t, tooltip
 };
@@ -193,12 +204,17 @@ struct chart_frame {
 std::string svg_chart(const std::string& id, const std::string& kind, const std::string& title, const std::string& unit,
                       const std::vector<line>& lines, const chart_frame& f, const std::vector<hline>& bounds = {}) {
   const double W = 880, H = 220, L = 62, R = 12, T = 26, B = 28;
-  double vmax = 0;
+  double data_max = 0;
   for (const auto& l : lines)
-    for (const auto& [t, v] : l.points) vmax = std::max(vmax, v);
-  for (const auto& b : bounds) vmax = std::max(vmax, b.value);
+    for (const auto& [t, v] : l.points) data_max = std::max(data_max, v);
+  // A bound far above the data would flatten it: such bounds are named, not drawn.
+  std::vector<hline> drawn, above;
+  for (const auto& b : bounds) (data_max > 0 && b.value > 2.5 * data_max ? above : drawn).push_back(b);
+  double vmax = data_max;
+  for (const auto& b : drawn) vmax = std::max(vmax, b.value);
   if (vmax <= 0) vmax = 1;
-  vmax *= 1.1;
+  const double y_step = nice_step(vmax * 1.05, 4);
+  vmax = y_step * std::ceil(vmax * 1.05 / y_step);
   const double t_end = f.t_end > 0 ? f.t_end : 1;
   auto x = [&](double t) { return L + (W - L - R) * std::clamp(t, 0.0, t_end) / t_end; };
   auto y = [&](double v) { return T + (H - T - B) * (1 - v / vmax); };
@@ -218,16 +234,22 @@ std::string svg_chart(const std::string& id, const std::string& kind, const std:
     o << "<line class=\"mark\" x1=\"" << x(t) << "\" x2=\"" << x(t) << "\" y1=\"" << T << "\" y2=\"" << (H - B)
       << "\"><title>" << xml_escape(what) << "</title></line>";
   }
-  for (int i = 0; i <= 4; ++i) {
-    double v = vmax * i / 4;
+  for (int i = 0; i * y_step <= vmax * 1.0001; ++i) {
+    double v = i * y_step;
     o << "<line class=\"grid\" x1=\"" << L << "\" x2=\"" << (W - R) << "\" y1=\"" << y(v) << "\" y2=\"" << y(v) << "\"/>";
     o << "<text class=\"ax\" x=\"" << (L - 4) << "\" y=\"" << (y(v) + 4) << "\" text-anchor=\"end\">" << axis_num(v) << "</text>";
   }
-  for (int i = 0; i <= 6; ++i) {
-    double t = t_end * i / 6;
+  const double t_step = nice_step(t_end, 8);
+  for (int i = 0; i * t_step <= t_end * 1.0001; ++i) {
+    double t = i * t_step;
     o << "<text class=\"ax\" x=\"" << x(t) << "\" y=\"" << (H - 10) << "\" text-anchor=\"middle\">" << axis_num(t) << "s</text>";
   }
-  for (const auto& b : bounds) {
+  if (!above.empty()) {
+    std::string names;
+    for (const auto& b : above) names += (names.empty() ? "" : "; ") + b.label;
+    o << "<text class=\"bl\" x=\"" << (L + 4) << "\" y=\"" << (T + 10) << "\">above the chart: " << xml_escape(names) << "</text>";
+  }
+  for (const auto& b : drawn) {
     o << "<line class=\"bound\" x1=\"" << L << "\" x2=\"" << (W - R) << "\" y1=\"" << y(b.value) << "\" y2=\"" << y(b.value)
       << "\"><title>" << xml_escape(b.label) << "</title></line>";
     o << "<text class=\"bl\" x=\"" << (L + 4) << "\" y=\"" << (y(b.value) - 3) << "\">" << xml_escape(b.label) << "</text>";
@@ -321,8 +343,9 @@ std::string svg_timeline(const json& report, const chart_frame& f) {
         << event_color(what) << "\"><title>" << num(t) << " s: " << xml_escape(what) << "</title></rect>";
     }
   }
-  for (int i = 0; i <= 6; ++i) {
-    double t = f.t_end * i / 6;
+  const double t_step = nice_step(f.t_end, 8);
+  for (int i = 0; i * t_step <= f.t_end * 1.0001; ++i) {
+    double t = i * t_step;
     o << "<text class=\"ax\" x=\"" << x(t) << "\" y=\"" << (H - 8) << "\" text-anchor=\"middle\">" << axis_num(t) << "s</text>";
   }
   o << "</svg>";
@@ -553,6 +576,7 @@ std::string html(const json& report) {
     for (const auto& row : s)
       if (row.is_array() && !row.empty() && row[0].is_number()) frame.t_end = std::max(frame.t_end, row[0].get<double>() + 1);
   if (frame.t_end <= 0) frame.t_end = 1;
+  frame.t_end_run = report.value("duration_s", 0.0) > 0 ? report.value("duration_s", 0.0) : frame.t_end;
   frame.faults = fault_windows(report, frame.t_end);
   for (const auto& e : events) {
     double t = t_of(e);
@@ -653,8 +677,11 @@ std::string html(const json& report) {
       if (!row.is_array() || row.size() < 6 || !row[0].is_number()) continue;
       double t = row[0].get<double>();
       double count = row[1].get<double>(), errors = row[2].get<double>();
-      thr[0].points.emplace_back(t, count - errors);
-      thr[1].points.emplace_back(t, errors);
+      // The run's last, partial second would read as a collapse of throughput.
+      if (t + 1 <= frame.t_end_run + 1e-6) {
+        thr[0].points.emplace_back(t, count - errors);
+        thr[1].points.emplace_back(t, errors);
+      }
       if (time_metric && row[3].is_number()) {
         lat[0].points.emplace_back(t, row[3].get<double>());
         lat[1].points.emplace_back(t, row[4].get<double>());
@@ -673,7 +700,8 @@ std::string html(const json& report) {
     // Throughput once per model: http.requests carries http.latency's counts.
     const std::string base = m.substr(0, m.find('@'));
     const std::string suffix = m.find('@') == std::string::npos ? "" : m.substr(m.find('@'));
-    if (base.ends_with(".requests") || !series.contains(base.substr(0, base.rfind('.')) + ".requests" + suffix))
+    if (base.rfind("generator.", 0) != 0 &&
+        (base.ends_with(".requests") || !series.contains(base.substr(0, base.rfind('.')) + ".requests" + suffix)))
       out << svg_chart("chart-" + slug(m) + "-throughput", "throughput", m + " throughput and errors", "per second", thr, frame);
   }
   std::ostringstream levels;
