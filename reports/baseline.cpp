@@ -83,6 +83,11 @@ int apply_baseline(const json& report, const std::string& run_dir, const baselin
     return (exit_code == 0 || exit_code == 5) ? 3 : exit_code;
   };
   std::string name = scenario_of(report);
+  // A run that errored or was interrupted measured too little to compare; it keeps its code.
+  if (exit_code == 2 || exit_code == 3 || exit_code == 4) {
+    out << "baseline: not compared (" << report.value("outcome", "error") << ")\n";
+    return exit_code;
+  }
   auto files = stored_baselines(o.dir, name);
   bool regressed = false;
   if (files.empty()) {

@@ -39,6 +39,7 @@ std::filesystem::path store_baseline(const std::string& dir, const nlohmann::jso
 // report of the scenario (printing the table to `out` and writing run_dir/compare.json), then
 // stores this report if it passed and did not regress. Returns the run's exit code after the
 // comparison (DESIGN §9 precedence: 2, 3, 4 and 1 stay; a regression turns 0 or 5 into 1).
+// A run that ended with 2, 3 or 4 is neither compared nor stored.
 // Problems with DIR are printed to `err` as one line naming --baseline and turn 0/5 into 3.
 int apply_baseline(const nlohmann::json& report, const std::string& run_dir, const baseline_options& o, int exit_code,
                    std::ostream& out, std::ostream& err);
