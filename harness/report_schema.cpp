@@ -63,7 +63,8 @@ spec::node_ptr report_spec() {
          req("outcome", enumeration("outcome", {"pass", "fail", "inconclusive", "aborted", "error"})),
          req("exit_code", integer("process exit code", 0, 5)), opt("reason", spec::string("why error, aborted or inconclusive")),
          req("verdicts", array("per rule", verdict)), req("metrics", metric),
-         opt("series", any("per-second series per metric: [[t_s, count, errors, p50_ms, p99_ms, max_ms], ...]")),
+         opt("series", any("per-second series per timed metric: name -> [[t_s, count, errors, p50_ms, p99_ms, max_ms], ...]")),
+         opt("gauges", any("per-second series per gauge (queue.depth, ws.connected, ...): name -> [[t_s, value at the end of the second], ...]")),
          req("faults", array("per fault occurrence", fault)), req("audit", audit), req("generator", generator),
          opt("events", array("lab and run events", any("an event"))), opt("run_dir", spec::string("run directory")),
          opt("errors", any("error buckets -> count"))});

@@ -199,9 +199,9 @@ std::vector<fault_kind_info> builtin_faults() {
   v.push_back({"db_failover", "kill the primary, promote the replica",
                {opt("promote", boolean("promote the replica (default true)")),
                 opt("timeout", duration("longest wait for the new primary"))}, false, true});
-  v.push_back({"client_crash", "terminals lose their memory and restart from the journal", {}, true, false});
+  v.push_back({"client_crash", "terminals lose their memory and restart from the journal", {}, true, true});
   v.push_back({"journal_corrupt", "flip bytes in terminals' journals",
-               {opt("bytes", integer("bytes to flip", 1, 4096))}, true, false});
+               {opt("bytes", integer("bytes to flip", 1, 4096))}, true, true});
   return v;
 }
 

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <deque>
 #include <filesystem>
@@ -159,6 +160,8 @@ struct impl_worker;
 struct terminal_model::impl {
   shared_state s;
   std::vector<std::unique_ptr<impl_worker>> workers;
+  // Per terminal: crash / corruption requests posted and not yet handled on its worker.
+  std::unique_ptr<std::atomic<int>[]> pending;
   void emit(const std::string& event, json fields) const {
     if (!s.config.on_event) return;
     fields["load"] = s.config.name;
@@ -793,19 +796,27 @@ void terminal_model::crash(std::size_t i) {
   if (i >= impl_->s.terminals || impl_->workers.empty()) return;
   auto* iw = impl_->workers[i % impl_->workers.size()].get();
   if (!iw) return;
-  net::post(iw->w.io(), [iw, i] {
+  impl_->pending[i].fetch_add(1);
+  net::post(iw->w.io(), [iw, i, pending = &impl_->pending[i]] {
     for (auto& t : iw->terms)
       if (t->index == i) iw->crash(*t);
+    pending->fetch_sub(1);
   });
+}
+
+bool terminal_model::settled(std::size_t i) const {
+  return i >= impl_->s.terminals || impl_->pending[i].load() == 0;
 }
 
 void terminal_model::journal_corrupt(std::size_t i, std::size_t bytes) {
   if (i >= impl_->s.terminals || impl_->workers.empty()) return;
   auto* iw = impl_->workers[i % impl_->workers.size()].get();
   if (!iw) return;
-  net::post(iw->w.io(), [iw, i, bytes] {
+  impl_->pending[i].fetch_add(1);
+  net::post(iw->w.io(), [iw, i, bytes, pending = &impl_->pending[i]] {
     for (auto& t : iw->terms)
       if (t->index == i) iw->corrupt(*t, bytes, ++iw->corruptions);
+    pending->fetch_sub(1);
   });
 }
 
@@ -848,6 +859,7 @@ std::unique_ptr<terminal_model> make_terminal_model(const terminal_config& confi
   std::filesystem::create_directories(config.journal_dir, fec);
   if (fec)
     throw std::invalid_argument(where + "journal.dir: found \"" + config.journal_dir + "\"; expected a writable directory (" + fec.message() + ")");
+  m->pending = std::make_unique<std::atomic<int>[]>(s.terminals);
   return std::make_unique<terminal_model>(std::move(m));
 }
 

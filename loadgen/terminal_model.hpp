@@ -155,6 +155,9 @@ class terminal_model final : public load_model {
   // terminals are ignored.
   void crash(std::size_t terminal);
   void journal_corrupt(std::size_t terminal, std::size_t bytes);
+  // True once every crash/journal_corrupt request for `terminal` was carried out on its worker
+  // (the journal replayed, or the damage detected and the journal rewritten). Any thread.
+  bool settled(std::size_t terminal) const;
 
   // Every op every terminal created, with its fate (audit.hpp). After the pool stopped.
   void collect(std::vector<audit_op>& out) const;

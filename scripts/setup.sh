@@ -9,7 +9,7 @@ build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-system1.8
   nlohmann-json3-dev libgtest-dev libgmock-dev libpq-dev)
 lab_pkgs=(postgresql-15 postgresql-client-15 haproxy iproute2 iptables procps psmisc
   util-linux libpq5 libpcap0.8 ca-certificates openssl)
-test_pkgs=(python3 python3-jsonschema curl)
+test_pkgs=(python3 python3-jsonschema curl chromium libxml2-utils fonts-dejavu-core)
 
 want=()
 if [[ "${1:-}" == "--runtime" ]]; then

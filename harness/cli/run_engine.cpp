@@ -13,10 +13,15 @@
 #include "injectors/reaper.hpp"
 #include "labstack/lab.hpp"
 #include "harness/audit.hpp"
+#include "injectors/client_control.hpp"
 #include "loadgen/audit_reader.hpp"
+#include "loadgen/bootstrap_model.hpp"
+#include "loadgen/fanout_model.hpp"
+#include "loadgen/limits.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/terminal_model.hpp"
 #include "loadgen/workers.hpp"
+#include "reports/progress.hpp"
 #include "reports/writers.hpp"
 
 #include <arpa/inet.h>
@@ -225,10 +230,12 @@ loadgen::http_model_config http_config(const scenario& s, const load_entry& l, b
 
 double ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
 
-// report.json's `metrics` and `series`: times in ms, counts as they are.
-void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohmann::json& series) {
+// report.json's `metrics`, `series` and `gauges`: times in ms, counts as they are; a gauge's
+// series is its level at the end of each second, [[t_s, value], ...].
+void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohmann::json& series, nlohmann::json& gauges) {
   metrics = nlohmann::json::object();
   series = nlohmann::json::object();
+  gauges = nlohmann::json::object();
   for (const auto& name : m.names()) {
     const timed_metric* t = m.find(name);
     const histogram& h = t->hist();
@@ -254,26 +261,12 @@ void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohman
   for (const auto& name : m.gauge_names()) {
     const gauge_series* g = m.find_gauge(name);
     metrics[name] = {{"unit", "value"}, {"last", g->last()}, {"peak", g->peak()}};
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& p : g->coarse()) rows.push_back({static_cast<double>(p.step), p.value});
+    gauges[name] = rows;
   }
 }
 
-std::string progress_line(const metrics_shard& snap, const metrics_shard* prev, double elapsed_s, double total_s,
-                          const scenario& s) {
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(0) << "[" << std::setw(5) << elapsed_s << "s/" << total_s << "s]";
-  for (const auto& l : s.loads) {
-    std::string base = l.model == "http" ? "http" : l.model;
-    std::string req_name = base + ".requests@" + l.name, lat_name = base + ".latency@" + l.name;
-    if (!snap.find(req_name)) { req_name = base + ".requests"; lat_name = base + ".latency"; }
-    const timed_metric* req = snap.find(req_name);
-    const timed_metric* lat = snap.find(lat_name);
-    if (!req) continue;
-    std::uint64_t before = prev && prev->find(req_name) ? prev->find(req_name)->count() : 0;
-    o << " " << l.name << ": " << (req->count() - before) << "/s total " << req->count() << " errors " << req->error_count();
-    if (lat && lat->hist().count()) o << std::setprecision(1) << " p99 " << ms(lat->hist().percentile(99)) << "ms" << std::setprecision(0);
-  }
-  return o.str();
-}
 
 // Where the audit reads from: target.audit {via: api|sql, dsn}. The lab: its API through the LB,
 // or its primary's DSN with via sql. Endpoints: the API, or the given DSN.
@@ -301,6 +294,43 @@ loadgen::audit_source audit_source_for(const scenario& s, const lab::lab* the_la
   if (s.target.contains("profile")) src.profile = loadgen::parse_profile(s.target["profile"]);
   return src;
 }
+
+// The terminals of the run's terminal loads as the client faults see them: "<load>/s<i>-t<j>".
+class terminal_clients final : public injectors::client_control {
+ public:
+  explicit terminal_clients(const std::vector<loadgen::terminal_model*>& models) : models_(models) {}
+  std::vector<std::string> clients() const override {
+    std::vector<std::string> out;
+    for (auto* m : models_)
+      for (std::size_t i = 0; i < m->terminals(); ++i) out.push_back(std::string(m->name()) + "/" + m->client(i));
+    return out;
+  }
+  void crash(const std::string& client) override {
+    auto [m, i] = find(client);
+    m->crash(i);
+  }
+  void corrupt_journal(const std::string& client, int bytes, std::uint64_t) override {
+    auto [m, i] = find(client);
+    m->journal_corrupt(i, static_cast<std::size_t>(bytes));
+  }
+  bool recovered(const std::string& client) const override {
+    auto [m, i] = find(client);
+    return m->settled(i);
+  }
+  std::string journal_path(const std::string& client) const override {
+    auto [m, i] = find(client);
+    return m->journal_path(i);
+  }
+
+ private:
+  std::pair<loadgen::terminal_model*, std::size_t> find(const std::string& client) const {
+    for (auto* m : models_)
+      for (std::size_t i = 0; i < m->terminals(); ++i)
+        if (std::string(m->name()) + "/" + m->client(i) == client) return {m, i};
+    throw std::invalid_argument("no terminal " + client);
+  }
+  const std::vector<loadgen::terminal_model*>& models_;
+};
 
 // Faults whose effect is a single blow (the system then heals by itself): recovery counts from
 // the hit. The others last until reverted: recovery counts from the revert.
@@ -511,6 +541,8 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   }
   // Sync models (terminals) keep every op's fate for the audit; their ids carry this run's tag.
   std::vector<loadgen::terminal_model*> terminals;
+  std::vector<loadgen::fanout_model*> fanouts;
+  std::vector<loadgen::bootstrap_model*> bootstraps;
   std::int64_t drain_us = 0;
   const std::string run_tag = [] {
     std::random_device rd;
@@ -534,6 +566,23 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
           auto m = loadgen::make_terminal_model(cfg);
           terminals.push_back(m.get());
           models.push_back(std::move(m));
+        } else if (l.model == "fanout" || l.model == "bootstrap") {
+          std::vector<loadgen::phase_spec> phases;
+          for (const auto& ph : l.phases) phases.push_back({ph.name, ph.for_us, ph.rate, ph.to});
+          const std::string where = "scenario.load[" + std::to_string(i) + "]";
+          const std::string ws = the_lab ? the_lab->lb_ws_url() : std::string();
+          if (l.model == "fanout") {
+            auto cfg = loadgen::fanout_config_from(l.name, l.fields, phases, s.target, lab_base, ws, run_tag, s.seed + i, true, where);
+            drain_us = std::max(drain_us, cfg.drain_us + 1'000'000);
+            auto m = loadgen::make_fanout_model(cfg);
+            fanouts.push_back(m.get());
+            models.push_back(std::move(m));
+          } else {
+            auto cfg = loadgen::bootstrap_config_from(l.name, l.fields, phases, s.target, lab_base, ws, run_tag, s.seed + i, true, where);
+            auto m = loadgen::make_bootstrap_model(cfg);
+            bootstraps.push_back(m.get());
+            models.push_back(std::move(m));
+          }
         } else {
           throw std::invalid_argument("load " + l.name + ": model " + l.model + " is not implemented in this build");
         }
@@ -556,6 +605,24 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     if (auto* pl = pool_ptr.load()) pl->interrupt();
   });
   const cpu_times cpu_at_start = process_cpu_times();
+  terminal_clients clients(terminals);  // what client_crash / journal_corrupt act on
+  // System limits before thousands of sockets: one line per limit too low (exit 3, nothing ran).
+  if (error.empty() && !fanouts.empty()) {
+    loadgen::connection_plan cp;
+    for (auto* f : fanouts) cp.connections += f->planned_connections(o.threads);
+    cp.loopback_spread = true;
+    if (the_lab) {
+      cp.through_lb = cp.connections;
+      try {
+        auto st = the_lab->status();
+        if (st.contains("limits") && st["limits"].contains("haproxy_maxconn"))
+          cp.lb_maxconn = st["limits"]["haproxy_maxconn"].get<std::uint64_t>();
+      } catch (const std::exception&) {
+      }
+    }
+    auto problems = loadgen::limit_problems(cp, loadgen::read_system_limits());
+    for (const auto& pr : problems) error += (error.empty() ? "" : "; ") + pr;
+  }
   if (error.empty() && !signals.fired()) {
     start = clock::now();
     events.set_origin(start);
@@ -576,6 +643,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
         fc.env.seed = s.seed;
         fc.env.run_tag = dir.filename().string();
         fc.lab_id = the_lab ? the_lab->id() : "";
+        if (!terminals.empty()) fc.env.clients = &clients;
         fc.on_event = [&](const std::string& ev, nlohmann::json f) { events.write(ev, std::move(f)); };
         fc.log = [](const std::string& line) { std::cerr << "\n" << line << "\n"; };
         faults = std::make_unique<injectors::fault_runner>(std::move(fc));
@@ -583,19 +651,32 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       }
       aborts.start();
       for (const auto& ph : p.phases) events.write("phase_planned", {{"load", ph.load}, {"phase", ph.phase}, {"start_s", ph.start_us / 1e6}, {"end_s", ph.end_us / 1e6}});
+      // Live progress: on a terminal one line rewritten each second, else a plain line every 10 s.
       bool tty = isatty(STDERR_FILENO);
+      reports::progress_input progress;
+      for (const auto& l : s.loads) progress.loads.push_back({l.name, l.model});
+      progress.total_s = static_cast<double>(s.duration_us) / 1e6;
       std::unique_ptr<metrics_shard> prev;
+      std::vector<std::string> active_faults;  // names of the faults applied and not yet reverted
       int tick = 0;
-      double total_s = static_cast<double>(s.duration_us) / 1e6;
       end = pool.run_until(start + std::chrono::microseconds(s.duration_us), [&](const metrics_shard& snap, std::int64_t at_us) {
         ++tick;
-        if (tty) {
-          std::cerr << "\r" << progress_line(snap, prev.get(), at_us / 1e6, total_s, s) << "\033[K" << std::flush;
-        } else if (tick % 10 == 0) {
-          std::cerr << progress_line(snap, prev.get(), at_us / 1e6, total_s, s) << "\n";
+        if (tty || tick % 10 == 0) {
+          progress.now = &snap;
+          progress.elapsed_s = static_cast<double>(at_us) / 1e6;
+          active_faults.clear();
+          if (faults)
+            for (const auto& r : faults->records())
+              if (r.applied_us && !r.reverted_us) active_faults.push_back(r.name);
+          progress.active_faults = active_faults;
+          std::string line = reports::progress_line(progress);
+          if (tty) std::cerr << "\r" << line << "\033[K" << std::flush;
+          else std::cerr << line << "\n";
         }
         prev = std::make_unique<metrics_shard>(snap);
         aborts.check_metrics(snap, at_us);
+        progress.prev = prev.get();
+        progress.prev_elapsed_s = static_cast<double>(at_us) / 1e6;
       });
       if (tty) std::cerr << "\n";
       aborts.stop();
@@ -609,7 +690,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       }
       pool_ptr = nullptr;
       // Sync models drain what they hold (bounded by their `drain`), then in-flight work ends.
-      if (!terminals.empty()) std::cerr << "load stopped; draining queued ops (at most " << units::format_duration(drain_us) << ")\n";
+      if (!terminals.empty() || !fanouts.empty()) std::cerr << "load stopped; draining queued ops (at most " << units::format_duration(drain_us) << ")\n";
       merged = pool.stop(std::chrono::milliseconds(drain_us / 1000 + 5'000));
       auto wall_us = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count());
       for (auto c : pool.cpu_us()) worker_cpu_max = std::max(worker_cpu_max, static_cast<double>(c) / static_cast<double>(wall_us));
@@ -651,10 +732,16 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
 
   nlohmann::json audit_j;
   std::optional<audit_result> audit;
-  if (!terminals.empty() && error.empty() && !interrupted) {
+  const bool audited = !terminals.empty() || !fanouts.empty() || !bootstraps.empty();
+  if (audited && error.empty() && !interrupted) {
     try {
       audit_input ain;
       for (auto* t : terminals) t->collect(ain.ops);
+      for (auto* f : fanouts) {
+        f->collect(ain.ops);
+        f->collect_views(ain.views);
+      }
+      for (auto* b : bootstraps) b->collect(ain.ops);
       ain.run_end_us = run_end_us;
       for (const auto& o : occurrences)
         if (o.applied_us >= 0) ain.faults.push_back({o.name, o.applied_us});
@@ -754,7 +841,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     ctx.scalars["audit.diverged"] = static_cast<double>(audit->diverged);
     ctx.scalars["audit.lost_age"] = audit->lost_oldest_age_us ? static_cast<double>(*audit->lost_oldest_age_us) : 0.0;
   } else {
-    std::string why = terminals.empty() ? "no load in this run keeps client-side op records (terminal, offline)"
+    std::string why = !audited ? "no load in this run keeps client-side op records (terminal, fanout, bootstrap)"
                                         : "the audit did not run (" + (error.empty() ? std::string("the run was interrupted") : error) + ")";
     for (const char* k : {"audit.lost", "audit.duplicates", "audit.in_doubt", "audit.order_violations", "audit.diverged", "audit.lost_age"})
       ctx.absent[k] = std::string(k) + ": " + why;
@@ -814,8 +901,8 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   else if (any_inconclusive) { outcome = "inconclusive"; exit_code = 5; reason = "a rule could not be judged"; }
   else { outcome = "pass"; exit_code = 0; }
 
-  nlohmann::json metrics_j, series_j;
-  metrics_for_report(merged, metrics_j, series_j);
+  nlohmann::json metrics_j, series_j, gauges_j;
+  metrics_for_report(merged, metrics_j, series_j, gauges_j);
   // Values judged once per run (recovery.<fault>, ready.<fault>, detect.<fault>, outage.max):
   // ms, null with "unbounded" when never reached.
   for (const auto& [k, val] : ctx.scalars) {
@@ -844,6 +931,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       {"verdicts", verdicts},
       {"metrics", metrics_j},
       {"series", series_j},
+      {"gauges", gauges_j},
       {"faults", faults_report(fault_records, tl, audit)},
       {"audit", audit_j.is_null() ? nlohmann::json() : audit_j},
       {"generator", {{"cpu", cpu_cores}, {"lag_p99", lag_p99 ? nlohmann::json(*lag_p99) : nlohmann::json()},
@@ -858,6 +946,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     exit_code = 3;
   }
   std::cout << reports::verdict_table(report);
+  exit_code = reports::apply_baseline(report, dir.string(), o.baseline, exit_code, std::cout, std::cerr);
   std::cout << "report: " << (dir / "report.html").string() << std::endl;
   return exit_code;
 }

@@ -6,6 +6,7 @@
 
 #include "harness/plan.hpp"
 #include "harness/scenario.hpp"
+#include "reports/baseline.hpp"
 
 #include <cstddef>
 #include <string>
@@ -16,6 +17,7 @@ struct run_options {
   std::string out_dir = "runs";
   std::size_t threads = 1;
   bool dry_run = false;
+  reports::baseline_options baseline;  // --baseline DIR, --baseline-keep N, --max-regression PCT
 };
 
 // What --dry-run prints after the timeline: resolved targets and what would be started.

@@ -1,0 +1,335 @@
+// The bootstrap model's runtime (bootstrap_model.hpp): the seeding pushes on a private
+// io_context in start(), then one coroutine per client on its worker, over the loadgen HTTP
+// client (detail/ws_http.hpp). No Beast here.
+#include "loadgen/bootstrap_model.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <array>
+#include <stdexcept>
+
+#include "harness/scenario.hpp"
+#include "loadgen/detail/task_group.hpp"
+#include "loadgen/detail/ws_http.hpp"
+#include "loadgen/detail/ws_logic.hpp"
+
+namespace syncstorm::loadgen {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr std::size_t seed_parallel = 4;
+
+bool cancelled(const net::cancellation_state& cs) { return cs.cancelled() != net::cancellation_type::none; }
+
+struct boot_worker {
+  boot_worker(worker& w_, const bootstrap_config& c)
+      : w(w_),
+        pull(m(c, "pull.latency")),
+        time(m(c, "bootstrap.time")),
+        changes(m(c, "bootstrap.changes")),
+        incomplete(m(c, "bootstrap.incomplete")) {
+    for (std::size_t b = 0; b < error_bucket_count; ++b)
+      errors[b] = &m(c, "pull.errors." + std::string(to_string(static_cast<error_bucket>(b))));
+  }
+  timed_metric& m(const bootstrap_config& c, const std::string& n) { return w.metrics().metric(n + "@" + c.name); }
+  worker& w;
+  timed_metric &pull, &time, &changes, &incomplete;
+  std::array<timed_metric*, error_bucket_count> errors{};
+  std::vector<std::int64_t> starts;  // this worker's clients' start times (µs since run start)
+  bool stopping = false;
+  std::vector<net::steady_timer*> sleeping;
+};
+
+}  // namespace
+
+struct bootstrap_model::impl {
+  bootstrap_config config;
+  detail::http_site site;
+  std::vector<std::unique_ptr<boot_worker>> workers;
+  std::vector<audit_op> seeded;
+  std::int64_t seed_us = 0;
+  bool seeded_done = false;
+
+  // Seeds the stream with config.changes appends, `seed_parallel` pushes in flight.
+  void seed_stream(run_clock::time_point run_start) {
+    const auto& c = config;
+    if (c.changes == 0) return;
+    const auto t0 = run_clock::now();
+    const std::string client = c.name + "-seed";
+    const std::int64_t created = std::chrono::duration_cast<std::chrono::microseconds>(t0 - run_start).count();
+    seeded.reserve(c.changes);
+    for (std::size_t k = 1; k <= c.changes; ++k) {
+      audit_op op;
+      op.id = c.run_tag + "-" + c.name + "-seed-" + std::to_string(k);
+      op.client = client;
+      op.stream = c.stream;
+      op.seq = static_cast<std::int64_t>(k);
+      op.kind = 'a';
+      op.created_us = created;
+      seeded.push_back(std::move(op));
+    }
+    net::io_context io;
+    std::size_t next = 0;
+    std::string error;
+    auto pusher = [&]() -> net::awaitable<void> {
+      detail::http_conn conn(io, site);
+      while (next < c.changes && error.empty()) {
+        const std::size_t from = next;
+        const std::size_t to = std::min(c.changes, from + c.seed_batch);
+        next = to;
+        std::vector<sync_op> ops;
+        ops.reserve(to - from);
+        for (std::size_t k = from; k < to; ++k) {
+          sync_op op;
+          op.id = seeded[k].id;
+          op.stream = c.stream;
+          op.seq = seeded[k].seq;
+          op.t_us = created;
+          op.kind = op_kind::append;
+          op.value = json{{"n", k + 1}};
+          ops.push_back(std::move(op));
+        }
+        const std::string body = render_push(c.profile, client, ops);
+        detail::http_reply r;
+        for (int attempt = 0; attempt < 5; ++attempt) {
+          r = co_await conn.async_request(c.profile.push_method, c.profile.push_path, body, c.timeout_us);
+          if (!r.failed) break;
+          net::steady_timer t(io, std::chrono::milliseconds(200 << attempt));
+          co_await t.async_wait(use_tuple);
+        }
+        if (r.failed) {
+          error = std::string(to_string(*r.failed)) + (r.status ? " " + std::to_string(r.status) : "");
+          break;
+        }
+        auto pr = parse_push_reply(c.profile, r.body);
+        if (pr.malformed) {
+          error = pr.reason;
+          break;
+        }
+        const std::int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - run_start).count();
+        std::size_t acked = 0;
+        for (std::size_t k = from; k < to; ++k) {
+          seeded[k].first_sent_us = now;
+          seeded[k].state = audit_op_state::in_doubt;
+        }
+        // Ids are "<prefix><k>"; the batch is contiguous.
+        const std::string prefix = c.run_tag + "-" + c.name + "-seed-";
+        for (const auto& id : pr.acked) {
+          if (!id.starts_with(prefix)) continue;
+          const std::size_t k = std::stoull(id.substr(prefix.size()));
+          if (k >= from + 1 && k <= to) {
+            seeded[k - 1].acked_us = now;
+            seeded[k - 1].state = audit_op_state::acked;
+            ++acked;
+          }
+        }
+        if (acked != to - from) {
+          error = "a seed push acknowledged " + std::to_string(acked) + " of " + std::to_string(to - from) + " ops";
+          break;
+        }
+      }
+    };
+    for (std::size_t i = 0; i < seed_parallel; ++i) net::co_spawn(io, pusher(), net::detached);
+    io.run();
+    if (!error.empty()) throw std::runtime_error("load " + c.name + ": seeding stream " + c.stream + " failed: " + error);
+    seed_us = std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - t0).count();
+  }
+};
+
+namespace {
+
+net::awaitable<void> run_client(boot_worker& bw, const bootstrap_model::impl& m, std::int64_t start_us) {
+  co_await net::this_coro::throw_if_cancelled(false);
+  const auto cs = co_await net::this_coro::cancellation_state;
+  const auto& c = m.config;
+  auto& io = bw.w.io();
+  if (start_us > bw.w.now_us()) {
+    net::steady_timer timer(io, bw.w.start() + std::chrono::microseconds(start_us));
+    bw.sleeping.push_back(&timer);
+    co_await timer.async_wait(use_tuple);
+    std::erase(bw.sleeping, &timer);
+  }
+  if (bw.stopping || cancelled(cs)) co_return;
+  detail::http_conn conn(io, m.site);
+  const std::int64_t t0 = bw.w.now_us();
+  std::string cursor = "0";
+  std::uint64_t pulled = 0;
+  int failures = 0;
+  bool ok = true;
+  // The changes, page by page (the stream parameter is sent even to a global feed; changes of
+  // other streams are not counted).
+  for (;;) {
+    if (bw.stopping || cancelled(cs)) co_return;  // stopped before usable: nothing to record
+    const std::int64_t sent = bw.w.now_us();
+    auto r = co_await conn.async_request("GET", changes_target(c.profile, &c.stream, cursor, c.page), "", c.timeout_us);
+    std::optional<error_bucket> failed = r.failed;
+    changes_page page;
+    if (!failed) {
+      page = parse_changes(c.profile, r.body);
+      if (page.malformed) failed = error_bucket::protocol;
+    }
+    const std::int64_t now = bw.w.now_us();
+    bw.pull.record(now, now - sent, !failed);
+    if (failed) {
+      bw.errors[static_cast<std::size_t>(*failed)]->add(now, 1, false);
+      if (++failures > c.retries) {
+        ok = false;
+        break;
+      }
+      net::steady_timer t(io, std::chrono::microseconds(detail::backoff_us(failures, 100'000, 2'000'000, detail::mix64(now))));
+      co_await t.async_wait(use_tuple);
+      continue;
+    }
+    failures = 0;
+    std::uint64_t mine = 0;
+    for (const auto& ch : page.changes) mine += ch.stream == c.stream;
+    pulled += mine;
+    if (mine) bw.changes.add(now, mine);
+    if (page.changes.empty() || page.next.empty() || page.next == cursor) break;
+    cursor = page.next;
+  }
+  // Then the records: the device is usable.
+  while (ok) {
+    const std::int64_t sent = bw.w.now_us();
+    auto r = co_await conn.async_request("GET", records_target(c.profile, c.stream), "", c.timeout_us);
+    std::optional<error_bucket> failed = r.failed;
+    if (!failed && parse_records(c.profile, r.body).malformed) failed = error_bucket::protocol;
+    const std::int64_t now = bw.w.now_us();
+    bw.pull.record(now, now - sent, !failed);
+    if (!failed) break;
+    bw.errors[static_cast<std::size_t>(*failed)]->add(now, 1, false);
+    if (++failures > c.retries || bw.stopping || cancelled(cs)) ok = false;
+  }
+  const std::int64_t end = bw.w.now_us();
+  bw.time.record(end, end - t0, ok);
+  if (pulled < c.changes) bw.incomplete.add(end, 1, false);
+}
+
+}  // namespace
+
+bootstrap_model::bootstrap_model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+bootstrap_model::~bootstrap_model() = default;
+
+std::string_view bootstrap_model::name() const { return impl_->config.name; }
+const std::string& bootstrap_model::stream() const noexcept { return impl_->config.stream; }
+std::int64_t bootstrap_model::seed_us() const noexcept { return impl_->seed_us; }
+
+void bootstrap_model::collect(std::vector<audit_op>& out) const {
+  out.insert(out.end(), impl_->seeded.begin(), impl_->seeded.end());
+}
+
+void bootstrap_model::start(worker& w) {
+  auto& m = *impl_;
+  const auto& c = m.config;
+  if (m.workers.empty()) {
+    m.workers.resize(w.count());
+    m.site.resolve(w.io(), c.name);
+    m.seed_stream(w.start());
+  }
+  auto& bw = *(m.workers.at(w.index()) = std::make_unique<boot_worker>(w, c));
+  // Client k's start: the phases' k-th arrival (from now: seeding took its time), or now.
+  arrival_schedule schedule(c.phases);
+  const std::int64_t now = w.now_us();
+  for (std::size_t k = 0; k < c.clients; ++k) {
+    auto due = schedule.next();
+    if (k % w.count() != w.index()) continue;
+    bw.starts.push_back(due ? now + *due : now);
+  }
+  for (std::int64_t at : bw.starts) w.tasks().spawn(run_client(bw, m, at));
+}
+
+void bootstrap_model::stop() {
+  for (auto& bw : impl_->workers)
+    if (bw)
+      net::post(bw->w.io(), [p = bw.get()] {
+        p->stopping = true;
+        for (auto* t : p->sleeping) t->cancel();
+      });
+}
+
+std::unique_ptr<bootstrap_model> make_bootstrap_model(const bootstrap_config& config) {
+  auto m = std::make_unique<bootstrap_model::impl>();
+  m->config = config;
+  const std::string where = "load " + config.name + ": ";
+  if (config.clients == 0) throw std::invalid_argument(where + "clients: found 0; expected an integer >= 1");
+  if (config.page == 0) throw std::invalid_argument(where + "page: found 0; expected an integer >= 1");
+  if (config.seed_batch == 0) throw std::invalid_argument(where + "seed_batch: found 0; expected an integer >= 1");
+  if (config.timeout_us <= 0)
+    throw std::invalid_argument(where + "timeout: found " + std::to_string(config.timeout_us) + " µs; expected a positive duration");
+  if (config.phases.empty()) throw std::invalid_argument(where + "phases: found none; expected at least one phase");
+  if (config.run_tag.empty()) throw std::invalid_argument(where + "run tag: found \"\"; expected a tag that makes op ids unique");
+  arrival_schedule check(config.phases);
+  if (m->config.stream.empty()) m->config.stream = config.run_tag + "-" + config.name + "-boot";
+  m->site = detail::http_site::make(config.http_url, config.headers, config.tls, "scenario.target.endpoints.http");
+  return std::make_unique<bootstrap_model>(std::move(m));
+}
+
+bootstrap_config bootstrap_config_from(const std::string& name, const json& f, const std::vector<phase_spec>& phases,
+                                       const json& target, const std::string& base_http_url, const std::string&,
+                                       const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
+  bootstrap_config c;
+  c.name = name;
+  c.run_tag = run_tag;
+  c.seed = seed;
+  auto bad = [&](const std::string& key, const json& found, const std::string& expected) {
+    throw std::invalid_argument(where + "." + key + ": found " + found.dump() + "; expected " + expected);
+  };
+  auto get_int = [&](const char* key, std::int64_t def, std::int64_t min, std::int64_t max) -> std::int64_t {
+    if (!f.contains(key)) return def;
+    if (!f[key].is_number_integer() || f[key].get<std::int64_t>() < min || f[key].get<std::int64_t>() > max)
+      bad(key, f[key], "an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    return f[key].get<std::int64_t>();
+  };
+  c.clients = static_cast<std::size_t>(get_int("clients", 1, 1, 1'000'000));
+  c.changes = static_cast<std::size_t>(get_int("changes", 0, 0, 100'000'000));
+  c.page = static_cast<std::size_t>(get_int("page", 1000, 1, 100'000));
+  c.seed_batch = static_cast<std::size_t>(get_int("seed_batch", 2000, 1, 100'000));
+  c.retries = static_cast<int>(get_int("retries", 10, 0, 1000));
+  if (f.contains("timeout")) {
+    c.timeout_us = duration_us(f["timeout"]);
+    if (c.timeout_us <= 0) bad("timeout", f["timeout"], "a positive duration like \"30s\"");
+  }
+  if (f.contains("stream")) {
+    if (!f["stream"].is_string() || f["stream"].get<std::string>().empty()) bad("stream", f["stream"], "a stream name");
+    c.stream = f["stream"];
+  }
+  for (const auto& p0 : phases) {
+    phase_spec p = p0;
+    if (!p.rate && !p.to) p.rate = 0.0;
+    c.phases.push_back(p);
+  }
+  std::string base = base_http_url;
+  if (base.empty() && target.contains("endpoints") && target["endpoints"].is_object()) base = target["endpoints"].value("http", "");
+  if (base.empty())
+    throw std::invalid_argument("scenario.target.endpoints.http: found nothing; expected the sync API's URL for load " + name);
+  c.http_url = resolve ? resolve_env(base) : base;
+  if (target.contains("headers") && target["headers"].is_object())
+    for (const auto& [k, v] : target["headers"].items())
+      if (v.is_string()) c.headers.emplace_back(k, resolve ? resolve_env(v.get<std::string>()) : v.get<std::string>());
+  if (target.contains("tls")) {
+    const json& t = target["tls"];
+    auto r = [&](const char* k) {
+      std::string v = t.value(k, "");
+      return resolve ? resolve_env(v) : v;
+    };
+    c.tls.ca_file = r("ca_file");
+    c.tls.cert_file = r("cert_file");
+    c.tls.key_file = r("key_file");
+    c.tls.server_name = r("server_name");
+    c.tls.verify = t.value("verify", true);
+  }
+  if (target.contains("profile")) c.profile = parse_profile(target["profile"], "scenario.target.profile");
+  return c;
+}
+
+}  // namespace syncstorm::loadgen
