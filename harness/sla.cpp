@@ -230,6 +230,12 @@ verdict evaluate(const rule_entry& rule, const evaluation_context& ctx) {
                   fmt(static_cast<double>(*rule.for_us) / 1e6) + " s)";
     }
   }
+  if (time_stat && ctx.generator_saturated && !v.pass && rule.max &&
+      value - static_cast<double>(ctx.generator_lag_p99_us) * scale > *rule.max * scale) {
+    v.reason += "; the generator saturated (" + ctx.saturation_reason + "), but the bound is broken by more than its " +
+                fmt(static_cast<double>(ctx.generator_lag_p99_us) * scale) + " ms of lag";
+    return v;
+  }
   if (time_stat && ctx.generator_saturated) {
     v.inconclusive = true;
     v.reason = "the generator saturated (" + ctx.saturation_reason + "): " + rule.metric +

@@ -40,6 +40,9 @@ struct evaluation_context {
   std::int64_t run_end_us = 0;
   bool generator_saturated = false;
   std::string saturation_reason;
+  // generator.lag p99 (µs) when saturated: a latency that breaks a `max` bound by more than the
+  // generator's own delay fails even so (the breach is the server's); otherwise inconclusive.
+  std::int64_t generator_lag_p99_us = 0;
   // Resolves a rule's window ("all", "phase:l/p", "during:f", ...) to ranges; an empty result
   // means the window never happened (the rule is inconclusive).
   std::function<std::vector<time_window>(const std::string& window)> resolve_window;

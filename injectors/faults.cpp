@@ -83,7 +83,7 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
   if (t.contains("pods")) {
     const auto& lab = need_lab(env, "target.pods");
     r.backend = "lab";
-    r.key = "lab";
+    r.key = "lab-" + lab.id;
     if (t["pods"].is_string()) {
       std::string g = t["pods"];
       for (const auto& p : lab.pods) if (glob_match(g, p)) candidates.push_back(p);
@@ -109,7 +109,7 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
     } else {
       const auto& lab = need_lab(env, "target.role");
       r.backend = "lab";
-      r.key = "lab";
+      r.key = "lab-" + lab.id;
       if (role == "db-primary") candidates = {lab.primary};
       else if (role == "lb") candidates = {"lb"};
       else if (role == "db-replica") {
@@ -577,9 +577,9 @@ std::vector<std::string> scenario_target_keys(const scenario& s) {
       keys.push_back("kube-" + sanitize(sel.value("context", "current")) + "-" + sanitize(sel.value("namespace", "default")));
     } else if (f.kind == "disk_fill" && f.fields.contains("volume") && f.fields["volume"] != "db") {
       keys.push_back("path-" + sanitize(fs::absolute(f.fields["volume"].get<std::string>()).lexically_normal().string()));
-    } else if (!(t.contains("role") && t["role"] == "clients")) {
-      keys.push_back("lab");
     }
+    // A lab target is a lab this run starts: no earlier run can have left faults on it (a lab
+    // fault's key names its lab, "lab-<id>", for `revert` and the reaper).
   }
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());

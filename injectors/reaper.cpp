@@ -101,7 +101,7 @@ std::string refuse_unreverted(const std::vector<std::string>& keys) {
       fs::remove(e.path(), ec);
       continue;
     }
-    std::string what = key == "lab" ? "target lab" : "target " + key;
+    std::string what = key.starts_with("lab-") ? "target lab " + key.substr(4) : "target " + key;
     if (controller_alive(v))
       return what + ": run " + dir + " is applying faults now (pid " + std::to_string(*v.controller_pid) + "); wait for it to end";
     return what + ": run " + dir + " left faults unreverted (" + fault_list(v) + "); run `syncstorm revert " + dir + "` first";

@@ -3,6 +3,7 @@
 // have no deadline, and a stack that is still recovering must not hang the audit. The SQL reader
 // uses libpq's blocking calls with connect_timeout and statement_timeout. Neither shares state.
 #include "loadgen/audit_reader.hpp"
+#include "loadgen/detail/tls_context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -92,29 +93,6 @@ audit_change to_audit(server_change&& c) {
 
 // ---- API ----------------------------------------------------------------------------------------
 
-std::unique_ptr<net::ssl::context> make_ssl_context(const tls_spec& tls) {
-  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
-  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                   net::ssl::context::no_sslv3);
-  auto step = [](const char* field, const std::string& path, auto&& f) {
-    error_code ec;
-    f(ec);
-    if (ec)
-      throw audit_read_error(std::string("audit via api: target.tls.") + field + ": found \"" + path +
-                             "\"; expected a readable PEM file (" + ec.message() + ")");
-  };
-  if (!tls.ca_file.empty())
-    step("ca_file", tls.ca_file, [&](error_code& ec) { ctx->load_verify_file(tls.ca_file, ec); });
-  else
-    step("ca_file", "", [&](error_code& ec) { ctx->set_default_verify_paths(ec); });
-  ctx->set_verify_mode(tls.verify ? net::ssl::verify_peer : net::ssl::verify_none);
-  if (!tls.cert_file.empty()) {
-    step("cert_file", tls.cert_file, [&](error_code& ec) { ctx->use_certificate_chain_file(tls.cert_file, ec); });
-    step("key_file", tls.key_file,
-         [&](error_code& ec) { ctx->use_private_key_file(tls.key_file, net::ssl::context::pem, ec); });
-  }
-  return ctx;
-}
 
 struct api_reply {
   int status = 0;      // 0: no reply (see error)
@@ -141,7 +119,13 @@ class api_client {
     error_code ec;
     net::ip::make_address(server_name_, ec);
     sni_ = static_cast<bool>(ec);  // SNI carries DNS names only
-    if (url_.tls) ssl_ = make_ssl_context(src.tls);
+    if (url_.tls) {
+      try {
+        ssl_ = detail::make_client_ssl_context(src.tls);
+      } catch (const std::invalid_argument& e) {
+        throw audit_read_error(std::string("audit via api: ") + e.what());
+      }
+    }
     const bool default_port = url_.port == (url_.tls ? 443 : 80);
     const bool v6 = url_.host.find(':') != std::string::npos;
     host_ = (v6 ? "[" + url_.host + "]" : url_.host) + (default_port ? "" : ":" + std::to_string(url_.port));

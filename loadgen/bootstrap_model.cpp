@@ -1,6 +1,7 @@
 // The bootstrap model's runtime (bootstrap_model.hpp): the seeding pushes on a private
 // io_context in start(), then one coroutine per client on its worker, over the loadgen HTTP
 // client (detail/ws_http.hpp). No Beast here.
+#include "loadgen/target_access.hpp"
 #include "loadgen/bootstrap_model.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -308,27 +309,11 @@ bootstrap_config bootstrap_config_from(const std::string& name, const json& f, c
     if (!p.rate && !p.to) p.rate = 0.0;
     c.phases.push_back(p);
   }
-  std::string base = base_http_url;
-  if (base.empty() && target.contains("endpoints") && target["endpoints"].is_object()) base = target["endpoints"].value("http", "");
-  if (base.empty())
-    throw std::invalid_argument("scenario.target.endpoints.http: found nothing; expected the sync API's URL for load " + name);
-  c.http_url = resolve ? resolve_env(base) : base;
-  if (target.contains("headers") && target["headers"].is_object())
-    for (const auto& [k, v] : target["headers"].items())
-      if (v.is_string()) c.headers.emplace_back(k, resolve ? resolve_env(v.get<std::string>()) : v.get<std::string>());
-  if (target.contains("tls")) {
-    const json& t = target["tls"];
-    auto r = [&](const char* k) {
-      std::string v = t.value(k, "");
-      return resolve ? resolve_env(v) : v;
-    };
-    c.tls.ca_file = r("ca_file");
-    c.tls.cert_file = r("cert_file");
-    c.tls.key_file = r("key_file");
-    c.tls.server_name = r("server_name");
-    c.tls.verify = t.value("verify", true);
-  }
-  if (target.contains("profile")) c.profile = parse_profile(target["profile"], "scenario.target.profile");
+  c.http_url = target_http_url(target, base_http_url, name, resolve);
+  auto access = target_access_from(target, resolve);
+  c.headers = std::move(access.headers);
+  c.tls = std::move(access.tls);
+  c.profile = std::move(access.profile);
   return c;
 }
 

@@ -4,6 +4,7 @@
 // needs a deadline: connect/handshake timeouts, holes older than gap_grace, the drain, the
 // ws.connected gauge. Everything here runs on one worker's thread, except the ack table
 // (atomics, written by the pushing worker and read by every subscriber's worker).
+#include "loadgen/target_access.hpp"
 #include "loadgen/fanout_model.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -920,22 +921,10 @@ fanout_config fanout_config_from(const std::string& name, const json& f, const s
   }
   c.http_url = resolve ? resolve_env(http_base) : http_base;
   c.ws_url = resolve ? resolve_env(ws_base) : ws_base;
-  if (target.contains("headers") && target["headers"].is_object())
-    for (const auto& [k, v] : target["headers"].items())
-      if (v.is_string()) c.headers.emplace_back(k, resolve ? resolve_env(v.get<std::string>()) : v.get<std::string>());
-  if (target.contains("tls")) {
-    const json& t = target["tls"];
-    auto r = [&](const char* k) {
-      std::string v = t.value(k, "");
-      return resolve ? resolve_env(v) : v;
-    };
-    c.tls.ca_file = r("ca_file");
-    c.tls.cert_file = r("cert_file");
-    c.tls.key_file = r("key_file");
-    c.tls.server_name = r("server_name");
-    c.tls.verify = t.value("verify", true);
-  }
-  if (target.contains("profile")) c.profile = parse_profile(target["profile"], "scenario.target.profile");
+  auto access = target_access_from(target, resolve);
+  c.headers = std::move(access.headers);
+  c.tls = std::move(access.tls);
+  c.profile = std::move(access.profile);
   return c;
 }
 

@@ -9,6 +9,7 @@
 // cancels a timer on every read and write, which cost more CPU per request than wrk spends in
 // all (bench/README.md); the watchdog costs one timer per worker.
 #include "loadgen/http_model.hpp"
+#include "loadgen/detail/tls_context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
@@ -98,30 +99,6 @@ struct waiting_arrival {
   std::int64_t intended_us, issued_us;
 };
 
-std::unique_ptr<net::ssl::context> make_ssl_context(const tls_spec& tls) {
-  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
-  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                   net::ssl::context::no_sslv3);
-  auto step = [](const char* field, const std::string& path, auto&& f) {
-    error_code ec;
-    f(ec);
-    if (ec)
-      throw std::invalid_argument(std::string("target.tls.") + field + ": found \"" + path +
-                                  "\"; expected a readable PEM file (" + ec.message() + ")");
-  };
-  if (!tls.ca_file.empty())
-    step("ca_file", tls.ca_file, [&](error_code& ec) { ctx->load_verify_file(tls.ca_file, ec); });
-  else
-    step("ca_file", "", [&](error_code& ec) { ctx->set_default_verify_paths(ec); });
-  ctx->set_verify_mode(tls.verify ? net::ssl::verify_peer : net::ssl::verify_none);
-  if (!tls.cert_file.empty()) {
-    step("cert_file", tls.cert_file,
-         [&](error_code& ec) { ctx->use_certificate_chain_file(tls.cert_file, ec); });
-    step("key_file", tls.key_file,
-         [&](error_code& ec) { ctx->use_private_key_file(tls.key_file, net::ssl::context::pem, ec); });
-  }
-  return ctx;
-}
 
 // One worker's share of the model: its connections, its queue, its metrics. Only touched on
 // the worker's thread once start() returned.
@@ -138,7 +115,7 @@ struct http_worker {
         late(w.metrics().metric("generator.late")) {
     for (std::size_t b = 0; b < error_bucket_count; ++b)
       errors[b] = &w.metrics().metric("http.errors." + std::string(to_string(static_cast<error_bucket>(b))) + "@" + s.config.name);
-    if (s.url.tls) ssl = make_ssl_context(s.config.tls);
+    if (s.url.tls) ssl = detail::make_client_ssl_context(s.config.tls);
   }
 
   void outcome(std::int64_t intended_us, std::int64_t sent_us, std::optional<error_bucket> err) {
@@ -496,7 +473,7 @@ std::unique_ptr<load_model> make_http_model(const http_model_config& config) {
   error_code ec;
   net::ip::make_address(s.server_name, ec);
   s.sni = bool(ec);  // not an IP literal
-  if (s.url.tls) make_ssl_context(config.tls);  // validates the files now, with their field names
+  if (s.url.tls) detail::make_client_ssl_context(config.tls);  // validates the files now, with their field names
   return std::make_unique<http_model>(std::move(s));
 }
 

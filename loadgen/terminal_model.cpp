@@ -7,7 +7,9 @@
 // I/O objects (sockets, timers) live in coroutine frames, so they die with their coroutine,
 // before the worker's io_context; the terminal state points at them while they live so that
 // stop() and the fault hooks can wake or cut them.
+#include "loadgen/target_access.hpp"
 #include "loadgen/terminal_model.hpp"
+#include "loadgen/detail/tls_context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -85,27 +87,6 @@ std::uint64_t mix64(std::uint64_t z) {
 
 bool cancelled(const net::cancellation_state& cs) { return cs.cancelled() != net::cancellation_type::none; }
 
-std::unique_ptr<net::ssl::context> make_ssl_context(const tls_spec& tls) {
-  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
-  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3);
-  auto step = [](const char* field, const std::string& path, auto&& f) {
-    error_code ec;
-    f(ec);
-    if (ec)
-      throw std::invalid_argument(std::string("scenario.target.tls.") + field + ": found \"" + path +
-                                  "\"; expected a readable PEM file (" + ec.message() + ")");
-  };
-  if (!tls.ca_file.empty())
-    step("ca_file", tls.ca_file, [&](error_code& ec) { ctx->load_verify_file(tls.ca_file, ec); });
-  else
-    step("ca_file", "", [&](error_code& ec) { ctx->set_default_verify_paths(ec); });
-  ctx->set_verify_mode(tls.verify ? net::ssl::verify_peer : net::ssl::verify_none);
-  if (!tls.cert_file.empty()) {
-    step("cert_file", tls.cert_file, [&](error_code& ec) { ctx->use_certificate_chain_file(tls.cert_file, ec); });
-    step("key_file", tls.key_file, [&](error_code& ec) { ctx->use_private_key_file(tls.key_file, net::ssl::context::pem, ec); });
-  }
-  return ctx;
-}
 
 // What the workers share, read-only once built.
 struct shared_state {
@@ -193,7 +174,7 @@ struct impl_worker {
         depth(w.metrics().gauge("queue.depth@" + s.config.name)) {
     for (std::size_t b = 0; b < error_bucket_count; ++b)
       errors[b] = &metric("push.errors." + std::string(to_string(static_cast<error_bucket>(b))));
-    if (s.url.tls) ssl = make_ssl_context(s.config.tls);
+    if (s.url.tls) ssl = detail::make_client_ssl_context(s.config.tls);
   }
 
   timed_metric& metric(const std::string& n) { return w.metrics().metric(n + "@" + s.config.name); }
@@ -854,7 +835,7 @@ std::unique_ptr<terminal_model> make_terminal_model(const terminal_config& confi
   error_code ec;
   net::ip::make_address(s.server_name, ec);
   s.sni = bool(ec);
-  if (s.url.tls) make_ssl_context(config.tls);
+  if (s.url.tls) detail::make_client_ssl_context(config.tls);
   std::error_code fec;
   std::filesystem::create_directories(config.journal_dir, fec);
   if (fec)
@@ -943,26 +924,11 @@ terminal_config terminal_config_from(const std::string& name, const nlohmann::js
   c.drain_us = get_dur(f, "drain", "drain", c.drain_us);
   if (f.contains("stream_prefix") && f["stream_prefix"].is_string()) c.stream_prefix = f["stream_prefix"];
 
-  std::string base = base_url;
-  if (base.empty() && target.contains("endpoints")) base = target["endpoints"].value("http", "");
-  if (base.empty()) throw std::invalid_argument("scenario.target.endpoints.http: found nothing; expected the sync API's URL for load " + name);
-  c.url = resolve ? resolve_env(base) : base;
-  if (target.contains("headers") && target["headers"].is_object())
-    for (const auto& [k, v] : target["headers"].items())
-      if (v.is_string()) c.headers.emplace_back(k, resolve ? resolve_env(v.get<std::string>()) : v.get<std::string>());
-  if (target.contains("tls")) {
-    const json& t = target["tls"];
-    auto r = [&](const char* k) {
-      std::string v = t.value(k, "");
-      return resolve ? resolve_env(v) : v;
-    };
-    c.tls.ca_file = r("ca_file");
-    c.tls.cert_file = r("cert_file");
-    c.tls.key_file = r("key_file");
-    c.tls.server_name = r("server_name");
-    c.tls.verify = t.value("verify", true);
-  }
-  if (target.contains("profile")) c.profile = parse_profile(target["profile"], "scenario.target.profile");
+  c.url = target_http_url(target, base_url, name, resolve);
+  auto access = target_access_from(target, resolve);
+  c.headers = std::move(access.headers);
+  c.tls = std::move(access.tls);
+  c.profile = std::move(access.profile);
   return c;
 }
 

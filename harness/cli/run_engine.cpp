@@ -19,6 +19,7 @@
 #include "loadgen/fanout_model.hpp"
 #include "loadgen/limits.hpp"
 #include "loadgen/http_model.hpp"
+#include "loadgen/target_access.hpp"
 #include "loadgen/terminal_model.hpp"
 #include "loadgen/workers.hpp"
 #include "reports/progress.hpp"
@@ -198,11 +199,11 @@ loadgen::http_model_config http_config(const scenario& s, const load_entry& l, b
     c.url = base + req.value("path", "/");
   }
   c.method = req.value("method", "GET");
-  auto add_headers = [&](const nlohmann::json& h) {
-    for (auto& [k, v] : headers_of(h)) c.headers.emplace_back(k, resolve ? resolve_env(v) : v);
-  };
-  add_headers(s.target.value("headers", nlohmann::json::object()));
-  add_headers(req.value("headers", nlohmann::json::object()));
+  auto access = loadgen::target_access_from(s.target, resolve);
+  c.headers = std::move(access.headers);
+  for (auto& [k, v] : headers_of(req.value("headers", nlohmann::json::object())))
+    c.headers.emplace_back(k, resolve ? resolve_env(v) : v);
+  c.tls = std::move(access.tls);
   if (req.contains("body")) {
     if (req["body"].is_string()) c.body = req["body"].get<std::string>();
     else {
@@ -216,15 +217,6 @@ loadgen::http_model_config http_config(const scenario& s, const load_entry& l, b
   c.timeout_us = f.contains("timeout") ? duration_us(f["timeout"]) : 5'000'000;
   for (const auto& st : f.value("expect_status", nlohmann::json::array())) c.expect_status.push_back(st.get<int>());
   for (const auto& ph : l.phases) c.phases.push_back({ph.name, ph.for_us, ph.rate, ph.to});
-  if (s.target.contains("tls")) {
-    const auto& t = s.target["tls"];
-    auto r = [&](const char* k) { std::string v = t.value(k, ""); return resolve ? resolve_env(v) : v; };
-    c.tls.ca_file = r("ca_file");
-    c.tls.cert_file = r("cert_file");
-    c.tls.key_file = r("key_file");
-    c.tls.server_name = r("server_name");
-    c.tls.verify = t.value("verify", true);
-  }
   return c;
 }
 
@@ -280,18 +272,11 @@ loadgen::audit_source audit_source_for(const scenario& s, const lab::lab* the_la
     else throw std::invalid_argument("scenario.target.audit: found via \"sql\" without a dsn; expected a dsn for an endpoints target");
     return src;
   }
-  src.http_base = the_lab ? lab_base : target_http_base(s);
-  for (auto& [k, v] : headers_of(s.target.value("headers", nlohmann::json::object()))) src.headers.emplace_back(k, resolve_env(v));
-  if (s.target.contains("tls")) {
-    const auto& t = s.target["tls"];
-    auto r = [&](const char* k) { return resolve_env(t.value(k, "")); };
-    src.tls.ca_file = r("ca_file");
-    src.tls.cert_file = r("cert_file");
-    src.tls.key_file = r("key_file");
-    src.tls.server_name = r("server_name");
-    src.tls.verify = t.value("verify", true);
-  }
-  if (s.target.contains("profile")) src.profile = loadgen::parse_profile(s.target["profile"]);
+  src.http_base = loadgen::target_http_url(s.target, the_lab ? lab_base : std::string(), "audit", true);
+  auto access = loadgen::target_access_from(s.target, true);
+  src.headers = std::move(access.headers);
+  src.tls = std::move(access.tls);
+  src.profile = std::move(access.profile);
   return src;
 }
 
@@ -832,6 +817,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   ctx.run_end_us = run_end_us;
   ctx.generator_saturated = saturated;
   ctx.saturation_reason = sat_reason;
+  if (lag_p99) ctx.generator_lag_p99_us = static_cast<std::int64_t>(*lag_p99 * 1000.0);
   ctx.scalars = tl.scalars();
   if (audit) {
     ctx.scalars["audit.lost"] = static_cast<double>(audit->lost);

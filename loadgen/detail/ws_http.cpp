@@ -1,6 +1,7 @@
 // The loadgen-internal HTTP/1.1 client (ws_http.hpp) on Beast: a tcp_stream (or an ssl_stream
 // over one) per connection, its timer bounding each request, a string response parser.
 #include "loadgen/detail/ws_http.hpp"
+#include "loadgen/detail/tls_context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -37,27 +38,6 @@ bool closed_by_peer(const error_code& ec) {
 
 }  // namespace
 
-std::shared_ptr<net::ssl::context> make_client_ssl_context(const tls_spec& tls) {
-  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
-  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3);
-  auto step = [](const char* field, const std::string& path, auto&& f) {
-    error_code ec;
-    f(ec);
-    if (ec)
-      throw std::invalid_argument(std::string("scenario.target.tls.") + field + ": found \"" + path +
-                                  "\"; expected a readable PEM file (" + ec.message() + ")");
-  };
-  if (!tls.ca_file.empty())
-    step("ca_file", tls.ca_file, [&](error_code& ec) { ctx->load_verify_file(tls.ca_file, ec); });
-  else
-    step("ca_file", "", [&](error_code& ec) { ctx->set_default_verify_paths(ec); });
-  ctx->set_verify_mode(tls.verify ? net::ssl::verify_peer : net::ssl::verify_none);
-  if (!tls.cert_file.empty()) {
-    step("cert_file", tls.cert_file, [&](error_code& ec) { ctx->use_certificate_chain_file(tls.cert_file, ec); });
-    step("key_file", tls.key_file, [&](error_code& ec) { ctx->use_private_key_file(tls.key_file, net::ssl::context::pem, ec); });
-  }
-  return ctx;
-}
 
 http_site http_site::make(const std::string& base, std::vector<std::pair<std::string, std::string>> headers,
                           const tls_spec& tls, const std::string& field) {

@@ -46,9 +46,6 @@ struct http_site {
   void resolve(net::io_context& io, const std::string& load_name);
 };
 
-// An ssl::context for a client with these settings; throws std::invalid_argument naming the file.
-std::shared_ptr<net::ssl::context> make_client_ssl_context(const tls_spec& tls);
-
 struct http_reply {
   std::optional<error_bucket> failed;  // set: no usable reply (status holds a non-2xx when `status`)
   int status = 0;

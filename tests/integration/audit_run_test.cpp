@@ -151,3 +151,37 @@ TEST_F(audit_run, dup_apply_on_retries_shows_divergence) {
   EXPECT_FALSE(verdict(r.report, "no-divergence")["pass"].get<bool>());
   EXPECT_EQ(r.report["audit"]["lost"], 0);
 }
+
+TEST_F(audit_run, pod_killed_mid_run_loses_nothing_five_runs_in_a_row) {
+  // The correct stack with a pod SIGKILLed under load: retries and idempotent op ids keep every
+  // acknowledged op exactly once, run after run.
+  for (int i = 0; i < 5; ++i) {
+    t::temp_dir d;
+    json sc = scenario("audit-kill-" + std::to_string(i), "10s");
+    sc["load"][0]["timeout"] = "1s";
+    sc["load"][0]["retry"] = {{"base", "50ms"}, {"max", "500ms"}, {"limit", 0}};
+    sc["faults"] = json::array({{{"name", "kill-pod"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}, {"pick", "one"}}}, {"at", "4s"}}});
+    auto r = run(d, sc, "--seed " + std::to_string(100 + i));
+    ASSERT_EQ(r.exit_code, 0) << "run " << i << ":\n" << r.out;
+    const json& a = r.report["audit"];
+    EXPECT_EQ(a["lost"], 0) << "run " << i;
+    EXPECT_EQ(a["duplicates"], 0) << "run " << i;
+    EXPECT_EQ(a["diverged"], 0) << "run " << i;
+    ASSERT_EQ(r.report["faults"].size(), 1u);
+    EXPECT_TRUE(r.report["faults"][0]["applied_at"].is_number()) << r.report["faults"].dump();
+  }
+}
+
+TEST_F(audit_run, ack_before_commit_with_a_kill_loses_acknowledged_ops) {
+  // syncd acks first and commits 500 ms later: killing every pod loses the batches acked in
+  // that half second, and the `audit.lost max 0` rule fails the run.
+  t::temp_dir d;
+  json sc = scenario("audit-ack-before-commit", "10s");
+  sc["load"][0]["rate"] = 10;
+  sc["faults"] = json::array({{{"name", "kill-all"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}, {"pick", "all"}}}, {"at", "5s"}}});
+  auto r = run(d, sc, "--set target.lab.bug=ack-before-commit");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_GT(r.report["audit"]["lost"].get<int>(), 0) << r.report["audit"].dump();
+  EXPECT_FALSE(verdict(r.report, "nothing-lost")["pass"].get<bool>());
+  EXPECT_FALSE(r.report["audit"]["lost_ids"].empty());
+}

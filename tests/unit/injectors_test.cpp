@@ -110,7 +110,7 @@ TEST(fault_targets, resolved_on_a_planned_lab_with_undo_complete_before_apply) {
   ASSERT_EQ(k.undo.size(), 2u);
   EXPECT_EQ(k.undo[0]["op"], "lab_start_unit");
   EXPECT_FALSE(k.heals);  // no restart: held until revert
-  EXPECT_EQ(k.target_keys, std::vector<std::string>{"lab"});
+  EXPECT_EQ(k.target_keys, std::vector<std::string>{"lab-<lab id>"});
   // The same occurrence picks the same pods; the seed decides.
   EXPECT_EQ(inj::prepare_fault(s.faults[0], 0, env).targets, k.targets);
 

@@ -137,6 +137,15 @@ TEST(sla, saturated_generator_makes_latency_rules_inconclusive_only) {
   v = evaluate(rule("http.latency", "ratio", {}, 98.0, metric_unit::time), c);
   EXPECT_FALSE(v.inconclusive);
   EXPECT_TRUE(v.pass);
+  // A breach larger than the generator's own delay is the server's: it fails even so. p99 is
+  // 500 ms here; with 40 ms of lag a 100 ms bound still fails, a 480 ms one cannot be judged.
+  c.generator_lag_p99_us = 40'000;
+  v = evaluate(rule("http.latency", "p99", 100'000), c);
+  EXPECT_FALSE(v.inconclusive);
+  EXPECT_FALSE(v.pass);
+  EXPECT_NE(v.reason.find("broken by more than its 40 ms of lag"), std::string::npos) << v.reason;
+  v = evaluate(rule("http.latency", "p99", 480'000), c);
+  EXPECT_TRUE(v.inconclusive);
 }
 
 TEST(sla, unmeasured_metric_and_missing_window) {
