@@ -265,7 +265,9 @@ struct impl_worker {
     } else {
       op.kind = op_kind::set;
       op.key = "v" + std::to_string(k);
-      op.base_version = t.versions[k];
+      // Its own earlier sets on the key, still queued, come first: the base chains on them
+      // (a client that writes twice offline expects its second write on top of its first).
+      op.base_version = t.versions[k]++;
       op.value = json{{"by", t.client}, {"seq", op.seq}};
     }
     audit_op a;
@@ -540,6 +542,7 @@ std::size_t apply_reply(impl_worker& iw, terminal& t, std::size_t n, const push_
   for (const auto& c : reply.conflicts) conflicts.emplace(c.id, &c);
   std::unordered_set<std::string> rejected(reply.rejected.begin(), reply.rejected.end());
   std::vector<std::string> acked_ids, rejected_ids;
+  std::unordered_map<std::string, std::int64_t> rebased;  // key → the next rebased set's base
   std::deque<queued_op> keep;
   const std::size_t batch = std::min(n, t.queue.size());
   for (std::size_t i = 0; i < batch; ++i) {
@@ -559,10 +562,16 @@ std::size_t apply_reply(impl_worker& iw, terminal& t, std::size_t n, const push_
       acked_ids.push_back(q.op.id);
     } else if (auto c = conflicts.find(q.op.id); c != conflicts.end()) {
       iw.conflicts.add(now);
-      const conflict_action act = on_conflict(iw.s.config.conflict, c->second->version);
+      conflict_action act = on_conflict(iw.s.config.conflict, c->second->version);
       if (q.op.kind == op_kind::set && !q.op.key.empty()) {
         const std::size_t k = static_cast<std::size_t>(std::stoul(q.op.key.substr(1)));
-        if (k < t.versions.size()) t.versions[k] = c->second->version;
+        if (act.retry) {
+          // Several of this batch's sets on one key rebase in their order, each on the one before.
+          auto [it, first] = rebased.try_emplace(q.op.key, act.base_version);
+          if (!first) act.base_version = std::max(act.base_version, it->second);
+          it->second = act.base_version + 1;
+        }
+        if (k < t.versions.size()) t.versions[k] = act.retry ? act.base_version + 1 : c->second->version;
       }
       if (act.retry) {
         q.op.base_version = act.base_version;

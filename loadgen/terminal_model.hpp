@@ -27,8 +27,10 @@
 // Op ids: "<run tag>-s<store>-t<terminal>-<seq>", seq from 1 per terminal. The seq counter is
 // treated like a device's persistent counter: a crash does not reset it, so ids stay unique
 // even when a corrupt journal lost its tail. `add` deltas are integers in -3..+3 (never 0);
-// `set` values are {"by": client, "seq": seq} with base_version = the terminal's last known
-// version of the key (0 at first; a conflict or its own acked set teaches it).
+// `set` values are {"by": client, "seq": seq} with base_version = the version the terminal
+// expects the key to have after its own earlier sets on it (0 at first; each set it creates
+// counts one; a conflict or its own acked set teaches it). lww rebases the sets of one reply on
+// one key in their order, each on the one before.
 //
 // Journal semantics (journal.hpp): ops are appended before they are queued (local.write: the
 // append, with the fsync under `always`); under `batch` the journal is fsynced once before each
