@@ -374,6 +374,14 @@ void check_references(const json& doc, errors& out) {
       if (l["model"] == "offline" && !l.contains("offline") && !l.contains("random")) {
         out.push_back(p + ": found neither \"offline\" nor \"random\"; expected offline windows or a random duty cycle");
       }
+      const json no_period;
+      const json& period = l["model"] == "offline" && l.contains("random") && l["random"].is_object() && l["random"].contains("period")
+                               ? l["random"]["period"] : no_period;
+      const bool period_parsed = period.is_number() || (period.is_string() && units::parse_duration_us(period.get<std::string>()));
+      if (period_parsed && duration_us(period) < 1'000'000) {
+        // Shorter cycles than the gate's resolution would be noise (offline_logic.hpp).
+        out.push_back(p + ".random.period: found " + period.dump() + "; expected a duration >= 1s");
+      }
     }
   }
   std::int64_t run_us = duration ? duration : longest_load;

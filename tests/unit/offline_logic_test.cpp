@@ -52,7 +52,9 @@ TEST(random_windows, hold_the_duty_cycle_and_are_reproducible) {
     EXPECT_GE(a[i].start_us, 0);
     EXPECT_LE(a[i].end_us, horizon);
     EXPECT_LT(a[i].start_us, a[i].end_us);
-    if (i) EXPECT_GT(a[i].start_us, a[i - 1].end_us);  // online between windows
+    if (i > 0) {
+      EXPECT_GT(a[i].start_us, a[i - 1].end_us);  // online between windows
+    }
     off += a[i].end_us - a[i].start_us;
   }
   // About 60 cycles of 0.5-1.5 periods each: 25% offline within a few percent.
