@@ -53,6 +53,38 @@ node_ptr window_list_node() {
                {req("at", duration("when the window opens", true)), req("for", duration("how long", true))}));
 }
 
+// The keys of a sync client (terminal and offline share the terminal model's client).
+std::vector<field> sync_client_fields() {
+  return {opt("ops", object("op mix in percent", {opt("append", percent("sales")), opt("add", percent("stock deltas")), opt("set", percent("value updates"))})),
+          opt("keys", integer("counter/value keys per store", 1)),
+          opt("batch", batch_node()), opt("timeout", duration("per-push timeout")), opt("retry", retry_node()),
+          opt("breaker", object("circuit breaker", {opt("threshold", integer("failures that open it", 1)),
+                                                    opt("open_for", duration("time open before half-open")),
+                                                    opt("half_open_probes", integer("probes while half-open", 1))})),
+          opt("conflict", enumeration("conflict policy for set ops", {"lww", "queue"})),
+          opt("journal", object("local journal", {opt("fsync", enumeration("fsync policy", {"always", "batch", "never"})),
+                                                  opt("dir", spec::string("journal directory"))})),
+          opt("drain", duration("how long stopping keeps pushing queued ops (default 30s)"))};
+}
+
+// The metrics of a sync client.
+std::vector<metric_info> sync_client_metrics() {
+  return {{"push.latency", metric_unit::time, "push round trip"}, {"push.e2e", metric_unit::time, "created to acked"},
+          {"local.write", metric_unit::time, "journal write"}, {"local.fsync", metric_unit::time, "journal fsync before a push (fsync batch)"},
+          {"queue.depth", metric_unit::gauge, "ops queued locally"},
+          {"conflicts", metric_unit::count, "set conflicts"}, {"push.requests", metric_unit::count, "push attempts (ok and errors)"},
+          {"push.rejected", metric_unit::count, "ops a per-op result refused"},
+          {"push.parked", metric_unit::count, "batches parked after the retry limit"},
+          {"breaker.open", metric_unit::count, "circuit breaker openings"},
+          {"journal.corrupt", metric_unit::count, "journal corruptions detected"}};
+}
+
+template <typename T>
+std::vector<T> joined(std::vector<T> a, const std::vector<T>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 std::vector<load_model_info> builtin_models() {
   std::vector<load_model_info> v;
   v.push_back({"http", "a generic HTTP request at a rate (open model) or as fast as N connections allow (closed)",
@@ -74,42 +106,28 @@ std::vector<load_model_info> builtin_models() {
                 {"http.requests", metric_unit::count, "requests (ok and errors)"}},
                true});
   v.push_back({"terminal", "POS lanes: a local journal, a batcher, pushes with backoff and a circuit breaker",
-               {req("stores", integer("stores (a store is a stream)", 1)),
-                req("terminals_per_store", integer("terminals per store", 1)),
-                opt("rate", rate("transactions per second per terminal (phases may override)")),
-                opt("ops", object("op mix in percent", {opt("append", percent("sales")), opt("add", percent("stock deltas")), opt("set", percent("value updates"))})),
-                opt("keys", integer("counter/value keys per store", 1)),
-                opt("batch", batch_node()), opt("timeout", duration("per-push timeout")), opt("retry", retry_node()),
-                opt("breaker", object("circuit breaker", {opt("threshold", integer("failures that open it", 1)),
-                                                          opt("open_for", duration("time open before half-open")),
-                                                          opt("half_open_probes", integer("probes while half-open", 1))})),
-                opt("sync", object("sync policy", {opt("mode", enumeration("continuous or periodic", {"continuous", "periodic"})),
-                                                   opt("every", duration("period of periodic sync", true))})),
-                opt("conflict", enumeration("conflict policy for set ops", {"lww", "queue"})),
-                opt("journal", object("local journal", {opt("fsync", enumeration("fsync policy", {"always", "batch", "never"})),
-                                                        opt("dir", spec::string("journal directory"))})),
-                opt("drain", duration("how long stopping keeps pushing queued ops (default 30s)")),
-                opt("stream_prefix", spec::string("stream name prefix; store i is <prefix><i> (default \"store-\")"))},
-               {{"push.latency", metric_unit::time, "push round trip"}, {"push.e2e", metric_unit::time, "created to acked"},
-                {"local.write", metric_unit::time, "journal write"}, {"local.fsync", metric_unit::time, "journal fsync before a push (fsync batch)"},
-                {"queue.depth", metric_unit::gauge, "ops queued locally"},
-                {"conflicts", metric_unit::count, "set conflicts"}, {"push.requests", metric_unit::count, "push attempts (ok and errors)"},
-                {"push.rejected", metric_unit::count, "ops a per-op result refused"},
-                {"push.parked", metric_unit::count, "batches parked after the retry limit"},
-                {"breaker.open", metric_unit::count, "circuit breaker openings"},
-                {"journal.corrupt", metric_unit::count, "journal corruptions detected"}},
-               true});
+               joined(std::vector<field>{req("stores", integer("stores (a store is a stream)", 1)),
+                                         req("terminals_per_store", integer("terminals per store", 1)),
+                                         opt("rate", rate("transactions per second per terminal (phases may override)")),
+                                         opt("sync", object("sync policy", {opt("mode", enumeration("continuous or periodic", {"continuous", "periodic"})),
+                                                                            opt("every", duration("period of periodic sync", true))})),
+                                         opt("stream_prefix", spec::string("stream name prefix; store i is <prefix><i> (default \"store-\")"))},
+                      sync_client_fields()),
+               sync_client_metrics(), true});
   v.push_back({"offline", "clients offline in windows, queueing, draining on reconnect",
-               {req("clients", integer("clients", 1)), opt("offline", window_list_node()),
-                opt("random", object("random offline windows", {req("duty_cycle", percent("share of time offline")),
-                                                                 req("period", duration("mean cycle length", true))})),
-                opt("rate", rate("transactions per second per client")), opt("batch", batch_node()),
-                opt("timeout", duration("per-push timeout")), opt("retry", retry_node())},
-               {{"offline.drain_time", metric_unit::time, "reconnect to queue empty"},
-                {"offline.resume_time", metric_unit::time, "reconnect to first ack"},
-                {"queue.depth", metric_unit::gauge, "ops queued locally"}, {"push.latency", metric_unit::time, "push round trip"},
-                {"push.e2e", metric_unit::time, "created to acked"}},
-               false});
+               joined(std::vector<field>{req("clients", integer("clients (each its own stream)", 1)), opt("offline", window_list_node()),
+                                         opt("random", object("random offline windows, each client its own (seeded)",
+                                                              {req("duty_cycle", percent("share of time offline")),
+                                                               req("period", duration("mean cycle length (>= 1s)", true))})),
+                                         opt("rate", rate("transactions per second per client (phases may override)")),
+                                         opt("stream_prefix", spec::string("stream name prefix; client i writes <prefix><i> (default \"<load name>-c\")"))},
+                      sync_client_fields()),
+               joined(std::vector<metric_info>{{"offline.drain_time", metric_unit::time, "reconnect to the backlog held at reconnect acked"},
+                                               {"offline.resume_time", metric_unit::time, "reconnect to first ack"},
+                                               {"offline.peak_queue", metric_unit::count, "ops held at a reconnect (value)"},
+                                               {"offline.cut", metric_unit::count, "pushes cut by a window opening"}},
+                      sync_client_metrics()),
+               true});
   v.push_back({"bootstrap", "new terminals pulling a stream from zero",
                {req("clients", integer("new terminals", 1)), opt("stream", spec::string("the stream to pull (default: one this run seeds)")),
                 opt("changes", integer("changes seeded into the stream first", 0)), opt("page", integer("page size", 1, 100000)),
@@ -355,6 +373,14 @@ void check_references(const json& doc, errors& out) {
       }
       if (l["model"] == "offline" && !l.contains("offline") && !l.contains("random")) {
         out.push_back(p + ": found neither \"offline\" nor \"random\"; expected offline windows or a random duty cycle");
+      }
+      const json no_period;
+      const json& period = l["model"] == "offline" && l.contains("random") && l["random"].is_object() && l["random"].contains("period")
+                               ? l["random"]["period"] : no_period;
+      const bool period_parsed = period.is_number() || (period.is_string() && units::parse_duration_us(period.get<std::string>()));
+      if (period_parsed && duration_us(period) < 1'000'000) {
+        // Shorter cycles than the gate's resolution would be noise (offline_logic.hpp).
+        out.push_back(p + ".random.period: found " + period.dump() + "; expected a duration >= 1s");
       }
     }
   }

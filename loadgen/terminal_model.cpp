@@ -88,6 +88,15 @@ std::uint64_t mix64(std::uint64_t z) {
 bool cancelled(const net::cancellation_state& cs) { return cs.cancelled() != net::cancellation_type::none; }
 
 
+std::string client_name(const terminal_config& c, std::size_t i) {
+  if (!c.client_prefix.empty()) return c.client_prefix + std::to_string(i);
+  return "s" + std::to_string(i / c.terminals_per_store) + "-t" + std::to_string(i % c.terminals_per_store);
+}
+
+std::string journal_file(const terminal_config& c, std::size_t i) {
+  return (std::filesystem::path(c.journal_dir) / (c.name + "-" + client_name(c, i) + ".journal")).string();
+}
+
 // What the workers share, read-only once built.
 struct shared_state {
   terminal_config config;
@@ -98,6 +107,7 @@ struct shared_state {
   bool sni = false;
   std::vector<tcp::endpoint> endpoints;
   std::size_t terminals = 0;
+  std::int64_t horizon_us = 0;  // the phases' total: random offline windows cover it
 };
 
 struct queued_op {
@@ -126,6 +136,12 @@ struct terminal {
   std::int64_t next_period_us = 0;
   bool period_flushing = false;
   std::uint64_t generation = 0;        // bumped by a crash: a push in flight is abandoned
+  online_gate gate;                    // empty: always online
+  bool offline = false;                // the gate was last seen closed
+  bool cut = false;                    // a window opened while a push was in flight
+  std::int64_t gate_next_us = std::numeric_limits<std::int64_t>::max();  // next gate change
+  std::optional<offline_window> window;  // the window the terminal is in (while offline)
+  reconnect_tracker reconnect;
   // While the terminal's coroutine lives:
   bool running = false;
   net::steady_timer* wake = nullptr;
@@ -172,6 +188,12 @@ struct impl_worker {
         journal_corrupt(metric("journal.corrupt")),
         lag(w.metrics().metric("generator.lag")),
         depth(w.metrics().gauge("queue.depth@" + s.config.name)) {
+    if (!s.config.offline.empty()) {
+      resume_time = &metric("offline.resume_time");
+      drain_time = &metric("offline.drain_time");
+      peak_queue = &metric("offline.peak_queue");
+      cut = &metric("offline.cut");
+    }
     for (std::size_t b = 0; b < error_bucket_count; ++b)
       errors[b] = &metric("push.errors." + std::string(to_string(static_cast<error_bucket>(b))));
     if (s.url.tls) ssl = detail::make_client_ssl_context(s.config.tls);
@@ -224,7 +246,9 @@ struct impl_worker {
     } else {
       op.kind = op_kind::set;
       op.key = "v" + std::to_string(k);
-      op.base_version = t.versions[k];
+      // Its own earlier sets on the key, still queued, come first: the base chains on them
+      // (a client that writes twice offline expects its second write on top of its first).
+      op.base_version = t.versions[k]++;
       op.value = json{{"by", t.client}, {"seq", op.seq}};
     }
     audit_op a;
@@ -293,6 +317,7 @@ struct impl_worker {
       if (audit[it->second].state == audit_op_state::acked) continue;
       t.queue.push_back({std::move(op), it->second});
     }
+    check_drained(t, now);
     event("client_crash", t, {{"replayed", t.queue.size()}, {"journal_corrupt", r.corrupt}});
     wake(t);
     ensure_running(t);
@@ -316,10 +341,61 @@ struct impl_worker {
     t.jr->rewrite(ops);
   }
 
-  std::string journal_path(std::size_t i) const {
-    return (std::filesystem::path(s.config.journal_dir) / (s.config.name + "-s" + std::to_string(i / s.config.terminals_per_store) +
-                                                           "-t" + std::to_string(i % s.config.terminals_per_store) + ".journal"))
-        .string();
+  std::string journal_path(std::size_t i) const { return journal_file(s.config, i); }
+
+  bool gated() const { return cut != nullptr; }  // an offline plan: the offline metrics exist
+
+  void offline_outcome(const reconnect_tracker::outcome& o, std::int64_t now) {
+    if (!drain_time) return;
+    if (o.resume_us) resume_time->record(now, *o.resume_us, true);
+    if (o.drain_us) drain_time->record(now, *o.drain_us, o.drain_ok);
+  }
+
+  // Whether the backlog held at t's last reconnect is gone: nothing queued was created before.
+  bool backlog_gone(const terminal& t) const {
+    return t.queue.empty() || audit[t.queue.front().audit].created_us >= t.reconnect.reconnected_at();
+  }
+
+  void check_drained(terminal& t, std::int64_t now) {
+    if (t.reconnect.draining() && backlog_gone(t)) offline_outcome(t.reconnect.on_drained(now), now);
+  }
+
+  // The online gate: is t online at now? Carries out a change since it last looked: going
+  // offline drops the connection (cutting a push in flight); coming back forgets the backoff,
+  // arms the reconnect measurements and wakes the terminal. Stopping opens every gate.
+  bool gate(terminal& t, std::int64_t now) {
+    if (t.gate.empty()) return true;
+    std::optional<offline_window> w = stopping ? std::nullopt : t.gate.window_at(now);
+    t.gate_next_us = stopping ? std::numeric_limits<std::int64_t>::max() : t.gate.next_change(now);
+    if (w && !t.offline) {
+      t.offline = true;
+      t.window = w;
+      offline_outcome(t.reconnect.abandon(now), now);
+      if (t.conn) {
+        t.cut = true;
+        error_code ignored;
+        t.conn->socket().cancel(ignored);
+      }
+      event("client_offline", t, {{"window_start_s", static_cast<double>(w->start_us) / 1e6},
+                                  {"window_end_s", static_cast<double>(w->end_us) / 1e6}, {"queued", t.queue.size()}});
+    } else if (!w && t.offline) {
+      t.offline = false;
+      // The network came back when the window ended, or when the run's drain began.
+      const bool by_stop = stopping && now < t.window->end_us;
+      const std::int64_t at = by_stop ? std::max(stop_us, t.window->start_us) : t.window->end_us;
+      bool backlog = false;
+      for (const auto& q : t.queue) backlog = backlog || audit[q.audit].created_us < at;
+      offline_outcome(t.reconnect.reconnect(at, backlog), now);
+      if (!t.queue.empty()) peak_queue->record(now, static_cast<std::int64_t>(t.queue.size()), true);
+      t.not_before_us = 0;
+      t.retry.on_success();
+      event("client_online", t, {{"window_start_s", static_cast<double>(t.window->start_us) / 1e6},
+                                 {"window_end_s", static_cast<double>(t.window->end_us) / 1e6}, {"queued", t.queue.size()},
+                                 {"reason", by_stop ? "stop" : "window_end"}});
+      t.window.reset();
+      wake(t);
+    }
+    return !t.offline;
   }
 
   void ensure_running(terminal& t);
@@ -328,6 +404,7 @@ struct impl_worker {
   void begin_stop() {
     if (stopping) return;
     stopping = true;
+    stop_us = w.now_us();
     drain_deadline_us = w.now_us() + s.config.drain_us;
     if (arrival_timer) arrival_timer->cancel();
     for (auto& t : terms) wake(*t);
@@ -346,6 +423,8 @@ struct impl_worker {
       &rejected, &parked, &breaker_open, &journal_corrupt, &lag;
   gauge_series& depth;
   std::array<timed_metric*, error_bucket_count> errors{};
+  timed_metric *resume_time = nullptr, *drain_time = nullptr, *peak_queue = nullptr, *cut = nullptr;  // with a gate
+  std::int64_t stop_us = 0;
   net::steady_timer* arrival_timer = nullptr;
   net::steady_timer* ticker_timer = nullptr;
   bool arrivals_done = false, stopping = false, ticker_running = false;
@@ -437,13 +516,14 @@ net::awaitable<exchange_result> async_exchange(impl_worker& iw, terminal& t, std
   co_return r;
 }
 
-// Applies a successful reply to the batch at the front of t's queue.
-void apply_reply(impl_worker& iw, terminal& t, std::size_t n, const push_reply& reply, std::int64_t now) {
+// Applies a successful reply to the batch at the front of t's queue; returns the ops acked.
+std::size_t apply_reply(impl_worker& iw, terminal& t, std::size_t n, const push_reply& reply, std::int64_t now) {
   std::unordered_set<std::string> acked(reply.acked.begin(), reply.acked.end());
   std::unordered_map<std::string, const push_conflict*> conflicts;
   for (const auto& c : reply.conflicts) conflicts.emplace(c.id, &c);
   std::unordered_set<std::string> rejected(reply.rejected.begin(), reply.rejected.end());
   std::vector<std::string> acked_ids, rejected_ids;
+  std::unordered_map<std::string, std::int64_t> rebased;  // key → the next rebased set's base
   std::deque<queued_op> keep;
   const std::size_t batch = std::min(n, t.queue.size());
   for (std::size_t i = 0; i < batch; ++i) {
@@ -463,10 +543,16 @@ void apply_reply(impl_worker& iw, terminal& t, std::size_t n, const push_reply& 
       acked_ids.push_back(q.op.id);
     } else if (auto c = conflicts.find(q.op.id); c != conflicts.end()) {
       iw.conflicts.add(now);
-      const conflict_action act = on_conflict(iw.s.config.conflict, c->second->version);
+      conflict_action act = on_conflict(iw.s.config.conflict, c->second->version);
       if (q.op.kind == op_kind::set && !q.op.key.empty()) {
         const std::size_t k = static_cast<std::size_t>(std::stoul(q.op.key.substr(1)));
-        if (k < t.versions.size()) t.versions[k] = c->second->version;
+        if (act.retry) {
+          // Several of this batch's sets on one key rebase in their order, each on the one before.
+          auto [it, first] = rebased.try_emplace(q.op.key, act.base_version);
+          if (!first) act.base_version = std::max(act.base_version, it->second);
+          it->second = act.base_version + 1;
+        }
+        if (k < t.versions.size()) t.versions[k] = act.retry ? act.base_version + 1 : c->second->version;
       }
       if (act.retry) {
         q.op.base_version = act.base_version;
@@ -492,10 +578,14 @@ void apply_reply(impl_worker& iw, terminal& t, std::size_t n, const push_reply& 
     t.jr->append_acks(acked_ids);
     t.jr->append_rejects(rejected_ids);
   }
+  return acked_ids.size();
 }
 
-net::awaitable<void> wait_until(impl_worker& iw, net::steady_timer& timer, std::int64_t at_us) {
+// Sleeps until at_us, the drain's deadline or t's next gate change, whichever comes first (or
+// until woken).
+net::awaitable<void> wait_until(impl_worker& iw, const terminal& t, net::steady_timer& timer, std::int64_t at_us) {
   if (iw.stopping) at_us = std::min(at_us, iw.drain_deadline_us);
+  at_us = std::min(at_us, t.gate_next_us);
   if (at_us == std::numeric_limits<std::int64_t>::max())
     timer.expires_at(net::steady_timer::time_point::max());
   else
@@ -525,14 +615,18 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
     }
     const std::int64_t now = iw.w.now_us();
     if (iw.stopping && now >= iw.drain_deadline_us) break;
+    if (!iw.gate(t, now)) {  // offline: ops are journaled and queued; the network is not touched
+      co_await wait_until(iw, t, timer, t.gate_next_us);
+      continue;
+    }
     if (t.queue.empty()) {
       t.period_flushing = false;
       if (iw.arrivals_done || iw.stopping) break;
-      co_await wait_until(iw, timer, never);
+      co_await wait_until(iw, t, timer, never);
       continue;
     }
     if (now < t.not_before_us) {
-      co_await wait_until(iw, timer, t.not_before_us);
+      co_await wait_until(iw, t, timer, t.not_before_us);
       continue;
     }
     const bool flush = iw.stopping || iw.arrivals_done;
@@ -540,7 +634,7 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
     if (cfg.periodic) {
       if (!flush && !t.period_flushing) {
         if (now < t.next_period_us) {
-          co_await wait_until(iw, timer, t.next_period_us);
+          co_await wait_until(iw, t, timer, t.next_period_us);
           continue;
         }
         t.period_flushing = true;
@@ -550,7 +644,7 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
     } else {
       const batch_decision d = decide_batch(cfg.batch, t.queue.size(), iw.audit[t.queue.front().audit].created_us, now, flush);
       if (!d.send) {
-        co_await wait_until(iw, timer, d.wake_at_us);
+        co_await wait_until(iw, t, timer, d.wake_at_us);
         continue;
       }
       n = d.ops;
@@ -570,6 +664,7 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
       const std::int64_t t1 = iw.w.now_us();
       iw.local_fsync.record(t1, t1 - t0, ok);
       if (cancelled(cs)) break;
+      if (!iw.gate(t, iw.w.now_us())) continue;  // the window opened during the fsync
     }
 
     std::vector<sync_op> ops;
@@ -591,7 +686,7 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
     req.prepare_payload();
 
     exchange_result r = co_await async_exchange<Tls>(iw, t, stream, buffer, req);
-    if (r.stale && !cancelled(cs) && gen == t.generation) {
+    if (r.stale && !cancelled(cs) && gen == t.generation && !t.offline) {
       // The server closed the idle keep-alive connection: not its failure; once more, fresh.
       stream.reset();
       buffer.clear();
@@ -602,6 +697,15 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
     if (gen != t.generation) continue;  // crashed meanwhile: the queue is a new one
     t.inflight = 0;
     const std::int64_t done = iw.w.now_us();
+    const bool was_cut = std::exchange(t.cut, false);
+    if (was_cut && r.failed) {
+      // The network went away under the push: not the server's failure; the ops stay queued
+      // (in doubt) and go again after the reconnect.
+      iw.cut->add(done, 1, false);
+      stream.reset();
+      buffer.clear();
+      continue;
+    }
     if (!r.failed && (r.status < 200 || r.status > 299)) r.failed = error_bucket::status;
     push_reply reply;
     if (!r.failed) {
@@ -631,12 +735,17 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
     if (auto b = t.breaker.on_success(done)) iw.breaker_event(t, *b);
     t.retry.on_success();
     t.not_before_us = 0;
-    apply_reply(iw, t, n, reply, done);
+    if (apply_reply(iw, t, n, reply, done) > 0) iw.offline_outcome(t.reconnect.on_ack(done), done);
+    iw.check_drained(t, done);
     if (!r.keep) {
       stream.reset();
       buffer.clear();
     }
   }
+  // A backlog still held when the terminal stops: its drain did not finish.
+  const std::int64_t end = iw.w.now_us();
+  iw.check_drained(t, end);
+  iw.offline_outcome(t.reconnect.abandon(end), end);
   t.wake = nullptr;
   t.conn = nullptr;
   t.running = false;
@@ -678,7 +787,11 @@ net::awaitable<void> run_ticker(impl_worker& iw) {
   iw.ticker_timer = &timer;
   iw.ticker_running = true;
   for (;;) {
-    iw.depth.set(iw.w.now_us(), static_cast<double>(iw.depth_now()));
+    const std::int64_t now = iw.w.now_us();
+    // Gates change on time even for a terminal busy in a push or idle with an empty queue.
+    if (iw.gated())
+      for (auto& t : iw.terms) iw.gate(*t, now);
+    iw.depth.set(now, static_cast<double>(iw.depth_now()));
     if (cancelled(cs)) break;
     if (iw.running == 0 && (iw.arrivals_done || iw.stopping)) break;
     timer.expires_after(std::chrono::microseconds(tick_us));
@@ -717,16 +830,14 @@ terminal_model::~terminal_model() = default;
 std::string_view terminal_model::name() const { return impl_->s.config.name; }
 std::size_t terminal_model::terminals() const noexcept { return impl_->s.terminals; }
 
-std::string terminal_model::client(std::size_t i) const {
-  const std::size_t tps = impl_->s.config.terminals_per_store;
-  return "s" + std::to_string(i / tps) + "-t" + std::to_string(i % tps);
-}
+std::string terminal_model::client(std::size_t i) const { return client_name(impl_->s.config, i); }
 
-std::string terminal_model::journal_path(std::size_t i) const {
-  const auto& c = impl_->s.config;
-  return (std::filesystem::path(c.journal_dir) /
-          (c.name + "-s" + std::to_string(i / c.terminals_per_store) + "-t" + std::to_string(i % c.terminals_per_store) + ".journal"))
-      .string();
+std::string terminal_model::journal_path(std::size_t i) const { return journal_file(impl_->s.config, i); }
+
+std::vector<offline_window> terminal_model::offline_windows(std::size_t i) const {
+  const auto& s = impl_->s;
+  if (s.config.offline.empty() || i >= s.terminals) return {};
+  return client_windows(s.config.offline, i, s.config.seed, s.horizon_us);
 }
 
 void terminal_model::start(worker& w) {
@@ -747,6 +858,7 @@ void terminal_model::start(worker& w) {
     t->client = client(g);
     t->stream = cfg.stream_prefix + std::to_string(g / cfg.terminals_per_store);
     t->versions.assign(cfg.keys, 0);
+    t->gate = online_gate(offline_windows(g));
     // Periodic terminals spread their ticks over the period (seeded), as real lanes do.
     t->next_period_us = cfg.periodic ? static_cast<std::int64_t>(mix64(cfg.seed ^ (g * 7919)) % static_cast<std::uint64_t>(cfg.every_us)) : 0;
     const auto path = journal_path(g);
@@ -828,6 +940,12 @@ std::unique_ptr<terminal_model> make_terminal_model(const terminal_config& confi
   if (config.run_tag.empty()) throw std::invalid_argument(where + "run tag: found \"\"; expected a tag that makes op ids unique");
   arrival_schedule check(config.phases);  // throws on bad phases
   s.terminals = config.stores * config.terminals_per_store;
+  for (const auto& p : config.phases) s.horizon_us += p.for_us;
+  if (config.offline.duty_cycle < 0 || config.offline.duty_cycle > 1)
+    throw std::invalid_argument(where + "random.duty_cycle: found " + std::to_string(config.offline.duty_cycle * 100) + "%; expected 0% to 100%");
+  if (config.offline.duty_cycle > 0 && config.offline.period_us < min_offline_period_us)
+    throw std::invalid_argument(where + "random.period: found " + std::to_string(config.offline.period_us) +
+                                " µs; expected a duration >= 1s");
   s.method = http::string_to_verb(config.profile.push_method);
   if (s.method == http::verb::unknown)
     throw std::invalid_argument("scenario.target.profile.push.method: found \"" + config.profile.push_method + "\"; expected an HTTP method");

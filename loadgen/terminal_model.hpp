@@ -27,8 +27,10 @@
 // Op ids: "<run tag>-s<store>-t<terminal>-<seq>", seq from 1 per terminal. The seq counter is
 // treated like a device's persistent counter: a crash does not reset it, so ids stay unique
 // even when a corrupt journal lost its tail. `add` deltas are integers in -3..+3 (never 0);
-// `set` values are {"by": client, "seq": seq} with base_version = the terminal's last known
-// version of the key (0 at first; a conflict or its own acked set teaches it).
+// `set` values are {"by": client, "seq": seq} with base_version = the version the terminal
+// expects the key to have after its own earlier sets on it (0 at first; each set it creates
+// counts one; a conflict or its own acked set teaches it). lww rebases the sets of one reply on
+// one key in their order, each on the one before.
 //
 // Journal semantics (journal.hpp): ops are appended before they are queued (local.write: the
 // append, with the fsync under `always`); under `batch` the journal is fsynced once before each
@@ -67,6 +69,21 @@
 // breaker_half_open, breaker_closed, batch_parked, journal_corrupt, client_crash; fields hold
 // "load", "terminal" and "at_s" (run seconds) plus details. Header values are never logged.
 //
+// The online gate (the `offline` model is this model with an offline plan, offline_model.hpp):
+// while a terminal's window is open it keeps journaling and queueing but never touches the
+// network; its connection is dropped (a push in flight is cut: its ops stay queued, in doubt,
+// counted in offline.cut, not as a failed attempt). When the window ends it reconnects at once
+// (backoff and parking forgotten, as a device told the network is back) and drains. stop()
+// ends every window: the drain runs online. Extra metrics when a plan is set:
+//   offline.resume_time  per reconnect with a backlog: reconnect → first ack
+//   offline.drain_time   per reconnect with a backlog: reconnect → every op created before the
+//                        reconnect acked or rejected; ok=false (the time so far) when the client
+//                        went offline again or the drain ended first
+//   offline.peak_queue   per reconnect: ops held at reconnect (value = count)
+//   offline.cut          pushes cut by a window opening
+// Events client_offline / client_online carry "window_start_s"/"window_end_s" (the plan) and,
+// for client_online, "queued" and "reason" ("window_end" or "stop").
+//
 // Threading: the model object is shared by the workers; terminal i lives on worker i % W and is
 // touched only on that worker's thread. crash() and journal_corrupt() may be called from any
 // thread (they post to the owning worker); collect() only after the pool stopped.
@@ -86,6 +103,7 @@
 #include "loadgen/arrivals.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/journal.hpp"
+#include "loadgen/offline_logic.hpp"
 #include "loadgen/sync_protocol.hpp"
 #include "loadgen/terminal_logic.hpp"
 #include "loadgen/workers.hpp"
@@ -117,6 +135,12 @@ struct terminal_config {
   std::int64_t drain_us = 30'000'000;
   std::string run_tag = "run";       // op id prefix: unique per run
   std::string stream_prefix = "store-";
+  // Non-empty: terminal i is named "<client_prefix><i>" (journal "<name>-<client>.journal")
+  // instead of "s<store>-t<terminal>"; the offline model names its clients "c<i>".
+  std::string client_prefix;
+  // The online gate (the `offline` model): each terminal's offline windows on the run clock,
+  // from this plan over the phases' total length (offline_logic.hpp). Empty: always online.
+  offline_plan offline;
   std::uint64_t seed = 1;
   model_event_fn on_event;           // optional
 };
@@ -146,9 +170,11 @@ class terminal_model final : public load_model {
   void stop() override;
 
   std::size_t terminals() const noexcept;
-  // "s<store>-t<terminal>" of terminal i (0-based, store-major).
+  // "s<store>-t<terminal>" of terminal i (0-based, store-major), or "<client_prefix><i>".
   std::string client(std::size_t terminal) const;
   std::string journal_path(std::size_t terminal) const;
+  // Terminal i's offline windows (normalized; empty without an offline plan).
+  std::vector<offline_window> offline_windows(std::size_t terminal) const;
 
   // Fault hooks (client_crash, journal_corrupt); any thread, asynchronous (posted to the
   // terminal's worker); ignored before start() and once the pool stopped. Out-of-range

@@ -19,6 +19,7 @@
 #include "loadgen/fanout_model.hpp"
 #include "loadgen/limits.hpp"
 #include "loadgen/http_model.hpp"
+#include "loadgen/offline_model.hpp"
 #include "loadgen/target_access.hpp"
 #include "loadgen/terminal_model.hpp"
 #include "loadgen/workers.hpp"
@@ -405,11 +406,23 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
         for (const auto& [k, v] : c.headers) out << " " << k << (has_env_ref(v) ? "=<from environment>" : "=<set>");
       }
       out << "\n";
-    } else if (l.model == "terminal") {
+    } else if (l.model == "terminal" || l.model == "offline") {
       std::vector<loadgen::phase_spec> phases;
       for (const auto& ph : l.phases) phases.push_back({ph.name, ph.for_us, ph.rate, ph.to});
       std::string base = s.target.contains("lab") ? "http://<lab load balancer>" : target_http_base(s);
-      auto c = loadgen::terminal_config_from(l.name, l.fields, phases, s.target, base, "<run dir>", "<run tag>", s.seed, false);
+      const bool offline = l.model == "offline";
+      auto c = (offline ? loadgen::offline_config_from : loadgen::terminal_config_from)(l.name, l.fields, phases, s.target, base,
+                                                                                       "<run dir>", "<run tag>", s.seed, false,
+                                                                                       "scenario.load[]");
+      if (offline) {
+        out << "  load " << l.name << ": " << c.stores << " clients offline in";
+        for (const auto& w : c.offline.windows)
+          out << " [" << units::format_duration(w.start_us) << ", " << units::format_duration(w.end_us) << ")";
+        if (c.offline.duty_cycle > 0)
+          out << " random windows (duty cycle " << c.offline.duty_cycle * 100 << "%, period " << units::format_duration(c.offline.period_us)
+              << ", seeded per client)";
+        out << "; on reconnect they drain\n";
+      }
       out << "  load " << l.name << ": " << c.stores << " stores x " << c.terminals_per_store << " terminals, mix append "
           << c.pct_append << "% add " << c.pct_add << "% set " << c.pct_set << "%, " << (c.periodic ? "periodic" : "continuous")
           << " sync to " << c.url << c.profile.push_path << ", timeout " << units::format_duration(c.timeout_us) << ", drain "
@@ -541,11 +554,13 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
         const auto& l = s.loads[i];
         if (l.model == "http") {
           models.push_back(loadgen::make_http_model(http_config(s, l, true, lab_base)));
-        } else if (l.model == "terminal") {
+        } else if (l.model == "terminal" || l.model == "offline") {
+          // offline is the terminal model with an online gate per client (offline_model.hpp).
           std::vector<loadgen::phase_spec> phases;
           for (const auto& ph : l.phases) phases.push_back({ph.name, ph.for_us, ph.rate, ph.to});
-          auto cfg = loadgen::terminal_config_from(l.name, l.fields, phases, s.target, lab_base, dir.string(), run_tag,
-                                                   s.seed + i, true, "scenario.load[" + std::to_string(i) + "]");
+          auto cfg = (l.model == "offline" ? loadgen::offline_config_from : loadgen::terminal_config_from)(
+              l.name, l.fields, phases, s.target, lab_base, dir.string(), run_tag, s.seed + i, true,
+              "scenario.load[" + std::to_string(i) + "]");
           cfg.on_event = [&events](const std::string& ev, const nlohmann::json& fields) { events.write(ev, fields); };
           drain_us = std::max(drain_us, cfg.drain_us);
           auto m = loadgen::make_terminal_model(cfg);
