@@ -57,7 +57,7 @@ std::string format_endpoint(const tcp::endpoint& e) {
 // Buffers exist only while bytes are in flight; idle connections hold none.
 class buffer_pool {
  public:
-  using buffer = std::array<char, 16384>;
+  using buffer = std::array<char, 65536>;
   std::unique_ptr<buffer> take() {
     if (free_.empty()) return std::make_unique<buffer>();
     auto b = std::move(free_.back());
