@@ -193,21 +193,21 @@ std::vector<fault_kind_info> builtin_faults() {
                {opt("signal", signal()), opt("wait_ready", duration("longest wait for a pod to be ready"))}, true, true});
   v.push_back({"partition", "cut traffic between groups (directed)",
                {req("from", groups_node("sending side")), req("to", groups_node("receiving side")),
-                opt("symmetric", boolean("cut both directions (default true)"))}, false, false});
+                opt("symmetric", boolean("cut both directions (default true)"))}, false, true});
   v.push_back({"latency", "added delay on a path",
                {opt("path", path_node()), opt("direction", direction_node()), req("latency", duration("added delay")),
-                opt("spread", duration("uniform ± spread around the delay"))}, false, false});
+                opt("spread", duration("uniform ± spread around the delay"))}, false, true});
   v.push_back({"jitter", "random delay on a path",
                {opt("path", path_node()), opt("direction", direction_node()), opt("latency", duration("base delay")),
-                req("spread", duration("uniform ± spread"))}, false, false});
+                req("spread", duration("uniform ± spread"))}, false, true});
   v.push_back({"bandwidth", "a token-bucket bandwidth limit on a path",
-               {opt("path", path_node()), opt("direction", direction_node()), req("rate", bandwidth("the limit"))}, false, false});
+               {opt("path", path_node()), opt("direction", direction_node()), req("rate", bandwidth("the limit"))}, false, true});
   v.push_back({"reset", "TCP resets on a share of connections",
-               {opt("path", path_node()), opt("direction", direction_node()), opt("percent", percent("share of connections"))}, false, false});
-  v.push_back({"blackhole", "drop everything on a path", {opt("path", path_node()), opt("direction", direction_node())}, false, false});
+               {opt("path", path_node()), opt("direction", direction_node()), opt("percent", percent("share of connections"))}, false, true});
+  v.push_back({"blackhole", "drop everything on a path", {opt("path", path_node()), opt("direction", direction_node())}, false, true});
   v.push_back({"http_error", "answer a share of HTTP requests with a 5xx",
                {opt("path", path_node()), req("percent", percent("share of requests")),
-                opt("status", integer("the status", 500, 599))}, false, false});
+                opt("status", integer("the status", 500, 599))}, false, true});
   {
     auto fields = std::vector<field>{opt("volume", spec::string("\"db\" or a path on the volume to fill")),
                                      opt("percent", percent("fill the volume to this share")),

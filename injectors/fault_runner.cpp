@@ -1,6 +1,8 @@
 // See fault_runner.hpp.
 #include "injectors/fault_runner.hpp"
 
+#include "injectors/net_faults.hpp"
+
 #include "injectors/ledger.hpp"
 #include "injectors/reaper.hpp"
 #include "labstack/lab.hpp"
@@ -56,7 +58,26 @@ void fault_runner::start(steady::time_point run_start) {
   ledger_->append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL},
                    {"run_start_mono_us", start_mono_us_}});
   if (c_.start_reaper) start_reaper(c_.run_dir);
+  report_network_preflight();
   scheduler_ = std::thread([this] { scheduler(); });
+}
+
+// Network faults: say plainly that tc netem is absent (the fault proxy does the job) and list
+// partition rules that dead runs left behind (tagged syncstorm:<run>; `syncstorm revert` on that
+// run removes them).
+void fault_runner::report_network_preflight() {
+  bool network = false, partition = false;
+  for (const auto& f : c_.s->faults) {
+    network = network || is_network_kind(f.kind);
+    partition = partition || f.kind == "partition";
+  }
+  if (!network) return;
+  if (std::string why = netem_unavailable_reason(); !why.empty() && c_.log) c_.log(why);
+  if (!partition) return;
+  auto left = leftover_partition_rules(c_.env.run_tag);
+  for (const auto& line : left)
+    if (c_.log) c_.log("leftover partition rule of another run (run `syncstorm revert` on it, or iptables -D): " + line);
+  if (!left.empty()) event("leftover_rules", {{"rules", left}});
 }
 
 void fault_runner::scheduler() {

@@ -76,6 +76,7 @@ class fault_runner {
  private:
   struct occurrence;
   void scheduler();
+  void report_network_preflight();
   void run_occurrence(occurrence& o);
   std::int64_t now_us() const;
   void event(const std::string& name, nlohmann::json fields);

@@ -2,6 +2,7 @@
 #include "injectors/faults.hpp"
 
 #include "injectors/command.hpp"
+#include "injectors/net_faults.hpp"
 #include "labstack/lab.hpp"
 
 #include <signal.h>
@@ -560,7 +561,8 @@ prepared_fault prepare_fault(const fault_entry& f, int occurrence, const fault_e
   else if (f.kind == "disk_fill") disk_fill_fault(p, f, env);
   else if (f.kind == "db_failover") db_failover_fault(p, f, env);
   else if (f.kind == "client_crash" || f.kind == "journal_corrupt") client_fault(p, f, env);
-  else throw fault_error(f.kind + ": not a fault kind the injectors implement (network kinds come with the fault proxy)");
+  else if (is_network_kind(f.kind)) network_fault(p, f, env);
+  else throw fault_error(f.kind + ": not a fault kind the injectors implement");
   if (p.target_keys.empty() && env.lab) p.target_keys = {"lab"};
   return p;
 }

@@ -2,6 +2,7 @@
 #include "injectors/steps.hpp"
 
 #include "injectors/command.hpp"
+#include "injectors/net_faults.hpp"
 #include "injectors/targets.hpp"
 #include "labstack/lab.hpp"
 
@@ -134,6 +135,7 @@ step_result command(const json& s, bool undoing) {
 step_result run_step(const json& s, bool undoing, client_control* clients) {
   try {
     std::string op = s.at("op");
+    if (auto r = run_net_step(s, undoing)) return *r;
     if (op == "signal") {
       pid_t pid = s.at("pid").get<pid_t>();
       auto start = s.value("start_time", 0ULL);
@@ -197,6 +199,7 @@ step_result run_step(const json& s, bool undoing, client_control* clients) {
 step_result check_undone(const json& s) {
   try {
     std::string op = s.at("op");
+    if (auto r = check_net_undone(s)) return *r;
     if (op == "signal") {
       pid_t pid = s.at("pid").get<pid_t>();
       auto p = read_proc(pid);
@@ -239,6 +242,7 @@ step_result check_undone(const json& s) {
 
 std::string describe_step(const json& s) {
   std::string op = s.value("op", "");
+  if (auto d = describe_net_step(s)) return *d;
   auto pid_text = [&] {
     long pid = s.value("pid", 0L);
     return pid > 0 ? std::to_string(pid) : std::string("<pid at fire time>");

@@ -867,7 +867,7 @@ json lab::status() const {
   for (auto& [name, p] : paths.items()) {
     json e = {{"listen", p.value("listen", "")}, {"upstream", p.value("upstream", "")}};
     if (relay_live.is_object() && relay_live["paths"].contains(name)) {
-      for (auto k : {"active", "accepted", "upstream_failures", "bytes_up", "bytes_down"})
+      for (auto k : {"active", "accepted", "upstream_failures", "bytes_up", "bytes_down", "faults", "injected_errors", "injected_resets"})
         e[k] = relay_live["paths"][name][k];
     }
     out["paths"][name] = e;

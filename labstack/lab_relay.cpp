@@ -4,6 +4,7 @@
 #include "labstack/lab_relay.hpp"
 
 #include "harness/net.hpp"
+#include "labstack/fault_proxy.hpp"
 #include "labstack/lab_state.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -25,6 +26,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <deque>
+#include <random>
 #include <cstdio>
 #include <filesystem>
 #include <list>
@@ -54,7 +57,7 @@ std::string format_endpoint(const tcp::endpoint& e) {
 // Buffers exist only while bytes are in flight; idle connections hold none.
 class buffer_pool {
  public:
-  using buffer = std::array<char, 16384>;
+  using buffer = std::array<char, 65536>;
   std::unique_ptr<buffer> take() {
     if (free_.empty()) return std::make_unique<buffer>();
     auto b = std::move(free_.back());
@@ -71,12 +74,41 @@ class buffer_pool {
 
 struct path_state;
 
+// One direction of a connection: the reader stamps each chunk with the time it may leave (now +
+// the path's delay ± spread, never before the previous chunk) and queues it; the writer sends it
+// then, through the path's token bucket, and holds it while the direction is blackholed. Queued
+// bytes are bounded, so a slowed direction pushes back on its sender as a slow link would.
+struct chunk {
+  std::unique_ptr<buffer_pool::buffer> buf;  // null for an injected answer or an end-of-stream
+  std::string text;                          // an injected answer (http_error)
+  std::size_t offset = 0, length = 0;
+  std::int64_t due_us = 0;
+  bool eof = false, close_after = false;
+  bool paid = false;                         // its bytes were taken from the bucket
+};
+
+struct flow {
+  explicit flow(const net::any_io_executor& ex) : wake_writer(ex), wake_reader(ex) {}
+  std::deque<chunk> q;
+  std::size_t queued = 0;
+  std::int64_t last_due = 0;
+  net::steady_timer wake_writer, wake_reader;
+  bool done = false;
+};
+
+constexpr std::size_t max_queued = 4 << 20;
+
 struct connection {
-  connection(tcp::socket client, path_state& p) : down(std::move(client)), up(down.get_executor()), path(&p) {}
+  connection(tcp::socket client, path_state& p)
+      : down(std::move(client)), up(down.get_executor()), path(&p), flows{flow(down.get_executor()), flow(down.get_executor())} {}
   tcp::socket down;  // client side
   tcp::socket up;    // upstream side
   path_state* path;
+  flow flows[2];     // [0]: up (client → upstream), [1]: down
+  lab::http_request_tracker http;
+  bool closed = false;
   void close() {
+    closed = true;
     boost::system::error_code ec;
     // SO_LINGER 0: the peer sees a reset, as when a real path breaks.
     if (down.is_open()) {
@@ -87,8 +119,16 @@ struct connection {
       up.set_option(net::socket_base::linger(true, 0), ec);
       up.close(ec);
     }
+    for (auto& f : flows) {
+      f.wake_writer.cancel();
+      f.wake_reader.cancel();
+    }
   }
 };
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 struct path_state {
   std::string name;
@@ -99,6 +139,14 @@ struct path_state {
   std::unique_ptr<tcp::acceptor> acceptor;
   std::list<std::weak_ptr<connection>> conns;
   std::uint64_t accepted = 0, upstream_failures = 0, bytes_up = 0, bytes_down = 0;
+  // Fault proxy state (fault_proxy.hpp): what is applied, one bucket per direction shared by
+  // every connection of the path, and counters of what the faults did.
+  bool http = false;  // HTTP/1.1 requests flow up this path (http_error applies)
+  lab::path_faults faults;
+  lab::token_bucket buckets[2];
+  std::mt19937_64 rng{1};
+  std::uint64_t faults_version = 0;
+  std::uint64_t injected_errors = 0, injected_resets = 0, held_connects = 0;
 
   std::size_t active() const {
     std::size_t n = 0;
@@ -116,6 +164,28 @@ struct path_state {
     conns.clear();
     return n;
   }
+  // Resets each open connection with probability percent/100.
+  std::size_t reset_share(double percent) {
+    std::size_t n = 0;
+    std::uniform_real_distribution<double> u(0, 100);
+    for (auto& w : conns)
+      if (auto c = w.lock(); c && !c->closed && u(rng) < percent) {
+        c->close();
+        ++n;
+      }
+    injected_resets += n;
+    return n;
+  }
+  bool roll(double percent) {
+    if (percent <= 0) return false;
+    if (percent >= 100) return true;
+    return std::uniform_real_distribution<double>(0, 100)(rng) < percent;
+  }
+  void wake_all() {
+    for (auto& w : conns)
+      if (auto c = w.lock())
+        for (auto& f : c->flows) f.wake_writer.cancel();
+  }
 };
 
 class relay_host {
@@ -127,6 +197,7 @@ class relay_host {
     for (json items_of = st.value("paths", json::object()); auto& [name, p] : items_of.items()) {
       auto ps = std::make_unique<path_state>();
       ps->name = name;
+      ps->http = name == "lb_http";
       ps->listen = parse_endpoint(p.at("listen").get<std::string>());
       ps->upstream = parse_endpoint(p.at("upstream").get<std::string>());
       for (auto& s : p.value("sources", json::array())) ps->sources.push_back(net::ip::make_address(s.get<std::string>()));
@@ -170,6 +241,19 @@ class relay_host {
   net::awaitable<void> serve(std::shared_ptr<connection> c) {
     path_state& p = *c->path;
     boost::system::error_code ec;
+    if (p.roll(p.faults.reset_percent())) {
+      ++p.injected_resets;
+      c->close();
+      co_return;
+    }
+    // A blackholed path holds new connections (the client sees a connect that never completes
+    // upstream) until the blackhole is cleared or the client gives up.
+    if (p.faults.effect(direction::up).blackhole) ++p.held_connects;
+    while (p.faults.effect(direction::up).blackhole && !c->closed) {
+      net::steady_timer hold(io_, std::chrono::milliseconds(50));
+      co_await hold.async_wait(use_tuple);
+    }
+    if (c->closed) co_return;
     const tcp::endpoint target = p.upstream;
     c->up.open(target.protocol(), ec);
     if (!ec && !p.sources.empty()) {
@@ -193,14 +277,29 @@ class relay_host {
     }
     c->up.set_option(tcp::no_delay(true), ec);
     c->down.set_option(tcp::no_delay(true), ec);
-    co_await (pump(c, c->down, c->up, p.bytes_up) && pump(c, c->up, c->down, p.bytes_down));
+    co_await ((reader(c, c->down, direction::up) && writer(c, c->up, direction::up, p.bytes_up)) &&
+              (reader(c, c->up, direction::down) && writer(c, c->down, direction::down, p.bytes_down)));
   }
 
-  net::awaitable<void> pump(std::shared_ptr<connection> c, tcp::socket& from, tcp::socket& to,
-                            std::uint64_t& counter) {
+  static void push(connection& c, direction d, chunk ch) {
+    flow& f = c.flows[static_cast<int>(d)];
+    f.queued += ch.length;
+    f.q.push_back(std::move(ch));
+    f.wake_writer.cancel();
+  }
+
+  // Reads one direction and queues what it read, stamped with the time it may leave.
+  net::awaitable<void> reader(std::shared_ptr<connection> c, tcp::socket& from, direction d) {
+    path_state& p = *c->path;
+    flow& f = c->flows[static_cast<int>(d)];
     for (;;) {
+      while (f.queued >= max_queued && !c->closed) {
+        f.wake_reader.expires_at(net::steady_timer::time_point::max());
+        co_await f.wake_reader.async_wait(use_tuple);
+      }
+      if (c->closed) co_return;
       auto [wec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
-      if (wec) {
+      if (wec || c->closed) {
         c->close();
         co_return;
       }
@@ -208,8 +307,9 @@ class relay_host {
       auto [rec, n] = co_await from.async_read_some(net::buffer(*buf), use_tuple);
       if (rec == net::error::eof) {
         pool_.give(std::move(buf));
-        boost::system::error_code ec;
-        to.shutdown(tcp::socket::shutdown_send, ec);
+        chunk e;
+        e.eof = true;
+        push(*c, d, std::move(e));
         co_return;
       }
       if (rec) {
@@ -217,13 +317,103 @@ class relay_host {
         c->close();
         co_return;
       }
-      auto [wrec, written] = co_await net::async_write(to, net::buffer(buf->data(), n), use_tuple);
-      pool_.give(std::move(buf));
-      if (wrec) {
+      const direction_effect& eff = p.faults.effect(d);
+      std::int64_t due = 0;
+      if (eff.delay_us > 0 || eff.spread_us > 0) {
+        std::int64_t jitter = eff.spread_us > 0 ? std::uniform_int_distribution<std::int64_t>(-eff.spread_us, eff.spread_us)(p.rng) : 0;
+        due = now_us() + std::max<std::int64_t>(0, eff.delay_us + jitter);
+      }
+      if (d == direction::up && p.http && c->http.tracking()) {
+        const double pc = p.faults.http_error_percent();
+        auto r = c->http.feed(buf->data(), n, [&] { return p.roll(pc); });
+        bool whole = r.segments.size() == 1 && r.segments[0].forward && r.segments[0].length == n;
+        if (!whole) {
+          // Some of this chunk belongs to a request the proxy answers itself: forward the rest.
+          for (auto& sg : r.segments)
+            if (sg.forward) {
+              chunk ch;
+              ch.text.assign(buf->data() + sg.offset, sg.length);
+              ch.length = sg.length;
+              ch.due_us = due;
+              push(*c, d, std::move(ch));
+            }
+          pool_.give(std::move(buf));
+          bool stop = false;
+          for (auto& a : r.answers) {
+            chunk ch;
+            ch.text = http_error_response(p.faults.http_error_status(), a.close);
+            ch.length = ch.text.size();
+            ch.close_after = a.close;
+            ++p.injected_errors;
+            push(*c, direction::down, std::move(ch));
+            stop = stop || a.close;
+          }
+          if (stop) co_return;
+          continue;
+        }
+      }
+      chunk ch;
+      ch.buf = std::move(buf);
+      ch.length = n;
+      ch.due_us = due;
+      push(*c, d, std::move(ch));
+    }
+  }
+
+  // Sends one direction's queue when each chunk is due, through the path's bucket, holding it
+  // while the direction is blackholed.
+  net::awaitable<void> writer(std::shared_ptr<connection> c, tcp::socket& to, direction d, std::uint64_t& counter) {
+    path_state& p = *c->path;
+    flow& f = c->flows[static_cast<int>(d)];
+    lab::token_bucket& bucket = p.buckets[static_cast<int>(d)];
+    for (;;) {
+      if (c->closed) co_return;
+      if (f.q.empty()) {
+        f.wake_writer.expires_at(net::steady_timer::time_point::max());
+        co_await f.wake_writer.async_wait(use_tuple);
+        continue;
+      }
+      chunk& ch = f.q.front();
+      if (ch.eof) {
+        boost::system::error_code ec;
+        to.shutdown(tcp::socket::shutdown_send, ec);
+        f.q.pop_front();
+        f.done = true;
+        co_return;
+      }
+      const direction_effect& eff = p.faults.effect(d);
+      std::int64_t now = now_us();
+      std::int64_t wait_us = 0;
+      if (eff.blackhole) wait_us = 50'000;
+      else if (ch.due_us > now) wait_us = ch.due_us - now;
+      else if (!ch.paid && bucket.rate() > 0) {
+        ch.paid = true;
+        wait_us = bucket.take(ch.length, now);
+      }
+      if (wait_us > 0) {
+        f.wake_writer.expires_after(std::chrono::microseconds(wait_us));
+        co_await f.wake_writer.async_wait(use_tuple);
+        continue;
+      }
+      auto data = ch.buf ? net::buffer(ch.buf->data() + ch.offset, ch.length) : net::buffer(ch.text);
+      auto [wec, written] = co_await net::async_write(to, data, use_tuple);
+      if (c->closed) co_return;
+      if (wec) {
         c->close();
         co_return;
       }
       counter += written;
+      chunk sent = std::move(f.q.front());
+      f.q.pop_front();
+      f.queued -= sent.length;
+      if (sent.buf) pool_.give(std::move(sent.buf));
+      f.wake_reader.cancel();
+      if (sent.close_after) {
+        boost::system::error_code ec;
+        to.shutdown(tcp::socket::shutdown_send, ec);
+        c->up.close(ec);
+        co_return;
+      }
     }
   }
 
@@ -259,7 +449,9 @@ class relay_host {
         paths[name] = {{"listen", format_endpoint(p->listen)}, {"upstream", format_endpoint(p->upstream)},
                        {"active", p->active()},                {"accepted", p->accepted},
                        {"upstream_failures", p->upstream_failures}, {"bytes_up", p->bytes_up},
-                       {"bytes_down", p->bytes_down}};
+                       {"bytes_down", p->bytes_down},          {"faults", p->faults.to_json()},
+                       {"injected_errors", p->injected_errors}, {"injected_resets", p->injected_resets},
+                       {"held_connects", p->held_connects}};
       return {{"ok", true}, {"pid", static_cast<long>(::getpid())}, {"paths", paths}};
     }
     const std::string name = req.value("path", "");
@@ -276,7 +468,32 @@ class relay_host {
       return {{"ok", true}, {"upstream", format_endpoint(p.upstream)}, {"reset", n}};
     }
     if (cmd == "reset") return {{"ok", true}, {"reset", p.reset_all()}};
-    return {{"ok", false}, {"error", "cmd: found \"" + cmd + "\"; expected status, set_upstream or reset"}};
+    if (cmd == "fault") {
+      const json spec = req.at("fault");
+      p.faults.set(req.at("id").get<std::string>(), spec);
+      p.rng.seed(p.faults.seed());
+      std::size_t reset = 0;
+      if (spec.value("kind", "") == "reset") reset = p.reset_share(spec.value("percent", 100.0));
+      retune(p);
+      return {{"ok", true}, {"faults", p.faults.to_json()}, {"reset", reset}};
+    }
+    if (cmd == "clear") {
+      std::size_t n = p.faults.clear(req.at("id").get<std::string>());
+      retune(p);
+      return {{"ok", true}, {"cleared", n}, {"faults", p.faults.to_json()}};
+    }
+    return {{"ok", false}, {"error", "cmd: found \"" + cmd + "\"; expected status, set_upstream, reset, fault or clear"}};
+  }
+
+  // After a fault change: the buckets take the new rate (a small burst, so a per-second
+  // measurement never sees more than the limit plus a few packets) and every waiting writer
+  // re-reads the effect (a cleared blackhole or delay lets queued bytes go now).
+  static void retune(path_state& p) {
+    for (int d = 0; d < 2; ++d) {
+      double rate = p.faults.effect(static_cast<direction>(d)).rate_Bps;
+      p.buckets[d].configure(rate, std::max(16384.0, rate / 200), now_us());
+    }
+    p.wake_all();
   }
 
   net::io_context& io_;

@@ -7,16 +7,29 @@
 // Asio thread. Paths come from the state file (`paths.<name>` = {listen, upstream, sources}); the
 // current upstreams are always written back there, so a restarted relay resumes them. Buffers are
 // taken from a pool only while bytes are in flight, so an idle connection (a WebSocket subscriber)
-// costs two sockets and no buffer. Half-closes are forwarded; an error on either side closes both.
+// costs two sockets and no buffer. Each direction of a connection is a reader that stamps what it
+// reads with the time it may leave and a writer that sends it then (queued bytes bounded at 4 MiB
+// per direction, so a slowed path pushes back on its sender). Half-closes are forwarded; an error on either side closes both.
 //
 // Control: a unix socket (`relay.control` in the state; path lab_dir/relay.sock), one JSON request
 // line, one JSON answer line:
 //   {"cmd":"status"}  → {"ok":true,"paths":{NAME:{"listen","upstream","active","accepted",
-//                        "upstream_failures","bytes_up","bytes_down"}}}
+//                        "upstream_failures","bytes_up","bytes_down","faults","injected_errors",
+//                        "injected_resets","held_connects"}}}
 //   {"cmd":"set_upstream","path":NAME,"upstream":"IP:PORT","reset":BOOL}
 //        → new connections go to IP:PORT; with reset, the path's open connections are closed
 //          (RST) so clients reconnect through the new upstream. Answers {"ok":true,"reset":N}.
 //   {"cmd":"reset","path":NAME} → closes the path's open connections.
+//   {"cmd":"fault","path":NAME,"id":ID,"fault":SPEC} → applies a network fault (fault_proxy.hpp
+//        has SPEC) under ID, replacing one with the same ID, without dropping connections:
+//        delays apply to bytes read from then on (bytes in flight on open connections too), a
+//        bandwidth limit to every byte written, a blackhole holds bytes and new connections, a
+//        reset closes that share of open connections (RST) and of new ones, http_error answers
+//        that share of the HTTP/1.1 requests on lb_http itself. Answers {"ok":true,"faults"}.
+//   {"cmd":"clear","path":NAME,"id":ID|"*"} → removes it (idempotent); {"ok":true,"cleared":N}.
+// So the relay is the lab's fault proxy (DESIGN §3): it sits on every path, is supervised and
+// outlives runs. Faults live in the relay's memory only: a relay that restarts comes back in
+// pass-through (the reaper's clear then finds nothing, which is what it wants).
 // Prefer lab::set_path_upstream (lab.hpp), which also records the change in the state file.
 //
 // Threading: relay_main runs its own io_context on the calling thread and returns on SIGTERM or

@@ -1,0 +1,164 @@
+// Fault proxy overhead: the lab relay (labstack/lab_relay.cpp) in pass-through, measured against
+// the direct path on loopback. A forked child runs relay_main on a state file with one path
+// (127.0.0.1:P → a local server); the parent measures
+//   - round-trip latency: 64-byte ping-pong, 20000 round trips, p50/p99, direct and through the
+//     relay (the added latency is the difference);
+//   - throughput: one connection streaming 4 GiB in 256 KiB writes to a sink, direct and through.
+// Plain blocking sockets on the measuring side, so the numbers are the relay's, not a client's.
+#include "labstack/lab_relay.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+int listen_any(int& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  ::listen(fd, 16);
+  return fd;
+}
+
+int connect_to(int port) {
+  for (int i = 0; i < 200; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      return fd;
+    }
+    ::close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::perror("connect");
+  std::exit(1);
+}
+
+bool read_full(int fd, char* p, size_t n) {
+  while (n) {
+    ssize_t r = ::read(fd, p, n);
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// The server: echo 64-byte messages, or sink everything (first byte says which).
+void serve(int lfd) {
+  for (;;) {
+    int c = ::accept(lfd, nullptr, nullptr);
+    if (c < 0) return;
+    std::thread([c] {
+      int one = 1;
+      ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      char mode = 0;
+      if (!read_full(c, &mode, 1)) { ::close(c); return; }
+      std::vector<char> buf(1 << 18);
+      if (mode == 'e') {
+        while (read_full(c, buf.data(), 64)) if (::write(c, buf.data(), 64) != 64) break;
+      } else {
+        while (::read(c, buf.data(), buf.size()) > 0) {}
+      }
+      ::close(c);
+    }).detach();
+  }
+}
+
+std::pair<double, double> latency_us(int port) {
+  int fd = connect_to(port);
+  char m = 'e';
+  (void)::write(fd, &m, 1);
+  char buf[64] = {};
+  std::vector<double> v;
+  for (int i = 0; i < 20000; ++i) {
+    auto t0 = clk::now();
+    if (::write(fd, buf, 64) != 64 || !read_full(fd, buf, 64)) break;
+    v.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+  }
+  ::close(fd);
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v[v.size() * 99 / 100]};
+}
+
+double throughput_GBps(int port) {
+  int fd = connect_to(port);
+  char m = 's';
+  (void)::write(fd, &m, 1);
+  std::vector<char> buf(1 << 18, 'x');
+  const std::uint64_t total = 4ULL << 30;
+  auto t0 = clk::now();
+  for (std::uint64_t sent = 0; sent < total;) {
+    ssize_t w = ::write(fd, buf.data(), buf.size());
+    if (w <= 0) break;
+    sent += static_cast<std::uint64_t>(w);
+  }
+  ::shutdown(fd, SHUT_WR);
+  char c;
+  (void)::read(fd, &c, 1);  // the sink closes once it has read everything
+  double s = std::chrono::duration<double>(clk::now() - t0).count();
+  ::close(fd);
+  return static_cast<double>(total) / s / 1e9;
+}
+
+}  // namespace
+
+int main() {
+  int server_port = 0, relay_port = 0;
+  int lfd = listen_any(server_port);
+  { int tmp = listen_any(relay_port); ::close(tmp); }
+  std::string dir = "/tmp/syncstorm-proxy-bench-" + std::to_string(::getpid());
+  ::mkdir(dir.c_str(), 0700);
+  nlohmann::json st = {{"paths", {{"bench", {{"listen", "127.0.0.1:" + std::to_string(relay_port)},
+                                             {"upstream", "127.0.0.1:" + std::to_string(server_port)}}}}},
+                       {"relay", {{"control", dir + "/relay.sock"}}}};
+  std::ofstream(dir + "/state.json") << st.dump();
+  pid_t relay = ::fork();
+  if (relay == 0) _exit(syncstorm::lab::relay_main(dir + "/state.json"));
+  std::thread(serve, lfd).detach();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto [d50, d99] = latency_us(server_port);
+  auto [p50, p99] = latency_us(relay_port);
+  double dt = throughput_GBps(server_port);
+  double pt = throughput_GBps(relay_port);
+  std::printf("round trip, direct : p50 %7.1f µs  p99 %7.1f µs\n", d50, d99);
+  std::printf("round trip, relay  : p50 %7.1f µs  p99 %7.1f µs\n", p50, p99);
+  std::printf("added by the relay : p50 %7.1f µs  p99 %7.1f µs (two hops per round trip)\n", p50 - d50, p99 - d99);
+  std::printf("throughput, direct : %.2f GB/s\n", dt);
+  std::printf("throughput, relay  : %.2f GB/s\n", pt);
+  ::kill(relay, SIGTERM);
+  ::waitpid(relay, nullptr, 0);
+  std::remove((dir + "/state.json").c_str());
+  std::remove((dir + "/relay.sock").c_str());
+  ::rmdir(dir.c_str());
+  return 0;
+}
