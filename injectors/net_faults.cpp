@@ -237,7 +237,7 @@ void partition_fault(prepared_fault& p, const fault_entry& f, const fault_env& e
       plan_edge(pl, n, a, b, all_from, all_to, tag);
       if (symmetric) plan_edge(pl, n, b, a, all_to, all_from, tag);
     }
-  p.target_keys = {"lab"};
+  p.target_keys = {"lab-" + env.lab->id};
   for (const auto& r : pl.rules) {
     json apply = r;
     apply["op"] = "iptables";
@@ -395,7 +395,7 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
   std::string path = f.fields.value("path", "clients-lb");
   json spec = proxy_spec(f, seed);
   std::string id = env.run_tag + "/" + p.id;
-  p.target_keys = {"lab"};
+  p.target_keys = {"lab-" + env.lab->id};
   for (const auto& rp : relay_paths(path, f.kind)) {
     p.apply.push_back({{"op", "proxy_fault"}, {"lab", env.lab->id}, {"path", rp}, {"id", id}, {"fault", spec}});
     p.undo.push_back({{"op", "proxy_clear"}, {"lab", env.lab->id}, {"path", rp}, {"id", id}});
