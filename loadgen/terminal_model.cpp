@@ -230,7 +230,8 @@ struct impl_worker {
     queued_op q;
     sync_op& op = q.op;
     op.seq = ++t.seq;
-    op.id = s.config.run_tag + "-" + t.client + "-" + std::to_string(op.seq);
+    // The load's name keeps ids unique when a run has several terminal loads.
+    op.id = s.config.run_tag + "-" + s.config.name + "-" + t.client + "-" + std::to_string(op.seq);
     op.stream = t.stream;
     op.t_us = now;
     const auto roll = static_cast<int>(t.next_rand() % 100);

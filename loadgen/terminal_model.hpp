@@ -24,7 +24,7 @@
 // arrivals.hpp): each worker takes its terminals' share of the total and deals its arrivals
 // round-robin over them.
 //
-// Op ids: "<run tag>-s<store>-t<terminal>-<seq>", seq from 1 per terminal. The seq counter is
+// Op ids: "<run tag>-<load>-s<store>-t<terminal>-<seq>", seq from 1 per terminal. The seq counter is
 // treated like a device's persistent counter: a crash does not reset it, so ids stay unique
 // even when a corrupt journal lost its tail. `add` deltas are integers in -3..+3 (never 0);
 // `set` values are {"by": client, "seq": seq} with base_version = the version the terminal

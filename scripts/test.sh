@@ -10,4 +10,4 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 cd build
 # Unit tests in parallel; integration tests are RUN_SERIAL (they share ports and the lab).
-ctest --output-on-failure -j"$jobs" --timeout 900 "$@"
+ctest --output-on-failure -j"$jobs" --timeout 900 -LE scenarios "$@"

@@ -834,6 +834,12 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   ctx.saturation_reason = sat_reason;
   if (lag_p99) ctx.generator_lag_p99_us = static_cast<std::int64_t>(*lag_p99 * 1000.0);
   ctx.scalars = tl.scalars();
+  if (!fanouts.empty() && error.empty() && !interrupted) {
+    // Judged once, after the drain: acked changes some subscriber never received.
+    std::uint64_t missing = 0;
+    for (auto* f : fanouts) missing += f->missing();
+    ctx.scalars["fanout.missing"] = static_cast<double>(missing);
+  }
   if (audit) {
     ctx.scalars["audit.lost"] = static_cast<double>(audit->lost);
     ctx.scalars["audit.duplicates"] = static_cast<double>(audit->duplicates);

@@ -95,6 +95,10 @@ TEST(network_faults, latency_http_error_and_partition_show_their_effect_and_reco
               {"target", {{"lab", {{"pods", 2}, {"health", {{"interval", "500ms"}, {"fall", 2}, {"rise", 2}}}}}}},
               {"load", {{{"name", "pos"}, {"model", "terminal"}, {"stores", 2}, {"terminals_per_store", 3}, {"rate", 4},
                          {"ops", {{"append", 100}}}, {"keys", 4}, {"drain", "30s"},
+                         // Clients that come back within a second of the heal: the recovery
+                         // measured is the stack's, not a 10 s backoff cap's.
+                         {"retry", {{"base", "100ms"}, {"max", "1s"}, {"limit", 0}}},
+                         {"breaker", {{"threshold", 5}, {"open_for", "1s"}}},
                          {"phases", {phase("before", "5s"), phase("lat", "8s"), phase("mid", "5s"), phase("herr", "14s"),
                                      phase("gap", "4s"), phase("cut", "20s"), phase("tail", "10s")}}}}},
               {"faults", {{{"name", "lat"}, {"kind", "latency"}, {"path", "clients-lb"}, {"direction", "down"}, {"latency", "200ms"}, {"at", "5s"}, {"for", "8s"}},
@@ -291,5 +295,5 @@ TEST(network_faults, the_reaper_clears_partition_latency_pause_and_fill_after_th
   EXPECT_TRUE(ok) << st.dump() << "\nledger:\n" << t::read_file(rd / "ledger.jsonl") << "\nreaper:\n" << t::read_file(rd / "reaper.log");
   auto rv = t::run(t::bin() + " revert " + rd.string() + " 2>&1");
   EXPECT_EQ(rv.exit_code, 0) << rv.out;
-  EXPECT_TRUE(rv.out.starts_with("nothing to revert")) << rv.out;
+  EXPECT_NE(rv.out.find("nothing to revert"), std::string::npos) << rv.out;
 }

@@ -1,5 +1,5 @@
 // `syncstorm run` with "target": {"lab": …}: the lab is started for the run and removed after
-// it; the quickstart passes on the correct stack, and `--set target.lab.bug=slow-ack=MS` reaches
+// it; an http-model run (tests/data/http-lab.json) passes on the correct stack, and `--set target.lab.bug=slow-ack=MS` reaches
 // every pod, so the push latency rule fails (exit 1) while the read rule still holds.
 #include "harness/report_schema.hpp"
 #include "tests/support/test_util.hpp"
@@ -26,9 +26,9 @@ const json* verdict(const json& rep, const std::string& name) {
   return nullptr;
 }
 
-json run_quickstart(const std::string& extra, int& exit_code, std::string& out) {
+json run_http_lab(const std::string& extra, int& exit_code, std::string& out) {
   t::temp_dir d;
-  auto r = t::run(t::bin() + " run " + t::source_dir() + "/scenarios/quickstart.json --time-scale 0.5 --out " +
+  auto r = t::run(t::bin() + " run " + t::source_dir() + "/tests/data/http-lab.json --time-scale 0.5 --out " +
                   (d.path() / "runs").string() + " " + extra + " 2>&1");
   exit_code = r.exit_code;
   out = r.out;
@@ -45,10 +45,10 @@ json run_quickstart(const std::string& extra, int& exit_code, std::string& out) 
 
 }  // namespace
 
-TEST(run_lab, quickstart_passes_on_the_correct_stack) {
+TEST(run_lab, http_lab_passes_on_the_correct_stack) {
   int rc = 0;
   std::string out;
-  json rep = run_quickstart("", rc, out);
+  json rep = run_http_lab("", rc, out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(rep["outcome"], "pass") << out;
   syncstorm::spec::errors errs;
@@ -68,7 +68,7 @@ TEST(run_lab, quickstart_passes_on_the_correct_stack) {
 TEST(run_lab, a_bug_mode_set_on_the_command_line_reaches_every_pod) {
   int rc = 0;
   std::string out;
-  json rep = run_quickstart("--set target.lab.bug=slow-ack=150", rc, out);
+  json rep = run_http_lab("--set target.lab.bug=slow-ack=150", rc, out);
   EXPECT_EQ(rc, 1) << out;
   EXPECT_EQ(rep["outcome"], "fail");
   EXPECT_EQ(rep["scenario"]["target"]["lab"]["bug"], "slow-ack=150");  // --set is recorded

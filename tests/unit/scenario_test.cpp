@@ -351,12 +351,9 @@ TEST(units, rates_sizes_percent_bandwidth) {
 
 TEST(plan, every_expands_with_the_seed) {
   json d = base();
-  // A plan of fault repetitions is pure logic: make the fault kind available for this test.
-  scenario_registry::instance().set_available("kill", true);
   d["faults"] = json::array({{{"name", "k"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}}}, {"at", "10s"},
                               {"every", "10s"}, {"count", 4}, {"jitter", "1s"}, {"for", "2s"}}});
   auto r = load_scenario(d, {});
-  scenario_registry::instance().set_available("kill", false);
   ASSERT_TRUE(r.errors.empty()) << all_errors(r.errors);
   plan a = make_plan(*r.value), b = make_plan(*r.value);
   ASSERT_EQ(a.faults.size(), 4u);
