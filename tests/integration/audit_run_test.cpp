@@ -50,7 +50,7 @@ run_result run(const t::temp_dir& d, const json& sc, const std::string& extra = 
   auto c = t::run(t::bin() + " run " + file.string() + " --out " + out.string() + " " + extra + " 2>&1");
   r.exit_code = c.exit_code;
   r.out = c.out;
-  for (auto& e : fs::directory_iterator(out)) r.dir = e.path();
+  r.dir = t::only_run_dir(out);
   r.report = json::parse(t::read_file(r.dir / "report.json"));
   return r;
 }

@@ -26,13 +26,6 @@ json scenario(int port, const std::string& p99_bound, const std::string& dur = "
              {"name": "ok", "metric": "http.requests", "stat": "ratio", "min": "95%"}]})");
 }
 
-fs::path only_run_dir(const fs::path& out) {
-  std::vector<fs::path> dirs;
-  if (fs::exists(out)) for (auto& e : fs::directory_iterator(out)) dirs.push_back(e.path());
-  if (dirs.size() != 1) throw std::runtime_error("expected one run directory in " + out.string() + ", found " + std::to_string(dirs.size()));
-  return dirs[0];
-}
-
 std::string last_line(const std::string& s) {
   auto end = s.find_last_not_of('\n');
   auto start = s.rfind('\n', end);
@@ -75,7 +68,7 @@ TEST_F(cli_run, a_rule_that_holds_exits_0_and_the_secret_is_written_nowhere) {
   auto out = dir_.path() / "runs";
   auto r = t::run(t::bin() + " run " + f.string() + " --out " + out.string() + " --threads 2 2>&1");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  fs::path run = only_run_dir(out);
+  fs::path run = t::only_run_dir(out);
   EXPECT_EQ(last_line(r.out), "report: " + (run / "report.html").string());
   EXPECT_NE(run.filename().string().find("Z-cli"), std::string::npos);
   for (const char* file : {"report.json", "junit.xml", "summary.md", "report.html", "scenario.json", "events.jsonl"}) {
@@ -105,11 +98,11 @@ TEST_F(cli_run, a_rule_that_must_fail_exits_1) {
   auto out = dir_.path() / "runs";
   auto r = t::run(t::bin() + " run " + f.string() + " --out " + out.string() + " 2>&1");
   ASSERT_EQ(r.exit_code, 1) << r.out;
-  json rep = json::parse(t::read_file(only_run_dir(out) / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(out) / "report.json"));
   EXPECT_EQ(rep["outcome"], "fail");
   EXPECT_FALSE(rep["verdicts"][0]["pass"].get<bool>());
   EXPECT_TRUE(rep["verdicts"][1]["pass"].get<bool>());
-  auto junit = t::read_file(only_run_dir(out) / "junit.xml");
+  auto junit = t::read_file(t::only_run_dir(out) / "junit.xml");
   EXPECT_NE(junit.find("<failure message=\"http.latency p90 over all: value "), std::string::npos) << junit;
 }
 
@@ -130,7 +123,7 @@ TEST_F(cli_run, sigint_stops_the_load_and_exits_4_with_a_report) {
   ASSERT_EQ(done, run.pid()) << "syncstorm did not stop within 20 s of SIGINT";
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 4) << t::read_file(log);
-  json rep = json::parse(t::read_file(only_run_dir(out) / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(out) / "report.json"));
   EXPECT_EQ(rep["outcome"], "aborted");
   EXPECT_EQ(rep["exit_code"], 4);
   EXPECT_LT(rep["duration_s"].get<double>(), 20.0);
@@ -144,7 +137,7 @@ TEST_F(cli_run, an_unreachable_target_exits_3) {
   auto r = t::run(t::bin() + " run " + f.string() + " --out " + out.string() + " 2>&1");
   EXPECT_EQ(r.exit_code, 3) << r.out;
   EXPECT_NE(r.out.find("target unreachable: connect 127.0.0.1:"), std::string::npos) << r.out;
-  json rep = json::parse(t::read_file(only_run_dir(out) / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(out) / "report.json"));
   EXPECT_EQ(rep["outcome"], "error");
 }
 

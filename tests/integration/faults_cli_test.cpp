@@ -17,13 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path only_run_dir(const fs::path& out) {
-  std::vector<fs::path> dirs;
-  if (fs::exists(out)) for (auto& e : fs::directory_iterator(out)) dirs.push_back(e.path());
-  if (dirs.size() != 1) throw std::runtime_error("expected one run directory, found " + std::to_string(dirs.size()));
-  return dirs[0];
-}
-
 char proc_state(pid_t pid) {
   std::string s = t::read_file("/proc/" + std::to_string(pid) + "/stat");
   auto close = s.rfind(')');
@@ -98,7 +91,7 @@ TEST(faults_cli, a_local_process_is_paused_for_its_window_and_continued) {
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(seen_stopped.load()) << r.out;
   EXPECT_NE(proc_state(victim.pid()), 'T');
-  auto dir = only_run_dir(d.path() / "runs");
+  auto dir = t::only_run_dir(d.path() / "runs");
   json rep = json::parse(t::read_file(dir / "report.json"));
   ASSERT_EQ(rep["faults"].size(), 1u) << rep["faults"].dump();
   const auto& f = rep["faults"][0];
@@ -135,7 +128,7 @@ TEST(faults_cli, a_run_over_an_unreverted_ledger_is_refused_with_the_revert_comm
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (proc_state(victim.pid()) != 'T' && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_EQ(proc_state(victim.pid()), 'T');
-  auto dir = only_run_dir(d.path() / "runs");
+  auto dir = t::only_run_dir(d.path() / "runs");
   // This run's own reaper, by the pid it logged.
   std::string rlog = t::read_file(dir / "reaper.log");
   auto at = rlog.find("(pid ");
@@ -205,7 +198,7 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   EXPECT_NE(log.find("kubectl --context kind-lab -n shop wait --for=condition=Ready pod -l app=shop"), std::string::npos) << log;
   EXPECT_NE(log.find("rollout restart deployment -l app=shop"), std::string::npos) << log;
   EXPECT_NE(log.find("docker exec web-1 df -P -B1 /data"), std::string::npos) << log;
-  json rep = json::parse(t::read_file(only_run_dir(d.path() / "runs") / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
   EXPECT_EQ(rep["outcome"], "error");
   bool fill_error = false;
   for (const auto& f : rep["faults"])
@@ -224,7 +217,7 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
     EXPECT_EQ(r2.exit_code, 3) << r2.out;
     r2out = r2.out;
   }
-  auto dir2 = only_run_dir(d.path() / "runs2");
+  auto dir2 = t::only_run_dir(d.path() / "runs2");
   json rep2 = json::parse(t::read_file(dir2 / "report.json"));
   EXPECT_NE(rep2["faults"][0].value("error", "").find("revert: docker unpause web-1: exit 1: Error response from daemon: simulated failure of unpause"), std::string::npos) << rep2["faults"].dump();
   EXPECT_NE(rep2["reason"].get<std::string>().find("freeze-web"), std::string::npos) << rep2["reason"];
@@ -263,7 +256,7 @@ TEST(faults_cli, abort_on_a_metric_and_on_a_probe_revert_and_exit_1) {
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_LT(took, std::chrono::seconds(15));
   EXPECT_NE(proc_state(victim.pid()), 'T') << "the pause was not reverted";
-  json rep = json::parse(t::read_file(only_run_dir(d.path() / "runs") / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
   EXPECT_EQ(rep["outcome"], "fail");
   bool named = false;
   for (const auto& v : rep["verdicts"]) named |= v["name"] == "too-many" && v["pass"] == false;
@@ -281,7 +274,7 @@ TEST(faults_cli, abort_on_a_metric_and_on_a_probe_revert_and_exit_1) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
   EXPECT_NE(r2.out.find("abort: health: probe http://127.0.0.1:" + std::to_string(dead) + "/healthz failed 2 times in a row"), std::string::npos) << r2.out;
   EXPECT_NE(proc_state(victim.pid()), 'T');
-  json rep2 = json::parse(t::read_file(only_run_dir(d.path() / "runs2") / "report.json"));
+  json rep2 = json::parse(t::read_file(t::only_run_dir(d.path() / "runs2") / "report.json"));
   bool probe_named = false;
   for (const auto& v : rep2["verdicts"]) probe_named |= v["name"] == "health" && v["pass"] == false;
   EXPECT_TRUE(probe_named) << rep2["verdicts"].dump();

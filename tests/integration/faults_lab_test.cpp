@@ -18,13 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path only_run_dir(const fs::path& out) {
-  std::vector<fs::path> dirs;
-  if (fs::exists(out)) for (auto& e : fs::directory_iterator(out)) dirs.push_back(e.path());
-  if (dirs.size() != 1) throw std::runtime_error("expected one run directory, found " + std::to_string(dirs.size()));
-  return dirs[0];
-}
-
 std::vector<json> read_events(const fs::path& p) {
   std::vector<json> out;
   std::ifstream in(p);
@@ -100,7 +93,7 @@ TEST(faults_lab, kill_pause_and_disk_fill_show_their_effect_and_end_after_revert
   t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " + log.string() + " 2>&1");
   auto ev = [&]() -> fs::path {
     for (int i = 0; i < 600; ++i) {
-      try { return only_run_dir(d.path() / "runs") / "events.jsonl"; } catch (...) {}
+      try { return t::only_run_dir(d.path() / "runs") / "events.jsonl"; } catch (...) {}
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return {};
@@ -133,7 +126,7 @@ TEST(faults_lab, kill_pause_and_disk_fill_show_their_effect_and_end_after_revert
   }
   std::string out = t::read_file(log);
   EXPECT_EQ(rc, 0) << out;
-  json rep = json::parse(t::read_file(only_run_dir(d.path() / "runs") / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
   for (auto name : {"kill-0", "pause-1", "fill-db"}) {
     const json* f = fault(rep, name);
     ASSERT_NE(f, nullptr) << name;
@@ -168,7 +161,7 @@ TEST(faults_lab, rolling_restart_without_errors_then_db_failover_keeps_writes_an
   t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " + log.string() + " 2>&1");
   fs::path ev;
   for (int i = 0; i < 600 && ev.empty(); ++i) {
-    try { ev = only_run_dir(d.path() / "runs") / "events.jsonl"; } catch (...) { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
+    try { ev = t::only_run_dir(d.path() / "runs") / "events.jsonl"; } catch (...) { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
   }
   auto up = wait_event(ev, [](const json& e) { return e["event"] == "lab_up"; }, std::chrono::seconds(180));
   ASSERT_TRUE(up) << t::read_file(log);
@@ -197,7 +190,7 @@ TEST(faults_lab, rolling_restart_without_errors_then_db_failover_keeps_writes_an
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(rc, 0) << t::read_file(log);
-  json rep = json::parse(t::read_file(only_run_dir(d.path() / "runs") / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
   const json* roll = fault(rep, "roll");
   ASSERT_NE(roll, nullptr);
   EXPECT_EQ((*roll)["targets"].size(), 3u);
@@ -266,7 +259,7 @@ TEST(faults_lab, the_reaper_restores_everything_after_the_controller_is_sigkille
     ::kill(run.pid(), SIGKILL);
     run.stop();
     fs::path rd;
-    try { rd = only_run_dir(out); } catch (...) { continue; }  // killed before it made its directory
+    try { rd = t::only_run_dir(out); } catch (...) { continue; }  // killed before it made its directory
     // The reaper notices and restores: pod-1 running, no fill file, pod-0 back and ready.
     bool restored = false;
     for (int w = 0; w < 600 && !restored; ++w) {

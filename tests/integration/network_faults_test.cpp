@@ -20,13 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path only_run_dir(const fs::path& out) {
-  std::vector<fs::path> dirs;
-  if (fs::exists(out)) for (auto& e : fs::directory_iterator(out)) dirs.push_back(e.path());
-  if (dirs.size() != 1) throw std::runtime_error("expected one run directory, found " + std::to_string(dirs.size()));
-  return dirs[0];
-}
-
 std::optional<json> wait_event(const fs::path& events, const std::function<bool(const json&)>& match, std::chrono::seconds limit) {
   auto until = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < until) {
@@ -43,7 +36,7 @@ std::optional<json> wait_event(const fs::path& events, const std::function<bool(
 
 fs::path wait_events_file(const fs::path& out) {
   for (int i = 0; i < 600; ++i) {
-    try { return only_run_dir(out) / "events.jsonl"; } catch (...) {}
+    try { return t::only_run_dir(out) / "events.jsonl"; } catch (...) {}
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return {};
@@ -140,7 +133,7 @@ TEST(network_faults, latency_http_error_and_partition_show_their_effect_and_reco
   std::string out = t::read_file(log);
   // 5 (inconclusive) when the shared machine saturated the generator; the values still count.
   EXPECT_TRUE(rc == 0 || rc == 5) << out;
-  json rep = json::parse(t::read_file(only_run_dir(d.path() / "runs") / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
   // Latency: +200 ms ± 25% on p50, back after.
   double before = verdict(rep, "p50-before"), lat = verdict(rep, "p50-lat"), mid = verdict(rep, "p50-mid");
   EXPECT_NEAR(lat - before, 200.0, 50.0) << "p50 before " << before << " ms, during " << lat << " ms";
@@ -228,7 +221,7 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
   EXPECT_NE(rc, 3) << t::read_file(log);  // every fault applied and reverted
   // After the run the proxy is back in pass-through... (the lab is gone with the run; checked
   // through the report's fault records instead).
-  json rep = json::parse(t::read_file(only_run_dir(d.path() / "runs") / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
   for (auto name : {"bw", "up-cut", "down-cut"}) {
     const json* f = fault(rep, name);
     ASSERT_NE(f, nullptr) << name;
@@ -262,7 +255,7 @@ TEST(network_faults, the_reaper_clears_partition_latency_pause_and_fill_after_th
   for (auto name : {"cut", "lat", "pause", "fill"})
     ASSERT_TRUE(wait_event(ev, [&](const json& e) { return e["event"] == "fault_applied" && e["fault"] == name; }, std::chrono::seconds(60)))
         << name << "\n" << t::read_file(log);
-  fs::path rd = only_run_dir(d.path() / "runs");
+  fs::path rd = t::only_run_dir(d.path() / "runs");
   const std::string tag = "syncstorm:" + rd.filename().string();
   auto rules = [&] {
     std::string all = t::run("iptables-save 2>/dev/null").out;

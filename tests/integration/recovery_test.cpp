@@ -48,7 +48,7 @@ run_result run(const json& sc, const std::string& extra = "") {
   auto c = t::run(t::bin() + " run " + file.string() + " --out " + (d.path() / "runs").string() + " " + extra + " 2>&1");
   r.exit_code = c.exit_code;
   r.out = c.out;
-  for (auto& e : fs::directory_iterator(d.path() / "runs")) r.report = json::parse(t::read_file(e.path() / "report.json"));
+  r.report = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
   return r;
 }
 

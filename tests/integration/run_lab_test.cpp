@@ -14,13 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path only_run_dir(const fs::path& out) {
-  std::vector<fs::path> dirs;
-  if (fs::exists(out)) for (auto& e : fs::directory_iterator(out)) dirs.push_back(e.path());
-  if (dirs.size() != 1) throw std::runtime_error("expected one run directory, found " + std::to_string(dirs.size()));
-  return dirs[0];
-}
-
 const json* verdict(const json& rep, const std::string& name) {
   for (const auto& v : rep["verdicts"]) if (v["name"] == name) return &v;
   return nullptr;
@@ -32,7 +25,7 @@ json run_http_lab(const std::string& extra, int& exit_code, std::string& out) {
                   (d.path() / "runs").string() + " " + extra + " 2>&1");
   exit_code = r.exit_code;
   out = r.out;
-  json rep = json::parse(t::read_file(only_run_dir(d.path() / "runs") / "report.json"));
+  json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
   std::string id;
   for (const auto& e : rep["events"])
     if (e["event"] == "lab_up" && e.contains("lab") && e["lab"].is_string()) id = e["lab"];

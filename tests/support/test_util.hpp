@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace syncstorm::test {
 
@@ -139,6 +140,15 @@ class child {
 };
 
 // Waits until something accepts on 127.0.0.1:port (bounded).
+// The one run directory `syncstorm run --out OUT` made; throws when OUT holds none or several.
+inline std::filesystem::path only_run_dir(const std::filesystem::path& out) {
+  std::vector<std::filesystem::path> dirs;
+  if (std::filesystem::exists(out))
+    for (auto& e : std::filesystem::directory_iterator(out)) dirs.push_back(e.path());
+  if (dirs.size() != 1) throw std::runtime_error("expected one run directory in " + out.string() + ", found " + std::to_string(dirs.size()));
+  return dirs[0];
+}
+
 inline bool wait_port(int port, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
   auto until = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < until) {
