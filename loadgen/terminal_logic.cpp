@@ -24,15 +24,24 @@ batch_decision decide_batch(const batch_policy& p, std::size_t pending, std::int
 backoff::backoff(std::int64_t base_us, std::int64_t max_us, std::uint64_t seed)
     : base_us_(std::max<std::int64_t>(0, base_us)), max_us_(std::max<std::int64_t>(0, max_us)), state_(seed) {}
 
-std::int64_t backoff::cap(int n) const noexcept {
+std::int64_t backoff_cap(int n, std::int64_t base_us, std::int64_t max_us) noexcept {
+  if (base_us <= 0 || max_us <= 0) return 0;
   if (n < 1) n = 1;
-  std::int64_t c = base_us_;
-  for (int i = 1; i < n && c < max_us_; ++i) {
-    if (c > std::numeric_limits<std::int64_t>::max() / 2) return max_us_;
+  std::int64_t c = base_us;
+  for (int i = 1; i < n && c < max_us; ++i) {
+    if (c > std::numeric_limits<std::int64_t>::max() / 2) return max_us;
     c *= 2;
   }
-  return std::min(c, max_us_);
+  return std::min(c, max_us);
 }
+
+std::int64_t full_jitter_us(int n, std::int64_t base_us, std::int64_t max_us, std::uint64_t random) noexcept {
+  const std::int64_t c = backoff_cap(n, base_us, max_us);
+  if (c <= 0) return 0;
+  return static_cast<std::int64_t>(random % (static_cast<std::uint64_t>(c) + 1));
+}
+
+std::int64_t backoff::cap(int n) const noexcept { return backoff_cap(n, base_us_, max_us_); }
 
 std::uint64_t backoff::rand() noexcept {
   // splitmix64
@@ -42,11 +51,7 @@ std::uint64_t backoff::rand() noexcept {
   return z ^ (z >> 31);
 }
 
-std::int64_t backoff::next(int n) noexcept {
-  const std::int64_t c = cap(n);
-  if (c <= 0) return 0;
-  return static_cast<std::int64_t>(rand() % (static_cast<std::uint64_t>(c) + 1));
-}
+std::int64_t backoff::next(int n) noexcept { return full_jitter_us(n, base_us_, max_us_, rand()); }
 
 retry_action retry_state::on_failure(std::int64_t now_us) {
   retry_action a;

@@ -38,6 +38,13 @@ batch_decision decide_batch(const batch_policy& p, std::size_t pending, std::int
 // Exponential backoff with full jitter (AWS architecture blog's "full jitter"): the wait before
 // retry n (n = 1 after the first failure) is uniform in [0, min(max, base × 2^(n−1))]. Seeded
 // (splitmix64), so one seed gives one sequence on every platform.
+// The cap for retry `n` (>= 1; smaller counts as 1): min(max, base × 2^(n−1)), 0 when base or max
+// is not positive.
+std::int64_t backoff_cap(int n, std::int64_t base_us, std::int64_t max_us) noexcept;
+// Full jitter from one random draw: uniform in [0, backoff_cap(n, base, max)]. The seeded class
+// below and the WebSocket reconnects (detail/ws_logic.hpp) both draw their waits here.
+std::int64_t full_jitter_us(int n, std::int64_t base_us, std::int64_t max_us, std::uint64_t random) noexcept;
+
 class backoff {
  public:
   backoff(std::int64_t base_us, std::int64_t max_us, std::uint64_t seed);

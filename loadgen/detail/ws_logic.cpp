@@ -1,5 +1,6 @@
 // The fanout model's pure logic (ws_logic.hpp).
 #include "loadgen/detail/ws_logic.hpp"
+#include "loadgen/terminal_logic.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -14,11 +15,7 @@ std::uint64_t mix64(std::uint64_t z) {
 }
 
 std::int64_t backoff_us(int attempt, std::int64_t base_us, std::int64_t max_us, std::uint64_t random) {
-  if (base_us <= 0 || max_us <= 0) return 0;
-  std::int64_t cap = base_us;
-  for (int i = 0; i < attempt && cap < max_us; ++i) cap *= 2;
-  cap = std::min(cap, max_us);
-  return static_cast<std::int64_t>(random % (static_cast<std::uint64_t>(cap) + 1));
+  return full_jitter_us(attempt + 1, base_us, max_us, random);
 }
 
 connect_pacer::connect_pacer(double rate_per_s)
