@@ -10,6 +10,9 @@ function(syncstorm_test name source)
     set(T_TIMEOUT 120)
   endif()
   add_executable(${name} ${source})
+  # Test code is not on any measured path: -O0 halves its compile time (the libraries it
+  # links keep their optimization).
+  target_compile_options(${name} PRIVATE $<$<NOT:$<CONFIG:Debug>>:-O0>)
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main syncstorm_options)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT}

@@ -7,6 +7,7 @@
 // entry becomes available) the `pending_parts_are_still_pending` test fails: move the
 // scenario out of kPending then, and add it to the integration test.
 #include "harness/scenario.hpp"
+#include "tests/support/scenario_ci_runs.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -77,33 +78,6 @@ class make_available {
   std::map<std::string, bool> was_;
 };
 
-// The CI runs' reductions (kept in step with tests/integration/scenarios_test.cpp).
-struct ci_run {
-  double time_scale;
-  std::vector<std::string> sets;
-};
-const std::map<std::string, ci_run> kCiRuns = {
-    {"pos-steady-state", {0.008, {}}},
-    {"pos-peak-hour", {0.005, {}}},
-    {"pos-2x-peak", {0.005, {}}},
-    {"pos-pod-failover", {0.5, {}}},
-    {"cloud-sync-burst", {1.0, {}}},
-    {"ws-fanout-capacity", {0.1, {"load[0].subscribers=1000", "load[0].streams=10", "load[0].views=20"}}},
-    {"db-failover", {0.17, {}}},
-    {"disk-fill-90", {0.2, {"slas[0].stat=p95"}}},
-    {"random-pod-deletion", {0.2, {"slas[0].min=\"99.5%\""}}},
-    {"rolling-deploy", {0.25, {}}},
-    {"client-crash", {0.33, {}}},
-    {"journal-corrupt", {0.375, {}}},
-    {"sla-tiers", {0.05, {"slas[0].min=\"99.8%\"", "slas[1].min=\"99.5%\""}}},
-    {"offline-24h", {0.05, {}}},
-    {"offline-72h", {0.02, {}}},
-    {"network-partition", {0.17, {}}},
-    {"slow-network", {0.17, {}}},
-    {"api-5xx", {0.17, {}}},
-    {"split-brain-conflicts", {0.25, {}}},
-};
-
 }  // namespace
 
 TEST(scenarios_validate, the_directory_holds_every_scenario_of_the_issue) {
@@ -142,8 +116,11 @@ TEST(scenarios_validate, every_lab_scenario_targets_the_lab_and_cites_the_users_
 }
 
 TEST(scenarios_validate, the_ci_reductions_validate_and_keep_every_fault_within_the_run) {
-  for (const auto& [name, ci] : kCiRuns) {
-    SCOPED_TRACE(name);
+  std::set<std::string> in_ci;
+  for (const auto& ci : t::scenario_ci_runs()) {
+    const std::string& name = ci.scenario;
+    in_ci.insert(name);
+    SCOPED_TRACE(ci.name);
     ASSERT_FALSE(kPending.count(name));
     load_options opt;
     opt.time_scale = ci.time_scale;
@@ -158,7 +135,7 @@ TEST(scenarios_validate, the_ci_reductions_validate_and_keep_every_fault_within_
   for (const auto& f : shipped_files()) {
     std::string name = f.stem().string();
     if (name == "http-smoke" || kPending.count(name)) continue;
-    EXPECT_TRUE(kCiRuns.count(name)) << name << " has no CI run";
+    EXPECT_TRUE(in_ci.count(name)) << name << " has no CI run";
   }
 }
 
