@@ -8,9 +8,12 @@
 
 #include <pcap/pcap.h>
 
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -157,10 +160,10 @@ capture_config capture_config_for(const nlohmann::json& doc, const nlohmann::jso
   for (const auto& n : names) {
     std::string f = user_filter;
     if (!c.contains("filter") && lab) f = lab_default_filter(lab_status, n);
-    // The kernel hands a packet socket each loopback packet twice (sent and received) and
-    // libpcap drops the sent copy in user space; dropping it in the kernel's filter instead
-    // halves what the ring carries. The capture sees the same packets either way.
-    if (n == "lo") f = f.empty() ? "inbound" : "inbound and (" + f + ")";
+    // Not "inbound and …" on lo, though the kernel hands the ring each loopback packet twice
+    // (libpcap drops the sent copy): libpcap filters the blocks already in the ring at
+    // pcap_setfilter in user space, where `inbound` matches nothing, and the first block of
+    // packets would be lost.
     cfg.interfaces.push_back({n, f});
   }
   return cfg;
@@ -221,6 +224,65 @@ struct capture_interface {
   bool stats_ok = false;
   std::string error;
   std::atomic<bool> stopping{false};
+  // The flush marker (see flush_tail): a UDP datagram to marker_port sent out on this interface.
+  std::uint16_t marker_port = 0;
+  int marker_fd = -1;
+  int timeout_ms = 100;
+  sockaddr_in marker_to{};
+  bool marker_seen = false, tail_flushed = false;
+
+  ~capture_interface() {
+    if (marker_fd >= 0) ::close(marker_fd);
+  }
+
+  // A socket that sends the marker so that this interface's capture sees it: to 127.0.0.1 on lo
+  // (and "any", which includes lo), else a limited broadcast bound to the device. False when the
+  // interface cannot send one (no IPv4 on it, down): then the tail may stay in the ring.
+  bool open_marker() {
+    marker_fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (marker_fd < 0) return false;
+    marker_to.sin_family = AF_INET;
+    marker_to.sin_port = htons(marker_port);
+    if (name == "lo" || name == "any") {
+      marker_to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      return true;
+    }
+    int one = 1;
+    marker_to.sin_addr.s_addr = htonl(INADDR_BROADCAST);
+    return ::setsockopt(marker_fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) == 0 &&
+           ::setsockopt(marker_fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(), static_cast<socklen_t>(name.size())) == 0;
+  }
+
+  // TPACKET_V3 hands a block over when it is full or its timeout passed, so at stop the last
+  // packets may still sit in the kernel's current block, and on a busy wire "until it is quiet"
+  // never comes. A marker sent out on the interface is a clean cut: once the capture reads its
+  // own marker, everything before it has been read. Markers (every 50 ms until one is seen,
+  // bounded by 3 s) are neither written nor counted. Without a marker socket: read for three
+  // block timeouts.
+  void flush_tail(int timeout_ms) {
+    if (marker_fd < 0) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(3 * timeout_ms);
+      while (std::chrono::steady_clock::now() < until) {
+        int n = pcap_dispatch(handle, -1, &capture_interface::on_packet, reinterpret_cast<u_char*>(this));
+        if (n < 0 && n != PCAP_ERROR_BREAK) break;
+        if (n <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      return;
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    auto next_marker = std::chrono::steady_clock::now();
+    static const char payload[] = "syncstorm-capture-flush";
+    while (!marker_seen && std::chrono::steady_clock::now() < until) {
+      if (std::chrono::steady_clock::now() >= next_marker) {
+        ::sendto(marker_fd, payload, sizeof payload - 1, MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&marker_to), sizeof marker_to);
+        next_marker = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+      }
+      int n = pcap_dispatch(handle, -1, &capture_interface::on_packet, reinterpret_cast<u_char*>(this));
+      if (n < 0 && n != PCAP_ERROR_BREAK) break;
+      if (n <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    tail_flushed = marker_seen;
+  }
 
   void open_next_file() {
     if (dumper) pcap_dump_close(dumper);
@@ -245,6 +307,11 @@ struct capture_interface {
   }
 
   void packet(const pcap_pkthdr* h, const u_char* data) {
+    // Markers are sent only once stopping: no cost on the run's packets.
+    if (stopping.load(std::memory_order_relaxed) && marker_port && udp_dst_port(link, data, h->caplen) == marker_port) {
+      marker_seen = true;
+      return;
+    }
     ++packets;
     bytes += h->len;
     if (pcap) {
@@ -270,18 +337,10 @@ struct capture_interface {
         }
         analyzer->advance(realtime_us() - origin->load(std::memory_order_relaxed));
       }
-      // What the kernel holds still: a TPACKET_V3 block is handed over when full or after the
-      // timeout, so read until two timeouts pass without a packet.
+      // What the kernel holds still.
       char errbuf[PCAP_ERRBUF_SIZE];
       pcap_setnonblock(handle, 1, errbuf);
-      auto quiet_since = std::chrono::steady_clock::now();
-      const auto quiet_for = std::chrono::milliseconds(250);
-      while (std::chrono::steady_clock::now() - quiet_since < quiet_for) {
-        int n = pcap_dispatch(handle, -1, &capture_interface::on_packet, reinterpret_cast<u_char*>(this));
-        if (n > 0) quiet_since = std::chrono::steady_clock::now();
-        else if (n < 0 && n != PCAP_ERROR_BREAK) break;
-        else std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
+      flush_tail(timeout_ms);
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -300,12 +359,14 @@ namespace syncstorm::capture {
 
 struct capture_session::impl {
   capture_config cfg;
+  int marker_reserve_fd = -1;  // holds 127.0.0.1:<marker port> so no one else uses it
   std::unique_ptr<wire_store> store;
   std::atomic<std::int64_t> origin{std::numeric_limits<std::int64_t>::max()};
   std::vector<std::unique_ptr<capture_interface>> ifs;
   bool stopped = false;
 
   ~impl() {
+    if (marker_reserve_fd >= 0) ::close(marker_reserve_fd);
     for (auto& i : ifs) {
       if (i->dumper) pcap_dump_close(i->dumper);
       if (i->handle) pcap_close(i->handle);
@@ -314,6 +375,24 @@ struct capture_session::impl {
 };
 
 namespace {
+
+// A UDP port on 127.0.0.1 bound for the session's life: its flush markers go there.
+int reserve_marker_port(std::uint16_t& port) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  port = ntohs(a.sin_port);
+  return fd;
+}
 
 // Opens and activates one interface; throws with the interface and libpcap's words.
 void open_interface(capture_interface& i, const capture_config& cfg) {
@@ -338,8 +417,10 @@ void open_interface(capture_interface& i, const capture_config& cfg) {
   const char* ln = pcap_datalink_val_to_name(i.link);
   i.link_name = ln ? ln : std::to_string(i.link);
   if (!i.filter.empty()) {
+    // The flush markers pass any filter.
+    const std::string full = i.marker_port ? "(" + i.filter + ") or (udp dst port " + std::to_string(i.marker_port) + ")" : i.filter;
     bpf_program prog{};
-    if (pcap_compile(i.handle, &prog, i.filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+    if (pcap_compile(i.handle, &prog, full.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
       throw std::runtime_error("capture " + i.name + ": filter " + nlohmann::json(i.filter).dump() + ": " + pcap_geterr(i.handle));
     int set = pcap_setfilter(i.handle, &prog);
     pcap_freecode(&prog);
@@ -359,8 +440,16 @@ capture_session::capture_session(capture_config cfg) : impl_(std::make_unique<im
     if (ec) throw std::runtime_error("capture: cannot create " + c.dir + ": " + ec.message());
   }
   impl_->store = std::make_unique<wire_store>(c.map);
+  std::uint16_t marker_port = 0;
+  impl_->marker_reserve_fd = reserve_marker_port(marker_port);
   for (const auto& ic : c.interfaces) {
     auto i = std::make_unique<capture_interface>();
+    i->marker_port = impl_->marker_reserve_fd >= 0 ? marker_port : 0;
+    i->timeout_ms = c.timeout_ms;
+    if (i->marker_port && !i->open_marker()) {
+      ::close(i->marker_fd);
+      i->marker_fd = -1;
+    }
     i->name = ic.name;
     i->filter = ic.filter;
     i->pcap = c.pcap;
@@ -441,7 +530,7 @@ nlohmann::json capture_session::report() const {
     const auto& t = i->analyzer->totals();
     nlohmann::json j = {{"name", i->name}, {"filter", i->filter}, {"link_type", i->link_name}, {"packets", i->packets},
                         {"bytes", i->bytes}, {"tcp", t.tcp}, {"classified", t.classified}, {"before_start", t.before_start},
-                        {"flows_untracked", i->analyzer->flows().untracked()}, {"files", f}};
+                        {"flows_untracked", i->analyzer->flows().untracked()}, {"tail_flushed", i->tail_flushed}, {"files", f}};
     if (i->stats_ok) {
       j["kernel"] = {{"received", i->stats.ps_recv}, {"dropped", i->stats.ps_drop}, {"if_dropped", i->stats.ps_ifdrop}};
       dropped += i->stats.ps_drop;

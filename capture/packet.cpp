@@ -85,12 +85,6 @@ std::optional<tcp_segment> ipv6_at(const std::uint8_t* p, std::size_t len, std::
   return std::nullopt;
 }
 
-std::optional<tcp_segment> network_at(std::uint16_t ethertype, const std::uint8_t* p, std::size_t len, std::size_t wire_len) {
-  if (ethertype == ethertype_ipv4) return ipv4_at(p, len, wire_len);
-  if (ethertype == ethertype_ipv6) return ipv6_at(p, len, wire_len);
-  return std::nullopt;
-}
-
 }  // namespace
 
 std::optional<std::array<std::uint8_t, 16>> parse_address(const std::string& host) {
@@ -138,10 +132,20 @@ std::size_t endpoint_hash::operator()(const endpoint& e) const noexcept {
   return static_cast<std::size_t>(h ^ (h >> 31));
 }
 
-std::optional<tcp_segment> parse_tcp(int link, const std::uint8_t* data, std::size_t caplen, std::size_t wire_len) {
-  const std::uint8_t* p = data;
-  std::size_t len = caplen;
-  auto frame_rest = [&](std::size_t header) { return wire_len > header ? wire_len - header : 0; };
+namespace {
+
+// Where a frame's IP header starts and which version it claims (4 or 6), past the link header.
+struct l3 {
+  int version = 0;
+  std::size_t offset = 0;
+};
+
+std::optional<l3> l3_of(int link, const std::uint8_t* p, std::size_t len) {
+  auto by_type = [](std::uint16_t type, std::size_t at) -> std::optional<l3> {
+    if (type == ethertype_ipv4) return l3{4, at};
+    if (type == ethertype_ipv6) return l3{6, at};
+    return std::nullopt;
+  };
   switch (link) {
     case link_type::ethernet: {
       if (len < 14) return std::nullopt;
@@ -153,29 +157,54 @@ std::optional<tcp_segment> parse_tcp(int link, const std::uint8_t* data, std::si
         type = be16(p + at + 2);
         at += 4;
       }
-      return network_at(type, p + at, len - at, frame_rest(at));
+      return by_type(type, at);
     }
     case link_type::linux_sll:
       if (len < 16) return std::nullopt;
-      return network_at(be16(p + 14), p + 16, len - 16, frame_rest(16));
+      return by_type(be16(p + 14), 16);
     case link_type::linux_sll2:
       if (len < 20) return std::nullopt;
-      return network_at(be16(p), p + 20, len - 20, frame_rest(20));
+      return by_type(be16(p), 20);
     case link_type::null: {
       if (len < 4) return std::nullopt;
       std::uint32_t family;
       std::memcpy(&family, p, 4);
-      if (family == 2) return ipv4_at(p + 4, len - 4, frame_rest(4));
-      if (family == 24 || family == 28 || family == 30) return ipv6_at(p + 4, len - 4, frame_rest(4));
+      if (family == 2) return l3{4, 4};
+      if (family == 24 || family == 28 || family == 30) return l3{6, 4};
       return std::nullopt;
     }
     case link_type::raw:
     case link_type::raw_dlt:
       if (len < 1) return std::nullopt;
-      return (p[0] >> 4) == 4 ? ipv4_at(p, len, wire_len) : ipv6_at(p, len, wire_len);
+      return l3{(p[0] >> 4) == 4 ? 4 : 6, 0};
     default:
       return std::nullopt;
   }
+}
+
+}  // namespace
+
+std::optional<tcp_segment> parse_tcp(int link, const std::uint8_t* data, std::size_t caplen, std::size_t wire_len) {
+  auto at = l3_of(link, data, caplen);
+  if (!at) return std::nullopt;
+  const std::size_t rest = wire_len > at->offset ? wire_len - at->offset : 0;
+  return at->version == 4 ? ipv4_at(data + at->offset, caplen - at->offset, rest)
+                          : ipv6_at(data + at->offset, caplen - at->offset, rest);
+}
+
+std::optional<std::uint16_t> udp_dst_port(int link, const std::uint8_t* data, std::size_t caplen) {
+  auto at = l3_of(link, data, caplen);
+  if (!at) return std::nullopt;
+  const std::uint8_t* p = data + at->offset;
+  std::size_t len = caplen - at->offset;
+  if (at->version == 4) {
+    if (len < 20 || (p[0] >> 4) != 4 || p[9] != 17 || (be16(p + 6) & 0x1fff) != 0) return std::nullopt;
+    std::size_t ihl = static_cast<std::size_t>(p[0] & 0x0f) * 4;
+    if (ihl < 20 || len < ihl + 8) return std::nullopt;
+    return be16(p + ihl + 2);
+  }
+  if (len < 48 || (p[0] >> 4) != 6 || p[6] != 17) return std::nullopt;
+  return be16(p + 42);
 }
 
 }  // namespace syncstorm::capture

@@ -58,4 +58,8 @@ struct tcp_segment {
 // for an IP length of 0 (segments beyond 64 KiB).
 std::optional<tcp_segment> parse_tcp(int link, const std::uint8_t* data, std::size_t caplen, std::size_t wire_len);
 
+// The destination port of a UDP datagram in a frame (IPv4, or IPv6 without extension headers);
+// nullopt for anything else. The capture threads recognise their own flush markers with it.
+std::optional<std::uint16_t> udp_dst_port(int link, const std::uint8_t* data, std::size_t caplen);
+
 }  // namespace syncstorm::capture

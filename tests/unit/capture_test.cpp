@@ -437,8 +437,7 @@ TEST(capture_config, from_a_scenario_and_a_lab) {
   EXPECT_EQ(cfg.interfaces[0].name, "ssb-t1");
   EXPECT_EQ(cfg.interfaces[0].filter, "");
   EXPECT_EQ(cfg.interfaces[1].name, "lo");
-  EXPECT_EQ(cfg.interfaces[1].filter,
-            "inbound and (tcp and (port 21000 or port 21001 or port 21002 or port 21003 or port 21004 or port 21005))");
+  EXPECT_EQ(cfg.interfaces[1].filter, "tcp and (port 21000 or port 21001 or port 21002 or port 21003 or port 21004 or port 21005)");
   EXPECT_EQ(cfg.snaplen, 96);
   EXPECT_EQ(cfg.max_file, 2u << 20);
   EXPECT_TRUE(cfg.pcap);
@@ -446,7 +445,7 @@ TEST(capture_config, from_a_scenario_and_a_lab) {
   doc["capture"] = {{"interfaces", {"lo"}}, {"filter", "tcp port 80"}, {"pcap", false}, {"ring", "4MiB"}};
   cfg = cap::capture_config_for(doc, lab_status(true), {}, "/tmp/x");
   ASSERT_EQ(cfg.interfaces.size(), 1u);
-  EXPECT_EQ(cfg.interfaces[0].filter, "inbound and (tcp port 80)");
+  EXPECT_EQ(cfg.interfaces[0].filter, "tcp port 80");
   EXPECT_FALSE(cfg.pcap);
   EXPECT_EQ(cfg.ring, 4u << 20);
   // An endpoints target: its addresses are "the lb".
@@ -537,7 +536,7 @@ TEST(capture_report, the_html_charts_wire_series_per_counter_under_the_latency_c
                  {"verdicts", json::array()}, {"faults", {{{"name", "cut"}, {"kind", "partition"}, {"applied_at", 2.5}, {"reverted_at", 5.0}}}},
                  {"metrics", {{"http.latency", {{"unit", "ms"}, {"count", 20}}}}}, {"series", series},
                  {"gauges", {{"queue.depth", {{0, 1}, {1, 2}}}}},
-                 {"capture", {{"interfaces", {{{"name", "lo"}, {"filter", "inbound"}, {"packets", 9}, {"classified", 8},
+                 {"capture", {{"interfaces", {{{"name", "lo"}, {"filter", "tcp"}, {"packets", 9}, {"classified", 8},
                                                {"kernel", {{"dropped", 3}}}, {"files", {{{"path", "/r/capture/lo-000.pcap"}, {"packets", 9}}}}}}},
                               {"packets", 9}, {"dropped", 3}, {"files", {"/r/capture/lo-000.pcap"}}, {"resolution_ms", 100}}}};
   std::string html = syncstorm::reports::html(report);
