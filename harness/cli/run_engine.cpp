@@ -459,6 +459,18 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
       }
     }
   }
+  if (!s.capture.is_null()) {
+    const auto& c = s.capture;
+    const nlohmann::json ifs = c.value("interfaces", nlohmann::json("lab"));
+    out << "  capture: " << (ifs.is_string() ? std::string("the lab's interfaces (its bridge and lo, or lo alone in a loopback lab)") : ifs.dump())
+        << ", filter " << (c.contains("filter") ? c["filter"].dump() : std::string("the lab's ports on lo, everything on the bridge"))
+        << ", snaplen " << c.value("snaplen", 128) << ", ring "
+        << units::format_size(c.contains("ring") ? size_value(c["ring"]) : capture::default_ring_bytes(s.document, c.value("snaplen", 128)))
+        << " per interface, " << (c.value("pcap", true) ? "pcap files in <run dir>/capture rotated at " +
+                                                                units::format_size(c.contains("max_file") ? size_value(c["max_file"]) : 256ull << 20)
+                                                          : std::string("no pcap files"))
+        << "; series wire.<direction>.<counter>\n";
+  }
   out << "  nothing was contacted, started or written\n";
   return out.str();
 }
