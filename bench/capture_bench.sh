@@ -5,6 +5,8 @@
 # medians compared. "on" is the same scenario with --set capture={"interfaces":"lab",...}: the
 # bridge and lo captured, pcap files written.
 # Usage: SYNCSTORM_BUILD_DIR=build bench/capture_bench.sh [SECONDS=10] [CONNECTIONS=16] [ROUNDS=3] [BATCH=20]
+# REQUEST=healthz instead pushes GET /healthz (answered by syncd without PostgreSQL): a packet
+# rate several times higher, where the capture's own CPU shows (informational; the goal is push).
 # Needs root (the lab, CAP_NET_RAW). Everything it starts is removed on exit (each run's lab
 # goes down with the run; the run directories are in a temporary directory).
 set -euo pipefail
@@ -23,9 +25,9 @@ trap '[[ -n ${KEEP:-} ]] || rm -rf "$tmp"' EXIT
 # A push of BATCH fresh-looking ops, the same ids each time: syncd acknowledges them again
 # (idempotent), so every request is a full round trip through the relay, HAProxy, a pod and
 # PostgreSQL without the table growing.
-python3 - "$tmp/s.json" "$secs" "$conns" "$batch" <<'PY'
+python3 - "$tmp/s.json" "$secs" "$conns" "$batch" "${REQUEST:-push}" <<'PY'
 import json, sys
-path, secs, conns, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+path, secs, conns, batch, request = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 ops = [{"id": "bench-%d" % i, "stream": "s-%d" % (i % 10), "seq": i + 1, "t_us": 0, "kind": "append"} for i in range(batch)]
 doc = {"name": "capture-bench", "duration": "%ds" % secs,
        "target": {"lab": {"pods": 2}},
@@ -34,6 +36,8 @@ doc = {"name": "capture-bench", "duration": "%ds" % secs,
                  "expect_status": [200],
                  "phases": [{"name": "warm", "for": "2s", "rate": 1}, {"name": "steady", "for": "%ds" % (secs - 2), "rate": 1}]}],
        "slas": [{"name": "steady-throughput", "metric": "http.requests", "stat": "rate", "window": "phase:push/steady", "min": 0}]}
+if request == "healthz":
+    doc["load"][0]["request"] = {"method": "GET", "path": "/healthz"}
 json.dump(doc, open(path, "w"))
 PY
 
@@ -64,7 +68,7 @@ open(out + "/rate", "w").write(str(v["value"] or 0))
 PY
 }
 
-echo "$rounds rounds of ${secs} s each (2 s warm-up), $conns connections, batches of $batch, capture off then on"
+echo "$rounds rounds of ${secs} s each (2 s warm-up), $conns connections, ${REQUEST:-push} (batches of $batch), capture off then on"
 for r in $(seq 1 "$rounds"); do
   run_one off "$r"
   run_one on "$r"

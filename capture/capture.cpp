@@ -462,9 +462,14 @@ capture_session::capture_session(capture_config cfg) : impl_(std::make_unique<im
     impl_->ifs.push_back(std::move(i));
     open_interface(*impl_->ifs.back(), c);  // on a throw, impl's destructor closes the handles
   }
-  for (auto& i : impl_->ifs) {
-    capture_interface* p = i.get();
-    p->thread = std::thread([p] { p->run(); });
+  try {
+    for (auto& i : impl_->ifs) {
+      capture_interface* p = i.get();
+      p->thread = std::thread([p] { p->run(); });
+    }
+  } catch (...) {
+    stop();  // the threads already started end before their interfaces close
+    throw;
   }
 }
 

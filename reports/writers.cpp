@@ -384,9 +384,9 @@ std::string wire_section(const json& report, const chart_frame& frame) {
   const json series = report.value("series", json::object());
   struct group { std::vector<line> lines; };
   static const std::vector<std::pair<std::string, std::string>> counters = {
-      {"packets", "packets per second"}, {"bytes", "bytes per second"}, {"retransmits", "retransmissions per second"},
-      {"rst", "RST per second"}, {"new_connections", "new connections per second"}, {"syn", "SYN per second"},
-      {"syn_ack", "SYN-ACK per second"}, {"fin", "FIN per second"}, {"zero_windows", "zero windows per second"}};
+      {"packets", "packets"}, {"bytes", "bytes"}, {"retransmits", "retransmissions"}, {"rst", "RST"},
+      {"new_connections", "new connections"}, {"syn", "SYN"}, {"syn_ack", "SYN-ACK"}, {"fin", "FIN"},
+      {"zero_windows", "zero windows"}};
   static const std::vector<std::string> directions = {"clients-lb", "lb-clients", "lb-pods", "pods-lb", "pods-db", "db-pods"};
   static const std::vector<std::string> colors = {"#0969da", "#54aeff", "#1a7f37", "#4ac26b", "#cf222e", "#ff8182"};
   std::ostringstream o;
@@ -411,7 +411,8 @@ std::string wire_section(const json& report, const chart_frame& frame) {
     }
     if (lines.empty()) continue;
     any = true;
-    o << svg_chart("chart-wire-" + slug(counter), "wire", "wire " + title, counter == "bytes" ? "bytes/s" : "per second", lines, frame);
+    o << svg_chart("chart-wire-" + slug(counter), "wire", "wire.*." + counter + ": " + title + " by direction",
+                   counter == "bytes" ? "bytes/s" : "per second", lines, frame);
   }
   const json cap = report.contains("capture") && report["capture"].is_object() ? report["capture"] : json();
   if (!any && cap.is_null()) return {};
