@@ -67,7 +67,18 @@ spec::node_ptr report_spec() {
          opt("gauges", any("per-second series per gauge (queue.depth, ws.connected, ...): name -> [[t_s, value at the end of the second], ...]")),
          req("faults", array("per fault occurrence", fault)), req("audit", audit), req("generator", generator),
          opt("events", array("lab and run events", any("an event"))), opt("run_dir", spec::string("run directory")),
-         opt("errors", any("error buckets -> count"))});
+         opt("errors", any("error buckets -> count")),
+         opt("capture", object("the wire capture (capture/)",
+             {req("interfaces", array("per interface", any("name, filter, link_type, packets, bytes, tcp, classified, before_start, "
+                                                               "flows_untracked, kernel {received, dropped, if_dropped}, files [{path, packets, bytes}], warning, error"))),
+              req("packets", integer("packets captured (and written, with pcap)", 0)),
+              req("dropped", integer("packets the kernel ring dropped (pcap_stats ps_drop)", 0)),
+              req("if_dropped", integer("packets the interfaces dropped (ps_ifdrop; informational)", 0)),
+              req("files", array("pcap files written", spec::string("a path"))), req("pcap", boolean("pcap files were written")),
+              req("snaplen", integer("bytes kept per packet", 0)), req("ring_bytes", integer("kernel ring per interface", 0)),
+              req("max_file_bytes", integer("pcap rotation size", 0)), req("resolution_ms", integer("step of the wire series", 1)),
+              req("endpoints", any("direction -> the server endpoints it was classified by")),
+              req("complete", boolean("nothing was dropped and no capture thread failed"))}))});
   }();
   return root;
 }

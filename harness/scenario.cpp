@@ -3,6 +3,7 @@
 #include "harness/scenario.hpp"
 
 #include "harness/units.hpp"
+#include "capture/wire_series.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -511,6 +512,23 @@ void check_references(const json& doc, errors& out) {
       check_rule(a, p);
     }
   }
+  if (doc.contains("capture") && doc["capture"].is_object()) {
+    const json& c = doc["capture"];
+    const bool lab_target = doc.contains("target") && doc["target"].contains("lab");
+    if (!lab_target && (!c.contains("interfaces") || c["interfaces"].is_string())) {
+      out.push_back("scenario.capture.interfaces: found " + (c.contains("interfaces") ? c["interfaces"].dump() : std::string("nothing")) +
+                    " but the target is not a lab; expected interface names like [\"lo\"]");
+    }
+    if (c.contains("max_file") && size_value(c["max_file"]) < (64u << 10)) {
+      out.push_back("scenario.capture.max_file: found " + c["max_file"].dump() + "; expected at least \"64KiB\"");
+    }
+    if (c.contains("ring") && size_value(c["ring"]) < (1u << 20)) {
+      out.push_back("scenario.capture.ring: found " + c["ring"].dump() + "; expected at least \"1MiB\"");
+    }
+    if (c.contains("ring") && size_value(c["ring"]) > (2ull << 30)) {
+      out.push_back("scenario.capture.ring: found " + c["ring"].dump() + "; expected at most \"2GiB\"");
+    }
+  }
   check_env_refs(doc, "scenario", false, out);
 }
 
@@ -566,6 +584,10 @@ void scenario_registry::add_fault_kind(fault_kind_info f) {
   auto it = std::find_if(faults_.begin(), faults_.end(), [&](auto& x) { return x.name == f.name; });
   if (it != faults_.end()) *it = std::move(f); else faults_.push_back(std::move(f));
   rebuild();
+}
+
+void scenario_registry::add_environment_check(std::function<spec::errors(const json&)> check) {
+  environment_checks_.push_back(std::move(check));
 }
 
 void scenario_registry::set_available(const std::string& name, bool available) {
@@ -665,16 +687,19 @@ std::vector<std::string> known_metrics(const json& doc) {
     for (const auto& f : doc["faults"])
       if (f.contains("name") && f["name"].is_string())
         for (const char* p : {"recovery.", "ready.", "detect."}) names.push_back(p + f["name"].get<std::string>());
-  if (doc.contains("capture")) names.push_back("wire.<series>");
+  if (doc.contains("capture") && !doc["capture"].is_null()) {
+    const bool lab = doc.contains("target") && doc["target"].is_object() && doc["target"].contains("lab");
+    for (auto& n : capture::wire_series_names(lab)) names.push_back(std::move(n));
+  }
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
 }
 
 std::optional<metric_info> metric_lookup(const json& doc, const std::string& name) {
-  if (name.starts_with("wire.") && doc.contains("capture")) return metric_info{name, metric_unit::count, "wire series"};
   auto names = known_metrics(doc);
   if (!std::binary_search(names.begin(), names.end(), name)) return std::nullopt;
+  if (name.starts_with("wire.")) return metric_info{name, metric_unit::count, "wire series (capture)"};
   for (const auto& m : scenario_registry::instance().core_metrics()) if (m.name == name) return m;
   for (const auto& md : scenario_registry::instance().models())
     for (const auto& m : md.metrics) if (m.name == name) return m;
@@ -742,9 +767,9 @@ spec::errors validate_document(const json& doc, bool require_env) {
   spec::errors out;
   spec::validate(doc, *scenario_registry::instance().root(), "scenario", out);
   if (out.empty()) check_references(doc, out);
-  if (out.empty() && doc.contains("capture") && !doc["capture"].is_null()) {
-    out.push_back("scenario.capture: found a wire capture request; expected none: capture (libpcap) is in the design "
-                  "but not yet implemented in this build");
+  if (out.empty()) {
+    for (const auto& check : scenario_registry::instance().environment_checks())
+      for (auto& e : check(doc)) out.push_back(std::move(e));
   }
   if (out.empty() && require_env) check_env_refs(doc, "scenario", true, out);
   return out;

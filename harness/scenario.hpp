@@ -6,6 +6,7 @@
 
 #include "harness/spec.hpp"
 
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -49,6 +50,11 @@ class scenario_registry {
   void add_model(load_model_info m);
   void add_fault_kind(fault_kind_info f);
   void set_available(const std::string& model_or_kind, bool available);
+  // A check that needs more than the document (the capture's privilege and interfaces): run by
+  // validate_document once the document's own checks held; each problem one line. Registered by
+  // the CLI (harness/cli), so the harness itself stays free of what the checks need.
+  void add_environment_check(std::function<spec::errors(const json& doc)> check);
+  const std::vector<std::function<spec::errors(const json&)>>& environment_checks() const { return environment_checks_; }
 
   spec::node_ptr root() const;   // the whole scenario
   json schema() const;           // JSON Schema 2020-12
@@ -62,6 +68,7 @@ class scenario_registry {
   std::vector<load_model_info> models_;
   std::vector<fault_kind_info> faults_;
   std::vector<metric_info> core_metrics_;
+  std::vector<std::function<spec::errors(const json&)>> environment_checks_;
   spec::node_ptr root_;
 };
 

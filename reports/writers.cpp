@@ -377,6 +377,70 @@ bool charted(const std::string& m, const json& series) {
   return true;
 }
 
+// The wire series (capture/wire_series.hpp: wire.<direction>.<counter>) as one chart per
+// counter with a line per direction, so a partition's retransmissions or a kill's resets stand
+// out against the other paths; then the capture's own counts (interfaces, drops, pcap files).
+std::string wire_section(const json& report, const chart_frame& frame) {
+  const json series = report.value("series", json::object());
+  struct group { std::vector<line> lines; };
+  static const std::vector<std::pair<std::string, std::string>> counters = {
+      {"packets", "packets"}, {"bytes", "bytes"}, {"retransmits", "retransmissions"}, {"rst", "RST"},
+      {"new_connections", "new connections"}, {"syn", "SYN"}, {"syn_ack", "SYN-ACK"}, {"fin", "FIN"},
+      {"zero_windows", "zero windows"}};
+  static const std::vector<std::string> directions = {"clients-lb", "lb-clients", "lb-pods", "pods-lb", "pods-db", "db-pods"};
+  static const std::vector<std::string> colors = {"#0969da", "#54aeff", "#1a7f37", "#4ac26b", "#cf222e", "#ff8182"};
+  std::ostringstream o;
+  bool any = false;
+  for (const auto& [counter, title] : counters) {
+    std::vector<line> lines;
+    for (std::size_t d = 0; d < directions.size(); ++d) {
+      const std::string name = "wire." + directions[d] + "." + counter;
+      if (!series.contains(name) || !series[name].is_array() || series[name].empty()) continue;
+      line l{directions[d], colors[d], {}, false};
+      for (const auto& row : series[name]) {
+        if (!row.is_array() || row.size() < 2 || !row[0].is_number() || !row[1].is_number()) continue;
+        const double t = row[0].get<double>();
+        // A second with nothing on the wire has no row: draw it as 0, not as a line across it.
+        if (!l.points.empty() && t - l.points.back().first > 1.5) {
+          l.points.emplace_back(l.points.back().first + 1, 0);
+          l.points.emplace_back(t - 1, 0);
+        }
+        l.points.emplace_back(t, row[1].get<double>());
+      }
+      if (!l.points.empty()) lines.push_back(std::move(l));
+    }
+    if (lines.empty()) continue;
+    any = true;
+    o << svg_chart("chart-wire-" + slug(counter), "wire", "wire.*." + counter + ": " + title + " by direction",
+                   counter == "bytes" ? "bytes/s" : "per second", lines, frame);
+  }
+  const json cap = report.contains("capture") && report["capture"].is_object() ? report["capture"] : json();
+  if (!any && cap.is_null()) return {};
+  std::ostringstream out;
+  out << "<h2>Wire</h2>";
+  if (cap.is_object()) {
+    const std::uint64_t dropped = cap.value("dropped", std::uint64_t{0});
+    out << "<table id=\"capture\"><tr><th>interface</th><th>filter</th><th>packets</th><th>on named paths</th>"
+           "<th>kernel dropped</th><th>pcap files</th></tr>";
+    for (const auto& i : cap.value("interfaces", json::array())) {
+      const json k = i.value("kernel", json::object());
+      std::string files;
+      for (const auto& f : i.value("files", json::array()))
+        files += (files.empty() ? "" : ", ") + std::filesystem::path(f.value("path", "")).filename().string() + " (" + std::to_string(f.value("packets", 0)) + ")";
+      out << "<tr" << (k.value("dropped", 0) > 0 || i.contains("error") ? " class=\"FAILROW\"" : "") << "><td>"
+          << xml_escape(i.value("name", "")) << "</td><td>" << xml_escape(i.value("filter", "")) << "</td><td>"
+          << i.value("packets", 0) << "</td><td>" << i.value("classified", 0) << "</td><td>" << k.value("dropped", 0)
+          << "</td><td>" << xml_escape(files.empty() ? std::string("none") : files) << "</td></tr>";
+      if (i.contains("error")) out << "<tr class=\"FAILROW\"><td colspan=\"6\">" << xml_escape(i.value("error", "")) << "</td></tr>";
+    }
+    out << "</table><p class=\"ax\">" << (dropped ? "The capture dropped packets: rules on wire.* are inconclusive. " : "")
+        << "Series per direction between the named endpoints, at " << cap.value("resolution_ms", 100)
+        << " ms, charted per second.</p>";
+  }
+  out << o.str();
+  return out.str();
+}
+
 }  // namespace
 
 std::string verdict_table(const json& report) {
@@ -552,6 +616,15 @@ std::string summary_md(const json& report) {
       << num(field(audit, "in_doubt"), 12) << ", order violations " << num(field(audit, "order_violations"), 12) << ", diverged "
       << num(field(audit, "diverged"), 12) << ".\n";
   }
+  const json cap = report.contains("capture") ? report["capture"] : json();
+  if (cap.is_object()) {
+    std::string ifs;
+    for (const auto& i : cap.value("interfaces", json::array())) ifs += (ifs.empty() ? "" : ", ") + i.value("name", "");
+    const std::uint64_t dropped = cap.value("dropped", std::uint64_t{0});
+    o << "\nCapture: " << num(field(cap, "packets"), 12) << " packets on " << md_cell(ifs) << ", "
+      << (dropped ? "**" + std::to_string(dropped) + " dropped** (wire.* rules inconclusive)" : std::string("none dropped")) << ", "
+      << cap.value("files", json::array()).size() << " pcap files.\n";
+  }
   const json g = report.value("generator", json::object());
   o << "\nGenerator: CPU " << num(g.value("cpu", json(0.0)), 3) << " cores, lag p99 " << num(field(g, "lag_p99")) << " ms"
     << (g.value("saturated", false) ? " — **saturated**: " + md_cell(g.value("reason", "")) : "") << ". Seed " << report.value("seed", 0)
@@ -667,9 +740,10 @@ std::string html(const json& report) {
   // Charts: per metric latency (p50/p99, the rules' bounds drawn) and throughput/errors; then levels.
   std::vector<std::string> names;
   for (const auto& [m, s] : series.items())
-    if (s.is_array() && !s.empty() && charted(m, series)) names.push_back(m);
+    if (s.is_array() && !s.empty() && charted(m, series) && m.rfind("wire.", 0) != 0) names.push_back(m);
   std::stable_sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) { return chart_rank(a) < chart_rank(b); });
-  std::ostringstream charts, wire;
+  std::ostringstream charts;
+  const std::string wire = wire_section(report, frame);
   for (const auto& m : names) {
     const json& s = series[m];
     const bool time_metric = metrics.contains(m) && metrics[m].is_object() && metrics[m].value("unit", "") == "ms";
@@ -689,7 +763,7 @@ std::string html(const json& report) {
         lat[1].points.emplace_back(t, row[4].get<double>());
       }
     }
-    std::ostringstream& out = m.rfind("wire.", 0) == 0 ? wire : charts;
+    std::ostringstream& out = charts;
     if (time_metric) {
       std::vector<hline> bounds;
       const std::string base = m.substr(0, m.find('@'));
@@ -713,15 +787,15 @@ std::string html(const json& report) {
     for (const auto& row : rows)
       if (row.is_array() && row.size() >= 2 && row[0].is_number() && row[1].is_number()) l.points.emplace_back(row[0].get<double>(), row[1].get<double>());
     std::string title = g == "queue.depth" ? "queue.depth: ops queued on the terminals" : g == "ws.connected" ? "ws.connected: open WebSocket subscribers" : g;
-    std::ostringstream& out = g.rfind("wire.", 0) == 0 ? wire : levels;
-    out << svg_chart("chart-" + slug(g) + "-level", "level", title, "value", {l}, frame);
+    levels << svg_chart("chart-" + slug(g) + "-level", "level", title, "value", {l}, frame);
   }
   o << "<h2>Charts</h2>";
   if (charts.str().empty() && levels.str().empty()) o << "<p>No series recorded.</p>";
   o << "<p class=\"ax\">Shaded: fault windows. Dotted: pod, database and load balancer events. Dashed red: a rule's bound.</p>";
   o << charts.str();
+  // What the network saw, under the latency it explains.
+  o << wire;
   if (!levels.str().empty()) o << "<h2>Levels</h2>" << levels.str();
-  if (!wire.str().empty()) o << "<h2>Wire</h2>" << wire.str();
 
   if (!faults.empty()) {
     o << "<h2>Faults</h2><table id=\"faults\"><tr><th>fault</th><th>kind</th><th>targets</th><th>scheduled</th><th>applied</th>"

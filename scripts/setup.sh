@@ -9,7 +9,9 @@ build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-system1.8
   nlohmann-json3-dev libgtest-dev libgmock-dev libpq-dev)
 lab_pkgs=(postgresql-15 postgresql-client-15 haproxy iproute2 iptables procps psmisc
   util-linux libpq5 libpcap0.8 ca-certificates openssl)
-test_pkgs=(python3 python3-jsonschema curl chromium libxml2-utils fonts-dejavu-core)
+# tshark (with wireshark-common's capinfos and mergecap) reads the capture's pcap files back in
+# the capture tests.
+test_pkgs=(python3 python3-jsonschema curl chromium libxml2-utils fonts-dejavu-core tshark)
 
 want=()
 if [[ "${1:-}" == "--runtime" ]]; then
@@ -37,6 +39,11 @@ export DEBIAN_FRONTEND=noninteractive
 if [[ ! -e /etc/postgresql-common/createcluster.conf ]] || ! grep -q '^create_main_cluster = false' /etc/postgresql-common/createcluster.conf 2>/dev/null; then
   $SUDO mkdir -p /etc/postgresql-common
   echo 'create_main_cluster = false' | $SUDO tee -a /etc/postgresql-common/createcluster.conf >/dev/null
+fi
+# wireshark-common asks whether non-root users may capture: answer no (syncstorm captures as
+# root or with CAP_NET_RAW itself), so the install never stops at a prompt.
+if printf '%s\n' "${missing[@]}" | grep -qx tshark; then
+  echo 'wireshark-common wireshark-common/install-setuid boolean false' | $SUDO debconf-set-selections
 fi
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -3,6 +3,8 @@
 // signal, graceful stop, verdicts, report files, the verdict table, `report: …`.
 #include "harness/cli/run_engine.hpp"
 
+#include "capture/capture.hpp"
+
 #include "harness/report_schema.hpp"
 #include "harness/self_monitor.hpp"
 #include "harness/sla.hpp"
@@ -457,6 +459,18 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
       }
     }
   }
+  if (!s.capture.is_null()) {
+    const auto& c = s.capture;
+    const nlohmann::json ifs = c.value("interfaces", nlohmann::json("lab"));
+    out << "  capture: " << (ifs.is_string() ? std::string("the lab's interfaces (its bridge and lo, or lo alone in a loopback lab)") : ifs.dump())
+        << ", filter " << (c.contains("filter") ? c["filter"].dump() : std::string("the lab's ports on lo, everything on the bridge"))
+        << ", snaplen " << c.value("snaplen", 128) << ", ring "
+        << units::format_size(c.contains("ring") ? size_value(c["ring"]) : capture::default_ring_bytes(s.document, c.value("snaplen", 128)))
+        << " per interface, " << (c.value("pcap", true) ? "pcap files in <run dir>/capture rotated at " +
+                                                                units::format_size(c.contains("max_file") ? size_value(c["max_file"]) : 256ull << 20)
+                                                          : std::string("no pcap files"))
+        << "; series wire.<direction>.<counter>\n";
+  }
   out << "  nothing was contacted, started or written\n";
   return out.str();
 }
@@ -623,9 +637,44 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     auto problems = loadgen::limit_problems(cp, loadgen::read_system_limits());
     for (const auto& pr : problems) error += (error.empty() ? "" : "; ") + pr;
   }
+  // The wire capture (capture/): after the target is up, before the load clock, so the load's
+  // first connections are on the wire; it stops after the drain.
+  std::unique_ptr<capture::capture_session> wire;
+  if (error.empty() && !signals.fired() && !s.capture.is_null()) {
+    try {
+      nlohmann::json status = the_lab ? the_lab->status() : nlohmann::json();
+      std::vector<capture::endpoint> servers;
+      if (!the_lab) {
+        std::vector<std::string> urls;
+        if (s.target.contains("endpoints"))
+          for (const char* k : {"http", "ws"})
+            if (s.target["endpoints"].contains(k)) urls.push_back(s.target["endpoints"][k].get<std::string>());
+        servers = capture::resolve_url_endpoints(urls);
+      }
+      auto cfg = capture::capture_config_for(s.document, status, servers, (dir / "capture").string());
+      nlohmann::json ifs = nlohmann::json::array();
+      for (const auto& i : cfg.interfaces) ifs.push_back({{"name", i.name}, {"filter", i.filter}});
+      wire = std::make_unique<capture::capture_session>(std::move(cfg));
+      events.write("capture_started", {{"interfaces", ifs}});
+    } catch (const std::exception& e) {
+      error = std::string("capture: ") + e.what();
+    }
+  }
+  // Abort conditions on wire.* see the capture's series in the once-a-second snapshots.
+  const bool aborts_read_wire = wire && std::any_of(s.aborts.begin(), s.aborts.end(), [](const abort_entry& a) {
+    return a.rule && a.rule->metric.starts_with("wire.");
+  });
+  std::int64_t wire_since_us = 0;
+  auto stop_capture = [&] {
+    if (!wire) return;
+    wire->stop();
+    merged.merge(wire->series());
+    events.write("capture_stopped", {{"packets", wire->report()["packets"]}, {"dropped", wire->dropped()}});
+  };
   if (error.empty() && !signals.fired()) {
     start = clock::now();
     events.set_origin(start);
+    if (wire) wire->set_origin(start);
     loadgen::worker_pool pool(o.threads, start);
     std::unique_ptr<injectors::fault_runner> faults;
     try {
@@ -674,7 +723,14 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
           else std::cerr << line << "\n";
         }
         prev = std::make_unique<metrics_shard>(snap);
-        aborts.check_metrics(snap, at_us);
+        if (aborts_read_wire) {
+          metrics_shard with_wire = snap;
+          with_wire.merge(wire->snapshot_since(wire_since_us));
+          wire_since_us = at_us;
+          aborts.check_metrics(with_wire, at_us);
+        } else {
+          aborts.check_metrics(snap, at_us);
+        }
         progress.prev = prev.get();
         progress.prev_elapsed_s = static_cast<double>(at_us) / 1e6;
       });
@@ -694,6 +750,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       merged = pool.stop(std::chrono::milliseconds(drain_us / 1000 + 5'000));
       auto wall_us = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count());
       for (auto c : pool.cpu_us()) worker_cpu_max = std::max(worker_cpu_max, static_cast<double>(c) / static_cast<double>(wall_us));
+      stop_capture();
     } catch (const std::exception& e) {
       pool_ptr = nullptr;
       error = e.what();
@@ -703,8 +760,10 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
         fault_records = faults->records();
       }
       try { merged = pool.stop(std::chrono::seconds(1)); } catch (...) {}
+      stop_capture();
     }
   }
+  if (wire) wire->stop();  // the load never started: the threads end here, before the lab goes down
   auto wall_end = std::chrono::system_clock::now();
   if (run_end_us == 0) run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - start).count();
   cpu_cores = static_cast<double>(process_cpu_times().cpu_us - cpu_at_start.cpu_us) /
@@ -833,6 +892,11 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   ctx.generator_saturated = saturated;
   ctx.saturation_reason = sat_reason;
   if (lag_p99) ctx.generator_lag_p99_us = static_cast<std::int64_t>(*lag_p99 * 1000.0);
+  if (wire) {
+    // DESIGN §7: a capture that lost packets leaves wire.* rules inconclusive.
+    ctx.capture_reason = wire->loss_reason();
+    ctx.capture_dropped = !ctx.capture_reason.empty();
+  }
   ctx.scalars = tl.scalars();
   if (!fanouts.empty() && error.empty() && !interrupted) {
     // Judged once, after the drain: acked changes some subscriber never received.
@@ -946,6 +1010,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       {"events", [&] { auto all = events.all(); for (auto& e : lab_events) all.push_back(e); return all; }()},
       {"run_dir", dir.string()},
       {"errors", errors_j}};
+  if (wire) report["capture"] = wire->report();
   try {
     reports::write_all(dir.string(), report);
   } catch (const std::exception& e) {
