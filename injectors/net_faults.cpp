@@ -6,7 +6,12 @@
 #include "labstack/lab.hpp"
 #include "labstack/lab_relay.hpp"
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 
 #include <algorithm>
 #include <chrono>
@@ -67,8 +72,33 @@ json proxy_spec(const fault_entry& f, std::uint64_t seed) {
   return s;
 }
 
+// True when nothing listens on the unix socket (no file, or connection refused): the relay
+// that owned it is gone, and so are its faults.
+bool socket_gone(const std::string& path) {
+  if (!fs::exists(path)) return true;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  bool refused = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && (errno == ECONNREFUSED || errno == ENOENT);
+  ::close(fd);
+  return refused;
+}
+
 json relay_request(const json& step, const json& req, std::string& error, bool& lab_gone) {
   lab_gone = false;
+  if (step.contains("control")) {
+    // The run's own proxy (target.proxy): its control socket is in the step.
+    const std::string control = step["control"];
+    try {
+      return lab::relay_control(control, req);
+    } catch (const std::exception& e) {
+      lab_gone = socket_gone(control);
+      error = e.what();
+      return nullptr;
+    }
+  }
   std::optional<lab::lab> l;
   try {
     l = lab::lab::attach(step.at("lab").get<std::string>());
@@ -83,6 +113,10 @@ json relay_request(const json& step, const json& req, std::string& error, bool& 
     error = e.what();
     return nullptr;
   }
+}
+
+std::string proxy_name(const json& step) {
+  return step.contains("control") ? "fault proxy (the run's, in front of the endpoints)" : "fault proxy (lab relay)";
 }
 
 // ---- partition -------------------------------------------------------------------------------
@@ -391,8 +425,25 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
     return;
   }
   if (f.kind == "partition") return partition_fault(p, f, env);
-  if (!env.lab) throw fault_error(f.kind + ": found no lab in this run; expected target.lab (the fault proxy sits on the lab's paths) or a selector target");
-  std::string path = f.fields.value("path", "clients-lb");
+  std::string path = f.fields.value("path", env.lab ? "clients-lb" : env.proxy ? "clients-endpoints" : "");
+  if (path == "clients-endpoints") {
+    // The run's proxy in front of the user's endpoints (target.proxy).
+    if (!env.proxy)
+      throw fault_error(f.kind + ".path: found \"clients-endpoints\" without target.proxy; expected target.proxy (the run's proxy in front of the endpoints)");
+    std::vector<std::string> paths = f.kind == "http_error" ? env.proxy->http_paths : env.proxy->paths;
+    if (paths.empty())
+      throw fault_error(f.kind + ": found no " + std::string(f.kind == "http_error" ? "plain HTTP " : "") + "path through the run's proxy; expected target.endpoints.http");
+    json spec = proxy_spec(f, seed);
+    std::string id = env.run_tag + "/" + p.id;
+    for (const auto& rp : paths) {
+      p.apply.push_back({{"op", "proxy_fault"}, {"control", env.proxy->control}, {"path", rp}, {"id", id}, {"fault", spec}});
+      p.undo.push_back({{"op", "proxy_clear"}, {"control", env.proxy->control}, {"path", rp}, {"id", id}});
+    }
+    // No refusal key: the proxy is this run's own, so no other run can have left faults on it.
+    p.targets.push_back({{"backend", "proxy"}, {"name", path}, {"relay_paths", paths}, {"fault", spec}});
+    return;
+  }
+  if (!env.lab) throw fault_error(f.kind + ": found no lab in this run; expected target.lab (the fault proxy sits on the lab's paths), target.proxy or a selector target");
   json spec = proxy_spec(f, seed);
   std::string id = env.run_tag + "/" + p.id;
   p.target_keys = {"lab-" + env.lab->id};
@@ -414,10 +465,11 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
     json a = relay_request(s, req, err, gone);
     const std::string what = s.at("path").get<std::string>() + " " + s.at("id").get<std::string>();
     if (a.is_null()) {
-      if (undoing && gone) return done("lab " + s.value("lab", "") + " is gone: no proxy fault left on " + what);
-      return fail("fault proxy (lab relay) " + what + ": " + err);
+      if (undoing && gone)
+        return done((s.contains("control") ? std::string("the run's proxy") : "lab " + s.value("lab", "")) + " is gone: no proxy fault left on " + what);
+      return fail(proxy_name(s) + " " + what + ": " + err);
     }
-    if (!a.value("ok", false)) return fail("fault proxy (lab relay) " + what + ": " + a.value("error", a.dump()));
+    if (!a.value("ok", false)) return fail(proxy_name(s) + " " + what + ": " + a.value("error", a.dump()));
     if (set) return done("fault proxy " + s.at("path").get<std::string>() + ": " + s["fault"].value("kind", "") + " " + s["fault"].dump());
     return done("fault proxy " + s.at("path").get<std::string>() + ": cleared " + s.at("id").get<std::string>() + " (" + std::to_string(a.value("cleared", 0)) + ")");
   }
@@ -460,8 +512,8 @@ std::optional<step_result> check_net_undone(const json& s) {
     std::string err;
     bool gone = false;
     json a = relay_request(s, {{"cmd", "status"}}, err, gone);
-    if (gone) return done("lab gone");
-    if (a.is_null()) return fail("fault proxy (lab relay): " + err);
+    if (gone) return done(s.contains("control") ? "the run's proxy is gone" : "lab gone");
+    if (a.is_null()) return fail(proxy_name(s) + ": " + err);
     const json faults = a["paths"].value(s.at("path").get<std::string>(), json::object()).value("faults", json::object());
     if (faults.contains(s.at("id").get<std::string>()))
       return fail("fault proxy " + s.at("path").get<std::string>() + " still holds " + s.at("id").get<std::string>());
@@ -479,10 +531,10 @@ std::optional<step_result> check_net_undone(const json& s) {
 
 std::optional<std::string> describe_net_step(const json& s) {
   const std::string op = s.value("op", "");
-  if (op == "proxy_fault")
-    return "lab " + s.value("lab", "<lab>") + ": fault proxy (relay) path " + s.value("path", "") + ": " + s.value("fault", json::object()).dump() +
-           " as " + s.value("id", "");
-  if (op == "proxy_clear") return "lab " + s.value("lab", "<lab>") + ": fault proxy (relay) path " + s.value("path", "") + ": clear " + s.value("id", "");
+  const std::string where = s.contains("control") ? "the run's proxy (" + s["control"].get<std::string>() + ") path "
+                                                   : "lab " + s.value("lab", "<lab>") + ": fault proxy (relay) path ";
+  if (op == "proxy_fault") return where + s.value("path", "") + ": " + s.value("fault", json::object()).dump() + " as " + s.value("id", "");
+  if (op == "proxy_clear") return where + s.value("path", "") + ": clear " + s.value("id", "");
   if (op == "iptables" || op == "iptables_delete")
     return command_line(iptables_argv(s.value("netns", ""), op == "iptables" ? "-I" : "-D", s.value("chain", ""),
                                       s.value("rule", std::vector<std::string>{})));
@@ -527,7 +579,7 @@ std::string netem_unavailable_reason() {
   static std::once_flag once;
   static std::string reason;
   std::call_once(once, [] {
-    const std::string proxy = "; latency, jitter, bandwidth and blackhole go through the lab's fault proxy (the relay) instead";
+    const std::string proxy = "; latency, jitter, bandwidth and blackhole go through syncstorm's fault proxy instead (the lab relay, or the run's proxy in front of the endpoints)";
     if (::geteuid() != 0) {
       reason = "tc netem: not probed (needs root)" + proxy;
       return;
