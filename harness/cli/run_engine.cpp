@@ -412,6 +412,14 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
         << (lab.value("replica", false) ? " with a synchronous replica" : "") << " (started for the run, stopped after"
         << (lab.value("keep", false) ? ": keep" : "") << ")\n";
   }
+  if (s.target.contains("proxy")) {
+    out << "  target: the run's fault proxy in front of the endpoints, on free ports of "
+        << s.target["proxy"].value("listen", "127.0.0.1") << " (started for the run as `syncstorm proxy --config <run dir>/proxy/config.json`, "
+        << "recorded in the ledger, stopped after it):";
+    for (const char* name : {"http", "ws"})
+      if (s.target["endpoints"].contains(name)) out << " " << name << " -> " << s.target["endpoints"][name].get<std::string>();
+    out << "; the loads below go through it\n";
+  }
   for (const auto& l : s.loads) {
     if (l.model == "http") {
       auto c = http_config(s, l, false);
@@ -450,6 +458,14 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
     // target can tell is shown as <...>).
     injectors::fault_env env;
     if (s.target.contains("lab")) env.lab = injectors::lab_facts::from_scenario(s.target["lab"]);
+    if (s.target.contains("proxy")) {
+      injectors::proxy_facts pf;
+      pf.control = "<run dir>/proxy/control.sock";
+      for (const char* name : {"http", "ws"})
+        if (s.target["endpoints"].contains(name)) pf.paths.push_back(name);
+      if (s.target["endpoints"].value("http", "").starts_with("http://")) pf.http_paths.push_back("http");
+      env.proxy = pf;
+    }
     env.safety = injectors::safety_policy::from(s.document);
     env.seed = s.seed;
     env.run_tag = "<run>";

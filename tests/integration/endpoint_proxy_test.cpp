@@ -3,8 +3,9 @@
 //   - `syncstorm run` with target.proxy: the http model's requests go through the run's proxy;
 //     200 ms of downstream latency shows as ~200 ms on http.latency p50, http_error 10% as ~90%
 //     of requests succeeding; after the run the proxy process is gone and `revert` finds nothing;
-//   - the controller SIGKILLed while a fault is applied on its proxy: the proxy process is gone
-//     (parent-death signal, else the reaper) and `revert` finds nothing;
+//   - a relay that dies mid-run is restarted on its ports with its fault set again; then the
+//     controller SIGKILLed while the fault is applied: the proxy process is gone (parent-death
+//     signal, else the reaper) and `revert` finds nothing;
 //   - `syncstorm proxy` standalone: pass-through, a latency set over --request, cleared;
 //   - validation of the new keys (one line, exit 2).
 #include "tests/support/test_util.hpp"
@@ -133,8 +134,18 @@ TEST(endpoint_proxy, the_proxy_goes_when_the_controller_is_sigkilled) {
   ASSERT_FALSE(rd.empty()) << t::read_file(d.path() / "log");
   ASSERT_TRUE(wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(30)))
       << t::read_file(d.path() / "log");
+  auto first = live_proxy(rd);
+  ASSERT_TRUE(first) << t::read_file(d.path() / "log");
+  // Supervised: a relay that dies is started again on its ports, with the fault set again.
+  ::kill(static_cast<pid_t>(*first), SIGKILL);
+  ASSERT_TRUE(wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "proxy_restarted"; }, std::chrono::seconds(15)))
+      << t::read_file(d.path() / "log");
   auto pid = live_proxy(rd);
-  ASSERT_TRUE(pid) << t::read_file(d.path() / "log");
+  ASSERT_TRUE(pid);
+  EXPECT_NE(*pid, *first);
+  std::string control = (rd / "proxy" / "control.sock").string();
+  auto st = t::run(t::bin() + " proxy --control " + control + " --request '{\"cmd\":\"status\"}' 2>&1");
+  EXPECT_NE(st.out.find("\"kind\":\"latency\""), std::string::npos) << st.out;
   ::kill(run.pid(), SIGKILL);
   run.stop();
   bool gone = false;
