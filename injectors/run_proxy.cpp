@@ -3,11 +3,9 @@
 
 #include "injectors/ledger.hpp"
 #include "injectors/targets.hpp"
+#include "labstack/lab_process.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,37 +152,12 @@ proxy_facts run_proxy::facts() const {
 }
 
 long run_proxy::spawn() {
-  const std::string logp = dir_ + "/relay.log";
-  std::vector<std::string> args = {exe_, "proxy", "--config", config_path_};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  int logfd = ::open(logp.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    if (logfd >= 0) ::close(logfd);
-    throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    // Only async-signal-safe calls until exec (the controller has other threads).
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) ::_exit(0);
-    ::setpgid(0, 0);  // a Ctrl-C to the run's terminal goes to the run, which stops the proxy itself
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    if (logfd >= 0) {
-      ::dup2(logfd, 1);
-      ::dup2(logfd, 2);
-    }
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    ::execv(exe_.c_str(), argv.data());
-    ::_exit(127);
-  }
-  if (logfd >= 0) ::close(logfd);
+  lab::spawn_options o;
+  o.argv = {exe_, "proxy", "--config", config_path_};
+  o.log_path = dir_ + "/relay.log";
+  o.parent_death_signal = SIGTERM;  // a SIGKILLed controller takes its proxy with it
+  o.nofile = 262144;                // as the lab's relay: as many connections as the limit allows
+  pid_t pid = lab::spawn(o);
   auto info = read_proc(pid);
   write_atomic(pidfile_, std::to_string(pid) + " " + std::to_string(info ? info->start_time : 0ULL) + "\n");
   pid_ = pid;

@@ -8,13 +8,13 @@
 //     signal, else the reaper) and `revert` finds nothing;
 //   - `syncstorm proxy` standalone: pass-through, a latency set over --request, cleared;
 //   - validation of the new keys (one line, exit 2).
+#include "tests/support/run_events.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include <functional>
 #include <optional>
 
 using json = nlohmann::json;
@@ -22,27 +22,6 @@ namespace t = syncstorm::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::optional<json> wait_event(const fs::path& events, const std::function<bool(const json&)>& match, std::chrono::seconds limit) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    std::ifstream in(events);
-    for (std::string line; std::getline(in, line);) {
-      auto j = json::parse(line, nullptr, false);
-      if (!j.is_discarded() && match(j)) return j;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return std::nullopt;
-}
-
-fs::path wait_run_dir(const fs::path& out) {
-  for (int i = 0; i < 300; ++i) {
-    try { return t::only_run_dir(out); } catch (...) {}
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return {};
-}
 
 double verdict(const json& rep, const std::string& name) {
   for (const auto& v : rep["verdicts"]) if (v["name"] == name) return v["value"].is_number() ? v["value"].get<double>() : -1;
@@ -98,6 +77,8 @@ TEST(endpoint_proxy, latency_and_http_error_through_the_runs_proxy_then_it_is_go
   EXPECT_NE(r.out.find("proxy: the run's fault proxy in front of the endpoints: http 127.0.0.1:"), std::string::npos) << r.out;
   json rep = json::parse(t::read_file(rd / "report.json"));
   double before = verdict(rep, "p50-before"), lat = verdict(rep, "p50-lat"), mid = verdict(rep, "p50-mid");
+  std::cerr << "http.latency p50 before " << before << " ms, with 200 ms latency " << lat << " ms, after " << mid
+            << " ms; requests ok with http_error 10%: " << verdict(rep, "ok-herr") << "%\n";
   EXPECT_NEAR(lat - before, 200.0, 50.0) << "p50 before " << before << " ms, during " << lat << " ms";
   EXPECT_LT(mid, before + 50.0) << "p50 after the latency was reverted: " << mid << " ms";
   EXPECT_NEAR(verdict(rep, "ok-herr"), 90.0, 3.5);
@@ -130,15 +111,15 @@ TEST(endpoint_proxy, the_proxy_goes_when_the_controller_is_sigkilled) {
   t::write_file(d.path() / "s.json", doc.dump());
   t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " +
                (d.path() / "log").string() + " 2>&1");
-  fs::path rd = wait_run_dir(d.path() / "runs");
+  fs::path rd = t::wait_run_dir(d.path() / "runs");
   ASSERT_FALSE(rd.empty()) << t::read_file(d.path() / "log");
-  ASSERT_TRUE(wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(30)))
+  ASSERT_TRUE(t::wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(30)))
       << t::read_file(d.path() / "log");
   auto first = live_proxy(rd);
   ASSERT_TRUE(first) << t::read_file(d.path() / "log");
   // Supervised: a relay that dies is started again on its ports, with the fault set again.
   ::kill(static_cast<pid_t>(*first), SIGKILL);
-  ASSERT_TRUE(wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "proxy_restarted"; }, std::chrono::seconds(15)))
+  ASSERT_TRUE(t::wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "proxy_restarted"; }, std::chrono::seconds(15)))
       << t::read_file(d.path() / "log");
   auto pid = live_proxy(rd);
   ASSERT_TRUE(pid);

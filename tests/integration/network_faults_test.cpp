@@ -8,6 +8,7 @@
 //   - crash safety: on one running lab (target.lab.id), the controller SIGKILLed at 10 seeded
 //     random moments around a partition, a latency, a pause and a disk fill; the reaper leaves
 //     no rule, no fill file, no stopped process, the proxy in pass-through.
+#include "tests/support/run_events.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -23,26 +24,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::optional<json> wait_event(const fs::path& events, const std::function<bool(const json&)>& match, std::chrono::seconds limit) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    std::ifstream in(events);
-    std::string line;
-    while (std::getline(in, line)) {
-      auto j = json::parse(line, nullptr, false);
-      if (!j.is_discarded() && match(j)) return j;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return std::nullopt;
-}
+using t::wait_event;
 
 fs::path wait_events_file(const fs::path& out) {
-  for (int i = 0; i < 600; ++i) {
-    try { return t::only_run_dir(out) / "events.jsonl"; } catch (...) {}
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return {};
+  fs::path rd = t::wait_run_dir(out);
+  return rd.empty() ? rd : rd / "events.jsonl";
 }
 
 int wait_exit(t::child& c, int seconds) {
