@@ -202,7 +202,9 @@ std::vector<fault_kind_info> builtin_faults() {
                {opt("path", path_node()), opt("direction", direction_node()), opt("latency", duration("base delay")),
                 req("spread", duration("uniform ± spread"))}, false, true});
   v.push_back({"bandwidth", "a token-bucket bandwidth limit on a path",
-               {opt("path", path_node()), opt("direction", direction_node()), req("rate", bandwidth("the limit"))}, false, true});
+               {opt("path", path_node()), opt("direction", direction_node()), req("rate", bandwidth("the limit")),
+                opt("via", enumeration("what enforces it: the fault proxy's token bucket (default), or the kernel (tc htb on the pods' interfaces, pods-db on a lab with namespaces)",
+                                       {"proxy", "tc"}))}, false, true});
   v.push_back({"reset", "TCP resets on a share of connections",
                {opt("path", path_node()), opt("direction", direction_node()), opt("percent", percent("share of connections"))}, false, true});
   v.push_back({"blackhole", "drop everything on a path", {opt("path", path_node()), opt("direction", direction_node())}, false, true});
@@ -447,6 +449,9 @@ void check_references(const json& doc, errors& out) {
         } else if (network && path.empty() && !lab && !proxied) {
           out.push_back(p + ": found a " + kind + " fault on target.endpoints without target.proxy; expected target.proxy (the run puts its fault proxy in front of the endpoints), a lab target or a kubernetes selector");
         }
+        if (kind == "bandwidth" && str_or(f, "via") == "tc" && (path != "pods-db" || !lab))
+          out.push_back(p + ".via: found \"tc\" on " + (path.empty() ? std::string("the default path") : json(path).dump()) + (lab ? "" : " without target.lab") +
+                        "; expected path \"pods-db\" of a lab (the kernel shaper sits on the pods' interfaces), or via \"proxy\"");
         if (kind == "http_error" && proxied && (path.empty() || path == "clients-endpoints") && !http_endpoint.starts_with("http://"))
           out.push_back(p + ".kind: found \"http_error\" with target.endpoints.http " + (http_endpoint.empty() ? std::string("missing") : json(http_endpoint).dump()) +
                         "; expected an http:// endpoint (the proxy cannot read requests inside TLS)");

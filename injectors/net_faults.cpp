@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -125,8 +126,9 @@ struct lab_net {
   bool namespaces = false, planned = false;
   std::string gateway;
   std::vector<std::string> lb_sources;
-  struct pod { std::string netns, address; };
+  struct pod { std::string netns, address, veth_host; };
   std::map<std::string, pod> pods;
+  int db_relay_port = 0;
 };
 
 lab_net lab_network(const lab_facts& facts) {
@@ -136,14 +138,16 @@ lab_net lab_network(const lab_facts& facts) {
     n.namespaces = ::geteuid() == 0;
     n.gateway = "<bridge gateway>";
     n.lb_sources = {"<HAProxy source addresses>"};
-    for (auto& p : facts.pods) n.pods[p] = {"ss-<id>-pod" + p.substr(p.find('-') + 1), "<" + p + " address>"};
+    for (auto& p : facts.pods) n.pods[p] = {"ss-<id>-pod" + p.substr(p.find('-') + 1), "<" + p + " address>", "<veth of " + p + ">"};
     return n;
   }
   json net = lab::lab::attach(facts.id).state().value("network", json::object());
   n.namespaces = net.value("namespaces", false);
   n.gateway = net.value("gateway", "");
   for (auto& s : net.value("lb_sources", json::array())) n.lb_sources.push_back(s.get<std::string>());
-  for (auto& p : net.value("pods", json::array())) n.pods[p.value("name", "")] = {p.value("netns", ""), p.value("address", "")};
+  for (auto& p : net.value("pods", json::array()))
+    n.pods[p.value("name", "")] = {p.value("netns", ""), p.value("address", ""), p.value("veth_host", "")};
+  n.db_relay_port = lab::lab::attach(facts.id).state().value("ports", json::object()).value("db_relay", 0);
   return n;
 }
 
@@ -292,6 +296,75 @@ void partition_fault(prepared_fault& p, const fault_entry& f, const fault_env& e
   p.targets.push_back({{"backend", "lab"}, {"name", "partition"}, {"lab", facts.id}, {"edges", pl.edges},
                        {"mechanism", pl.rules.empty() ? "proxy blackhole" : pl.blackholes.empty() ? "iptables" : "iptables + proxy blackhole"},
                        {"tag", tag}});
+}
+
+// ---- tc (kernel shaping) ------------------------------------------------------------------------
+
+// `bandwidth` with "via": "tc" on pods-db: an htb qdisc (the kernel here has htb and tbf, no
+// netem) whose one class holds the limit and whose u32 filter sends it only the DB traffic, so
+// the pods' other traffic (HAProxy's requests and their answers) is untouched. Up (pods → db):
+// each pod's eth0 inside its namespace, packets to the gateway's db relay port; down (db →
+// pods): each pod's host-side veth, packets from that port. The root qdisc carries a handle
+// derived from the occurrence, so the undo deletes only its own.
+void tc_bandwidth_fault(prepared_fault& p, const fault_entry& f, const fault_env& env, const json& spec, const std::string& id) {
+  const lab_facts& facts = *env.lab;
+  lab_net n = lab_network(facts);
+  if (!n.planned && !n.namespaces)
+    throw fault_error("bandwidth.via: found \"tc\" on a loopback lab; expected a lab with network namespaces (run as root), or \"proxy\"");
+  const double bps = spec.value("rate_bps", 0.0);
+  const std::string rate = std::to_string(static_cast<std::uint64_t>(bps)) + "bit";
+  // Burst: 10 ms of rate, at least 16 KiB (an MTU-sized packet must always fit).
+  const std::string burst = std::to_string(std::max<std::uint64_t>(16384, static_cast<std::uint64_t>(bps / 8 / 100))) + "b";
+  char handle[8];
+  std::snprintf(handle, sizeof handle, "%x", static_cast<unsigned>(std::hash<std::string>{}(id) % 0xfff0 + 0x10));
+  const std::string dir = f.fields.value("direction", "both");
+  const std::string port = n.planned ? "<db relay port>" : std::to_string(n.db_relay_port);
+  json shaped = json::array();
+  for (const auto& [name, pod] : n.pods) {
+    auto add = [&](const std::string& netns, const std::string& dev, const std::vector<std::string>& match) {
+      json step = {{"netns", netns}, {"dev", dev}, {"handle", handle}, {"rate", rate}, {"burst", burst}, {"match", match}};
+      json apply = step;
+      apply["op"] = "tc_shape";
+      json undo = {{"op", "tc_unshape"}, {"netns", netns}, {"dev", dev}, {"handle", handle}};
+      p.apply.push_back(apply);
+      p.undo.push_back(undo);
+      shaped.push_back((netns.empty() ? "host " : netns + " ") + dev);
+    };
+    if (dir == "up" || dir == "both") add(pod.netns, "eth0", {"match", "ip", "dst", n.gateway + "/32", "match", "ip", "dport", port, "0xffff"});
+    if (dir == "down" || dir == "both")
+      add("", n.planned ? "<veth of " + name + ">" : pod.veth_host, {"match", "ip", "src", n.gateway + "/32", "match", "ip", "sport", port, "0xffff"});
+  }
+  p.target_keys = {"lab-" + facts.id};
+  p.targets.push_back({{"backend", "lab"}, {"name", "pods-db"}, {"lab", facts.id}, {"mechanism", "tc htb"}, {"devices", shaped}, {"rate", rate}});
+}
+
+std::vector<std::string> in_netns(const std::string& netns, std::vector<std::string> argv) {
+  if (netns.empty()) return argv;
+  std::vector<std::string> a = {"ip", "netns", "exec", netns};
+  a.insert(a.end(), argv.begin(), argv.end());
+  return a;
+}
+
+std::vector<std::vector<std::string>> tc_shape_argvs(const json& s) {
+  const std::string dev = s.at("dev"), h = s.at("handle"), netns = s.value("netns", "");
+  std::vector<std::string> filter = {"tc", "filter", "add", "dev", dev, "parent", h + ":", "protocol", "ip", "prio", "1", "u32"};
+  for (auto& m : s.at("match")) filter.push_back(m.get<std::string>());
+  filter.insert(filter.end(), {"flowid", h + ":1"});
+  return {in_netns(netns, {"tc", "qdisc", "add", "dev", dev, "root", "handle", h + ":", "htb", "default", "0"}),
+          in_netns(netns, {"tc", "class", "add", "dev", dev, "parent", h + ":", "classid", h + ":1", "htb", "rate", s.at("rate"), "ceil",
+                           s.at("rate"), "burst", s.at("burst")}),
+          in_netns(netns, filter)};
+}
+
+// Whether `dev` has our root qdisc: "yes", "no", or "gone" (namespace or device gone).
+std::string tc_has_root(const json& s, std::string& error) {
+  auto r = run_command(in_netns(s.value("netns", ""), {"tc", "qdisc", "show", "dev", s.at("dev")}), 15s);
+  if (!r.ok()) {
+    if (r.output.find("Cannot find device") != std::string::npos || absent_output(r.output)) return "gone";
+    error = r.error;
+    return "error";
+  }
+  return r.output.find("qdisc htb " + s.at("handle").get<std::string>() + ": root") != std::string::npos ? "yes" : "no";
 }
 
 // ---- Chaos Mesh ----------------------------------------------------------------------------------
@@ -446,6 +519,7 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
   if (!env.lab) throw fault_error(f.kind + ": found no lab in this run; expected target.lab (the fault proxy sits on the lab's paths), target.proxy or a selector target");
   json spec = proxy_spec(f, seed);
   std::string id = env.run_tag + "/" + p.id;
+  if (f.kind == "bandwidth" && f.fields.value("via", "proxy") == "tc") return tc_bandwidth_fault(p, f, env, spec, id);
   p.target_keys = {"lab-" + env.lab->id};
   for (const auto& rp : relay_paths(path, f.kind)) {
     p.apply.push_back({{"op", "proxy_fault"}, {"lab", env.lab->id}, {"path", rp}, {"id", id}, {"fault", spec}});
@@ -493,6 +567,24 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
     }
     return fail("iptables -D in " + where + ": the rule is still there after 16 deletions");
   }
+  if (op == "tc_shape") {
+    const std::string where = (s.value("netns", "").empty() ? std::string("host") : "netns " + s["netns"].get<std::string>()) + " " + s.at("dev").get<std::string>();
+    for (const auto& argv : tc_shape_argvs(s)) {
+      auto r = run_command(argv, 15s);
+      if (!r.ok()) return fail("tc on " + where + ": " + r.error);
+    }
+    return done(where + ": htb " + s.at("handle").get<std::string>() + ": " + s.at("rate").get<std::string>() + " for the DB traffic");
+  }
+  if (op == "tc_unshape") {
+    const std::string where = (s.value("netns", "").empty() ? std::string("host") : "netns " + s["netns"].get<std::string>()) + " " + s.at("dev").get<std::string>();
+    std::string err;
+    std::string has = tc_has_root(s, err);
+    if (has == "error") return fail("tc qdisc show on " + where + ": " + err);
+    if (has != "yes") return done(where + ": no htb " + s.at("handle").get<std::string>() + ": left");
+    auto r = run_command(in_netns(s.value("netns", ""), {"tc", "qdisc", "del", "dev", s.at("dev"), "root", "handle", s.at("handle").get<std::string>() + ":"}), 15s);
+    if (!r.ok()) return fail("tc qdisc del on " + where + ": " + r.error);
+    return done(where + ": removed htb " + s.at("handle").get<std::string>() + ":");
+  }
   if (op == "write_file") {
     std::string path = s.at("path");
     std::error_code ec;
@@ -519,6 +611,13 @@ std::optional<step_result> check_net_undone(const json& s) {
       return fail("fault proxy " + s.at("path").get<std::string>() + " still holds " + s.at("id").get<std::string>());
     return done("pass-through");
   }
+  if (op == "tc_unshape") {
+    std::string err;
+    std::string has = tc_has_root(s, err);
+    if (has == "error") return fail("tc qdisc show: " + err);
+    if (has == "yes") return fail(s.at("dev").get<std::string>() + ": htb " + s.at("handle").get<std::string>() + ": is still the root qdisc");
+    return done("unshaped");
+  }
   if (op == "iptables_delete") {
     const std::string netns = s.value("netns", "");
     auto r = run_command(iptables_argv(netns, "-C", s.at("chain"), s.at("rule").get<std::vector<std::string>>()), 15s);
@@ -538,6 +637,13 @@ std::optional<std::string> describe_net_step(const json& s) {
   if (op == "iptables" || op == "iptables_delete")
     return command_line(iptables_argv(s.value("netns", ""), op == "iptables" ? "-I" : "-D", s.value("chain", ""),
                                       s.value("rule", std::vector<std::string>{})));
+  if (op == "tc_shape") {
+    std::string out;
+    for (const auto& argv : tc_shape_argvs(s)) out += (out.empty() ? "" : "; ") + command_line(argv);
+    return out;
+  }
+  if (op == "tc_unshape")
+    return command_line(in_netns(s.value("netns", ""), {"tc", "qdisc", "del", "dev", s.value("dev", ""), "root", "handle", s.value("handle", "") + ":"}));
   if (op == "write_file") return "write " + s.value("path", "") + ":\n" + s.value("text", "");
   return std::nullopt;
 }

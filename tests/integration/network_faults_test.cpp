@@ -3,7 +3,8 @@
 //   - 200 ms downstream latency on clients→LB: push.latency p50 rises by 200 ms ± 25%, then returns;
 //   - http_error 10%: availability.attempts ≈ 90% ± 3 while every op is acknowledged (retries);
 //   - pods→DB partition for 20 s: readyz fails, pushes fail or queue, both recover after the heal;
-//   - 10 Mbit/s bandwidth: the path's upstream bytes/s stay ≤ 10 Mbit/s + 10%;
+//   - 10 Mbit/s bandwidth: the path's upstream bytes/s stay ≤ 10 Mbit/s + 10%; the same with the
+//     kernel shaper (`via: tc`, htb on the pods' eth0) on pods→db, and its qdisc gone after;
 //   - one-way clients→LB and LB→clients cuts: requests stop reaching the LB only in the first;
 //   - crash safety: on one running lab (target.lab.id), the controller SIGKILLed at 10 seeded
 //     random moments around a partition, a latency, a pause and a disk fill; the reaper leaves
@@ -154,11 +155,13 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
   json load = {{"name", "push"}, {"model", "http"}, {"connections", 32}, {"timeout", "10s"},
                {"request", {{"method", "POST"}, {"path", "/v1/push"},
                             {"body", {{"client", "bw"}, {"ops", {{{"id", "bw-1"}, {"stream", "s-1"}, {"seq", 1}, {"t_us", 0}, {"kind", "append"}, {"body", {{"pad", pad}}}}}}}}}},
-               {"phases", {{{"name", "steady"}, {"for", "32s"}, {"rate", 300}}}}};
-  json doc = {{"name", "net-bw"}, {"duration", "32s"}, {"target", {{"lab", {{"pods", 2}}}}}, {"load", {load}},
+               {"phases", {{{"name", "steady"}, {"for", "38s"}, {"rate", 300}}}}};
+  json doc = {{"name", "net-bw"}, {"duration", "38s"}, {"target", {{"lab", {{"pods", 2}}}}}, {"load", {load}},
               {"faults", {{{"name", "bw"}, {"kind", "bandwidth"}, {"path", "clients-lb"}, {"direction", "up"}, {"rate", "10Mbit/s"}, {"at", "6s"}, {"for", "8s"}},
                           {{"name", "up-cut"}, {"kind", "partition"}, {"from", "clients"}, {"to", "lb"}, {"symmetric", false}, {"at", "15s"}, {"for", "9s"}},
-                          {{"name", "down-cut"}, {"kind", "partition"}, {"from", "lb"}, {"to", "clients"}, {"symmetric", false}, {"at", "25s"}, {"for", "5s"}}}}};
+                          {{"name", "down-cut"}, {"kind", "partition"}, {"from", "lb"}, {"to", "clients"}, {"symmetric", false}, {"at", "25s"}, {"for", "5s"}},
+                          // The kernel shaper (tc htb on each pod's eth0, DB traffic only): 4 Mbit/s per pod.
+                          {{"name", "bw-tc"}, {"kind", "bandwidth"}, {"path", "pods-db"}, {"direction", "up"}, {"rate", "4Mbit/s"}, {"via", "tc"}, {"at", "31s"}, {"for", "6s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   fs::path log = d.path() / "run.log";
   t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " + log.string() + " 2>&1");
@@ -175,7 +178,9 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
     return (b - a) * 1000.0 / ms;
   };
   std::this_thread::sleep_for(std::chrono::seconds(2));
+  double db_before = relay_path(lab, "db").value("bytes_up", 0.0);
   double free_Bps = rate("bytes_up", 2000);
+  double db_free_Bps = (relay_path(lab, "db").value("bytes_up", 0.0) - db_before) / 2.0;
   ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "bw"; }, std::chrono::seconds(30)));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   double limited_Bps = rate("bytes_up", 5000);
@@ -205,13 +210,29 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
   ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "down-cut"; }, std::chrono::seconds(30)));
   EXPECT_EQ(probe_push("ow-down"), 0);
   EXPECT_TRUE(stored("ow-down")) << "with only lb→clients cut, the request should reach the server and be applied";
+  // tc: the pods' bytes toward the DB (the db relay's upstream counter) stay ≤ 2 × 4 Mbit/s + 10%,
+  // and the qdisc is gone after the revert.
+  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "bw-tc"; }, std::chrono::seconds(30)));
+  const std::string pod0 = "ss-" + lab + "-pod0";
+  EXPECT_NE(t::run("ip netns exec " + pod0 + " tc qdisc show dev eth0").out.find("qdisc htb"), std::string::npos);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  double db_a = relay_path(lab, "db").value("bytes_up", 0.0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(4000));
+  double db_limited_Bps = (relay_path(lab, "db").value("bytes_up", 0.0) - db_a) / 4.0;
+  EXPECT_GT(db_free_Bps * 8, 12e6) << "the DB traffic must exceed the tc limit for the test to mean anything";
+  EXPECT_LE(db_limited_Bps * 8, 8.8e6) << "2 pods x 4 Mbit/s (tc htb), measured " << db_limited_Bps * 8 / 1e6 << " Mbit/s toward the DB";
+  EXPECT_GT(db_limited_Bps * 8, 2e6) << "the shaped DB path should still carry traffic";
+  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "bw-tc"; }, std::chrono::seconds(30)));
+  EXPECT_EQ(t::run("ip netns exec " + pod0 + " tc qdisc show dev eth0").out.find("qdisc htb"), std::string::npos);
+  std::cerr << "bandwidth: clients->lb free " << free_Bps * 8 / 1e6 << " Mbit/s, proxy-limited " << limited_Bps * 8 / 1e6
+            << " Mbit/s; pods->db free " << db_free_Bps * 8 / 1e6 << " Mbit/s, tc-limited " << db_limited_Bps * 8 / 1e6 << " Mbit/s\n";
   int rc = wait_exit(run, 120);
   EXPECT_NE(rc, -1) << t::read_file(log);
   EXPECT_NE(rc, 3) << t::read_file(log);  // every fault applied and reverted
   // After the run the proxy is back in pass-through... (the lab is gone with the run; checked
   // through the report's fault records instead).
   json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
-  for (auto name : {"bw", "up-cut", "down-cut"}) {
+  for (auto name : {"bw", "up-cut", "down-cut", "bw-tc"}) {
     const json* f = fault(rep, name);
     ASSERT_NE(f, nullptr) << name;
     EXPECT_FALSE(f->contains("error")) << f->dump();
