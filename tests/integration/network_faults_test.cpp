@@ -242,9 +242,10 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
 
 // One lab, brought up once (as an SRE keeps one for a game day); ten runs attach to it with
 // target.lab.id and are SIGKILLed at seeded random moments: some before their faults are
-// applied, some while they are being applied, most while all four are in place. After each
-// kill: no rule tagged by the run in the host or the pods' namespaces, no fill file, no stopped
-// pod, every relay path in pass-through, and `revert` finds nothing left.
+// applied, some while they are being applied, most while all five (partition, latency, pause,
+// disk fill, and a tc bandwidth shaper) are in place. After each kill: no rule tagged by the run
+// in the host or the pods' namespaces, no htb qdisc, no fill file, no stopped pod, every relay
+// path in pass-through, and `revert` finds nothing left.
 TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_sigkilled_ten_times) {
   if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
   t::temp_dir d;
@@ -266,7 +267,8 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
               {"faults", {{{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "300ms"}, {"for", "50s"}},
                           {{"name", "lat"}, {"kind", "latency"}, {"latency", "100ms"}, {"at", "300ms"}, {"for", "50s"}},
                           {{"name", "pause"}, {"kind", "pause"}, {"target", {{"pods", {"pod-1"}}}}, {"at", "300ms"}, {"for", "50s"}},
-                          {{"name", "fill"}, {"kind", "disk_fill"}, {"volume", "db"}, {"leave", "4MiB"}, {"at", "300ms"}, {"for", "50s"}}}}};
+                          {{"name", "fill"}, {"kind", "disk_fill"}, {"volume", "db"}, {"leave", "4MiB"}, {"at", "300ms"}, {"for", "50s"}},
+                          {{"name", "shape"}, {"kind", "bandwidth"}, {"path", "pods-db"}, {"rate", "8Mbit/s"}, {"via", "tc"}, {"at", "300ms"}, {"for", "50s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   auto status = [&] { return json::parse(t::run(t::bin() + " lab status --json --id " + id).out, nullptr, false); };
   auto ours = [&] {
@@ -299,6 +301,10 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
       if (!p.value("faults", json::object()).empty()) left += "relay path " + path + " faults " + p["faults"].dump() + "\n";
     for (auto& e : fs::directory_iterator(data))
       if (e.path().filename().string().starts_with(".syncstorm-fill-")) left += "fill file " + e.path().string() + "\n";
+    for (auto& ns : {"ss-" + id + "-pod0", "ss-" + id + "-pod1"})
+      if (auto q = t::run("ip netns exec " + ns + " tc qdisc show dev eth0 2>&1").out; q.find("qdisc htb") != std::string::npos) left += ns + ": " + q;
+    for (auto& dev : {"sv-" + id + "-0", "sv-" + id + "-1"})
+      if (auto q = t::run("tc qdisc show dev " + dev + " 2>&1").out; q.find("qdisc htb") != std::string::npos) left += dev + ": " + q;
     for (auto u : {"pod-0", "pod-1"}) {
       long pid = st["units"][u].value("pid", 0L);
       if (pid > 0 && state_of(pid) == 'T') left += std::string(u) + " (pid " + std::to_string(pid) + ") stopped\n";
@@ -333,7 +339,7 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
     } else {
       fs::path ev = wait_events_file(out);
       ASSERT_FALSE(ev.empty()) << t::read_file(log);
-      const int need = std::string(when) == "applying" ? 1 : 4;
+      const int need = std::string(when) == "applying" ? 1 : 5;
       std::set<std::string> applied;
       ASSERT_TRUE(wait_event(ev, [&](const json& e) {
         if (e["event"] == "fault_applied") applied.insert(e.value("fault", ""));
@@ -347,7 +353,7 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
     fs::path rd;
     try { rd = t::only_run_dir(out); } catch (...) {}
     const int intents = rd.empty() ? 0 : ledger_intents(rd);
-    with_all_applied += intents >= 4 && std::string(when) == "applied";
+    with_all_applied += intents >= 5 && std::string(when) == "applied";
     std::string left = "?";
     const auto killed = std::chrono::steady_clock::now();
     for (int w = 0; w < 300 && !left.empty(); ++w) {
@@ -363,7 +369,7 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
     EXPECT_EQ(rv.exit_code, 0) << rv.out;
     EXPECT_NE(rv.out.find("nothing to revert"), std::string::npos) << rv.out << "\nreaper:\n" << t::read_file(rd / "reaper.log");
   }
-  EXPECT_GE(with_all_applied, 4) << "most kills should land while all four faults are applied";
+  EXPECT_GE(with_all_applied, 4) << "most kills should land while all five faults are applied";
   std::cerr << "10 rounds in " << std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - began).count() << " s\n";
 }
 
