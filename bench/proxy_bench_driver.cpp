@@ -1,6 +1,8 @@
 // Fault proxy overhead: the lab relay (labstack/lab_relay.cpp) in pass-through, measured against
-// the direct path on loopback. A forked child runs relay_main on a state file with one path
-// (127.0.0.1:P → a local server); the parent measures
+// the direct path on loopback. Two forked children run relay_main on a state file with one path
+// (127.0.0.1:P → a local server), one with splice(2) (the default in pass-through) and one with
+// every byte copied through userspace (SYNCSTORM_RELAY_SPLICE=0, as under a shaping fault); the
+// parent measures
 //   - round-trip latency: 64-byte ping-pong, 20000 round trips, p50/p99, direct and through the
 //     relay (the added latency is the difference);
 //   - throughput: one connection streaming 4 GiB in 256 KiB writes to a sink, direct and through.
@@ -130,35 +132,59 @@ double throughput_GBps(int port) {
   return static_cast<double>(total) / s / 1e9;
 }
 
-}  // namespace
-
-int main() {
-  int server_port = 0, relay_port = 0;
-  int lfd = listen_any(server_port);
-  { int tmp = listen_any(relay_port); ::close(tmp); }
-  std::string dir = "/tmp/syncstorm-proxy-bench-" + std::to_string(::getpid());
+// Forks a relay with one pass-through path to the server on `relay_port`; with copy, splice(2) is
+// off (SYNCSTORM_RELAY_SPLICE=0: every byte through userspace, as under a shaping fault).
+pid_t fork_relay(const std::string& dir, int relay_port, int server_port, bool copy) {
   ::mkdir(dir.c_str(), 0700);
   nlohmann::json st = {{"paths", {{"bench", {{"listen", "127.0.0.1:" + std::to_string(relay_port)},
                                              {"upstream", "127.0.0.1:" + std::to_string(server_port)}}}}},
                        {"relay", {{"control", dir + "/relay.sock"}}}};
   std::ofstream(dir + "/state.json") << st.dump();
   pid_t relay = ::fork();
-  if (relay == 0) _exit(syncstorm::lab::relay_main(dir + "/state.json"));
-  std::thread(serve, lfd).detach();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  auto [d50, d99] = latency_us(server_port);
-  auto [p50, p99] = latency_us(relay_port);
-  double dt = throughput_GBps(server_port);
-  double pt = throughput_GBps(relay_port);
-  std::printf("round trip, direct : p50 %7.1f µs  p99 %7.1f µs\n", d50, d99);
-  std::printf("round trip, relay  : p50 %7.1f µs  p99 %7.1f µs\n", p50, p99);
-  std::printf("added by the relay : p50 %7.1f µs  p99 %7.1f µs (two hops per round trip)\n", p50 - d50, p99 - d99);
-  std::printf("throughput, direct : %.2f GB/s\n", dt);
-  std::printf("throughput, relay  : %.2f GB/s\n", pt);
-  ::kill(relay, SIGTERM);
-  ::waitpid(relay, nullptr, 0);
+  if (relay == 0) {
+    if (copy) ::setenv("SYNCSTORM_RELAY_SPLICE", "0", 1);
+    _exit(syncstorm::lab::relay_main(dir + "/state.json"));
+  }
+  return relay;
+}
+
+void remove_dir(const std::string& dir) {
   std::remove((dir + "/state.json").c_str());
   std::remove((dir + "/relay.sock").c_str());
   ::rmdir(dir.c_str());
+}
+
+}  // namespace
+
+int main() {
+  int server_port = 0, splice_port = 0, copy_port = 0;
+  int lfd = listen_any(server_port);
+  { int tmp = listen_any(splice_port); ::close(tmp); }
+  { int tmp = listen_any(copy_port); ::close(tmp); }
+  const std::string base = "/tmp/syncstorm-proxy-bench-" + std::to_string(::getpid());
+  pid_t splice_relay = fork_relay(base + "-s", splice_port, server_port, false);
+  pid_t copy_relay = fork_relay(base + "-c", copy_port, server_port, true);
+  std::thread(serve, lfd).detach();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto [d50, d99] = latency_us(server_port);
+  auto [p50, p99] = latency_us(splice_port);
+  auto [c50, c99] = latency_us(copy_port);
+  double dt = throughput_GBps(server_port);
+  double pt = throughput_GBps(splice_port);
+  double ct = throughput_GBps(copy_port);
+  std::printf("round trip, direct       : p50 %7.1f µs  p99 %7.1f µs\n", d50, d99);
+  std::printf("round trip, relay splice : p50 %7.1f µs  p99 %7.1f µs\n", p50, p99);
+  std::printf("round trip, relay copy   : p50 %7.1f µs  p99 %7.1f µs\n", c50, c99);
+  std::printf("added by the relay       : p50 %7.1f µs  p99 %7.1f µs (splice; two hops per round trip)\n", p50 - d50, p99 - d99);
+  std::printf("added by the relay       : p50 %7.1f µs  p99 %7.1f µs (copy)\n", c50 - d50, c99 - d99);
+  std::printf("throughput, direct       : %.2f GB/s\n", dt);
+  std::printf("throughput, relay splice : %.2f GB/s\n", pt);
+  std::printf("throughput, relay copy   : %.2f GB/s\n", ct);
+  for (pid_t r : {splice_relay, copy_relay}) {
+    ::kill(r, SIGTERM);
+    ::waitpid(r, nullptr, 0);
+  }
+  remove_dir(base + "-s");
+  remove_dir(base + "-c");
   return 0;
 }

@@ -174,7 +174,8 @@ std::vector<load_model_info> builtin_models() {
 }
 
 node_ptr path_node() {
-  return enumeration("which path the fault proxy acts on", {"clients-lb", "pods-db"});
+  return enumeration("which path the fault proxy acts on: the lab's clients-lb or pods-db, or clients-endpoints (the run's proxy in front of target.endpoints, with target.proxy)",
+                     {"clients-lb", "pods-db", "clients-endpoints"});
 }
 node_ptr direction_node() {
   return enumeration("up: toward the server; down: toward the client", {"up", "down", "both"});
@@ -202,7 +203,9 @@ std::vector<fault_kind_info> builtin_faults() {
                {opt("path", path_node()), opt("direction", direction_node()), opt("latency", duration("base delay")),
                 req("spread", duration("uniform ± spread"))}, false, true});
   v.push_back({"bandwidth", "a token-bucket bandwidth limit on a path",
-               {opt("path", path_node()), opt("direction", direction_node()), req("rate", bandwidth("the limit"))}, false, true});
+               {opt("path", path_node()), opt("direction", direction_node()), req("rate", bandwidth("the limit")),
+                opt("via", enumeration("what enforces it: the fault proxy's token bucket (default), or the kernel (tc htb on the pods' interfaces, pods-db on a lab with namespaces)",
+                                       {"proxy", "tc"}))}, false, true});
   v.push_back({"reset", "TCP resets on a share of connections",
                {opt("path", path_node()), opt("direction", direction_node()), opt("percent", percent("share of connections"))}, false, true});
   v.push_back({"blackhole", "drop everything on a path", {opt("path", path_node()), opt("direction", direction_node())}, false, true});
@@ -239,7 +242,9 @@ std::vector<metric_info> builtin_core_metrics() {
 
 node_ptr target_node() {
   auto lab = object("the embedded reference stack (syncstorm lab)",
-                    {opt("pods", integer("syncd pods", 1, 64)), opt("replica", boolean("a synchronous streaming replica")),
+                    {opt("id", spec::string("use the running lab with this id (syncstorm lab up --id): the run neither starts nor stops it",
+                                            "^[a-z0-9]{1,8}$", "a lab id like \"gameday\" (1-8 of a-z, 0-9)")),
+                     opt("pods", integer("syncd pods", 1, 64)), opt("replica", boolean("a synchronous streaming replica")),
                      opt("db_volume", size("put the data directory on a tmpfs of this size")),
                      opt("restart_delay", duration("supervisor delay before restarting a dead pod")),
                      opt("bug", spec::string("syncd bug modes, comma-separated", bug_pattern,
@@ -255,7 +260,11 @@ node_ptr target_node() {
                                               opt("verify", boolean("verify the server (default true)"))});
   auto audit = object("how the audit reads data back", {opt("via", enumeration("through the API or straight from PostgreSQL", {"api", "sql"})),
                                                         opt("dsn", spec::string("PostgreSQL DSN; may hold ${env:NAME}"))});
-  auto t = object("what the run targets", {opt("lab", lab), opt("endpoints", endpoints), opt("headers", string_map("headers on every request; values may hold ${env:NAME}")),
+  auto proxy = object("put the run's fault proxy in front of the endpoints (network faults with path clients-endpoints act on it)",
+                      {opt("listen", spec::string("the address it listens on (default 127.0.0.1; ports are chosen free)",
+                                                  "^[0-9.]+$|^[0-9a-fA-F:]+$", "an IP address like \"127.0.0.1\""))});
+  auto t = object("what the run targets", {opt("lab", lab), opt("endpoints", endpoints), opt("proxy", proxy),
+                                           opt("headers", string_map("headers on every request; values may hold ${env:NAME}")),
                                            opt("tls", tls), opt("profile", any("protocol profile (paths, templates, JSON pointers)")), opt("audit", audit)});
   return with(t, [](node& n) { n.exactly_one = {{"lab", "endpoints"}}; });
 }
@@ -387,7 +396,22 @@ void check_references(const json& doc, errors& out) {
   }
   std::int64_t run_us = duration ? duration : longest_load;
   bool lab = doc.contains("target") && doc["target"].contains("lab");
+  // target.lab.id: the run uses a lab that is already up; the options that describe a lab to
+  // start are that lab's own (set by `lab up`), so none may stand beside the id.
+  const bool attached = lab && doc["target"]["lab"].is_object() && doc["target"]["lab"].contains("id");
+  if (attached) {
+    for (auto& [k, v] : doc["target"]["lab"].items()) {
+      if (k == "id") continue;
+      out.push_back("scenario.target.lab." + k + ": found " + v.dump() + " beside \"id\"; expected only \"id\" (the run uses the running lab " +
+                    doc["target"]["lab"]["id"].dump() + " as it is; its options were set by `syncstorm lab up`)");
+    }
+  }
   bool replica = lab && doc["target"]["lab"].value("replica", false);
+  const bool endpoints = doc.contains("target") && doc["target"].contains("endpoints") && doc["target"]["endpoints"].is_object();
+  const bool proxied = doc.contains("target") && doc["target"].contains("proxy");
+  const std::string http_endpoint = endpoints ? str_or(doc["target"]["endpoints"], "http") : std::string();
+  if (proxied && !endpoints)
+    out.push_back("scenario.target.proxy: found it without target.endpoints; expected target.endpoints (the proxy goes in front of them; a lab has its own on every path)");
   if (doc.contains("faults")) {
     for (std::size_t i = 0; i < doc["faults"].size(); ++i) {
       const json& f = doc["faults"][i];
@@ -407,11 +431,32 @@ void check_references(const json& doc, errors& out) {
       if (run_us && at >= run_us) {
         out.push_back(p + ".at: found " + json(f["at"]).dump() + "; expected a time within the run (" + units::format_duration(run_us) + ")");
       }
-      if (kind == "db_failover" && !replica && lab) {
+      if (kind == "db_failover" && !replica && lab && !attached) {
         out.push_back(p + ".kind: found \"db_failover\" without a replica; expected target.lab.replica true (failover promotes the replica)");
       }
       const json tgt = f.value("target", json::object());
       bool remote = tgt.contains("container") || tgt.contains("selector");
+      const bool network = kind == "latency" || kind == "jitter" || kind == "bandwidth" || kind == "reset" || kind == "blackhole" || kind == "http_error";
+      if ((network || kind == "partition") && !tgt.contains("selector")) {
+        // Where the fault proxy (or iptables) acts: the lab's paths, or the run's proxy.
+        const std::string path = str_or(f, "path");
+        if (kind == "partition" && !lab) {
+          out.push_back(p + ".kind: found \"partition\" without target.lab; expected a lab target (iptables on the lab's namespaces) or a kubernetes selector");
+        } else if (network && (path == "clients-lb" || path == "pods-db") && !lab) {
+          out.push_back(p + ".path: found " + json(path).dump() + " without target.lab; expected " +
+                        (proxied ? "\"clients-endpoints\" (the run's proxy in front of target.endpoints)" : "a lab target for the lab's paths"));
+        } else if (network && path == "clients-endpoints" && !proxied) {
+          out.push_back(p + ".path: found \"clients-endpoints\" without target.proxy; expected target.proxy (the run's proxy in front of target.endpoints)");
+        } else if (network && path.empty() && !lab && !proxied) {
+          out.push_back(p + ": found a " + kind + " fault on target.endpoints without target.proxy; expected target.proxy (the run puts its fault proxy in front of the endpoints), a lab target or a kubernetes selector");
+        }
+        if (kind == "bandwidth" && str_or(f, "via") == "tc" && (path != "pods-db" || !lab))
+          out.push_back(p + ".via: found \"tc\" on " + (path.empty() ? std::string("the default path") : json(path).dump()) + (lab ? "" : " without target.lab") +
+                        "; expected path \"pods-db\" of a lab (the kernel shaper sits on the pods' interfaces), or via \"proxy\"");
+        if (kind == "http_error" && proxied && (path.empty() || path == "clients-endpoints") && !http_endpoint.starts_with("http://"))
+          out.push_back(p + ".kind: found \"http_error\" with target.endpoints.http " + (http_endpoint.empty() ? std::string("missing") : json(http_endpoint).dump()) +
+                        "; expected an http:// endpoint (the proxy cannot read requests inside TLS)");
+      }
       if ((kind == "kill" || kind == "pause" || kind == "rolling_restart") && tgt.value("role", "") == "clients") {
         out.push_back(p + ".target.role: found \"clients\"; expected a server-side role (db-primary, db-replica, lb) — terminals crash with a client_crash fault");
       }

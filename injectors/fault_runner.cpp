@@ -50,14 +50,30 @@ void fault_runner::event(const std::string& name, json fields) {
   if (c_.on_event) c_.on_event(name, std::move(fields));
 }
 
+void start_run_ledger(const std::string& run_dir) {
+  ledger l(run_dir + "/ledger.jsonl");
+  auto me = read_proc(::getpid());
+  l.append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL}});
+  start_reaper(run_dir);
+}
+
+void end_run_ledger(const std::string& run_dir) {
+  ledger l(run_dir + "/ledger.jsonl");
+  ledger_view v = read_ledger(l.path());
+  l.append({{"step", "run_end"}, {"unreverted", v.unreverted().size()}});
+  if (v.unreverted().empty()) index_remove(run_dir);
+}
+
 void fault_runner::start(steady::time_point run_start) {
   start_ = run_start;
   start_mono_us_ = mono_now_us() - now_us();
   ledger_ = std::make_unique<ledger>(c_.run_dir + "/ledger.jsonl");
-  auto me = read_proc(::getpid());
-  ledger_->append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL},
-                   {"run_start_mono_us", start_mono_us_}});
-  if (c_.start_reaper) start_reaper(c_.run_dir);
+  if (!c_.ledger_started) {
+    auto me = read_proc(::getpid());
+    ledger_->append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL},
+                     {"run_start_mono_us", start_mono_us_}});
+    if (c_.start_reaper) start_reaper(c_.run_dir);
+  }
   report_network_preflight();
   scheduler_ = std::thread([this] { scheduler(); });
 }
@@ -198,7 +214,7 @@ void fault_runner::stop_and_revert() {
   if (scheduler_.joinable()) scheduler_.join();
   for (auto& o : occ_)
     if (o->th.joinable()) o->th.join();
-  if (!ledger_) return;
+  if (!ledger_ || !c_.end_ledger) return;
   ledger_view v = read_ledger(ledger_->path());
   try {
     ledger_->append({{"step", "run_end"}, {"unreverted", v.unreverted().size()}});

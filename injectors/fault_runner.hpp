@@ -53,7 +53,18 @@ struct fault_runner_config {
   std::function<void(const std::string& event, nlohmann::json fields)> on_event;
   std::function<void(const std::string& line)> log;   // console lines (stderr)
   bool start_reaper = true;
+  // The run already wrote the controller record and started the reaper (start_run_ledger), for
+  // something it recorded before the load (its proxy): start() then does neither.
+  bool ledger_started = false;
+  // Write run_end once everything is reverted. False when the run still has something in the
+  // ledger to stop after the faults (its proxy): the run writes run_end itself (end_run_ledger).
+  bool end_ledger = true;
 };
+
+// The ledger's controller record (this process) and the reaper, before anything is recorded.
+void start_run_ledger(const std::string& run_dir);
+// run_end, and the refusal index entry removed when nothing is left unreverted.
+void end_run_ledger(const std::string& run_dir);
 
 class fault_runner {
  public:

@@ -414,7 +414,7 @@ void disk_fill_fault(prepared_fault& p, const fault_entry& f, const fault_env& e
     const auto& lab = need_lab(env, "disk_fill.volume \"db\"");
     auto it = lab.data_dirs.find(lab.primary);
     dir = it != lab.data_dirs.end() ? it->second : lab.dir + "/" + lab.primary + "/data";
-    p.target_keys = {"lab"};
+    p.target_keys = {"lab-" + lab.id};
     p.targets.push_back({{"backend", "lab"}, {"name", lab.primary}, {"lab", lab.id}, {"volume", dir}});
   } else {
     dir = volume;
@@ -452,7 +452,7 @@ void db_failover_fault(prepared_fault& p, const fault_entry& f, const fault_env&
   }
   const auto& lab = need_lab(env, "db_failover");
   if (!lab.replica && !lab.planned) throw fault_error("db_failover: found no replica in the lab (already promoted?); expected target.lab.replica true");
-  p.target_keys = {"lab"};
+  p.target_keys = {"lab-" + lab.id};
   p.targets.push_back({{"backend", "lab"}, {"name", lab.primary}, {"lab", lab.id}, {"promote", lab.replica.value_or("db-1")}});
   p.apply.push_back({{"op", "lab_promote"}, {"lab", lab.id}});
   p.verify.push_back({{"op", "lab_primary"}, {"lab", lab.id}, {"unit", lab.replica.value_or("db-1")}});
@@ -546,6 +546,24 @@ lab_facts lab_facts::from_scenario(const json& t) {
   f.primary = "db-0";
   if (t.value("replica", false)) f.replica = "db-1";
   f.data_dirs["db-0"] = f.dir + "/db-0/data";
+  if (t.contains("id")) {
+    // A running lab (target.lab.id): its id, and its pods and databases when its state file is
+    // there to read (nothing is contacted for a dry run).
+    f.id = t["id"].get<std::string>();
+    try {
+      auto l = lab::lab::attach(f.id);
+      f.dir = l.dir();
+      f.pods.clear();
+      for (const auto& p : l.pods()) f.pods.push_back(p.name);
+      json db = l.state().value("db", json::object());
+      f.primary = db.value("primary", f.primary);
+      f.replica = db.contains("replica") && db["replica"].is_string() ? std::optional<std::string>(db["replica"].get<std::string>()) : std::nullopt;
+      f.data_dirs.clear();
+      for (auto& [name, d] : db.value("instances", json::object()).items()) f.data_dirs[name] = d.value("data_dir", "");
+    } catch (const std::exception&) {
+      f.dir = "/var/tmp/syncstorm/lab-" + f.id;
+    }
+  }
   return f;
 }
 
@@ -563,7 +581,7 @@ prepared_fault prepare_fault(const fault_entry& f, int occurrence, const fault_e
   else if (f.kind == "client_crash" || f.kind == "journal_corrupt") client_fault(p, f, env);
   else if (is_network_kind(f.kind)) network_fault(p, f, env);
   else throw fault_error(f.kind + ": not a fault kind the injectors implement");
-  if (p.target_keys.empty() && env.lab) p.target_keys = {"lab"};
+  if (p.target_keys.empty() && env.lab) p.target_keys = {"lab-" + env.lab->id};
   return p;
 }
 
@@ -581,8 +599,12 @@ std::vector<std::string> scenario_target_keys(const scenario& s) {
       keys.push_back("path-" + sanitize(fs::absolute(f.fields["volume"].get<std::string>()).lexically_normal().string()));
     }
     // A lab target is a lab this run starts: no earlier run can have left faults on it (a lab
-    // fault's key names its lab, "lab-<id>", for `revert` and the reaper).
+    // fault's key names its lab, "lab-<id>", for `revert` and the reaper). A running lab the
+    // run attaches to (target.lab.id) is another matter: a crashed run may have left faults on
+    // it, and two runs on it at once would undo each other's.
   }
+  if (s.target.contains("lab") && s.target["lab"].is_object() && s.target["lab"].contains("id") && !s.faults.empty())
+    keys.push_back("lab-" + s.target["lab"]["id"].get<std::string>());
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;

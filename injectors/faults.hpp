@@ -46,8 +46,16 @@ struct lab_facts {
   static lab_facts from_scenario(const nlohmann::json& lab_target);
 };
 
+// The run's own fault proxy in front of the user's endpoints (target.proxy, run_proxy.hpp).
+struct proxy_facts {
+  std::string control;                              // its control socket
+  std::vector<std::string> paths;                   // relay paths: "http", "ws"
+  std::vector<std::string> http_paths;              // those carrying HTTP/1.1 requests
+};
+
 struct fault_env {
   std::optional<lab_facts> lab;                     // the run's lab, if it targets one
+  std::optional<proxy_facts> proxy;                 // the run's proxy, if target.proxy
   client_control* clients = nullptr;
   safety_policy safety;
   std::uint64_t seed = 1;

@@ -6,11 +6,17 @@
 #include "labstack/lab.hpp"
 #include "labstack/lab_relay.hpp"
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -67,8 +73,33 @@ json proxy_spec(const fault_entry& f, std::uint64_t seed) {
   return s;
 }
 
+// True when nothing listens on the unix socket (no file, or connection refused): the relay
+// that owned it is gone, and so are its faults.
+bool socket_gone(const std::string& path) {
+  if (!fs::exists(path)) return true;
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  bool refused = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && (errno == ECONNREFUSED || errno == ENOENT);
+  ::close(fd);
+  return refused;
+}
+
 json relay_request(const json& step, const json& req, std::string& error, bool& lab_gone) {
   lab_gone = false;
+  if (step.contains("control")) {
+    // The run's own proxy (target.proxy): its control socket is in the step.
+    const std::string control = step["control"];
+    try {
+      return lab::relay_control(control, req);
+    } catch (const std::exception& e) {
+      lab_gone = socket_gone(control);
+      error = e.what();
+      return nullptr;
+    }
+  }
   std::optional<lab::lab> l;
   try {
     l = lab::lab::attach(step.at("lab").get<std::string>());
@@ -85,14 +116,19 @@ json relay_request(const json& step, const json& req, std::string& error, bool& 
   }
 }
 
+std::string proxy_name(const json& step) {
+  return step.contains("control") ? "fault proxy (the run's, in front of the endpoints)" : "fault proxy (lab relay)";
+}
+
 // ---- partition -------------------------------------------------------------------------------
 
 struct lab_net {
   bool namespaces = false, planned = false;
   std::string gateway;
   std::vector<std::string> lb_sources;
-  struct pod { std::string netns, address; };
+  struct pod { std::string netns, address, veth_host; };
   std::map<std::string, pod> pods;
+  int db_relay_port = 0;
 };
 
 lab_net lab_network(const lab_facts& facts) {
@@ -102,14 +138,16 @@ lab_net lab_network(const lab_facts& facts) {
     n.namespaces = ::geteuid() == 0;
     n.gateway = "<bridge gateway>";
     n.lb_sources = {"<HAProxy source addresses>"};
-    for (auto& p : facts.pods) n.pods[p] = {"ss-<id>-pod" + p.substr(p.find('-') + 1), "<" + p + " address>"};
+    for (auto& p : facts.pods) n.pods[p] = {"ss-<id>-pod" + p.substr(p.find('-') + 1), "<" + p + " address>", "<veth of " + p + ">"};
     return n;
   }
   json net = lab::lab::attach(facts.id).state().value("network", json::object());
   n.namespaces = net.value("namespaces", false);
   n.gateway = net.value("gateway", "");
   for (auto& s : net.value("lb_sources", json::array())) n.lb_sources.push_back(s.get<std::string>());
-  for (auto& p : net.value("pods", json::array())) n.pods[p.value("name", "")] = {p.value("netns", ""), p.value("address", "")};
+  for (auto& p : net.value("pods", json::array()))
+    n.pods[p.value("name", "")] = {p.value("netns", ""), p.value("address", ""), p.value("veth_host", "")};
+  n.db_relay_port = lab::lab::attach(facts.id).state().value("ports", json::object()).value("db_relay", 0);
   return n;
 }
 
@@ -260,6 +298,75 @@ void partition_fault(prepared_fault& p, const fault_entry& f, const fault_env& e
                        {"tag", tag}});
 }
 
+// ---- tc (kernel shaping) ------------------------------------------------------------------------
+
+// `bandwidth` with "via": "tc" on pods-db: an htb qdisc (the kernel here has htb and tbf, no
+// netem) whose one class holds the limit and whose u32 filter sends it only the DB traffic, so
+// the pods' other traffic (HAProxy's requests and their answers) is untouched. Up (pods → db):
+// each pod's eth0 inside its namespace, packets to the gateway's db relay port; down (db →
+// pods): each pod's host-side veth, packets from that port. The root qdisc carries a handle
+// derived from the occurrence, so the undo deletes only its own.
+void tc_bandwidth_fault(prepared_fault& p, const fault_entry& f, const fault_env& env, const json& spec, const std::string& id) {
+  const lab_facts& facts = *env.lab;
+  lab_net n = lab_network(facts);
+  if (!n.planned && !n.namespaces)
+    throw fault_error("bandwidth.via: found \"tc\" on a loopback lab; expected a lab with network namespaces (run as root), or \"proxy\"");
+  const double bps = spec.value("rate_bps", 0.0);
+  const std::string rate = std::to_string(static_cast<std::uint64_t>(bps)) + "bit";
+  // Burst: 10 ms of rate, at least 16 KiB (an MTU-sized packet must always fit).
+  const std::string burst = std::to_string(std::max<std::uint64_t>(16384, static_cast<std::uint64_t>(bps / 8 / 100))) + "b";
+  char handle[8];
+  std::snprintf(handle, sizeof handle, "%x", static_cast<unsigned>(std::hash<std::string>{}(id) % 0xfff0 + 0x10));
+  const std::string dir = f.fields.value("direction", "both");
+  const std::string port = n.planned ? "<db relay port>" : std::to_string(n.db_relay_port);
+  json shaped = json::array();
+  for (const auto& [name, pod] : n.pods) {
+    auto add = [&](const std::string& netns, const std::string& dev, const std::vector<std::string>& match) {
+      json step = {{"netns", netns}, {"dev", dev}, {"handle", handle}, {"rate", rate}, {"burst", burst}, {"match", match}};
+      json apply = step;
+      apply["op"] = "tc_shape";
+      json undo = {{"op", "tc_unshape"}, {"netns", netns}, {"dev", dev}, {"handle", handle}};
+      p.apply.push_back(apply);
+      p.undo.push_back(undo);
+      shaped.push_back((netns.empty() ? "host " : netns + " ") + dev);
+    };
+    if (dir == "up" || dir == "both") add(pod.netns, "eth0", {"match", "ip", "dst", n.gateway + "/32", "match", "ip", "dport", port, "0xffff"});
+    if (dir == "down" || dir == "both")
+      add("", n.planned ? "<veth of " + name + ">" : pod.veth_host, {"match", "ip", "src", n.gateway + "/32", "match", "ip", "sport", port, "0xffff"});
+  }
+  p.target_keys = {"lab-" + facts.id};
+  p.targets.push_back({{"backend", "lab"}, {"name", "pods-db"}, {"lab", facts.id}, {"mechanism", "tc htb"}, {"devices", shaped}, {"rate", rate}});
+}
+
+std::vector<std::string> in_netns(const std::string& netns, std::vector<std::string> argv) {
+  if (netns.empty()) return argv;
+  std::vector<std::string> a = {"ip", "netns", "exec", netns};
+  a.insert(a.end(), argv.begin(), argv.end());
+  return a;
+}
+
+std::vector<std::vector<std::string>> tc_shape_argvs(const json& s) {
+  const std::string dev = s.at("dev"), h = s.at("handle"), netns = s.value("netns", "");
+  std::vector<std::string> filter = {"tc", "filter", "add", "dev", dev, "parent", h + ":", "protocol", "ip", "prio", "1", "u32"};
+  for (auto& m : s.at("match")) filter.push_back(m.get<std::string>());
+  filter.insert(filter.end(), {"flowid", h + ":1"});
+  return {in_netns(netns, {"tc", "qdisc", "add", "dev", dev, "root", "handle", h + ":", "htb", "default", "0"}),
+          in_netns(netns, {"tc", "class", "add", "dev", dev, "parent", h + ":", "classid", h + ":1", "htb", "rate", s.at("rate"), "ceil",
+                           s.at("rate"), "burst", s.at("burst")}),
+          in_netns(netns, filter)};
+}
+
+// Whether `dev` has our root qdisc: "yes", "no", or "gone" (namespace or device gone).
+std::string tc_has_root(const json& s, std::string& error) {
+  auto r = run_command(in_netns(s.value("netns", ""), {"tc", "qdisc", "show", "dev", s.at("dev")}), 15s);
+  if (!r.ok()) {
+    if (r.output.find("Cannot find device") != std::string::npos || absent_output(r.output)) return "gone";
+    error = r.error;
+    return "error";
+  }
+  return r.output.find("qdisc htb " + s.at("handle").get<std::string>() + ": root") != std::string::npos ? "yes" : "no";
+}
+
 // ---- Chaos Mesh ----------------------------------------------------------------------------------
 
 std::string yaml_str(const std::string& s) { return json(s).dump(); }  // a JSON string is a YAML string
@@ -391,10 +498,28 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
     return;
   }
   if (f.kind == "partition") return partition_fault(p, f, env);
-  if (!env.lab) throw fault_error(f.kind + ": found no lab in this run; expected target.lab (the fault proxy sits on the lab's paths) or a selector target");
-  std::string path = f.fields.value("path", "clients-lb");
+  std::string path = f.fields.value("path", env.lab ? "clients-lb" : env.proxy ? "clients-endpoints" : "");
+  if (path == "clients-endpoints") {
+    // The run's proxy in front of the user's endpoints (target.proxy).
+    if (!env.proxy)
+      throw fault_error(f.kind + ".path: found \"clients-endpoints\" without target.proxy; expected target.proxy (the run's proxy in front of the endpoints)");
+    std::vector<std::string> paths = f.kind == "http_error" ? env.proxy->http_paths : env.proxy->paths;
+    if (paths.empty())
+      throw fault_error(f.kind + ": found no " + std::string(f.kind == "http_error" ? "plain HTTP " : "") + "path through the run's proxy; expected target.endpoints.http");
+    json spec = proxy_spec(f, seed);
+    std::string id = env.run_tag + "/" + p.id;
+    for (const auto& rp : paths) {
+      p.apply.push_back({{"op", "proxy_fault"}, {"control", env.proxy->control}, {"path", rp}, {"id", id}, {"fault", spec}});
+      p.undo.push_back({{"op", "proxy_clear"}, {"control", env.proxy->control}, {"path", rp}, {"id", id}});
+    }
+    // No refusal key: the proxy is this run's own, so no other run can have left faults on it.
+    p.targets.push_back({{"backend", "proxy"}, {"name", path}, {"relay_paths", paths}, {"fault", spec}});
+    return;
+  }
+  if (!env.lab) throw fault_error(f.kind + ": found no lab in this run; expected target.lab (the fault proxy sits on the lab's paths), target.proxy or a selector target");
   json spec = proxy_spec(f, seed);
   std::string id = env.run_tag + "/" + p.id;
+  if (f.kind == "bandwidth" && f.fields.value("via", "proxy") == "tc") return tc_bandwidth_fault(p, f, env, spec, id);
   p.target_keys = {"lab-" + env.lab->id};
   for (const auto& rp : relay_paths(path, f.kind)) {
     p.apply.push_back({{"op", "proxy_fault"}, {"lab", env.lab->id}, {"path", rp}, {"id", id}, {"fault", spec}});
@@ -414,10 +539,11 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
     json a = relay_request(s, req, err, gone);
     const std::string what = s.at("path").get<std::string>() + " " + s.at("id").get<std::string>();
     if (a.is_null()) {
-      if (undoing && gone) return done("lab " + s.value("lab", "") + " is gone: no proxy fault left on " + what);
-      return fail("fault proxy (lab relay) " + what + ": " + err);
+      if (undoing && gone)
+        return done((s.contains("control") ? std::string("the run's proxy") : "lab " + s.value("lab", "")) + " is gone: no proxy fault left on " + what);
+      return fail(proxy_name(s) + " " + what + ": " + err);
     }
-    if (!a.value("ok", false)) return fail("fault proxy (lab relay) " + what + ": " + a.value("error", a.dump()));
+    if (!a.value("ok", false)) return fail(proxy_name(s) + " " + what + ": " + a.value("error", a.dump()));
     if (set) return done("fault proxy " + s.at("path").get<std::string>() + ": " + s["fault"].value("kind", "") + " " + s["fault"].dump());
     return done("fault proxy " + s.at("path").get<std::string>() + ": cleared " + s.at("id").get<std::string>() + " (" + std::to_string(a.value("cleared", 0)) + ")");
   }
@@ -441,6 +567,24 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
     }
     return fail("iptables -D in " + where + ": the rule is still there after 16 deletions");
   }
+  if (op == "tc_shape") {
+    const std::string where = (s.value("netns", "").empty() ? std::string("host") : "netns " + s["netns"].get<std::string>()) + " " + s.at("dev").get<std::string>();
+    for (const auto& argv : tc_shape_argvs(s)) {
+      auto r = run_command(argv, 15s);
+      if (!r.ok()) return fail("tc on " + where + ": " + r.error);
+    }
+    return done(where + ": htb " + s.at("handle").get<std::string>() + ": " + s.at("rate").get<std::string>() + " for the DB traffic");
+  }
+  if (op == "tc_unshape") {
+    const std::string where = (s.value("netns", "").empty() ? std::string("host") : "netns " + s["netns"].get<std::string>()) + " " + s.at("dev").get<std::string>();
+    std::string err;
+    std::string has = tc_has_root(s, err);
+    if (has == "error") return fail("tc qdisc show on " + where + ": " + err);
+    if (has != "yes") return done(where + ": no htb " + s.at("handle").get<std::string>() + ": left");
+    auto r = run_command(in_netns(s.value("netns", ""), {"tc", "qdisc", "del", "dev", s.at("dev"), "root", "handle", s.at("handle").get<std::string>() + ":"}), 15s);
+    if (!r.ok()) return fail("tc qdisc del on " + where + ": " + r.error);
+    return done(where + ": removed htb " + s.at("handle").get<std::string>() + ":");
+  }
   if (op == "write_file") {
     std::string path = s.at("path");
     std::error_code ec;
@@ -460,12 +604,19 @@ std::optional<step_result> check_net_undone(const json& s) {
     std::string err;
     bool gone = false;
     json a = relay_request(s, {{"cmd", "status"}}, err, gone);
-    if (gone) return done("lab gone");
-    if (a.is_null()) return fail("fault proxy (lab relay): " + err);
+    if (gone) return done(s.contains("control") ? "the run's proxy is gone" : "lab gone");
+    if (a.is_null()) return fail(proxy_name(s) + ": " + err);
     const json faults = a["paths"].value(s.at("path").get<std::string>(), json::object()).value("faults", json::object());
     if (faults.contains(s.at("id").get<std::string>()))
       return fail("fault proxy " + s.at("path").get<std::string>() + " still holds " + s.at("id").get<std::string>());
     return done("pass-through");
+  }
+  if (op == "tc_unshape") {
+    std::string err;
+    std::string has = tc_has_root(s, err);
+    if (has == "error") return fail("tc qdisc show: " + err);
+    if (has == "yes") return fail(s.at("dev").get<std::string>() + ": htb " + s.at("handle").get<std::string>() + ": is still the root qdisc");
+    return done("unshaped");
   }
   if (op == "iptables_delete") {
     const std::string netns = s.value("netns", "");
@@ -479,13 +630,20 @@ std::optional<step_result> check_net_undone(const json& s) {
 
 std::optional<std::string> describe_net_step(const json& s) {
   const std::string op = s.value("op", "");
-  if (op == "proxy_fault")
-    return "lab " + s.value("lab", "<lab>") + ": fault proxy (relay) path " + s.value("path", "") + ": " + s.value("fault", json::object()).dump() +
-           " as " + s.value("id", "");
-  if (op == "proxy_clear") return "lab " + s.value("lab", "<lab>") + ": fault proxy (relay) path " + s.value("path", "") + ": clear " + s.value("id", "");
+  const std::string where = s.contains("control") ? "the run's proxy (" + s["control"].get<std::string>() + ") path "
+                                                   : "lab " + s.value("lab", "<lab>") + ": fault proxy (relay) path ";
+  if (op == "proxy_fault") return where + s.value("path", "") + ": " + s.value("fault", json::object()).dump() + " as " + s.value("id", "");
+  if (op == "proxy_clear") return where + s.value("path", "") + ": clear " + s.value("id", "");
   if (op == "iptables" || op == "iptables_delete")
     return command_line(iptables_argv(s.value("netns", ""), op == "iptables" ? "-I" : "-D", s.value("chain", ""),
                                       s.value("rule", std::vector<std::string>{})));
+  if (op == "tc_shape") {
+    std::string out;
+    for (const auto& argv : tc_shape_argvs(s)) out += (out.empty() ? "" : "; ") + command_line(argv);
+    return out;
+  }
+  if (op == "tc_unshape")
+    return command_line(in_netns(s.value("netns", ""), {"tc", "qdisc", "del", "dev", s.value("dev", ""), "root", "handle", s.value("handle", "") + ":"}));
   if (op == "write_file") return "write " + s.value("path", "") + ":\n" + s.value("text", "");
   return std::nullopt;
 }
@@ -527,7 +685,7 @@ std::string netem_unavailable_reason() {
   static std::once_flag once;
   static std::string reason;
   std::call_once(once, [] {
-    const std::string proxy = "; latency, jitter, bandwidth and blackhole go through the lab's fault proxy (the relay) instead";
+    const std::string proxy = "; latency, jitter, bandwidth and blackhole go through syncstorm's fault proxy instead (the lab relay, or the run's proxy in front of the endpoints)";
     if (::geteuid() != 0) {
       reason = "tc netem: not probed (needs root)" + proxy;
       return;

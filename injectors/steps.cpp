@@ -3,6 +3,7 @@
 
 #include "injectors/command.hpp"
 #include "injectors/net_faults.hpp"
+#include "injectors/run_proxy.hpp"
 #include "injectors/targets.hpp"
 #include "labstack/lab.hpp"
 
@@ -136,6 +137,7 @@ step_result run_step(const json& s, bool undoing, client_control* clients) {
   try {
     std::string op = s.at("op");
     if (auto r = run_net_step(s, undoing)) return *r;
+    if (auto r = run_proxy_step(s)) return *r;
     if (op == "signal") {
       pid_t pid = s.at("pid").get<pid_t>();
       auto start = s.value("start_time", 0ULL);
@@ -200,6 +202,7 @@ step_result check_undone(const json& s) {
   try {
     std::string op = s.at("op");
     if (auto r = check_net_undone(s)) return *r;
+    if (auto r = check_proxy_step_undone(s)) return *r;
     if (op == "signal") {
       pid_t pid = s.at("pid").get<pid_t>();
       auto p = read_proc(pid);
@@ -255,6 +258,7 @@ std::string describe_step(const json& s) {
   if (op == "lab_start_unit") return "lab " + s.value("lab", "<lab>") + ": ensure " + s.value("unit", "") + " is running and ready";
   if (op == "lab_wait_lb_up") return "lab " + s.value("lab", "<lab>") + ": wait until HAProxy marks " + s.value("unit", "") + " UP";
   if (op == "lab_promote") return "lab " + s.value("lab", "<lab>") + ": fence the primary, pg_ctl promote the replica, repoint the db path";
+  if (op == "proxy_stop") return "stop the run's proxy (SIGTERM the pid in " + s.value("pidfile", "") + " if it is still that relay)";
   if (op == "marker") return "touch " + s.value("path", "");
   if (op == "fill") {
     auto b = s.value("bytes", std::int64_t{-1});

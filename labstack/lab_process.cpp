@@ -161,10 +161,15 @@ pid_t spawn_impl(const spawn_options& o, int out_fd) {
   const char* cwd = o.cwd.empty() ? nullptr : o.cwd.c_str();
   const bool as_user = o.user.has_value();
 
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("spawn " + program + ": fork failed: " + std::strerror(errno));
   if (pid == 0) {
     // Child: async-signal-safe calls only.
+    if (o.parent_death_signal) {
+      ::prctl(PR_SET_PDEATHSIG, o.parent_death_signal);
+      if (::getppid() != parent) ::_exit(0);  // the parent died before the prctl
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -35,6 +35,8 @@ struct spawn_options {
   std::optional<std::uint64_t> nofile;    // raise RLIMIT_NOFILE (soft and hard) to this, or
                                           // as far as the hard limit allows without privilege
   bool new_session = false;               // setsid() instead of only a new process group
+  int parent_death_signal = 0;            // non-zero: the child gets it when the forking thread
+                                          // dies (PR_SET_PDEATHSIG), e.g. its controller's SIGKILL
 };
 
 // Forks and execs `o.argv` in its own process group. Returns the pid; the caller reaps it.

@@ -21,14 +21,17 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
 #include <deque>
+#include <optional>
 #include <random>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <list>
 #include <map>
@@ -72,6 +75,45 @@ class buffer_pool {
   std::vector<std::unique_ptr<buffer>> free_;
 };
 
+// Pipes for splice(2) (zero-copy forwarding): one is held only for a round (socket → pipe →
+// socket) and given back empty, so idle connections hold none.
+class pipe_pool {
+ public:
+  struct pipe_fds {
+    int r = -1, w = -1;
+    std::size_t cap = 65536;
+  };
+  ~pipe_pool() {
+    for (auto& p : free_) close(p);
+  }
+  std::optional<pipe_fds> take() {
+    if (!free_.empty()) {
+      auto p = free_.back();
+      free_.pop_back();
+      return p;
+    }
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return std::nullopt;
+    pipe_fds p{fds[0], fds[1], 65536};
+    // A bigger pipe moves more per round; the kernel may refuse (pipe-max-size, per-user pages).
+    int got = ::fcntl(p.w, F_SETPIPE_SZ, 1 << 20);
+    if (got > 0) p.cap = static_cast<std::size_t>(got);
+    return p;
+  }
+  // `empty`: the round drained it (else its bytes are dropped with it).
+  void give(const pipe_fds& p, bool empty) {
+    if (empty && free_.size() < 16) free_.push_back(p);
+    else close(p);
+  }
+
+ private:
+  static void close(const pipe_fds& p) {
+    ::close(p.r);
+    ::close(p.w);
+  }
+  std::vector<pipe_fds> free_;
+};
+
 struct path_state;
 
 // One direction of a connection: the reader stamps each chunk with the time it may leave (now +
@@ -94,6 +136,8 @@ struct flow {
   std::int64_t last_due = 0;
   net::steady_timer wake_writer, wake_reader;
   bool done = false;
+  bool splicing = false;      // a splice round owns the destination socket; the writer waits
+  bool readable_hint = false; // readiness already seen (edge-triggered epoll): read without waiting
 };
 
 constexpr std::size_t max_queued = 4 << 20;
@@ -190,33 +234,33 @@ struct path_state {
 
 class relay_host {
  public:
-  relay_host(net::io_context& io, std::string state_path) : io_(io), state_(std::move(state_path)) {}
+  relay_host(net::io_context& io, relay_config cfg) : io_(io), cfg_(std::move(cfg)) {}
 
   void start() {
-    json st = state_.read();
-    for (json items_of = st.value("paths", json::object()); auto& [name, p] : items_of.items()) {
+    for (const auto& pc : cfg_.paths) {
       auto ps = std::make_unique<path_state>();
-      ps->name = name;
-      ps->http = name == "lb_http";
-      ps->listen = parse_endpoint(p.at("listen").get<std::string>());
-      ps->upstream = parse_endpoint(p.at("upstream").get<std::string>());
-      for (auto& s : p.value("sources", json::array())) ps->sources.push_back(net::ip::make_address(s.get<std::string>()));
+      ps->name = pc.name;
+      ps->http = pc.http;
+      ps->listen = parse_endpoint(pc.listen);
+      ps->upstream = parse_endpoint(pc.upstream);
+      for (auto& s : pc.sources) ps->sources.push_back(net::ip::make_address(s));
       ps->acceptor = std::make_unique<tcp::acceptor>(io_);
       ps->acceptor->open(ps->listen.protocol());
       ps->acceptor->set_option(net::socket_base::reuse_address(true));
       boost::system::error_code ec;
       ps->acceptor->bind(ps->listen, ec);
       if (ec)
-        throw std::runtime_error("relay " + name + ": cannot listen on " + format_endpoint(ps->listen) + ": " +
+        throw std::runtime_error("relay " + pc.name + ": cannot listen on " + format_endpoint(ps->listen) + ": " +
                                  ec.message());
       ps->acceptor->listen(net::socket_base::max_listen_connections);
+      ps->listen = ps->acceptor->local_endpoint();  // the port taken when 0 was asked
       net::co_spawn(io_, accept_loop(*ps), net::detached);
-      paths_[name] = std::move(ps);
+      paths_[pc.name] = std::move(ps);
     }
-    const std::string control = st.at("relay").at("control").get<std::string>();
-    std::filesystem::remove(control);
-    control_ = std::make_unique<net::local::stream_protocol::acceptor>(io_, net::local::stream_protocol::endpoint(control));
+    std::filesystem::remove(cfg_.control);
+    control_ = std::make_unique<net::local::stream_protocol::acceptor>(io_, net::local::stream_protocol::endpoint(cfg_.control));
     net::co_spawn(io_, control_loop(), net::detached);
+    if (cfg_.on_listening) cfg_.on_listening(handle({{"cmd", "status"}}));
   }
 
  private:
@@ -277,6 +321,9 @@ class relay_host {
     }
     c->up.set_option(tcp::no_delay(true), ec);
     c->down.set_option(tcp::no_delay(true), ec);
+    // splice(2) must never block the relay's one thread.
+    c->up.non_blocking(true, ec);
+    c->down.non_blocking(true, ec);
     co_await ((reader(c, c->down, direction::up) && writer(c, c->up, direction::up, p.bytes_up)) &&
               (reader(c, c->up, direction::down) && writer(c, c->down, direction::down, p.bytes_down)));
   }
@@ -288,21 +335,102 @@ class relay_host {
     f.wake_writer.cancel();
   }
 
+  // Zero-copy is possible for a direction while nothing has to look at or hold its bytes: no
+  // delay, jitter, bandwidth or blackhole on it, nothing queued for its writer, and (up an HTTP
+  // path) no request tracking to keep in step. Resets act on sockets and need no userspace.
+  bool can_splice(const connection& c, direction d) const {
+    const path_state& p = *c.path;
+    const flow& f = c.flows[static_cast<int>(d)];
+    if (!cfg_.splice || c.closed || !f.q.empty()) return false;
+    if (!p.faults.effect(d).idle()) return false;
+    if (d == direction::up && p.http && c.http.tracking()) return false;
+    return true;
+  }
+
+  // One splice round: socket → pipe → socket, the pipe drained before the round ends, so the
+  // mode can change between rounds (a fault set at run time takes the next bytes; the pipe's
+  // at most ~1 MiB already read goes out as bytes on the wire would). Returns false when the
+  // direction is finished (end of stream, an error, a close).
+  net::awaitable<bool> splice_round(std::shared_ptr<connection> c, tcp::socket& from, tcp::socket& to, direction d,
+                                    std::uint64_t& counter) {
+    flow& f = c->flows[static_cast<int>(d)];
+    auto pipe = pipes_.take();
+    if (!pipe) co_return true;  // no pipe now (descriptors): this round goes through userspace
+    ssize_t n;
+    do n = ::splice(from.native_handle(), nullptr, pipe->w, nullptr, pipe->cap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pipes_.give(*pipe, true);
+      auto [wec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
+      if (wec || c->closed) {
+        c->close();
+        co_return false;
+      }
+      f.readable_hint = true;
+      co_return true;
+    }
+    if (n < 0) {
+      pipes_.give(*pipe, true);
+      c->close();
+      co_return false;
+    }
+    if (n == 0) {
+      pipes_.give(*pipe, true);
+      chunk e;
+      e.eof = true;
+      push(*c, d, std::move(e));
+      co_return false;
+    }
+    f.splicing = true;
+    std::size_t left = static_cast<std::size_t>(n);
+    while (left > 0) {
+      ssize_t m = ::splice(pipe->r, nullptr, to.native_handle(), nullptr, left, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (m > 0) {
+        left -= static_cast<std::size_t>(m);
+        counter += static_cast<std::uint64_t>(m);
+        continue;
+      }
+      if (m < 0 && errno == EINTR) continue;
+      if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        auto [wec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
+        if (!wec && !c->closed) continue;
+      }
+      f.splicing = false;
+      pipes_.give(*pipe, false);
+      c->close();
+      co_return false;
+    }
+    f.splicing = false;
+    pipes_.give(*pipe, true);
+    // A full pipe means more may be waiting; with edge-triggered readiness, read again first.
+    f.readable_hint = static_cast<std::size_t>(n) == pipe->cap;
+    if (!f.q.empty()) f.wake_writer.cancel();
+    co_return true;
+  }
+
   // Reads one direction and queues what it read, stamped with the time it may leave.
   net::awaitable<void> reader(std::shared_ptr<connection> c, tcp::socket& from, direction d) {
     path_state& p = *c->path;
     flow& f = c->flows[static_cast<int>(d)];
+    tcp::socket& to = d == direction::up ? c->up : c->down;
     for (;;) {
       while (f.queued >= max_queued && !c->closed) {
         f.wake_reader.expires_at(net::steady_timer::time_point::max());
         co_await f.wake_reader.async_wait(use_tuple);
       }
       if (c->closed) co_return;
-      auto [wec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
-      if (wec || c->closed) {
-        c->close();
-        co_return;
+      if (can_splice(*c, d)) {
+        if (!co_await splice_round(c, from, to, d, d == direction::up ? p.bytes_up : p.bytes_down)) co_return;
+        continue;
       }
+      if (!f.readable_hint) {
+        auto [wec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
+        if (wec || c->closed) {
+          c->close();
+          co_return;
+        }
+      }
+      f.readable_hint = false;
       auto buf = pool_.take();
       auto [rec, n] = co_await from.async_read_some(net::buffer(*buf), use_tuple);
       if (rec == net::error::eof) {
@@ -352,6 +480,7 @@ class relay_host {
           continue;
         }
       }
+      f.readable_hint = n == buf->size();
       chunk ch;
       ch.buf = std::move(buf);
       ch.length = n;
@@ -368,7 +497,7 @@ class relay_host {
     lab::token_bucket& bucket = p.buckets[static_cast<int>(d)];
     for (;;) {
       if (c->closed) co_return;
-      if (f.q.empty()) {
+      if (f.q.empty() || f.splicing) {
         f.wake_writer.expires_at(net::steady_timer::time_point::max());
         co_await f.wake_writer.async_wait(use_tuple);
         continue;
@@ -497,24 +626,54 @@ class relay_host {
   }
 
   net::io_context& io_;
-  state_file state_;
+  relay_config cfg_;
   std::map<std::string, std::unique_ptr<path_state>> paths_;
   std::unique_ptr<net::local::stream_protocol::acceptor> control_;
   buffer_pool pool_;
+  pipe_pool pipes_;
 };
 
 }  // namespace
 
-int relay_main(const std::string& state_path) {
+relay_config relay_config_from_state(const std::string& state_path) {
+  relay_config c;
+  c.state_path = state_path;
+  json st = state_file(state_path).read();
+  for (json items_of = st.value("paths", json::object()); auto& [name, p] : items_of.items()) {
+    relay_path_config pc;
+    pc.name = name;
+    pc.http = p.value("http", name == "lb_http");
+    pc.listen = p.at("listen").get<std::string>();
+    pc.upstream = p.at("upstream").get<std::string>();
+    for (auto& s : p.value("sources", json::array())) pc.sources.push_back(s.get<std::string>());
+    c.paths.push_back(std::move(pc));
+  }
+  c.control = st.at("relay").at("control").get<std::string>();
+  return c;
+}
+
+int relay_run(const relay_config& config) {
   try {
+    relay_config cfg = config;
+    // SYNCSTORM_RELAY_SPLICE=0: always copy through userspace (to compare, or to rule splice out).
+    if (const char* v = std::getenv("SYNCSTORM_RELAY_SPLICE"); v && std::string(v) == "0") cfg.splice = false;
     net::io_context io(1);
-    relay_host host(io, state_path);
+    relay_host host(io, std::move(cfg));
     host.start();
     net::signal_set stop(io, SIGTERM, SIGINT);
     stop.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
     std::fprintf(stderr, "relay: serving (pid %d)\n", static_cast<int>(::getpid()));
     io.run();
     return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "relay: %s\n", e.what());
+    return 1;
+  }
+}
+
+int relay_main(const std::string& state_path) {
+  try {
+    return relay_run(relay_config_from_state(state_path));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "relay: %s\n", e.what());
     return 1;

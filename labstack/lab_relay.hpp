@@ -10,6 +10,13 @@
 // costs two sockets and no buffer. Each direction of a connection is a reader that stamps what it
 // reads with the time it may leave and a writer that sends it then (queued bytes bounded at 4 MiB
 // per direction, so a slowed path pushes back on its sender). Half-closes are forwarded; an error on either side closes both.
+// While a direction has no byte-shaping fault (no delay, jitter, bandwidth or blackhole) and
+// nothing queued, its bytes move with splice(2) through a pipe (socket → pipe → socket, no copy
+// into userspace), one round (≤ the pipe's size, up to 1 MiB) at a time; a fault set at run time
+// takes effect at the next round, on the same connection. The up direction of an HTTP path
+// stays in userspace, where the request tracker that http_error needs keeps count.
+// The same code is `syncstorm proxy` (one path, foreground) and a scenario's proxy in front of
+// the user's endpoints (relay_run over an explicit config).
 //
 // Control: a unix socket (`relay.control` in the state; path lab_dir/relay.sock), one JSON request
 // line, one JSON answer line:
@@ -39,13 +46,38 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace syncstorm::lab {
+
+// One path of a relay process. `listen` may have port 0 (a free port is taken; `status` shows
+// it). `upstream` is IP:PORT. `http`: HTTP/1.1 requests flow up this path, so http_error
+// applies (the lab's lb_http; a scenario proxy's http path; `syncstorm proxy --http`).
+struct relay_path_config {
+  std::string name, listen, upstream;
+  std::vector<std::string> sources;  // source addresses for upstream connections (round robin)
+  bool http = false;
+};
+
+struct relay_config {
+  std::vector<relay_path_config> paths;
+  std::string control;         // the control socket's path (created; an old one is replaced)
+  std::string state_path;      // the lab's state file, or empty (nothing is written back)
+  // Called once every listener is open, with the `status` answer (actual listen addresses).
+  std::function<void(const nlohmann::json& status)> on_listening;
+  bool splice = true;          // zero-copy forwarding while a direction has no byte-shaping fault
+};
+
+// The relay config of the lab whose state file is `state_path` (paths.<name>, relay.control).
+relay_config relay_config_from_state(const std::string& state_path);
 
 // Runs the relays of the lab whose state file is `state_path` until SIGTERM/SIGINT. Returns the
 // process exit code (non-zero when a listener cannot be opened; the reason goes to stderr).
 int relay_main(const std::string& state_path);
+// The same relay over an explicit config (`syncstorm proxy`, a scenario's proxy, the bench).
+int relay_run(const relay_config& config);
 
 // One request on a relay control socket. Throws std::runtime_error naming the socket when it
 // cannot connect, the deadline passes or the answer is not JSON.

@@ -13,6 +13,7 @@
 #include "injectors/abort_watch.hpp"
 #include "injectors/fault_runner.hpp"
 #include "injectors/reaper.hpp"
+#include "injectors/run_proxy.hpp"
 #include "labstack/lab.hpp"
 #include "harness/audit.hpp"
 #include "injectors/client_control.hpp"
@@ -174,6 +175,19 @@ std::string preflight_connect(const std::string& host, std::uint16_t port, int t
   }
   freeaddrinfo(res);
   return "connect " + host + ":" + std::to_string(port) + ": " + err;
+}
+
+// The first address `host` resolves to (TCP), or empty.
+std::string resolve_ip(const std::string& host) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return {};
+  char buf[INET6_ADDRSTRLEN] = {};
+  const void* a = res->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
+                                             : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+  std::string ip = inet_ntop(res->ai_family, a, buf, sizeof buf) ? buf : "";
+  freeaddrinfo(res);
+  return ip;
 }
 
 std::vector<std::pair<std::string, std::string>> headers_of(const nlohmann::json& obj) {
@@ -392,11 +406,21 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
   out << "\nresolved\n";
   out << "  run directory: " << (fs::path(o.out_dir) / ("<YYYYmmddTHHMMSSZ>-" + s.name)).string() << " (not created)\n";
   out << "  worker threads: " << o.threads << "\n";
-  if (s.target.contains("lab")) {
+  if (s.target.contains("lab") && s.target["lab"].contains("id")) {
+    out << "  target: the running lab " << s.target["lab"]["id"].get<std::string>() << " (attached: neither started nor stopped by the run)\n";
+  } else if (s.target.contains("lab")) {
     const auto& lab = s.target["lab"];
     out << "  target: lab with " << lab.value("pods", 2) << " syncd pods behind HAProxy, PostgreSQL 15"
         << (lab.value("replica", false) ? " with a synchronous replica" : "") << " (started for the run, stopped after"
         << (lab.value("keep", false) ? ": keep" : "") << ")\n";
+  }
+  if (s.target.contains("proxy")) {
+    out << "  target: the run's fault proxy in front of the endpoints, on free ports of "
+        << s.target["proxy"].value("listen", "127.0.0.1") << " (started for the run as `syncstorm proxy --config <run dir>/proxy/config.json`, "
+        << "recorded in the ledger, stopped after it):";
+    for (const char* name : {"http", "ws"})
+      if (s.target["endpoints"].contains(name)) out << " " << name << " -> " << s.target["endpoints"][name].get<std::string>();
+    out << "; the loads below go through it\n";
   }
   for (const auto& l : s.loads) {
     if (l.model == "http") {
@@ -436,6 +460,14 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
     // target can tell is shown as <...>).
     injectors::fault_env env;
     if (s.target.contains("lab")) env.lab = injectors::lab_facts::from_scenario(s.target["lab"]);
+    if (s.target.contains("proxy")) {
+      injectors::proxy_facts pf;
+      pf.control = "<run dir>/proxy/control.sock";
+      for (const char* name : {"http", "ws"})
+        if (s.target["endpoints"].contains(name)) pf.paths.push_back(name);
+      if (s.target["endpoints"].value("http", "").starts_with("http://")) pf.http_paths.push_back("http");
+      env.proxy = pf;
+    }
     env.safety = injectors::safety_policy::from(s.document);
     env.seed = s.seed;
     env.run_tag = "<run>";
@@ -512,6 +544,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   std::vector<std::unique_ptr<loadgen::load_model>> models;
   std::unique_ptr<lab::lab> the_lab;
   std::string lab_base;
+  std::int64_t lab_attached_mono_us = 0;  // target.lab.id: when the run attached (older lab events are not its)
   // Target preflight: an unreachable target is a runtime error (exit 3), not a failed SLA.
   if (s.target.contains("endpoints")) {
     std::string base = target_http_base(s);
@@ -523,6 +556,25 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       } catch (const std::exception& e) {
         error = std::string("target.endpoints.http: ") + e.what();
       }
+    }
+  } else if (s.target.contains("lab") && s.target["lab"].contains("id")) {
+    // target.lab.id: a lab that is already up (a game day's long-lived lab). The run neither
+    // starts nor stops it; one that is not up is a runtime error, not bad input.
+    const std::string id = s.target["lab"]["id"];
+    try {
+      auto l = lab::lab::attach(id);
+      nlohmann::json st = l.status();
+      if (st.value("phase", "") != "ready" || !st["supervisor"].value("answering", false))
+        throw std::runtime_error("its phase is " + st.value("phase", "?") + " and its supervisor " +
+                                 (st["supervisor"].value("answering", false) ? "answers" : "does not answer") +
+                                 " (`syncstorm lab status --id " + id + "`)");
+      the_lab = std::make_unique<lab::lab>(std::move(l));
+      lab_attached_mono_us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now().time_since_epoch()).count();
+      lab_base = the_lab->lb_http_url();
+      std::cerr << "lab: using the running lab " << id << " (not started or stopped by this run)\n";
+      events.write("lab_up", {{"lab", id}, {"attached", true}, {"http", lab_base}, {"ws", the_lab->lb_ws_url()}});
+    } catch (const std::exception& e) {
+      error = "target.lab.id: found \"" + id + "\"; expected a lab that is up (syncstorm lab up --id " + id + "): " + e.what();
     }
   } else if (s.target.contains("lab")) {
     // The lab is started for the run and stopped after it (unless keep).
@@ -551,6 +603,55 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       error = std::string("target.lab: the lab did not come up: ") + e.what();
     }
   }
+  // target.proxy: the run's fault proxy goes in front of the endpoints before any model is built
+  // (their URLs point at it); ledger first, so the reaper stops it if this process dies.
+  std::unique_ptr<injectors::run_proxy> proxy;
+  bool ledger_started = false;
+  scenario proxied = s;  // the scenario as the models see it
+  if (error.empty() && s.target.contains("proxy") && !signals.fired()) {
+    try {
+      injectors::start_run_ledger(dir.string());
+      ledger_started = true;
+      injectors::run_proxy_config pc;
+      pc.run_dir = dir.string();
+      pc.on_event = [&events](const std::string& ev, nlohmann::json f) { events.write(ev, std::move(f)); };
+      pc.log = [](const std::string& line) { std::cerr << "\n" << line << "\n"; };
+      const std::string listen = s.target["proxy"].value("listen", "127.0.0.1");
+      const bool v6 = listen.find(':') != std::string::npos;
+      const auto& ep = s.target["endpoints"];
+      std::map<std::string, loadgen::url_parts> original;
+      for (const char* name : {"http", "ws"}) {
+        if (!ep.contains(name)) continue;
+        std::string url = resolve_env(ep[name].get<std::string>());
+        // ws(s):// parses like http(s)://
+        std::string as_http = url.starts_with("ws") ? "http" + url.substr(2) : url;
+        auto u = loadgen::parse_url(as_http);
+        std::string ip = resolve_ip(u.host);
+        if (ip.empty()) throw std::runtime_error("target.endpoints." + std::string(name) + ": cannot resolve " + u.host);
+        original[name] = u;
+        pc.paths.push_back({name, listen + ":0", ip + ":" + std::to_string(u.port), {}, std::string(name) == "http" && !u.tls});
+      }
+      proxy = std::make_unique<injectors::run_proxy>(pc);
+      for (auto& [name, u] : original) {
+        std::string at = proxy->listen(name);
+        std::string port = at.substr(at.rfind(':') + 1);
+        // The same URL with the proxy's address as its authority (scheme, path and query kept).
+        const std::string url = ep[name].get<std::string>();
+        const auto authority = url.find("://") + 3;
+        const auto rest = url.find_first_of("/?", authority);
+        proxied.target["endpoints"][name] = url.substr(0, authority) + (v6 ? "[" + listen + "]" : listen) + ":" + port +
+                                            (rest == std::string::npos ? "" : url.substr(rest));
+        // TLS passes through the proxy untouched: the client still names and verifies the real host.
+        if (u.tls && !proxied.target.value("tls", nlohmann::json::object()).contains("server_name")) proxied.target["tls"]["server_name"] = u.host;
+      }
+      std::cerr << "proxy: the run's fault proxy in front of the endpoints:";
+      for (auto& [name, u] : original) std::cerr << " " << name << " " << proxy->listen(name) << " -> " << u.host << ":" << u.port;
+      std::cerr << "\n";
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  const scenario& model_s = proxy ? proxied : s;
   // Sync models (terminals) keep every op's fate for the audit; their ids carry this run's tag.
   std::vector<loadgen::terminal_model*> terminals;
   std::vector<loadgen::fanout_model*> fanouts;
@@ -567,13 +668,13 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       for (std::size_t i = 0; i < s.loads.size(); ++i) {
         const auto& l = s.loads[i];
         if (l.model == "http") {
-          models.push_back(loadgen::make_http_model(http_config(s, l, true, lab_base)));
+          models.push_back(loadgen::make_http_model(http_config(model_s, l, true, lab_base)));
         } else if (l.model == "terminal" || l.model == "offline") {
           // offline is the terminal model with an online gate per client (offline_model.hpp).
           std::vector<loadgen::phase_spec> phases;
           for (const auto& ph : l.phases) phases.push_back({ph.name, ph.for_us, ph.rate, ph.to});
           auto cfg = (l.model == "offline" ? loadgen::offline_config_from : loadgen::terminal_config_from)(
-              l.name, l.fields, phases, s.target, lab_base, dir.string(), run_tag, s.seed + i, true,
+              l.name, l.fields, phases, model_s.target, lab_base, dir.string(), run_tag, s.seed + i, true,
               "scenario.load[" + std::to_string(i) + "]");
           cfg.on_event = [&events](const std::string& ev, const nlohmann::json& fields) { events.write(ev, fields); };
           drain_us = std::max(drain_us, cfg.drain_us);
@@ -586,13 +687,13 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
           const std::string where = "scenario.load[" + std::to_string(i) + "]";
           const std::string ws = the_lab ? the_lab->lb_ws_url() : std::string();
           if (l.model == "fanout") {
-            auto cfg = loadgen::fanout_config_from(l.name, l.fields, phases, s.target, lab_base, ws, run_tag, s.seed + i, true, where);
+            auto cfg = loadgen::fanout_config_from(l.name, l.fields, phases, model_s.target, lab_base, ws, run_tag, s.seed + i, true, where);
             drain_us = std::max(drain_us, cfg.drain_us + 1'000'000);
             auto m = loadgen::make_fanout_model(cfg);
             fanouts.push_back(m.get());
             models.push_back(std::move(m));
           } else {
-            auto cfg = loadgen::bootstrap_config_from(l.name, l.fields, phases, s.target, lab_base, ws, run_tag, s.seed + i, true, where);
+            auto cfg = loadgen::bootstrap_config_from(l.name, l.fields, phases, model_s.target, lab_base, ws, run_tag, s.seed + i, true, where);
             auto m = loadgen::make_bootstrap_model(cfg);
             bootstraps.push_back(m.get());
             models.push_back(std::move(m));
@@ -692,6 +793,11 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
         fc.env.seed = s.seed;
         fc.env.run_tag = dir.filename().string();
         fc.lab_id = the_lab ? the_lab->id() : "";
+        if (proxy) {
+          fc.env.proxy = proxy->facts();
+          fc.ledger_started = ledger_started;
+          fc.end_ledger = false;  // the proxy is stopped after the drain, then run_end
+        }
         if (!terminals.empty()) fc.env.clients = &clients;
         fc.on_event = [&](const std::string& ev, nlohmann::json f) { events.write(ev, std::move(f)); };
         fc.log = [](const std::string& line) { std::cerr << "\n" << line << "\n"; };
@@ -824,12 +930,27 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       events.write("audit_failed", {{"error", error}});
     }
   }
+  // The run's proxy carried the drain; it goes now, through the ledger, then run_end.
+  if (proxy) {
+    std::string e = proxy->stop();
+    if (!e.empty()) {
+      std::cerr << e << "\n";
+      if (error.empty()) error = e;
+    }
+    try {
+      injectors::end_run_ledger(dir.string());
+    } catch (const std::exception& x) {
+      std::cerr << "ledger: " << x.what() << "\n";
+    }
+    events.write("proxy_stopped");
+  }
   nlohmann::json lab_events = nlohmann::json::array();
   if (the_lab) {
     // Lab events carry CLOCK_MONOTONIC µs, the engine clock's base: place them on the run's axis.
     std::int64_t start_mono = std::chrono::duration_cast<std::chrono::microseconds>(start.time_since_epoch()).count();
     try {
       for (auto e : the_lab->events()) {
+        if (lab_attached_mono_us && e.value("mono_us", std::int64_t{0}) < lab_attached_mono_us) continue;
         if (e.contains("mono_us")) e["t_s"] = static_cast<double>(e["mono_us"].get<std::int64_t>() - start_mono) / 1e6;
         e["source"] = "lab";
         if (!e.contains("subject")) e["subject"] = e.value("unit", e.value("server", ""));
@@ -838,7 +959,9 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     } catch (const std::exception& e) {
       std::cerr << "lab: cannot read events: " << e.what() << "\n";
     }
-    if (s.target["lab"].value("keep", false)) {
+    if (lab_attached_mono_us) {
+      // An attached lab is the user's: left as it was found.
+    } else if (s.target["lab"].value("keep", false)) {
       std::cerr << "lab: kept up as " << the_lab->id() << " (syncstorm lab down to remove it)\n";
     } else {
       try {

@@ -4,6 +4,7 @@
 // errors; db_failover → writes continue and nothing acknowledged is lost), and crash safety:
 // the controller SIGKILLed at 10 random moments while a pause, a disk fill and a no-restart kill
 // are applied, after which the reaper has restored everything and `revert` finds nothing.
+#include "tests/support/run_events.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -18,25 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<json> read_events(const fs::path& p) {
-  std::vector<json> out;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = json::parse(line, nullptr, false);
-    if (!j.is_discarded()) out.push_back(j);
-  }
-  return out;
-}
-
-std::optional<json> wait_event(const fs::path& events, const std::function<bool(const json&)>& match, std::chrono::seconds limit) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    for (auto& e : read_events(events)) if (match(e)) return e;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return std::nullopt;
-}
+using t::wait_event;
 
 // POST one op with a fresh id through the LB; returns the HTTP status (0: no answer).
 // `pad_bytes` of random hex (incompressible, so PostgreSQL's TOAST cannot shrink it).

@@ -284,3 +284,47 @@ TEST(fault_revert, a_stopped_process_is_continued_from_the_ledger_alone) {
   ::waitpid(child, nullptr, 0);
   ::unsetenv("SYNCSTORM_LEDGER_INDEX");
 }
+
+// Network faults on the run's proxy (target.proxy) and on a lab's pods-db through tc: the steps
+// name everything a revert needs (the proxy's control socket; namespace, device and handle).
+TEST(fault_targets, network_faults_on_the_runs_proxy_and_through_tc) {
+  json doc = {{"name", "s"}, {"duration", "60s"}, {"seed", 7},
+              {"target", {{"endpoints", {{"http", "http://127.0.0.1:8080"}, {"ws", "ws://127.0.0.1:8081"}}}, {"proxy", json::object()}}},
+              {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
+              {"faults", {{{"name", "lat"}, {"kind", "latency"}, {"latency", "200ms"}, {"at", "5s"}},
+                          {{"name", "err"}, {"kind", "http_error"}, {"percent", 10}, {"at", "5s"}}}}};
+  auto r = syncstorm::load_scenario(doc, {});
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  inj::fault_env env;
+  env.proxy = inj::proxy_facts{"/run/x/proxy/control.sock", {"http", "ws"}, {"http"}};
+  env.run_tag = "run1";
+  auto lat = inj::prepare_fault(r.value->faults[0], 0, env);
+  ASSERT_EQ(lat.apply.size(), 2u);  // both paths
+  EXPECT_EQ(lat.apply[0]["op"], "proxy_fault");
+  EXPECT_EQ(lat.apply[0]["control"], "/run/x/proxy/control.sock");
+  EXPECT_EQ(lat.apply[0]["fault"]["latency_us"], 200000);
+  ASSERT_EQ(lat.undo.size(), 2u);
+  EXPECT_EQ(lat.undo[1]["op"], "proxy_clear");
+  EXPECT_EQ(lat.undo[1]["path"], "ws");
+  EXPECT_TRUE(lat.target_keys.empty());  // the proxy is the run's own: nothing to refuse on
+  auto err = inj::prepare_fault(r.value->faults[1], 0, env);
+  ASSERT_EQ(err.apply.size(), 1u);  // http only
+  EXPECT_EQ(err.apply[0]["path"], "http");
+  // Without the run's proxy there is nowhere to put it.
+  inj::fault_env none;
+  EXPECT_THROW(inj::prepare_fault(r.value->faults[0], 0, none), inj::fault_error);
+
+  auto s = scenario_of({{{"name", "bw"}, {"kind", "bandwidth"}, {"path", "pods-db"}, {"rate", "4Mbit/s"}, {"via", "tc"}, {"at", "5s"}}},
+                       {{"pods", 2}});
+  inj::fault_env lab_env;
+  lab_env.lab = inj::lab_facts::from_scenario(s.target["lab"]);
+  lab_env.dry_run = true;
+  auto bw = inj::prepare_fault(s.faults[0], 0, lab_env);
+  ASSERT_EQ(bw.apply.size(), 4u);  // per pod: eth0 (up) and its host veth (down)
+  EXPECT_EQ(bw.apply[0]["op"], "tc_shape");
+  EXPECT_EQ(bw.apply[0]["dev"], "eth0");
+  EXPECT_EQ(bw.apply[0]["rate"], "4000000bit");
+  EXPECT_EQ(bw.undo[0]["op"], "tc_unshape");
+  EXPECT_EQ(bw.undo[0]["handle"], bw.apply[0]["handle"]);
+  EXPECT_NE(inj::describe_step(bw.apply[0]).find("u32 match ip dst"), std::string::npos) << inj::describe_step(bw.apply[0]);
+}
