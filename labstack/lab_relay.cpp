@@ -21,7 +21,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -678,6 +680,22 @@ int relay_main(const std::string& state_path) {
     std::fprintf(stderr, "relay: %s\n", e.what());
     return 1;
   }
+}
+
+std::string numeric_address(const std::string& host, std::string* error) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res); rc != 0 || !res) {
+    if (error) *error = rc != 0 ? ::gai_strerror(rc) : "no address";
+    return {};
+  }
+  char buf[INET6_ADDRSTRLEN] = {};
+  const void* a = res->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
+                                             : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+  std::string ip = ::inet_ntop(res->ai_family, a, buf, sizeof buf) ? buf : "";
+  ::freeaddrinfo(res);
+  if (ip.empty() && error) *error = "inet_ntop failed";
+  return ip;
 }
 
 json relay_control(const std::string& socket_path, const json& request, std::chrono::milliseconds timeout) {

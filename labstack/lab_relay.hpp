@@ -79,6 +79,10 @@ int relay_main(const std::string& state_path);
 // The same relay over an explicit config (`syncstorm proxy`, a scenario's proxy, the bench).
 int relay_run(const relay_config& config);
 
+// The relay takes numeric addresses: the first address `host` resolves to (TCP), or empty with
+// the resolver's message in `*error` (when given).
+std::string numeric_address(const std::string& host, std::string* error = nullptr);
+
 // One request on a relay control socket. Throws std::runtime_error naming the socket when it
 // cannot connect, the deadline passes or the answer is not JSON.
 nlohmann::json relay_control(const std::string& socket_path, const nlohmann::json& request,

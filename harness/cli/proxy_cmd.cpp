@@ -9,9 +9,6 @@
 #include "harness/cli/commands.hpp"
 #include "labstack/lab_relay.hpp"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -54,17 +51,12 @@ std::string resolve_hostport(const std::string& flag, const std::string& v, std:
     error = flag + ": found \"" + v + "\"; expected HOST:PORT with a port 0-65535";
     return {};
   }
-  addrinfo hints{}, *res = nullptr;
-  hints.ai_socktype = SOCK_STREAM;
-  if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res); rc != 0 || !res) {
-    error = flag + ": cannot resolve \"" + host + "\" (" + gai_strerror(rc) + ")";
+  std::string why;
+  std::string ip = lab::numeric_address(host, &why);
+  if (ip.empty()) {
+    error = flag + ": cannot resolve \"" + host + "\" (" + why + ")";
     return {};
   }
-  char buf[INET6_ADDRSTRLEN] = {};
-  const void* a = res->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
-                                             : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
-  std::string ip = inet_ntop(res->ai_family, a, buf, sizeof buf) ? buf : host;
-  freeaddrinfo(res);
   return ip + ":" + port;
 }
 

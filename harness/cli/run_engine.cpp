@@ -15,6 +15,7 @@
 #include "injectors/reaper.hpp"
 #include "injectors/run_proxy.hpp"
 #include "labstack/lab.hpp"
+#include "labstack/lab_relay.hpp"
 #include "harness/audit.hpp"
 #include "injectors/client_control.hpp"
 #include "loadgen/audit_reader.hpp"
@@ -175,19 +176,6 @@ std::string preflight_connect(const std::string& host, std::uint16_t port, int t
   }
   freeaddrinfo(res);
   return "connect " + host + ":" + std::to_string(port) + ": " + err;
-}
-
-// The first address `host` resolves to (TCP), or empty.
-std::string resolve_ip(const std::string& host) {
-  addrinfo hints{}, *res = nullptr;
-  hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return {};
-  char buf[INET6_ADDRSTRLEN] = {};
-  const void* a = res->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
-                                             : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
-  std::string ip = inet_ntop(res->ai_family, a, buf, sizeof buf) ? buf : "";
-  freeaddrinfo(res);
-  return ip;
 }
 
 std::vector<std::pair<std::string, std::string>> headers_of(const nlohmann::json& obj) {
@@ -626,7 +614,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
         // ws(s):// parses like http(s)://
         std::string as_http = url.starts_with("ws") ? "http" + url.substr(2) : url;
         auto u = loadgen::parse_url(as_http);
-        std::string ip = resolve_ip(u.host);
+        std::string ip = lab::numeric_address(u.host);
         if (ip.empty()) throw std::runtime_error("target.endpoints." + std::string(name) + ": cannot resolve " + u.host);
         original[name] = u;
         pc.paths.push_back({name, listen + ":0", ip + ":" + std::to_string(u.port), {}, std::string(name) == "http" && !u.tls});
