@@ -78,7 +78,11 @@ spec::node_ptr report_spec() {
               req("snaplen", integer("bytes kept per packet", 0)), req("ring_bytes", integer("kernel ring per interface", 0)),
               req("max_file_bytes", integer("pcap rotation size", 0)), req("resolution_ms", integer("step of the wire series", 1)),
               req("endpoints", any("direction -> the server endpoints it was classified by")),
-              req("complete", boolean("nothing was dropped and no capture thread failed"))}))});
+              req("complete", boolean("nothing was dropped and no capture thread failed"))})),
+         opt("ws_drops", object("established WebSockets lost, attributed to faults by the server each named (fanout loads)",
+             {req("total", integer("connections lost", 0)), req("faulted", integer("on a server a fault had down or cut at the time", 0)),
+              req("bystanders", integer("on a server no fault touched at the time", 0)),
+              req("unattributed", integer("on a server that did not name itself", 0))}))});
   }();
   return root;
 }

@@ -155,7 +155,8 @@ std::vector<load_model_info> builtin_models() {
                 opt("keys", integer("counter keys per stream", 1)),
                 opt("push_connections", integer("push connections per worker", 1)),
                 opt("max_batch", integer("ops per push", 1)),
-                opt("spread_sources", boolean("bind sockets to 127.0.0.2-254 when the target is 127.0.0.1"))},
+                opt("spread_sources", boolean("bind sockets to 127.0.0.2-254 when the target is 127.0.0.1")),
+                opt("server_header", spec::string("the WebSocket handshake reply's header naming the server (default \"X-Served-By\"; \"\" for none)"))},
                {{"fanout.delivery", metric_unit::time, "ack to receipt"},
                 {"fanout.delivery.commit", metric_unit::time, "commit (server clock) to receipt (our clock)"},
                 {"fanout.missing", metric_unit::count, "acked changes a subscriber never received"},
@@ -168,7 +169,9 @@ std::vector<load_model_info> builtin_models() {
                 {"fanout.catchup", metric_unit::count, "changes from before a subscriber's first connect"},
                 {"fanout.frames", metric_unit::count, "fresh frames received"},
                 {"ws.connect", metric_unit::time, "connect and WebSocket handshake"},
-                {"ws.connected", metric_unit::gauge, "connected subscribers"}},
+                {"ws.connected", metric_unit::gauge, "connected subscribers"},
+                {"ws.dropped", metric_unit::count, "established connections lost (server close, read error, idle)"},
+                {"ws.dropped.bystanders", metric_unit::count, "connections lost on servers no fault touched at the time (after the run)"}},
                true});
   return v;
 }

@@ -280,4 +280,32 @@ std::map<std::string, double> timeline::scalars() const {
   return out;
 }
 
+ws_drop_counts attribute_ws_drops(const std::vector<ws_drop>& drops, const std::vector<fault_occurrence>& faults,
+                                  const std::vector<timeline_event>& events, std::int64_t run_end_us,
+                                  const ws_drop_options& o) {
+  auto down_event = [](const timeline_event& e) { return e.event.ends_with("_died") || e.event.ends_with("_stopped"); };
+  auto down_at = [&](const std::string& unit, std::int64_t from, std::int64_t to) {
+    return std::any_of(events.begin(), events.end(),
+                       [&](const timeline_event& e) { return e.subject == unit && down_event(e) && e.t_us >= from && e.t_us <= to; });
+  };
+  ws_drop_counts c;
+  for (const auto& d : drops) {
+    ++c.total;
+    if (d.server.empty()) {
+      ++c.unattributed;
+      continue;
+    }
+    bool explained = down_at(d.server, d.t_us - o.after_us, d.t_us + o.before_us);
+    for (const auto& f : faults) {
+      if (explained) break;
+      if (f.applied_us < 0 || std::find(f.units.begin(), f.units.end(), d.server) == f.units.end()) continue;
+      const std::int64_t end = f.reverted_us < 0 ? run_end_us : f.reverted_us;
+      if (down_at(d.server, f.applied_us, end + o.grace_us)) continue;  // its deaths say when
+      explained = d.t_us >= f.applied_us - o.after_us && d.t_us <= end + o.grace_us;
+    }
+    ++(explained ? c.faulted : c.bystanders);
+  }
+  return c;
+}
+
 }  // namespace syncstorm

@@ -58,6 +58,35 @@ struct timeline_event {
   std::string subject;                   // unit or server name
 };
 
+// A WebSocket connection the client had open and lost (the server closed it, a read failed or
+// it went idle), and the server it was on as the server named itself in its handshake reply
+// (empty: it did not).
+struct ws_drop {
+  std::int64_t t_us = 0;  // run clock
+  std::string server;
+};
+
+// Which drops a fault explains. A drop on server S at t is the fault's when
+//  - the lab reported S down (`<role>_died` or `<role>_stopped`) at t_e with
+//    t_e − before_us ≤ t ≤ t_e + after_us (a SIGTERM closes the pod's sessions while it drains,
+//    before it exits; a client notices a kill within moments), or
+//  - a fault occurrence named S among its units and no such event of S falls inside the
+//    occurrence (a pause, a cut: the whole occurrence, [applied − after_us, reverted + grace_us],
+//    explains drops on S; a kill or a rolling restart is explained by its units' own deaths, so a
+//    roll over every pod does not excuse a drop on a pod that was not down at the time).
+// Every other drop with a named server is a bystander: a connection lost on a server that no
+// fault touched at the time (a cascade, an LB that dropped everything). Drops with no server
+// are unattributed.
+struct ws_drop_counts {
+  std::uint64_t total = 0, faulted = 0, bystanders = 0, unattributed = 0;
+};
+struct ws_drop_options {
+  std::int64_t before_us = 3'000'000, after_us = 2'000'000, grace_us = 2'000'000;
+};
+ws_drop_counts attribute_ws_drops(const std::vector<ws_drop>& drops, const std::vector<fault_occurrence>& faults,
+                                  const std::vector<timeline_event>& events, std::int64_t run_end_us,
+                                  const ws_drop_options& o = {});
+
 struct recovery_options {
   std::int64_t hold_us = 3'000'000;       // in band this long to count as recovered
   std::int64_t baseline_us = 10'000'000;  // the pre-fault band's window

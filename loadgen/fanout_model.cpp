@@ -131,6 +131,7 @@ struct subscriber {
   std::int64_t first_connected_us = -1, first_connected_wall_us = -1;  // the subscription's start
   bool connected = false, ever_connected = false, done = false;
   int attempt = 0;
+  std::uint16_t server = 0;  // the connection's server: fanout_worker::servers index (0: unnamed)
 };
 
 struct fanout_worker {
@@ -149,6 +150,7 @@ struct fanout_worker {
         gaps(m("fanout.gaps")),
         repaired(m("fanout.repaired")),
         reconnects(m("fanout.reconnects")),
+        dropped(m("ws.dropped")),
         missing_metric(m("fanout.missing")),
         ws_connect(m("ws.connect")),
         push_latency(m("push.latency")),
@@ -165,13 +167,26 @@ struct fanout_worker {
   shared_state& s;
   detail::connect_pacer pacer;
   timed_metric &delivery, &delivery_commit, &early, &catchup, &frames, &foreign, &duplicates, &out_of_order, &gaps, &repaired,
-      &reconnects, &missing_metric, &ws_connect, &push_latency, &push_requests, &lag;
+      &reconnects, &dropped, &missing_metric, &ws_connect, &push_latency, &push_requests, &lag;
   gauge_series& connected_gauge;
   std::array<timed_metric*, ws_bucket_count> ws_errors{};
   std::array<timed_metric*, error_bucket_count> push_errors{};
 
   std::vector<std::unique_ptr<subscriber>> subs;
   std::size_t subs_alive = 0, connected = 0;
+  // The servers connections named (config.server_header), interned: [0] is "" (unnamed); and
+  // every established connection lost other than by this model's own doing.
+  std::vector<std::string> servers{std::string()};
+  std::vector<std::pair<std::int64_t, std::uint16_t>> drops;  // (µs, servers index)
+
+  std::uint16_t server_index(std::string_view name) {
+    if (name.empty()) return 0;
+    for (std::size_t i = 1; i < servers.size(); ++i)
+      if (servers[i] == name) return static_cast<std::uint16_t>(i);
+    if (servers.size() >= 0xffff) return 0;
+    servers.emplace_back(name);
+    return static_cast<std::uint16_t>(servers.size() - 1);
+  }
   // pusher
   std::vector<std::size_t> my_streams;
   std::size_t rr = 0;
@@ -519,7 +534,9 @@ net::awaitable<void> run_subscriber(fanout_worker& fw, subscriber& sub) {
       std::vector<std::string> names;
       for (auto i : sub.streams) names.push_back(s.streams[i]->name);
       const std::string target = s.ws.prefix + ws_target(cfg.profile, names, std::to_string(sub.tracker.resume_cursor()));
-      std::tie(ec) = co_await ws->async_handshake(s.ws_host, target, use_tuple);
+      websocket::response_type reply;
+      std::tie(ec) = co_await ws->async_handshake(reply, s.ws_host, target, use_tuple);
+      if (!ec && !cfg.server_header.empty()) sub.server = fw.server_index(reply[cfg.server_header]);
       if (ec) failed = ec == websocket::error::upgrade_declined ? ws_bucket::status
                        : sub.kicked == kick::timeout || ec == beast::error::timeout                   ? ws_bucket::timeout
                                                                                                        : ws_bucket::connect;
@@ -570,7 +587,11 @@ net::awaitable<void> run_subscriber(fanout_worker& fw, subscriber& sub) {
       immediate = true;  // a hole: reconnect now with after=<resume cursor>
       continue;
     }
-    fw.ws_errors[static_cast<std::size_t>(classify(ec, why))]->add(fw.w.now_us(), 1, false);
+    // Dropped: the server closed it, a read failed or it went idle.
+    const std::int64_t t = fw.w.now_us();
+    fw.ws_errors[static_cast<std::size_t>(classify(ec, why))]->add(t, 1, false);
+    fw.dropped.add(t, 1, false);
+    fw.drops.emplace_back(t, sub.server);
   }
   sub.done = true;
   --fw.subs_alive;
@@ -787,6 +808,13 @@ void fanout_model::collect_views(std::vector<audit_view>& out) const {
   }
 }
 
+void fanout_model::collect_drops(std::vector<ws_drop>& out) const {
+  for (const auto& fw : impl_->workers) {
+    if (!fw) continue;
+    for (const auto& [t, server] : fw->drops) out.push_back(ws_drop{t, fw->servers[server]});
+  }
+}
+
 std::vector<std::string> fanout_model::stream_names() const {
   std::vector<std::string> out;
   for (const auto& st : impl_->s.streams) out.push_back(st->name);
@@ -895,6 +923,10 @@ fanout_config fanout_config_from(const std::string& name, const json& f, const s
   c.storm = get_bool("storm", c.storm);
   c.repair = get_bool("repair", c.repair);
   c.spread_sources = get_bool("spread_sources", c.spread_sources);
+  if (f.contains("server_header")) {
+    if (!f["server_header"].is_string()) bad("server_header", f["server_header"], "a header name, or \"\" for none");
+    c.server_header = f["server_header"].get<std::string>();
+  }
   c.gap_grace_us = get_dur(f, "gap_grace", "gap_grace", c.gap_grace_us);
   c.drain_us = get_dur(f, "drain", "drain", c.drain_us);
   c.timeout_us = get_dur(f, "timeout", "timeout", c.timeout_us);

@@ -14,7 +14,10 @@
 //   repair (true: a hole reconnects with after=), gap_grace (1s), drain (5s), timeout (5s: a
 //   push; a connect with its WebSocket handshake), idle_timeout (30s: no frame nor pong; the
 //   client pings at half of it), views (100: subscribers that keep a materialized view),
-//   keys (4), push_connections (4 per worker), max_batch (200), spread_sources (true).
+//   keys (4), push_connections (4 per worker), max_batch (200), spread_sources (true),
+//   server_header ("X-Served-By": the WebSocket handshake reply's header that names the server;
+//   syncd sends its pod name, an LB can add its backend's: HAProxy `http-response set-header
+//   X-Served-By %s`; "" turns attribution off).
 //
 // Own ops: on stream s, op seq k (1, 2, …) has id "<run tag>-<load>-<s>-<k>", client
 // "<load>-<s>", kind `append` for odd k and `add` (delta 1..3 on key "fanout-c<k/2 mod keys>")
@@ -46,7 +49,9 @@
 //   fanout.duplicates (an own op again on the same connection range), fanout.out_of_order
 //   (a cursor lower than the previous frame's on one connection), fanout.gaps (holes open
 //   longer than gap_grace), fanout.repaired (own ops first received in a replay),
-//   fanout.reconnects (connections after the first, any cause), fanout.missing (at the end, one
+//   fanout.reconnects (connections after the first, any cause), ws.dropped (established
+//   connections lost: the server closed them, a read failed or they went idle; each also kept
+//   with its server for collect_drops), fanout.missing (at the end, one
 //   count: for every subscriber and each of its streams, the own ops acknowledged to the
 //   pusher that the subscriber never received), ws.connected (gauge), ws.connect (connect and
 //   handshake time), ws.errors.<bucket> (connect, status: handshake refused, read, timeout,
@@ -82,6 +87,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/audit.hpp"
+#include "harness/timeline.hpp"
 #include "loadgen/arrivals.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/sync_protocol.hpp"
@@ -112,6 +118,7 @@ struct fanout_config {
   std::size_t max_batch = 200;
   bool spread_sources = true;
   std::string stream_prefix = "store-";
+  std::string server_header = "X-Served-By";
   std::string run_tag = "run";
   std::uint64_t seed = 1;
 };
@@ -146,6 +153,9 @@ class fanout_model final : public load_model {
   void collect(std::vector<audit_op>& out) const;
   // The sampled subscribers' views (subscriber "<load>-sub<i>"), after the pool stopped.
   void collect_views(std::vector<audit_view>& out) const;
+  // Every established connection lost, with the server its handshake reply named (timeline.hpp
+  // attributes them to faults), after the pool stopped.
+  void collect_drops(std::vector<ws_drop>& out) const;
   // The streams this model subscribes to (for the audit's read).
   std::vector<std::string> stream_names() const;
   // fanout.missing summed over the workers (also in the metrics), after the pool stopped.

@@ -995,7 +995,9 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
                           e.value("name", e.value("server", e.value("subject", "")))});
   }
   std::sort(tin.events.begin(), tin.events.end(), [](const auto& a, const auto& b) { return a.t_us < b.t_us; });
+  const std::vector<timeline_event> tl_events = tin.events;
   const timeline tl(std::move(tin));
+  nlohmann::json ws_drops;  // report.json ws_drops, with fanout loads
 
   evaluation_context ctx;
   ctx.metrics = &merged;
@@ -1014,6 +1016,16 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
     std::uint64_t missing = 0;
     for (auto* f : fanouts) missing += f->missing();
     ctx.scalars["fanout.missing"] = static_cast<double>(missing);
+    // WebSockets lost on servers no fault touched at the time (timeline.hpp says how).
+    std::vector<ws_drop> drops;
+    for (auto* f : fanouts) f->collect_drops(drops);
+    const ws_drop_counts wd = attribute_ws_drops(drops, occurrences, tl_events, run_end_us);
+    ws_drops = {{"total", wd.total}, {"faulted", wd.faulted}, {"bystanders", wd.bystanders}, {"unattributed", wd.unattributed}};
+    if (wd.unattributed == 0)
+      ctx.scalars["ws.dropped.bystanders"] = static_cast<double>(wd.bystanders);
+    else
+      ctx.absent["ws.dropped.bystanders"] = "ws.dropped.bystanders: " + std::to_string(wd.unattributed) + " of " +
+                                            std::to_string(wd.total) + " dropped WebSockets were on servers that did not name themselves (server_header)";
   }
   if (audit) {
     ctx.scalars["audit.lost"] = static_cast<double>(audit->lost);
@@ -1087,8 +1099,13 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   metrics_for_report(merged, metrics_j, series_j, gauges_j);
   // Values judged once per run (recovery.<fault>, ready.<fault>, detect.<fault>, outage.max):
   // ms, null with "unbounded" when never reached.
+  // Counts judged once (fanout.missing, ws.dropped.bystanders) keep their unit.
   for (const auto& [k, val] : ctx.scalars) {
     if (k.starts_with("audit.")) continue;
+    if (k == "fanout.missing" || k.starts_with("ws.dropped")) {
+      metrics_j[k] = {{"unit", "count"}, {"value", val}};
+      continue;
+    }
     nlohmann::json j = {{"unit", "ms"}, {"value", std::isinf(val) ? nlohmann::json() : nlohmann::json(val / 1000.0)}};
     if (std::isinf(val)) j["unbounded"] = true;
     metrics_j[k] = j;
@@ -1122,6 +1139,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
       {"run_dir", dir.string()},
       {"errors", errors_j}};
   if (wire) report["capture"] = wire->report();
+  if (!ws_drops.is_null()) report["ws_drops"] = ws_drops;
   try {
     reports::write_all(dir.string(), report);
   } catch (const std::exception& e) {

@@ -51,8 +51,11 @@ public:
         timeouts.idle_timeout = std::chrono::seconds(60);
         timeouts.keep_alive_pings = true;
         ws_.set_option(timeouts);
-        ws_.set_option(websocket::stream_base::decorator(
-            [](websocket::response_type& res) { res.set(http::field::server, "syncd"); }));
+        // X-Served-By names the pod, so a client can tell which server a dropped connection was on.
+        ws_.set_option(websocket::stream_base::decorator([pod = app_.opts.pod_name](websocket::response_type& res) {
+            res.set(http::field::server, "syncd");
+            if (!pod.empty()) res.set("X-Served-By", pod);
+        }));
         ws_.text(true);
         auto [ec] = co_await ws_.async_accept(req, use_tuple);
         if (ec) co_return;

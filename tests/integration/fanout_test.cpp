@@ -1,6 +1,7 @@
 // The fanout model against the real lab (PostgreSQL, HAProxy, syncd pods), run on a worker_pool
-// directly: every acked change reaches every subscriber (missing 0) with delivery measured;
-// killing the pods mid-run makes subscribers reconnect with after= and still miss nothing;
+// directly, at issue #7's size (2,000 subscribers, 100 streams, 200 changes/s, 30 s): every acked
+// change reaches every subscriber (missing 0) with delivery measured; killing a pod mid-run makes
+// its subscribers reconnect with after= and still miss nothing (each drop names that pod);
 // syncd's fanout-skip-every=N makes exactly the frames the pods skipped go missing (repair off);
 // fanout-reorder shows as out-of-order frames. The subscribers' views equal the server's records.
 //
@@ -88,6 +89,7 @@ struct run_result {
   std::vector<syncstorm::audit_op> ops;
   std::vector<syncstorm::audit_view> views;
   std::vector<std::string> streams;
+  std::vector<syncstorm::ws_drop> drops;
   std::uint64_t missing = 0;
 };
 
@@ -108,6 +110,7 @@ run_result run(const fanout_config& c, std::chrono::milliseconds for_,
   model->collect_views(r.views);
   r.streams = model->stream_names();
   r.missing = model->missing();
+  model->collect_drops(r.drops);
   return r;
 }
 
@@ -203,19 +206,20 @@ class fanout_lab : public ::testing::Test {
   static inline std::string skip_, up_error_;
 };
 
+// Issue #7's size: 2,000 subscribers on 100 streams, 200 changes/s for 30 s.
 TEST_F(fanout_lab, every_acked_change_reaches_every_subscriber) {
-  auto c = base_config(*lab_, 500, 50, 100, 10'000'000);
-  auto r = run(c, 10s);
+  auto c = base_config(*lab_, 2000, 100, 200, 30'000'000);
+  auto r = run(c, 30s);
   print(r);
-  EXPECT_GE(r.ops.size(), 990u);
+  EXPECT_GE(r.ops.size(), 5900u);
   EXPECT_EQ(acked(r), r.ops.size());
   EXPECT_EQ(r.missing, 0u);
   EXPECT_EQ(metric(r.metrics, "fanout.missing@fan").count(), 0u);
   EXPECT_NE(r.metrics.find("fanout.missing@fan"), nullptr) << "fanout.missing is recorded even when 0";
-  // 10 subscribers per stream: each op reaches 10 of them.
-  EXPECT_EQ(count(r, "fanout.frames"), 10 * r.ops.size());
+  // 20 subscribers per stream: each op reaches 20 of them.
+  EXPECT_EQ(count(r, "fanout.frames"), 20 * r.ops.size());
   // Each frame is timed, unless its op was acked before the subscriber first connected.
-  EXPECT_EQ(metric(r.metrics, "fanout.delivery@fan").count() + count(r, "fanout.catchup"), 10 * r.ops.size());
+  EXPECT_EQ(metric(r.metrics, "fanout.delivery@fan").count() + count(r, "fanout.catchup"), 20 * r.ops.size());
   EXPECT_GT(metric(r.metrics, "fanout.delivery@fan").hist().percentile(99), 0);
   EXPECT_EQ(count(r, "fanout.duplicates"), 0u);
   EXPECT_EQ(count(r, "fanout.out_of_order"), 0u);
@@ -223,7 +227,8 @@ TEST_F(fanout_lab, every_acked_change_reaches_every_subscriber) {
   EXPECT_EQ(count(r, "ws.errors.connect") + count(r, "ws.errors.read") + count(r, "ws.errors.protocol"), 0u);
   const auto* g = r.metrics.find_gauge("ws.connected@fan");
   ASSERT_NE(g, nullptr);
-  EXPECT_EQ(g->peak(), 500.0);
+  EXPECT_EQ(g->peak(), 2000.0);
+  EXPECT_EQ(count(r, "ws.dropped"), 0u);
   ASSERT_EQ(r.views.size(), 20u);
   EXPECT_EQ(diverged_views(lab_->lb_http_url(), r), 0u);
   // A detector that can fail: a view with a wrong value diverges.
@@ -236,18 +241,25 @@ TEST_F(fanout_lab, every_acked_change_reaches_every_subscriber) {
   EXPECT_EQ(diverged_views(lab_->lb_http_url(), bad), 1u);
 }
 
-TEST_F(fanout_lab, killed_pods_cost_reconnects_not_changes) {
-  auto c = base_config(*lab_, 300, 30, 60, 10'000'000);
+// The same size with pod-0 SIGKILLed at 12 s (restarted by the supervisor): its subscribers
+// reconnect with after= and the replay fills what they missed.
+TEST_F(fanout_lab, a_killed_pod_costs_reconnects_not_changes) {
+  auto c = base_config(*lab_, 2000, 100, 200, 30'000'000);
   bool killed = false;
-  auto r = run(c, 10s, [&](std::chrono::milliseconds at) {
-    if (at >= 4s && !killed) {
+  auto r = run(c, 30s, [&](std::chrono::milliseconds at) {
+    if (at >= 12s && !killed) {
       killed = true;
-      for (const auto& p : lab_->pods()) lab_->kill_pod(p.name, SIGKILL, true);
+      lab_->kill_pod("pod-0", SIGKILL, true);
     }
   });
   print(r);
   ASSERT_TRUE(killed);
   EXPECT_GT(count(r, "fanout.reconnects"), 0u);
+  // The pod held about half of them (leastconn); each drop names it.
+  EXPECT_GT(count(r, "ws.dropped"), 500u);
+  EXPECT_EQ(r.drops.size(), count(r, "ws.dropped"));
+  for (const auto& d : r.drops) EXPECT_EQ(d.server, "pod-0");
+  EXPECT_GT(metric(r.metrics, "fanout.delivery@fan").hist().percentile(99), 0);
   EXPECT_EQ(acked(r), r.ops.size()) << "the pusher retries until acked";
   EXPECT_EQ(r.missing, 0u);
   EXPECT_EQ(count(r, "fanout.duplicates"), 0u);

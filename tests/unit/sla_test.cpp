@@ -146,6 +146,15 @@ TEST(sla, saturated_generator_makes_latency_rules_inconclusive_only) {
   EXPECT_NE(v.reason.find("broken by more than its 40 ms of lag"), std::string::npos) << v.reason;
   v = evaluate(rule("http.latency", "p99", 480'000), c);
   EXPECT_TRUE(v.inconclusive);
+  // A bound that holds with the lag to spare holds (the lag only adds to the measured latency):
+  // p50 1 ms + 40 ms ≤ 100 ms passes, with a warning; p50 against 30 ms cannot be judged.
+  v = evaluate(rule("http.latency", "p50", 100'000), c);
+  EXPECT_FALSE(v.inconclusive);
+  EXPECT_TRUE(v.pass);
+  EXPECT_TRUE(v.warn);
+  EXPECT_NE(v.reason.find("holds with more than its 40 ms of lag to spare"), std::string::npos) << v.reason;
+  v = evaluate(rule("http.latency", "p50", 30'000), c);
+  EXPECT_TRUE(v.inconclusive);
 }
 
 TEST(sla, unmeasured_metric_and_missing_window) {

@@ -281,3 +281,45 @@ TEST(timeline, absent_scalars_and_capture_drops_are_inconclusive) {
   EXPECT_TRUE(v.inconclusive);
   EXPECT_NE(v.reason.find("dropped"), std::string::npos);
 }
+
+// A rolling restart over three pods: each pod's drops at its own death are the fault's; a drop on
+// pod-2 while only pod-0 was down is a bystander, although the roll names pod-2 too.
+TEST(ws_drops, a_roll_explains_each_pod_only_at_its_own_death) {
+  std::vector<fault_occurrence> faults = {{"roll", "rolling_restart", 10 * s_us, 40 * s_us, false, {"pod-0", "pod-1", "pod-2"}}};
+  std::vector<timeline_event> ev = {{11 * s_us, "pod_died", "pod-0"}, {21 * s_us, "pod_died", "pod-1"}, {31 * s_us, "pod_died", "pod-2"}};
+  std::vector<ws_drop> drops = {{10'900'000, "pod-0"}, {11'500'000, "pod-0"}, {20'000'000, "pod-1"}, {31'000'000, "pod-2"},
+                                {12 * s_us, "pod-2"}};
+  auto c = attribute_ws_drops(drops, faults, ev, 60 * s_us);
+  EXPECT_EQ(c.total, 5u);
+  EXPECT_EQ(c.faulted, 4u);
+  EXPECT_EQ(c.bystanders, 1u);
+  EXPECT_EQ(c.unattributed, 0u);
+  // Without the death events (a remote stack) the roll's whole window explains its units.
+  c = attribute_ws_drops(drops, faults, {}, 60 * s_us);
+  EXPECT_EQ(c.bystanders, 0u);
+}
+
+// A pause has no death: the occurrence explains drops on its unit until shortly after the
+// revert; an LB kill explains none of the pods' drops; a drop with no server is unattributed.
+TEST(ws_drops, pause_windows_lb_kills_and_unnamed_servers) {
+  std::vector<fault_occurrence> faults = {{"pause-1", "pause", 10 * s_us, 20 * s_us, true, {"pod-1"}},
+                                          {"kill-lb", "kill", 30 * s_us, -1, false, {"lb"}}};
+  std::vector<timeline_event> ev = {{30 * s_us, "lb_died", "lb"}};
+  std::vector<ws_drop> drops = {{15 * s_us, "pod-1"},   // paused: the fault's
+                                {21 * s_us, "pod-1"},   // within the grace after the revert
+                                {25 * s_us, "pod-1"},   // long after: a bystander
+                                {30'100'000, "pod-0"},  // the LB died: pod-0 was not faulted
+                                {30'100'000, "pod-1"},
+                                {30'100'000, ""}};
+  auto c = attribute_ws_drops(drops, faults, ev, 60 * s_us);
+  EXPECT_EQ(c.total, 6u);
+  EXPECT_EQ(c.faulted, 2u);
+  EXPECT_EQ(c.bystanders, 3u);
+  EXPECT_EQ(c.unattributed, 1u);
+  // A kill of the pods themselves is explained by their deaths.
+  ev = {{30 * s_us, "pod_died", "pod-0"}, {30 * s_us, "pod_died", "pod-1"}};
+  c = attribute_ws_drops({{30'100'000, "pod-0"}, {29'000'000, "pod-1"}, {34 * s_us, "pod-1"}}, {}, ev, 60 * s_us);
+  EXPECT_EQ(c.faulted, 2u);
+  EXPECT_EQ(c.bystanders, 1u) << "4 s after the death is not the death's";
+}
+
