@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <regex>
+#include <sstream>
 #include <set>
 
 namespace fs = std::filesystem;
@@ -160,4 +162,20 @@ TEST(scenarios_validate, pending_parts_are_still_pending) {
   for (const auto& [name, parts] : kPending)
     for (const auto& p : parts)
       EXPECT_FALSE(is_available(p)) << p << " is available now: " << name << " can leave kPending and run in CI";
+}
+
+// tests/CMakeLists.txt registers one CTest test per CI run by reading the table's lines that
+// open with {"<name>", "<scenario>",: every run must be written so, or it would never run.
+TEST(scenarios_validate, every_ci_run_is_registered_with_ctest) {
+  const std::string text = t::read_file(fs::path(t::source_dir()) / "tests" / "support" / "scenario_ci_runs.hpp");
+  const std::regex line(R"re(^ *\{"([a-z0-9_]+)", "[a-z0-9-]+",)re");
+  std::set<std::string> registered;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    std::smatch m;
+    if (std::regex_search(l, m, line)) registered.insert(m[1]);
+  }
+  std::set<std::string> runs;
+  for (const auto& ci : t::scenario_ci_runs()) runs.insert(ci.name);
+  EXPECT_EQ(registered, runs);
 }
