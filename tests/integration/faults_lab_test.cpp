@@ -282,12 +282,21 @@ const json* verdict(const json& rep, const std::string& name) {
   return nullptr;
 }
 
-json run_report(const t::temp_dir& d, const json& doc, int& exit_code, std::string& out) {
+struct ws_run {
+  int exit_code = -1;
+  std::string out;
+  json report;
+};
+
+// Runs lanes and subscribers for `duration` on a fresh lab with one fault, under ws_rules().
+ws_run run_with_subscribers(const std::string& name, const std::string& duration, const json& fault_entry) {
+  const json lab = {{"pods", 3}, {"restart_delay", "500ms"}, {"health", {{"interval", "300ms"}, {"fall", 2}, {"rise", 2}}}};
+  json doc = {{"name", name}, {"duration", duration}, {"target", {{"lab", lab}}}, {"load", lanes_and_subscribers(duration)},
+              {"faults", {fault_entry}}, {"slas", ws_rules()}};
+  t::temp_dir d;
   t::write_file(d.path() / "s.json", doc.dump());
   auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
-  exit_code = r.exit_code;
-  out = r.out;
-  return json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
+  return {r.exit_code, r.out, json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"))};
 }
 
 }  // namespace
@@ -298,15 +307,9 @@ json run_report(const t::temp_dir& d, const json& doc, int& exit_code, std::stri
 // of which a fault had down, so they are bystanders and the rule fails.
 TEST(faults_lab, rolling_restart_acks_every_op_and_drops_websockets_only_on_the_restarted_pod) {
   if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
-  const json lab = {{"pods", 3}, {"restart_delay", "500ms"}, {"health", {{"interval", "300ms"}, {"fall", 2}, {"rise", 2}}}};
   {
-    t::temp_dir d;
-    json doc = {{"name", "roll-ws"}, {"duration", "24s"}, {"target", {{"lab", lab}}}, {"load", lanes_and_subscribers("24s")},
-                {"faults", {{{"name", "roll"}, {"kind", "rolling_restart"}, {"target", {{"pods", "pod-*"}}}, {"at", "5s"}}}},
-                {"slas", ws_rules()}};
-    int rc = -1;
-    std::string out;
-    json rep = run_report(d, doc, rc, out);
+    auto [rc, out, rep] = run_with_subscribers(
+        "roll-ws", "24s", {{"name", "roll"}, {"kind", "rolling_restart"}, {"target", {{"pods", "pod-*"}}}, {"at", "5s"}});
     EXPECT_EQ(rc, 0) << out;
     ASSERT_TRUE(rep.contains("ws_drops")) << out;
     std::cout << "roll: ws_drops " << rep["ws_drops"].dump() << "\n";
@@ -329,13 +332,8 @@ TEST(faults_lab, rolling_restart_acks_every_op_and_drops_websockets_only_on_the_
     }
   }
   {
-    t::temp_dir d;
-    json doc = {{"name", "lb-kill-ws"}, {"duration", "16s"}, {"target", {{"lab", lab}}}, {"load", lanes_and_subscribers("16s")},
-                {"faults", {{{"name", "kill-lb"}, {"kind", "kill"}, {"target", {{"role", "lb"}}}, {"at", "5s"}}}},
-                {"slas", ws_rules()}};
-    int rc = -1;
-    std::string out;
-    json rep = run_report(d, doc, rc, out);
+    auto [rc, out, rep] =
+        run_with_subscribers("lb-kill-ws", "16s", {{"name", "kill-lb"}, {"kind", "kill"}, {"target", {{"role", "lb"}}}, {"at", "5s"}});
     EXPECT_EQ(rc, 1) << out;
     std::cout << "lb kill: ws_drops " << rep["ws_drops"].dump() << "\n";
     EXPECT_GE(rep["ws_drops"]["bystanders"].get<int>(), 100) << "every connection went with the LB";
