@@ -1102,7 +1102,7 @@ int run_scenario(const scenario& s, const plan& p, const run_options& o) {
   // Counts judged once (fanout.missing, ws.dropped.bystanders) keep their unit.
   for (const auto& [k, val] : ctx.scalars) {
     if (k.starts_with("audit.")) continue;
-    if (k == "fanout.missing" || k.starts_with("ws.dropped")) {
+    if (auto info = metric_lookup(s.document, k); info && info->unit == metric_unit::count) {
       metrics_j[k] = {{"unit", "count"}, {"value", val}};
       continue;
     }
