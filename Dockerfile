@@ -8,12 +8,12 @@ RUN bash scripts/setup.sh
 COPY . .
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNCSTORM_TESTS=OFF \
  && cmake --build build -j"$(nproc)" --target syncstorm syncd \
- && strip build/harness/syncstorm build/labstack/syncd
+ && strip build/cli/syncstorm build/labstack/syncd
 
 FROM debian:12-slim AS runtime
 COPY scripts/setup.sh /usr/local/share/syncstorm/setup.sh
 RUN bash /usr/local/share/syncstorm/setup.sh --runtime && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/build/harness/syncstorm /usr/local/bin/syncstorm
+COPY --from=build /src/build/cli/syncstorm /usr/local/bin/syncstorm
 COPY --from=build /src/build/labstack/syncd /usr/local/bin/syncd
 COPY --from=build /src/scenarios /usr/local/share/syncstorm/scenarios
 ENV SYNCSTORM_SYNCD=/usr/local/bin/syncd

@@ -35,7 +35,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 
 namespace {
 

@@ -3,8 +3,8 @@
 #include "capture/capture.hpp"
 
 #include "capture/pcap_files.hpp"
-#include "harness/scenario.hpp"
-#include "harness/spec.hpp"
+#include "core/scenario.hpp"
+#include "core/spec.hpp"
 
 #include <pcap/pcap.h>
 
@@ -110,23 +110,10 @@ std::vector<std::string> environment_problems(const nlohmann::json& doc) {
 std::uint64_t default_ring_bytes(const nlohmann::json& doc, int snaplen) {
   double requests = 0;
   for (const auto& l : doc.value("load", nlohmann::json::array())) {
-    const std::string model = l.value("model", "");
+    // Each model says how many requests its entry makes at its peak (scenario registry).
     double r = peak_rate(l);
-    if (model == "http") {
-      // A closed loop has no rate: take a ceiling this class of machine reaches per connection.
-      if (l.value("mode", "open") == "closed") r = 2000.0 * l.value("connections", 64);
-    } else if (model == "terminal") {
-      double per = l.contains("rate") ? rate_value(l["rate"]) : 0;
-      r = std::max(r, per) * l.value("stores", 1) * l.value("terminals_per_store", 1);
-    } else if (model == "offline") {
-      double per = l.contains("rate") ? rate_value(l["rate"]) : 0;
-      r = std::max(r, per) * l.value("clients", 1);
-    } else if (model == "fanout") {
-      double pushes = l.contains("rate") ? rate_value(l["rate"]) : 0;
-      r = pushes + pushes * l.value("subscribers", 1) / std::max(1, l.value("streams", 1));
-    } else if (model == "bootstrap") {
-      r = 50.0 * l.value("clients", 1);
-    }
+    const load_model_info* m = scenario_registry::instance().find_model(l.value("model", ""));
+    if (m && m->peak_requests) r = m->peak_requests(l, r);
     requests += r;
   }
   const double packets_per_s = requests * 16;

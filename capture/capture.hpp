@@ -14,7 +14,7 @@
 #pragma once
 
 #include "capture/wire.hpp"
-#include "harness/metrics.hpp"
+#include "core/metrics.hpp"
 
 #include <nlohmann/json.hpp>
 

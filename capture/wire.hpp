@@ -11,7 +11,7 @@
 #include "capture/flows.hpp"
 #include "capture/packet.hpp"
 #include "capture/wire_series.hpp"
-#include "harness/metrics.hpp"
+#include "core/metrics.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,8 +1,8 @@
 // See abort_watch.hpp.
 #include "injectors/abort_watch.hpp"
 
-#include "harness/sla.hpp"
-#include "harness/units.hpp"
+#include "core/sla.hpp"
+#include "core/units.hpp"
 
 #include <fcntl.h>
 #include <netdb.h>

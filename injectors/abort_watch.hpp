@@ -12,8 +12,8 @@
 // Threading: check_metrics() from the controller thread; probes run on their own thread.
 #pragma once
 
-#include "harness/metrics.hpp"
-#include "harness/scenario.hpp"
+#include "core/metrics.hpp"
+#include "core/scenario.hpp"
 
 #include <atomic>
 #include <condition_variable>

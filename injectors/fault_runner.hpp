@@ -10,8 +10,8 @@
 // thread-safe).
 #pragma once
 
-#include "harness/plan.hpp"
-#include "harness/scenario.hpp"
+#include "core/plan.hpp"
+#include "core/scenario.hpp"
 #include "injectors/client_control.hpp"
 #include "injectors/faults.hpp"
 

@@ -11,7 +11,7 @@
 // read-only commands (docker ps, kubectl get, df); an injector is used by one thread.
 #pragma once
 
-#include "harness/scenario.hpp"
+#include "core/scenario.hpp"
 #include "injectors/client_control.hpp"
 #include "injectors/steps.hpp"
 #include "injectors/targets.hpp"

@@ -1,7 +1,7 @@
 // Network fault kinds and their steps. See net_faults.hpp.
 #include "injectors/net_faults.hpp"
 
-#include "harness/units.hpp"
+#include "core/units.hpp"
 #include "injectors/command.hpp"
 #include "labstack/lab.hpp"
 #include "labstack/lab_relay.hpp"

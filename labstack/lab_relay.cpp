@@ -3,7 +3,7 @@
 // here needs a lock.
 #include "labstack/lab_relay.hpp"
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 #include "labstack/fault_proxy.hpp"
 #include "labstack/lab_state.hpp"
 

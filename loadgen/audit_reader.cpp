@@ -35,7 +35,7 @@
 #include <tuple>
 #include <unordered_set>
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 
 namespace syncstorm::loadgen {
 namespace {

@@ -37,7 +37,7 @@
 #include <utility>
 #include <vector>
 
-#include "harness/audit.hpp"
+#include "core/audit.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/sync_protocol.hpp"
 

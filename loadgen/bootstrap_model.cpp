@@ -16,7 +16,7 @@
 #include <array>
 #include <stdexcept>
 
-#include "harness/scenario.hpp"
+#include "core/scenario.hpp"
 #include "loadgen/detail/task_group.hpp"
 #include "loadgen/detail/ws_http.hpp"
 #include "loadgen/detail/ws_logic.hpp"
@@ -278,10 +278,15 @@ std::unique_ptr<bootstrap_model> make_bootstrap_model(const bootstrap_config& co
 bootstrap_config bootstrap_config_from(const std::string& name, const json& f, const std::vector<phase_spec>& phases,
                                        const json& target, const std::string& base_http_url, const std::string&,
                                        const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
+  bootstrap_config c = bootstrap_settings_from(name, f, phases, where);
+  bind_bootstrap(c, target, base_http_url, run_tag, seed, resolve);
+  return c;
+}
+
+bootstrap_config bootstrap_settings_from(const std::string& name, const json& f, const std::vector<phase_spec>& phases,
+                                         const std::string& where) {
   bootstrap_config c;
   c.name = name;
-  c.run_tag = run_tag;
-  c.seed = seed;
   auto bad = [&](const std::string& key, const json& found, const std::string& expected) {
     throw std::invalid_argument(where + "." + key + ": found " + found.dump() + "; expected " + expected);
   };
@@ -309,12 +314,18 @@ bootstrap_config bootstrap_config_from(const std::string& name, const json& f, c
     if (!p.rate && !p.to) p.rate = 0.0;
     c.phases.push_back(p);
   }
-  c.http_url = target_http_url(target, base_http_url, name, resolve);
+  return c;
+}
+
+void bind_bootstrap(bootstrap_config& c, const json& target, const std::string& base_http_url, const std::string& run_tag,
+                    std::uint64_t seed, bool resolve) {
+  c.run_tag = run_tag;
+  c.seed = seed;
+  c.http_url = target_http_url(target, base_http_url, c.name, resolve);
   auto access = target_access_from(target, resolve);
   c.headers = std::move(access.headers);
   c.tls = std::move(access.tls);
   c.profile = std::move(access.profile);
-  return c;
 }
 
 }  // namespace syncstorm::loadgen

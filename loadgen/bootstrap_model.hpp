@@ -30,7 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/audit.hpp"
+#include "core/audit.hpp"
 #include "loadgen/arrivals.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/sync_protocol.hpp"
@@ -62,6 +62,12 @@ bootstrap_config bootstrap_config_from(const std::string& name, const nlohmann::
                                        const std::string& base_http_url, const std::string& base_ws_url,
                                        const std::string& run_tag, std::uint64_t seed, bool resolve,
                                        const std::string& where = "scenario.load[]");
+// bootstrap_config_from is these two: the entry's own keys (parsed once when the scenario
+// loads), then the target, the run and the environment.
+bootstrap_config bootstrap_settings_from(const std::string& name, const nlohmann::json& fields,
+                                         const std::vector<phase_spec>& phases, const std::string& where);
+void bind_bootstrap(bootstrap_config& c, const nlohmann::json& target, const std::string& base_http_url,
+                    const std::string& run_tag, std::uint64_t seed, bool resolve);
 
 class bootstrap_model final : public load_model {
  public:

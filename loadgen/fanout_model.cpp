@@ -34,7 +34,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "harness/scenario.hpp"
+#include "core/scenario.hpp"
 #include "loadgen/detail/task_group.hpp"
 #include "loadgen/detail/ws_http.hpp"
 #include "loadgen/detail/ws_logic.hpp"
@@ -875,10 +875,14 @@ std::unique_ptr<fanout_model> make_fanout_model(const fanout_config& config) {
 fanout_config fanout_config_from(const std::string& name, const json& f, const std::vector<phase_spec>& phases,
                                  const json& target, const std::string& base_http_url, const std::string& base_ws_url,
                                  const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
+  fanout_config c = fanout_settings_from(name, f, phases, where);
+  bind_fanout(c, target, base_http_url, base_ws_url, run_tag, seed, resolve);
+  return c;
+}
+
+fanout_config fanout_settings_from(const std::string& name, const json& f, const std::vector<phase_spec>& phases, const std::string& where) {
   fanout_config c;
   c.name = name;
-  c.run_tag = run_tag;
-  c.seed = seed;
   auto bad = [&](const std::string& key, const json& found, const std::string& expected) {
     throw std::invalid_argument(where + "." + key + ": found " + found.dump() + "; expected " + expected);
   };
@@ -939,7 +943,14 @@ fanout_config fanout_config_from(const std::string& name, const json& f, const s
     if (!f["stream_prefix"].is_string()) bad("stream_prefix", f["stream_prefix"], "a string");
     c.stream_prefix = f["stream_prefix"];
   }
+  return c;
+}
 
+void bind_fanout(fanout_config& c, const json& target, const std::string& base_http_url, const std::string& base_ws_url,
+                 const std::string& run_tag, std::uint64_t seed, bool resolve) {
+  c.run_tag = run_tag;
+  c.seed = seed;
+  const std::string& name = c.name;
   std::string http_base = base_http_url, ws_base = base_ws_url;
   if (target.contains("endpoints") && target["endpoints"].is_object()) {
     if (http_base.empty()) http_base = target["endpoints"].value("http", "");
@@ -957,7 +968,6 @@ fanout_config fanout_config_from(const std::string& name, const json& f, const s
   c.headers = std::move(access.headers);
   c.tls = std::move(access.tls);
   c.profile = std::move(access.profile);
-  return c;
 }
 
 }  // namespace syncstorm::loadgen

@@ -86,8 +86,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/audit.hpp"
-#include "harness/timeline.hpp"
+#include "core/audit.hpp"
+#include "core/timeline.hpp"
 #include "loadgen/arrivals.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/sync_protocol.hpp"
@@ -132,6 +132,12 @@ fanout_config fanout_config_from(const std::string& name, const nlohmann::json& 
                                  const std::string& base_http_url, const std::string& base_ws_url,
                                  const std::string& run_tag, std::uint64_t seed, bool resolve,
                                  const std::string& where = "scenario.load[]");
+// fanout_config_from is these two: the entry's own keys (parsed once when the scenario loads),
+// then the target, the run and the environment.
+fanout_config fanout_settings_from(const std::string& name, const nlohmann::json& fields,
+                                   const std::vector<phase_spec>& phases, const std::string& where);
+void bind_fanout(fanout_config& c, const nlohmann::json& target, const std::string& base_http_url,
+                 const std::string& base_ws_url, const std::string& run_tag, std::uint64_t seed, bool resolve);
 
 class fanout_model final : public load_model {
  public:

@@ -3,13 +3,20 @@
 
 #include <stdexcept>
 
-#include "harness/scenario.hpp"
+#include "core/scenario.hpp"
 
 namespace syncstorm::loadgen {
 
 terminal_config offline_config_from(const std::string& name, const nlohmann::json& f, const std::vector<phase_spec>& phases,
                                     const nlohmann::json& target, const std::string& base_url, const std::string& run_dir,
                                     const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
+  terminal_config c = offline_settings_from(name, f, phases, where);
+  bind_terminal(c, target, base_url, run_dir, run_tag, seed, resolve);
+  return c;
+}
+
+terminal_config offline_settings_from(const std::string& name, const nlohmann::json& f, const std::vector<phase_spec>& phases,
+                                      const std::string& where) {
   using json = nlohmann::json;
   auto bad = [&](const std::string& key, const json& found, const std::string& expected) {
     throw std::invalid_argument(where + "." + key + ": found " + found.dump() + "; expected " + expected);
@@ -23,7 +30,7 @@ terminal_config offline_config_from(const std::string& name, const nlohmann::jso
   t["stores"] = f["clients"];
   t["terminals_per_store"] = 1;
   if (!t.contains("stream_prefix")) t["stream_prefix"] = name + "-c";
-  terminal_config c = terminal_config_from(name, t, phases, target, base_url, run_dir, run_tag, seed, resolve, where);
+  terminal_config c = terminal_settings_from(name, t, phases, where);
   c.client_prefix = "c";
 
   if (f.contains("offline")) {

@@ -3,7 +3,7 @@
 
 #include <stdexcept>
 
-#include "harness/scenario.hpp"
+#include "core/scenario.hpp"
 
 namespace syncstorm::loadgen {
 

@@ -46,7 +46,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "harness/scenario.hpp"
+#include "core/scenario.hpp"
 #include "loadgen/detail/task_group.hpp"
 
 namespace syncstorm::loadgen {
@@ -966,10 +966,29 @@ std::unique_ptr<terminal_model> make_terminal_model(const terminal_config& confi
 terminal_config terminal_config_from(const std::string& name, const nlohmann::json& f, const std::vector<phase_spec>& phases,
                                      const nlohmann::json& target, const std::string& base_url, const std::string& run_dir,
                                      const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
-  terminal_config c;
-  c.name = name;
+  terminal_config c = terminal_settings_from(name, f, phases, where);
+  bind_terminal(c, target, base_url, run_dir, run_tag, seed, resolve);
+  return c;
+}
+
+void bind_terminal(terminal_config& c, const nlohmann::json& target, const std::string& base_url, const std::string& run_dir,
+                   const std::string& run_tag, std::uint64_t seed, bool resolve) {
   c.run_tag = run_tag;
   c.seed = seed;
+  c.journal_dir = c.journal_dir_setting.empty()
+                      ? (std::filesystem::path(run_dir.empty() ? std::string(".") : run_dir) / "journals").string()
+                      : resolve ? resolve_env(c.journal_dir_setting) : c.journal_dir_setting;
+  c.url = target_http_url(target, base_url, c.name, resolve);
+  auto access = target_access_from(target, resolve);
+  c.headers = std::move(access.headers);
+  c.tls = std::move(access.tls);
+  c.profile = std::move(access.profile);
+}
+
+terminal_config terminal_settings_from(const std::string& name, const nlohmann::json& f, const std::vector<phase_spec>& phases,
+                                       const std::string& where) {
+  terminal_config c;
+  c.name = name;
   auto bad = [&](const std::string& key, const json& found, const std::string& expected) {
     throw std::invalid_argument(where + "." + key + ": found " + found.dump() + "; expected " + expected);
   };
@@ -1033,21 +1052,14 @@ terminal_config terminal_config_from(const std::string& name, const nlohmann::js
     c.every_us = get_dur(sy, "every", "sync.every", c.every_us);
   }
   c.conflict = f.value("conflict", "lww") == "queue" ? conflict_policy::queue : conflict_policy::lww;
-  c.journal_dir = (std::filesystem::path(run_dir.empty() ? std::string(".") : run_dir) / "journals").string();
   if (f.contains("journal")) {
     const json& j = f["journal"];
     const std::string fs = j.value("fsync", "batch");
     c.fsync = fs == "always" ? fsync_policy::always : fs == "never" ? fsync_policy::never : fsync_policy::batch;
-    if (j.contains("dir")) c.journal_dir = resolve ? resolve_env(j["dir"].get<std::string>()) : j["dir"].get<std::string>();
+    if (j.contains("dir")) c.journal_dir_setting = j["dir"].get<std::string>();
   }
   c.drain_us = get_dur(f, "drain", "drain", c.drain_us);
   if (f.contains("stream_prefix") && f["stream_prefix"].is_string()) c.stream_prefix = f["stream_prefix"];
-
-  c.url = target_http_url(target, base_url, name, resolve);
-  auto access = target_access_from(target, resolve);
-  c.headers = std::move(access.headers);
-  c.tls = std::move(access.tls);
-  c.profile = std::move(access.profile);
   return c;
 }
 

@@ -99,7 +99,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/audit.hpp"
+#include "core/audit.hpp"
 #include "loadgen/arrivals.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/journal.hpp"
@@ -132,6 +132,7 @@ struct terminal_config {
   conflict_policy conflict = conflict_policy::lww;
   fsync_policy fsync = fsync_policy::batch;
   std::string journal_dir = "journals";
+  std::string journal_dir_setting;   // journal.dir as written (may hold ${env:}); empty: run_dir/journals
   std::int64_t drain_us = 30'000'000;
   std::string run_tag = "run";       // op id prefix: unique per run
   std::string stream_prefix = "store-";
@@ -152,11 +153,17 @@ struct terminal_config {
 // journal.dir is set), `run_tag` a random tag of this run, `resolve` whether to resolve
 // `${env:}` (false for a dry run). Throws std::invalid_argument with one line naming
 // `where` + the key ("scenario.load[0].ops: found percentages summing to 90; expected 100").
+// terminal_config_from is terminal_settings_from (the entry's own keys, with defaults, parsed once
+// when the scenario loads) followed by bind_terminal (the target, the run and the environment).
 terminal_config terminal_config_from(const std::string& name, const nlohmann::json& fields,
                                      const std::vector<phase_spec>& phases, const nlohmann::json& target,
                                      const std::string& base_url, const std::string& run_dir,
                                      const std::string& run_tag, std::uint64_t seed, bool resolve,
                                      const std::string& where = "scenario.load[]");
+terminal_config terminal_settings_from(const std::string& name, const nlohmann::json& fields,
+                                       const std::vector<phase_spec>& phases, const std::string& where);
+void bind_terminal(terminal_config& c, const nlohmann::json& target, const std::string& base_url, const std::string& run_dir,
+                   const std::string& run_tag, std::uint64_t seed, bool resolve);
 
 class terminal_model final : public load_model {
  public:

@@ -25,8 +25,8 @@
 #include <string_view>
 #include <vector>
 
-#include "harness/metrics.hpp"
-#include "harness/net.hpp"
+#include "core/metrics.hpp"
+#include "core/net.hpp"
 
 namespace boost::asio {
 class io_context;

@@ -1,6 +1,8 @@
 // The live progress line. See progress.hpp.
 #include "reports/progress.hpp"
 
+#include "core/scenario.hpp"
+
 #include <cmath>
 #include <iomanip>
 #include <sstream>
@@ -11,10 +13,8 @@ namespace {
 // The model's latency metric and, when it has one, its request counter (else the latency
 // metric counts the requests: every attempt, failed or not, enters it).
 std::pair<std::string, std::string> base_names(const std::string& model) {
-  if (model == "http") return {"http.requests", "http.latency"};
-  if (model == "terminal" || model == "offline") return {"", "push.latency"};
-  if (model == "fanout") return {"", "fanout.delivery"};
-  if (model == "bootstrap") return {"", "bootstrap.time"};
+  if (const load_model_info* m = scenario_registry::instance().find_model(model); m && !m->progress_latency.empty())
+    return {m->progress_requests, m->progress_latency};
   return {model + ".requests", model + ".latency"};
 }
 

@@ -5,7 +5,7 @@
 // 10 s otherwise (plain lines for CI logs). Safe from any thread (no shared state).
 #pragma once
 
-#include "harness/metrics.hpp"
+#include "core/metrics.hpp"
 
 #include <string>
 #include <vector>

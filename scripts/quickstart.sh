@@ -13,4 +13,4 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target syncstorm syncd >/dev/null
 scale=(--time-scale 0.5)
 for a in "$@"; do [[ "$a" == --time-scale* ]] && scale=(); done
-exec build/harness/syncstorm run scenarios/pos-pod-failover.json "${scale[@]}" --out runs "$@"
+exec build/cli/syncstorm run scenarios/pos-pod-failover.json "${scale[@]}" --out runs "$@"

@@ -13,7 +13,7 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 #include "labstack/syncd/db.hpp"
 #include "labstack/syncd/fanout.hpp"
 #include "labstack/syncd/metrics.hpp"

@@ -25,7 +25,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 #include "labstack/syncd/metrics.hpp"
 
 struct pg_conn;

@@ -13,7 +13,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 #include "labstack/syncd/app.hpp"
 
 namespace syncstorm::syncd {

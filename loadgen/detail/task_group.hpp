@@ -20,7 +20,7 @@
 #include <list>
 #include <utility>
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 
 namespace syncstorm::loadgen::detail {
 

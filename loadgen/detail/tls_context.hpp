@@ -8,7 +8,7 @@
 
 #include <memory>
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 #include "loadgen/http_model.hpp"
 
 namespace syncstorm::loadgen::detail {

@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 #include "loadgen/http_model.hpp"
 
 namespace boost::asio::ssl {

@@ -8,8 +8,8 @@
 // secrets. One lab per bug mode, each brought down at the end of its test, even on failure.
 //
 // Threading: everything runs on the test's thread (blocking sockets with receive/send timeouts).
-#include "harness/audit.hpp"
-#include "harness/net.hpp"
+#include "core/audit.hpp"
+#include "core/net.hpp"
 #include "labstack/lab.hpp"
 #include "loadgen/audit_reader.hpp"
 #include "tests/support/test_util.hpp"

@@ -2,7 +2,7 @@
 // holds exits 0 and one that must fail exits 1; SIGINT stops the load and exits 4 with an
 // aborted report; an unreachable target exits 3; an invalid scenario exits 2 and creates
 // nothing; a secret passed through the environment is sent but appears in no written file.
-#include "harness/report_schema.hpp"
+#include "core/report_schema.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>

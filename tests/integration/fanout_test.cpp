@@ -7,8 +7,8 @@
 //
 // Threading: the model runs on the pool's workers; the test thread drives the lab and reads the
 // stack back with blocking HTTP calls after the pool stopped.
-#include "harness/audit.hpp"
-#include "harness/net.hpp"
+#include "core/audit.hpp"
+#include "core/net.hpp"
 #include "labstack/lab.hpp"
 #include "loadgen/fanout_model.hpp"
 #include "tests/support/test_util.hpp"

@@ -23,8 +23,8 @@
 #include <iostream>
 #include <thread>
 
-#include "harness/metrics.hpp"
-#include "harness/net.hpp"
+#include "core/metrics.hpp"
+#include "core/net.hpp"
 #include "loadgen/http_model.hpp"
 #include "loadgen/workers.hpp"
 

@@ -8,7 +8,7 @@
 // Threading: the tests drive the lab from the main thread; pushers run on plain threads with
 // blocking sockets; the WebSocket subscriber runs on its own io_context thread.
 #include "tests/support/test_util.hpp"
-#include "harness/net.hpp"
+#include "core/net.hpp"
 #include "labstack/haproxy.hpp"
 #include "labstack/lab.hpp"
 #include "labstack/lab_process.hpp"

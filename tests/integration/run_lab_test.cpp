@@ -1,7 +1,7 @@
 // `syncstorm run` with "target": {"lab": …}: the lab is started for the run and removed after
 // it; an http-model run (tests/data/http-lab.json) passes on the correct stack, and `--set target.lab.bug=slow-ack=MS` reaches
 // every pod, so the push latency rule fails (exit 1) while the read rule still holds.
-#include "harness/report_schema.hpp"
+#include "core/report_schema.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>

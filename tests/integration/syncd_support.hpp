@@ -42,7 +42,7 @@
 #include <boost/beast/websocket.hpp>
 #include <nlohmann/json.hpp>
 
-#include "harness/net.hpp"
+#include "core/net.hpp"
 #include "labstack/lab_process.hpp"
 #include "labstack/postgres.hpp"
 

@@ -6,7 +6,7 @@
 //
 // Threading: the model runs on a worker_pool; the test thread drives the lab and reads the
 // stack back with blocking HTTP calls after the pool stopped.
-#include "harness/net.hpp"
+#include "core/net.hpp"
 #include "labstack/lab.hpp"
 #include "loadgen/terminal_model.hpp"
 #include "tests/support/test_util.hpp"

@@ -2,7 +2,7 @@
 // order, capped at 100, oldest age), duplicates, in-doubt ops stored or not, order violations,
 // add/set divergence (and none from stored in-doubt ops), views against records, unknown ids,
 // per-fault in-flight ops, to_json's report fields, and 1,000,000 ops.
-#include "harness/audit.hpp"
+#include "core/audit.hpp"
 
 #include <gtest/gtest.h>
 

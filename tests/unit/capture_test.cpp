@@ -8,7 +8,7 @@
 #include "capture/packet.hpp"
 #include "capture/pcap_files.hpp"
 #include "capture/wire.hpp"
-#include "harness/scenario.hpp"
+#include "core/scenario.hpp"
 #include "reports/writers.hpp"
 
 #include <gtest/gtest.h>

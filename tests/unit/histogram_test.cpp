@@ -1,6 +1,6 @@
 // histogram: percentiles against the exact ones of random data, exact merges, exact JSON round
 // trips, fixed memory and no allocation while recording. Single-threaded.
-#include "harness/histogram.hpp"
+#include "core/histogram.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -2,7 +2,7 @@
 // overlap), pick (one, n, percent, all, random with the seed), target resolution on a planned
 // lab, the ledger (write, replay, unreverted), the allowlist, the command runner, and a revert
 // from the ledger alone of a real stopped process, plus the unreverted-run index.
-#include "harness/plan.hpp"
+#include "core/plan.hpp"
 #include "injectors/command.hpp"
 #include "injectors/faults.hpp"
 #include "injectors/ledger.hpp"

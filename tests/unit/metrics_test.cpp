@@ -1,8 +1,8 @@
 // metrics_shard and timed_metric (merges, stable references, gauges, JSON), and the
 // generator's self-watch (CPU meter and saturation verdict, fed made-up samples).
 // Single-threaded.
-#include "harness/metrics.hpp"
-#include "harness/self_monitor.hpp"
+#include "core/metrics.hpp"
+#include "core/self_monitor.hpp"
 
 #include <cmath>
 #include <cstdint>

@@ -4,7 +4,7 @@
 // bound and window; summary.md puts verdicts first; report.html holds its charts, fetches
 // nothing and escapes what it shows; compare passes a run against itself and fails one whose
 // p99 doubled; the baseline store keeps the last N.
-#include "harness/report_schema.hpp"
+#include "core/report_schema.hpp"
 #include "reports/baseline.hpp"
 #include "reports/compare.hpp"
 #include "reports/progress.hpp"

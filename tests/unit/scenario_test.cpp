@@ -1,9 +1,9 @@
 // The scenario contract (DESIGN §9): malformed scenarios each give their expected one-line
 // message (and every problem is reported), --set on objects, arrays and JSON values,
 // --time-scale on exactly what §9 lists, units, and typed loading.
-#include "harness/plan.hpp"
-#include "harness/scenario.hpp"
-#include "harness/units.hpp"
+#include "core/plan.hpp"
+#include "core/scenario.hpp"
+#include "core/units.hpp"
 
 #include <gtest/gtest.h>
 

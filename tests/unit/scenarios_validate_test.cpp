@@ -5,7 +5,7 @@
 // exactly that reason, and validate in full when those parts are marked available; the moment a
 // part lands `pending_parts_are_still_pending` fails: move the scenario out of kPending then,
 // and add it to the CI runs.
-#include "harness/scenario.hpp"
+#include "core/scenario.hpp"
 #include "tests/support/scenario_ci_runs.hpp"
 #include "tests/support/test_util.hpp"
 

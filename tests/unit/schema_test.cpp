@@ -1,8 +1,8 @@
 // `syncstorm schema` and the validator agree: every shipped scenario passes both (Python's
 // jsonschema, Draft 2020-12, as an independent reader), and a set of malformed scenarios is
 // rejected by both. Also checks `schema --report` against a written report shape.
-#include "harness/report_schema.hpp"
-#include "harness/scenario.hpp"
+#include "core/report_schema.hpp"
+#include "core/scenario.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>

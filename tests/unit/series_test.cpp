@@ -1,7 +1,7 @@
 // series: points land in the right step, merges equal a single feed, per-point percentiles
 // stay within the coarse layout's bound, and the JSON forms have their documented shape.
 // Single-threaded.
-#include "harness/series.hpp"
+#include "core/series.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -15,7 +15,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "harness/histogram.hpp"
+#include "core/histogram.hpp"
 
 namespace syncstorm {
 namespace {

@@ -1,7 +1,7 @@
 // Rule evaluation on synthetic metrics with known answers: whole-run vs windowed percentiles,
 // ratio, rate and count, warn vs fail, the sample-size power check, generator saturation, a
 // metric never measured, per-load views, and scalar values such as an unbounded recovery.
-#include "harness/sla.hpp"
+#include "core/sla.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Windows, recovery, readiness, detection and outages on synthetic 100 ms series with known
 // answers; sustained (`for`) bounds and window kinds through evaluate().
-#include "harness/timeline.hpp"
+#include "core/timeline.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,91 @@
+// `syncstorm run SCENARIO [--out DIR] [--set PATH=VALUE]... [--time-scale X] [--seed N]
+// [--threads N] [--dry-run] [--baseline DIR [--baseline-keep N] [--max-regression PCT]]`
+// (DESIGN §9): loads and validates (exit 2, nothing runs, on any problem), prints the timeline
+// on --dry-run, else hands the scenario to the engine.
+#include "cli/commands.hpp"
+#include "engine/run.hpp"
+#include "core/plan.hpp"
+#include "core/scenario.hpp"
+#include "reports/compare.hpp"
+
+#include <iostream>
+#include <memory>
+#include <thread>
+
+namespace syncstorm::cli {
+namespace {
+
+struct run_flags {
+  std::string file;
+  std::string out = "runs";
+  std::vector<std::string> sets;
+  double time_scale = 1.0;
+  std::optional<std::uint64_t> seed;
+  std::size_t threads = 0;
+  bool dry_run = false;
+  std::string baseline;
+  std::size_t baseline_keep = 5;
+  std::string max_regression = "10%";
+};
+
+registration run_reg{20, [](CLI::App& app) -> action {
+  auto f = std::make_shared<run_flags>();
+  auto* sub = app.add_subcommand("run", "run a scenario: load, faults, audit, SLA verdicts, reports");
+  sub->add_option("scenario", f->file, "scenario file")->required();
+  sub->add_option("--out", f->out, "parent directory of the run directory (default: runs)");
+  sub->add_option("--set", f->sets, "PATH=VALUE, e.g. target.lab.pods=3 (VALUE is JSON if it parses)");
+  sub->add_option("--time-scale", f->time_scale, "multiply phase durations, fault times, offline windows, run duration");
+  sub->add_option("--seed", f->seed, "random seed (overrides the scenario's)");
+  sub->add_option("--threads", f->threads, "worker threads (default: cores)");
+  sub->add_flag("--dry-run", f->dry_run, "print the resolved timeline and touch nothing");
+  sub->add_option("--baseline", f->baseline, "compare with the newest passing run of the scenario in DIR, then keep this one if it passed");
+  sub->add_option("--baseline-keep", f->baseline_keep, "passing reports kept per scenario in --baseline DIR (default 5)");
+  sub->add_option("--max-regression", f->max_regression, "with --baseline: worse by more than this fails, e.g. 10% (default 10%)");
+  return [f]() -> int {
+    if (!(f->time_scale > 0) || f->time_scale > 1000) {
+      std::cerr << "--time-scale: found " << f->time_scale << "; expected a number above 0 and at most 1000\n";
+      return 2;
+    }
+    if (f->threads > 1024) {
+      std::cerr << "--threads: found " << f->threads << "; expected 1 to 1024\n";
+      return 2;
+    }
+    auto max_regression = reports::parse_percent(f->max_regression);
+    if (!max_regression) {
+      std::cerr << "--max-regression: found \"" << f->max_regression << "\"; expected a percentage like 10%\n";
+      return 2;
+    }
+    if (f->baseline_keep < 1 || f->baseline_keep > 10000) {
+      std::cerr << "--baseline-keep: found " << f->baseline_keep << "; expected 1 to 10000\n";
+      return 2;
+    }
+    load_options opt;
+    opt.sets = f->sets;
+    opt.time_scale = f->time_scale;
+    opt.seed = f->seed;
+    opt.require_env = true;
+    auto r = load_scenario_file(f->file, opt);
+    if (!r.errors.empty()) {
+      for (const auto& e : r.errors) std::cerr << e << "\n";
+      return 2;
+    }
+    const scenario& s = *r.value;
+    plan p = make_plan(s);
+    engine::run_options ro;
+    ro.out_dir = f->out;
+    ro.threads = f->threads ? f->threads : std::max(1u, std::thread::hardware_concurrency());
+    ro.dry_run = f->dry_run;
+    ro.baseline.dir = f->baseline;
+    ro.baseline.keep = f->baseline_keep;
+    ro.baseline.compare.max_regression_pct = *max_regression;
+    if (f->dry_run) {
+      std::cout << format_plan(s, p);
+      std::cout << engine::dry_run_details(s, ro);
+      return 0;
+    }
+    return engine::run_scenario(s, p, ro);
+  };
+}};
+
+}  // namespace
+}  // namespace syncstorm::cli

@@ -1,0 +1,73 @@
+// See events.hpp.
+#include "engine/events.hpp"
+
+#include <pthread.h>
+
+#include <ctime>
+#include <iomanip>
+#include <sstream>
+
+namespace syncstorm::engine {
+
+std::string iso_utc(std::chrono::system_clock::time_point t, bool compact) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::ostringstream o;
+  if (compact) {
+    o << std::put_time(&tm, "%Y%m%dT%H%M%SZ");
+  } else {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+    o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << "." << std::setw(3) << std::setfill('0') << ms << "Z";
+  }
+  return o.str();
+}
+
+event_log::event_log(const std::filesystem::path& p, run_clock::time_point start) : out_(p, std::ios::app), start_(start) {}
+
+void event_log::write(const std::string& event, nlohmann::json fields) {
+  std::lock_guard lock(mu_);
+  auto now = run_clock::now();
+  fields["t_us"] = std::chrono::duration_cast<std::chrono::microseconds>(now - start_).count();
+  fields["t_s"] = static_cast<double>(fields["t_us"].get<std::int64_t>()) / 1e6;
+  fields["at"] = iso_utc(std::chrono::system_clock::now());
+  fields["event"] = event;
+  out_ << fields.dump() << "\n";
+  out_.flush();
+  all_.push_back(std::move(fields));
+}
+
+nlohmann::json event_log::all() {
+  std::lock_guard lock(mu_);
+  return all_;
+}
+
+void event_log::set_origin(run_clock::time_point start) {
+  std::lock_guard lock(mu_);
+  start_ = start;
+}
+
+signal_watch::signal_watch(std::function<void(int)> on_signal) : on_signal_(std::move(on_signal)) {
+  sigemptyset(&set_);
+  sigaddset(&set_, SIGINT);
+  sigaddset(&set_, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  thread_ = std::thread([this] {
+    timespec ts{0, 100'000'000};
+    while (!done_) {
+      int sig = sigtimedwait(&set_, nullptr, &ts);
+      if (sig > 0 && !fired_.exchange(true)) {
+        signal_ = sig;
+        on_signal_(sig);
+      }
+    }
+  });
+}
+
+signal_watch::~signal_watch() {
+  done_ = true;
+  thread_.join();
+  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+}
+
+}  // namespace syncstorm::engine
