@@ -37,72 +37,6 @@ node_ptr bound_node(std::string doc) {
                 "a number, a duration like \"100ms\" or a percentage like \"99.9%\"");
 }
 
-node_ptr path_node() {
-  return enumeration("which path the fault proxy acts on: the lab's clients-lb or pods-db, or clients-endpoints (the run's proxy in front of target.endpoints, with target.proxy)",
-                     {"clients-lb", "pods-db", "clients-endpoints"});
-}
-node_ptr direction_node() {
-  return enumeration("up: toward the server; down: toward the client", {"up", "down", "both"});
-}
-node_ptr groups_node(std::string doc) {
-  return choice(doc, {spec::string("a group: pods, db, lb, clients, or a pod name"),
-                      array("groups", spec::string("a group"), 1)},
-                "a group name or an array of them");
-}
-
-fault_kind_info fault_kind(std::string name, std::string doc, std::vector<field> fields, bool needs_target, bool available) {
-  fault_kind_info f;
-  f.name = std::move(name);
-  f.doc = std::move(doc);
-  f.fields = std::move(fields);
-  f.needs_target = needs_target;
-  f.available = available;
-  // A single blow: the system then heals by itself, and recovery counts from the hit.
-  f.instant = f.name == "kill" || f.name == "db_failover" || f.name == "client_crash" || f.name == "journal_corrupt" || f.name == "rolling_restart";
-  return f;
-}
-
-std::vector<fault_kind_info> builtin_faults() {
-  std::vector<fault_kind_info> v;
-  auto signal = [] { return enumeration("signal", {"SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"}); };
-  v.push_back(fault_kind("kill", "signal processes (pods, PostgreSQL, HAProxy, a pid)", {opt("signal", signal())}, true, true));
-  v.push_back(fault_kind("pause", "SIGSTOP, then SIGCONT at revert", {}, true, true));
-  v.push_back(fault_kind("rolling_restart", "SIGTERM pods one by one, waiting for ready",
-               {opt("signal", signal()), opt("wait_ready", duration("longest wait for a pod to be ready"))}, true, true));
-  v.push_back(fault_kind("partition", "cut traffic between groups (directed)",
-               {req("from", groups_node("sending side")), req("to", groups_node("receiving side")),
-                opt("symmetric", boolean("cut both directions (default true)"))}, false, true));
-  v.push_back(fault_kind("latency", "added delay on a path",
-               {opt("path", path_node()), opt("direction", direction_node()), req("latency", duration("added delay")),
-                opt("spread", duration("uniform ± spread around the delay"))}, false, true));
-  v.push_back(fault_kind("jitter", "random delay on a path",
-               {opt("path", path_node()), opt("direction", direction_node()), opt("latency", duration("base delay")),
-                req("spread", duration("uniform ± spread"))}, false, true));
-  v.push_back(fault_kind("bandwidth", "a token-bucket bandwidth limit on a path",
-               {opt("path", path_node()), opt("direction", direction_node()), req("rate", bandwidth("the limit")),
-                opt("via", enumeration("what enforces it: the fault proxy's token bucket (default), or the kernel (tc htb on the pods' interfaces, pods-db on a lab with namespaces)",
-                                       {"proxy", "tc"}))}, false, true));
-  v.push_back(fault_kind("reset", "TCP resets on a share of connections",
-               {opt("path", path_node()), opt("direction", direction_node()), opt("percent", percent("share of connections"))}, false, true));
-  v.push_back(fault_kind("blackhole", "drop everything on a path", {opt("path", path_node()), opt("direction", direction_node())}, false, true));
-  v.push_back(fault_kind("http_error", "answer a share of HTTP requests with a 5xx",
-               {opt("path", path_node()), req("percent", percent("share of requests")),
-                opt("status", integer("the status", 500, 599))}, false, true));
-  {
-    auto fields = std::vector<field>{opt("volume", spec::string("\"db\" or a path on the volume to fill")),
-                                     opt("percent", percent("fill the volume to this share")),
-                                     opt("leave", size("leave this many bytes free"))};
-    v.push_back(fault_kind("disk_fill", "fill a volume to P% or to leave N bytes", fields, false, true));
-  }
-  v.push_back(fault_kind("db_failover", "kill the primary, promote the replica",
-               {opt("promote", boolean("promote the replica (default true)")),
-                opt("timeout", duration("longest wait for the new primary"))}, false, true));
-  v.push_back(fault_kind("client_crash", "terminals lose their memory and restart from the journal", {}, true, true));
-  v.push_back(fault_kind("journal_corrupt", "flip bytes in terminals' journals",
-               {opt("bytes", integer("bytes to flip", 1, 4096))}, true, true));
-  return v;
-}
-
 std::vector<metric_info> builtin_core_metrics() {
   return {{"availability.attempts", metric_unit::count, "share of push attempts that succeeded"},
           {"availability.ops", metric_unit::count, "share of ops eventually acknowledged"},
@@ -269,7 +203,7 @@ void check_references(const json& doc, errors& out) {
     }
   }
   std::int64_t run_us = duration ? duration : longest_load;
-  bool lab = doc.contains("target") && doc["target"].contains("lab");
+  const bool lab = ctx.lab;
   // target.lab.id: the run uses a lab that is already up; the options that describe a lab to
   // start are that lab's own (set by `lab up`), so none may stand beside the id.
   const bool attached = lab && doc["target"]["lab"].is_object() && doc["target"]["lab"].contains("id");
@@ -280,11 +214,9 @@ void check_references(const json& doc, errors& out) {
                     doc["target"]["lab"]["id"].dump() + " as it is; its options were set by `syncstorm lab up`)");
     }
   }
-  bool replica = lab && doc["target"]["lab"].value("replica", false);
-  const bool endpoints = doc.contains("target") && doc["target"].contains("endpoints") && doc["target"]["endpoints"].is_object();
-  const bool proxied = doc.contains("target") && doc["target"].contains("proxy");
-  const std::string http_endpoint = endpoints ? str_or(doc["target"]["endpoints"], "http") : std::string();
-  if (proxied && !endpoints)
+  reference_context fctx = ctx;
+  fctx.run_us = run_us;
+  if (ctx.proxied && !ctx.endpoints)
     out.push_back("scenario.target.proxy: found it without target.endpoints; expected target.endpoints (the proxy goes in front of them; a lab has its own on every path)");
   if (doc.contains("faults")) {
     for (std::size_t i = 0; i < doc["faults"].size(); ++i) {
@@ -305,58 +237,7 @@ void check_references(const json& doc, errors& out) {
       if (run_us && at >= run_us) {
         out.push_back(p + ".at: found " + json(f["at"]).dump() + "; expected a time within the run (" + units::format_duration(run_us) + ")");
       }
-      if (kind == "db_failover" && !replica && lab && !attached) {
-        out.push_back(p + ".kind: found \"db_failover\" without a replica; expected target.lab.replica true (failover promotes the replica)");
-      }
-      const json tgt = f.value("target", json::object());
-      bool remote = tgt.contains("container") || tgt.contains("selector");
-      const bool network = kind == "latency" || kind == "jitter" || kind == "bandwidth" || kind == "reset" || kind == "blackhole" || kind == "http_error";
-      if ((network || kind == "partition") && !tgt.contains("selector")) {
-        // Where the fault proxy (or iptables) acts: the lab's paths, or the run's proxy.
-        const std::string path = str_or(f, "path");
-        if (kind == "partition" && !lab) {
-          out.push_back(p + ".kind: found \"partition\" without target.lab; expected a lab target (iptables on the lab's namespaces) or a kubernetes selector");
-        } else if (network && (path == "clients-lb" || path == "pods-db") && !lab) {
-          out.push_back(p + ".path: found " + json(path).dump() + " without target.lab; expected " +
-                        (proxied ? "\"clients-endpoints\" (the run's proxy in front of target.endpoints)" : "a lab target for the lab's paths"));
-        } else if (network && path == "clients-endpoints" && !proxied) {
-          out.push_back(p + ".path: found \"clients-endpoints\" without target.proxy; expected target.proxy (the run's proxy in front of target.endpoints)");
-        } else if (network && path.empty() && !lab && !proxied) {
-          out.push_back(p + ": found a " + kind + " fault on target.endpoints without target.proxy; expected target.proxy (the run puts its fault proxy in front of the endpoints), a lab target or a kubernetes selector");
-        }
-        if (kind == "bandwidth" && str_or(f, "via") == "tc" && (path != "pods-db" || !lab))
-          out.push_back(p + ".via: found \"tc\" on " + (path.empty() ? std::string("the default path") : json(path).dump()) + (lab ? "" : " without target.lab") +
-                        "; expected path \"pods-db\" of a lab (the kernel shaper sits on the pods' interfaces), or via \"proxy\"");
-        if (kind == "http_error" && proxied && (path.empty() || path == "clients-endpoints") && !http_endpoint.starts_with("http://"))
-          out.push_back(p + ".kind: found \"http_error\" with target.endpoints.http " + (http_endpoint.empty() ? std::string("missing") : json(http_endpoint).dump()) +
-                        "; expected an http:// endpoint (the proxy cannot read requests inside TLS)");
-      }
-      if ((kind == "kill" || kind == "pause" || kind == "rolling_restart") && tgt.value("role", "") == "clients") {
-        out.push_back(p + ".target.role: found \"clients\"; expected a server-side role (db-primary, db-replica, lb) — terminals crash with a client_crash fault");
-      }
-      if ((kind == "client_crash" || kind == "journal_corrupt") && f.contains("target") && tgt.value("role", "") != "clients") {
-        out.push_back(p + ".target: found " + tgt.dump() + "; expected {\"role\": \"clients\"} (" + kind + " acts on terminals)");
-      }
-      if (kind == "kill" && tgt.contains("selector") && tgt.contains("restart") && tgt["restart"] == false) {
-        out.push_back(p + ".target.restart: found false with a kubernetes selector; expected true or nothing (the pod's controller recreates a deleted pod)");
-      }
-      if (kind == "rolling_restart" && (tgt.contains("pid") || tgt.contains("pidfile") || tgt.value("role", "") == "db-primary" || tgt.value("role", "") == "db-replica")) {
-        out.push_back(p + ".target: found " + tgt.dump() + "; expected pods, lb, a container or a selector (a rolling restart needs a set of replicas)");
-      }
-      if (kind == "disk_fill") {
-        std::string vol = str_or(f, "volume");
-        if (remote && (vol.empty() || vol.front() != '/')) {
-          out.push_back(p + ".volume: found " + (vol.empty() ? std::string("nothing") : json(vol).dump()) + "; expected an absolute path inside the container or pod");
-        } else if (!remote && (vol.empty() || vol == "db") && !lab) {
-          out.push_back(p + ".volume: found " + (vol.empty() ? std::string("nothing") : json(vol).dump()) + " without target.lab; expected a directory path on the volume to fill");
-        } else if (!remote && !vol.empty() && vol != "db" && vol.front() != '/') {
-          out.push_back(p + ".volume: found " + json(vol).dump() + "; expected \"db\" or an absolute directory path");
-        }
-      }
-      if (kind == "disk_fill" && f.contains("percent") == f.contains("leave")) {
-        out.push_back(p + ": found " + std::string(f.contains("percent") ? "both \"percent\" and \"leave\"" : "neither \"percent\" nor \"leave\"") +
-                      "; expected exactly one of \"percent\", \"leave\"");
-      }
+      if (k != kinds.end() && k->check) k->check(f, fctx, p, out);
     }
   }
   auto check_rule = [&](const json& r, const std::string& p) {
@@ -489,7 +370,7 @@ scenario_registry& scenario_registry::instance() {
 }
 
 scenario_registry::scenario_registry()
-    : faults_(builtin_faults()), core_metrics_(builtin_core_metrics()) {
+    : core_metrics_(builtin_core_metrics()) {
   rebuild();
 }
 

@@ -2,6 +2,7 @@
 #include "engine/registry.hpp"
 
 #include "engine/models/builtin.hpp"
+#include "injectors/fault_kind.hpp"
 
 #include <map>
 
@@ -30,6 +31,7 @@ const model_kind* find_model(const std::string& name) {
 void register_builtins() {
   static const bool done = [] {
     models::register_builtin_models();
+    injectors::register_builtin_fault_kinds();
     return true;
   }();
   (void)done;

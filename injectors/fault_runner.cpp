@@ -1,6 +1,8 @@
 // See fault_runner.hpp.
 #include "injectors/fault_runner.hpp"
 
+#include "injectors/fault_kind.hpp"
+
 #include "injectors/net_faults.hpp"
 
 #include "injectors/ledger.hpp"
@@ -84,8 +86,11 @@ void fault_runner::start(steady::time_point run_start) {
 void fault_runner::report_network_preflight() {
   bool network = false, partition = false;
   for (const auto& f : c_.s->faults) {
-    network = network || is_network_kind(f.kind);
-    partition = partition || f.kind == "partition";
+    std::shared_ptr<const fault_settings> settings = f.settings;
+    if (const fault_kind* k = find_fault_kind(f.kind); !settings && k && k->info.parse) settings = k->info.parse(f, "scenario.faults[]");
+    const auto* net = dynamic_cast<const network_settings*>(settings.get());
+    network = network || net;
+    partition = partition || (net && net->action == net_action::partition);
   }
   if (!network) return;
   if (std::string why = netem_unavailable_reason(); !why.empty() && c_.log) c_.log(why);

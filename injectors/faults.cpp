@@ -1,6 +1,9 @@
 // The fault kinds and their backends. See faults.hpp; the step ops are in steps.hpp.
 #include "injectors/faults.hpp"
 
+#include "injectors/detail/fault_support.hpp"
+#include "injectors/fault_kind.hpp"
+
 #include "injectors/command.hpp"
 #include "injectors/net_faults.hpp"
 #include "labstack/lab.hpp"
@@ -18,7 +21,7 @@
 #include <thread>
 
 namespace syncstorm::injectors {
-namespace {
+namespace detail {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
@@ -31,14 +34,6 @@ int signal_number(const std::string& name) {
   return SIGKILL;
 }
 
-// A resolved and picked target set.
-struct resolved {
-  std::string backend;                 // lab, local, docker, kubectl, clients
-  std::vector<std::string> names;      // units, pids, containers, pods, clients
-  std::vector<std::string> kubectl;    // kubectl --context C -n NS
-  std::string selector;                // k=v,k2=v2
-  std::string key;                     // for the unreverted index
-};
 
 std::string sanitize(const std::string& s) {
   std::string o;
@@ -203,7 +198,7 @@ json signal_step(long pid, unsigned long long start, bool group, int sig, const 
   return {{"op", "signal"}, {"pid", pid}, {"start_time", start}, {"group", group}, {"signal", sig}, {"signal_name", sig_name}, {"what", what}};
 }
 
-json cmd(std::vector<std::string> argv, json extra = json::object()) {
+json cmd(std::vector<std::string> argv, json extra) {
   json s = {{"op", "command"}, {"argv", argv}};
   for (auto& [k, v] : extra.items()) s[k] = v;
   return s;
@@ -212,23 +207,6 @@ json cmd(std::vector<std::string> argv, json extra = json::object()) {
 std::vector<std::string> exec_prefix(const resolved& r, const std::string& name) {
   if (r.backend == "docker") return {"docker", "exec", name};
   return concat(r.kubectl, {"exec", name, "--"});
-}
-
-// Bytes to allocate on a volume of `total` bytes with `avail` free so that it is filled to
-// `percent` or leaves `leave` bytes.
-std::int64_t fill_bytes(const fault_entry& f, std::uint64_t total, std::uint64_t avail, const std::string& where) {
-  std::int64_t bytes;
-  if (f.fields.contains("leave")) {
-    std::uint64_t leave = size_value(f.fields["leave"]);
-    bytes = static_cast<std::int64_t>(avail) - static_cast<std::int64_t>(leave);
-    if (bytes <= 0) throw fault_error("disk_fill: " + where + " has " + std::to_string(avail) + " bytes free, already at most leave (" + std::to_string(leave) + ")");
-  } else {
-    double pc = percent_value(f.fields["percent"]);
-    std::uint64_t used = total - avail;
-    bytes = static_cast<std::int64_t>(static_cast<double>(total) * pc / 100.0) - static_cast<std::int64_t>(used);
-    if (bytes <= 0) throw fault_error("disk_fill: " + where + " is already " + std::to_string(100.0 * static_cast<double>(used) / static_cast<double>(total)) + "% full");
-  }
-  return bytes;
 }
 
 void lab_kill_steps(prepared_fault& p, const lab_facts& lab, const std::vector<std::string>& units, int sig, const std::string& sig_name,
@@ -250,226 +228,6 @@ std::optional<std::pair<std::string, std::string>> lab_unit_of_pidfile(const std
   std::string abs = fs::absolute(pidfile).lexically_normal().string();
   if (!std::regex_match(abs, m, re)) return std::nullopt;
   return std::make_pair(m[2].str(), m[3].str());
-}
-
-void kill_fault(prepared_fault& p, const fault_entry& f, const fault_env& env) {
-  std::string sig_name = f.fields.value("signal", "SIGKILL");
-  int sig = signal_number(sig_name);
-  bool restart = f.target.value("restart", true);
-  resolved r = resolve(f, p.occurrence, env, "one");
-  p.target_keys = {r.key};
-  if (r.backend == "clients") throw fault_error("kill: found target.role \"clients\"; expected a client_crash fault for terminals");
-  if (r.backend == "lab") {
-    lab_kill_steps(p, *env.lab, r.names, sig, sig_name, restart, env.dry_run);
-  } else if (r.backend == "local") {
-    for (const auto& n : r.names) {
-      long pid = n.front() == '<' ? 0 : std::stol(n);
-      auto pi = pid ? read_proc(static_cast<pid_t>(pid)) : std::nullopt;
-      unsigned long long st = pi ? pi->start_time : 0;
-      p.targets.push_back({{"backend", "local"}, {"name", n}, {"pid", pid}, {"comm", pi ? pi->comm : ""}});
-      std::optional<std::pair<std::string, std::string>> lab_unit;
-      if (f.target.contains("pidfile")) lab_unit = lab_unit_of_pidfile(f.target["pidfile"]);
-      if (lab_unit && !restart) p.apply.push_back({{"op", "marker"}, {"path", fs::path(f.target["pidfile"].get<std::string>()).parent_path().parent_path() / "norestart" / lab_unit->second}});
-      p.apply.push_back(signal_step(pid, st, false, sig, sig_name, pi ? pi->comm : n));
-      if (pid) p.verify.push_back({{"op", "proc_gone"}, {"pid", pid}, {"start_time", st}, {"what", n}});
-      if (lab_unit) {
-        // A crash between the marker and the signal must not leave the marker for a later death.
-        if (!restart) p.undo.push_back({{"op", "remove_file"}, {"path", fs::path(f.target["pidfile"].get<std::string>()).parent_path().parent_path() / "norestart" / lab_unit->second}});
-        p.undo.push_back({{"op", "lab_start_unit"}, {"lab", lab_unit->first}, {"unit", lab_unit->second}, {"after_pid", pid}, {"wait_ms", 90000}});
-        p.heals = restart;
-      } else {
-        p.irreversible = true;  // nothing restarts an arbitrary process
-        p.heals = true;
-      }
-    }
-  } else if (r.backend == "docker") {
-    for (const auto& c : r.names) {
-      p.targets.push_back({{"backend", "docker"}, {"name", c}});
-      p.apply.push_back(cmd({"docker", "kill", "--signal", sig_name, c}));
-      p.undo.push_back(cmd({"docker", "start", c}, {{"ok_if", {"No such container"}},
-                                                   {"verify", {{"argv", {"docker", "inspect", "-f", "{{.State.Running}}", c}}, {"expect", "true"}, {"gone_ok", "No such"}}}}));
-    }
-    p.heals = restart;
-  } else {
-    for (const auto& pod : r.names) {
-      p.targets.push_back({{"backend", "kubectl"}, {"name", pod}, {"selector", r.selector}});
-      auto argv = concat(r.kubectl, {"delete", "pod", pod, "--wait=false"});
-      if (sig == SIGKILL) argv = concat(argv, {"--grace-period=0", "--force"});
-      p.apply.push_back(cmd(argv));
-    }
-    p.undo.push_back(cmd(concat(r.kubectl, {"wait", "--for=condition=Ready", "pod", "-l", r.selector, "--timeout=120s"}), {{"timeout_ms", 130000}}));
-    p.heals = true;
-  }
-}
-
-void pause_fault(prepared_fault& p, const fault_entry& f, const fault_env& env) {
-  resolved r = resolve(f, p.occurrence, env, "one");
-  p.target_keys = {r.key};
-  if (r.backend == "clients") throw fault_error("pause: found target.role \"clients\"; expected a lab, process, container or pod target");
-  if (r.backend == "lab" || r.backend == "local") {
-    for (const auto& n : r.names) {
-      long pid = 0;
-      unsigned long long st = 0;
-      if (r.backend == "lab") {
-        auto pr = unit_proc(*env.lab, n, env.dry_run);
-        pid = pr.pid;
-        st = pr.start_time;
-      } else if (n.front() != '<') {
-        pid = std::stol(n);
-        auto pi = read_proc(static_cast<pid_t>(pid));
-        st = pi ? pi->start_time : 0;
-      }
-      // A lab unit is its own process group (PostgreSQL's backends, HAProxy's workers): stop all.
-      bool group = r.backend == "lab";
-      p.targets.push_back({{"backend", r.backend}, {"name", n}, {"pid", pid}});
-      p.apply.push_back(signal_step(pid, st, group, SIGSTOP, "SIGSTOP", n));
-      p.undo.push_back(signal_step(pid, st, group, SIGCONT, "SIGCONT", n));
-      if (pid) p.verify.push_back({{"op", "proc_stopped"}, {"pid", pid}, {"start_time", st}, {"what", n}});
-    }
-  } else if (r.backend == "docker") {
-    for (const auto& c : r.names) {
-      p.targets.push_back({{"backend", "docker"}, {"name", c}});
-      p.apply.push_back(cmd({"docker", "pause", c}));
-      p.verify.push_back({{"op", "command"}, {"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", c}}, {"expect", "true"}});
-      p.undo.push_back(cmd({"docker", "unpause", c}, {{"ok_if", {"is not paused", "No such container"}},
-                                                     {"verify", {{"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", c}}, {"expect", "false"}, {"gone_ok", "No such"}}}}));
-    }
-  } else {
-    for (const auto& pod : r.names) {
-      p.targets.push_back({{"backend", "kubectl"}, {"name", pod}, {"selector", r.selector}});
-      p.apply.push_back(cmd(concat(r.kubectl, {"exec", pod, "--", "kill", "-STOP", "1"})));
-      p.undo.push_back(cmd(concat(r.kubectl, {"exec", pod, "--", "kill", "-CONT", "1"}), {{"ok_if", {"NotFound", "not found"}}}));
-    }
-  }
-}
-
-void rolling_restart_fault(prepared_fault& p, const fault_entry& f, const fault_env& env) {
-  std::string sig_name = f.fields.value("signal", "SIGTERM");
-  int sig = signal_number(sig_name);
-  std::int64_t wait_ms = f.fields.contains("wait_ready") ? duration_us(f.fields["wait_ready"]) / 1000 : 60000;
-  resolved r = resolve(f, p.occurrence, env, "all");
-  p.target_keys = {r.key};
-  p.heals = true;
-  if (r.backend == "lab") {
-    for (const auto& u : r.names) {
-      auto pr = unit_proc(*env.lab, u, env.dry_run);
-      p.targets.push_back({{"backend", "lab"}, {"name", u}, {"lab", env.lab->id}, {"pid", pr.pid}});
-      p.apply.push_back({{"op", "lab_kill"}, {"lab", env.lab->id}, {"unit", u}, {"signal", sig}, {"signal_name", sig_name}, {"restart", true}});
-      p.apply.push_back({{"op", "lab_start_unit"}, {"lab", env.lab->id}, {"unit", u}, {"after_pid", "killed"}, {"wait_ms", wait_ms}});
-      if (u != "lb" && !u.starts_with("db-")) p.apply.push_back({{"op", "lab_wait_lb_up"}, {"lab", env.lab->id}, {"unit", u}, {"wait_ms", wait_ms}});
-      p.undo.push_back({{"op", "lab_start_unit"}, {"lab", env.lab->id}, {"unit", u}, {"wait_ms", wait_ms}});
-    }
-  } else if (r.backend == "docker") {
-    for (const auto& c : r.names) {
-      p.targets.push_back({{"backend", "docker"}, {"name", c}});
-      p.apply.push_back(cmd({"docker", "restart", c}, {{"timeout_ms", wait_ms + 30000}}));
-      p.undo.push_back(cmd({"docker", "start", c}, {{"ok_if", {"No such container"}}}));
-    }
-  } else if (r.backend == "kubectl") {
-    p.targets.push_back({{"backend", "kubectl"}, {"name", "deployments matching " + r.selector}, {"selector", r.selector}});
-    std::string timeout = "--timeout=" + std::to_string(std::max<std::int64_t>(1, wait_ms / 1000)) + "s";
-    p.apply.push_back(cmd(concat(r.kubectl, {"rollout", "restart", "deployment", "-l", r.selector})));
-    p.apply.push_back(cmd(concat(r.kubectl, {"rollout", "status", "deployment", "-l", r.selector, timeout}), {{"timeout_ms", wait_ms + 30000}}));
-    p.undo.push_back(cmd(concat(r.kubectl, {"rollout", "status", "deployment", "-l", r.selector, timeout}), {{"timeout_ms", wait_ms + 30000}}));
-  } else {
-    throw fault_error("rolling_restart: found a " + r.backend + " target; expected pods, a container or a selector");
-  }
-}
-
-void disk_fill_fault(prepared_fault& p, const fault_entry& f, const fault_env& env) {
-  std::string volume = f.fields.value("volume", "");
-  std::string file = ".syncstorm-fill-" + sanitize(env.run_tag) + "-" + sanitize(p.id);
-  if (f.target.contains("container") || f.target.contains("selector")) {
-    resolved r = resolve(f, p.occurrence, env, "one");
-    p.target_keys = {r.key};
-    if (volume.empty() || volume.front() != '/') throw fault_error("disk_fill.volume: found " + json(volume).dump() + "; expected an absolute path inside the container");
-    for (const auto& n : r.names) {
-      auto pre = exec_prefix(r, n);
-      std::string path = (fs::path(volume) / file).string();
-      std::int64_t bytes = -1;
-      if (!env.dry_run) {
-        auto argv = concat(pre, {"df", "-P", "-B1", volume});
-        auto out = run_command(argv, 30s);
-        if (!out.ok()) throw fault_error("disk_fill: " + out.error);
-        auto lines = out.output;
-        auto nl = lines.find('\n');
-        auto w = words(nl == std::string::npos ? "" : lines.substr(nl + 1));
-        if (w.size() < 4) throw fault_error("disk_fill: " + command_line(argv) + ": found \"" + lines + "\"; expected df -P output");
-        bytes = fill_bytes(f, std::stoull(w[1]), std::stoull(w[3]), n + ":" + volume);
-      }
-      p.targets.push_back({{"backend", r.backend}, {"name", n}, {"volume", volume}, {"file", path}, {"bytes", bytes}});
-      auto fill = pre;
-      fill.insert(fill.end(), {"fallocate", "-l", bytes >= 0 ? std::to_string(bytes) : std::string("<computed from df at fire time>"), path});
-      p.apply.push_back(cmd(fill));
-      auto rm = pre;
-      rm.insert(rm.end(), {"rm", "-f", path});
-      auto test = pre;
-      test.insert(test.end(), {"test", "!", "-e", path});
-      p.undo.push_back(cmd(rm, {{"ok_if", {"No such container", "NotFound"}}, {"verify", {{"argv", test}, {"expect", ""}, {"gone_ok", "No such"}}}}));
-    }
-    return;
-  }
-  std::string dir;
-  if (volume.empty() || volume == "db") {
-    const auto& lab = need_lab(env, "disk_fill.volume \"db\"");
-    auto it = lab.data_dirs.find(lab.primary);
-    dir = it != lab.data_dirs.end() ? it->second : lab.dir + "/" + lab.primary + "/data";
-    p.target_keys = {"lab-" + lab.id};
-    p.targets.push_back({{"backend", "lab"}, {"name", lab.primary}, {"lab", lab.id}, {"volume", dir}});
-  } else {
-    dir = volume;
-    p.target_keys = {"path-" + sanitize(fs::absolute(dir).lexically_normal().string())};
-    p.targets.push_back({{"backend", "local"}, {"name", dir}, {"volume", dir}});
-  }
-  std::string path = (fs::path(dir) / file).string();
-  std::int64_t bytes = -1;
-  struct statvfs sv{};
-  if (::statvfs(dir.c_str(), &sv) == 0) {
-    std::uint64_t total = static_cast<std::uint64_t>(sv.f_blocks) * sv.f_frsize, avail = static_cast<std::uint64_t>(sv.f_bavail) * sv.f_frsize;
-    if (!env.dry_run) bytes = fill_bytes(f, total, avail, dir);
-  } else if (!env.dry_run) {
-    throw fault_error("disk_fill.volume: found " + json(dir).dump() + " that cannot be read (" + std::strerror(errno) + "); expected a directory on the volume to fill");
-  }
-  p.targets.back()["file"] = path;
-  p.targets.back()["bytes"] = bytes;
-  p.apply.push_back({{"op", "fill"}, {"path", path}, {"bytes", bytes}});
-  p.verify.push_back({{"op", "file_allocated"}, {"path", path}, {"bytes", bytes}});
-  p.undo.push_back({{"op", "remove_file"}, {"path", path}});
-}
-
-void db_failover_fault(prepared_fault& p, const fault_entry& f, const fault_env& env) {
-  p.heals = true;
-  p.irreversible = true;  // the promoted replica stays primary; bringing the old one back is repair
-  if (f.target.contains("container") || f.target.contains("selector") || f.target.contains("pid") || f.target.contains("pidfile")) {
-    // A remote stack: kill its primary; the user's HA (e.g. Patroni) promotes; recovery is measured.
-    fault_entry k = f;
-    k.fields["signal"] = "SIGKILL";
-    k.target["restart"] = true;
-    kill_fault(p, k, env);
-    p.undo.clear();
-    p.heals = true;
-    return;
-  }
-  const auto& lab = need_lab(env, "db_failover");
-  if (!lab.replica && !lab.planned) throw fault_error("db_failover: found no replica in the lab (already promoted?); expected target.lab.replica true");
-  p.target_keys = {"lab-" + lab.id};
-  p.targets.push_back({{"backend", "lab"}, {"name", lab.primary}, {"lab", lab.id}, {"promote", lab.replica.value_or("db-1")}});
-  p.apply.push_back({{"op", "lab_promote"}, {"lab", lab.id}});
-  p.verify.push_back({{"op", "lab_primary"}, {"lab", lab.id}, {"unit", lab.replica.value_or("db-1")}});
-}
-
-void client_fault(prepared_fault& p, const fault_entry& f, const fault_env& env) {
-  resolved r = resolve(f, p.occurrence, env, "one");
-  if (r.backend != "clients") throw fault_error(f.kind + ": found a " + r.backend + " target; expected target.role \"clients\"");
-  p.heals = true;
-  std::uint64_t seed = occurrence_seed(env.seed, f.name, p.occurrence);
-  for (const auto& c : r.names) {
-    json t = {{"backend", "clients"}, {"name", c}};
-    if (env.clients && c.front() != '<') t["journal"] = env.clients->journal_path(c);
-    p.targets.push_back(t);
-    if (f.kind == "client_crash") p.apply.push_back({{"op", "client_crash"}, {"client", c}});
-    else p.apply.push_back({{"op", "journal_corrupt"}, {"client", c}, {"bytes", f.fields.value("bytes", 16)}, {"seed", seed}});
-  }
 }
 
 step_result check_applied(const json& v) {
@@ -511,7 +269,9 @@ step_result check_applied(const json& v) {
   return {true, {}, "nothing to check"};
 }
 
-}  // namespace
+}  // namespace detail
+
+using namespace detail;
 
 lab_facts lab_facts::of(const lab::lab& l) {
   lab_facts f;
@@ -573,14 +333,20 @@ prepared_fault prepare_fault(const fault_entry& f, int occurrence, const fault_e
   p.kind = f.kind;
   p.occurrence = occurrence;
   p.id = f.name + "#" + std::to_string(occurrence);
-  if (f.kind == "kill") kill_fault(p, f, env);
-  else if (f.kind == "pause") pause_fault(p, f, env);
-  else if (f.kind == "rolling_restart") rolling_restart_fault(p, f, env);
-  else if (f.kind == "disk_fill") disk_fill_fault(p, f, env);
-  else if (f.kind == "db_failover") db_failover_fault(p, f, env);
-  else if (f.kind == "client_crash" || f.kind == "journal_corrupt") client_fault(p, f, env);
-  else if (is_network_kind(f.kind)) network_fault(p, f, env);
-  else throw fault_error(f.kind + ": not a fault kind the injectors implement");
+  const fault_kind* k = find_fault_kind(f.kind);
+  if (!k || !k->prepare) throw fault_error(f.kind + ": not a fault kind the injectors implement");
+  if (f.settings || !k->info.parse) {
+    k->prepare(p, f, env);
+  } else {
+    // An entry built without its settings (by hand, as tests do): parsed now, as loading would.
+    fault_entry with = f;
+    try {
+      with.settings = k->info.parse(f, "scenario.faults[]");
+    } catch (const std::invalid_argument& e) {
+      throw fault_error(e.what());
+    }
+    k->prepare(p, with, env);
+  }
   if (p.target_keys.empty() && env.lab) p.target_keys = {"lab-" + env.lab->id};
   return p;
 }
@@ -595,8 +361,8 @@ std::vector<std::string> scenario_target_keys(const scenario& s) {
     else if (t.contains("selector")) {
       const json& sel = t["selector"];
       keys.push_back("kube-" + sanitize(sel.value("context", "current")) + "-" + sanitize(sel.value("namespace", "default")));
-    } else if (f.kind == "disk_fill" && f.fields.contains("volume") && f.fields["volume"] != "db") {
-      keys.push_back("path-" + sanitize(fs::absolute(f.fields["volume"].get<std::string>()).lexically_normal().string()));
+    } else if (const fault_kind* k = find_fault_kind(f.kind); k && k->target_keys) {
+      k->target_keys(f, keys);
     }
     // A lab target is a lab this run starts: no earlier run can have left faults on it (a lab
     // fault's key names its lab, "lab-<id>", for `revert` and the reaper). A running lab the

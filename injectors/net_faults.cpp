@@ -1,6 +1,8 @@
 // Network fault kinds and their steps. See net_faults.hpp.
 #include "injectors/net_faults.hpp"
 
+#include "injectors/fault_kind.hpp"
+
 #include "core/units.hpp"
 #include "injectors/command.hpp"
 #include "labstack/lab.hpp"
@@ -53,23 +55,20 @@ std::string dns_name(const std::string& s) {
 
 // ---- proxy faults --------------------------------------------------------------------------------
 
-std::vector<std::string> relay_paths(const std::string& path, const std::string& kind) {
+std::vector<std::string> relay_paths(const std::string& path, const network_settings& x) {
   if (path == "pods-db") return {"db"};
-  if (kind == "http_error") return {"lb_http"};
+  if (x.action == net_action::http_error) return {"lb_http"};
   return {"lb_http", "lb_ws"};
 }
 
-json proxy_spec(const fault_entry& f, std::uint64_t seed) {
-  const json& x = f.fields;
-  json s = {{"kind", f.kind}, {"direction", f.kind == "http_error" ? "up" : x.value("direction", "both")}, {"seed", seed}};
-  if (x.contains("latency")) s["latency_us"] = duration_us(x["latency"]);
-  if (x.contains("spread")) s["spread_us"] = duration_us(x["spread"]);
-  if (x.contains("rate")) {
-    auto bps = x["rate"].is_number() ? std::optional<double>(x["rate"].get<double>()) : units::parse_bandwidth_bps(x["rate"].get<std::string>());
-    s["rate_bps"] = bps.value_or(0);
-  }
-  if (x.contains("percent")) s["percent"] = percent_value(x["percent"]);
-  if (x.contains("status")) s["status"] = x["status"];
+// The relay's fault: its kind is the scenario's (the relay knows the same names).
+json proxy_spec(const fault_entry& f, const network_settings& x, std::uint64_t seed) {
+  json s = {{"kind", f.kind}, {"direction", x.action == net_action::http_error ? std::string("up") : x.direction}, {"seed", seed}};
+  if (x.latency_us) s["latency_us"] = *x.latency_us;
+  if (x.spread_us) s["spread_us"] = *x.spread_us;
+  if (x.rate_bps) s["rate_bps"] = *x.rate_bps;
+  if (x.percent) s["percent"] = *x.percent;
+  if (x.status) s["status"] = *x.status;
   return s;
 }
 
@@ -264,10 +263,11 @@ void partition_fault(prepared_fault& p, const fault_entry& f, const fault_env& e
     }
     return out;
   };
+  const auto x = settings_of<network_settings>(f);
   bool all_from = false, all_to = false;
-  auto from = expand(group_list(f.fields.at("from")), all_from, "from");
-  auto to = expand(group_list(f.fields.at("to")), all_to, "to");
-  const bool symmetric = f.fields.value("symmetric", true);
+  auto from = expand(group_list(x->from), all_from, "from");
+  auto to = expand(group_list(x->to), all_to, "to");
+  const bool symmetric = x->symmetric;
   const std::string tag = "syncstorm:" + env.run_tag;
   partition_plan pl;
   for (const auto& a : from)
@@ -317,7 +317,7 @@ void tc_bandwidth_fault(prepared_fault& p, const fault_entry& f, const fault_env
   const std::string burst = std::to_string(std::max<std::uint64_t>(16384, static_cast<std::uint64_t>(bps / 8 / 100))) + "b";
   char handle[8];
   std::snprintf(handle, sizeof handle, "%x", static_cast<unsigned>(std::hash<std::string>{}(id) % 0xfff0 + 0x10));
-  const std::string dir = f.fields.value("direction", "both");
+  const std::string dir = settings_of<network_settings>(f)->direction;
   const std::string port = n.planned ? "<db relay port>" : std::to_string(n.db_relay_port);
   json shaped = json::array();
   for (const auto& [name, pod] : n.pods) {
@@ -386,14 +386,10 @@ std::string chaos_duration(std::int64_t us) {
 
 }  // namespace
 
-bool is_network_kind(const std::string& kind) {
-  return kind == "latency" || kind == "jitter" || kind == "bandwidth" || kind == "reset" || kind == "blackhole" ||
-         kind == "http_error" || kind == "partition";
-}
-
 std::string network_chaos_yaml(const fault_entry& f, const std::string& name, const std::string& ns,
                                const std::vector<std::pair<std::string, std::string>>& labels) {
-  const json& x = f.fields;
+  const auto settings = settings_of<network_settings>(f);
+  const network_settings& x = *settings;
   std::ostringstream y;
   auto selector = [&](const std::string& indent, const std::vector<std::pair<std::string, std::string>>& ls) {
     y << indent << "selector:\n" << indent << "  namespaces:\n" << indent << "    - " << yaml_str(ns) << "\n";
@@ -401,10 +397,10 @@ std::string network_chaos_yaml(const fault_entry& f, const std::string& name, co
     for (auto& [k, v] : ls) y << indent << "    " << yaml_str(k) << ": " << yaml_str(v) << "\n";
   };
   std::string action;
-  if (f.kind == "latency" || f.kind == "jitter") action = "delay";
-  else if (f.kind == "bandwidth") action = "bandwidth";
-  else if (f.kind == "blackhole") action = "loss";
-  else if (f.kind == "partition") action = "partition";
+  if (x.action == net_action::delay) action = "delay";
+  else if (x.action == net_action::bandwidth) action = "bandwidth";
+  else if (x.action == net_action::loss) action = "loss";
+  else if (x.action == net_action::partition) action = "partition";
   else
     throw fault_error(f.kind + ": found a selector target; expected a lab target (Chaos Mesh NetworkChaos has no action for " + f.kind + ")");
   // mode from the target's pick
@@ -414,7 +410,7 @@ std::string network_chaos_yaml(const fault_entry& f, const std::string& name, co
   else if (pick.is_object() && pick.contains("n")) { mode = "fixed"; value = std::to_string(pick["n"].get<long>()); }
   else if (pick.is_object() && pick.contains("percent")) { mode = "fixed-percent"; value = std::to_string(static_cast<long>(percent_value(pick["percent"]))); }
   // direction: the selected pods are the servers; "down" (toward clients) is their egress ("to").
-  std::string dir = x.value("direction", "both");
+  std::string dir = x.direction;
   std::string chaos_dir = dir == "up" ? "from" : dir == "down" ? "to" : "both";
   y << "apiVersion: chaos-mesh.org/v1alpha1\n"
     << "kind: NetworkChaos\n"
@@ -428,8 +424,8 @@ std::string network_chaos_yaml(const fault_entry& f, const std::string& name, co
     << "  mode: " << mode << "\n";
   if (!value.empty()) y << "  value: " << yaml_str(value) << "\n";
   selector("  ", labels);
-  if (f.kind == "partition") {
-    auto to = group_list(x.at("to"));
+  if (x.action == net_action::partition) {
+    auto to = group_list(x.to);
     std::vector<std::pair<std::string, std::string>> target_labels;
     for (const auto& g : to) {
       auto eq = g.find('=');
@@ -437,28 +433,47 @@ std::string network_chaos_yaml(const fault_entry& f, const std::string& name, co
         throw fault_error("partition.to: found \"" + g + "\"; expected a pod label like \"app=postgres\" for a selector target");
       target_labels.emplace_back(g.substr(0, eq), g.substr(eq + 1));
     }
-    y << "  direction: " << (x.value("symmetric", true) ? "both" : "to") << "\n";
+    y << "  direction: " << (x.symmetric ? "both" : "to") << "\n";
     y << "  target:\n    mode: all\n";
     selector("    ", target_labels);
   } else {
     y << "  direction: " << chaos_dir << "\n";
   }
-  if (action == "delay") {
-    std::int64_t lat = x.contains("latency") ? duration_us(x["latency"]) : 0;
-    std::int64_t spread = x.contains("spread") ? duration_us(x["spread"]) : 0;
+  if (x.action == net_action::delay) {
+    std::int64_t lat = x.latency_us.value_or(0);
+    std::int64_t spread = x.spread_us.value_or(0);
     y << "  delay:\n    latency: " << yaml_str(chaos_duration(lat)) << "\n    correlation: \"0\"\n    jitter: " << yaml_str(chaos_duration(spread)) << "\n";
-  } else if (action == "bandwidth") {
-    double bps = x["rate"].is_number() ? x["rate"].get<double>() : units::parse_bandwidth_bps(x["rate"].get<std::string>()).value_or(0);
+  } else if (x.action == net_action::bandwidth) {
+    double bps = x.rate_bps.value_or(0);
     // limit: bytes that may wait in the queue; buffer: the bucket (burst) in bytes. Both
     // required by the CRD; sized from the rate (100 ms of queue, 10 ms of burst, sane floors).
     auto limit = std::max<std::uint64_t>(20000, static_cast<std::uint64_t>(bps / 8 / 10));
     auto buffer = std::max<std::uint64_t>(10000, static_cast<std::uint64_t>(bps / 8 / 100));
     y << "  bandwidth:\n    rate: " << yaml_str(chaos_rate(bps)) << "\n    limit: " << limit << "\n    buffer: " << buffer << "\n";
-  } else if (action == "loss") {
+  } else if (x.action == net_action::loss) {
     y << "  loss:\n    loss: \"100\"\n    correlation: \"0\"\n";
   }
   if (f.for_us) y << "  duration: " << yaml_str(chaos_duration(*f.for_us)) << "\n";
   return y.str();
+}
+
+std::shared_ptr<const fault_settings> parse_network(const fault_entry& f, net_action action) {
+  const json& x = f.fields;
+  auto s = std::make_shared<network_settings>();
+  s->action = action;
+  s->path = x.value("path", "");
+  s->direction = x.value("direction", "both");
+  if (x.contains("latency")) s->latency_us = duration_us(x["latency"]);
+  if (x.contains("spread")) s->spread_us = duration_us(x["spread"]);
+  if (x.contains("rate"))
+    s->rate_bps = (x["rate"].is_number() ? std::optional<double>(x["rate"].get<double>()) : units::parse_bandwidth_bps(x["rate"].get<std::string>())).value_or(0);
+  if (x.contains("percent")) s->percent = percent_value(x["percent"]);
+  if (x.contains("status")) s->status = x["status"].get<int>();
+  s->via_tc = x.value("via", "proxy") == "tc";
+  if (x.contains("from")) s->from = x["from"];
+  if (x.contains("to")) s->to = x["to"];
+  s->symmetric = x.value("symmetric", true);
+  return s;
 }
 
 void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env) {
@@ -497,16 +512,19 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
     p.undo.push_back({{"op", "remove_file"}, {"path", file}});
     return;
   }
-  if (f.kind == "partition") return partition_fault(p, f, env);
-  std::string path = f.fields.value("path", env.lab ? "clients-lb" : env.proxy ? "clients-endpoints" : "");
+  const auto settings = settings_of<network_settings>(f);
+  const network_settings& x = *settings;
+  if (x.action == net_action::partition) return partition_fault(p, f, env);
+  const bool http_only = x.action == net_action::http_error;
+  std::string path = !x.path.empty() ? x.path : env.lab ? "clients-lb" : env.proxy ? "clients-endpoints" : "";
   if (path == "clients-endpoints") {
     // The run's proxy in front of the user's endpoints (target.proxy).
     if (!env.proxy)
       throw fault_error(f.kind + ".path: found \"clients-endpoints\" without target.proxy; expected target.proxy (the run's proxy in front of the endpoints)");
-    std::vector<std::string> paths = f.kind == "http_error" ? env.proxy->http_paths : env.proxy->paths;
+    std::vector<std::string> paths = http_only ? env.proxy->http_paths : env.proxy->paths;
     if (paths.empty())
-      throw fault_error(f.kind + ": found no " + std::string(f.kind == "http_error" ? "plain HTTP " : "") + "path through the run's proxy; expected target.endpoints.http");
-    json spec = proxy_spec(f, seed);
+      throw fault_error(f.kind + ": found no " + std::string(http_only ? "plain HTTP " : "") + "path through the run's proxy; expected target.endpoints.http");
+    json spec = proxy_spec(f, x, seed);
     std::string id = env.run_tag + "/" + p.id;
     for (const auto& rp : paths) {
       p.apply.push_back({{"op", "proxy_fault"}, {"control", env.proxy->control}, {"path", rp}, {"id", id}, {"fault", spec}});
@@ -517,15 +535,15 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
     return;
   }
   if (!env.lab) throw fault_error(f.kind + ": found no lab in this run; expected target.lab (the fault proxy sits on the lab's paths), target.proxy or a selector target");
-  json spec = proxy_spec(f, seed);
+  json spec = proxy_spec(f, x, seed);
   std::string id = env.run_tag + "/" + p.id;
-  if (f.kind == "bandwidth" && f.fields.value("via", "proxy") == "tc") return tc_bandwidth_fault(p, f, env, spec, id);
+  if (x.via_tc) return tc_bandwidth_fault(p, f, env, spec, id);
   p.target_keys = {"lab-" + env.lab->id};
-  for (const auto& rp : relay_paths(path, f.kind)) {
+  for (const auto& rp : relay_paths(path, x)) {
     p.apply.push_back({{"op", "proxy_fault"}, {"lab", env.lab->id}, {"path", rp}, {"id", id}, {"fault", spec}});
     p.undo.push_back({{"op", "proxy_clear"}, {"lab", env.lab->id}, {"path", rp}, {"id", id}});
   }
-  p.targets.push_back({{"backend", "lab"}, {"name", path}, {"lab", env.lab->id}, {"relay_paths", relay_paths(path, f.kind)}, {"fault", spec}});
+  p.targets.push_back({{"backend", "lab"}, {"name", path}, {"lab", env.lab->id}, {"relay_paths", relay_paths(path, x)}, {"fault", spec}});
 }
 
 std::optional<step_result> run_net_step(const json& s, bool undoing) {

@@ -19,16 +19,34 @@
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace syncstorm::injectors {
 
-bool is_network_kind(const std::string& kind);
+// What a network fault does; each network kind (injectors/kinds/) names its own.
+enum class net_action { delay, bandwidth, loss, reset, http_error, partition };
 
-// Builds apply/undo/verify for a network fault occurrence (called by prepare_fault). Throws
-// fault_error with one line.
+// The typed settings every network kind parses into (only its own keys are set).
+struct network_settings final : fault_settings {
+  net_action action = net_action::delay;
+  std::string path;                              // empty: the default path (clients-lb, or clients-endpoints)
+  std::string direction = "both";                // up, down, both
+  std::optional<std::int64_t> latency_us, spread_us;
+  std::optional<double> rate_bps, percent;
+  std::optional<int> status;
+  bool via_tc = false;                           // bandwidth through the kernel (tc htb)
+  nlohmann::json from, to;                       // partition: a group or an array of them, as written
+  bool symmetric = true;
+};
+
+// Parses a validated network fault entry into network_settings for `action`.
+std::shared_ptr<const fault_settings> parse_network(const fault_entry& f, net_action action);
+
+// Builds apply/undo/verify for a network fault occurrence (every network kind's prepare).
+// Throws fault_error with one line.
 void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env);
 
 // The network step ops above; nullopt when `op` is not one of them.

@@ -250,8 +250,13 @@ int reaper_main(const std::string& run_dir) {
   }
 }
 
+std::string syncstorm_executable() {
+  if (const char* bin = std::getenv("SYNCSTORM_BIN"); bin && *bin && ::access(bin, X_OK) == 0) return bin;
+  return fs::read_symlink("/proc/self/exe").string();
+}
+
 void start_reaper(const std::string& run_dir) {
-  std::string exe = fs::read_symlink("/proc/self/exe").string();
+  std::string exe = syncstorm_executable();
   std::string dir = abs_dir(run_dir);
   std::string logp = dir + "/reaper.log";
   int ready[2];

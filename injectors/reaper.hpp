@@ -50,4 +50,9 @@ int reaper_main(const std::string& run_dir);
 // this executable (/proc/self/exe). Throws std::runtime_error when it cannot start.
 void start_reaper(const std::string& run_dir);
 
+// The syncstorm executable the reaper and the run's proxy are started from: $SYNCSTORM_BIN when
+// it names an executable file (a program that links the engine, such as a test, is not
+// syncstorm itself), else this process's own executable.
+std::string syncstorm_executable();
+
 }  // namespace syncstorm::injectors

@@ -1,6 +1,8 @@
 // See run_proxy.hpp.
 #include "injectors/run_proxy.hpp"
 
+#include "injectors/reaper.hpp"
+
 #include "injectors/ledger.hpp"
 #include "injectors/targets.hpp"
 #include "labstack/lab_process.hpp"
@@ -107,7 +109,7 @@ run_proxy::run_proxy(run_proxy_config c) : c_(std::move(c)) {
   // sun_path holds 108 bytes: a deep run directory gets its socket under /tmp.
   control_ = dir_ + "/control.sock";
   if (control_.size() >= 100) control_ = "/tmp/syncstorm-proxy-" + std::to_string(std::hash<std::string>{}(dir_)) + ".sock";
-  exe_ = fs::read_symlink("/proc/self/exe").string();
+  exe_ = syncstorm_executable();
   write_atomic(config_path_, config_json(c_.paths, control_).dump(2) + "\n");
   {
     ledger l(c_.run_dir + "/ledger.jsonl");
