@@ -16,7 +16,7 @@ secs=${1:-10}
 conns=${2:-16}
 rounds=${3:-3}
 batch=${4:-20}
-bin=$build/harness/syncstorm
+bin=$build/cli/syncstorm
 [[ -x $bin && -x $build/labstack/syncd ]] || { echo "build syncstorm and syncd in $build first" >&2; exit 2; }
 tmp=$(mktemp -d /tmp/syncstorm-capture-bench.XXXXXX)
 trap '[[ -n ${KEEP:-} ]] || rm -rf "$tmp"' EXIT

@@ -31,13 +31,13 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [[ ! -f $build/build.ninja && ! -f $build/Makefile ]]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNCSTORM_TESTS=OFF >/dev/null
 fi
-cmake --build "$build" --target syncstorm_loadgen syncstorm_harness syncstorm_asio -j2 >/dev/null
+cmake --build "$build" --target syncstorm_loadgen syncstorm_core syncstorm_asio -j2 >/dev/null
 tmp=$(mktemp -d /tmp/syncstorm-bench.XXXXXX)
 driver=$tmp/http_bench_driver
 c++ -std=c++20 -O2 -DNDEBUG -DBOOST_ASIO_SEPARATE_COMPILATION -DBOOST_BEAST_SEPARATE_COMPILATION \
   -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW -I"$root" \
   "$root/bench/http_bench_driver.cpp" -o "$driver" \
-  "$build/loadgen/libsyncstorm_loadgen.a" "$build/harness/libsyncstorm_harness.a" \
+  "$build/loadgen/libsyncstorm_loadgen.a" "$build/core/libsyncstorm_core.a" \
   "$build/libsyncstorm_asio.a" -lssl -lcrypto -pthread
 
 # nginx with its own config and prefix, not the system service.
@@ -85,7 +85,7 @@ if sock: print("wrk socket errors: " + sock.group(1), file=sys.stderr)
 run_syncstorm() { taskset -c 1 "$driver" "$url" "$conns" "$secs" 1; }
 # The CLI too, when the build tree has it: `syncstorm run` on a closed-model scenario, one
 # worker thread; requests from its report.json, CPU from its rusage as a child.
-cli=$build/harness/syncstorm
+cli=$build/cli/syncstorm
 cat > "$tmp/scenario.json" <<JSON
 {"name": "http-vs-wrk", "duration": "${secs}s", "target": {"endpoints": {"http": "http://127.0.0.1:$port"}},
  "load": [{"name": "bench", "model": "http", "mode": "closed", "connections": $conns,

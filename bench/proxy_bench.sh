@@ -13,6 +13,6 @@ trap 'rm -rf "$tmp"' EXIT
 c++ -std=c++20 -O2 -DNDEBUG -DBOOST_ASIO_SEPARATE_COMPILATION -DBOOST_BEAST_SEPARATE_COMPILATION \
   -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW -I"$root" \
   "$root/bench/proxy_bench_driver.cpp" -o "$tmp/proxy_bench_driver" \
-  "$build/labstack/libsyncstorm_labstack.a" "$build/harness/libsyncstorm_core.a" \
+  "$build/labstack/libsyncstorm_labstack.a" "$build/core/libsyncstorm_core.a" \
   "$build/libsyncstorm_asio.a" -lssl -lcrypto -pthread
 "$tmp/proxy_bench_driver"

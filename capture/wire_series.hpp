@@ -1,6 +1,6 @@
 // The names of the wire series (DESIGN §9 `wire.<series>`): one series per direction between
 // named endpoints and per counter, `wire.<direction>.<counter>`, e.g. `wire.pods-db.retransmits`.
-// Header-only and dependency-free, so the scenario validator (harness/) knows the names without
+// Header-only and dependency-free, so the scenario validator (core/) knows the names without
 // linking the capture; docs/architecture.md ("Wire capture") lists them with their meaning.
 #pragma once
 

@@ -101,7 +101,7 @@ class scenario_registry {
   void set_available(const std::string& model_or_kind, bool available);
   // A check that needs more than the document (the capture's privilege and interfaces): run by
   // validate_document once the document's own checks held; each problem one line. Registered by
-  // the CLI (harness/cli), so the harness itself stays free of what the checks need.
+  // the CLI (cli/), so core/ itself stays free of what the checks need.
   void add_environment_check(std::function<spec::errors(const json& doc)> check);
   const std::vector<std::function<spec::errors(const json&)>>& environment_checks() const { return environment_checks_; }
 

@@ -3,7 +3,7 @@
 // fires calls `on_fire(name, reason)` once; the engine then stops the load, reverts the faults
 // and ends the run with exit 1, the condition listed as a failed verdict.
 //
-// Metric conditions use harness/sla.hpp's evaluate() on the run so far: window "all" (default)
+// Metric conditions use core/sla.hpp's evaluate() on the run so far: window "all" (default)
 // is [0, now); a condition with `for` fires only after its bound was broken at every check for
 // that long. A condition with too few samples to *pass* still fires once its value breaks the
 // bound (an abort needs evidence of harm, not proof of health). Probes: GET url every `every`

@@ -21,7 +21,7 @@
 namespace syncstorm::loadgen {
 
 // One phase of a load entry (scenario `phases[]`). Exactly one of `rate` and `to` is set; the
-// harness validates the scenario, `arrival_schedule` throws std::invalid_argument on a bad one.
+// core validates the scenario, `arrival_schedule` throws std::invalid_argument on a bad one.
 struct phase_spec {
   std::string name;
   std::int64_t for_us = 0;      // duration, > 0

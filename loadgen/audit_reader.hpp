@@ -1,7 +1,7 @@
 // Reads a stack's stored data back for the audit (DESIGN §7): every change and the current
 // records of a set of streams, either through the sync API (the protocol profile's changes feed
 // and records endpoint) or straight from syncd's PostgreSQL tables when given a DSN. The result
-// is converted to the audit's shapes (harness/audit.hpp); run_audit judges it.
+// is converted to the audit's shapes (core/audit.hpp); run_audit judges it.
 //
 // Through the API: blocking HTTP/1.1 over one keep-alive connection (https with the target's TLS
 // settings), the target's headers on every request (values never logged or put in errors). The

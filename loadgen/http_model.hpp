@@ -3,7 +3,7 @@
 // verification), either at a planned rate (open model) or as fast as N connections allow
 // (closed model).
 //
-// Scenario keys (the harness maps them onto http_model_config):
+// Scenario keys (engine/models/http.cpp maps them onto http_model_config):
 //   load[]: {"name": "api", "model": "http", "mode": "open" | "closed", "connections": 64,
 //            "request": {"method": "GET", "path": "/v1/x?y=1" | "url": "https://h:8443/p",
 //                        "headers": {"k": "v"}, "body": "..."},
