@@ -3,6 +3,8 @@
 // have no deadline, and a stack that is still recovering must not hang the audit. The SQL reader
 // uses libpq's blocking calls with connect_timeout and statement_timeout. Neither shares state.
 #include "loadgen/audit_reader.hpp"
+
+#include "core/json_limits.hpp"
 #include "loadgen/detail/tls_context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -345,7 +347,7 @@ std::string text_at(const PGresult* r, int row, int col) {
 
 nlohmann::json json_at(const PGresult* r, int row, int col) {
   if (PQgetisnull(r, row, col)) return nullptr;
-  auto j = nlohmann::json::parse(std::string_view(PQgetvalue(r, row, col), PQgetlength(r, row, col)), nullptr, false);
+  auto j = parse_bounded(std::string_view(PQgetvalue(r, row, col), PQgetlength(r, row, col)));
   return j.is_discarded() ? nlohmann::json(text_at(r, row, col)) : j;
 }
 

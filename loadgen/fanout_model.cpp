@@ -7,6 +7,7 @@
 #include "loadgen/target_access.hpp"
 #include "loadgen/fanout_model.hpp"
 
+#include "core/json_limits.hpp"
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -676,7 +677,7 @@ struct fanout_model::impl {
                                  std::string(to_string(*r.failed)) + (r.status ? " " + std::to_string(r.status) : "") + ")");
       auto page = parse_records(cfg.profile, r.body);
       if (page.malformed) throw std::runtime_error("load " + cfg.name + ": records of stream " + st.name + ": " + page.reason);
-      const json doc = json::parse(r.body, nullptr, false);
+      const json doc = parse_bounded(r.body);
       const json* cseq = nullptr;
       if (doc.is_object() && doc.contains("cseq") && doc["cseq"].is_number_integer()) cseq = &doc["cseq"];
       if (cseq) {

@@ -1,6 +1,7 @@
 // The terminal journal's file format, appends, replay and rewrite; see journal.hpp.
 #include "loadgen/journal.hpp"
 
+#include "core/json_limits.hpp"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -219,7 +220,7 @@ journal_replay journal::replay(const std::filesystem::path& path) {
       r.reason = "record at byte " + std::to_string(at) + " fails its CRC";
       break;
     }
-    const json j = json::parse(payload, payload + len, nullptr, false);
+    const json j = parse_bounded(std::string_view(payload, len));
     if (j.is_discarded() || !j.is_object() || !j.contains("t")) {
       r.reason = "record at byte " + std::to_string(at) + " is not a journal record";
       break;

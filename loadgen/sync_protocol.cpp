@@ -3,6 +3,8 @@
 // never throw: a reply that does not have the profile's shape is `malformed` with a reason.
 #include "loadgen/sync_protocol.hpp"
 
+#include "core/json_limits.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -49,10 +51,17 @@ const json* resolve(const json& doc, std::string_view ptr) {
   return cur;
 }
 
-std::string shown(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (s.size() > 80) s = s.substr(0, 77) + "...";
-  return s;
+std::string shown(const json& v) { return json_excerpt(v, 80); }
+
+// A reply parsed within the nesting bound (core/json_limits.hpp); a discarded value with `reason`
+// set when it is not JSON or nests too deep.
+json parse_reply(std::string_view body, const char* what, std::string& reason) {
+  bool deep = false;
+  json doc = parse_bounded(body, max_json_depth, &deep);
+  if (doc.is_discarded())
+    reason = std::string(what) + (deep ? " nests deeper than " + std::to_string(max_json_depth) + " levels: "
+                                       : std::string(" is not JSON: ")) + text_excerpt(body, 80);
+  return doc;
 }
 
 // Scalars that identify something (an id, a cursor, a status) as text: strings as they are,
@@ -491,10 +500,9 @@ std::string render_push(const sync_profile& p, std::string_view client, const st
 
 push_reply parse_push_reply(const sync_profile& p, std::string_view body) {
   push_reply r;
-  const json doc = json::parse(body, nullptr, false);
+  const json doc = parse_reply(body, "push reply", r.reason);
   if (doc.is_discarded()) {
     r.malformed = true;
-    r.reason = "push reply is not JSON: " + std::string(body.substr(0, 80));
     return r;
   }
   auto malformed = [&](std::string why) {
@@ -587,14 +595,15 @@ std::string ws_target(const sync_profile& p, const std::vector<std::string>& str
 
 changes_page parse_changes(const sync_profile& p, std::string_view body) {
   changes_page page;
-  const json doc = json::parse(body, nullptr, false);
+  std::string not_json;
+  const json doc = parse_reply(body, "changes reply", not_json);
   auto malformed = [&](std::string why) {
     page = changes_page{};
     page.malformed = true;
     page.reason = std::move(why);
     return page;
   };
-  if (doc.is_discarded()) return malformed("changes reply is not JSON: " + std::string(body.substr(0, 80)));
+  if (doc.is_discarded()) return malformed(not_json);
   const json* list = resolve(doc, p.changes_ptr);
   if (!list || !list->is_array())
     return malformed("changes reply " + p.changes_ptr + ": found " + (list ? shown(*list) : "nothing") +
@@ -614,24 +623,22 @@ changes_page parse_changes(const sync_profile& p, std::string_view body) {
 }
 
 std::optional<server_change> parse_change_frame(const sync_profile& p, std::string_view frame, std::string& reason) {
-  const json doc = json::parse(frame, nullptr, false);
-  if (doc.is_discarded()) {
-    reason = "change frame is not JSON: " + std::string(frame.substr(0, 80));
-    return std::nullopt;
-  }
+  const json doc = parse_reply(frame, "change frame", reason);
+  if (doc.is_discarded()) return std::nullopt;
   return read_change(p, doc, reason);
 }
 
 records_page parse_records(const sync_profile& p, std::string_view body) {
   records_page page;
-  const json doc = json::parse(body, nullptr, false);
+  std::string not_json;
+  const json doc = parse_reply(body, "records reply", not_json);
   auto malformed = [&](std::string why) {
     page = records_page{};
     page.malformed = true;
     page.reason = std::move(why);
     return page;
   };
-  if (doc.is_discarded()) return malformed("records reply is not JSON: " + std::string(body.substr(0, 80)));
+  if (doc.is_discarded()) return malformed(not_json);
   const json* list = resolve(doc, p.records_ptr);
   if (!list || !list->is_array())
     return malformed("records reply " + p.records_ptr + ": found " + (list ? shown(*list) : "nothing") +

@@ -1,6 +1,7 @@
 // Protocol v1 parsing and rendering (see protocol.hpp). No shared state.
 #include "labstack/syncd/protocol.hpp"
 
+#include "core/json_limits.hpp"
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -33,11 +34,8 @@ std::string percent_decode(std::string_view s) {
     return out;
 }
 
-std::string found(const json& j) {
-    std::string s = j.dump();
-    if (s.size() > 40) s = s.substr(0, 37) + "...";
-    return s;
-}
+// Never the whole of a client's value (and never invalid UTF-8) in an error line.
+std::string found(const json& j) { return json_excerpt(j, 40); }
 
 std::string at(std::size_t i, const char* field) { return "ops[" + std::to_string(i) + "]." + field; }
 
@@ -121,9 +119,12 @@ bool parse_push(std::string_view body, push_batch& out, std::string& error) {
                 std::to_string(max_push_body);
         return false;
     }
-    json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    bool too_deep = false;
+    json doc = parse_bounded(body, max_json_depth, &too_deep);
     if (doc.is_discarded()) {
-        error = "body: found invalid JSON; expected {\"client\": C, \"ops\": [...]}";
+        error = too_deep ? "body: found JSON nested deeper than " + std::to_string(max_json_depth) +
+                               " levels; expected {\"client\": C, \"ops\": [...]}"
+                         : "body: found invalid JSON; expected {\"client\": C, \"ops\": [...]}";
         return false;
     }
     if (!doc.is_object()) {

@@ -53,6 +53,30 @@ TEST(sync_protocol, v1_push_reply) {
   EXPECT_EQ(r.conflicts[0].value["x"], 1);
 }
 
+// Issue #23: a reply nested 200,000 deep once overflowed the stack (dump() in an error line).
+// Every parser refuses it as a counted protocol error, saying why, in a line of printable text.
+TEST(sync_protocol, deeply_nested_replies_are_refused_not_crashed_on) {
+  const sync_profile p;
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  auto r = parse_push_reply(p, "{\"acked\": " + deep + "}");
+  EXPECT_TRUE(r.malformed);
+  EXPECT_NE(r.reason.find("push reply nests deeper than 64 levels"), std::string::npos) << r.reason.substr(0, 200);
+  EXPECT_LT(r.reason.size(), 200u);
+  EXPECT_TRUE(parse_changes(p, "{\"changes\": " + deep + "}").malformed);
+  EXPECT_TRUE(parse_records(p, deep).malformed);
+  std::string reason;
+  EXPECT_FALSE(parse_change_frame(p, deep, reason));
+  EXPECT_NE(reason.find("change frame nests deeper"), std::string::npos);
+  // 64 levels are fine (a reply is judged on its content, not refused for its depth).
+  std::string ok = "{\"acked\": [\"a\"], \"x\": " + std::string(62, '[') + std::string(62, ']') + "}";
+  auto fine = parse_push_reply(p, ok);
+  EXPECT_FALSE(fine.malformed) << fine.reason;
+  // Not JSON, with bytes that are not UTF-8: the reason stays printable ASCII.
+  auto bad = parse_push_reply(p, std::string("\xff\xfe\x01garbage", 10));
+  EXPECT_TRUE(bad.malformed);
+  for (char c : bad.reason) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << static_cast<int>(static_cast<unsigned char>(c));
+}
+
 TEST(sync_protocol, malformed_replies_are_counted_not_thrown) {
   const sync_profile p;
   for (const char* body : {"", "not json", "{\"acked\": 3}", "{\"conflicts\": []}", "{\"acked\": [1.5]}",

@@ -147,3 +147,15 @@ TEST(syncd_parse, listen_addresses) {
     EXPECT_FALSE(parse_listen("localhost", addr, port, error));
     EXPECT_FALSE(parse_listen("127.0.0.1:70000", addr, port, error));
 }
+
+// Issue #23: a push nested 200,000 deep once crashed syncd (dump() in its 400 reason). It is a
+// 400 whose reason says why, and never repeats the client's value whole.
+TEST(syncd_parse, deeply_nested_push_is_a_400_not_a_crash) {
+    push_batch b;
+    std::string error;
+    const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+    EXPECT_FALSE(parse_push("{\"client\": \"c\", \"ops\": " + deep + "}", b, error));
+    EXPECT_NE(error.find("nested deeper than 64 levels"), std::string::npos) << error.substr(0, 200);
+    EXPECT_FALSE(parse_push("{\"client\": \"c\", \"ops\": [" + std::string(60, '[') + std::string(60, ']') + "]}", b, error));
+    EXPECT_LT(error.size(), 200u) << error;
+}
