@@ -2,6 +2,9 @@
 // per-rule and per-metric deltas of two runs (each a run directory or a report.json); exit 1
 // when NEW regressed past the bound, 0 when not, 2 on bad input.
 #include "cli/commands.hpp"
+#include "core/json_limits.hpp"
+
+#include <iterator>
 #include "reports/compare.hpp"
 
 #include <filesystem>
@@ -29,7 +32,7 @@ nlohmann::json load_report(const std::string& arg, const char* which) {
     std::cerr << which << " " << arg << ": found no report.json; expected a run directory or a report.json\n";
     return nlohmann::json(nlohmann::json::value_t::discarded);
   }
-  nlohmann::json r = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json r = parse_bounded(std::string(std::istreambuf_iterator<char>(in), {}));
   if (r.is_discarded() || !r.is_object() || !r.contains("verdicts")) {
     std::cerr << which << " " << p.string() << ": found " << (r.is_discarded() ? "invalid JSON" : "JSON without verdicts")
               << "; expected a syncstorm report.json\n";

@@ -1,6 +1,9 @@
 // `syncstorm report RUN_DIR`: regenerates junit.xml, summary.md and report.html from the run's
 // report.json (after an upgrade, or when a file was lost).
 #include "cli/commands.hpp"
+#include "core/json_limits.hpp"
+
+#include <iterator>
 #include "reports/writers.hpp"
 
 #include <filesystem>
@@ -22,7 +25,7 @@ registration report_reg{40, [](CLI::App& app) -> action {
       std::cerr << "RUN_DIR " << *dir << ": found no report.json; expected a run directory\n";
       return 2;
     }
-    nlohmann::json r = nlohmann::json::parse(in, nullptr, false);
+    nlohmann::json r = parse_bounded(std::string(std::istreambuf_iterator<char>(in), {}));
     if (r.is_discarded() || !r.is_object()) {
       std::cerr << p.string() << ": found invalid JSON; expected a report.json\n";
       return 2;

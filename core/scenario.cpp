@@ -2,6 +2,8 @@
 // cross-reference checks, --set, time scaling and the typed result. See scenario.hpp.
 #include "core/scenario.hpp"
 
+#include "core/json_limits.hpp"
+
 #include "core/units.hpp"
 #include "capture/wire_series.hpp"
 
@@ -542,7 +544,7 @@ std::string apply_set(json& doc, const std::string& assignment) {
   std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   auto steps = parse_set_path(path);
   if (!steps) return "--set " + path + ": found a malformed path; expected keys and indices like a.b[0].c";
-  json value = json::parse(text, nullptr, false);
+  json value = parse_bounded(text);
   if (value.is_discarded()) value = text;
   json* cur = &doc;
   std::string walked = "scenario";
@@ -594,13 +596,26 @@ load_result load_scenario_file(const std::string& path, const load_options& opt)
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  json doc;
-  try {
-    doc = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    auto pos = what.find("parse error");
-    r.errors.push_back(path + ": found invalid JSON (" + (pos == std::string::npos ? what : what.substr(pos)) + "); expected a JSON object");
+  // Bounded (core/json_limits.hpp): a file nested 200,000 deep would overflow the stack in the
+  // validator's walk; such a file is bad input like any other.
+  bool too_deep = false;
+  json doc = parse_bounded(ss.str(), max_json_depth, &too_deep);
+  if (too_deep) {
+    r.errors.push_back(path + ": found JSON nested deeper than " + std::to_string(max_json_depth) + " levels; expected a scenario object");
+    return r;
+  }
+  if (doc.is_discarded()) {
+    std::string what = "not JSON";
+    try {
+      const json again = json::parse(ss.str());
+      (void)again;
+    } catch (const json::exception& e) {
+      what = e.what();
+      auto pos = what.find("parse error");
+      if (pos == std::string::npos) pos = what.find("] ") == std::string::npos ? 0 : what.find("] ") + 2;
+      what = what.substr(pos);
+    }
+    r.errors.push_back(path + ": found invalid JSON (" + what + "); expected a JSON object");
     return r;
   }
   return load_scenario(std::move(doc), opt);

@@ -1,5 +1,8 @@
 // Baselines. See baseline.hpp.
 #include "reports/baseline.hpp"
+#include "core/json_limits.hpp"
+
+#include <iterator>
 
 #include <algorithm>
 #include <cctype>
@@ -95,7 +98,7 @@ int apply_baseline(const json& report, const std::string& run_dir, const baselin
   } else {
     const fs::path& newest = files.back();
     std::ifstream in(newest);
-    json base = json::parse(in, nullptr, false);
+    json base = parse_bounded(std::string(std::istreambuf_iterator<char>(in), {}));
     if (base.is_discarded() || !base.is_object()) return problem("found invalid JSON in " + newest.string() + "; expected a report.json");
     comparison c = compare_reports(base, report, o.compare);
     out << "baseline: " << newest.string() << "\n" << format_comparison(c);

@@ -224,6 +224,28 @@ TEST(scenario, invalid_json_file) {
   EXPECT_FALSE(r.value.has_value());
 }
 
+// Issue #23: a scenario nested 200,000 deep was SIGSEGV and a number out of double's range an
+// uncaught exception (exit 134). Both are bad input: one line, no value.
+TEST(scenario, hostile_files_are_bad_input) {
+  const std::string deep = ::testing::TempDir() + "/deep.json";
+  const std::string big = ::testing::TempDir() + "/big.json";
+  {
+    FILE* f = fopen(deep.c_str(), "w");
+    fputs(("{\"name\": \"x\", \"description\": " + std::string(200000, '[') + std::string(200000, ']') + "}").c_str(), f);
+    fclose(f);
+    f = fopen(big.c_str(), "w");
+    fputs("{\"name\": \"x\", \"seed\": 1e400}", f);
+    fclose(f);
+  }
+  auto r = load_scenario_file(deep, {});
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], deep + ": found JSON nested deeper than 64 levels; expected a scenario object");
+  EXPECT_FALSE(r.value);
+  r = load_scenario_file(big, {});
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], big + ": found invalid JSON (number overflow parsing '1e400'); expected a JSON object");
+}
+
 // --set
 
 TEST(set, nested_object_array_and_json_values) {
