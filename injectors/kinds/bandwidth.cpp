@@ -4,8 +4,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using namespace spec;
-
 fault_kind bandwidth_kind() {
   return network_kind(
       "bandwidth", "a token-bucket bandwidth limit on a path",

@@ -4,8 +4,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using namespace spec;
-
 fault_kind blackhole_kind() {
   return network_kind("blackhole", "drop everything on a path", {opt("path", path_node()), opt("direction", direction_node())},
                       net_action::loss);

@@ -16,8 +16,6 @@ void register_builtin_fault_kinds() {
 
 namespace kinds {
 
-using namespace spec;
-
 fault_kind basic_kind(std::string name, std::string doc, std::vector<field> fields, bool needs_target) {
   fault_kind k;
   k.info.name = std::move(name);

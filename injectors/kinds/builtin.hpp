@@ -12,6 +12,10 @@
 
 namespace syncstorm::injectors::kinds {
 
+// Every kind file speaks the spec tree and JSON.
+using json = nlohmann::json;
+using namespace spec;
+
 fault_kind kill_kind();
 fault_kind pause_kind();
 fault_kind rolling_restart_kind();

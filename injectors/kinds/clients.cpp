@@ -7,7 +7,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using json = nlohmann::json;
 using namespace detail;
 
 void client_steps(prepared_fault& p, const fault_entry& f, const fault_env& env, const std::function<json(const std::string& client, std::uint64_t seed)>& step) {

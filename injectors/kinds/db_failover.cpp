@@ -13,11 +13,7 @@
 namespace syncstorm::injectors::kinds {
 namespace {
 
-using json = nlohmann::json;
-namespace fs = std::filesystem;
-using namespace spec;
 using namespace detail;
-using namespace std::chrono_literals;
 
 void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   p.heals = true;

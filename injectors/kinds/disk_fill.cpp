@@ -15,9 +15,7 @@
 namespace syncstorm::injectors::kinds {
 namespace {
 
-using json = nlohmann::json;
 namespace fs = std::filesystem;
-using namespace spec;
 using namespace detail;
 using namespace std::chrono_literals;
 

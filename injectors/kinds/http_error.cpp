@@ -4,8 +4,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using namespace spec;
-
 fault_kind http_error_kind() {
   return network_kind("http_error", "answer a share of HTTP requests with a 5xx",
                       {opt("path", path_node()), req("percent", percent("share of requests")), opt("status", integer("the status", 500, 599))},

@@ -4,8 +4,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using namespace spec;
-
 fault_kind jitter_kind() {
   return network_kind("jitter", "random delay on a path",
                       {opt("path", path_node()), opt("direction", direction_node()), opt("latency", duration("base delay")),

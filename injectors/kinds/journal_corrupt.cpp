@@ -4,8 +4,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using namespace spec;
-
 namespace {
 
 struct journal_corrupt_settings final : fault_settings {

@@ -13,11 +13,7 @@
 namespace syncstorm::injectors::kinds {
 namespace {
 
-using json = nlohmann::json;
-namespace fs = std::filesystem;
-using namespace spec;
 using namespace detail;
-using namespace std::chrono_literals;
 
 struct kill_settings final : fault_settings {
   std::string signal = "SIGKILL";
@@ -51,7 +47,6 @@ fault_kind kill_kind() {
 namespace syncstorm::injectors::detail {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 
 void kill_steps(prepared_fault& p, const fault_entry& f, const fault_env& env, const std::string& sig_name, bool restart) {
   int sig = signal_number(sig_name);

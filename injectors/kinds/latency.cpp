@@ -4,8 +4,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using namespace spec;
-
 fault_kind latency_kind() {
   return network_kind("latency", "added delay on a path",
                       {opt("path", path_node()), opt("direction", direction_node()), req("latency", duration("added delay")),

@@ -5,8 +5,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using namespace spec;
-
 node_ptr path_node() {
   return enumeration("which path the fault proxy acts on: the lab's clients-lb or pods-db, or clients-endpoints (the run's proxy in front of target.endpoints, with target.proxy)",
                      {"clients-lb", "pods-db", "clients-endpoints"});

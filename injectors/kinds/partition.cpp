@@ -5,8 +5,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using namespace spec;
-
 namespace {
 
 node_ptr groups_node(std::string doc) {

@@ -3,8 +3,6 @@
 
 namespace syncstorm::injectors::kinds {
 
-using namespace spec;
-
 fault_kind reset_kind() {
   return network_kind("reset", "TCP resets on a share of connections",
                       {opt("path", path_node()), opt("direction", direction_node()), opt("percent", percent("share of connections"))},

@@ -12,11 +12,7 @@
 namespace syncstorm::injectors::kinds {
 namespace {
 
-using json = nlohmann::json;
-namespace fs = std::filesystem;
-using namespace spec;
 using namespace detail;
-using namespace std::chrono_literals;
 
 struct rolling_restart_settings final : fault_settings {
   std::string signal = "SIGTERM";

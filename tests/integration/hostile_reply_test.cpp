@@ -12,46 +12,26 @@ using json = nlohmann::json;
 namespace {
 
 // Answers 200 with `{"acked": [[[…]]], "changes": [[[…]]], "records": [[[…]]]}` to everything.
-class hostile_server {
- public:
-  hostile_server(int port, const std::filesystem::path& dir) {
-    auto script = dir / "hostile.py";
-    t::write_file(script, R"PY(
-import sys, http.server, socketserver
+std::unique_ptr<t::python_http_server> hostile_server(int port, const std::filesystem::path& dir) {
+  return std::make_unique<t::python_http_server>(port, dir, R"PY(
 deep = "[" * 200000 + "]" * 200000
 body = ('{"acked": %s, "changes": %s, "next": 1, "records": %s}' % (deep, deep, deep)).encode()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    def handle_one(self):
-        n = int(self.headers.get("Content-Length") or 0)
+)PY",
+                                                 R"PY(        n = int(self.headers.get("Content-Length") or 0)
         if n: self.rfile.read(n)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
-    do_GET = do_POST = handle_one
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-)PY");
-    proc_ = std::make_unique<t::child>("exec python3 " + script.string() + " " + std::to_string(port));
-    if (!t::wait_port(port)) throw std::runtime_error("hostile server did not start");
-  }
-
- private:
-  std::unique_ptr<t::child> proc_;
-};
+        self.wfile.write(body))PY");
+}
 
 }  // namespace
 
 TEST(hostile_reply, deeply_nested_replies_are_counted_errors_and_the_run_reports) {
   t::temp_dir d;
   const int port = t::free_port();
-  hostile_server server(port, d.path());
+  auto server = hostile_server(port, d.path());
   json sc = {{"name", "hostile"},
              {"duration", "3s"},
              {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}}},

@@ -165,26 +165,20 @@ inline bool wait_port(int port, std::chrono::milliseconds limit = std::chrono::s
   return false;
 }
 
-// An HTTP/1.1 keep-alive server on 127.0.0.1:port answering 200 "ok" to everything, appending
-// each request's Authorization header and body to `log` (one line per request).
-class recording_http_server {
+// A threaded HTTP/1.1 keep-alive server on 127.0.0.1:port (Python's standard library) for GET and
+// POST. `prelude` runs once (module level; sys.argv[2] is `arg`); `handle` is the body of
+// `handle_one(self)`, indented by 8 spaces. Stopped (its process group killed) with this object.
+class python_http_server {
  public:
-  recording_http_server(int port, const std::filesystem::path& dir) : log_(dir / "requests.log") {
-    auto script = dir / "server.py";
-    write_file(script, R"PY(
-import sys, http.server, socketserver
-log = open(sys.argv[2], "a", buffering=1)
+  python_http_server(int port, const std::filesystem::path& dir, const std::string& prelude, const std::string& handle,
+                     const std::string& arg = "-") {
+    auto script = dir / ("server-" + std::to_string(port) + ".py");
+    write_file(script, "import sys, http.server, socketserver\n" + prelude + R"PY(
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     def handle_one(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n).decode() if n else ""
-        log.write("auth=%s body=%s\n" % (self.headers.get("Authorization"), body))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+)PY" + handle + R"PY(
     do_GET = do_POST = handle_one
     def log_message(self, *a): pass
 class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -192,14 +186,34 @@ class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 )PY");
-    proc_ = std::make_unique<child>("exec python3 " + script.string() + " " + std::to_string(port) + " " + log_.string());
+    proc_ = std::make_unique<child>("exec python3 " + script.string() + " " + std::to_string(port) + " " + arg);
     if (!wait_port(port)) throw std::runtime_error("test HTTP server did not start");
   }
+
+ private:
+  std::unique_ptr<child> proc_;
+};
+
+// An HTTP/1.1 keep-alive server on 127.0.0.1:port answering 200 "ok" to everything, appending
+// each request's Authorization header and body to `log` (one line per request).
+class recording_http_server {
+ public:
+  recording_http_server(int port, const std::filesystem::path& dir)
+      : log_(dir / "requests.log"),
+        server_(port, dir, "log = open(sys.argv[2], \"a\", buffering=1)\n",
+                R"PY(        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode() if n else ""
+        log.write("auth=%s body=%s\n" % (self.headers.get("Authorization"), body))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok"))PY",
+                log_.string()) {}
   std::string log() const { return read_file(log_); }
 
  private:
   std::filesystem::path log_;
-  std::unique_ptr<child> proc_;
+  python_http_server server_;
 };
 
 }  // namespace syncstorm::test
