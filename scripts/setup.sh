@@ -12,8 +12,8 @@ build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-system1.8
 lab_pkgs=(postgresql-15 postgresql-client-15 haproxy iproute2 iptables procps psmisc
   util-linux libpq5 libpcap0.8 ca-certificates openssl)
 # tshark (with wireshark-common's capinfos and mergecap) reads the capture's pcap files back in
-# the capture tests.
-test_pkgs=(python3 python3-jsonschema curl chromium libxml2-utils fonts-dejavu-core tshark)
+# the capture tests; python3-yaml reads the CI recipes in tests/integration/ci_recipes_test.cpp.
+test_pkgs=(python3 python3-jsonschema python3-yaml curl chromium libxml2-utils fonts-dejavu-core tshark)
 
 want=()
 if [[ "${1:-}" == "--runtime" ]]; then
