@@ -21,7 +21,7 @@ TEST(packaging, dockerfile_build_stage_configures_without_tests) {
   auto r = t::run("cmake -S " + t::source_dir() + " -B " + d.str() + " -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNCSTORM_TESTS=OFF 2>&1");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   auto targets = t::run("ninja -C " + d.str() + " -t targets all 2>&1");
-  EXPECT_NE(targets.out.find("core/syncstorm:"), std::string::npos);
+  EXPECT_NE(targets.out.find("cli/syncstorm:"), std::string::npos);
   EXPECT_NE(targets.out.find("labstack/syncd:"), std::string::npos);
   EXPECT_EQ(targets.out.find("unit_"), std::string::npos);  // no test targets in the image build
 }
