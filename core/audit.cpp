@@ -205,6 +205,10 @@ audit_result run_audit(const audit_input& in) {
   }
   r.diverged += r.diverged_views;
 
+  const bool keys_written = std::any_of(in.ops.begin(), in.ops.end(), [](const audit_op& op) { return op.kind == 's' || op.kind == 'd'; });
+  if (!keys_written && in.views.empty())
+    r.convergence = "not judged: no load wrote set or add ops (only op ids and each client's seq order were judged)";
+
   // Per fault: ops sent by the time it was applied and not acknowledged by then.
   for (const auto& f : in.faults) {
     audit_result::fault_inflight fi{f.name, 0};
@@ -229,6 +233,7 @@ nlohmann::json audit_result::to_json() const {
       {"diverged", diverged},
       {"lost_ids", lost_ids},
       {"ops", ops},
+      {"convergence", convergence},
       {"in_doubt_present", in_doubt_present},
       {"rejected", rejected},
       {"rejected_present", rejected_present},

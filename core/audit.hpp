@@ -103,6 +103,11 @@ struct audit_result {
   struct fault_inflight { std::string name; std::uint64_t ops = 0; };
   std::vector<fault_inflight> inflight;
   std::string source;  // as given in audit_input (to_json writes its first word, "api" or "sql")
+  // Whether keys were judged against the server's records (report.json `audit.convergence`):
+  // "judged", or "not judged: …" when no client op wrote a key (set or add) and no subscriber
+  // kept a view — then only ids and each client's seq order were judged, and a profile without
+  // a records endpoint (CouchDB's) needs none.
+  std::string convergence = "judged";
   // report.json `audit`: acked, present, lost, duplicates, in_doubt, order_violations, diverged,
   // lost_ids, plus the rest of the fields above.
   nlohmann::json to_json() const;

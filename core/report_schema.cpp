@@ -37,6 +37,7 @@ spec::node_ptr report_spec() {
          req("diverged", integer("counters or views off", 0)), req("lost_ids", array("first 100 lost op ids", spec::string("id"))),
          opt("source", enumeration("how data was read", {"api", "sql"})),
          opt("ops", integer("ops the clients created", 0)),
+         opt("convergence", spec::string("\"judged\", or \"not judged: …\" when no op wrote a key and no subscriber kept a view")),
          opt("in_doubt_present", integer("in-doubt ops the server stored anyway (not a loss)", 0)),
          opt("rejected", integer("ops definitively refused (queued conflicts, per-op errors)", 0)),
          opt("rejected_present", integer("refused ops the server stored anyway", 0)),

@@ -447,7 +447,10 @@ void scenario_registry::rebuild() {
                   // $SYNCSTORM_ALLOW_CONTEXTS (docs/architecture.md, "Faults").
                   opt("safety", object("what faults may touch beyond loopback and the lab",
                                        {opt("allow_contexts", array("kubectl contexts faults may act in", spec::string("a context name"))),
-                                        opt("allow_docker_hosts", array("non-local DOCKER_HOST values faults may act on", spec::string("a DOCKER_HOST value")))}))});
+                                        opt("allow_docker_hosts", array("non-local DOCKER_HOST values faults may act on", spec::string("a DOCKER_HOST value")))})),
+                  // Not in §9's list either: the JSON Schema the file follows, for editors
+                  // (scenario.schema.json at the repository's root); ignored by the run.
+                  opt("$schema", spec::string("the JSON Schema this file follows, for editors (e.g. scenario.schema.json); ignored"))});
 }
 
 spec::node_ptr scenario_registry::root() const { return root_; }

@@ -98,8 +98,11 @@ bool check_range(const json& v, const node& n) {
 
 void validate_fields(const json& value, const std::vector<field>& fields, const node& n,
                      const std::string& path, errors& out, const std::string& skip_key) {
+  // Keys that start with "$" (the scenario's "$schema") are metadata for editors: accepted, but
+  // not offered in "expected one of" lists or did-you-mean hints.
   std::vector<std::string> names;
-  for (const auto& f : fields) names.push_back(f.name);
+  for (const auto& f : fields)
+    if (f.name.empty() || f.name[0] != '$') names.push_back(f.name);
   for (auto it = value.begin(); it != value.end(); ++it) {
     if (it.key() == skip_key) continue;
     auto f = std::find_if(fields.begin(), fields.end(), [&](const field& x) { return x.name == it.key(); });

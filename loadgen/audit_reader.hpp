@@ -6,8 +6,9 @@
 // Through the API: blocking HTTP/1.1 over one keep-alive connection (https with the target's TLS
 // settings), the target's headers on every request (values never logged or put in errors). The
 // changes feed is paged with the profile's cursor, `limit` = page_limit (1000), until a page
-// comes back empty: a global feed is read once from cursor "0" and filtered to the audited
-// streams; a per-stream feed is read once per stream. Records are read once per stream. Each request is bounded by
+// comes back empty (cursors are text: CouchDB 2+ sequences are opaque): a global feed is read once from cursor "0" and filtered to the audited
+// streams; a per-stream feed is read once per stream. Records are read once per stream (not at
+// all when the profile has no records endpoint). Each request is bounded by
 // `timeout_us` (connect, TLS handshake, write and the whole response); a connection error, a
 // timeout or a 5xx is retried up to 5 times with backoff (0.25 s doubling to 2 s), since the
 // stack may still be recovering from a fault. A 4xx or a reply the profile cannot parse is

@@ -103,7 +103,7 @@ struct bootstrap_model::impl {
         const std::string body = render_push(c.profile, client, ops);
         detail::http_reply r;
         for (int attempt = 0; attempt < 5; ++attempt) {
-          r = co_await conn.async_request(c.profile.push_method, c.profile.push_path, body, c.timeout_us);
+          r = co_await conn.async_request(c.profile.push_method, push_target(c.profile), body, c.timeout_us);
           if (!r.failed) break;
           net::steady_timer t(io, std::chrono::milliseconds(200 << attempt));
           co_await t.async_wait(use_tuple);

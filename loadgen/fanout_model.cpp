@@ -363,7 +363,7 @@ net::awaitable<void> run_pusher(fanout_worker& fw) {
       ops.push_back(std::move(op));
     }
     const std::string body = render_push(cfg.profile, st.client, ops);
-    auto reply = co_await conn.async_request(cfg.profile.push_method, cfg.profile.push_path, body, cfg.timeout_us);
+    auto reply = co_await conn.async_request(cfg.profile.push_method, push_target(cfg.profile), body, cfg.timeout_us);
     const std::int64_t now = fw.w.now_us();
     std::optional<error_bucket> failed = reply.failed;
     bool complete = false;

@@ -13,6 +13,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "loadgen/detail/shipped_profiles.hpp"
+
 namespace syncstorm::loadgen {
 namespace {
 
@@ -75,6 +77,12 @@ std::optional<std::string> as_text(const json* v) {
     if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return std::to_string(static_cast<std::int64_t>(d));
   }
   return std::nullopt;
+}
+
+// A per-op result's status as text: as_text, plus booleans as "true" / "false".
+std::optional<std::string> status_text(const json* v) {
+  if (v && v->is_boolean()) return std::string(v->get<bool>() ? "true" : "false");
+  return as_text(v);
 }
 
 std::optional<std::int64_t> as_int(const json* v) {
@@ -170,7 +178,7 @@ class profile_reader {
     bool ok = it->is_array() && !it->empty();
     if (ok)
       for (const auto& s : *it) {
-        if (auto t = as_text(&s)) v.push_back(*t);
+        if (auto t = status_text(&s)) v.push_back(*t);
         else ok = false;
       }
     if (!ok) {
@@ -178,6 +186,25 @@ class profile_reader {
       return;
     }
     out = std::move(v);
+  }
+
+  // Fixed query parameters: an object of names to scalar values (sent as text, percent-encoded).
+  void query(const json& obj, const std::string& path, query_params& out) {
+    auto it = obj.find("query");
+    if (it == obj.end()) return;
+    bool ok = it->is_object();
+    query_params q;
+    if (ok)
+      for (const auto& [k, v] : it->items()) {
+        auto t = status_text(&v);
+        if (k.empty() || !t) ok = false;
+        else q.emplace_back(k, *t);
+      }
+    if (!ok) {
+      errors.push_back(path + ".query: found " + shown(*it) + "; expected an object of parameter names to strings, like {\"include_docs\": \"true\"}");
+      return;
+    }
+    out = std::move(q);
   }
 
   // A template: placeholders must be known names.
@@ -209,13 +236,47 @@ class profile_reader {
   sync_profile read(const json& j) {
     sync_profile p;
     if (j.is_null()) return p;
-    if (!object_at(j, where_, {"push", "changes", "records", "ws"})) return p;
+    if (j.is_string()) {
+      // A shipped profile by name (profiles/<name>.json, built in).
+      const json* doc = shipped_profile(j.get<std::string>());
+      if (!doc) {
+        std::string list;
+        for (const auto& n : shipped_profile_names()) list += (list.empty() ? "" : ", ") + n;
+        errors.push_back(where_ + ": found " + shown(j) + "; expected an object or the name of a shipped profile (" + list + ")");
+        return p;
+      }
+      p = read_object(*doc);
+      p.name = j.get<std::string>();
+      return p;
+    }
+    return read_object(j);
+  }
+
+  sync_profile read_object(const json& j) {
+    sync_profile p;
+    if (!object_at(j, where_, {"description", "ops", "push", "changes", "records", "ws"})) return p;
+    if (auto it = j.find("description"); it != j.end() && !it->is_string())
+      errors.push_back(where_ + ".description: found " + shown(*it) + "; expected a string");
+    if (auto it = j.find("ops"); it != j.end()) {
+      std::vector<op_kind> kinds;
+      bool ok = it->is_array() && !it->empty();
+      if (ok)
+        for (const auto& k : *it) {
+          if (k == "append") kinds.push_back(op_kind::append);
+          else if (k == "add") kinds.push_back(op_kind::add);
+          else if (k == "set") kinds.push_back(op_kind::set);
+          else ok = false;
+        }
+      if (ok) p.kinds = std::move(kinds);
+      else errors.push_back(where_ + ".ops: found " + shown(*it) + "; expected a non-empty array of op kinds (\"append\", \"add\", \"set\")");
+    }
     const std::set<std::string> op_names = {"id", "stream", "seq", "t_us", "kind", "key", "delta", "base_version", "value", "client"};
     if (auto it = j.find("push"); it != j.end()) {
       const std::string w = where_ + ".push";
-      if (object_at(*it, w, {"path", "method", "body", "op", "ack", "conflicts"})) {
+      if (object_at(*it, w, {"path", "query", "method", "body", "op", "ack", "conflicts"})) {
         const json& o = *it;
         text(o, w, "path", p.push_path, true);
+        query(o, w, p.push_query);
         text(o, w, "method", p.push_method);
         if (o.contains("body")) {
           if (!o["body"].is_object()) errors.push_back(w + ".body: found " + shown(o["body"]) + "; expected an object (the envelope template)");
@@ -235,7 +296,7 @@ class profile_reader {
         }
         if (o.contains("ack")) {
           const std::string a = w + ".ack";
-          if (object_at(o["ack"], a, {"acked", "results", "id", "status", "ok", "conflict"})) {
+          if (object_at(o["ack"], a, {"acked", "results", "id", "status", "ok", "conflict", "ok_flag", "missing_status"})) {
             const json& ack = o["ack"];
             if (ack.contains("acked") && ack.contains("results"))
               errors.push_back(a + ": found both \"acked\" and \"results\"; expected one of them");
@@ -247,8 +308,13 @@ class profile_reader {
               pointer(ack, a, "status", p.result_status_ptr, true);
               strings(ack, a, "ok", p.result_ok);
               strings(ack, a, "conflict", p.result_conflict);
+              pointer(ack, a, "ok_flag", p.result_flag_ptr);
+              if (auto ms = ack.find("missing_status"); ms != ack.end()) {
+                if (auto t = status_text(&*ms)) p.missing_status = *t;
+                else errors.push_back(a + ".missing_status: found " + shown(*ms) + "; expected a status like \"ok\"");
+              }
             } else {
-              for (const char* k : {"id", "status", "ok", "conflict"})
+              for (const char* k : {"id", "status", "ok", "conflict", "ok_flag", "missing_status"})
                 if (ack.contains(k)) errors.push_back(a + "." + k + ": found a per-op result key; expected \"results\" beside it");
             }
           }
@@ -270,10 +336,11 @@ class profile_reader {
     }
     if (auto it = j.find("changes"); it != j.end()) {
       const std::string w = where_ + ".changes";
-      if (object_at(*it, w, {"path", "feed", "stream_param", "cursor_param", "limit_param", "list", "next", "id", "stream",
+      if (object_at(*it, w, {"path", "query", "feed", "stream_param", "cursor_param", "limit_param", "list", "next", "id", "stream",
                              "seq", "cursor", "commit_us", "kind", "key", "delta", "value"})) {
         const json& o = *it;
         text(o, w, "path", p.changes_path, true);
+        query(o, w, p.changes_query);
         if (o.contains("feed")) {
           if (o["feed"] == "global") p.changes_per_stream = false;
           else if (o["feed"] == "per_stream") p.changes_per_stream = true;
@@ -295,11 +362,14 @@ class profile_reader {
         pointer(o, w, "value", p.change_value_ptr);
       }
     }
-    if (auto it = j.find("records"); it != j.end()) {
+    if (auto it = j.find("records"); it != j.end() && it->is_null()) {
+      p.has_records = false;
+    } else if (it != j.end()) {
       const std::string w = where_ + ".records";
-      if (object_at(*it, w, {"path", "stream_param", "list", "key", "value", "version"})) {
+      if (object_at(*it, w, {"path", "query", "stream_param", "list", "key", "value", "version"})) {
         const json& o = *it;
         text(o, w, "path", p.records_path, true);
+        query(o, w, p.records_query);
         text(o, w, "stream_param", p.records_stream_param);
         pointer(o, w, "list", p.records_ptr, true);
         pointer(o, w, "key", p.record_key_ptr);
@@ -307,11 +377,14 @@ class profile_reader {
         pointer(o, w, "version", p.record_version_ptr);
       }
     }
-    if (auto it = j.find("ws"); it != j.end()) {
+    if (auto it = j.find("ws"); it != j.end() && it->is_null()) {
+      p.has_ws = false;
+    } else if (it != j.end()) {
       const std::string w = where_ + ".ws";
-      if (object_at(*it, w, {"path", "streams_param", "cursor_param"})) {
+      if (object_at(*it, w, {"path", "query", "streams_param", "cursor_param"})) {
         const json& o = *it;
         text(o, w, "path", p.ws_path, true);
+        query(o, w, p.ws_query);
         text(o, w, "streams_param", p.ws_streams_param);
         text(o, w, "cursor_param", p.ws_cursor_param);
       }
@@ -433,6 +506,13 @@ void add_param(std::string& target, std::string_view name, std::string_view enco
   target += encoded_value;
 }
 
+// `path` with the profile's fixed query parameters.
+std::string with_query(const std::string& path, const query_params& q) {
+  std::string t = path;
+  for (const auto& [k, v] : q) add_param(t, percent_encode(k), percent_encode(v));
+  return t;
+}
+
 std::optional<server_change> read_change(const sync_profile& p, const json& e, std::string& reason) {
   server_change c;
   auto id = as_text(resolve(e, p.change_id_ptr));
@@ -539,7 +619,15 @@ push_reply parse_push_reply(const sync_profile& p, std::string_view body) {
                        (results ? shown(*results) : "nothing") + "; expected an array of per-op results");
     for (const auto& e : *results) {
       auto id = as_text(resolve(e, p.result_id_ptr));
-      auto status = as_text(resolve(e, p.result_status_ptr));
+      if (id && !p.result_flag_ptr.empty()) {
+        if (const json* f = resolve(e, p.result_flag_ptr); f && f->is_boolean() && f->get<bool>()) {
+          r.acked.push_back(std::move(*id));
+          continue;
+        }
+      }
+      const json* status_at = resolve(e, p.result_status_ptr);
+      auto status = status_text(status_at);
+      if (!status_at && p.missing_status) status = p.missing_status;
       if (!id || !status)
         return malformed("push reply result " + shown(e) + ": expected an id at " + p.result_id_ptr + " and a status at " +
                          p.result_status_ptr);
@@ -570,8 +658,33 @@ push_reply parse_push_reply(const sync_profile& p, std::string_view body) {
   return r;
 }
 
+std::vector<std::string> shipped_profile_names() {
+  std::vector<std::string> out;
+  for (const auto& s : detail::shipped_profiles()) out.emplace_back(s.name);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const nlohmann::json* shipped_profile(std::string_view name) {
+  // Parsed once, on first use (thread-safe static initialisation).
+  static const std::vector<std::pair<std::string, json>> parsed = [] {
+    std::vector<std::pair<std::string, json>> v;
+    for (const auto& s : detail::shipped_profiles()) v.emplace_back(std::string(s.name), json::parse(s.text));
+    return v;
+  }();
+  for (const auto& [n, doc] : parsed)
+    if (n == name) return &doc;
+  return nullptr;
+}
+
+std::string profile_label(const sync_profile& p) {
+  return p.name.empty() ? std::string("target.profile") : "the " + p.name + " profile";
+}
+
+std::string push_target(const sync_profile& p) { return with_query(p.push_path, p.push_query); }
+
 std::string changes_target(const sync_profile& p, const std::string* stream, std::string_view cursor, std::size_t limit) {
-  std::string t = p.changes_path;
+  std::string t = with_query(p.changes_path, p.changes_query);
   if (stream) add_param(t, p.stream_param, percent_encode(*stream));
   if (!cursor.empty()) add_param(t, p.cursor_param, percent_encode(cursor));
   if (limit != 0) add_param(t, p.limit_param, std::to_string(limit));
@@ -579,13 +692,13 @@ std::string changes_target(const sync_profile& p, const std::string* stream, std
 }
 
 std::string records_target(const sync_profile& p, const std::string& stream) {
-  std::string t = p.records_path;
+  std::string t = with_query(p.records_path, p.records_query);
   add_param(t, p.records_stream_param, percent_encode(stream));
   return t;
 }
 
 std::string ws_target(const sync_profile& p, const std::vector<std::string>& streams, std::string_view cursor) {
-  std::string t = p.ws_path;
+  std::string t = with_query(p.ws_path, p.ws_query);
   std::string list;
   for (const auto& s : streams) list += (list.empty() ? "" : ",") + percent_encode(s);
   add_param(t, p.ws_streams_param, list);

@@ -20,7 +20,15 @@
 //                "key": "/key", "delta": "/delta", "value": "/value"},
 //    "records": {"path": "/v1/records", "stream_param": "stream", "list": "/records",
 //                "key": "/key", "value": "/value", "version": "/version"},
-//    "ws":      {"path": "/v1/ws", "streams_param": "streams", "cursor_param": "after"}}
+//    "ws":      {"path": "/v1/ws", "streams_param": "streams", "cursor_param": "after"},
+//    "ops": ["append", "add", "set"], "description": "…"}
+// Additions for APIs such as CouchDB's (docs/profiles.md): `push.ack.ok_flag` (a pointer to a
+// boolean that acks the op when true) and `push.ack.missing_status` (the status of a result
+// with nothing at `status`: CouchDB's results carry "error" only when something went wrong);
+// `query` on push, changes, records and ws (fixed query parameters); `"records": null` and
+// `"ws": null` (the API has no such endpoint); `ops` (the op kinds the API takes). Cursors are
+// text throughout (CouchDB 2+ sequences are opaque strings). Instead of an object,
+// target.profile may name a shipped profile (profiles/*.json, built in): "couchdb".
 // Every key is optional and defaults to protocol v1. In templates a string that is exactly
 // "{{name}}" is replaced by the value with its JSON type (number, string, array); inside a longer
 // string the value is spliced in as text. Op placeholders: id, stream, seq, t_us, kind, key,
@@ -32,6 +40,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -55,7 +64,12 @@ struct sync_op {
   nlohmann::json value;                   // set (and optional append payload)
 };
 
+using query_params = std::vector<std::pair<std::string, std::string>>;  // name, value (not encoded)
+
 struct sync_profile {
+  std::string name;  // the shipped profile's name ("couchdb"); empty for one written in the scenario
+  // The op kinds the API takes (`ops`): a load whose mix has another kind is a validation error.
+  std::vector<op_kind> kinds = {op_kind::append, op_kind::add, op_kind::set};
   // push
   std::string push_path = "/v1/push", push_method = "POST";
   nlohmann::json push_body = {{"client", "{{client}}"}, {"ops", "{{ops}}"}};
@@ -67,6 +81,11 @@ struct sync_profile {
   // Statuses that mark a conflict (a stale `set`): the result entry itself holds the conflict,
   // read with the conflict_*_ptr pointers (id, key, version, value). Other statuses: rejected.
   std::vector<std::string> result_conflict;
+  // A pointer to a boolean inside one result: true acks the op whatever its status (empty: none).
+  std::string result_flag_ptr;
+  // The status of a result with nothing at result_status_ptr (none: such a result is malformed).
+  std::optional<std::string> missing_status;
+  query_params push_query;
   std::string conflicts_ptr = "/conflicts", conflict_id_ptr = "/id", conflict_key_ptr = "/key",
               conflict_version_ptr = "/version", conflict_value_ptr = "/value";
   // changes
@@ -77,10 +96,15 @@ struct sync_profile {
   std::string change_id_ptr = "/id", change_stream_ptr = "/stream", change_seq_ptr = "/seq",
               change_cursor_ptr = "/cseq", change_commit_ptr = "/commit_us", change_kind_ptr = "/kind",
               change_key_ptr = "/key", change_delta_ptr = "/delta", change_value_ptr = "/value";
-  // records
+  query_params changes_query;
+  // records (has_records false: the API has none; no convergence audit, no set or add ops)
+  bool has_records = true;
+  query_params records_query;
   std::string records_path = "/v1/records", records_stream_param = "stream", records_ptr = "/records",
               record_key_ptr = "/key", record_value_ptr = "/value", record_version_ptr = "/version";
-  // WebSocket
+  // WebSocket (has_ws false: the API has none; no fanout load)
+  bool has_ws = true;
+  query_params ws_query;
   std::string ws_path = "/v1/ws", ws_streams_param = "streams", ws_cursor_param = "after";
 };
 
@@ -89,6 +113,17 @@ struct sync_profile {
 sync_profile parse_profile(const nlohmann::json& j, std::string_view where = "scenario.target.profile");
 // Every problem with a profile document, one line each (for `validate`); empty when it is fine.
 std::vector<std::string> profile_errors(const nlohmann::json& j, std::string_view where = "scenario.target.profile");
+
+// The names of the shipped profiles (profiles/*.json, built into the binary), sorted, and one's
+// document (nullptr for an unknown name).
+std::vector<std::string> shipped_profile_names();
+const nlohmann::json* shipped_profile(std::string_view name);
+
+// What a profile calls itself in messages: "the couchdb profile" or "target.profile".
+std::string profile_label(const sync_profile& p);
+
+// The push request target (path and the profile's fixed query parameters).
+std::string push_target(const sync_profile& p);
 
 // The push request body for `ops` from `client`.
 std::string render_push(const sync_profile& p, std::string_view client, const std::vector<sync_op>& ops);

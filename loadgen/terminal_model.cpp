@@ -678,7 +678,7 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
       if (a.state == audit_op_state::unsent) a.state = audit_op_state::in_doubt;
     }
     t.inflight = n;
-    http::request<http::string_body> req{s.method, s.prefix + cfg.profile.push_path, 11};
+    http::request<http::string_body> req{s.method, s.prefix + push_target(cfg.profile), 11};
     req.set(http::field::host, s.url.host + ":" + std::to_string(s.url.port));
     req.set(http::field::content_type, "application/json");
     for (const auto& [k, v] : cfg.headers) req.set(k, v);

@@ -615,6 +615,7 @@ std::string summary_md(const json& report) {
       << num(field(audit, "lost"), 12) << "**, duplicates " << num(field(audit, "duplicates"), 12) << ", in doubt "
       << num(field(audit, "in_doubt"), 12) << ", order violations " << num(field(audit, "order_violations"), 12) << ", diverged "
       << num(field(audit, "diverged"), 12) << ".\n";
+    if (const std::string c = audit.value("convergence", ""); !c.empty() && c != "judged") o << "\nConvergence " << md_cell(c) << ".\n";
   }
   const json cap = report.contains("capture") ? report["capture"] : json();
   if (cap.is_object()) {
@@ -822,6 +823,7 @@ std::string html(const json& report) {
       o << "<td" << (bad ? " class=\"FAIL\"" : "") << ">" << num(field(audit, k), 12) << "</td>";
     }
     o << "</tr></table>";
+    if (const std::string c = audit.value("convergence", ""); !c.empty() && c != "judged") o << "<p class=\"ax\">Convergence " << xml_escape(c) << ".</p>";
   }
   o << "<h2>Metrics</h2><table id=\"metrics\"><tr><th>metric</th><th>count</th><th>errors</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th></tr>";
   for (const auto& [m, s] : metrics.items()) {

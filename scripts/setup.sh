@@ -3,6 +3,8 @@
 # missing. Idempotent and quiet when everything is present. Needs root (or sudo) to install.
 #   scripts/setup.sh            build + test + lab packages
 #   scripts/setup.sh --runtime  only what the runtime image needs
+# Besides the Debian packages, the test set-up installs pouchdb-server (a pinned npm version, the
+# CouchDB-API server tests/integration/pouchdb_test.cpp runs) under /var/tmp, never in the repo.
 set -euo pipefail
 
 build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-system1.81-dev libssl-dev libpcap-dev libcli11-dev
@@ -10,8 +12,8 @@ build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-system1.8
 lab_pkgs=(postgresql-15 postgresql-client-15 haproxy iproute2 iptables procps psmisc
   util-linux libpq5 libpcap0.8 ca-certificates openssl)
 # tshark (with wireshark-common's capinfos and mergecap) reads the capture's pcap files back in
-# the capture tests.
-test_pkgs=(python3 python3-jsonschema curl chromium libxml2-utils fonts-dejavu-core tshark)
+# the capture tests; python3-yaml reads the CI recipes in tests/integration/ci_recipes_test.cpp.
+test_pkgs=(python3 python3-jsonschema python3-yaml curl chromium libxml2-utils fonts-dejavu-core tshark)
 
 want=()
 if [[ "${1:-}" == "--runtime" ]]; then
@@ -26,7 +28,33 @@ for p in "${want[@]}"; do
     missing+=("$p")
   fi
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+# Node.js for pouchdb-server: Debian's nodejs and npm, unless a node and npm are there already
+# (another Node packaging, e.g. one whose nodejs package carries npm, would conflict with Debian's).
+if [[ "${1:-}" != "--runtime" ]] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+  missing+=(nodejs npm)
+fi
+
+# pouchdb-server, pinned: the version tests/integration/pouchdb_test.cpp expects. Scripts are not
+# run (--ignore-scripts): leveldown loads the prebuilt N-API binary its npm package ships, and
+# sqlite3's install would try to download one from outside the registry (pouchdb-server uses
+# LevelDB unless started with --sqlite).
+pouchdb_version=4.2.0
+pouchdb_dir=${SYNCSTORM_POUCHDB_DIR:-/var/tmp/syncstorm/npm/pouchdb-server-$pouchdb_version}
+install_pouchdb() {
+  [[ "${1:-}" == "--runtime" ]] && return 0
+  [[ -x "$pouchdb_dir/node_modules/.bin/pouchdb-server" ]] && return 0
+  echo "setup: installing pouchdb-server@$pouchdb_version into $pouchdb_dir" >&2
+  mkdir -p "$pouchdb_dir"
+  [[ -f "$pouchdb_dir/package.json" ]] || echo '{"name": "syncstorm-pouchdb-server", "private": true}' >"$pouchdb_dir/package.json"
+  npm install --prefix "$pouchdb_dir" --ignore-scripts --no-audit --no-fund --loglevel=error \
+    "pouchdb-server@$pouchdb_version" >"$pouchdb_dir/npm-install.log" 2>&1 ||
+    { echo "setup: npm install pouchdb-server@$pouchdb_version failed:" >&2; tail -5 "$pouchdb_dir/npm-install.log" >&2; exit 1; }
+}
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  install_pouchdb "${1:-}"
+  exit 0
+fi
 
 echo "setup: installing ${missing[*]}" >&2
 SUDO=""
@@ -51,4 +79,5 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if command -v systemctl >/dev/null && systemctl is-active --quiet haproxy 2>/dev/null; then
   $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true
 fi
+install_pouchdb "${1:-}"
 echo "setup: done" >&2

@@ -3,6 +3,7 @@
 #include "engine/models/builtin.hpp"
 
 #include "loadgen/bootstrap_model.hpp"
+#include "loadgen/target_access.hpp"
 
 namespace syncstorm::engine::models {
 namespace {
@@ -40,6 +41,10 @@ model_kind bootstrap_kind() {
   k.info.progress_latency = "bootstrap.time";
   // A ceiling: pages of a pull back to back.
   k.info.peak_requests = [](const nlohmann::json& l, double) { return 50.0 * l.value("clients", 1); };
+  k.info.check = [](const nlohmann::json& l, const reference_context& ctx, const std::string& p, spec::errors& out) {
+    if (ctx.doc && ctx.doc->contains("target"))
+      loadgen::check_profile_use((*ctx.doc)["target"], l, p, {.records = true}, out);
+  };
   k.info.parse = [](const load_entry& e, const std::string& where) -> std::shared_ptr<const load_settings> {
     auto s = std::make_shared<bootstrap_settings>();
     s->c = loadgen::bootstrap_settings_from(e.name, e.fields, phases_of(e), where);

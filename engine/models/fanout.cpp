@@ -4,6 +4,7 @@
 #include "engine/models/builtin.hpp"
 
 #include "loadgen/fanout_model.hpp"
+#include "loadgen/target_access.hpp"
 
 namespace syncstorm::engine::models {
 namespace {
@@ -87,6 +88,10 @@ model_kind fanout_kind() {
   k.info.peak_requests = [](const nlohmann::json& l, double) {
     const double pushes = l.contains("rate") ? rate_value(l["rate"]) : 0;
     return pushes + pushes * l.value("subscribers", 1) / std::max(1, l.value("streams", 1));
+  };
+  k.info.check = [](const nlohmann::json& l, const reference_context& ctx, const std::string& p, spec::errors& out) {
+    if (ctx.doc && ctx.doc->contains("target"))
+      loadgen::check_profile_use((*ctx.doc)["target"], l, p, {.records = true, .ws = true}, out);
   };
   k.info.parse = [](const load_entry& e, const std::string& where) -> std::shared_ptr<const load_settings> {
     auto s = std::make_shared<fanout_settings>();

@@ -36,7 +36,8 @@ std::vector<metric_info> metrics() {
   return m;
 }
 
-void check(const nlohmann::json& l, const reference_context&, const std::string& p, spec::errors& out) {
+void check(const nlohmann::json& l, const reference_context& ctx, const std::string& p, spec::errors& out) {
+  sync_client_check(l, ctx, p, out);
   if (!l.contains("offline") && !l.contains("random"))
     out.push_back(p + ": found neither \"offline\" nor \"random\"; expected offline windows or a random duty cycle");
   const nlohmann::json no_period;

@@ -3,6 +3,7 @@
 
 #include "core/units.hpp"
 #include "injectors/client_control.hpp"
+#include "loadgen/target_access.hpp"
 
 #include <sstream>
 
@@ -88,6 +89,11 @@ std::vector<metric_info> sync_client_metrics() {
           {"push.parked", metric_unit::count, "batches parked after the retry limit"},
           {"breaker.open", metric_unit::count, "circuit breaker openings"},
           {"journal.corrupt", metric_unit::count, "journal corruptions detected"}};
+}
+
+void sync_client_check(const nlohmann::json& entry, const reference_context& ctx, const std::string& path, spec::errors& out) {
+  if (ctx.doc && ctx.doc->contains("target"))
+    loadgen::check_profile_use((*ctx.doc)["target"], entry, path, {.writes_ops = true}, out);
 }
 
 bool sync_client_needs_rate(const nlohmann::json& entry) { return !entry.contains("rate"); }

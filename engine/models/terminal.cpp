@@ -31,6 +31,7 @@ model_kind terminal_kind() {
   k.info.metrics = sync_client_metrics();
   k.info.progress_latency = "push.latency";
   k.info.phase_needs_rate = sync_client_needs_rate;
+  k.info.check = sync_client_check;
   k.info.peak_requests = [](const nlohmann::json& l, double peak) {
     const double per = l.contains("rate") ? rate_value(l["rate"]) : 0;
     return std::max(peak, per) * l.value("stores", 1) * l.value("terminals_per_store", 1);

@@ -360,3 +360,21 @@ TEST(audit, a_million_ops_with_known_losses_duplicates_and_one_divergence) {
   EXPECT_EQ(r.lost_ids.back(), in.ops[99'007].id);
   EXPECT_EQ(*r.lost_oldest_age_us, n - 7);
 }
+
+// With no op writing a key (append only: a profile without records, issue #27) there is nothing
+// to converge, and the report says so; one add op makes it judged again.
+TEST(audit, convergence_is_not_judged_without_key_ops) {
+  audit_input in;
+  in.ops = {op("a1", "c", "s", 1, 10), op("a2", "c", "s", 2, 20)};
+  in.changes = {change_of(in.ops[0], 1), change_of(in.ops[1], 2)};
+  audit_result r = run_audit(in);
+  EXPECT_EQ(r.lost, 0u);
+  EXPECT_NE(r.convergence.find("not judged"), std::string::npos) << r.convergence;
+  EXPECT_EQ(r.to_json()["convergence"], r.convergence);
+  in.ops.push_back(add_op("d1", "c", "s", 3, "k", 2, 30));
+  in.changes.push_back(change_of(in.ops[2], 3));
+  in.records = {{"s", "k", json(2), 1}};
+  r = run_audit(in);
+  EXPECT_EQ(r.convergence, "judged");
+  EXPECT_EQ(r.diverged, 0u);
+}

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using namespace syncstorm::loadgen;
 using json = nlohmann::json;
 
@@ -191,4 +193,122 @@ TEST(sync_protocol, profile_errors_name_the_path) {
   EXPECT_THROW(parse_profile(json::parse(R"({"push": {"path": "nopath"}})")), std::invalid_argument);
   EXPECT_TRUE(profile_errors(nullptr).empty());
   EXPECT_TRUE(profile_errors(json::parse(other_profile)).empty());
+}
+
+// --- CouchDB-style APIs (issue #27): the shipped couchdb profile, acks by a boolean or by the
+// absence of an error member, fixed query parameters, opaque string cursors, no records.
+
+TEST(sync_protocol, couchdb_profile_by_name) {
+  const sync_profile p = parse_profile(json("couchdb"));
+  EXPECT_EQ(p.name, "couchdb");
+  EXPECT_EQ(profile_label(p), "the couchdb profile");
+  ASSERT_EQ(p.kinds.size(), 1u);
+  EXPECT_EQ(p.kinds[0], op_kind::append);
+  EXPECT_FALSE(p.has_records);
+  EXPECT_FALSE(p.has_ws);
+  EXPECT_EQ(push_target(p), "/_bulk_docs");
+  const auto names = shipped_profile_names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "couchdb"), names.end());
+  // Every shipped profile parses without a problem.
+  for (const auto& n : names) EXPECT_TRUE(profile_errors(json(n)).empty()) << n;
+  auto errs = profile_errors(json("couch"));
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0], "scenario.target.profile: found \"couch\"; expected an object or the name of a shipped profile (couchdb)");
+}
+
+TEST(sync_protocol, couchdb_push_body_is_bulk_docs) {
+  const sync_profile p = parse_profile(json("couchdb"));
+  sync_op a{"r-s0-t0-1", "store-0", 1, 100, op_kind::append, "", 0, 0, json{{"total_cents", 250}}};
+  const json body = json::parse(render_push(p, "s0-t0", {a}));
+  ASSERT_TRUE(body["docs"].is_array());
+  const json& d = body["docs"][0];
+  EXPECT_EQ(d["_id"], "r-s0-t0-1");
+  EXPECT_EQ(d["stream"], "store-0");
+  EXPECT_EQ(d["client"], "s0-t0");
+  EXPECT_EQ(d["seq"], 1);
+  EXPECT_EQ(d["value"]["total_cents"], 250);
+}
+
+TEST(sync_protocol, couchdb_bulk_docs_reply) {
+  const sync_profile p = parse_profile(json("couchdb"));
+  // Stored, already stored (an append's conflict means "have it"), refused.
+  auto r = parse_push_reply(p, R"([{"ok": true, "id": "a", "rev": "1-x"},
+                                   {"id": "b", "error": "conflict", "reason": "Document update conflict"},
+                                   {"id": "c", "error": "forbidden", "reason": "no"}])");
+  ASSERT_FALSE(r.malformed) << r.reason;
+  EXPECT_EQ(r.acked, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(r.rejected, (std::vector<std::string>{"c"}));
+  EXPECT_TRUE(r.conflicts.empty());
+  // A reply that is not the per-doc array is a counted protocol error, not a crash.
+  EXPECT_TRUE(parse_push_reply(p, R"({"error": "not_found", "reason": "no_db_file"})").malformed);
+  EXPECT_TRUE(parse_push_reply(p, R"([{"rev": "1-x"}])").malformed);
+  EXPECT_TRUE(parse_push_reply(p, "<html>").malformed);
+}
+
+TEST(sync_protocol, ack_by_boolean_flag_and_missing_status) {
+  // Flag only: true acks; false falls back to the status.
+  const sync_profile p = parse_profile(json::parse(R"({"push": {"ack": {"results": "/r", "id": "/id", "ok_flag": "/success",
+                                                                 "status": "/why", "conflict": ["stale"]},
+                                                       "conflicts": {"version": "/v"}}})"));
+  auto r = parse_push_reply(p, R"({"r": [{"id": "1", "success": true}, {"id": "2", "success": false, "why": "stale", "v": 3},
+                                         {"id": "3", "success": false, "why": "quota"}]})");
+  ASSERT_FALSE(r.malformed) << r.reason;
+  EXPECT_EQ(r.acked, (std::vector<std::string>{"1"}));
+  ASSERT_EQ(r.conflicts.size(), 1u);
+  EXPECT_EQ(r.conflicts[0].version, 3);
+  EXPECT_EQ(r.rejected, (std::vector<std::string>{"3"}));
+  // Without missing_status a result with no status is malformed.
+  EXPECT_TRUE(parse_push_reply(p, R"({"r": [{"id": "4"}]})").malformed);
+  // A boolean status matched against "ok": [true].
+  const sync_profile b = parse_profile(json::parse(R"({"push": {"ack": {"results": "", "status": "/done", "ok": [true]}}})"));
+  auto rb = parse_push_reply(b, R"([{"id": "x", "done": true}, {"id": "y", "done": false}])");
+  EXPECT_EQ(rb.acked, (std::vector<std::string>{"x"}));
+  EXPECT_EQ(rb.rejected, (std::vector<std::string>{"y"}));
+}
+
+TEST(sync_protocol, fixed_query_parameters_on_every_path) {
+  const sync_profile p = parse_profile(json::parse(R"({"push": {"path": "/p", "query": {"w": 2, "batch": "ok"}},
+    "changes": {"path": "/c", "query": {"include_docs": "true"}, "cursor_param": "since"},
+    "records": {"path": "/r", "query": {"all": true}}, "ws": {"path": "/w", "query": {"v": "1 2"}}})"));
+  EXPECT_EQ(push_target(p), "/p?batch=ok&w=2");
+  EXPECT_EQ(changes_target(p, nullptr, "0", 10), "/c?include_docs=true&since=0&limit=10");
+  EXPECT_EQ(records_target(p, "s"), "/r?all=true&stream=s");
+  EXPECT_EQ(ws_target(p, {"a"}, ""), "/w?v=1%202&streams=a");
+  auto errs = profile_errors(json::parse(R"({"changes": {"query": ["x"]}})"));
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_NE(errs[0].find("scenario.target.profile.changes.query: found [\"x\"]; expected an object"), std::string::npos) << errs[0];
+}
+
+TEST(sync_protocol, opaque_string_cursors) {
+  // CouchDB 2+: seq and last_seq are opaque strings; they are kept and sent back as text.
+  const sync_profile p = parse_profile(json("couchdb"));
+  auto page = parse_changes(p, R"({"results": [
+      {"seq": "1-g1AAAAEzeJzLYWBgYMpgTmHgz8tPSTV0MDQy1zMAQsMcoEQiQ1L9____szKYE", "id": "r-s0-t0-1",
+       "changes": [{"rev": "1-a"}], "doc": {"_id": "r-s0-t0-1", "stream": "store-0", "seq": 1, "kind": "append"}},
+      {"seq": "2-g1AAAAEzeJzLYWBgYMpgTmHgz8tPSTV0MDQy1zMAQsMcoEQiQ1L9____szKYx", "id": "_design/x",
+       "changes": [{"rev": "1-b"}], "doc": {"_id": "_design/x"}}],
+    "last_seq": "2-g1AAAAEzeJzLYWBgYMpgTmHgz8tPSTV0MDQy1zMAQsMcoEQiQ1L9____szKYx", "pending": 0})");
+  ASSERT_FALSE(page.malformed) << page.reason;
+  ASSERT_EQ(page.changes.size(), 2u);
+  EXPECT_EQ(page.changes[0].id, "r-s0-t0-1");
+  EXPECT_EQ(page.changes[0].stream, "store-0");
+  EXPECT_EQ(page.changes[0].seq, 1);
+  EXPECT_EQ(page.changes[0].cursor.substr(0, 6), "1-g1AA");
+  EXPECT_EQ(page.changes[1].stream, "");  // a design document: no stream, filtered out by the audit
+  EXPECT_EQ(page.next.substr(0, 2), "2-");
+  EXPECT_EQ(changes_target(p, nullptr, page.next, 1000).substr(0, 44), "/_changes?include_docs=true&since=2-g1AAAAEz");
+  // pouchdb-server's integer sequences work the same way.
+  auto ints = parse_changes(p, R"({"results": [{"seq": 7, "id": "a", "doc": {"stream": "s"}}], "last_seq": 7})");
+  ASSERT_FALSE(ints.malformed);
+  EXPECT_EQ(ints.next, "7");
+}
+
+TEST(sync_protocol, profile_without_records_or_ws) {
+  const sync_profile p = parse_profile(json::parse(R"({"records": null, "ws": null, "ops": ["append", "add"]})"));
+  EXPECT_FALSE(p.has_records);
+  EXPECT_FALSE(p.has_ws);
+  EXPECT_EQ(p.kinds, (std::vector<op_kind>{op_kind::append, op_kind::add}));
+  auto errs = profile_errors(json::parse(R"({"ops": ["append", "delete"]})"));
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_NE(errs[0].find("scenario.target.profile.ops: found [\"append\",\"delete\"]; expected a non-empty array of op kinds"), std::string::npos);
 }
