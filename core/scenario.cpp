@@ -232,6 +232,12 @@ void check_references(const json& doc, errors& out) {
       if (k != kinds.end() && k->needs_target && !f.contains("target")) {
         out.push_back(p + ".target: found nothing; expected a target for a " + kind + " fault (pods, role, pid, pidfile, container or selector)");
       }
+      if (f.contains("target") && f["target"].contains("selector") && f["target"]["selector"].is_object() &&
+          f["target"]["selector"].contains("labels") && f["target"]["selector"]["labels"].is_object() &&
+          f["target"]["selector"]["labels"].empty()) {
+        // `-l ""` selects every pod of the namespace; a rolling restart would restart every deployment.
+        out.push_back(p + ".target.selector.labels: found {}; expected at least one label (an empty selector matches every pod of the namespace)");
+      }
       if ((f.contains("count") || f.contains("jitter")) && !f.contains("every")) {
         out.push_back(p + ": found " + std::string(f.contains("count") ? "\"count\"" : "\"jitter\"") + " without \"every\"; expected \"every\" with it");
       }

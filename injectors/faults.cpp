@@ -156,6 +156,10 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
   } else if (t.contains("selector")) {
     r.backend = "kubectl";
     const json& sel = t["selector"];
+    // An empty selector matches every pod of the namespace (`-l ""`), and `rollout restart` then
+    // restarts every deployment in it: refused here as well as by validation.
+    if (!sel.contains("labels") || !sel["labels"].is_object() || sel["labels"].empty())
+      throw fault_error("target.selector.labels: found none; expected at least one label (an empty selector matches every pod of the namespace)");
     std::string ctx = sel.value("context", "");
     if (ctx.empty()) ctx = kube_current_context();
     std::string why = refuse_context(ctx, env.safety);

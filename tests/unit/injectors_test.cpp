@@ -168,6 +168,30 @@ TEST(fault_validation, cross_checks_name_the_path) {
   EXPECT_NE(all.find("scenario.faults[3].volume: found \"relative\""), std::string::npos) << all;
 }
 
+// An empty label selector is `-l ""`: every pod of the namespace (and with rolling_restart, every
+// deployment). Refused by validation (exit 2) and again when a fault is prepared.
+TEST(fault_validation, an_empty_label_selector_is_refused) {
+  json doc = {{"name", "s"}, {"duration", "60s"}, {"target", {{"endpoints", {{"http", "http://127.0.0.1:1"}}}}},
+              {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
+              {"faults", {{{"name", "roll"}, {"kind", "rolling_restart"}, {"target", {{"selector", {{"labels", json::object()}}}}}, {"at", "1s"}}}}};
+  auto errs = syncstorm::validate_document(doc);
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0], "scenario.faults[0].target.selector.labels: found {}; expected at least one label (an empty selector matches every pod of the namespace)");
+  syncstorm::fault_entry f;
+  f.name = "roll";
+  f.kind = "rolling_restart";
+  f.target = {{"selector", {{"labels", json::object()}, {"context", "ctx"}}}};
+  f.fields = {{"name", "roll"}, {"kind", "rolling_restart"}, {"target", f.target}, {"at", "1s"}};
+  inj::fault_env env;
+  env.dry_run = true;
+  try {
+    inj::prepare_fault(f, 0, env);
+    ADD_FAILURE() << "an empty selector was prepared";
+  } catch (const inj::fault_error& e) {
+    EXPECT_NE(std::string(e.what()).find("target.selector.labels: found none"), std::string::npos) << e.what();
+  }
+}
+
 TEST(fault_ledger, write_replay_and_unreverted) {
   t::temp_dir d;
   std::string path = d.str() + "/ledger.jsonl";
