@@ -205,11 +205,9 @@ void check_references(const json& doc, errors& out) {
     }
   }
   std::int64_t run_us = duration ? duration : longest_load;
-  const bool lab = ctx.lab;
   // target.lab.id: the run uses a lab that is already up; the options that describe a lab to
   // start are that lab's own (set by `lab up`), so none may stand beside the id.
-  const bool attached = lab && doc["target"]["lab"].is_object() && doc["target"]["lab"].contains("id");
-  if (attached) {
+  if (ctx.attached) {
     for (auto& [k, v] : doc["target"]["lab"].items()) {
       if (k == "id") continue;
       out.push_back("scenario.target.lab." + k + ": found " + v.dump() + " beside \"id\"; expected only \"id\" (the run uses the running lab " +
@@ -322,8 +320,7 @@ void check_references(const json& doc, errors& out) {
   }
   if (doc.contains("capture") && doc["capture"].is_object()) {
     const json& c = doc["capture"];
-    const bool lab_target = doc.contains("target") && doc["target"].contains("lab");
-    if (!lab_target && (!c.contains("interfaces") || c["interfaces"].is_string())) {
+    if (!ctx.lab && (!c.contains("interfaces") || c["interfaces"].is_string())) {
       out.push_back("scenario.capture.interfaces: found " + (c.contains("interfaces") ? c["interfaces"].dump() : std::string("nothing")) +
                     " but the target is not a lab; expected interface names like [\"lo\"]");
     }

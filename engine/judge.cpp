@@ -176,15 +176,15 @@ judgement judge(judge_input in) {
   return j;
 }
 
-nlohmann::json faults_report(const std::vector<nlohmann::json>& records, const std::vector<std::optional<std::int64_t>>& applied_us,
-                             const std::vector<fault_effects>& effects, const audit_result* audit) {
+nlohmann::json faults_report(const std::vector<injectors::fault_record>& records, const std::vector<fault_effects>& effects,
+                             const audit_result* audit) {
   nlohmann::json out = nlohmann::json::array();
   std::size_t applied_index = 0;
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    nlohmann::json j = records[i];
-    if (applied_us[i]) {
+  for (const auto& r : records) {
+    nlohmann::json j = r.to_report();
+    if (r.applied_us) {
       for (const auto& e : effects) {
-        if (e.name != j.value("name", "") || e.applied_us != *applied_us[i]) continue;
+        if (e.name != r.name || e.applied_us != *r.applied_us) continue;
         j["recovery_s"] = seconds_or_unbounded(e.recovery_us);
         j["ready_s"] = seconds_or_unbounded(e.ready_us);
         j["detect_s"] = seconds_or_unbounded(e.detect_us);

@@ -11,6 +11,7 @@
 #include "core/timeline.hpp"
 #include "engine/registry.hpp"
 #include "engine/report.hpp"
+#include "injectors/fault_runner.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -54,7 +55,7 @@ judgement judge(judge_input in);
 std::int64_t warmup_end_us(const plan& p, std::int64_t run_end_us);
 
 // report.json faults[]: the runner's records with what the timeline and the audit measured.
-nlohmann::json faults_report(const std::vector<nlohmann::json>& records, const std::vector<std::optional<std::int64_t>>& applied_us,
-                             const std::vector<fault_effects>& effects, const audit_result* audit);
+nlohmann::json faults_report(const std::vector<injectors::fault_record>& records, const std::vector<fault_effects>& effects,
+                             const audit_result* audit);
 
 }  // namespace syncstorm::engine

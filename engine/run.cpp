@@ -369,6 +369,7 @@ run_result decide_and_report(run_state& r, const nlohmann::json& lab_events, dou
   ji.audit_absent = !r.loads.audited() ? "no load in this run keeps client-side op records (terminal, fanout, bootstrap)"
                                        : "the audit did not run (" + (r.error.empty() ? std::string("the run was interrupted") : r.error) + ")";
   if (r.aborts->fired()) ji.abort = std::make_pair(r.aborts->name(), r.aborts->reason());
+  const auto abort = ji.abort;
   judgement j = judge(std::move(ji));
 
   outcome_input oi;
@@ -376,7 +377,7 @@ run_result decide_and_report(run_state& r, const nlohmann::json& lab_events, dou
   oi.interrupted = r.interrupted;
   oi.signal = r.signals->signal();
   oi.rules = j.rules;
-  if (r.aborts->fired()) oi.abort = std::make_pair(r.aborts->name(), r.aborts->reason());
+  oi.abort = abort;
 
   report_input ri;
   ri.s = &r.s;
@@ -387,13 +388,7 @@ run_result decide_and_report(run_state& r, const nlohmann::json& lab_events, dou
   ri.verdicts = j.verdicts;
   ri.merged = &r.merged;
   ri.scalars = j.scalars;
-  std::vector<nlohmann::json> records;
-  std::vector<std::optional<std::int64_t>> applied;
-  for (const auto& rec : r.fault_records) {
-    records.push_back(rec.to_report());
-    applied.push_back(rec.applied_us);
-  }
-  ri.faults = faults_report(records, applied, j.effects, r.audit ? &*r.audit : nullptr);
+  ri.faults = faults_report(r.fault_records, j.effects, r.audit ? &*r.audit : nullptr);
   if (r.audit) ri.audit = r.audit->to_json();
   ri.generator = j.generator;
   ri.generator.cpu = cpu_cores;

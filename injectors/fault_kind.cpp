@@ -25,4 +25,10 @@ const fault_kind* find_fault_kind(const std::string& name) {
   return it == registered().end() ? nullptr : &it->second;
 }
 
+std::shared_ptr<const fault_settings> settings_or_parse(const fault_entry& f) {
+  if (f.settings) return f.settings;
+  const fault_kind* k = find_fault_kind(f.kind);
+  return k && k->info.parse ? k->info.parse(f, "scenario.faults[]") : nullptr;
+}
+
 }  // namespace syncstorm::injectors

@@ -41,16 +41,14 @@ struct fault_kind_registrar {
   explicit fault_kind_registrar(fault_kind kind) { register_fault_kind(std::move(kind)); }
 };
 
-// A fault's typed settings as its kind parsed them (parsed now when the entry was built by hand
-// without them, as tests do). Throws std::logic_error on a kind mismatch (a bug).
+// A fault's settings as its kind parsed them when the scenario loaded, or parsed now when the
+// entry was built by hand without them (as tests do); null for a kind without settings.
+std::shared_ptr<const fault_settings> settings_or_parse(const fault_entry& f);
+
+// settings_or_parse as the kind's own type. Throws std::logic_error on a kind mismatch (a bug).
 template <typename T>
 std::shared_ptr<const T> settings_of(const fault_entry& f) {
-  std::shared_ptr<const fault_settings> s = f.settings;
-  if (!s) {
-    const fault_kind* k = find_fault_kind(f.kind);
-    if (k && k->info.parse) s = k->info.parse(f, "scenario.faults[]");
-  }
-  auto t = std::dynamic_pointer_cast<const T>(s);
+  auto t = std::dynamic_pointer_cast<const T>(settings_or_parse(f));
   if (!t) throw std::logic_error("fault " + f.name + ": its settings were not parsed by its kind " + f.kind);
   return t;
 }

@@ -86,8 +86,7 @@ void fault_runner::start(steady::time_point run_start) {
 void fault_runner::report_network_preflight() {
   bool network = false, partition = false;
   for (const auto& f : c_.s->faults) {
-    std::shared_ptr<const fault_settings> settings = f.settings;
-    if (const fault_kind* k = find_fault_kind(f.kind); !settings && k && k->info.parse) settings = k->info.parse(f, "scenario.faults[]");
+    const auto settings = settings_or_parse(f);
     const auto* net = dynamic_cast<const network_settings*>(settings.get());
     network = network || net;
     partition = partition || (net && net->action == net_action::partition);

@@ -339,18 +339,7 @@ prepared_fault prepare_fault(const fault_entry& f, int occurrence, const fault_e
   p.id = f.name + "#" + std::to_string(occurrence);
   const fault_kind* k = find_fault_kind(f.kind);
   if (!k || !k->prepare) throw fault_error(f.kind + ": not a fault kind the injectors implement");
-  if (f.settings || !k->info.parse) {
-    k->prepare(p, f, env);
-  } else {
-    // An entry built without its settings (by hand, as tests do): parsed now, as loading would.
-    fault_entry with = f;
-    try {
-      with.settings = k->info.parse(f, "scenario.faults[]");
-    } catch (const std::invalid_argument& e) {
-      throw fault_error(e.what());
-    }
-    k->prepare(p, with, env);
-  }
+  k->prepare(p, f, env);
   if (p.target_keys.empty() && env.lab) p.target_keys = {"lab-" + env.lab->id};
   return p;
 }

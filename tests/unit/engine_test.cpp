@@ -109,10 +109,13 @@ TEST(build_report, holds_every_contract_field) {
   e.applied_us = 2'000'000;
   e.recovery_us = 250'000;
   e.detect_us = std::numeric_limits<double>::infinity();
-  in.faults = faults_report({{{"name", "slow"}, {"kind", "latency"}, {"targets", json::array()}, {"scheduled_at", 2.0}, {"applied_at", 2.0},
-                              {"reverted_at", 5.0}, {"recovery_s", nullptr}, {"ready_s", nullptr}, {"detect_s", nullptr},
-                              {"inflight_ops", nullptr}, {"occurrence", 0}}},
-                            {2'000'000}, {e}, nullptr);
+  injectors::fault_record rec;
+  rec.name = "slow";
+  rec.kind = "latency";
+  rec.scheduled_us = 2'000'000;
+  rec.applied_us = 2'000'000;
+  rec.reverted_us = 5'000'000;
+  in.faults = faults_report({rec}, {e}, nullptr);
   audit_result a;
   a.acked = a.present = a.ops = 10;
   in.audit = a.to_json();
