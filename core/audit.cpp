@@ -146,7 +146,8 @@ audit_result run_audit(const audit_input& in) {
       r.duplicates += copies - 1;
       if (r.duplicate_ids.size() < max_listed) r.duplicate_ids.push_back(op.id);
     }
-    if (copies > 0) stream_order[joined(op.client, op.stream, '\0')].emplace_back(op.seq, it->second.first->order);
+    // A rebased set is a new write: it lands after the ops acked while it was being resolved.
+    if (copies > 0 && !op.rebased) stream_order[joined(op.client, op.stream, '\0')].emplace_back(op.seq, it->second.first->order);
   }
   if (oldest_lost_created) r.lost_oldest_age_us = in.run_end_us - *oldest_lost_created;
 

@@ -12,7 +12,9 @@
 //   in_doubt         ops sent but never acknowledged (timeouts, cut connections); of those,
 //                    in_doubt_present were stored anyway (that is allowed, not a loss)
 //   order_violations pairs of one client's ops on one stream stored in the opposite order of
-//                    their seq (by the server's cursor)
+//                    their seq (by the server's cursor); a set the client rebased after a
+//                    conflict is a new write, stored after the ops acked meanwhile by design,
+//                    and is left out
 //   diverged         keys whose server value differs from the history the server itself
 //                    stored: for `add` keys the sum of the deltas of the distinct stored ops;
 //                    for `set` keys the value of the last stored set op (by cursor); plus views
@@ -50,6 +52,7 @@ struct audit_op {
   std::int64_t created_us = 0;   // µs since the run's start
   std::int64_t first_sent_us = -1, acked_us = -1;  // -1: never
   audit_op_state state = audit_op_state::unsent;
+  bool rebased = false;          // a conflicted set pushed again on the server's version
 };
 
 // One stored change as the server reports it (loadgen::server_change, converted).

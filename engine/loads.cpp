@@ -56,9 +56,12 @@ std::vector<loadgen::load_model*> load_stage::models() const {
 }
 
 std::int64_t load_stage::drain_us() const {
-  std::int64_t d = 0;
-  for (const auto& l : loads_) d = std::max(d, l->drain_us());
-  return d;
+  std::int64_t writers = 0, after = 0;
+  for (const auto& l : loads_) {
+    std::int64_t& d = l->drains_after_writers() ? after : writers;
+    d = std::max(d, l->drain_us());
+  }
+  return writers + after;  // the views' drain begins when the writers' ended
 }
 
 std::size_t load_stage::planned_connections(std::size_t threads) const {

@@ -66,6 +66,9 @@ class load_instance {
   virtual loadgen::load_model& model() = 0;
   // How long stopping may wait for it to finish what it holds.
   virtual std::int64_t drain_us() const { return 0; }
+  // Its drain starts only when the other loads' writers ended theirs (fanout views wait for
+  // the final records), so the run's drain bound is the writers' plus its own.
+  virtual bool drains_after_writers() const { return false; }
   // Sockets it will hold at its peak over `threads` workers (the limits preflight).
   virtual std::size_t planned_connections(std::size_t threads) const { (void)threads; return 0; }
   // It keeps client-side op records: the audit reads the stack back for them.

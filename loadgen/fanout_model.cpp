@@ -30,8 +30,10 @@
 #include <array>
 #include <atomic>
 #include <charconv>
+#include <cmath>
 #include <deque>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -199,6 +201,10 @@ struct fanout_worker {
   // stop
   bool stopping = false, closing = false;
   std::int64_t drain_deadline_us = 0;
+  // Views: once every writer of the pool ended its drain (worker::writers() == 0), the records
+  // are final; this worker closes only when each of its views equals them (or the deadline).
+  bool has_views = false, views_settled = false;
+  std::int64_t writers_quiet_us = -1;
   std::uint64_t missing = 0;
   bool missing_recorded = false;
   std::uint64_t rng = 0;
@@ -598,6 +604,67 @@ net::awaitable<void> run_subscriber(fanout_worker& fw, subscriber& sub) {
   --fw.subs_alive;
 }
 
+// JSON equality where two numbers agree within 1e-9 (the audit's own tolerance).
+bool same_json(const json& a, const json& b) {
+  if (a.is_number() && b.is_number()) return std::fabs(a.get<double>() - b.get<double>()) <= 1e-9;
+  return a == b;
+}
+
+// Whether every view of this worker equals `records` (stream index → the server's records).
+bool views_match(const fanout_worker& fw, const std::map<std::size_t, std::vector<server_record>>& records) {
+  for (const auto& sub : fw.subs) {
+    if (!sub->view) continue;
+    for (std::size_t slot = 0; slot < sub->streams.size(); ++slot) {
+      auto r = records.find(sub->streams[slot]);
+      if (r == records.end()) return false;
+      const auto& view = sub->view->slots[slot];
+      if (view.size() != r->second.size()) return false;
+      for (const auto& rec : r->second) {
+        auto v = view.find(rec.key);
+        if (v == view.end() || !same_json(v->second.first, rec.value)) return false;
+      }
+    }
+  }
+  return true;
+}
+
+// After the stop, once the writers are quiet and this worker's own pushes all arrived: reads
+// the records of the streams its views cover and compares, every tick, until they agree (then
+// views_settled) or the worker closes. A failed or malformed read is simply read again.
+net::awaitable<void> run_view_check(fanout_worker& fw) {
+  co_await net::this_coro::throw_if_cancelled(false);
+  const auto cs = co_await net::this_coro::cancellation_state;
+  const auto& cfg = fw.s.config;
+  std::set<std::size_t> viewed;
+  for (const auto& sub : fw.subs)
+    if (sub->view) viewed.insert(sub->streams.begin(), sub->streams.end());
+  detail::http_conn conn(fw.w.io(), fw.s.api);
+  net::steady_timer timer(fw.w.io());
+  while (!fw.closing && !cancelled(cs)) {
+    timer.expires_after(tick);
+    co_await timer.async_wait(use_tuple);
+    if (fw.closing || cancelled(cs)) break;
+    if (!fw.stopping || fw.writers_quiet_us < 0 || fw.s.pushers_active.load(std::memory_order_acquire) != 0) continue;
+    std::map<std::size_t, std::vector<server_record>> records;
+    bool read_all = true;
+    for (std::size_t i : viewed) {
+      auto r = co_await conn.async_request("GET", records_target(cfg.profile, fw.s.streams[i]->name), "", cfg.timeout_us);
+      if (fw.closing || cancelled(cs)) co_return;
+      records_page page;
+      if (!r.failed) page = parse_records(cfg.profile, r.body);
+      if (r.failed || page.malformed) {
+        read_all = false;
+        break;
+      }
+      records[i] = std::move(page.records);
+    }
+    if (read_all && views_match(fw, records)) {
+      fw.views_settled = true;
+      break;
+    }
+  }
+}
+
 // Per worker: deadlines, holes, the gauge, the drain and the final count.
 net::awaitable<void> run_watchdog(fanout_worker& fw) {
   co_await net::this_coro::throw_if_cancelled(false);
@@ -629,9 +696,15 @@ net::awaitable<void> run_watchdog(fanout_worker& fw) {
         }
       }
     }
+    if (fw.stopping && !fw.closing && fw.writers_quiet_us < 0 && fw.w.writers() == 0) {
+      // The records are final now: the views get their own drain from here.
+      fw.writers_quiet_us = now;
+      if (fw.has_views) fw.drain_deadline_us = std::max(fw.drain_deadline_us, now + cfg.drain_us);
+    }
     if (fw.stopping && !fw.closing) {
       bool settled = now >= fw.drain_deadline_us;
-      if (!settled && fw.s.pushers_active.load(std::memory_order_acquire) == 0) {
+      if (!settled && fw.s.pushers_active.load(std::memory_order_acquire) == 0 && fw.writers_quiet_us >= 0 &&
+          (!fw.has_views || fw.views_settled)) {
         settled = true;
         for (auto& sub : fw.subs)
           if (!sub->done && fw.missing_of(*sub) != 0) {
@@ -739,6 +812,8 @@ void fanout_model::start(worker& w) {
     fw.subs.push_back(std::move(sub));
   }
   fw.subs_alive = fw.subs.size();
+  for (auto& sub : fw.subs) fw.has_views = fw.has_views || sub->view != nullptr;
+  if (fw.has_views) w.tasks().spawn(run_view_check(fw));
   for (auto& sub : fw.subs)
     w.tasks().spawn(s.ws.url.tls ? run_subscriber<true>(fw, *sub) : run_subscriber<false>(fw, *sub));
   // The pusher of this worker's streams.

@@ -556,6 +556,7 @@ std::size_t apply_reply(impl_worker& iw, terminal& t, std::size_t n, const push_
         if (k < t.versions.size()) t.versions[k] = act.retry ? act.base_version + 1 : c->second->version;
       }
       if (act.retry) {
+        a.rebased = true;
         q.op.base_version = act.base_version;
         if (t.jr) t.jr->append_rebase(q.op.id, act.base_version);
         keep.push_back(std::move(q));
@@ -597,6 +598,7 @@ net::awaitable<void> wait_until(impl_worker& iw, const terminal& t, net::steady_
 // One terminal: decides when to push, pushes, applies the reply, retries, parks, breaks.
 template <bool Tls>
 net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
+  const writer_hold writing(iw.w);  // until the drain ends (fanout views wait for it)
   co_await net::this_coro::throw_if_cancelled(false);
   const auto cs = co_await net::this_coro::cancellation_state;
   const shared_state& s = iw.s;

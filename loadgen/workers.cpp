@@ -23,10 +23,11 @@
 
 namespace syncstorm::loadgen {
 
-worker::worker(std::size_t index, std::size_t count, run_clock::time_point start)
+worker::worker(std::size_t index, std::size_t count, run_clock::time_point start, std::atomic<int>* writers)
     : index_(index),
       count_(count),
       start_(start),
+      writers_(writers),
       // One thread runs it; its I/O objects are used only there, so the reactor needs no
       // per-descriptor locks. Posting from the controller stays safe (the scheduler locks).
       io_(std::make_unique<net::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO)),
@@ -64,7 +65,7 @@ worker_pool::worker_pool(std::size_t n, run_clock::time_point start)
     : start_(start), threads_(std::make_unique<threads>()) {
   if (n == 0) n = 1;
   workers_.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) workers_.emplace_back(new worker(i, n, start));
+  for (std::size_t i = 0; i < n; ++i) workers_.emplace_back(new worker(i, n, start, &writers_));
 }
 
 worker_pool::~worker_pool() {

@@ -54,6 +54,11 @@ class worker {
   std::int64_t now_us() const noexcept {
     return std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - start_).count();
   }
+  // Clients of any load on the pool that may still write to the target (a sync client that has
+  // not ended its drain holds one, see writer_hold). Shared by every worker of the pool: a load
+  // that reads what the others write (fanout views) waits for 0 before it decides it has seen
+  // everything.
+  int writers() const noexcept { return writers_->load(std::memory_order_acquire); }
 
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -61,13 +66,27 @@ class worker {
 
  private:
   friend class worker_pool;
-  worker(std::size_t index, std::size_t count, run_clock::time_point start);
+  friend class writer_hold;
+  worker(std::size_t index, std::size_t count, run_clock::time_point start, std::atomic<int>* writers);
 
   std::size_t index_, count_;
   run_clock::time_point start_;
+  std::atomic<int>* writers_;  // the pool's
   std::unique_ptr<net::io_context> io_;
   std::unique_ptr<metrics_shard> metrics_;
   std::unique_ptr<detail::task_group> tasks_;
+};
+
+// Held by a client coroutine for as long as it may write to the target (worker::writers).
+class writer_hold {
+ public:
+  explicit writer_hold(worker& w) : n_(*w.writers_) { n_.fetch_add(1, std::memory_order_acq_rel); }
+  ~writer_hold() { n_.fetch_sub(1, std::memory_order_acq_rel); }
+  writer_hold(const writer_hold&) = delete;
+  writer_hold& operator=(const writer_hold&) = delete;
+
+ private:
+  std::atomic<int>& n_;
 };
 
 // A kind of load (DESIGN §5: terminal, offline, bootstrap, fanout, http). One object per load
@@ -136,6 +155,7 @@ class worker_pool {
   bool wait_tasks(run_clock::time_point deadline);
 
   run_clock::time_point start_;
+  std::atomic<int> writers_{0};  // before workers_: their coroutine frames (writer_hold) die first
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<load_model*> models_;
   struct threads;

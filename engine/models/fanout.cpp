@@ -20,6 +20,7 @@ class fanout_load final : public load_instance {
   explicit fanout_load(const loadgen::fanout_config& c) : model_(loadgen::make_fanout_model(c)), drain_us_(c.drain_us + 1'000'000) {}
   loadgen::load_model& model() override { return *model_; }
   std::int64_t drain_us() const override { return drain_us_; }
+  bool drains_after_writers() const override { return true; }
   std::size_t planned_connections(std::size_t threads) const override { return model_->planned_connections(threads); }
   bool audited() const override { return true; }
   void collect(audit_input& in) const override {
@@ -47,7 +48,7 @@ std::vector<field> keys() {
           opt("storm", boolean("reconnect all at once after a drop (a reconnect storm)")),
           opt("repair", boolean("reconnect with after= when a hole outlives gap_grace (default true)")),
           opt("gap_grace", duration("how long a hole may stay open before it is a gap")),
-          opt("drain", duration("how long stopping waits for the last frames (default 5s)")),
+          opt("drain", duration("how long stopping waits for the last frames and for the views to equal the records, counted from the end of the writers' drain (default 5s)")),
           opt("timeout", duration("push timeout; connect + handshake timeout")),
           opt("idle_timeout", duration("no frame nor pong for this long drops a connection")),
           opt("views", integer("subscribers that keep a materialized view for the audit", 0)),
