@@ -7,15 +7,17 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace syncstorm {
 namespace {
 
 constexpr std::size_t max_listed = 100;
-constexpr double number_tolerance = 1e-6;
+constexpr double relative_tolerance = 1e-9;
 
 // Per stored op id: how many copies, and the first copy (lowest order; input order on a tie).
 struct stored {
@@ -32,17 +34,109 @@ std::string joined(std::string_view a, std::string_view b, char sep) {
   return s;
 }
 
-// JSON equality where two numbers are equal within the tolerance (5, 5.0 and 5.0000000001 agree).
-bool same_value(const nlohmann::json& a, const nlohmann::json& b) {
-  if (a.is_number() && b.is_number()) return std::fabs(a.get<double>() - b.get<double>()) <= number_tolerance;
-  return a == b;
-}
-
 bool is_kind(const std::string& kind, std::string_view word) {
   if (kind.size() != word.size()) return false;
   for (std::size_t i = 0; i < kind.size(); ++i)
     if (std::tolower(static_cast<unsigned char>(kind[i])) != word[i]) return false;
   return true;
+}
+
+// An integral number as an integer (exact up to 2^63), nullopt for any other value.
+std::optional<std::int64_t> integral(const nlohmann::json& v) {
+  if (v.is_number_integer()) return v.get<std::int64_t>();
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+    return static_cast<std::int64_t>(u);
+  }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.0e18) return static_cast<std::int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+// Two numbers agree exactly when both are integral (counters are integers), else within a
+// relative 1e-9 (a sum of fractional deltas carries rounding that grows with its size).
+bool same_number(double a, double b) {
+  if (std::floor(a) == a && std::floor(b) == b && std::fabs(a) < 9.0e18 && std::fabs(b) < 9.0e18)
+    return static_cast<std::int64_t>(a) == static_cast<std::int64_t>(b);
+  return std::fabs(a - b) <= relative_tolerance * std::max({1.0, std::fabs(a), std::fabs(b)});
+}
+
+// JSON equality where numbers compare as same_number (5, 5.0 and PostgreSQL's 5.00 agree).
+bool same_value(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.is_number() && b.is_number()) {
+    auto x = integral(a), y = integral(b);
+    if (x && y) return *x == *y;
+    return same_number(a.get<double>(), b.get<double>());
+  }
+  return a == b;
+}
+
+// The canonical text payload_digest hashes: sorted keys (nlohmann's objects are ordered maps),
+// integral numbers as integers. Deeper than 256 levels, the rest is one marker.
+void canonical(const nlohmann::json& v, std::string& out, int depth) {
+  if (depth > 256) {
+    out += "\"<deep>\"";
+    return;
+  }
+  switch (v.type()) {
+    case nlohmann::json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [k, x] : v.items()) {
+        if (!first) out += ',';
+        first = false;
+        out += nlohmann::json(k).dump();
+        out += ':';
+        canonical(x, out, depth + 1);
+      }
+      out += '}';
+      break;
+    }
+    case nlohmann::json::value_t::array: {
+      out += '[';
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i) out += ',';
+        canonical(v[i], out, depth + 1);
+      }
+      out += ']';
+      break;
+    }
+    case nlohmann::json::value_t::number_float:
+      if (auto n = integral(v)) {
+        out += std::to_string(*n);
+        break;
+      }
+      out += v.dump();
+      break;
+    default:
+      out += v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+}
+
+const char* kind_name(char k) { return k == 'd' ? "add" : k == 's' ? "set" : "append"; }
+
+// A stored value as the report shows it: itself when short, else an excerpt.
+nlohmann::json shown(const nlohmann::json& v) {
+  std::string text = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (text.size() <= 200) return v;
+  return text.substr(0, 200) + "…";
+}
+
+// The first field of op's stored copy c that differs from what the client sent.
+std::optional<audit_result::mismatch> differs(const audit_op& op, const audit_change& c) {
+  using m = audit_result::mismatch;
+  if ((c.fields & cf_stream) && c.stream != op.stream) return m{op.id, "stream", op.stream, c.stream};
+  if ((c.fields & cf_seq) && c.seq != op.seq) return m{op.id, "seq", op.seq, c.seq};
+  if ((c.fields & cf_kind) && !is_kind(c.kind, kind_name(op.kind))) return m{op.id, "kind", kind_name(op.kind), shown(c.kind)};
+  if ((c.fields & cf_key) && op.kind != 'a' && c.key != op.key) return m{op.id, "key", op.key, shown(c.key)};
+  // A delta is one number sent and stored as text: it must come back as exactly that number.
+  if ((c.fields & cf_delta) && op.kind == 'd' && op.delta != c.delta) return m{op.id, "delta", op.delta, c.delta};
+  if ((c.fields & cf_value) && op.kind != 'd' && op.digest && payload_digest(c.value) != *op.digest)
+    return m{op.id, "payload", op.kind == 's' ? shown(op.value) : nlohmann::json(nullptr), shown(c.value)};
+  return std::nullopt;
 }
 
 // Pairs i < j with v[i] > v[j]; sorts v. Merge sort with one scratch buffer.
@@ -78,15 +172,31 @@ nlohmann::json replay(std::vector<const audit_change*>& history) {
   for (const audit_change* c : history) {
     if (is_kind(c->kind, "set")) {
       value = c->value;
-    } else {
-      const double base = value.is_number() ? value.get<double>() : 0.0;
-      value = base + c->delta;
+      continue;
     }
+    // Integers stay integers (exact); a fraction anywhere makes the sum a double.
+    const auto base = value.is_number() ? integral(value) : std::optional<std::int64_t>(0);
+    const bool whole_delta = std::floor(c->delta) == c->delta && std::fabs(c->delta) < 9.0e18;
+    if (base && whole_delta)
+      value = *base + static_cast<std::int64_t>(c->delta);
+    else
+      value = (value.is_number() ? value.get<double>() : 0.0) + c->delta;
   }
   return value;
 }
 
 }  // namespace
+
+std::uint64_t payload_digest(const nlohmann::json& v) {
+  std::string text;
+  canonical(v, text, 0);
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
 
 audit_result run_audit(const audit_input& in) {
   audit_result r;
@@ -123,6 +233,10 @@ audit_result run_audit(const audit_input& in) {
         ++r.acked;
         if (copies > 0) {
           ++r.present;
+          if (auto m = differs(op, *it->second.first)) {
+            ++r.mismatched;
+            if (r.mismatched_ids.size() < max_listed) r.mismatched_ids.push_back(std::move(*m));
+          }
         } else {
           ++r.lost;
           if (r.lost_ids.size() < max_listed) r.lost_ids.push_back(op.id);
@@ -160,6 +274,13 @@ audit_result run_audit(const audit_input& in) {
 
   for (const auto& [id, s] : by_id)
     if (!known.contains(id)) r.unknown += s.copies;
+  // Phantoms, first the changes no client created (listed in server order).
+  r.phantoms = r.unknown;
+  if (r.unknown > 0) {
+    std::unordered_set<std::string_view> listed;
+    for (const auto& c : in.changes)
+      if (r.phantom_ids.size() < max_listed && !known.contains(c.id) && listed.insert(c.id).second) r.phantom_ids.push_back(c.id);
+  }
 
   // Counters and values: each key's server record against the history of its distinct stored
   // ops (unknown writers included: it is the server's own history).
@@ -182,6 +303,34 @@ audit_result run_audit(const audit_input& in) {
     if (!history.contains(k)) diverged.push_back(k);  // a value no stored op explains
   std::sort(diverged.begin(), diverged.end());
   r.diverged = diverged.size();
+
+  // Then the records no client wrote: a key no op touched, or a key only sets wrote whose value
+  // is none of the values sent for it.
+  struct written {
+    bool add = false;
+    std::unordered_set<std::uint64_t> sets;
+  };
+  std::unordered_map<std::string, written> by_key;
+  for (const auto& op : in.ops) {
+    if (op.kind == 'a') continue;
+    written& w = by_key[joined(op.stream, op.key, '\0')];
+    if (op.kind == 'd')
+      w.add = true;
+    else
+      w.sets.insert(op.digest ? *op.digest : payload_digest(op.value));
+  }
+  std::vector<std::string> phantom_keys;
+  for (const auto& rec : in.records) {
+    std::string k = joined(rec.stream, rec.key, '\0');
+    auto w = by_key.find(k);
+    if (w != by_key.end() && (w->second.add || w->second.sets.contains(payload_digest(rec.value)))) continue;
+    k[k.find('\0')] = '/';
+    phantom_keys.push_back(std::move(k));
+  }
+  std::sort(phantom_keys.begin(), phantom_keys.end());
+  r.phantoms += phantom_keys.size();
+  if (phantom_keys.size() > max_listed) phantom_keys.resize(max_listed);
+  r.phantom_keys = std::move(phantom_keys);
   for (std::size_t i = 0; i < diverged.size() && i < max_listed; ++i) {
     std::string& k = diverged[i];
     k[k.find('\0')] = '/';
@@ -247,7 +396,14 @@ nlohmann::json audit_result::to_json() const {
       {"diverged_keys", diverged_keys},
       {"diverged_view_ids", diverged_view_ids},
       {"inflight", std::move(inflight_json)},
+      {"mismatched", mismatched},
+      {"phantoms", phantoms},
+      {"phantom_ids", phantom_ids},
+      {"phantom_keys", phantom_keys},
   };
+  nlohmann::json mm = nlohmann::json::array();
+  for (const auto& m : mismatched_ids) mm.push_back({{"id", m.id}, {"field", m.field}, {"sent", m.sent}, {"stored", m.stored}});
+  j["mismatched_ids"] = std::move(mm);
   if (!source.empty()) j["source"] = source.substr(0, source.find(' '));
   return j;
 }

@@ -22,6 +22,14 @@
 //                    (a record no stored op explains counts too; a key mixing both kinds is
 //                    replayed in cursor order), plus one per differing view
 //   unknown          changes whose id no client created (another writer; reported, not judged)
+//   mismatched       acked ops whose stored copy differs from what the client sent: stream, seq,
+//                    kind, key, delta (exactly, as integers when both are) or payload (a digest
+//                    of the JSON value, numbers normalized); each listed with the first field
+//                    that differs. A field the server does not report (a profile that maps no
+//                    pointer for it) is not compared
+//   phantoms         stored values no client wrote: changes whose id no client created, plus
+//                    records of keys only `set` ops wrote whose value is none of the values the
+//                    clients sent for that key (or of keys no op wrote at all)
 //   inflight         per fault: ops sent before the fault was applied and not acknowledged by
 //                    then (how much loss the run could have seen)
 #pragma once
@@ -53,7 +61,18 @@ struct audit_op {
   std::int64_t first_sent_us = -1, acked_us = -1;  // -1: never
   audit_op_state state = audit_op_state::unsent;
   bool rebased = false;          // a conflicted set pushed again on the server's version
+  std::optional<std::uint64_t> digest;  // payload_digest of the value sent (append, set), if known
 };
+
+// What a stored change reports (audit_change::fields): a field the server's feed has no
+// pointer for is not compared with the op.
+enum change_field : std::uint8_t {
+  cf_stream = 1, cf_seq = 2, cf_kind = 4, cf_key = 8, cf_delta = 16, cf_value = 32, cf_all = 63
+};
+
+// A digest of a JSON value that the server may have re-encoded: object keys sorted, numbers
+// with an integral value written as integers (5, 5.0 and PostgreSQL's 5.00 agree). FNV-1a 64.
+std::uint64_t payload_digest(const nlohmann::json& v);
 
 // One stored change as the server reports it (loadgen::server_change, converted).
 struct audit_change {
@@ -62,6 +81,7 @@ struct audit_change {
   std::int64_t order = 0;        // the server's cursor (cseq) as a number, or the read position
   double delta = 0;
   nlohmann::json value;
+  std::uint8_t fields = cf_all;  // change_field bits: which of the above the server reported
 };
 
 struct audit_record {
@@ -94,7 +114,7 @@ struct audit_input {
 struct audit_result {
   std::uint64_t ops = 0, acked = 0, present = 0, lost = 0, duplicates = 0, in_doubt = 0,
                 in_doubt_present = 0, rejected = 0, unsent = 0, order_violations = 0,
-                diverged = 0, diverged_views = 0, unknown = 0;
+                diverged = 0, diverged_views = 0, unknown = 0, mismatched = 0, phantoms = 0;
   // Ops the client holds as rejected (or never sent) that the server stored anyway: not a loss,
   // but the client's belief and the server disagree (reported, not part of `diverged`).
   std::uint64_t rejected_present = 0, unsent_present = 0;
@@ -103,6 +123,11 @@ struct audit_result {
   // First 100 each: duplicated op ids (creation order), diverged keys ("stream/key", sorted),
   // diverged views ("subscriber/stream", in input order).
   std::vector<std::string> duplicate_ids, diverged_keys, diverged_view_ids;
+  // First 100 each: mismatched ops (creation order) with the first differing field; phantom
+  // change ids (server order) and phantom record keys ("stream/key", sorted).
+  struct mismatch { std::string id, field; nlohmann::json sent, stored; };
+  std::vector<mismatch> mismatched_ids;
+  std::vector<std::string> phantom_ids, phantom_keys;
   struct fault_inflight { std::string name; std::uint64_t ops = 0; };
   std::vector<fault_inflight> inflight;
   std::string source;  // as given in audit_input (to_json writes its first word, "api" or "sql")

@@ -25,7 +25,7 @@ const char* const name_pattern = R"(^[A-Za-z0-9][A-Za-z0-9_.-]*$)";
 const char* const name_expect = "a name of letters, digits, '_', '.' or '-'";
 const char* const env_ref_pattern = R"(\$\{env:([A-Za-z_][A-Za-z0-9_]*)\})";
 const char* const bug_pattern =
-    R"(^((ack-before-commit|dup-apply|fanout-reorder|(drop-every|dup-every|slow-ack|fanout-skip-every)=[1-9][0-9]*)(,|$))+$)";
+    R"(^((ack-before-commit|dup-apply|fanout-reorder|(drop-every|dup-every|corrupt-every|slow-ack|fanout-skip-every)=[1-9][0-9]*)(,|$))+$)";
 const char* const stat_pattern = R"(^(p(100|[0-9]{1,2}(\.[0-9]+)?)|max|min|mean|rate|count|ratio)$)";
 const char* const window_pattern = R"(^(all|steady|(during|after):[A-Za-z0-9][A-Za-z0-9_.-]*|phase:[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)$)";
 
@@ -49,6 +49,8 @@ std::vector<metric_info> builtin_core_metrics() {
           {"audit.in_doubt", metric_unit::count, "ops sent but never acknowledged"},
           {"audit.order_violations", metric_unit::count, "ops stored out of their stream order"},
           {"audit.diverged", metric_unit::count, "counters or views that differ from the acknowledged history"},
+          {"audit.mismatched", metric_unit::count, "acknowledged ops stored with other fields or payload than sent"},
+          {"audit.phantoms", metric_unit::count, "stored values no client wrote"},
           {"audit.lost_age", metric_unit::time, "RPO as an age: run end minus the creation of the oldest lost op"}};
 }
 

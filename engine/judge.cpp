@@ -80,7 +80,7 @@ void judge_delivery(const judge_input& in, const std::vector<timeline_event>& ev
 }
 
 void judge_audit(const judge_input& in, evaluation_context& ctx) {
-  const char* keys[] = {"audit.lost", "audit.duplicates", "audit.in_doubt", "audit.order_violations", "audit.diverged", "audit.lost_age"};
+  const char* keys[] = {"audit.lost", "audit.duplicates", "audit.in_doubt", "audit.order_violations", "audit.diverged", "audit.lost_age", "audit.mismatched", "audit.phantoms"};
   if (!in.audit) {
     for (const char* k : keys) ctx.absent[k] = std::string(k) + ": " + in.audit_absent;
     return;
@@ -91,6 +91,8 @@ void judge_audit(const judge_input& in, evaluation_context& ctx) {
   ctx.scalars["audit.in_doubt"] = static_cast<double>(a.in_doubt);
   ctx.scalars["audit.order_violations"] = static_cast<double>(a.order_violations);
   ctx.scalars["audit.diverged"] = static_cast<double>(a.diverged);
+  ctx.scalars["audit.mismatched"] = static_cast<double>(a.mismatched);
+  ctx.scalars["audit.phantoms"] = static_cast<double>(a.phantoms);
   ctx.scalars["audit.lost_age"] = a.lost_oldest_age_us ? static_cast<double>(*a.lost_oldest_age_us) : 0.0;
 }
 

@@ -90,6 +90,7 @@ audit_change to_audit(server_change&& c) {
   a.seq = c.seq;
   a.delta = c.delta;
   a.value = std::move(c.value);
+  a.fields = c.fields;
   return a;
 }
 

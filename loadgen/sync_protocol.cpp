@@ -521,14 +521,32 @@ std::optional<server_change> read_change(const sync_profile& p, const json& e, s
     return std::nullopt;
   }
   c.id = std::move(*id);
-  if (auto s = resolve(e, p.change_stream_ptr); s && s->is_string()) c.stream = s->get<std::string>();
-  if (auto s = as_int(resolve(e, p.change_seq_ptr))) c.seq = *s;
+  if (auto s = resolve(e, p.change_stream_ptr); s && s->is_string()) {
+    c.stream = s->get<std::string>();
+    c.fields |= 1;
+  }
+  if (auto s = as_int(resolve(e, p.change_seq_ptr))) {
+    c.seq = *s;
+    c.fields |= 2;
+  }
   if (auto s = as_text(resolve(e, p.change_cursor_ptr))) c.cursor = *s;
   if (auto s = as_int(resolve(e, p.change_commit_ptr))) c.commit_us = *s;
-  if (auto s = resolve(e, p.change_kind_ptr); s && s->is_string()) c.kind = s->get<std::string>();
-  if (auto s = resolve(e, p.change_key_ptr); s && s->is_string()) c.key = s->get<std::string>();
-  if (auto s = as_number(resolve(e, p.change_delta_ptr))) c.delta = *s;
-  if (auto s = resolve(e, p.change_value_ptr)) c.value = *s;
+  if (auto s = resolve(e, p.change_kind_ptr); s && s->is_string()) {
+    c.kind = s->get<std::string>();
+    c.fields |= 4;
+  }
+  if (auto s = resolve(e, p.change_key_ptr); s && s->is_string()) {
+    c.key = s->get<std::string>();
+    c.fields |= 8;
+  }
+  if (auto s = as_number(resolve(e, p.change_delta_ptr))) {
+    c.delta = *s;
+    c.fields |= 16;
+  }
+  if (auto s = resolve(e, p.change_value_ptr)) {
+    c.value = *s;
+    c.fields |= 32;
+  }
   return c;
 }
 

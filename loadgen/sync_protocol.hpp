@@ -158,6 +158,9 @@ struct server_change {
   std::string kind, key;
   double delta = 0;
   nlohmann::json value;
+  // Which fields the entry had (the audit compares only those): 1 stream, 2 seq, 4 kind, 8 key,
+  // 16 delta, 32 value (core/audit.hpp's change_field bits).
+  std::uint8_t fields = 0;
 };
 struct changes_page {
   bool malformed = false;

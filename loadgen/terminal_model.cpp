@@ -261,6 +261,7 @@ struct impl_worker {
     a.kind = op.kind == op_kind::append ? 'a' : op.kind == op_kind::add ? 'd' : 's';
     a.delta = op.delta;
     if (op.kind == op_kind::set) a.value = op.value;
+    if (op.kind != op_kind::add) a.digest = payload_digest(op.value);
     a.created_us = now;
     q.audit = audit.size();
     audit_index.emplace(op.id, audit.size());

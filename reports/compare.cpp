@@ -185,7 +185,7 @@ comparison compare_reports(const json& base, const json& next, const compare_opt
   const json& ba = base.contains("audit") ? base["audit"] : json();
   const json& na = next.contains("audit") ? next["audit"] : json();
   if (ba.is_object() && na.is_object()) {
-    for (const char* k : {"lost", "duplicates", "order_violations", "diverged", "in_doubt"}) {
+    for (const char* k : {"lost", "duplicates", "order_violations", "diverged", "in_doubt", "mismatched", "phantoms"}) {
       figure_delta d;
       d.subject = "audit";
       d.what = k;

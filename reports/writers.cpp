@@ -614,7 +614,16 @@ std::string summary_md(const json& report) {
     o << "\n### Audit\n\nacked " << num(field(audit, "acked"), 12) << ", present " << num(field(audit, "present"), 12) << ", lost **"
       << num(field(audit, "lost"), 12) << "**, duplicates " << num(field(audit, "duplicates"), 12) << ", in doubt "
       << num(field(audit, "in_doubt"), 12) << ", order violations " << num(field(audit, "order_violations"), 12) << ", diverged "
-      << num(field(audit, "diverged"), 12) << ".\n";
+      << num(field(audit, "diverged"), 12);
+    if (audit.contains("mismatched"))
+      o << ", mismatched **" << num(field(audit, "mismatched"), 12) << "**, phantoms " << num(field(audit, "phantoms"), 12);
+    o << ".\n";
+    if (const json& mm = audit.contains("mismatched_ids") ? audit["mismatched_ids"] : json(); mm.is_array() && !mm.empty()) {
+      o << "\nMismatched (first " << mm.size() << "):";
+      for (std::size_t i = 0; i < mm.size() && i < 10; ++i)
+        o << (i ? "," : "") << " " << md_cell(mm[i].value("id", "")) << " (" << md_cell(mm[i].value("field", "")) << ")";
+      o << (mm.size() > 10 ? ", …" : "") << "\n";
+    }
     if (const std::string c = audit.value("convergence", ""); !c.empty() && c != "judged") o << "\nConvergence " << md_cell(c) << ".\n";
   }
   const json cap = report.contains("capture") ? report["capture"] : json();
@@ -815,14 +824,21 @@ std::string html(const json& report) {
   const json audit = report.contains("audit") ? report["audit"] : json();
   if (audit.is_object()) {
     o << "<h2>Audit</h2><table id=\"audit\"><tr>";
-    for (const char* k : {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged"}) o << "<th>" << k << "</th>";
+    for (const char* k : {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged", "mismatched", "phantoms"})
+      o << "<th>" << k << "</th>";
     o << "</tr><tr>";
-    for (const char* k : {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged"}) {
+    for (const char* k : {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged", "mismatched", "phantoms"}) {
       bool bad = std::string(k) != "acked" && std::string(k) != "present" && std::string(k) != "in_doubt" && field(audit, k).is_number() &&
                  audit[k].get<double>() > 0;
       o << "<td" << (bad ? " class=\"FAIL\"" : "") << ">" << num(field(audit, k), 12) << "</td>";
     }
     o << "</tr></table>";
+    if (const json& mm = audit.contains("mismatched_ids") ? audit["mismatched_ids"] : json(); mm.is_array() && !mm.empty()) {
+      o << "<p class=\"ax\">Mismatched (first " << mm.size() << "):";
+      for (std::size_t i = 0; i < mm.size() && i < 10; ++i)
+        o << (i ? "," : "") << " " << xml_escape(mm[i].value("id", "")) << " (" << xml_escape(mm[i].value("field", "")) << ")";
+      o << (mm.size() > 10 ? ", …" : "") << "</p>";
+    }
     if (const std::string c = audit.value("convergence", ""); !c.empty() && c != "judged") o << "<p class=\"ax\">Convergence " << xml_escape(c) << ".</p>";
   }
   o << "<h2>Metrics</h2><table id=\"metrics\"><tr><th>metric</th><th>count</th><th>errors</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th></tr>";

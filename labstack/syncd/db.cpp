@@ -39,8 +39,17 @@ LANGUAGE sql STABLE AS $$
     'delta', c.delta, 'version', c.version)
 $$;
 
+-- The corrupt-every bug's payload: an object gains "corrupted": true, anything else is wrapped.
+CREATE OR REPLACE FUNCTION syncd_corrupted(v jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN jsonb_typeof(v) = 'object' THEN v || '{"corrupted": true}'::jsonb
+              ELSE jsonb_build_object('corrupted', v) END
+$$;
+
 -- One push, one transaction. p_ops: [{"id","stream","seq","t_us","kind","key"?,"delta"?,
--- "base_version"?,"body"?,"action"?}], action "d" = drop (bug), "D" = store twice (bug).
+-- "base_version"?,"body"?,"action"?}], action "d" = drop (bug), "D" = store twice (bug),
+-- "C" = store another payload (bug: an append's or set's body gains "corrupted": true, an add
+-- applies and stores delta + 1; only when the op is stored for the first time).
 -- Linear in the batch: results accumulate in arrays (appended in place), not in jsonb values.
 CREATE OR REPLACE FUNCTION syncd_push(p_ops jsonb, p_client text, p_pod text, p_dup_apply boolean)
 RETURNS jsonb LANGUAGE plpgsql AS $fn$
@@ -54,6 +63,9 @@ DECLARE
   v_conflicts jsonb[] := '{}';
   v_conflicted text[] := '{}';  -- claimed ids whose set conflicted (released at the end)
   v_dropped text[] := '{}';
+  v_corrupted text[] := '{}';
+  v_corrupt boolean;
+  v_delta numeric;
   r_id text[] := '{}';
   r_stream text[] := '{}';
   r_seq bigint[] := '{}';
@@ -116,11 +128,15 @@ BEGIN
       CONTINUE;
     END IF;
     v_ver := NULL;
+    v_corrupt := v_op->>'action' = 'C';
     v_val := v_op->'body';
+    v_delta := (v_op->>'delta')::numeric + CASE WHEN v_corrupt THEN 1 ELSE 0 END;
+    IF v_corrupt AND v_kind NOT IN ('add', 'set') THEN
+      v_val := syncd_corrupted(v_val);
+    END IF;
     IF v_kind = 'add' THEN
       UPDATE syncd_records SET version = version + 1,
-        value = to_jsonb(CASE WHEN jsonb_typeof(value) = 'number' THEN value::numeric ELSE 0 END
-                         + (v_op->>'delta')::numeric)
+        value = to_jsonb(CASE WHEN jsonb_typeof(value) = 'number' THEN value::numeric ELSE 0 END + v_delta)
       WHERE stream = v_op->>'stream' AND key = v_op->>'key'
       RETURNING version, value INTO v_ver, v_val;
     ELSIF v_kind = 'set' THEN
@@ -136,12 +152,18 @@ BEGIN
         CONTINUE;
       END IF;
       v_val := coalesce(v_op->'body', 'null'::jsonb);
+      IF v_corrupt THEN
+        v_val := syncd_corrupted(v_val);
+      END IF;
       UPDATE syncd_records SET value = v_val, version = version + 1
       WHERE stream = v_op->>'stream' AND key = v_op->>'key'
       RETURNING version INTO v_ver;
     END IF;
     IF cardinality(v_conflicted) > 0 THEN
       v_conflicted := array_remove(v_conflicted, v_id);
+    END IF;
+    IF v_corrupt THEN
+      v_corrupted := array_append(v_corrupted, v_id);
     END IF;
     FOR v_copy IN 1 .. CASE WHEN v_op->>'action' = 'D' THEN 2 ELSE 1 END LOOP
       r_id := array_append(r_id, v_id);
@@ -151,7 +173,7 @@ BEGIN
       r_kind := array_append(r_kind, v_kind);
       r_key := array_append(r_key, v_op->>'key');
       r_value := array_append(r_value, v_val);
-      r_delta := array_append(r_delta, (v_op->>'delta')::numeric);
+      r_delta := array_append(r_delta, v_delta);
       r_version := array_append(r_version, v_ver);
     END LOOP;
     v_acked := array_append(v_acked, v_id);
@@ -177,7 +199,7 @@ BEGIN
     SELECT cseq INTO v_hi FROM syncd_counter WHERE id = 1;
   END IF;
   RETURN jsonb_build_object('acked', to_jsonb(v_acked), 'conflicts', to_jsonb(v_conflicts),
-                            'cseq', v_hi, 'dropped', to_jsonb(v_dropped));
+                            'cseq', v_hi, 'dropped', to_jsonb(v_dropped), 'corrupted', to_jsonb(v_corrupted));
 END
 $fn$;
 )SQL";
@@ -190,8 +212,8 @@ struct statement {
 
 constexpr statement statements[] = {
     {"push",
-     "SELECT (r - 'dropped')::text, (r->'dropped')::text, jsonb_array_length(r->'acked'), "
-     "jsonb_array_length(r->'conflicts') FROM syncd_push($1::jsonb, $2, $3, $4::boolean) AS r",
+     "SELECT (r - 'dropped' - 'corrupted')::text, (r->'dropped')::text, jsonb_array_length(r->'acked'), "
+     "jsonb_array_length(r->'conflicts'), (r->'corrupted')::text FROM syncd_push($1::jsonb, $2, $3, $4::boolean) AS r",
      4},
     {"changes_stream",
      "SELECT json_build_object('changes', coalesce(json_agg(syncd_change_json(c) ORDER BY c.cseq), '[]'::json), "
@@ -396,6 +418,12 @@ push_outcome db_session::push(const std::string& ops_json, const std::string& cl
             }
             out.acked = std::stoll(PQgetvalue(r, 0, 2));
             out.conflicts = std::stoll(PQgetvalue(r, 0, 3));
+            std::string corrupted = PQgetvalue(r, 0, 4);
+            if (corrupted.size() > 2) {
+                auto j = nlohmann::json::parse(corrupted, nullptr, false);
+                if (j.is_array())
+                    for (auto& id : j) out.corrupted.push_back(id.get<std::string>());
+            }
         });
 }
 

@@ -50,6 +50,7 @@ struct push_outcome {
     db_result result;
     std::string body;                  // {"acked", "conflicts", "cseq"}: the 200 reply as is
     std::vector<std::string> dropped;  // ids acked but not stored (drop-every bug)
+    std::vector<std::string> corrupted;  // ids stored with another payload (corrupt-every bug)
     std::int64_t acked = 0;
     std::int64_t conflicts = 0;
 };

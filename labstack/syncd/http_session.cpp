@@ -75,13 +75,14 @@ route route_of(std::string_view path) {
 // The bug modes that act per op: which ops to drop or store twice.
 std::vector<op_action> assign_actions(app& a, std::size_t n) {
     const auto& b = a.opts.bugs;
-    if (!b.drop_every && !b.dup_every) return {};
+    if (!b.drop_every && !b.dup_every && !b.corrupt_every) return {};
     std::vector<op_action> actions(n, op_action::store);
     const std::uint64_t first = a.op_counter.fetch_add(n, std::memory_order_relaxed) + 1;
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint64_t k = first + i;
         if (b.drop_every && k % b.drop_every == 0) actions[i] = op_action::drop;
         else if (b.dup_every && k % b.dup_every == 0) actions[i] = op_action::dup;
+        else if (b.corrupt_every && k % b.corrupt_every == 0) actions[i] = op_action::corrupt;
     }
     return actions;
 }
@@ -105,6 +106,7 @@ void spawn_late_commit(app& a, std::string ops_json, std::string client, std::si
             if (!out.result.ok())
                 log_event("late_commit_failed", {{"ops", op_count}, {"error", out.result.error}}, "warn");
             log_dropped(out.dropped);
+            log_dropped(out.corrupted, "corrupted ");
             a.background.fetch_sub(1);
         },
         net::detached);
@@ -144,6 +146,10 @@ net::awaitable<response> handle_push(app& a, const request& req) {
     if (!out.dropped.empty()) {
         log_dropped(out.dropped);
         a.stats.bug_ops_dropped.fetch_add(out.dropped.size(), std::memory_order_relaxed);
+    }
+    if (!out.corrupted.empty()) {
+        log_dropped(out.corrupted, "corrupted ");
+        a.stats.bug_ops_corrupted.fetch_add(out.corrupted.size(), std::memory_order_relaxed);
     }
     a.stats.push_ops_acked.fetch_add(static_cast<std::uint64_t>(out.acked), std::memory_order_relaxed);
     a.stats.push_ops_conflict.fetch_add(static_cast<std::uint64_t>(out.conflicts), std::memory_order_relaxed);

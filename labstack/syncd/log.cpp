@@ -65,11 +65,11 @@ void log_event(std::string_view event, const nlohmann::json& fields, std::string
     write_all(2, text);
 }
 
-void log_dropped(const std::vector<std::string>& ids) {
+void log_dropped(const std::vector<std::string>& ids, std::string_view what) {
     if (ids.empty()) return;
     std::string text;
     for (const auto& id : ids) {
-        if (bug_to_stderr) text += "dropped ";
+        if (bug_to_stderr) text += what;
         text += id;
         text.push_back('\n');
     }

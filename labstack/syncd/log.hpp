@@ -1,6 +1,6 @@
 // syncd's event log: one JSON object per line on stderr ({"ts", "level", "pod", "event", ...}),
-// and the drop-every bug's log of dropped op ids (one id per line, to --bug-log or to stderr as
-// `dropped <id>`). Every function is thread-safe (one mutex around each write); lines are written
+// and the bug log of the op ids drop-every dropped and corrupt-every corrupted (one id per line,
+// to --bug-log or to stderr as `dropped <id>` / `corrupted <id>`). Every function is thread-safe (one mutex around each write); lines are written
 // with one write(2) each so they survive a kill right after.
 #pragma once
 
@@ -19,7 +19,8 @@ void log_init(std::string pod, const std::string& bug_log_path);
 void log_event(std::string_view event, const nlohmann::json& fields = nlohmann::json::object(),
                std::string_view level = "info");
 
-// Appends each id to the bug log before the ack that carries it is sent.
-void log_dropped(const std::vector<std::string>& ids);
+// Appends each id to the bug log before the ack that carries it is sent (dropped by drop-every,
+// or corrupted by corrupt-every; on stderr each line starts with `what`).
+void log_dropped(const std::vector<std::string>& ids, std::string_view what = "dropped ");
 
 }  // namespace syncstorm::syncd

@@ -75,6 +75,7 @@ std::string metrics::render(const std::string& pod) const {
     header(out, "syncd_bug_ops_total", "counter", "Ops altered by an enabled bug mode.");
     sample(out, "syncd_bug_ops_total", pod_label + ",effect=\"dropped\"", load(bug_ops_dropped));
     sample(out, "syncd_bug_ops_total", pod_label + ",effect=\"duplicated\"", load(bug_ops_duplicated));
+    sample(out, "syncd_bug_ops_total", pod_label + ",effect=\"corrupted\"", load(bug_ops_corrupted));
 
     header(out, "syncd_push_duration_seconds", "histogram", "Push latency from request read to reply ready.");
     std::uint64_t cum = 0;

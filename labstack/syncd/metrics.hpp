@@ -32,6 +32,7 @@ struct metrics {
     counter push_ops_conflict{};
     counter bug_ops_dropped{};
     counter bug_ops_duplicated{};
+    counter bug_ops_corrupted{};
     std::array<counter, latency_buckets.size() + 1> push_latency{};
     std::atomic<double> push_latency_sum{0};
     gauge http_connections{};

@@ -16,7 +16,7 @@ bool parse_u32(std::string_view s, std::uint32_t& out) {
 }  // namespace
 
 bool bug_modes::any() const {
-    return ack_before_commit || drop_every || dup_every || dup_apply || slow_ack_ms || fanout_skip_every ||
+    return ack_before_commit || drop_every || dup_every || corrupt_every || dup_apply || slow_ack_ms || fanout_skip_every ||
            fanout_reorder;
 }
 
@@ -25,6 +25,7 @@ std::string bug_modes::describe() const {
     if (ack_before_commit) parts.emplace_back("ack-before-commit");
     if (drop_every) parts.push_back("drop-every=" + std::to_string(drop_every));
     if (dup_every) parts.push_back("dup-every=" + std::to_string(dup_every));
+    if (corrupt_every) parts.push_back("corrupt-every=" + std::to_string(corrupt_every));
     if (dup_apply) parts.emplace_back("dup-apply");
     if (slow_ack_ms) parts.push_back("slow-ack=" + std::to_string(slow_ack_ms));
     if (fanout_skip_every) parts.push_back("fanout-skip-every=" + std::to_string(fanout_skip_every));
@@ -67,6 +68,7 @@ bool parse_bug_modes(std::string_view text, bug_modes& out, std::string& error) 
         if (name == "ack-before-commit") ok = no_value(m.ack_before_commit);
         else if (name == "drop-every") ok = need_n(m.drop_every);
         else if (name == "dup-every") ok = need_n(m.dup_every);
+        else if (name == "corrupt-every") ok = need_n(m.corrupt_every);
         else if (name == "dup-apply") ok = no_value(m.dup_apply);
         else if (name == "slow-ack") ok = need_n(m.slow_ack_ms);
         else if (name == "fanout-skip-every") ok = need_n(m.fanout_skip_every);
@@ -74,7 +76,7 @@ bool parse_bug_modes(std::string_view text, bug_modes& out, std::string& error) 
         else if (name == "none") ok = true;
         else {
             error = "--bug: found \"" + std::string(item) +
-                    "\"; expected one of ack-before-commit, drop-every=N, dup-every=N, dup-apply, slow-ack=MS, "
+                    "\"; expected one of ack-before-commit, drop-every=N, dup-every=N, corrupt-every=N, dup-apply, slow-ack=MS, "
                     "fanout-skip-every=N, fanout-reorder";
             return false;
         }

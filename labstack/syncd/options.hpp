@@ -13,6 +13,7 @@ struct bug_modes {
     bool ack_before_commit = false;     // ack at once, commit 500 ms later
     std::uint32_t drop_every = 0;       // every Nth op acked but never stored
     std::uint32_t dup_every = 0;        // every Nth op stored twice
+    std::uint32_t corrupt_every = 0;    // every Nth op stored with another payload (or delta)
     bool dup_apply = false;             // a retried `add` applies its delta again
     std::uint32_t slow_ack_ms = 0;      // reply this long after the commit
     std::uint32_t fanout_skip_every = 0;  // every Nth fanout frame not sent
@@ -31,7 +32,7 @@ struct options {
     std::string listen_address = "127.0.0.1";
     std::uint16_t listen_port = 8080;
     bug_modes bugs;
-    std::string bug_log;               // where dropped op ids go; empty: stderr
+    std::string bug_log;               // where dropped and corrupted op ids go; empty: stderr
     std::string pod_name = "syncd";
     unsigned db_pool = 4;              // pool connections (one thread each)
     unsigned threads = 2;              // io_context threads

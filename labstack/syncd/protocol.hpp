@@ -37,7 +37,7 @@ bool parse_stream_list(std::string_view text, std::vector<std::string>& out, std
 // A non-negative decimal integer (cseq, after, limit).
 std::optional<std::int64_t> parse_count(std::string_view s);
 
-enum class op_action : char { store = 's', drop = 'd', dup = 'D' };
+enum class op_action : char { store = 's', drop = 'd', dup = 'D', corrupt = 'C' };
 
 // A push body that passed validation: the client name and the ops, normalized to the fields the
 // database function reads.

@@ -2,6 +2,7 @@
 // each syncd bug mode makes its detector fire, and the correct stack keeps every detector quiet.
 //   drop-every=10      → audit.lost equals exactly the ids syncd logged as dropped, exit 1
 //   dup-every=4        → audit.duplicates > 0
+//   corrupt-every=10 on pos-pod-failover → audit.mismatched counts exactly the ids syncd logged
 //   dup-apply + retries (slow-ack longer than the push timeout) → audit.diverged > 0
 //   correct stack      → lost, duplicates, diverged all 0, exit 0
 //   writers still pushing in the drain → the fanout views wait for them and converge
@@ -127,6 +128,46 @@ TEST_F(audit_run, drop_every_reports_exactly_the_dropped_ids) {
   std::set<std::string> lost(a["lost_ids"].begin(), a["lost_ids"].end());
   EXPECT_EQ(lost, dropped);
   EXPECT_GT(a["lost_oldest_age_us"].get<double>(), 0);
+}
+
+TEST_F(audit_run, corrupt_every_on_pos_pod_failover_mismatches_exactly_the_corrupted_ids) {
+  // The shipped pos-pod-failover (a pod SIGKILLed mid-run) at half length, syncd storing every
+  // 10th op with another payload (appends: "corrupted": true in the body; adds: delta + 1):
+  // audit.mismatched counts exactly the ids syncd logged (and lists the first 100 of them), and
+  // the stored-as-sent rule fails.
+  t::temp_dir d;
+  lab_guard guard;
+  fs::path out = d.path() / "runs";
+  auto c = t::run(t::bin() + " run " + (fs::path(t::source_dir()) / "scenarios" / "pos-pod-failover.json").string() +
+                  " --time-scale 0.5 --out " + out.string() +
+                  " --set target.lab.bug=corrupt-every=10 --set target.lab.keep=true 2>&1");
+  const json rep = json::parse(t::read_file(t::only_run_dir(out) / "report.json"));
+  guard.id = lab_id(rep);
+  ASSERT_FALSE(guard.id.empty()) << c.out;
+  EXPECT_EQ(c.exit_code, 1) << c.out;
+  EXPECT_FALSE(verdict(rep, "stored-as-sent")["pass"].get<bool>());
+  EXPECT_TRUE(verdict(rep, "nothing-lost")["pass"].get<bool>()) << "a corrupted op is stored: present, not lost";
+  std::set<std::string> corrupted;
+  for (auto& e : fs::directory_iterator("/var/tmp/syncstorm/lab-" + guard.id + "/logs")) {
+    if (!e.path().string().ends_with(".bug.log")) continue;
+    std::ifstream in(e.path());
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) corrupted.insert(line);
+  }
+  const json& a = rep["audit"];
+  ASSERT_GT(corrupted.size(), 5u);
+  EXPECT_EQ(a["mismatched"].get<std::size_t>(), corrupted.size());
+  std::set<std::string> listed;
+  for (const auto& m : a["mismatched_ids"]) {
+    listed.insert(m["id"].get<std::string>());
+    EXPECT_TRUE(m["field"] == "payload" || m["field"] == "delta") << m.dump();
+    if (m["field"] == "payload") {
+      EXPECT_EQ(m["stored"]["corrupted"], true) << m.dump();
+    }
+  }
+  // mismatched_ids keeps the first 100 (creation order): each of them was logged.
+  EXPECT_EQ(listed.size(), std::min<std::size_t>(100, corrupted.size()));
+  for (const auto& id : listed) EXPECT_TRUE(corrupted.contains(id)) << id << " is mismatched but syncd did not corrupt it";
 }
 
 TEST_F(audit_run, dup_every_shows_duplicates) {

@@ -96,6 +96,11 @@ TEST_P(scenarios, gives_the_right_verdicts) {
       EXPECT_TRUE(v["pass"].get<bool>()) << v.dump();
       EXPECT_FALSE(v.value("inconclusive", false)) << v.dump();
     }
+    // The correct stack stores what was sent and nothing else, rule or not (issue #25).
+    if (const json& a = r.report["audit"]; a.is_object()) {
+      EXPECT_EQ(a.value("mismatched", -1), 0) << a.dump();
+      EXPECT_EQ(a.value("phantoms", -1), 0) << a.dump();
+    }
   } else {
     EXPECT_EQ(r.report["outcome"], "fail") << table(r);
     const json* v = verdict(r.report, c.failing_rule);

@@ -391,3 +391,151 @@ TEST(audit, convergence_is_not_judged_without_key_ops) {
   EXPECT_EQ(r.convergence, "judged");
   EXPECT_EQ(r.diverged, 0u);
 }
+
+// Issue #25: every kind of fault in one synthetic history, each found exactly.
+namespace {
+
+audit_op set_op(std::string id, std::string client, std::string stream, std::int64_t seq, std::string key, json value,
+                std::int64_t created_us) {
+  audit_op o = op(std::move(id), std::move(client), std::move(stream), seq, created_us);
+  o.kind = 's';
+  o.key = std::move(key);
+  o.value = std::move(value);
+  o.digest = payload_digest(o.value);
+  return o;
+}
+
+audit_op append_op(std::string id, std::string client, std::string stream, std::int64_t seq, json body, std::int64_t created_us) {
+  audit_op o = op(std::move(id), std::move(client), std::move(stream), seq, created_us);
+  o.digest = payload_digest(body);
+  o.value = std::move(body);  // what change_of stores
+  return o;
+}
+
+}  // namespace
+
+TEST(audit, each_kind_of_fault_is_found_exactly) {
+  audit_input in;
+  // c/s: ten appends with payloads; one lost (a3), one duplicated (a4), one stored with another
+  // payload (a5), one with another seq (a6); a8 and a9 stored in the opposite order.
+  for (int i = 1; i <= 10; ++i) in.ops.push_back(append_op("a" + std::to_string(i), "c", "s", i, {{"total_cents", 100 * i}}, i));
+  // A counter on s/k: +2, +3, -1 = 4, stored as 5 (off by one).
+  in.ops.push_back(add_op("d1", "c", "s", 11, "k", 2, 11));
+  in.ops.push_back(add_op("d2", "c", "s", 12, "k", 3, 12));
+  in.ops.push_back(add_op("d3", "c", "s", 13, "k", -1, 13));
+  // A set key whose record holds a value no client sent (a phantom), and one that is fine.
+  in.ops.push_back(set_op("s1", "c", "s", 14, "v0", {{"by", "c"}, {"seq", 14}}, 14));
+  in.ops.push_back(set_op("s2", "c", "s", 15, "v1", {{"by", "c"}, {"seq", 15}}, 15));
+  std::int64_t order = 0;
+  for (const auto& o : in.ops) {
+    if (o.id == "a3") continue;                          // lost
+    if (o.id == "a9") continue;                          // stored before a8, below
+    if (o.id == "a8") in.changes.push_back(change_of(in.ops[8], ++order));  // a9 first
+    in.changes.push_back(change_of(o, ++order));
+    if (o.id == "a4") in.changes.push_back(change_of(o, ++order));  // duplicated
+    if (o.id == "a5") in.changes.back().value = {{"total_cents", 501}};
+    if (o.id == "a6") in.changes.back().seq = 66;
+  }
+  // A change no client created: a phantom too.
+  audit_change stranger;
+  stranger.id = "zz-1";
+  stranger.stream = "s";
+  stranger.kind = "append";
+  stranger.order = ++order;
+  in.changes.push_back(stranger);
+  in.records = {record("s", "k", 5), record("s", "v0", {{"by", "mallory"}}), record("s", "v1", {{"by", "c"}, {"seq", 15}})};
+
+  auto r = run_audit(in);
+  EXPECT_EQ(r.lost, 1u);
+  EXPECT_EQ(r.lost_ids, std::vector<std::string>{"a3"});
+  EXPECT_EQ(r.duplicates, 1u);
+  EXPECT_EQ(r.duplicate_ids, std::vector<std::string>{"a4"});
+  ASSERT_EQ(r.mismatched, 2u);
+  EXPECT_EQ(r.mismatched_ids[0].id, "a5");
+  EXPECT_EQ(r.mismatched_ids[0].field, "payload");
+  EXPECT_EQ(r.mismatched_ids[0].stored, json({{"total_cents", 501}}));
+  EXPECT_EQ(r.mismatched_ids[1].id, "a6");
+  EXPECT_EQ(r.mismatched_ids[1].field, "seq");
+  EXPECT_EQ(r.mismatched_ids[1].sent, 6);
+  EXPECT_EQ(r.mismatched_ids[1].stored, 66);
+  EXPECT_EQ(r.order_violations, 1u);  // a9 before a8 (a6's wrong seq is a mismatch; order is by the sent seq)
+  EXPECT_EQ(r.unknown, 1u);
+  EXPECT_EQ(r.phantoms, 2u);
+  EXPECT_EQ(r.phantom_ids, std::vector<std::string>{"zz-1"});
+  EXPECT_EQ(r.phantom_keys, std::vector<std::string>{"s/v0"});
+  // k is off by one; v0 holds a value its set history does not explain.
+  EXPECT_EQ(r.diverged_keys, (std::vector<std::string>{"s/k", "s/v0"}));
+  EXPECT_EQ(r.diverged, 2u);
+
+  const json j = r.to_json();
+  EXPECT_EQ(j["mismatched"], 2);
+  EXPECT_EQ(j["mismatched_ids"][0], json({{"id", "a5"}, {"field", "payload"}, {"sent", nullptr}, {"stored", {{"total_cents", 501}}}}));
+  EXPECT_EQ(j["phantoms"], 2);
+  EXPECT_EQ(j["phantom_keys"], json({"s/v0"}));
+
+  // The correct history of the same ops: every detector quiet.
+  audit_input good;
+  good.ops = in.ops;
+  order = 0;
+  for (const auto& o : good.ops) good.changes.push_back(change_of(o, ++order));
+  good.records = {record("s", "k", 4), record("s", "v0", {{"by", "c"}, {"seq", 14}}), record("s", "v1", {{"by", "c"}, {"seq", 15}})};
+  auto g = run_audit(good);
+  EXPECT_EQ(g.lost + g.duplicates + g.mismatched + g.phantoms + g.order_violations + g.diverged, 0u) << g.to_json().dump();
+}
+
+TEST(audit, each_field_of_a_stored_copy_is_compared_when_the_server_reports_it) {
+  auto in = all_stored({add_op("d", "c", "s", 1, "k", 2, 1)});
+  in.records = {record("s", "k", 2)};
+  EXPECT_EQ(run_audit(in).mismatched, 0u);
+  auto with = [&](auto change) {
+    audit_input x = in;
+    change(x.changes[0]);
+    return run_audit(x);
+  };
+  auto r = with([](audit_change& c) { c.stream = "t"; });
+  EXPECT_EQ(r.mismatched, 1u) << r.to_json().dump();
+  EXPECT_EQ(r.mismatched_ids.at(0).field, "stream");
+  EXPECT_EQ(with([](audit_change& c) { c.kind = "set"; }).mismatched_ids.at(0).field, "kind");
+  EXPECT_EQ(with([](audit_change& c) { c.kind = "ADD"; }).mismatched, 0u);  // kinds compare case-insensitively
+  EXPECT_EQ(with([](audit_change& c) { c.key = "k2"; }).mismatched_ids.at(0).field, "key");
+  EXPECT_EQ(with([](audit_change& c) { c.delta = 3; }).mismatched_ids.at(0).field, "delta");
+  EXPECT_EQ(with([](audit_change& c) { c.delta = 2.0000000001; }).mismatched_ids.at(0).field, "delta");  // integers: exact
+  // A field the server's feed does not have (a profile without that pointer) is not compared.
+  EXPECT_EQ(with([](audit_change& c) { c.delta = 3; c.fields = cf_all & ~cf_delta; }).mismatched, 0u);
+  EXPECT_EQ(with([](audit_change& c) { c.seq = 9; c.fields = cf_stream | cf_kind; }).mismatched, 0u);
+  // Only acked ops are judged: an in-doubt op stored with another delta is not a mismatch.
+  audit_input doubt = in;
+  doubt.ops[0].state = audit_op_state::in_doubt;
+  doubt.changes[0].delta = 5;
+  EXPECT_EQ(run_audit(doubt).mismatched, 0u);
+}
+
+TEST(audit, payload_digests_survive_a_server_that_re_encodes_numbers_and_keys) {
+  EXPECT_EQ(payload_digest(json::parse(R"({"a": 5, "b": [1, 2.0]})")), payload_digest(json::parse(R"({"b": [1.0, 2], "a": 5.0})")));
+  EXPECT_NE(payload_digest(json::parse(R"({"a": 5})")), payload_digest(json::parse(R"({"a": 5.5})")));
+  EXPECT_NE(payload_digest(json::parse(R"({"a": 5})")), payload_digest(json::parse(R"({"a": "5"})")));
+  EXPECT_NE(payload_digest(json::parse(R"({"a": 5})")), payload_digest(json::parse(R"({"a": 5, "corrupted": true})")));
+  EXPECT_NE(payload_digest(json()), payload_digest(json::object()));
+}
+
+TEST(audit, counters_are_exact_integers_even_past_double_precision) {
+  // 2^53 + 1 is not a double: summed as doubles the off-by-one below would vanish.
+  const std::int64_t big = (std::int64_t{1} << 53);
+  auto in = all_stored({add_op("d1", "c", "s", 1, "k", 1, 1)});
+  in.changes[0].kind = "set";
+  in.changes[0].value = big;  // a set to 2^53 first, then +1
+  in.ops[0].kind = 's';
+  in.ops[0].value = big;
+  in.ops.push_back(add_op("d2", "c", "s", 2, "k", 1, 2));
+  in.changes.push_back(change_of(in.ops[1], 2));
+  in.records = {record("s", "k", big + 1)};
+  EXPECT_EQ(run_audit(in).diverged, 0u);
+  in.records = {record("s", "k", big + 2)};
+  EXPECT_EQ(run_audit(in).diverged, 1u);
+  // And a small fractional sum is judged within its relative tolerance, not flagged.
+  auto frac = all_stored({add_op("f1", "c", "s", 1, "k", 0.1, 1), add_op("f2", "c", "s", 2, "k", 0.2, 2)});
+  frac.records = {record("s", "k", 0.3)};
+  EXPECT_EQ(run_audit(frac).diverged, 0u);
+  frac.records = {record("s", "k", 0.30001)};
+  EXPECT_EQ(run_audit(frac).diverged, 1u);
+}

@@ -123,6 +123,11 @@ TEST(syncd_parse, bug_modes) {
     EXPECT_TRUE(m.ack_before_commit && m.dup_apply);
     EXPECT_EQ(m.dup_every, 2u);
     EXPECT_EQ(m.fanout_skip_every, 7u);
+    ASSERT_TRUE(parse_bug_modes("corrupt-every=10", m, error)) << error;
+    EXPECT_EQ(m.corrupt_every, 10u);
+    EXPECT_TRUE(m.any());
+    EXPECT_EQ(m.describe(), "corrupt-every=10");
+    EXPECT_FALSE(parse_bug_modes("corrupt-every=0", m, error));
     ASSERT_TRUE(parse_bug_modes("none", m, error));
     EXPECT_FALSE(m.any());
     EXPECT_EQ(m.describe(), "none");
