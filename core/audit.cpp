@@ -198,6 +198,25 @@ std::uint64_t payload_digest(const nlohmann::json& v) {
   return h;
 }
 
+std::uint64_t change_digest(std::string_view id, std::string_view kind, std::string_view key, double delta,
+                            const nlohmann::json& value) {
+  std::string text;
+  text.reserve(id.size() + kind.size() + key.size() + 64);
+  text.append(id).push_back('\0');
+  for (char ch : kind) text.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+  text.push_back('\0');
+  text.append(key).push_back('\0');
+  canonical(nlohmann::json(delta), text, 0);
+  text.push_back('\0');
+  canonical(value, text, 0);
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
 audit_result run_audit(const audit_input& in) {
   audit_result r;
   r.source = in.source;
@@ -359,6 +378,25 @@ audit_result run_audit(const audit_input& in) {
   if (!keys_written && in.views.empty())
     r.convergence = "not judged: no load wrote set or add ops (only op ids and each client's seq order were judged)";
 
+  // Fanout deliveries against the stored change at each cursor.
+  if (!in.delivered.empty() || in.delivery_disagreements > 0) {
+    r.deliveries_judged = true;
+    r.fanout_mismatched = in.delivery_disagreements;
+    if (in.orders_are_cursors) {
+      std::unordered_map<std::string, const audit_change*> at;
+      at.reserve(in.changes.size());
+      for (const auto& c : in.changes) at.emplace(joined(c.stream, std::to_string(c.order), '@'), &c);
+      for (const auto& d : in.delivered) {
+        std::string k = joined(d.stream, std::to_string(d.cursor), '@');
+        auto c = at.find(k);
+        if (c != at.end() && change_digest(c->second->id, c->second->kind, c->second->key, c->second->delta, c->second->value) == d.digest)
+          continue;
+        ++r.fanout_mismatched;
+        if (r.fanout_mismatched_ids.size() < max_listed) r.fanout_mismatched_ids.push_back(std::move(k));
+      }
+    }
+  }
+
   // Per fault: ops sent by the time it was applied and not acknowledged by then.
   for (const auto& f : in.faults) {
     audit_result::fault_inflight fi{f.name, 0};
@@ -401,6 +439,10 @@ nlohmann::json audit_result::to_json() const {
       {"phantom_ids", phantom_ids},
       {"phantom_keys", phantom_keys},
   };
+  if (deliveries_judged) {
+    j["fanout_mismatched"] = fanout_mismatched;
+    j["fanout_mismatched_ids"] = fanout_mismatched_ids;
+  }
   nlohmann::json mm = nlohmann::json::array();
   for (const auto& m : mismatched_ids) mm.push_back({{"id", m.id}, {"field", m.field}, {"sent", m.sent}, {"stored", m.stored}});
   j["mismatched_ids"] = std::move(mm);

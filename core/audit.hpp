@@ -22,6 +22,11 @@
 //                    (a record no stored op explains counts too; a key mixing both kinds is
 //                    replayed in cursor order), plus one per differing view
 //   unknown          changes whose id no client created (another writer; reported, not judged)
+//   fanout_mismatched  (metric fanout.mismatched) changes delivered to fanout subscribers that
+//                    differ from the stored change at that cursor (id, kind, key, delta, value)
+//                    or that the server has no change at, plus cursors two subscribers were sent
+//                    different changes for. Judged when the feed's cursors are the server's
+//                    (numeric); every delivered stream is read back
 //   mismatched       acked ops whose stored copy differs from what the client sent: stream, seq,
 //                    kind, key, delta (exactly, as integers when both are) or payload (a digest
 //                    of the JSON value, numbers normalized); each listed with the first field
@@ -37,6 +42,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -96,6 +102,19 @@ struct audit_view {
   std::vector<audit_record> records;
 };
 
+// One change a fanout subscriber received: its stream, cursor and change_digest (the first
+// copy; subscribers that disagree are counted by the model as delivery_disagreements).
+struct audit_delivery {
+  std::string stream;
+  std::int64_t cursor = 0;
+  std::uint64_t digest = 0;
+};
+
+// A digest of one change as the feed reports it (id, kind, key, delta, value canonical as in
+// payload_digest): what a frame and the stored change must agree on.
+std::uint64_t change_digest(std::string_view id, std::string_view kind, std::string_view key, double delta,
+                            const nlohmann::json& value);
+
 struct audit_fault {
   std::string name;
   std::int64_t applied_us = 0;
@@ -106,6 +125,9 @@ struct audit_input {
   std::vector<audit_change> changes;  // everything the server stored on the audited streams
   std::vector<audit_record> records;  // the server's current records on those streams
   std::vector<audit_view> views;
+  std::vector<audit_delivery> delivered;     // fanout: one per (stream, cursor) received
+  std::uint64_t delivery_disagreements = 0;  // cursors received with two different changes
+  bool orders_are_cursors = true;            // audit_change::order is the server's cursor
   std::vector<audit_fault> faults;
   std::int64_t run_end_us = 0;
   std::string source;                 // "api http://…" or "sql" (never a password)
@@ -114,7 +136,9 @@ struct audit_input {
 struct audit_result {
   std::uint64_t ops = 0, acked = 0, present = 0, lost = 0, duplicates = 0, in_doubt = 0,
                 in_doubt_present = 0, rejected = 0, unsent = 0, order_violations = 0,
-                diverged = 0, diverged_views = 0, unknown = 0, mismatched = 0, phantoms = 0;
+                diverged = 0, diverged_views = 0, unknown = 0, mismatched = 0, phantoms = 0,
+                fanout_mismatched = 0;
+  bool deliveries_judged = false;  // some subscriber received changes (fanout.mismatched has a value)
   // Ops the client holds as rejected (or never sent) that the server stored anyway: not a loss,
   // but the client's belief and the server disagree (reported, not part of `diverged`).
   std::uint64_t rejected_present = 0, unsent_present = 0;
@@ -128,6 +152,7 @@ struct audit_result {
   struct mismatch { std::string id, field; nlohmann::json sent, stored; };
   std::vector<mismatch> mismatched_ids;
   std::vector<std::string> phantom_ids, phantom_keys;
+  std::vector<std::string> fanout_mismatched_ids;  // first 100, "stream@cursor" in input order
   struct fault_inflight { std::string name; std::uint64_t ops = 0; };
   std::vector<fault_inflight> inflight;
   std::string source;  // as given in audit_input (to_json writes its first word, "api" or "sql")

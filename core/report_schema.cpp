@@ -58,6 +58,9 @@ spec::node_ptr report_spec() {
          opt("phantoms", integer("stored values no client wrote: changes of unknown ids and records no sent value explains", 0)),
          opt("phantom_ids", array("first 100 stored change ids no client created", spec::string("id"))),
          opt("phantom_keys", array("first 100 records no client wrote (stream/key)", spec::string("stream/key"))),
+         opt("fanout_mismatched", integer("fanout.mismatched: delivered changes unlike the stored change at their cursor, "
+                                          "and cursors received with two different changes (present when some subscriber received a change)", 0)),
+         opt("fanout_mismatched_ids", array("first 100 mismatched deliveries (stream@cursor)", spec::string("stream@cursor"))),
          opt("inflight", array("per fault: ops in flight when it was applied",
                                object("one fault", {req("name", spec::string("fault name")), req("ops", integer("ops in flight", 0))})))}));
     auto generator = object("the generator's own health",

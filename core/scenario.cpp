@@ -25,7 +25,7 @@ const char* const name_pattern = R"(^[A-Za-z0-9][A-Za-z0-9_.-]*$)";
 const char* const name_expect = "a name of letters, digits, '_', '.' or '-'";
 const char* const env_ref_pattern = R"(\$\{env:([A-Za-z_][A-Za-z0-9_]*)\})";
 const char* const bug_pattern =
-    R"(^((ack-before-commit|dup-apply|fanout-reorder|(drop-every|dup-every|corrupt-every|slow-ack|fanout-skip-every)=[1-9][0-9]*)(,|$))+$)";
+    R"(^((ack-before-commit|dup-apply|fanout-reorder|fanout-stale-replay|(drop-every|dup-every|corrupt-every|slow-ack|fanout-skip-every)=[1-9][0-9]*)(,|$))+$)";
 const char* const stat_pattern = R"(^(p(100|[0-9]{1,2}(\.[0-9]+)?)|max|min|mean|rate|count|ratio)$)";
 const char* const window_pattern = R"(^(all|steady|(during|after):[A-Za-z0-9][A-Za-z0-9_.-]*|phase:[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)$)";
 

@@ -83,6 +83,7 @@ void judge_audit(const judge_input& in, evaluation_context& ctx) {
   const char* keys[] = {"audit.lost", "audit.duplicates", "audit.in_doubt", "audit.order_violations", "audit.diverged", "audit.lost_age", "audit.mismatched", "audit.phantoms"};
   if (!in.audit) {
     for (const char* k : keys) ctx.absent[k] = std::string(k) + ": " + in.audit_absent;
+    ctx.absent["fanout.mismatched"] = "fanout.mismatched: " + in.audit_absent;
     return;
   }
   const audit_result& a = *in.audit;
@@ -93,6 +94,10 @@ void judge_audit(const judge_input& in, evaluation_context& ctx) {
   ctx.scalars["audit.diverged"] = static_cast<double>(a.diverged);
   ctx.scalars["audit.mismatched"] = static_cast<double>(a.mismatched);
   ctx.scalars["audit.phantoms"] = static_cast<double>(a.phantoms);
+  if (a.deliveries_judged)
+    ctx.scalars["fanout.mismatched"] = static_cast<double>(a.fanout_mismatched);
+  else
+    ctx.absent["fanout.mismatched"] = "fanout.mismatched: no subscriber received a change";
   ctx.scalars["audit.lost_age"] = a.lost_oldest_age_us ? static_cast<double>(*a.lost_oldest_age_us) : 0.0;
 }
 

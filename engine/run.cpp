@@ -325,6 +325,7 @@ void run_audit_stage(run_state& r) {
       if (o.applied_us >= 0) ain.faults.push_back({o.name, o.applied_us});
     std::set<std::string> seen;
     for (const auto& op : ain.ops) seen.insert(op.stream);
+    for (const auto& d : ain.delivered) seen.insert(d.stream);  // every delivered change is compared
     const std::vector<std::string> streams(seen.begin(), seen.end());
     const loadgen::audit_source src = audit_source_for(r.s, r.target->lab(), r.target->http_base());
     std::cerr << "audit: reading " << streams.size() << " streams back " << (src.via_sql ? "from PostgreSQL" : "through the API") << "\n";
@@ -332,6 +333,7 @@ void run_audit_stage(run_state& r) {
     ain.changes = std::move(state.changes);
     ain.records = std::move(state.records);
     ain.source = state.source;
+    ain.orders_are_cursors = state.orders_are_cursors;
     r.audit = run_audit(ain);
     r.events->write("audit_done", {{"lost", r.audit->lost}, {"duplicates", r.audit->duplicates}, {"diverged", r.audit->diverged}});
   } catch (const std::exception& e) {

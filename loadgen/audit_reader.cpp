@@ -69,8 +69,8 @@ std::optional<std::int64_t> as_int64(std::string_view s) {
   return v;
 }
 
-// Orders by the cursor when every cursor is an integer, else by read position.
-void assign_orders(std::vector<audit_change>& changes, const std::vector<std::string>& cursors) {
+// Orders by the cursor when every cursor is an integer (returns true), else by read position.
+bool assign_orders(std::vector<audit_change>& changes, const std::vector<std::string>& cursors) {
   bool numeric = true;
   std::vector<std::int64_t> values(cursors.size());
   for (std::size_t i = 0; numeric && i < cursors.size(); ++i) {
@@ -79,6 +79,7 @@ void assign_orders(std::vector<audit_change>& changes, const std::vector<std::st
     if (v) values[i] = *v;
   }
   for (std::size_t i = 0; i < changes.size(); ++i) changes[i].order = numeric ? values[i] : static_cast<std::int64_t>(i);
+  return numeric;
 }
 
 audit_change to_audit(server_change&& c) {
@@ -302,7 +303,7 @@ server_state read_via_api(const audit_source& src, const std::vector<std::string
     std::unordered_set<std::string_view> keep(streams.begin(), streams.end());
     read_feed(nullptr, &keep);
   }
-  assign_orders(st.changes, cursors);
+  st.orders_are_cursors = assign_orders(st.changes, cursors);
 
   // A profile without a records endpoint (`"records": null`): no records, so no convergence
   // audit; validation allowed only append ops, which the changes alone judge.

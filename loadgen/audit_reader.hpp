@@ -62,6 +62,7 @@ struct server_state {
   std::vector<audit_change> changes;  // in read order
   std::vector<audit_record> records;  // per stream, in the server's order
   std::string source;                 // "api <base url>" or "sql host=… dbname=… user=…"
+  bool orders_are_cursors = true;     // every change's order is its numeric cursor (else its position)
   std::uint64_t requests = 0;         // HTTP requests or SQL statements issued
 };
 

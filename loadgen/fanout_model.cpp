@@ -36,6 +36,7 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 
 #include "core/scenario.hpp"
 #include "loadgen/detail/task_group.hpp"
@@ -155,6 +156,7 @@ struct fanout_worker {
         reconnects(m("fanout.reconnects")),
         dropped(m("ws.dropped")),
         missing_metric(m("fanout.missing")),
+        stale(m("fanout.stale")),
         ws_connect(m("ws.connect")),
         push_latency(m("push.latency")),
         push_requests(m("push.requests")),
@@ -170,13 +172,20 @@ struct fanout_worker {
   shared_state& s;
   detail::connect_pacer pacer;
   timed_metric &delivery, &delivery_commit, &early, &catchup, &frames, &foreign, &duplicates, &out_of_order, &gaps, &repaired,
-      &reconnects, &dropped, &missing_metric, &ws_connect, &push_latency, &push_requests, &lag;
+      &reconnects, &dropped, &missing_metric, &stale, &ws_connect, &push_latency, &push_requests, &lag;
   gauge_series& connected_gauge;
   std::array<timed_metric*, ws_bucket_count> ws_errors{};
   std::array<timed_metric*, error_bucket_count> push_errors{};
 
   std::vector<std::unique_ptr<subscriber>> subs;
   std::size_t subs_alive = 0, connected = 0;
+  // Per stream index: cursor → the digests (raw frame text, parsed change) of the first frame
+  // received at it; a later frame with other text whose change differs is a disagreement.
+  struct seen_change {
+    std::uint64_t raw = 0, change = 0;
+  };
+  std::vector<std::unordered_map<std::int64_t, seen_change>> delivered;
+  std::uint64_t disagreements = 0;
   // The servers connections named (config.server_header), interned: [0] is "" (unnamed); and
   // every established connection lost other than by this model's own doing.
   std::vector<std::string> servers{std::string()};
@@ -406,6 +415,29 @@ net::awaitable<void> run_pusher(fanout_worker& fw) {
 template <bool Tls>
 using ws_stream = std::conditional_t<Tls, websocket::stream<net::ssl::stream<tcp::socket>>, websocket::stream<tcp::socket>>;
 
+std::uint64_t fnv1a(std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// Keeps the change received at (stream, cursor) for the audit; the same frame text again costs
+// one hash of the text.
+void note_delivery(fanout_worker& fw, std::size_t stream, std::int64_t cursor, std::string_view text, const server_change& c) {
+  if (fw.delivered.size() <= stream) fw.delivered.resize(fw.s.streams.size());
+  const std::uint64_t raw = fnv1a(text);
+  auto [it, fresh] = fw.delivered[stream].try_emplace(cursor);
+  if (fresh) {
+    it->second = {raw, change_digest(c.id, c.kind, c.key, c.delta, c.value)};
+  } else if (it->second.raw != raw && change_digest(c.id, c.kind, c.key, c.delta, c.value) != it->second.change) {
+    ++fw.disagreements;
+    it->second.raw = raw;
+  }
+}
+
 void handle_frame(fanout_worker& fw, subscriber& sub, std::string_view text) {
   const shared_state& s = fw.s;
   const std::int64_t now = fw.w.now_us();
@@ -426,6 +458,8 @@ void handle_frame(fanout_worker& fw, subscriber& sub, std::string_view text) {
   if (c->id.size() > st.id_prefix.size() && c->id.starts_with(st.id_prefix) && c->seq >= 1) own = c->seq;
   auto r = sub.tracker.on_frame(slot, *cursor, own, now);
   if (r.out_of_order) fw.out_of_order.add(now);
+  if (r.backwards) fw.stale.add(now);
+  note_delivery(fw, sub.streams[slot], *cursor, text, *c);
   using v = detail::delivery_tracker::verdict;
   if (r.v == v::duplicate) fw.duplicates.add(now, 1, false);
   if (r.v != v::fresh && r.v != v::repaired) return;
@@ -881,6 +915,25 @@ void fanout_model::collect_views(std::vector<audit_view>& out) const {
         out.push_back(std::move(v));
       }
     }
+  }
+}
+
+void fanout_model::collect_deliveries(std::vector<audit_delivery>& out, std::uint64_t& disagreements) const {
+  const shared_state& s = impl_->s;
+  std::vector<std::unordered_map<std::int64_t, std::uint64_t>> merged(s.streams.size());
+  for (const auto& fw : impl_->workers) {
+    if (!fw) continue;
+    disagreements += fw->disagreements;
+    for (std::size_t i = 0; i < fw->delivered.size(); ++i)
+      for (const auto& [cursor, seen] : fw->delivered[i]) {
+        auto [it, fresh] = merged[i].try_emplace(cursor, seen.change);
+        if (!fresh && it->second != seen.change) ++disagreements;  // two workers got different changes
+      }
+  }
+  for (std::size_t i = 0; i < merged.size(); ++i) {
+    std::vector<std::pair<std::int64_t, std::uint64_t>> sorted(merged[i].begin(), merged[i].end());
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [cursor, digest] : sorted) out.push_back(audit_delivery{s.streams[i]->name, cursor, digest});
   }
 }
 

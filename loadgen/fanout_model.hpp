@@ -159,6 +159,9 @@ class fanout_model final : public load_model {
   void collect(std::vector<audit_op>& out) const;
   // The sampled subscribers' views (subscriber "<load>-sub<i>"), after the pool stopped.
   void collect_views(std::vector<audit_view>& out) const;
+  // One entry per (stream, cursor) any subscriber received, with the change's digest, and how
+  // many cursors were received with two different changes (audit: fanout.mismatched).
+  void collect_deliveries(std::vector<audit_delivery>& out, std::uint64_t& disagreements) const;
   // Every established connection lost, with the server its handshake reply named (timeline.hpp
   // attributes them to faults), after the pool stopped.
   void collect_drops(std::vector<ws_drop>& out) const;

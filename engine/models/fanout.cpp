@@ -26,6 +26,7 @@ class fanout_load final : public load_instance {
   void collect(audit_input& in) const override {
     model_->collect(in.ops);
     model_->collect_views(in.views);
+    model_->collect_deliveries(in.delivered, in.delivery_disagreements);
   }
   void collect_delivery(delivery_totals& t) const override {
     t.any = true;
@@ -65,6 +66,8 @@ std::vector<metric_info> metrics() {
           {"fanout.missing", metric_unit::count, "acked changes a subscriber never received"},
           {"fanout.duplicates", metric_unit::count, "changes received twice"},
           {"fanout.out_of_order", metric_unit::count, "frames with a lower cursor than the previous one"},
+          {"fanout.stale", metric_unit::count, "frames at or below the cursor the connection resumed from (reads went backwards)"},
+          {"fanout.mismatched", metric_unit::count, "delivered changes that differ from the stored change at their cursor (judged after the audit)"},
           {"fanout.gaps", metric_unit::count, "holes older than gap_grace"},
           {"fanout.repaired", metric_unit::count, "changes first received in a replay"},
           {"fanout.reconnects", metric_unit::count, "connections after the first"},

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     cli.add_option("--listen", listen, "ADDR:PORT to listen on")->capture_default_str();
     cli.add_option("--bug", bug,
                    "bug modes, comma-separated: ack-before-commit, drop-every=N, dup-every=N, dup-apply, "
-                   "slow-ack=MS, fanout-skip-every=N, fanout-reorder, corrupt-every=N");
+                   "slow-ack=MS, fanout-skip-every=N, fanout-reorder, fanout-stale-replay, corrupt-every=N");
     cli.add_option("--bug-log", opts.bug_log, "file for the ids dropped by drop-every or corrupted by corrupt-every (default: stderr)");
     cli.add_option("--pod-name", opts.pod_name, "name in logs, metrics and the changes' pod column")
         ->capture_default_str();

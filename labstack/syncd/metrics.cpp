@@ -103,6 +103,8 @@ std::string metrics::render(const std::string& pod) const {
     sample(out, "syncd_fanout_sent_total", pod_label, load(fanout_frames_sent));
     header(out, "syncd_fanout_skipped_total", "counter", "Change frames not sent (fanout-skip-every bug).");
     sample(out, "syncd_fanout_skipped_total", pod_label, load(fanout_frames_skipped));
+    header(out, "syncd_fanout_stale_total", "counter", "Old change frames sent to resuming subscribers (fanout-stale-replay bug).");
+    sample(out, "syncd_fanout_stale_total", pod_label, load(fanout_frames_stale));
     header(out, "syncd_fanout_changes_read_total", "counter", "Changes read by the fanout listener.");
     sample(out, "syncd_fanout_changes_read_total", pod_label, load(fanout_changes_read));
     header(out, "syncd_fanout_last_cseq", "gauge", "Last cseq the fanout listener delivered.");

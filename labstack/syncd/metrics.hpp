@@ -41,6 +41,7 @@ struct metrics {
     counter ws_closed_slow{};
     counter fanout_frames_sent{};
     counter fanout_frames_skipped{};
+    counter fanout_frames_stale{};
     counter fanout_changes_read{};
     gauge fanout_last_cseq{};
     std::array<counter, db_error_class_count> db_errors{};

@@ -17,7 +17,7 @@ bool parse_u32(std::string_view s, std::uint32_t& out) {
 
 bool bug_modes::any() const {
     return ack_before_commit || drop_every || dup_every || corrupt_every || dup_apply || slow_ack_ms || fanout_skip_every ||
-           fanout_reorder;
+           fanout_reorder || fanout_stale_replay;
 }
 
 std::string bug_modes::describe() const {
@@ -30,6 +30,7 @@ std::string bug_modes::describe() const {
     if (slow_ack_ms) parts.push_back("slow-ack=" + std::to_string(slow_ack_ms));
     if (fanout_skip_every) parts.push_back("fanout-skip-every=" + std::to_string(fanout_skip_every));
     if (fanout_reorder) parts.emplace_back("fanout-reorder");
+    if (fanout_stale_replay) parts.emplace_back("fanout-stale-replay");
     if (parts.empty()) return "none";
     std::string s;
     for (const auto& p : parts) s += (s.empty() ? "" : ",") + p;
@@ -73,11 +74,12 @@ bool parse_bug_modes(std::string_view text, bug_modes& out, std::string& error) 
         else if (name == "slow-ack") ok = need_n(m.slow_ack_ms);
         else if (name == "fanout-skip-every") ok = need_n(m.fanout_skip_every);
         else if (name == "fanout-reorder") ok = no_value(m.fanout_reorder);
+        else if (name == "fanout-stale-replay") ok = no_value(m.fanout_stale_replay);
         else if (name == "none") ok = true;
         else {
             error = "--bug: found \"" + std::string(item) +
                     "\"; expected one of ack-before-commit, drop-every=N, dup-every=N, corrupt-every=N, dup-apply, slow-ack=MS, "
-                    "fanout-skip-every=N, fanout-reorder";
+                    "fanout-skip-every=N, fanout-reorder, fanout-stale-replay";
             return false;
         }
         if (!ok) return false;

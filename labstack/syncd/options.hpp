@@ -18,6 +18,7 @@ struct bug_modes {
     std::uint32_t slow_ack_ms = 0;      // reply this long after the commit
     std::uint32_t fanout_skip_every = 0;  // every Nth fanout frame not sent
     bool fanout_reorder = false;        // adjacent fanout frames swapped
+    bool fanout_stale_replay = false;   // a resuming subscriber (after=) first gets an old change
 
     bool any() const;
     std::string describe() const;  // "drop-every=5,slow-ack=100" or "none"

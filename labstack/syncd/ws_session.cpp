@@ -104,6 +104,7 @@ public:
 private:
     net::awaitable<void> replay() {
         const std::string streams = pg_text_array(streams_);
+        if (app_.opts.bugs.fanout_stale_replay && last_queued_ > 0) co_await send_stale(streams);
         while (!done_ && !close_) {
             auto read = [streams, after = last_queued_](db_session& s) { return s.replay(streams, after, replay_page); };
             auto out = co_await app_.pool.async_run<rows_outcome>(std::move(read));
@@ -127,6 +128,18 @@ private:
         auto held = std::move(pending_);
         pending_.clear();
         for (const auto& f : held) enqueue(f);
+    }
+
+    // fanout-stale-replay: the oldest change of the subscribed streams goes out first, although
+    // the subscriber asked for what came after a later one (it bypasses enqueue's order guard).
+    net::awaitable<void> send_stale(const std::string& streams) {
+        auto read = [streams](db_session& s) { return s.replay(streams, 0, 1); };
+        auto out = co_await app_.pool.async_run<rows_outcome>(std::move(read));
+        if (!out.result.ok() || out.rows.empty() || out.rows[0].cseq > last_queued_ || done_ || close_) co_return;
+        auto& row = out.rows[0];
+        queue_.push_back(std::make_shared<const change_frame>(change_frame{row.cseq, std::move(row.stream), std::move(row.json)}));
+        app_.stats.fanout_frames_stale.fetch_add(1, std::memory_order_relaxed);
+        wake_.cancel();
     }
 
     net::awaitable<void> reader() {

@@ -75,6 +75,7 @@ std::int64_t delivery_tracker::resume_cursor() const noexcept {
 }
 
 void delivery_tracker::on_connect() noexcept {
+  conn_after_ = resume_cursor();
   replay_upto_ = max_cursor_;
   conn_last_ = -1;
 }
@@ -94,6 +95,7 @@ delivery_tracker::result delivery_tracker::on_frame(std::size_t slot, std::int64
                                                     std::int64_t now_us) {
   result r;
   if (conn_last_ >= 0 && cursor < conn_last_) r.out_of_order = true;
+  if (cursor <= conn_after_) r.backwards = true;
   conn_last_ = std::max(conn_last_, cursor);
   slot_state& s = slots_.at(slot);
   if (cursor <= s.snapshot) {

@@ -74,13 +74,16 @@ class delivery_tracker {
   struct result {
     verdict v = verdict::fresh;
     bool out_of_order = false;
+    // At or below the cursor this connection resumed from (after=): the server sent something
+    // the subscriber had already read past, so its view of the stream went backwards.
+    bool backwards = false;
   };
 
   // snapshot[slot]: the cursor of the records snapshot of each subscribed stream.
   explicit delivery_tracker(const std::vector<std::int64_t>& snapshot);
 
   std::int64_t resume_cursor() const noexcept;
-  // A new connection starts (call before its first frame).
+  // A new connection starts (call before its first frame); it resumes from resume_cursor().
   void on_connect() noexcept;
   result on_frame(std::size_t slot, std::int64_t cursor, std::int64_t own_seq, std::int64_t now_us);
 
@@ -104,6 +107,7 @@ class delivery_tracker {
   std::int64_t max_cursor_ = 0;   // highest cursor received
   std::int64_t replay_upto_ = 0;  // max_cursor_ when the current connection opened
   std::int64_t conn_last_ = -1;   // last cursor on the current connection
+  std::int64_t conn_after_ = -1;  // the cursor the current connection resumed from
   std::optional<std::int64_t> hole_since_;
   bool gap_counted_ = false;
 };

@@ -6,6 +6,8 @@
 //   dup-apply + retries (slow-ack longer than the push timeout) → audit.diverged > 0
 //   correct stack      → lost, duplicates, diverged all 0, exit 0
 //   writers still pushing in the drain → the fanout views wait for them and converge
+//   fanout-stale-replay with a pod kill → fanout.stale > 0 (0 on the correct stack, where every
+//   delivered change also equals the stored one: fanout.mismatched 0)
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -297,4 +299,41 @@ TEST_F(audit_run, views_wait_for_writers_that_push_after_the_stop) {
   for (const auto& e : r.report["events"])
     if (e["event"] == "run_stopped") stopped = e["t_s"].get<double>();
   EXPECT_GT(stopped, 8.3) << "the drain carried no writes: the test proves nothing";
+}
+
+TEST_F(audit_run, fanout_reads_stay_monotonic_and_match_the_stored_changes_unless_syncd_serves_stale_replays) {
+  // 100 subscribers on 4 streams, a pod SIGKILLed at 4 s: its subscribers reconnect with
+  // after=. On the correct stack nothing they receive goes backwards and every delivered change
+  // equals the stored one; with fanout-stale-replay each resuming subscriber first gets an old
+  // change, fanout.stale counts it and the reads-monotonic rule fails.
+  json sc = json::parse(R"({
+    "name": "audit-fanout-reads", "duration": "10s", "seed": 5,
+    "target": {"lab": {"pods": 2}},
+    "load": [{"name": "fan", "model": "fanout", "subscribers": 100, "streams": 4, "rate": 40, "views": 4, "keys": 2,
+              "phases": [{"name": "steady", "for": "10s"}]}],
+    "faults": [{"name": "kill-pod", "kind": "kill", "target": {"pods": "pod-0"}, "at": "4s"}],
+    "slas": [
+      {"name": "reads-monotonic", "metric": "fanout.stale", "stat": "count", "max": 0},
+      {"name": "delivered-as-stored", "metric": "fanout.mismatched", "stat": "max", "max": 0},
+      {"name": "missing-none", "metric": "fanout.missing", "stat": "max", "max": 0}
+    ]})");
+  {
+    t::temp_dir d;
+    auto r = run(d, sc);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_GT(r.report["metrics"]["fanout.reconnects"]["count"].get<int>(), 0) << "no subscriber resumed: the test proves nothing";
+    EXPECT_EQ(r.report["metrics"]["fanout.stale"]["count"], 0);
+    const json& a = r.report["audit"];
+    EXPECT_EQ(a["fanout_mismatched"], 0) << a.dump();
+    EXPECT_EQ(a["mismatched"], 0) << a.dump();
+    EXPECT_EQ(a["phantoms"], 0) << a.dump();
+  }
+  {
+    t::temp_dir d;
+    auto r = run(d, sc, "--set target.lab.bug=fanout-stale-replay");
+    EXPECT_EQ(r.exit_code, 1) << r.out;
+    EXPECT_GT(r.report["metrics"]["fanout.stale"]["count"].get<int>(), 0) << r.report["metrics"].dump();
+    EXPECT_FALSE(verdict(r.report, "reads-monotonic")["pass"].get<bool>());
+    EXPECT_TRUE(verdict(r.report, "delivered-as-stored")["pass"].get<bool>()) << "a stale change is still a stored one";
+  }
 }

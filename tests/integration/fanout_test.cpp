@@ -262,6 +262,7 @@ TEST_F(fanout_lab, a_killed_pod_costs_reconnects_not_changes) {
   EXPECT_GT(metric(r.metrics, "fanout.delivery@fan").hist().percentile(99), 0);
   EXPECT_EQ(acked(r), r.ops.size()) << "the pusher retries until acked";
   EXPECT_EQ(r.missing, 0u);
+  EXPECT_EQ(count(r, "fanout.stale"), 0u) << "a resumed connection never goes below its after=";
   EXPECT_EQ(count(r, "fanout.duplicates"), 0u);
   EXPECT_EQ(diverged_views(lab_->lb_http_url(), r), 0u);
 }

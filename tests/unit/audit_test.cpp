@@ -539,3 +539,38 @@ TEST(audit, counters_are_exact_integers_even_past_double_precision) {
   frac.records = {record("s", "k", 0.30001)};
   EXPECT_EQ(run_audit(frac).diverged, 1u);
 }
+
+TEST(audit, fanout_deliveries_are_compared_with_the_stored_change_at_their_cursor) {
+  auto in = all_stored({op("a1", "c", "s", 1, 1), op("a2", "c", "s", 2, 2), op("a3", "c", "s", 3, 3)});
+  in.changes[1].value = {{"total_cents", 250}};
+  auto delivered = [&](const audit_change& c) {
+    return audit_delivery{c.stream, c.order, change_digest(c.id, c.kind, c.key, c.delta, c.value)};
+  };
+  for (const auto& c : in.changes) in.delivered.push_back(delivered(c));
+  auto r = run_audit(in);
+  EXPECT_TRUE(r.deliveries_judged);
+  EXPECT_EQ(r.fanout_mismatched, 0u);
+  // A frame that carried another value, a frame at a cursor the server has no change at, and a
+  // cursor two subscribers were sent different changes for.
+  audit_change other = in.changes[1];
+  other.value = {{"total_cents", 251}};
+  in.delivered[1] = delivered(other);
+  in.delivered.push_back({"s", 99, 7});
+  in.delivery_disagreements = 1;
+  r = run_audit(in);
+  EXPECT_EQ(r.fanout_mismatched, 3u);
+  EXPECT_EQ(r.fanout_mismatched_ids, (std::vector<std::string>{"s@2", "s@99"}));
+  EXPECT_EQ(r.to_json()["fanout_mismatched"], 3);
+  // Positions, not cursors: only the subscribers' disagreements are judged.
+  in.orders_are_cursors = false;
+  EXPECT_EQ(run_audit(in).fanout_mismatched, 1u);
+  // No deliveries: not judged, and the report has no field.
+  auto none = all_stored({op("a1", "c", "s", 1, 1)});
+  EXPECT_FALSE(run_audit(none).deliveries_judged);
+  EXPECT_FALSE(run_audit(none).to_json().contains("fanout_mismatched"));
+  // Kind is compared case-insensitively, numbers canonically.
+  audit_change upper = in.changes[0];
+  upper.kind = "APPEND";
+  EXPECT_EQ(change_digest(upper.id, upper.kind, upper.key, upper.delta, upper.value),
+            change_digest(in.changes[0].id, in.changes[0].kind, in.changes[0].key, in.changes[0].delta, in.changes[0].value));
+}

@@ -1,6 +1,6 @@
 // The fanout model's pure logic (loadgen/detail/ws_logic.hpp) and the limits preflight
 // (loadgen/limits.hpp), with a fake clock: holes, repairs, duplicates, out-of-order frames,
-// the resume cursor, missing counts, backoff and connect pacing.
+// the resume cursor, frames below it (backwards), missing counts, backoff and connect pacing.
 #include "loadgen/detail/ws_logic.hpp"
 #include "loadgen/limits.hpp"
 
@@ -75,6 +75,30 @@ TEST(delivery_tracker, out_of_order_is_per_connection) {
   EXPECT_FALSE(t.hole_since());  // filled
   t.on_connect();
   EXPECT_FALSE(t.on_frame(0, 3, 3, 0).out_of_order);
+}
+
+TEST(delivery_tracker, a_frame_at_or_below_the_resume_cursor_went_backwards) {
+  delivery_tracker t({0});
+  t.on_connect();  // after=0
+  EXPECT_FALSE(t.on_frame(0, 1, 1, 0).backwards);
+  EXPECT_FALSE(t.on_frame(0, 2, 2, 0).backwards);
+  EXPECT_FALSE(t.on_frame(0, 3, 3, 0).backwards);
+  t.on_connect();  // a reconnect resumes after=3: the server must send only what came after
+  auto stale = t.on_frame(0, 1, 1, 0);
+  EXPECT_TRUE(stale.backwards);
+  EXPECT_EQ(stale.v, v::replayed);  // not counted as a duplicate: fanout.stale names it
+  EXPECT_TRUE(t.on_frame(0, 3, 3, 0).backwards);  // at the cursor is not after it either
+  EXPECT_FALSE(t.on_frame(0, 4, 4, 0).backwards);
+  // A replay that repairs a hole resumes lower: what it sends above that cursor is not stale.
+  delivery_tracker h({0});
+  h.on_connect();
+  h.on_frame(0, 1, 1, 0);
+  h.on_frame(0, 3, 3, 0);
+  h.on_frame(0, 4, 4, 1000);  // op 2 (cursor 2) is missing
+  ASSERT_EQ(h.resume_cursor(), 1);
+  h.on_connect();
+  EXPECT_FALSE(h.on_frame(0, 2, 2, 2000).backwards);
+  EXPECT_FALSE(h.on_frame(0, 3, 3, 2000).backwards);
 }
 
 TEST(delivery_tracker, missing_counts_acked_ops_not_received) {

@@ -123,6 +123,9 @@ TEST(syncd_parse, bug_modes) {
     EXPECT_TRUE(m.ack_before_commit && m.dup_apply);
     EXPECT_EQ(m.dup_every, 2u);
     EXPECT_EQ(m.fanout_skip_every, 7u);
+    ASSERT_TRUE(parse_bug_modes("fanout-stale-replay", m, error)) << error;
+    EXPECT_TRUE(m.fanout_stale_replay);
+    EXPECT_EQ(m.describe(), "fanout-stale-replay");
     ASSERT_TRUE(parse_bug_modes("corrupt-every=10", m, error)) << error;
     EXPECT_EQ(m.corrupt_every, 10u);
     EXPECT_TRUE(m.any());
