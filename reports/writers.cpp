@@ -617,6 +617,7 @@ std::string summary_md(const json& report) {
       << num(field(audit, "diverged"), 12);
     if (audit.contains("mismatched"))
       o << ", mismatched **" << num(field(audit, "mismatched"), 12) << "**, phantoms " << num(field(audit, "phantoms"), 12);
+    if (audit.contains("fanout_mismatched")) o << ", deliveries unlike the stored change " << num(field(audit, "fanout_mismatched"), 12);
     o << ".\n";
     if (const json& mm = audit.contains("mismatched_ids") ? audit["mismatched_ids"] : json(); mm.is_array() && !mm.empty()) {
       o << "\nMismatched (first " << mm.size() << "):";

@@ -100,6 +100,12 @@ TEST_P(scenarios, gives_the_right_verdicts) {
     if (const json& a = r.report["audit"]; a.is_object()) {
       EXPECT_EQ(a.value("mismatched", -1), 0) << a.dump();
       EXPECT_EQ(a.value("phantoms", -1), 0) << a.dump();
+      if (a.contains("fanout_mismatched")) {
+        EXPECT_EQ(a["fanout_mismatched"], 0) << a.dump();
+      }
+    }
+    if (const json& m = r.report["metrics"]; m.is_object() && m.contains("fanout.stale")) {
+      EXPECT_EQ(m["fanout.stale"].value("count", -1), 0) << m["fanout.stale"].dump();
     }
   } else {
     EXPECT_EQ(r.report["outcome"], "fail") << table(r);
