@@ -3,6 +3,7 @@
 #include "core/scenario.hpp"
 
 #include "core/json_limits.hpp"
+#include "core/redact.hpp"
 
 #include "core/units.hpp"
 #include "capture/wire_series.hpp"
@@ -487,6 +488,7 @@ std::string resolve_env(const std::string& text) {
     out += text.substr(last, it->position() - last);
     const char* v = std::getenv((*it)[1].str().c_str());
     out += v ? v : "";
+    if (v) redact::add_secret(v);  // never written anywhere (core/redact.hpp)
     last = it->position() + it->length();
   }
   out += text.substr(last);

@@ -1,5 +1,6 @@
 // See events.hpp.
 #include "engine/events.hpp"
+#include "core/redact.hpp"
 
 #include <pthread.h>
 
@@ -32,7 +33,7 @@ void event_log::write(const std::string& event, nlohmann::json fields) {
   fields["t_s"] = static_cast<double>(fields["t_us"].get<std::int64_t>()) / 1e6;
   fields["at"] = iso_utc(std::chrono::system_clock::now());
   fields["event"] = event;
-  out_ << fields.dump() << "\n";
+  out_ << redact::apply(fields.dump()) << "\n";
   out_.flush();
   all_.push_back(std::move(fields));
 }

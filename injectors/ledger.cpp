@@ -1,5 +1,6 @@
 // See ledger.hpp.
 #include "injectors/ledger.hpp"
+#include "core/redact.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -46,7 +47,7 @@ void ledger::append(nlohmann::json record) {
   if (!record.contains("mono_us")) record["mono_us"] = mono_now_us();
   if (!record.contains("at")) record["at"] = wall_now_iso();
   if (!record.contains("by")) record["by"] = by_;
-  std::string line = record.dump() + "\n";
+  std::string line = redact::apply(record.dump()) + "\n";
   std::lock_guard lock(mu_);
   ::flock(fd_, LOCK_EX);
   std::size_t off = 0;

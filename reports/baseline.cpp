@@ -1,5 +1,6 @@
 // Baselines. See baseline.hpp.
 #include "reports/baseline.hpp"
+#include "core/redact.hpp"
 #include "core/json_limits.hpp"
 
 #include <iterator>
@@ -66,7 +67,7 @@ fs::path store_baseline(const std::string& dir, const json& report, std::size_t 
   fs::path tmp = folder / ("." + file.filename().string() + ".tmp");
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << report.dump(2) << "\n";
+    out << redact::apply(report.dump(2)) << "\n";
     if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
   }
   fs::rename(tmp, file, ec);
@@ -105,7 +106,7 @@ int apply_baseline(const json& report, const std::string& run_dir, const baselin
     json j = comparison_json(c);
     j["base_file"] = newest.string();
     std::ofstream cj(fs::path(run_dir) / "compare.json", std::ios::trunc);
-    cj << j.dump(2) << "\n";
+    cj << redact::apply(j.dump(2)) << "\n";
     regressed = c.regressed;
   }
   if (passed && !regressed) {

@@ -2,6 +2,7 @@
 // is escaped; nothing is fetched by the HTML (styles and charts are inline SVG, no script, the
 // icon a data: URL), so it opens offline and as a CI artifact.
 #include "reports/writers.hpp"
+#include "core/redact.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -131,7 +132,7 @@ void write_file(const std::filesystem::path& p, const std::string& text) {
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw std::runtime_error(p.string() + ": cannot write");
-    out << text;
+    out << redact::apply(text);  // no resolved ${env:} value in any report file
     if (!out) throw std::runtime_error(p.string() + ": write failed");
   }
   std::filesystem::rename(tmp, p);

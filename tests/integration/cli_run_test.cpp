@@ -1,7 +1,9 @@
 // `syncstorm run` end to end against a local HTTP server: dry-run touches nothing; a rule that
 // holds exits 0 and one that must fail exits 1; SIGINT stops the load and exits 4 with an
 // aborted report; an unreachable target exits 3; an invalid scenario exits 2 and creates
-// nothing; a secret passed through the environment is sent but appears in no written file.
+// nothing; a secret passed through the environment is sent but appears in no written file, and
+// in no form anywhere (files, console) when the target fails and errors name the URL.
+#include "core/redact.hpp"
 #include "core/report_schema.hpp"
 #include "tests/support/test_util.hpp"
 
@@ -159,4 +161,44 @@ TEST_F(cli_run, an_invalid_scenario_exits_2_and_creates_nothing) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("--bogus"), std::string::npos) << r.out;
   EXPECT_EQ(server_->log(), "");
+}
+
+TEST_F(cli_run, a_secret_in_the_url_a_header_a_dsn_and_a_probe_url_is_written_in_no_form_when_the_target_fails) {
+  // Issue #24: the canary is in the endpoint's path, an Authorization header, the audit's DSN
+  // and the abort probe's userinfo; the server answers every push and the changes feed with
+  // "ok" (not JSON), the DSN's database and the probe's port are closed. The audit fails (exit
+  // 3) with an error that names the endpoint's URL: the canary shows as [redacted] there, and
+  // in no form (plain, URL-encoded, JSON-escaped, base64) in any file of the run or on the
+  // console.
+  const std::string canary = "s3cr3t!CANARY*7f2a9";
+  setenv("SYNCSTORM_TEST_SECRET", canary.c_str(), 1);
+  const int dead = t::free_port();
+  const std::string base = "http://127.0.0.1:" + std::to_string(port_) + "/t/${env:SYNCSTORM_TEST_SECRET}";
+  for (const bool via_sql : {false, true}) {
+    json doc = json::parse(R"({"name": "canary", "duration": "3s", "seed": 1,
+      "target": {"endpoints": {"http": ")" + base + R"("},
+                 "headers": {"Authorization": "Bearer ${env:SYNCSTORM_TEST_SECRET}"}},
+      "load": [{"name": "pos", "model": "terminal", "stores": 1, "terminals_per_store": 1, "rate": 5,
+                "ops": {"append": 100}, "timeout": "1s", "drain": "1s", "phases": [{"name": "steady", "for": "3s"}]}],
+      "abort": [{"name": "health", "probe": {"url": "http://u:${env:SYNCSTORM_TEST_SECRET}@127.0.0.1:)" +
+                           std::to_string(dead) + R"(/h", "every": "200ms", "timeout": "200ms", "fail_after": 1000}}],
+      "slas": [{"name": "lost", "metric": "audit.lost", "stat": "max", "max": 0}]})");
+    if (via_sql)
+      doc["target"]["audit"] = {{"dsn", "postgresql://u:${env:SYNCSTORM_TEST_SECRET}@127.0.0.1:" + std::to_string(dead) + "/db"}};
+    t::temp_dir d;
+    auto f = d.path() / "s.json";
+    t::write_file(f, doc.dump());
+    auto out = d.path() / "runs";
+    auto r = t::run(t::bin() + " run " + f.string() + " --out " + out.string() + " 2>&1");
+    EXPECT_EQ(r.exit_code, 3) << r.out;
+    std::string everything = r.out;
+    for (auto& e : fs::recursive_directory_iterator(out))
+      if (e.is_regular_file()) everything += t::read_file(e.path());
+    for (const auto& form : syncstorm::redact::forms_of(canary))
+      EXPECT_EQ(everything.find(form), std::string::npos) << (via_sql ? "sql: " : "api: ") << "found the form " << form;
+    if (!via_sql) {
+      EXPECT_NE(r.out.find("/t/[redacted]"), std::string::npos) << "the audit's error names the URL, redacted:\n" << r.out;
+    }
+  }
+  setenv("SYNCSTORM_TEST_SECRET", secret_.c_str(), 1);
 }
