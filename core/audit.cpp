@@ -4,6 +4,8 @@
 // (client, stream). Pure and single-threaded; the output is deterministic for a given input.
 #include "core/audit.hpp"
 
+#include "core/digest.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -190,12 +192,7 @@ nlohmann::json replay(std::vector<const audit_change*>& history) {
 std::uint64_t payload_digest(const nlohmann::json& v) {
   std::string text;
   canonical(v, text, 0);
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char ch : text) {
-    h ^= ch;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
+  return fnv1a(text);
 }
 
 std::uint64_t change_digest(std::string_view id, std::string_view kind, std::string_view key, double delta,
@@ -209,12 +206,7 @@ std::uint64_t change_digest(std::string_view id, std::string_view kind, std::str
   canonical(nlohmann::json(delta), text, 0);
   text.push_back('\0');
   canonical(value, text, 0);
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char ch : text) {
-    h ^= ch;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
+  return fnv1a(text);
 }
 
 audit_result run_audit(const audit_input& in) {

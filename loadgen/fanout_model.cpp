@@ -7,6 +7,7 @@
 #include "loadgen/target_access.hpp"
 #include "loadgen/fanout_model.hpp"
 
+#include "core/digest.hpp"
 #include "core/json_limits.hpp"
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -414,15 +415,6 @@ net::awaitable<void> run_pusher(fanout_worker& fw) {
 
 template <bool Tls>
 using ws_stream = std::conditional_t<Tls, websocket::stream<net::ssl::stream<tcp::socket>>, websocket::stream<tcp::socket>>;
-
-std::uint64_t fnv1a(std::string_view text) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char ch : text) {
-    h ^= ch;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
 // Keeps the change received at (stream, cursor) for the audit; the same frame text again costs
 // one hash of the text.
