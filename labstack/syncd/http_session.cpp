@@ -349,6 +349,13 @@ net::awaitable<void> accept_loop(app& a, tcp::acceptor& acceptor) {
             continue;
         }
         beast::error_code opt_ec;
+        // At the cap a new connection is closed at once: descriptors stay for the database pool
+        // and the connections already served (a flood of idle sockets cannot starve them).
+        if (static_cast<std::uint64_t>(a.stats.http_connections.load(std::memory_order_relaxed)) >= a.opts.max_connections) {
+            a.stats.connections_refused.fetch_add(1, std::memory_order_relaxed);
+            socket.close(opt_ec);
+            continue;
+        }
         socket.set_option(tcp::no_delay(true), opt_ec);
         std::make_shared<http_session>(a, std::move(socket))->start();
     }

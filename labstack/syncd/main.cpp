@@ -4,6 +4,7 @@
 // main parses flags, raises RLIMIT_NOFILE, starts the fanout listener and the database pool,
 // binds, and runs the io_context on N threads until SIGTERM/SIGINT has drained the sessions.
 // Exit codes: 0 after a drain, 1 on a start-up failure (bad flag, cannot bind or open a file).
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -52,6 +53,10 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1u, 256u))
         ->capture_default_str();
     cli.add_option("--threads", opts.threads, "io threads")->check(CLI::Range(1u, 256u))->capture_default_str();
+    cli.add_option("--max-connections", opts.max_connections,
+                   "open connections (WebSockets included) above which a new one is closed at once "
+                   "(default: RLIMIT_NOFILE minus 256)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -72,6 +77,7 @@ int main(int argc, char** argv) {
     }
     std::signal(SIGPIPE, SIG_IGN);
     const auto nofile = raise_nofile();
+    if (opts.max_connections == 0) opts.max_connections = nofile > 512 ? nofile - 256 : std::max<rlim_t>(nofile / 2, 1);
 
     net::io_context ioc(static_cast<int>(opts.threads));
     app a(opts, ioc);
@@ -87,7 +93,8 @@ int main(int argc, char** argv) {
     srv->start();
     if (opts.bugs.any()) log_event("bug_modes", {{"bug", opts.bugs.describe()}}, "warn");
     log_event("listening", {{"address", opts.listen_address}, {"port", srv->port()}, {"threads", opts.threads},
-                            {"db_pool", opts.db_pool}, {"nofile", static_cast<std::uint64_t>(nofile)}});
+                            {"db_pool", opts.db_pool}, {"nofile", static_cast<std::uint64_t>(nofile)},
+                            {"max_connections", opts.max_connections}});
 
     net::signal_set signals(ioc, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {

@@ -93,6 +93,8 @@ std::string metrics::render(const std::string& pod) const {
 
     header(out, "syncd_http_connections", "gauge", "Open HTTP connections (WebSockets included).");
     sample(out, "syncd_http_connections", pod_label, load(http_connections));
+    header(out, "syncd_connections_refused_total", "counter", "Connections closed at accept: --max-connections reached.");
+    sample(out, "syncd_connections_refused_total", pod_label, load(connections_refused));
     header(out, "syncd_ws_subscribers", "gauge", "Open WebSocket subscribers.");
     sample(out, "syncd_ws_subscribers", pod_label, load(ws_subscribers));
     header(out, "syncd_ws_connections_total", "counter", "WebSocket subscriptions accepted.");

@@ -31,6 +31,7 @@ struct metrics {
     counter push_ops_acked{};
     counter push_ops_conflict{};
     counter bug_ops_dropped{};
+    counter connections_refused{};
     counter bug_ops_duplicated{};
     counter bug_ops_corrupted{};
     std::array<counter, latency_buckets.size() + 1> push_latency{};

@@ -37,6 +37,9 @@ struct options {
     std::string pod_name = "syncd";
     unsigned db_pool = 4;              // pool connections (one thread each)
     unsigned threads = 2;              // io_context threads
+    // Open connections (WebSockets included) above which a new one is closed at once; 0 until
+    // main sets it from RLIMIT_NOFILE (all but 256 descriptors, kept for the database and files).
+    std::uint64_t max_connections = 0;
 };
 
 // "ADDR:PORT" (ADDR may be empty for 0.0.0.0, or an IPv6 address in brackets).

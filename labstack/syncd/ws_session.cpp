@@ -35,6 +35,7 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_queue = 50000;
 constexpr std::int64_t replay_page = 1000;
 constexpr auto reorder_hold = std::chrono::milliseconds(100);
+constexpr std::size_t max_inbound_message = 64 * 1024;
 
 class ws_session : public subscriber, public stoppable, public std::enable_shared_from_this<ws_session> {
 public:
@@ -57,6 +58,9 @@ public:
             if (!pod.empty()) res.set("X-Served-By", pod);
         }));
         ws_.text(true);
+        // Subscribers do not talk: a message larger than this closes the connection (1009)
+        // instead of being buffered (Beast's default allows 16 MiB).
+        ws_.read_message_max(max_inbound_message);
         auto [ec] = co_await ws_.async_accept(req, use_tuple);
         if (ec) co_return;
 
