@@ -66,16 +66,6 @@ bool same_number(double a, double b) {
   return std::fabs(a - b) <= relative_tolerance * std::max({1.0, std::fabs(a), std::fabs(b)});
 }
 
-// JSON equality where numbers compare as same_number (5, 5.0 and PostgreSQL's 5.00 agree).
-bool same_value(const nlohmann::json& a, const nlohmann::json& b) {
-  if (a.is_number() && b.is_number()) {
-    auto x = integral(a), y = integral(b);
-    if (x && y) return *x == *y;
-    return same_number(a.get<double>(), b.get<double>());
-  }
-  return a == b;
-}
-
 // The canonical text payload_digest hashes: sorted keys (nlohmann's objects are ordered maps),
 // integral numbers as integers. Deeper than 256 levels, the rest is one marker.
 void canonical(const nlohmann::json& v, std::string& out, int depth) {
@@ -188,6 +178,15 @@ nlohmann::json replay(std::vector<const audit_change*>& history) {
 }
 
 }  // namespace
+
+bool same_value(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.is_number() && b.is_number()) {
+    auto x = integral(a), y = integral(b);
+    if (x && y) return *x == *y;
+    return same_number(a.get<double>(), b.get<double>());
+  }
+  return a == b;
+}
 
 std::uint64_t payload_digest(const nlohmann::json& v) {
   std::string text;

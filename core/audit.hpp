@@ -76,6 +76,10 @@ enum change_field : std::uint8_t {
   cf_stream = 1, cf_seq = 2, cf_kind = 4, cf_key = 8, cf_delta = 16, cf_value = 32, cf_all = 63
 };
 
+// JSON equality as the audit judges values: numbers agree exactly when both are integral (5, 5.0
+// and PostgreSQL's 5.00 agree), else within a relative 1e-9. Views are compared with it too.
+bool same_value(const nlohmann::json& a, const nlohmann::json& b);
+
 // A digest of a JSON value that the server may have re-encoded: object keys sorted, numbers
 // with an integral value written as integers (5, 5.0 and PostgreSQL's 5.00 agree). FNV-1a 64.
 std::uint64_t payload_digest(const nlohmann::json& v);

@@ -31,7 +31,6 @@
 #include <array>
 #include <atomic>
 #include <charconv>
-#include <cmath>
 #include <deque>
 #include <map>
 #include <set>
@@ -630,12 +629,6 @@ net::awaitable<void> run_subscriber(fanout_worker& fw, subscriber& sub) {
   --fw.subs_alive;
 }
 
-// JSON equality where two numbers agree within 1e-9 (the audit's own tolerance).
-bool same_json(const json& a, const json& b) {
-  if (a.is_number() && b.is_number()) return std::fabs(a.get<double>() - b.get<double>()) <= 1e-9;
-  return a == b;
-}
-
 // Whether every view of this worker equals `records` (stream index → the server's records).
 bool views_match(const fanout_worker& fw, const std::map<std::size_t, std::vector<server_record>>& records) {
   for (const auto& sub : fw.subs) {
@@ -647,7 +640,7 @@ bool views_match(const fanout_worker& fw, const std::map<std::size_t, std::vecto
       if (view.size() != r->second.size()) return false;
       for (const auto& rec : r->second) {
         auto v = view.find(rec.key);
-        if (v == view.end() || !same_json(v->second.first, rec.value)) return false;
+        if (v == view.end() || !same_value(v->second.first, rec.value)) return false;
       }
     }
   }
