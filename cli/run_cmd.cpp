@@ -1,9 +1,12 @@
 // `syncstorm run SCENARIO [--out DIR] [--set PATH=VALUE]... [--time-scale X] [--seed N]
-// [--threads N] [--dry-run] [--baseline DIR [--baseline-keep N] [--max-regression PCT]]`
+// [--threads N] [--dry-run] [--baseline DIR [--baseline-keep N] [--max-regression PCT]]
+// [--allow-{pid,pidfile,container,docker-host,context,namespace,path,interface} X]...
+// [--allow-file F] [--max-fault-targets N]`
 // (DESIGN §9): loads and validates (exit 2, nothing runs, on any problem), prints the timeline
 // on --dry-run, else hands the scenario to the engine.
 #include "cli/commands.hpp"
 #include "engine/run.hpp"
+#include "injectors/faults.hpp"
 #include "core/plan.hpp"
 #include "core/scenario.hpp"
 #include "reports/compare.hpp"
@@ -26,6 +29,8 @@ struct run_flags {
   std::string baseline;
   std::size_t baseline_keep = 5;
   std::string max_regression = "10%";
+  injectors::allow_flags allow;
+  std::size_t max_fault_targets = 0;
 };
 
 registration run_reg{20, [](CLI::App& app) -> action {
@@ -41,6 +46,19 @@ registration run_reg{20, [](CLI::App& app) -> action {
   sub->add_option("--baseline", f->baseline, "compare with the newest passing run of the scenario in DIR, then keep this one if it passed");
   sub->add_option("--baseline-keep", f->baseline_keep, "passing reports kept per scenario in --baseline DIR (default 5)");
   sub->add_option("--max-regression", f->max_regression, "with --baseline: worse by more than this fails, e.g. 10% (default 10%)");
+  // The operator's allowlist (issue #24): what faults may touch beyond the run's own parts.
+  const char* allow_group = "Allowlist (also $SYNCSTORM_ALLOW_*, --allow-file)";
+  sub->add_option("--allow-pid", f->allow.pids, "a local process id faults may signal (glob; repeat or comma-separate)")->group(allow_group);
+  sub->add_option("--allow-pidfile", f->allow.pidfiles, "an absolute pid file path faults may act through (glob)")->group(allow_group);
+  sub->add_option("--allow-container", f->allow.containers, "a docker container name faults may act on (glob)")->group(allow_group);
+  sub->add_option("--allow-docker-host", f->allow.docker_hosts, "a non-local DOCKER_HOST value faults may act through")->group(allow_group);
+  sub->add_option("--allow-context", f->allow.contexts, "a kubectl context faults may act in (glob)")->group(allow_group);
+  sub->add_option("--allow-namespace", f->allow.namespaces, "a kubectl namespace faults may act in: NS or CONTEXT/NS (glob)")->group(allow_group);
+  sub->add_option("--allow-path", f->allow.paths, "a directory disk_fill may fill (it and what is below it)")->group(allow_group);
+  sub->add_option("--allow-interface", f->allow.interfaces, "a capture interface besides lo and the lab's")->group(allow_group);
+  sub->add_option("--allow-file", f->allow.file, "a JSON allow file (default $SYNCSTORM_ALLOW_FILE, else /etc/syncstorm/allow.json if present)")
+      ->group(allow_group);
+  sub->add_option("--max-fault-targets", f->max_fault_targets, "targets one fault may hit outside the lab (default 10)")->group(allow_group);
   return [f]() -> int {
     if (!(f->time_scale > 0) || f->time_scale > 1000) {
       std::cerr << "--time-scale: found " << f->time_scale << "; expected a number above 0 and at most 1000\n";
@@ -70,8 +88,22 @@ registration run_reg{20, [](CLI::App& app) -> action {
       return 2;
     }
     const scenario& s = *r.value;
+    // The allowlist: the operator's, narrowed by the scenario; a target outside it stops the run
+    // here (exit 2, nothing started), dry run or not.
+    std::vector<std::string> refusals;
+    if (f->max_fault_targets) f->allow.max_targets = f->max_fault_targets;
+    injectors::safety_policy safety = injectors::operator_policy(f->allow, refusals);
+    injectors::narrow_by_scenario(safety, s.document, refusals);
+    for (auto& e : injectors::refuse_scenario_targets(s, safety)) refusals.push_back(std::move(e));
+    if (!refusals.empty()) {
+      for (const auto& e : refusals) std::cerr << e << "\n";
+      std::cerr << "nothing was started: every target outside the run's own parts (the lab, its terminals, its proxy, loopback) "
+                   "must be allowed by the operator\n";
+      return 2;
+    }
     plan p = make_plan(s);
     engine::run_options ro;
+    ro.safety = safety;
     ro.out_dir = f->out;
     ro.threads = f->threads ? f->threads : std::max(1u, std::thread::hardware_concurrency());
     ro.dry_run = f->dry_run;

@@ -42,6 +42,8 @@ std::string url_encoded(std::string_view v, bool lower) {
   return out;
 }
 
+}  // namespace
+
 std::string base64(std::string_view bytes) {
   static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -63,6 +65,8 @@ std::string base64(std::string_view bytes) {
   }
   return out;
 }
+
+namespace {
 
 // Replaces every occurrence of each form (longest first) in place.
 void replace_all(std::string& text, const std::vector<std::string>& forms) {

@@ -34,5 +34,7 @@ std::vector<std::string> forms_of(std::string_view value);
 void install_console();
 // Forgets every secret (tests).
 void clear();
+// base64 (RFC 4648 alphabet) without the trailing '=' padding.
+std::string base64(std::string_view bytes);
 
 }  // namespace syncstorm::redact

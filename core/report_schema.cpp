@@ -95,7 +95,12 @@ spec::node_ptr report_spec() {
          opt("ws_drops", object("established WebSockets lost, attributed to faults by the server each named (fanout loads)",
              {req("total", integer("connections lost", 0)), req("faulted", integer("on a server a fault had down or cut at the time", 0)),
               req("bystanders", integer("on a server no fault touched at the time", 0)),
-              req("unattributed", integer("on a server that did not name itself", 0))}))});
+              req("unattributed", integer("on a server that did not name itself", 0))})),
+         opt("safety", object("the operator's allowlist in force: what faults and capture could touch beyond the run's own parts",
+             {req("allow", any("kind (pids, pidfiles, containers, docker_hosts, contexts, namespaces, paths, interfaces) -> [glob, ...]")),
+              req("max_fault_targets", integer("targets one fault occurrence may hit outside the lab", 1)),
+              req("sources", array("where it came from: flags, $SYNCSTORM_ALLOW_*, file PATH", spec::string("a source"))),
+              req("narrowed_by_scenario", boolean("the scenario's safety keys narrowed it"))}))});
   }();
   return root;
 }

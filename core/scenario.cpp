@@ -448,12 +448,12 @@ void scenario_registry::rebuild() {
                   req("load", array("what load to bring", load, 1)), opt("faults", array("what to break and when", fault)),
                   opt("slas", array("what must hold", rule_fields_node(false))), opt("abort", array("stop early when", rule_fields_node(true))),
                   opt("capture", capture), opt("report", report),
-                  // Not in §9's list: the fault allowlist beyond the defaults (loopback, the lab,
-                  // the local Docker daemon); kubectl contexts are refused unless listed here or in
-                  // $SYNCSTORM_ALLOW_CONTEXTS (docs/architecture.md, "Faults").
-                  opt("safety", object("what faults may touch beyond loopback and the lab",
-                                       {opt("allow_contexts", array("kubectl contexts faults may act in", spec::string("a context name"))),
-                                        opt("allow_docker_hosts", array("non-local DOCKER_HOST values faults may act on", spec::string("a DOCKER_HOST value")))})),
+                  // Not in §9's list: narrows the operator's allowlist (run --allow-*,
+                  // $SYNCSTORM_ALLOW_*, the allow file; docs/architecture.md, "Safety"); an entry
+                  // the operator did not allow is refused at run time (exit 2).
+                  opt("safety", object("narrows what the operator allowed faults to touch (never widens it)",
+                                       {opt("allow_contexts", array("kubectl contexts faults may act in (each also allowed by the operator)", spec::string("a context name"))),
+                                        opt("allow_docker_hosts", array("non-local DOCKER_HOST values faults may act on (each also allowed by the operator)", spec::string("a DOCKER_HOST value")))})),
                   // Not in §9's list either: the JSON Schema the file follows, for editors
                   // (scenario.schema.json at the repository's root); ignored by the run.
                   opt("$schema", spec::string("the JSON Schema this file follows, for editors (e.g. scenario.schema.json); ignored"))});

@@ -46,7 +46,7 @@ void describe_loads(const scenario& s, const run_options& o, std::ostringstream&
 
 // The fault environment as far as the scenario tells it (what only the running target can tell
 // is shown as <...>).
-injectors::fault_env planned_fault_env(const scenario& s) {
+injectors::fault_env planned_fault_env(const scenario& s, const injectors::safety_policy& safety) {
   injectors::fault_env env;
   if (s.target.contains("lab")) env.lab = injectors::lab_facts::from_scenario(s.target["lab"]);
   if (s.target.contains("proxy")) {
@@ -57,16 +57,16 @@ injectors::fault_env planned_fault_env(const scenario& s) {
     if (s.target["endpoints"].value("http", "").starts_with("http://")) pf.http_paths.push_back("http");
     env.proxy = pf;
   }
-  env.safety = injectors::safety_policy::from(s.document);
+  env.safety = safety;
   env.seed = s.seed;
   env.run_tag = "<run>";
   env.dry_run = true;
   return env;
 }
 
-void describe_faults(const scenario& s, std::ostringstream& out) {
+void describe_faults(const scenario& s, const run_options& o, std::ostringstream& out) {
   if (s.faults.empty()) return;
-  const injectors::fault_env env = planned_fault_env(s);
+  const injectors::fault_env env = planned_fault_env(s, o.safety);
   const plan pl = make_plan(s);
   for (const auto& pf : pl.faults) {
     auto fe = std::find_if(s.faults.begin(), s.faults.end(), [&](auto& f) { return f.name == pf.name; });
@@ -107,6 +107,24 @@ void describe_capture(const scenario& s, std::ostringstream& out) {
       << "; series wire.<direction>.<counter>\n";
 }
 
+std::string describe_allowlist(const injectors::safety_policy& p) {
+  std::string out;
+  const nlohmann::json allow = p.to_json()["allow"];
+  for (const auto& [kind, list] : allow.items())
+    if (!list.empty()) {
+      out += (out.empty() ? "" : "; ") + kind + " ";
+      for (std::size_t i = 0; i < list.size(); ++i) out += (i ? "," : "") + list[i].get<std::string>();
+    }
+  if (out.empty()) out = "nothing";
+  out += "; at most " + std::to_string(p.max_targets) + " targets a fault";
+  if (!p.sources.empty()) {
+    out += " (from";
+    for (const auto& s : p.sources) out += " " + s;
+    out += ")";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string dry_run_details(const scenario& s, const run_options& o) {
@@ -114,9 +132,10 @@ std::string dry_run_details(const scenario& s, const run_options& o) {
   out << "\nresolved\n";
   out << "  run directory: " << (std::filesystem::path(o.out_dir) / ("<YYYYmmddTHHMMSSZ>-" + s.name)).string() << " (not created)\n";
   out << "  worker threads: " << o.threads << "\n";
+  out << "  allowlist (beyond the run's own parts): " << describe_allowlist(o.safety) << "\n";
   describe_target(s, out);
   describe_loads(s, o, out);
-  describe_faults(s, out);
+  describe_faults(s, o, out);
   describe_capture(s, out);
   out << "  nothing was contacted, started or written\n";
   return out.str();

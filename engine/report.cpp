@@ -118,6 +118,7 @@ nlohmann::json build_report(const report_input& in) {
       {"errors", error_counts(*in.merged)}};
   if (!in.capture.is_null()) report["capture"] = in.capture;
   if (!in.ws_drops.is_null()) report["ws_drops"] = in.ws_drops;
+  if (!in.safety.is_null()) report["safety"] = in.safety;
   return report;
 }
 

@@ -42,6 +42,7 @@ struct report_input {
   std::string run_dir;
   nlohmann::json capture;                             // optional sections: null leaves them out
   nlohmann::json ws_drops;
+  nlohmann::json safety;                              // the allowlist in force (safety_policy::to_json)
 };
 
 nlohmann::json build_report(const report_input& in);

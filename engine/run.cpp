@@ -165,7 +165,7 @@ std::unique_ptr<injectors::fault_runner> start_faults(run_state& r) {
   fc.s = &r.s;
   fc.p = &r.p;
   fc.run_dir = r.dir.string();
-  fc.env.safety = injectors::safety_policy::from(r.s.document);
+  fc.env.safety = r.o.safety;
   fc.env.seed = r.s.seed;
   fc.env.run_tag = r.dir.filename().string();
   fc.lab_id = r.target->lab() ? r.target->lab()->id() : "";
@@ -400,6 +400,7 @@ run_result decide_and_report(run_state& r, const nlohmann::json& lab_events, dou
   ri.run_dir = r.dir.string();
   if (r.wire) ri.capture = r.wire->report();
   ri.ws_drops = j.ws_drops;
+  ri.safety = r.o.safety.to_json();
 
   run_result out;
   out.run_dir = r.dir.string();

@@ -7,6 +7,7 @@
 
 #include "core/plan.hpp"
 #include "core/scenario.hpp"
+#include "injectors/allowlist.hpp"
 #include "reports/baseline.hpp"
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,9 @@ struct run_options {
   std::size_t threads = 1;
   bool dry_run = false;
   reports::baseline_options baseline;  // --baseline DIR, --baseline-keep N, --max-regression PCT
+  // The allowlist in force (the operator's, narrowed by the scenario): what faults may touch
+  // beyond the run's own parts; recorded in report.json's `safety`.
+  injectors::safety_policy safety;
 };
 
 struct run_result {

@@ -86,7 +86,7 @@ std::string target_stage::open(const std::function<bool()>& proceed) {
 
 // Target preflight: an unreachable target is a runtime error (exit 3), not a failed SLA.
 std::string target_stage::preflight_endpoints() {
-  const std::string base = s_.target["endpoints"].value("http", "");
+  const std::string base = resolve_env(s_.target["endpoints"].value("http", ""));
   if (base.empty()) return {};
   try {
     auto u = loadgen::parse_url(base);

@@ -1,6 +1,8 @@
 // See abort_watch.hpp.
 #include "injectors/abort_watch.hpp"
 
+#include "core/redact.hpp"
+
 #include "core/sla.hpp"
 #include "core/units.hpp"
 
@@ -68,23 +70,55 @@ int connect_with_timeout(const std::string& host, const std::string& port, int t
   return fd;
 }
 
+// %XX sequences decoded (userinfo in a URL).
+std::string percent_decode(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
+std::string without_userinfo(const std::string& url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  auto end = url.find_first_of("/?#", scheme + 3);
+  auto at = url.rfind('@', end == std::string::npos ? url.size() : end);
+  if (at == std::string::npos || at < scheme + 3) return url;
+  return url.substr(0, scheme + 3) + url.substr(at + 1);
+}
+
 std::string http_probe(const std::string& url, int timeout_ms) {
-  static const std::regex re(R"(^(https?)://(\[[^\]]+\]|[^/:]+)(?::([0-9]+))?(/.*)?$)");
+  // scheme, optional userinfo (sent as Basic credentials), host, port, path and query.
+  static const std::regex re(R"(^(https?)://(?:([^@/?#]*)@)?(\[[^\]]+\]|[^/:?#@]+)(?::([0-9]{1,5}))?([/?].*)?$)");
   std::smatch m;
-  if (!std::regex_match(url, m, re)) return "probe url " + url + ": not an http(s) URL";
+  if (url.size() > 8192 || !std::regex_match(url, m, re)) return "probe url: not an http(s) URL";
   bool tls = m[1] == "https";
-  std::string host = m[2];
-  std::string port = m[3].matched ? m[3].str() : (tls ? "443" : "80");
-  std::string path = m[4].matched ? m[4].str() : "/";
+  std::string host = m[3];
+  std::string port = m[4].matched ? m[4].str() : (tls ? "443" : "80");
+  std::string path = m[5].matched ? m[5].str() : "/";
+  if (path.front() == '?') path.insert(0, "/");
+  std::string auth;
+  if (m[2].matched) {
+    std::string b64 = redact::base64(percent_decode(m[2].str()));
+    while (b64.size() % 4) b64 += '=';
+    auth = "Authorization: Basic " + b64 + "\r\n";
+  }
   std::string bare = host.front() == '[' ? host.substr(1, host.size() - 2) : host;
   std::string err;
   auto t0 = steady::now();
   int fd = connect_with_timeout(bare, port, timeout_ms, err);
   if (fd < 0) return err;
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + (m[3].matched ? ":" + port : "") +
-                    "\r\nUser-Agent: syncstorm-probe\r\nConnection: close\r\n\r\n";
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + (m[4].matched ? ":" + port : "") +
+                    "\r\nUser-Agent: syncstorm-probe\r\n" + auth + "Connection: close\r\n\r\n";
   std::string reply;
   SSL_CTX* ctx = nullptr;
   SSL* ssl = nullptr;
@@ -106,7 +140,18 @@ std::string http_probe(const std::string& url, int timeout_ms) {
     int n = tls ? SSL_write(ssl, req.data(), static_cast<int>(req.size())) : static_cast<int>(::send(fd, req.data(), req.size(), MSG_NOSIGNAL));
     if (n != static_cast<int>(req.size())) err = "send to " + host + ": " + std::strerror(errno);
   }
+  // The status line within the timeout in all (a reply drip-fed a byte at a time does not reset
+  // it) and within 8 KiB.
+  const auto deadline = t0 + std::chrono::milliseconds(timeout_ms);
   while (err.empty() && reply.find("\r\n") == std::string::npos) {
+    if (steady::now() >= deadline) {
+      err = "no status line within " + std::to_string(timeout_ms) + " ms";
+      break;
+    }
+    if (reply.size() > 8192) {
+      err = "no status line in the first 8 KiB";
+      break;
+    }
     char buf[1024];
     int n = tls ? SSL_read(ssl, buf, sizeof buf) : static_cast<int>(::recv(fd, buf, sizeof buf, 0));
     if (n <= 0) {
@@ -120,9 +165,11 @@ std::string http_probe(const std::string& url, int timeout_ms) {
   if (ctx) SSL_CTX_free(ctx);
   ::close(fd);
   if (!err.empty()) return err;
-  std::string line = reply.substr(0, reply.find("\r\n"));
+  std::string line = reply.substr(0, std::min<std::size_t>(reply.find("\r\n"), 200));
   int status = 0;
   if (line.size() >= 12 && line.starts_with("HTTP/1.")) status = std::atoi(line.c_str() + 9);
+  for (char& c : line)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
   if (status < 200 || status >= 400) return "status line \"" + line + "\"";
   return {};
 }
@@ -230,7 +277,7 @@ void abort_watch::probe_loop() {
         continue;
       }
       if (++s.failures >= s.fail_after) {
-        fire(s.c->name, "probe " + s.c->probe.value("url", "") + " failed " + std::to_string(s.failures) + " times in a row (last: " + why + ")");
+        fire(s.c->name, "probe " + without_userinfo(s.c->probe.value("url", "")) + " failed " + std::to_string(s.failures) + " times in a row (last: " + why + ")");
         return;
       }
     }

@@ -27,8 +27,13 @@
 
 namespace syncstorm::injectors {
 
-// One GET; empty on success (2xx/3xx), else why (one line).
+// One GET; empty on success (2xx/3xx), else why (one line, never the URL's userinfo). The URL may
+// hold userinfo (user:password@host, percent-encoded), sent as Basic credentials. The status line
+// must arrive within timeout_ms in all (a reply drip-fed a byte at a time does not extend it) and
+// within its first 8 KiB.
 std::string http_probe(const std::string& url, int timeout_ms);
+// The URL with any userinfo (user:password@) left out, for messages.
+std::string without_userinfo(const std::string& url);
 
 class abort_watch {
  public:

@@ -7,6 +7,7 @@
 #include "injectors/command.hpp"
 #include "injectors/net_faults.hpp"
 #include "labstack/lab.hpp"
+#include "labstack/lab_state.hpp"
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -118,9 +119,16 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
     if (t.contains("pid")) {
       candidates = {std::to_string(t["pid"].get<long>())};
       r.key = "pid-" + candidates[0];
+      std::string why = refuse_pid_target(candidates[0], env.safety);
+      if (!why.empty()) throw fault_error("target.pid: " + why);
     } else {
       std::string pf = t["pidfile"];
       r.key = "pidfile-" + sanitize(pf);
+      // A pid file of the run's own lab names a lab unit: syncstorm's own part, allowed.
+      if (!own_lab_pidfile(pf)) {
+        std::string why = refuse_pidfile(pf, env.safety);
+        if (!why.empty()) throw fault_error("target.pidfile: " + why);
+      }
       std::ifstream in(pf);
       long pid = 0;
       if (!(in >> pid) || pid <= 0) {
@@ -140,6 +148,7 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
     if (!why.empty()) throw fault_error("target.container: " + why);
     std::string c = t["container"];
     r.key = "docker-" + sanitize(c);
+    if (std::string why = refuse_container(c, env.safety); !why.empty()) throw fault_error("target.container: " + why);
     if (has_glob(c)) {
       default_pick = default_pick_for_many;
       if (env.dry_run) {
@@ -165,6 +174,8 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
     std::string why = refuse_context(ctx, env.safety);
     if (!why.empty()) throw fault_error("target.selector.context: " + why);
     std::string ns = sel.value("namespace", "default");
+    why = refuse_namespace(ctx, ns, env.safety);
+    if (!why.empty()) throw fault_error("target.selector.namespace: " + why);
     r.kubectl = {"kubectl", "--context", ctx, "-n", ns};
     for (const auto& [k, v] : sel["labels"].items()) r.selector += (r.selector.empty() ? "" : ",") + k + "=" + v.get<std::string>();
     r.key = "kube-" + sanitize(ctx) + "-" + sanitize(ns);
@@ -186,8 +197,30 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
     return r;
   }
   r.names = pick_targets(candidates, pick, default_pick, seed);
+  if (r.backend == "docker")
+    for (const auto& n : r.names)
+      if (std::string why = refuse_container(n, env.safety); !why.empty()) throw fault_error("target.container: " + why);
+  if (r.backend == "local" || r.backend == "docker" || r.backend == "kubectl")
+    if (std::string why = refuse_target_count(r.names.size(), env.safety); !why.empty()) throw fault_error("target: " + why);
   return r;
 }
+
+bool own_lab_path(const std::string& path) {
+  std::error_code ec;
+  fs::path real = fs::weakly_canonical(fs::absolute(path), ec);
+  if (ec) return false;
+  fs::path root = fs::weakly_canonical(lab::labs_root(), ec);
+  if (ec) return false;
+  auto rel = real.lexically_relative(root);
+  if (rel.empty() || rel.begin() == rel.end()) return false;
+  std::string first = rel.begin()->string();
+  if (!first.starts_with("lab-") || first.size() < 5) return false;
+  std::string id = first.substr(4);
+  if (id.size() > 8 || id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789") != std::string::npos) return false;
+  return fs::exists(lab::state_path_of(id), ec);
+}
+
+bool own_lab_pidfile(const std::string& pidfile) { return lab_unit_of_pidfile(pidfile) && own_lab_path(pidfile); }
 
 lab_facts::proc unit_proc(const lab_facts& lab, const std::string& unit, bool dry) {
   auto it = lab.units.find(unit);
@@ -209,7 +242,7 @@ json cmd(std::vector<std::string> argv, json extra) {
 }
 
 std::vector<std::string> exec_prefix(const resolved& r, const std::string& name) {
-  if (r.backend == "docker") return {"docker", "exec", name};
+  if (r.backend == "docker") return {"docker", "exec", "--", name};
   return concat(r.kubectl, {"exec", name, "--"});
 }
 
@@ -223,15 +256,6 @@ void lab_kill_steps(prepared_fault& p, const lab_facts& lab, const std::vector<s
     if (pr.pid > 0) p.verify.push_back({{"op", "proc_gone"}, {"pid", pr.pid}, {"start_time", pr.start_time}, {"what", u}});
   }
   p.heals = restart;
-}
-
-// A pidfile under a lab's run/ directory names a lab unit: the lab's no-restart marker applies.
-std::optional<std::pair<std::string, std::string>> lab_unit_of_pidfile(const std::string& pidfile) {
-  static const std::regex re(R"(^(.*/lab-([a-z0-9]{1,8}))/run/([A-Za-z0-9_.-]+)\.pid$)");
-  std::smatch m;
-  std::string abs = fs::absolute(pidfile).lexically_normal().string();
-  if (!std::regex_match(abs, m, re)) return std::nullopt;
-  return std::make_pair(m[2].str(), m[3].str());
 }
 
 step_result check_applied(const json& v) {
@@ -367,6 +391,51 @@ std::vector<std::string> scenario_target_keys(const scenario& s) {
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   return keys;
+}
+
+std::vector<std::string> refuse_scenario_targets(const scenario& s, const safety_policy& policy) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < s.faults.size(); ++i) {
+    const fault_entry& f = s.faults[i];
+    const json& t = f.target;
+    const std::string at = "faults[" + std::to_string(i) + "]";
+    auto refuse = [&](const std::string& path, const std::string& why) {
+      if (!why.empty()) out.push_back(at + path + ": " + why);
+    };
+    if (t.contains("pid") && t["pid"].is_number_integer()) {
+      refuse(".target.pid", refuse_pid_target(std::to_string(t["pid"].get<long>()), policy));
+    } else if (t.contains("pidfile") && t["pidfile"].is_string()) {
+      std::string pf = t["pidfile"];
+      if (!own_lab_pidfile(pf)) refuse(".target.pidfile", refuse_pidfile(pf, policy));
+    } else if (t.contains("container") && t["container"].is_string()) {
+      refuse(".target.container", refuse_docker_host(policy));
+      refuse(".target.container", refuse_container(t["container"], policy));
+    } else if (t.contains("selector") && t["selector"].is_object()) {
+      const json& sel = t["selector"];
+      std::string ctx = sel.value("context", "");
+      if (!ctx.empty()) {
+        refuse(".target.selector.context", refuse_context(ctx, policy));
+        refuse(".target.selector.namespace", refuse_namespace(ctx, sel.value("namespace", "default"), policy));
+      } else if (policy.kube_contexts.empty()) {
+        refuse(".target.selector", "the current kubectl context: refused: the allowlist holds no context (allow one with --allow-context, "
+                                   "$SYNCSTORM_ALLOW_CONTEXTS or \"contexts\" in the allow file)");
+      }
+    }
+    const bool external = t.contains("pid") || t.contains("pidfile") || t.contains("container") || t.contains("selector");
+    if (external && t.contains("pick") && t["pick"].is_object() && t["pick"].contains("n") && t["pick"]["n"].is_number_unsigned())
+      refuse(".target.pick", refuse_target_count(t["pick"]["n"].get<std::size_t>(), policy));
+    // disk_fill on a local directory (not the lab's "db", not inside a container or pod).
+    if (f.kind == "disk_fill" && !external && f.fields.contains("volume") && f.fields["volume"].is_string()) {
+      std::string vol = f.fields["volume"];
+      if (vol != "db" && !vol.empty() && vol.front() == '/' && !own_lab_path(vol)) refuse(".volume", refuse_path(vol, policy));
+    }
+  }
+  if (s.capture.is_object() && s.capture.contains("interfaces") && s.capture["interfaces"].is_array())
+    for (std::size_t i = 0; i < s.capture["interfaces"].size(); ++i)
+      if (s.capture["interfaces"][i].is_string())
+        if (std::string why = refuse_interface(s.capture["interfaces"][i], policy); !why.empty())
+          out.push_back("capture.interfaces[" + std::to_string(i) + "]: " + why);
+  return out;
 }
 
 step_result injector::apply() {

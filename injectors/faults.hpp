@@ -87,6 +87,13 @@ prepared_fault prepare_fault(const fault_entry& f, int occurrence, const fault_e
 // unreverted on one of them.
 std::vector<std::string> scenario_target_keys(const scenario& s);
 
+// What the run would touch outside the operator's allowlist, known before it starts (issue
+// #24): one line per refusal, naming the scenario path, the target and how to allow it. Local
+// pids and pid files (the lab's own excepted), containers and DOCKER_HOST, kubectl contexts and
+// namespaces, disk_fill directories (the lab's excepted), `pick: {"n": N}` over the cap, capture
+// interfaces besides lo and the lab's. What resolves only when a fault fires is checked again then.
+std::vector<std::string> refuse_scenario_targets(const scenario& s, const safety_policy& policy);
+
 // The interface of DESIGN §6 over a prepared fault. Every method returns its outcome instead of
 // throwing. revert() runs every undo step even after a failure; it is idempotent.
 class injector {

@@ -494,6 +494,10 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
       if (!why.empty()) throw fault_error("target.selector.context: " + why);
     }
     std::string ns = sel.value("namespace", "default");
+    if (ctx.front() != '<') {
+      std::string why = refuse_namespace(ctx, ns, env.safety);
+      if (!why.empty()) throw fault_error("target.selector.namespace: " + why);
+    }
     std::vector<std::pair<std::string, std::string>> labels;
     for (auto& [k, v] : sel.value("labels", json::object()).items()) labels.emplace_back(k, v.get<std::string>());
     std::string name = dns_name("syncstorm-" + env.run_tag + "-" + p.id);

@@ -90,33 +90,6 @@ bool same_process(pid_t pid, unsigned long long start_time) {
   return p && p->start_time == start_time && p->state != 'Z' && p->state != 'X';
 }
 
-namespace {
-
-std::vector<std::string> split_env_list(const char* name) {
-  std::vector<std::string> out;
-  const char* v = std::getenv(name);
-  if (!v) return out;
-  std::stringstream ss(v);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-}  // namespace
-
-safety_policy safety_policy::from(const nlohmann::json& document) {
-  safety_policy p;
-  if (document.is_object() && document.contains("safety") && document["safety"].is_object()) {
-    const auto& s = document["safety"];
-    for (const auto& c : s.value("allow_contexts", nlohmann::json::array())) p.kube_contexts.push_back(c.get<std::string>());
-    for (const auto& c : s.value("allow_docker_hosts", nlohmann::json::array())) p.docker_hosts.push_back(c.get<std::string>());
-  }
-  for (auto& c : split_env_list("SYNCSTORM_ALLOW_CONTEXTS")) p.kube_contexts.push_back(c);
-  for (auto& c : split_env_list("SYNCSTORM_ALLOW_DOCKER_HOSTS")) p.docker_hosts.push_back(c);
-  return p;
-}
-
 std::string refuse_pid(pid_t pid) {
   std::string who = "pid " + std::to_string(pid);
   if (pid <= 1) return who + ": refused: init (pid 1) is never a fault target";
@@ -135,21 +108,6 @@ std::string refuse_pid(pid_t pid) {
       return who + " (" + p->comm + "): refused: owned by uid " + std::to_string(st.st_uid) + ", not by this user";
   }
   return {};
-}
-
-std::string refuse_context(const std::string& context, const safety_policy& p) {
-  if (std::find(p.kube_contexts.begin(), p.kube_contexts.end(), context) != p.kube_contexts.end()) return {};
-  return "kubectl context \"" + context + "\": refused: not in the allowlist (add it to the scenario's safety.allow_contexts or to $SYNCSTORM_ALLOW_CONTEXTS)";
-}
-
-std::string refuse_docker_host(const safety_policy& p) {
-  const char* h = std::getenv("DOCKER_HOST");
-  std::string host = h ? h : "";
-  if (host.empty() || host.starts_with("unix://") || host.starts_with("tcp://127.") || host.starts_with("tcp://localhost") ||
-      host.starts_with("tcp://[::1]"))
-    return {};
-  if (std::find(p.docker_hosts.begin(), p.docker_hosts.end(), host) != p.docker_hosts.end()) return {};
-  return "DOCKER_HOST \"" + host + "\": refused: not local and not in the allowlist (add it to the scenario's safety.allow_docker_hosts)";
 }
 
 }  // namespace syncstorm::injectors

@@ -1,8 +1,10 @@
 // Choosing what a fault acts on: globs over names, the `pick` of DESIGN §9 (one, all, random,
 // {"n": N}, {"percent": P}) drawn from a seeded generator, process identity (pid + start time,
-// so a recycled pid is never signalled), and the safety allowlist. Pure functions except the
+// so a recycled pid is never signalled) and the hard refusals (allowlist.hpp holds the operator's allowlist). Pure functions except the
 // /proc readers. Thread-safe.
 #pragma once
+
+#include "injectors/allowlist.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -41,23 +43,9 @@ std::optional<proc_info> read_proc(pid_t pid);
 // Alive and the same process as when recorded (a zombie counts as gone).
 bool same_process(pid_t pid, unsigned long long start_time);
 
-// The allowlist (DESIGN §6 safety). Defaults: local processes (with the refusals below), the
-// lab's units, the local Docker daemon; no kubectl context unless listed.
-struct safety_policy {
-  std::vector<std::string> kube_contexts;   // scenario safety.allow_contexts + $SYNCSTORM_ALLOW_CONTEXTS
-  std::vector<std::string> docker_hosts;    // scenario safety.allow_docker_hosts (DOCKER_HOST values)
-  // From the scenario document's optional top-level "safety" and the environment.
-  static safety_policy from(const nlohmann::json& document);
-};
-
 // Empty when `pid` may be signalled; else why not: pid 1 and kernel threads, this process and
 // its ancestors (the run, its shell, its CI runner), another user's process unless we are root,
 // a pid that does not exist.
 std::string refuse_pid(pid_t pid);
-// Empty when the kubectl context is allowed, else the one-line refusal.
-std::string refuse_context(const std::string& context, const safety_policy& p);
-// Empty when DOCKER_HOST (as set now) is local (unset, unix://, tcp://127.*, tcp://localhost) or
-// listed, else the refusal.
-std::string refuse_docker_host(const safety_policy& p);
 
 }  // namespace syncstorm::injectors

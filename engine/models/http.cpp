@@ -73,6 +73,7 @@ loadgen::http_model_config bind(const load_entry& e, const nlohmann::json& targe
     while (!base.empty() && base.back() == '/') base.pop_back();
     c.url = base + s.path;
   }
+  if (resolve) c.url = resolve_env(c.url);  // ${env:} in the URL or the endpoint (DESIGN §9)
   auto access = loadgen::target_access_from(target, resolve);
   c.headers = std::move(access.headers);
   for (const auto& [k, v] : s.request_headers) c.headers.emplace_back(k, resolve ? resolve_env(v) : v);

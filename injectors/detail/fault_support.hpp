@@ -28,6 +28,11 @@ struct resolved {
 // The fault's target resolved now and picked with the occurrence's seed; `default_pick_for_many`
 // applies to a glob, a role with several members or a selector. Throws fault_error.
 resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std::string& default_pick_for_many);
+// A path inside the directory of a lab this host runs (<labs root>/lab-<id>/…, symbolic links
+// resolved): syncstorm's own part, allowed without the operator's allowlist.
+bool own_lab_path(const std::string& path);
+// A pid file of a lab unit (…/lab-<id>/run/<unit>.pid) of a lab this host runs.
+bool own_lab_pidfile(const std::string& pidfile);
 
 int signal_number(const std::string& name);
 std::string sanitize(const std::string& s);
@@ -42,8 +47,6 @@ nlohmann::json cmd(std::vector<std::string> argv, nlohmann::json extra = nlohman
 std::vector<std::string> exec_prefix(const resolved& r, const std::string& name);
 void lab_kill_steps(prepared_fault& p, const lab_facts& lab, const std::vector<std::string>& units, int sig, const std::string& sig_name,
                     bool restart, bool dry);
-// A pidfile under a lab's run/ directory names a lab unit: {lab id, unit}.
-std::optional<std::pair<std::string, std::string>> lab_unit_of_pidfile(const std::string& pidfile);
 
 // The kill of DESIGN §6 on any backend (kill's prepare, and db_failover's on a remote stack).
 void kill_steps(prepared_fault& p, const fault_entry& f, const fault_env& env, const std::string& sig_name, bool restart);

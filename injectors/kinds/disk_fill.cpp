@@ -85,6 +85,8 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
     p.targets.push_back({{"backend", "lab"}, {"name", lab.primary}, {"lab", lab.id}, {"volume", dir}});
   } else {
     dir = volume;
+    if (!own_lab_path(dir))
+      if (std::string why = refuse_path(dir, env.safety); !why.empty()) throw fault_error("disk_fill.volume: " + why);
     p.target_keys = {"path-" + sanitize(fs::absolute(dir).lexically_normal().string())};
     p.targets.push_back({{"backend", "local"}, {"name", dir}, {"volume", dir}});
   }

@@ -62,7 +62,8 @@ void kill_steps(prepared_fault& p, const fault_entry& f, const fault_env& env, c
       unsigned long long st = pi ? pi->start_time : 0;
       p.targets.push_back({{"backend", "local"}, {"name", n}, {"pid", pid}, {"comm", pi ? pi->comm : ""}});
       std::optional<std::pair<std::string, std::string>> lab_unit;
-      if (f.target.contains("pidfile")) lab_unit = lab_unit_of_pidfile(f.target["pidfile"]);
+      // Only a pid file of a lab this host runs gets the lab's no-restart marker and restart.
+      if (f.target.contains("pidfile") && own_lab_pidfile(f.target["pidfile"])) lab_unit = lab_unit_of_pidfile(f.target["pidfile"]);
       if (lab_unit && !restart) p.apply.push_back({{"op", "marker"}, {"path", fs::path(f.target["pidfile"].get<std::string>()).parent_path().parent_path() / "norestart" / lab_unit->second}});
       p.apply.push_back(signal_step(pid, st, false, sig, sig_name, pi ? pi->comm : n));
       if (pid) p.verify.push_back({{"op", "proc_gone"}, {"pid", pid}, {"start_time", st}, {"what", n}});
@@ -79,17 +80,17 @@ void kill_steps(prepared_fault& p, const fault_entry& f, const fault_env& env, c
   } else if (r.backend == "docker") {
     for (const auto& c : r.names) {
       p.targets.push_back({{"backend", "docker"}, {"name", c}});
-      p.apply.push_back(cmd({"docker", "kill", "--signal", sig_name, c}));
-      p.undo.push_back(cmd({"docker", "start", c}, {{"ok_if", {"No such container"}},
-                                                   {"verify", {{"argv", {"docker", "inspect", "-f", "{{.State.Running}}", c}}, {"expect", "true"}, {"gone_ok", "No such"}}}}));
+      p.apply.push_back(cmd({"docker", "kill", "--signal", sig_name, "--", c}));
+      p.undo.push_back(cmd({"docker", "start", "--", c}, {{"ok_if", {"No such container"}},
+                                                   {"verify", {{"argv", {"docker", "inspect", "-f", "{{.State.Running}}", "--", c}}, {"expect", "true"}, {"gone_ok", "No such"}}}}));
     }
     p.heals = restart;
   } else {
     for (const auto& pod : r.names) {
       p.targets.push_back({{"backend", "kubectl"}, {"name", pod}, {"selector", r.selector}});
-      auto argv = concat(r.kubectl, {"delete", "pod", pod, "--wait=false"});
+      auto argv = concat(r.kubectl, {"delete", "pod", "--wait=false"});
       if (sig == SIGKILL) argv = concat(argv, {"--grace-period=0", "--force"});
-      p.apply.push_back(cmd(argv));
+      p.apply.push_back(cmd(concat(argv, {"--", pod})));  // a name is never read as an option
     }
     p.undo.push_back(cmd(concat(r.kubectl, {"wait", "--for=condition=Ready", "pod", "-l", r.selector, "--timeout=120s"}), {{"timeout_ms", 130000}}));
     p.heals = true;

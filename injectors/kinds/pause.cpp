@@ -41,10 +41,10 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   } else if (r.backend == "docker") {
     for (const auto& c : r.names) {
       p.targets.push_back({{"backend", "docker"}, {"name", c}});
-      p.apply.push_back(cmd({"docker", "pause", c}));
-      p.verify.push_back({{"op", "command"}, {"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", c}}, {"expect", "true"}});
-      p.undo.push_back(cmd({"docker", "unpause", c}, {{"ok_if", {"is not paused", "No such container"}},
-                                                     {"verify", {{"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", c}}, {"expect", "false"}, {"gone_ok", "No such"}}}}));
+      p.apply.push_back(cmd({"docker", "pause", "--", c}));
+      p.verify.push_back({{"op", "command"}, {"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", "--", c}}, {"expect", "true"}});
+      p.undo.push_back(cmd({"docker", "unpause", "--", c}, {{"ok_if", {"is not paused", "No such container"}},
+                                                     {"verify", {{"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", "--", c}}, {"expect", "false"}, {"gone_ok", "No such"}}}}));
     }
   } else {
     for (const auto& pod : r.names) {

@@ -39,8 +39,8 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   } else if (r.backend == "docker") {
     for (const auto& c : r.names) {
       p.targets.push_back({{"backend", "docker"}, {"name", c}});
-      p.apply.push_back(cmd({"docker", "restart", c}, {{"timeout_ms", wait_ms + 30000}}));
-      p.undo.push_back(cmd({"docker", "start", c}, {{"ok_if", {"No such container"}}}));
+      p.apply.push_back(cmd({"docker", "restart", "--", c}, {{"timeout_ms", wait_ms + 30000}}));
+      p.undo.push_back(cmd({"docker", "start", "--", c}, {{"ok_if", {"No such container"}}}));
     }
   } else if (r.backend == "kubectl") {
     p.targets.push_back({{"backend", "kubectl"}, {"name", "deployments matching " + r.selector}, {"selector", r.selector}});

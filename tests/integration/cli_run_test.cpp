@@ -108,6 +108,25 @@ TEST_F(cli_run, a_rule_that_must_fail_exits_1) {
   EXPECT_NE(junit.find("<failure message=\"http.latency p90 over all: value "), std::string::npos) << junit;
 }
 
+// ${env:} in the endpoint's URL (its port and its path) is resolved for the preflight and for the
+// http model's requests (issue #24); the resolved secret reaches the server and no written file.
+TEST_F(cli_run, env_references_in_the_endpoint_url_reach_the_server_resolved) {
+  setenv("SYNCSTORM_TEST_PORT", std::to_string(port_).c_str(), 1);
+  json doc = scenario(port_, "1s", "2s");
+  doc["target"]["endpoints"]["http"] = "http://127.0.0.1:${env:SYNCSTORM_TEST_PORT}/api-${env:SYNCSTORM_TEST_SECRET}";
+  auto f = dir_.path() / "s.json";
+  t::write_file(f, doc.dump());
+  auto out = dir_.path() / "runs";
+  auto r = t::run(t::bin() + " run " + f.string() + " --out " + out.string() + " 2>&1");
+  unsetenv("SYNCSTORM_TEST_PORT");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(server_->log().find("/api-" + secret_ + "/v1/x"), std::string::npos) << server_->log().substr(0, 2000);
+  std::string everything = r.out;
+  for (auto& e : fs::recursive_directory_iterator(out))
+    if (e.is_regular_file()) everything += t::read_file(e.path());
+  EXPECT_EQ(everything.find(secret_), std::string::npos);
+}
+
 TEST_F(cli_run, sigint_stops_the_load_and_exits_4_with_a_report) {
   auto f = dir_.path() / "s.json";
   t::write_file(f, scenario(port_, "2s", "60s").dump());

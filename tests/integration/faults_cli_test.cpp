@@ -85,7 +85,9 @@ TEST(faults_cli, a_local_process_is_paused_for_its_window_and_continued) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  // The operator allows the victim (issue #24): without it the run is refused (below).
+  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --allow-pid " + std::to_string(victim.pid()) + " --out " +
+                  (d.path() / "runs").string() + " 2>&1");
   done = true;
   watch.join();
   EXPECT_EQ(r.exit_code, 0) << r.out;
@@ -113,6 +115,8 @@ TEST(faults_cli, a_local_process_is_paused_for_its_window_and_continued) {
     reverted_event |= e["event"] == "fault_reverted";
   }
   EXPECT_TRUE(applied_event && reverted_event);
+  EXPECT_EQ(rep["safety"]["allow"]["pids"], json::array({std::to_string(victim.pid())})) << rep["safety"].dump();
+  EXPECT_EQ(rep["safety"]["sources"], json::array({"flags"})) << rep["safety"].dump();
 }
 
 TEST(faults_cli, a_run_over_an_unreverted_ledger_is_refused_with_the_revert_command) {
@@ -121,6 +125,7 @@ TEST(faults_cli, a_run_over_an_unreverted_ledger_is_refused_with_the_revert_comm
   int port = t::free_port();
   t::recording_http_server server(port, d.path());
   t::child victim("exec sleep 1000");
+  env_guard allow("SYNCSTORM_ALLOW_PIDS", std::to_string(victim.pid()));
   json doc = scenario(port, "30s", {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "20s"}}});
   t::write_file(d.path() / "s.json", doc.dump());
   // The first run is killed with its reaper while the pause is applied: nothing reverts it.
@@ -172,15 +177,19 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
                  {{"name", "fill-web"}, {"kind", "disk_fill"}, {"target", {{"container", "web-1"}}}, {"volume", "/data"}, {"leave", "1MiB"}, {"at", "1s"}, {"for", "500ms"}},
                  {{"name", "roll-shop"}, {"kind", "rolling_restart"}, {"target", {{"selector", {{"namespace", "shop"}, {"context", "kind-lab"}, {"labels", {{"app", "shop"}}}}}}}, {"at", "2s"}}};
   json doc = scenario(port, "4s", faults);
+  // The operator's allowlist; the scenario's safety key narrows it to kind-lab.
+  env_guard allow_ctx("SYNCSTORM_ALLOW_CONTEXTS", "kind-*");
+  env_guard allow_ns("SYNCSTORM_ALLOW_NAMESPACES", "kind-lab/shop");
+  env_guard allow_c("SYNCSTORM_ALLOW_CONTAINERS", "web-*");
   doc["safety"] = {{"allow_contexts", {"kind-lab"}}};
   t::write_file(d.path() / "s.json", doc.dump());
 
   auto dry = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --dry-run 2>&1");
   EXPECT_EQ(dry.exit_code, 0) << dry.out;
-  EXPECT_NE(dry.out.find("apply:  docker pause '<containers matching web-*>'"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("apply:  docker pause -- '<containers matching web-*>'"), std::string::npos) << dry.out;
   EXPECT_NE(dry.out.find("revert: docker unpause"), std::string::npos) << dry.out;
-  EXPECT_NE(dry.out.find("apply:  kubectl --context kind-lab -n shop delete pod '<pods matching app=shop>' --wait=false --grace-period=0 --force"), std::string::npos) << dry.out;
-  EXPECT_NE(dry.out.find("apply:  docker exec web-1 fallocate -l '<computed from df at fire time>' /data/.syncstorm-fill-"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("apply:  kubectl --context kind-lab -n shop delete pod --wait=false --grace-period=0 --force -- '<pods matching app=shop>'"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("apply:  docker exec -- web-1 fallocate -l '<computed from df at fire time>' /data/.syncstorm-fill-"), std::string::npos) << dry.out;
   EXPECT_NE(dry.out.find("apply:  kubectl --context kind-lab -n shop rollout restart deployment -l app=shop"), std::string::npos) << dry.out;
   EXPECT_FALSE(fs::exists(calls)) << "dry-run called a backend: " << t::read_file(calls);
 
@@ -189,15 +198,15 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   std::string log = t::read_file(calls);
   // The fake df prints nothing: disk_fill cannot size its file and fails at resolve (error, exit 3).
   EXPECT_EQ(r.exit_code, 3) << r.out;
-  EXPECT_NE(log.find("docker pause web-1"), std::string::npos) << log;
-  EXPECT_NE(log.find("docker pause web-2"), std::string::npos) << log;
-  EXPECT_NE(log.find("docker unpause web-1"), std::string::npos) << log;
-  EXPECT_NE(log.find("docker unpause web-2"), std::string::npos) << log;
+  EXPECT_NE(log.find("docker pause -- web-1"), std::string::npos) << log;
+  EXPECT_NE(log.find("docker pause -- web-2"), std::string::npos) << log;
+  EXPECT_NE(log.find("docker unpause -- web-1"), std::string::npos) << log;
+  EXPECT_NE(log.find("docker unpause -- web-2"), std::string::npos) << log;
   EXPECT_NE(log.find("kubectl --context kind-lab -n shop get pods -l app=shop"), std::string::npos) << log;
-  EXPECT_NE(log.find("delete pod shop-"), std::string::npos) << log;
+  EXPECT_NE(log.find("delete pod --wait=false --grace-period=0 --force -- shop-"), std::string::npos) << log;
   EXPECT_NE(log.find("kubectl --context kind-lab -n shop wait --for=condition=Ready pod -l app=shop"), std::string::npos) << log;
   EXPECT_NE(log.find("rollout restart deployment -l app=shop"), std::string::npos) << log;
-  EXPECT_NE(log.find("docker exec web-1 df -P -B1 /data"), std::string::npos) << log;
+  EXPECT_NE(log.find("docker exec -- web-1 df -P -B1 /data"), std::string::npos) << log;
   json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
   EXPECT_EQ(rep["outcome"], "error");
   bool fill_error = false;
@@ -219,7 +228,7 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   }
   auto dir2 = t::only_run_dir(d.path() / "runs2");
   json rep2 = json::parse(t::read_file(dir2 / "report.json"));
-  EXPECT_NE(rep2["faults"][0].value("error", "").find("revert: docker unpause web-1: exit 1: Error response from daemon: simulated failure of unpause"), std::string::npos) << rep2["faults"].dump();
+  EXPECT_NE(rep2["faults"][0].value("error", "").find("revert: docker unpause -- web-1: exit 1: Error response from daemon: simulated failure of unpause"), std::string::npos) << rep2["faults"].dump();
   EXPECT_NE(rep2["reason"].get<std::string>().find("freeze-web"), std::string::npos) << rep2["reason"];
   // The reaper retries once the controller is gone; revert by hand as well.
   auto rv = t::run(t::bin() + " revert " + dir2.string() + " 2>&1");
@@ -233,11 +242,124 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   other["faults"][0]["target"]["selector"]["context"] = "prod-eu";
   t::write_file(d.path() / "k.json", other.dump());
   auto r3 = t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
-  EXPECT_EQ(r3.exit_code, 3) << r3.out;
-  EXPECT_NE(r3.out.find("kubectl context \"prod-eu\": refused"), std::string::npos) << r3.out;
-  EXPECT_EQ(t::read_file(calls).find("delete"), std::string::npos);
+  EXPECT_EQ(r3.exit_code, 2) << r3.out;
+  EXPECT_NE(r3.out.find("faults[0].target.selector.context: kubectl context \"prod-eu\": refused"), std::string::npos) << r3.out;
+  EXPECT_NE(r3.out.find("--allow-context prod-eu"), std::string::npos) << r3.out;
+  EXPECT_FALSE(fs::exists(calls)) << t::read_file(calls);
+  EXPECT_FALSE(fs::exists(d.path() / "runs3"));
   auto dry3 = t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --dry-run 2>&1");
-  EXPECT_NE(dry3.out.find("REFUSED: target.selector.context: kubectl context \"prod-eu\": refused"), std::string::npos) << dry3.out;
+  EXPECT_EQ(dry3.exit_code, 2) << dry3.out;
+  EXPECT_NE(dry3.out.find("faults[0].target.selector.context: kubectl context \"prod-eu\": refused"), std::string::npos) << dry3.out;
+  // A scenario that names a context to widen the operator's list is refused the same way.
+  other["safety"] = {{"allow_contexts", {"prod-eu"}}};
+  t::write_file(d.path() / "k.json", other.dump());
+  auto widen = t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --dry-run 2>&1");
+  EXPECT_EQ(widen.exit_code, 2) << widen.out;
+  EXPECT_NE(widen.out.find("safety.allow_contexts[0]: found \"prod-eu\", which the operator has not allowed"), std::string::npos) << widen.out;
+
+  // Allowed at preflight, refused when the fault fires: the current context (kind-lab, from the
+  // fake) outside the operator's list, and a glob that resolves to more containers than the cap.
+  // Both exit 3 with nothing applied.
+  json current = scenario(port, "2s", {faults[1]});
+  current["faults"][0]["target"]["selector"].erase("context");
+  t::write_file(d.path() / "c.json", current.dump());
+  {
+    env_guard only("SYNCSTORM_ALLOW_CONTEXTS", "staging");
+    auto rc = t::run(t::bin() + " run " + (d.path() / "c.json").string() + " --out " + (d.path() / "runs4").string() + " 2>&1");
+    EXPECT_EQ(rc.exit_code, 3) << rc.out;
+    EXPECT_NE(rc.out.find("kubectl context \"kind-lab\": refused"), std::string::npos) << rc.out;
+  }
+  EXPECT_EQ(t::read_file(calls).find("delete"), std::string::npos) << t::read_file(calls);
+  json many = scenario(port, "2s", {faults[0]});
+  t::write_file(d.path() / "m.json", many.dump());
+  auto rm = t::run(t::bin() + " run " + (d.path() / "m.json").string() + " --max-fault-targets 1 --out " + (d.path() / "runs5").string() + " 2>&1");
+  EXPECT_EQ(rm.exit_code, 3) << rm.out;
+  EXPECT_NE(rm.out.find("resolved 2 targets: refused: more than the cap of 1"), std::string::npos) << rm.out;
+  EXPECT_EQ(t::read_file(calls).find("docker pause"), std::string::npos) << t::read_file(calls);
+}
+
+// Issue #24: a pid, a container, a path, a context and an interface outside the operator's
+// allowlist are each refused before anything starts (exit 2, one line each naming the scenario
+// path and the flag that would allow it), dry run or not; a snapshot of the victim process,
+// iptables and qdiscs (in a network namespace of the test's own), the backends' calls and the
+// files shows nothing changed.
+TEST(faults_cli, targets_outside_the_allowlist_are_refused_and_nothing_changes) {
+  t::temp_dir d;
+  env_guard idx("SYNCSTORM_LEDGER_INDEX", (d.path() / "index").string());
+  fs::path calls = d.path() / "calls.log";
+  write_fakes(d.path() / "bin", calls);
+  env_guard path("PATH", (d.path() / "bin").string() + ":" + t::env_or("PATH", "/usr/bin:/bin"));
+  fs::create_directories(d.path() / "volume");
+  int port = t::free_port();
+  t::child victim("exec sleep 1000");
+  json faults = {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "200ms"}, {"for", "1s"}},
+                 {{"name", "every-container"}, {"kind", "kill"}, {"target", {{"container", "*"}, {"pick", "all"}}}, {"at", "200ms"}},
+                 {{"name", "fill"}, {"kind", "disk_fill"}, {"volume", (d.path() / "volume").string()}, {"percent", "100%"}, {"at", "200ms"}, {"for", "1s"}},
+                 {{"name", "prod"}, {"kind", "kill"}, {"target", {{"selector", {{"context", "prod-eu"}, {"namespace", "shop"}, {"labels", {{"app", "shop"}}}}}}}, {"at", "200ms"}}};
+  json doc = scenario(port, "2s", faults);
+  doc["capture"] = {{"interfaces", {"lo", "eth9"}}};
+  t::write_file(d.path() / "s.json", doc.dump());
+  auto files = [&] {
+    std::string out;
+    for (auto& e : fs::recursive_directory_iterator(d.path()))
+      out += e.path().string() + " " + (e.is_regular_file() ? std::to_string(e.file_size()) : "d") + "\n";
+    return out;
+  };
+  const std::string before_files = files();
+  // Each run in a network namespace only it sees, which has the interface eth9 (a veth pair):
+  // iptables and qdiscs snapshotted there before and after.
+  auto in_netns = [&](const std::string& args) {
+    std::string script = "PATH=\"$PATH:/usr/sbin:/sbin\"; ip link set lo up; ip link add eth9 type veth peer name eth9p || exit 99; "
+                         "snap() { iptables-save | grep -v '^#'; ip6tables-save | grep -v '^#'; tc qdisc show; }; "
+                         "snap > " + (d.path() / "net-before").string() + "; " + t::bin() + " run " + (d.path() / "s.json").string() +
+                         " " + args + " 2>&1; rc=$?; snap > " + (d.path() / "net-after").string() + "; exit $rc";
+    t::write_file(d.path() / "run.sh", script);
+    return t::run("unshare --net sh " + (d.path() / "run.sh").string());
+  };
+  auto r = in_netns("--out " + (d.path() / "runs").string());
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  for (const std::string& line :
+       {"faults[0].target.pid: pid " + std::to_string(victim.pid()) + ": refused: not in the operator's allowlist (allow it with --allow-pid " +
+            std::to_string(victim.pid()),
+        std::string("faults[1].target.container: container \"*\": refused: not in the operator's allowlist (allow it with --allow-container '*'"),
+        "faults[2].volume: path " + fs::weakly_canonical(d.path() / "volume").string() + ": refused",
+        std::string("faults[3].target.selector.context: kubectl context \"prod-eu\": refused"),
+        std::string("faults[3].target.selector.namespace: kubectl namespace \"shop\" (context prod-eu): refused"),
+        std::string("capture.interfaces[1]: interface \"eth9\": refused")})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  EXPECT_EQ(r.out.find("capture.interfaces[0]"), std::string::npos) << "lo is loopback: allowed";
+  EXPECT_EQ(t::read_file(d.path() / "net-before"), t::read_file(d.path() / "net-after"));
+  EXPECT_FALSE(t::read_file(d.path() / "net-before").empty()) << "the snapshot saw nothing: iptables-save or tc missing?";
+  EXPECT_NE(proc_state(victim.pid()), 'T');
+  EXPECT_NE(proc_state(victim.pid()), '?') << "the victim is gone";
+  EXPECT_FALSE(fs::exists(calls)) << t::read_file(calls);
+  EXPECT_FALSE(fs::exists(d.path() / "runs"));
+  std::string after_files = files();
+  for (const char* f : {"net-before", "net-after", "run.sh"}) {
+    std::string p = (d.path() / f).string();
+    auto at = after_files.find(p + " ");
+    if (at != std::string::npos) after_files.erase(at, after_files.find('\n', at) - at + 1);
+  }
+  auto at = before_files.find((d.path() / "run.sh").string() + " ");
+  EXPECT_EQ(at, std::string::npos);
+  EXPECT_EQ(before_files, after_files);
+  EXPECT_TRUE(fs::is_empty(d.path() / "volume"));
+
+  // --dry-run: the same refusals, exit 2.
+  auto dry = in_netns("--dry-run");
+  EXPECT_EQ(dry.exit_code, 2) << dry.out;
+  EXPECT_NE(dry.out.find("faults[0].target.pid: pid " + std::to_string(victim.pid()) + ": refused"), std::string::npos) << dry.out;
+
+  // Allowed by the operator, the dry run shows the plan and the allowlist in force.
+  auto ok = in_netns("--dry-run --allow-pid " + std::to_string(victim.pid()) + " --allow-container '*' --allow-path " +
+                     (d.path() / "volume").string() +
+                     " --allow-context prod-eu --allow-namespace prod-eu/shop --allow-interface eth9 --max-fault-targets 3");
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+  EXPECT_NE(ok.out.find("allowlist (beyond the run's own parts): containers *; contexts prod-eu; interfaces eth9; "
+                        "namespaces prod-eu/shop; paths " + (d.path() / "volume").string() + "; pids " + std::to_string(victim.pid()) + ";"),
+            std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("at most 3 targets a fault (from flags)"), std::string::npos) << ok.out;
+  EXPECT_FALSE(fs::exists(calls)) << t::read_file(calls);
 }
 
 TEST(faults_cli, abort_on_a_metric_and_on_a_probe_revert_and_exit_1) {
@@ -246,6 +368,7 @@ TEST(faults_cli, abort_on_a_metric_and_on_a_probe_revert_and_exit_1) {
   int port = t::free_port();
   t::recording_http_server server(port, d.path());
   t::child victim("exec sleep 1000");
+  env_guard allow("SYNCSTORM_ALLOW_PIDS", std::to_string(victim.pid()));
   json pause = {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "500ms"}, {"for", "20s"}}};
   // Metric: more than 100 requests (at 50/s: about 2 s in).
   json doc = scenario(port, "30s", pause, {{{"name", "too-many"}, {"metric", "http.requests"}, {"stat", "count"}, {"max", 100}}});

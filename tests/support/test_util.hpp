@@ -195,7 +195,7 @@ S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 };
 
 // An HTTP/1.1 keep-alive server on 127.0.0.1:port answering 200 "ok" to everything, appending
-// each request's Authorization header and body to `log` (one line per request).
+// each request's path, Authorization header and body to `log` (one line per request).
 class recording_http_server {
  public:
   recording_http_server(int port, const std::filesystem::path& dir)
@@ -203,7 +203,7 @@ class recording_http_server {
         server_(port, dir, "log = open(sys.argv[2], \"a\", buffering=1)\n",
                 R"PY(        n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n).decode() if n else ""
-        log.write("auth=%s body=%s\n" % (self.headers.get("Authorization"), body))
+        log.write("path=%s auth=%s body=%s\n" % (self.path, self.headers.get("Authorization"), body))
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()

@@ -3,6 +3,7 @@
 // lab, the ledger (write, replay, unreverted), the allowlist, the command runner, and a revert
 // from the ledger alone of a real stopped process, plus the unreverted-run index.
 #include "core/plan.hpp"
+#include "injectors/abort_watch.hpp"
 #include "injectors/command.hpp"
 #include "injectors/faults.hpp"
 #include "injectors/ledger.hpp"
@@ -12,16 +13,25 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <functional>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 using json = nlohmann::json;
 namespace inj = syncstorm::injectors;
 namespace t = syncstorm::test;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -241,8 +251,6 @@ TEST(fault_safety, the_allowlist_refuses_init_ourselves_ancestors_and_unlisted_c
   EXPECT_NE(inj::refuse_context("prod", p).find("not in the allowlist"), std::string::npos);
   p.kube_contexts = {"kind-lab"};
   EXPECT_EQ(inj::refuse_context("kind-lab", p), "");
-  auto from = inj::safety_policy::from({{"safety", {{"allow_contexts", {"a", "b"}}}}});
-  EXPECT_EQ(from.kube_contexts.size(), 2u);
   ::setenv("DOCKER_HOST", "tcp://10.1.2.3:2376", 1);
   EXPECT_NE(inj::refuse_docker_host(p).find("refused"), std::string::npos);
   ::setenv("DOCKER_HOST", "unix:///var/run/docker.sock", 1);
@@ -351,4 +359,263 @@ TEST(fault_targets, network_faults_on_the_runs_proxy_and_through_tc) {
   EXPECT_EQ(bw.undo[0]["op"], "tc_unshape");
   EXPECT_EQ(bw.undo[0]["handle"], bw.apply[0]["handle"]);
   EXPECT_NE(inj::describe_step(bw.apply[0]).find("u32 match ip dst"), std::string::npos) << inj::describe_step(bw.apply[0]);
+}
+
+namespace {
+
+// Sets (or unsets, for nullptr) an environment variable for the scope.
+struct scoped_env {
+  std::string name;
+  std::optional<std::string> old;
+  scoped_env(const std::string& n, const char* v) : name(n) {
+    if (const char* o = std::getenv(n.c_str())) old = o;
+    if (v) ::setenv(n.c_str(), v, 1);
+    else ::unsetenv(n.c_str());
+  }
+  ~scoped_env() {
+    if (old) ::setenv(name.c_str(), old->c_str(), 1);
+    else ::unsetenv(name.c_str());
+  }
+};
+
+// No allow file from the machine (/etc/syncstorm/allow.json) leaks into these tests.
+struct no_machine_allowlist {
+  scoped_env file{"SYNCSTORM_ALLOW_FILE", nullptr};
+  scoped_env pids{"SYNCSTORM_ALLOW_PIDS", nullptr};
+  scoped_env contexts{"SYNCSTORM_ALLOW_CONTEXTS", nullptr};
+  scoped_env cap{"SYNCSTORM_MAX_FAULT_TARGETS", nullptr};
+};
+
+}  // namespace
+
+TEST(allowlist, nothing_outside_the_runs_own_parts_is_allowed_by_default) {
+  inj::safety_policy p;
+  EXPECT_NE(inj::refuse_pid_target("4242", p).find("--allow-pid 4242"), std::string::npos);
+  EXPECT_NE(inj::refuse_pidfile("/run/sshd.pid", p).find("--allow-pidfile /run/sshd.pid"), std::string::npos);
+  EXPECT_NE(inj::refuse_container("web-1", p).find("--allow-container web-1"), std::string::npos);
+  EXPECT_NE(inj::refuse_container("*", p).find("--allow-container '*'"), std::string::npos);
+  EXPECT_NE(inj::refuse_namespace("kind-lab", "shop", p).find("--allow-namespace kind-lab/shop"), std::string::npos);
+  EXPECT_NE(inj::refuse_path("/", p).find("--allow-path /"), std::string::npos);
+  EXPECT_NE(inj::refuse_interface("eth0", p).find("--allow-interface eth0"), std::string::npos);
+  EXPECT_EQ(inj::refuse_interface("lo", p), "");
+  EXPECT_EQ(inj::refuse_target_count(10, p), "");
+  EXPECT_NE(inj::refuse_target_count(11, p).find("cap of 10"), std::string::npos);
+}
+
+TEST(allowlist, globs_paths_below_an_allowed_directory_and_no_escape_through_a_link) {
+  t::temp_dir d;
+  fs::create_directories(d.path() / "scratch" / "deep");
+  fs::create_directories(d.path() / "elsewhere");
+  fs::create_directory_symlink(d.path() / "elsewhere", d.path() / "scratch" / "link");
+  inj::safety_policy p;
+  p.paths = {(d.path() / "scratch").string()};
+  p.containers = {"web-*"};
+  p.namespaces = {"shop", "kind-lab/pay*"};
+  p.pids = {"42*"};
+  EXPECT_EQ(inj::refuse_path((d.path() / "scratch").string(), p), "");
+  EXPECT_EQ(inj::refuse_path((d.path() / "scratch" / "deep").string(), p), "");
+  EXPECT_NE(inj::refuse_path((d.path() / "scratch" / "link").string(), p), "") << "a link out of the allowed directory";
+  EXPECT_NE(inj::refuse_path((d.path() / "scratch" / ".." / "elsewhere").string(), p), "");
+  EXPECT_NE(inj::refuse_path((d.path() / "scratchpad").string(), p), "") << "a sibling sharing the prefix";
+  EXPECT_EQ(inj::refuse_container("web-1", p), "");
+  EXPECT_NE(inj::refuse_container("db", p), "");
+  EXPECT_EQ(inj::refuse_namespace("any", "shop", p), "");
+  EXPECT_EQ(inj::refuse_namespace("kind-lab", "payments", p), "");
+  EXPECT_NE(inj::refuse_namespace("prod", "payments", p), "");
+  EXPECT_EQ(inj::refuse_pid_target("4242", p), "");
+  EXPECT_NE(inj::refuse_pid_target("1", p), "");
+}
+
+TEST(allowlist, the_operator_gives_it_by_flags_environment_and_a_trusted_file) {
+  no_machine_allowlist clean;
+  t::temp_dir d;
+  inj::allow_flags f;
+  f.pids = {"100,200"};
+  f.containers = {"web-*"};
+  f.max_targets = 3;
+  scoped_env ctx("SYNCSTORM_ALLOW_CONTEXTS", "kind-lab, staging");
+  std::vector<std::string> errors;
+  auto p = inj::operator_policy(f, errors);
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  EXPECT_EQ(p.pids, (std::vector<std::string>{"100", "200"}));
+  EXPECT_EQ(p.kube_contexts, (std::vector<std::string>{"kind-lab", "staging"}));
+  EXPECT_EQ(p.max_targets, 3u);
+  json j = p.to_json();
+  EXPECT_EQ(j["allow"]["containers"], json::array({"web-*"}));
+  EXPECT_EQ(j["max_fault_targets"], 3);
+  EXPECT_EQ(j["sources"], json::array({"flags", "$SYNCSTORM_ALLOW_CONTEXTS"}));
+
+  // The file: merged; a bad entry, an unknown key, a link, a group-writable file are refused.
+  fs::path file = d.path() / "allow.json";
+  t::write_file(file, R"({"pids": [300], "paths": ["/mnt/scratch/"], "interfaces": ["eth1"], "max_fault_targets": 5})");
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+  inj::allow_flags ff;
+  ff.file = file.string();
+  errors.clear();
+  auto pf = inj::operator_policy(ff, errors);
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  EXPECT_EQ(pf.pids, (std::vector<std::string>{"300"}));
+  EXPECT_EQ(pf.paths, (std::vector<std::string>{"/mnt/scratch"}));
+  EXPECT_EQ(pf.max_targets, 5u);
+  auto refused = [&](const std::string& text, const std::string& expect) {
+    t::write_file(file, text);
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+    std::vector<std::string> e;
+    inj::operator_policy(ff, e);
+    ASSERT_EQ(e.size(), 1u) << text;
+    EXPECT_NE(e[0].find(expect), std::string::npos) << e[0];
+  };
+  refused(R"({"pid": [1]})", "pid: found an unknown key");
+  refused(R"({"paths": ["relative/dir"]})", "paths[0]: found \"relative/dir\"; expected an absolute path");
+  refused(R"({"pids": ["1; rm -rf /"]})", "expected a process id");
+  refused(R"({"containers": "web"})", "containers: found string; expected an array");
+  refused(R"({"max_fault_targets": 0})", "max_fault_targets: found 0");
+  refused("not json", "found no JSON object");
+  t::write_file(file, "{}");
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_write);
+  errors.clear();
+  inj::operator_policy(ff, errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("writable by group or others"), std::string::npos) << errors[0];
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+  fs::create_symlink(file, d.path() / "link.json");
+  ff.file = (d.path() / "link.json").string();
+  errors.clear();
+  inj::operator_policy(ff, errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("a symbolic link"), std::string::npos) << errors[0];
+  ff.file = (d.path() / "missing.json").string();
+  errors.clear();
+  inj::operator_policy(ff, errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("found nothing"), std::string::npos) << errors[0];
+
+  inj::allow_flags bad;
+  bad.paths = {"tmp"};
+  errors.clear();
+  inj::operator_policy(bad, errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("--allow-path: found \"tmp\"; expected an absolute path"), std::string::npos) << errors[0];
+}
+
+TEST(allowlist, a_scenarios_safety_keys_only_narrow) {
+  inj::safety_policy p;
+  p.kube_contexts = {"kind-*"};
+  std::vector<std::string> errors;
+  auto narrowed = p;
+  inj::narrow_by_scenario(narrowed, {{"safety", {{"allow_contexts", {"kind-lab"}}}}}, errors);
+  EXPECT_TRUE(errors.empty());
+  EXPECT_EQ(narrowed.kube_contexts, (std::vector<std::string>{"kind-lab"}));
+  EXPECT_NE(inj::refuse_context("kind-other", narrowed), "");
+  EXPECT_TRUE(narrowed.narrowed);
+  auto widened = p;
+  inj::narrow_by_scenario(widened, {{"safety", {{"allow_contexts", {"prod-eu"}}, {"allow_docker_hosts", {"tcp://10.0.0.1:2376"}}}}}, errors);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_NE(errors[0].find("safety.allow_contexts[0]: found \"prod-eu\", which the operator has not allowed"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("--allow-context"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[1].find("--allow-docker-host"), std::string::npos) << errors[1];
+  EXPECT_NE(inj::refuse_context("prod-eu", widened), "");
+}
+
+namespace {
+
+// A one-connection TCP server on loopback that answers with `reply(request)`: each returned piece
+// is sent after `gap` (a drip feed when many). Stops by itself after `limit`.
+class scripted_server {
+ public:
+  using script = std::function<std::vector<std::string>(const std::string& request)>;
+  scripted_server(script s, std::chrono::milliseconds gap, std::chrono::milliseconds limit) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    ::listen(fd_, 4);
+    th_ = std::thread([this, s, gap, limit] {
+      const auto until = std::chrono::steady_clock::now() + limit;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return;
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      std::string req;
+      while (req.find("\r\n\r\n") == std::string::npos && std::chrono::steady_clock::now() < until) {
+        pollfd q{c, POLLIN, 0};
+        if (::poll(&q, 1, 100) != 1) continue;
+        auto n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        req.append(buf, static_cast<std::size_t>(n));
+      }
+      {
+        std::lock_guard lock(mu_);
+        request_ = req;
+      }
+      for (const auto& piece : s(req)) {
+        if (std::chrono::steady_clock::now() >= until || stop_) break;
+        if (::send(c, piece.data(), piece.size(), MSG_NOSIGNAL) < 0) break;
+        std::this_thread::sleep_for(gap);
+      }
+      ::close(c);
+    });
+  }
+  ~scripted_server() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    th_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  std::string request() {
+    std::lock_guard lock(mu_);
+    return request_;
+  }
+
+ private:
+  int fd_ = -1, port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::string request_;
+  std::thread th_;
+};
+
+}  // namespace
+
+TEST(abort_probe, userinfo_is_sent_as_basic_credentials_and_never_shown) {
+  scripted_server srv([](const std::string&) { return std::vector<std::string>{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}; },
+                      std::chrono::milliseconds(0), std::chrono::seconds(10));
+  std::string url = "http://probe:p%40ss@127.0.0.1:" + std::to_string(srv.port()) + "/healthz?deep=1";
+  EXPECT_EQ(inj::http_probe(url, 3000), "");
+  // base64("probe:p@ss")
+  EXPECT_NE(srv.request().find("Authorization: Basic cHJvYmU6cEBzcw==\r\n"), std::string::npos) << srv.request();
+  EXPECT_NE(srv.request().find("GET /healthz?deep=1 HTTP/1.1\r\n"), std::string::npos) << srv.request();
+  EXPECT_EQ(inj::without_userinfo(url), "http://127.0.0.1:" + std::to_string(srv.port()) + "/healthz?deep=1");
+  EXPECT_EQ(inj::without_userinfo("https://h/x@y"), "https://h/x@y");
+  EXPECT_EQ(inj::http_probe("http://u:secret@[bad", 100).find("secret"), std::string::npos);
+}
+
+TEST(abort_probe, a_reply_drip_fed_or_without_a_status_line_fails_within_its_timeout) {
+  // One byte every 200 ms: the 1 s timeout holds for the whole status line.
+  scripted_server drip([](const std::string&) { return std::vector<std::string>(100, "H"); }, std::chrono::milliseconds(200),
+                       std::chrono::seconds(20));
+  auto t0 = std::chrono::steady_clock::now();
+  std::string why = inj::http_probe("http://127.0.0.1:" + std::to_string(drip.port()) + "/", 1000);
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_NE(why.find("no status line within 1000 ms"), std::string::npos) << why;
+  EXPECT_LT(took, std::chrono::milliseconds(2500));
+  // 64 KiB without a line end: refused after 8 KiB, not read to the end.
+  scripted_server flood([](const std::string&) { return std::vector<std::string>(64, std::string(1024, 'A')); },
+                        std::chrono::milliseconds(0), std::chrono::seconds(20));
+  why = inj::http_probe("http://127.0.0.1:" + std::to_string(flood.port()) + "/", 5000);
+  EXPECT_NE(why.find("no status line in the first 8 KiB"), std::string::npos) << why;
+  // A status line with control bytes is shown with them replaced, at most 200 bytes.
+  scripted_server odd([](const std::string&) { return std::vector<std::string>{"HTTP/1.1 503 \x1b[31mdown" + std::string(500, 'x') + "\r\n\r\n"}; },
+                      std::chrono::milliseconds(0), std::chrono::seconds(20));
+  why = inj::http_probe("http://127.0.0.1:" + std::to_string(odd.port()) + "/", 5000);
+  EXPECT_NE(why.find("status line \"HTTP/1.1 503 ?[31mdown"), std::string::npos) << why;
+  EXPECT_LT(why.size(), 260u) << why;
 }
