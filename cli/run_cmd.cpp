@@ -7,6 +7,7 @@
 #include "cli/commands.hpp"
 #include "engine/run.hpp"
 #include "injectors/faults.hpp"
+#include "labstack/lab_state.hpp"
 #include "core/plan.hpp"
 #include "core/scenario.hpp"
 #include "reports/compare.hpp"
@@ -114,6 +115,13 @@ registration run_reg{20, [](CLI::App& app) -> action {
       std::cout << format_plan(s, p);
       std::cout << engine::dry_run_details(s, ro);
       return 0;
+    }
+    // The state directory (labs, the ledger index) is trusted only when it is ours alone.
+    if (!s.faults.empty() || s.target.contains("lab") || s.target.contains("proxy")) {
+      if (std::string why = lab::secure_labs_root(); !why.empty()) {
+        std::cerr << "error: " << why << "\n";
+        return 3;
+      }
     }
     return engine::run_scenario(s, p, ro);
   };

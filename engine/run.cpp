@@ -24,10 +24,13 @@
 #include "reports/progress.hpp"
 #include "reports/writers.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <random>
@@ -74,14 +77,18 @@ struct run_state {
 bool open_run_dir(run_state& r) {
   r.wall_start = std::chrono::system_clock::now();
   const std::string stem = iso_utc(r.wall_start, true) + "-" + r.s.name;
-  r.dir = fs::path(r.o.out_dir) / stem;
-  for (int i = 2; fs::exists(r.dir); ++i) r.dir = fs::path(r.o.out_dir) / (stem + "-" + std::to_string(i));
   std::error_code ec;
-  fs::create_directories(r.dir, ec);
-  if (ec) {
-    std::cerr << "--out " << r.o.out_dir << ": found a directory that cannot be created (" << ec.message()
-              << "); expected a writable directory\n";
-    return false;
+  fs::create_directories(r.o.out_dir, ec);
+  // Created exclusively (mkdir(2) fails on anything already there, a planted directory or link
+  // included): a run directory holds only what this run wrote (issue #24).
+  for (int i = 1;; ++i) {
+    r.dir = fs::path(r.o.out_dir) / (i == 1 ? stem : stem + "-" + std::to_string(i));
+    if (::mkdir(r.dir.c_str(), 0755) == 0) break;
+    if (errno != EEXIST || i >= 1000) {
+      std::cerr << "--out " << r.o.out_dir << ": found a directory that cannot be created (" << std::strerror(errno)
+                << "); expected a writable directory\n";
+      return false;
+    }
   }
   std::ofstream(r.dir / "scenario.json") << r.s.document.dump(2) << "\n";
   return true;

@@ -53,7 +53,7 @@ void fault_runner::event(const std::string& name, json fields) {
 }
 
 void start_run_ledger(const std::string& run_dir) {
-  ledger l(run_dir + "/ledger.jsonl");
+  ledger l = ledger::create(run_dir + "/ledger.jsonl");
   auto me = read_proc(::getpid());
   l.append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL}});
   start_reaper(run_dir);
@@ -69,7 +69,10 @@ void end_run_ledger(const std::string& run_dir) {
 void fault_runner::start(steady::time_point run_start) {
   start_ = run_start;
   start_mono_us_ = mono_now_us() - now_us();
-  ledger_ = std::make_unique<ledger>(c_.run_dir + "/ledger.jsonl");
+  // The controller creates the ledger (never adopts one found there) unless the run's proxy
+  // started it already.
+  ledger_ = c_.ledger_started ? std::make_unique<ledger>(c_.run_dir + "/ledger.jsonl")
+                              : std::make_unique<ledger>(ledger::create(c_.run_dir + "/ledger.jsonl"));
   if (!c_.ledger_started) {
     auto me = read_proc(::getpid());
     ledger_->append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL},
@@ -185,11 +188,13 @@ void fault_runner::run_occurrence(occurrence& o) {
     else if (!p.heals && v.ok) cv_.wait(lock, [&] { return stopping_; });
   }
   // Undo always happens, also after a failed apply (it may have half-taken; undo is idempotent).
-  ledger_->append({{"step", "revert"}, {"phase", "intent"}, {"id", rec.id}});
+  // A ledger that cannot be written (its disk full beyond the reserve) never stops the revert.
+  ledger_->try_append({{"step", "revert"}, {"phase", "intent"}, {"id", rec.id}});
   step_result r = inj.revert();
   step_result vr = r.ok ? inj.verify_reverted() : r;
-  if (r.ok) ledger_->append({{"step", "verify_reverted"}, {"id", rec.id}, {"ok", vr.ok}, {"error", vr.error}});
-  ledger_->append({{"step", "revert"}, {"phase", "done"}, {"id", rec.id}, {"ok", vr.ok}, {"error", vr.error}, {"did", r.did}});
+  if (r.ok) ledger_->try_append({{"step", "verify_reverted"}, {"id", rec.id}, {"ok", vr.ok}, {"error", vr.error}});
+  if (!ledger_->try_append({{"step", "revert"}, {"phase", "done"}, {"id", rec.id}, {"ok", vr.ok}, {"error", vr.error}, {"did", r.did}}) && c_.log)
+    c_.log("fault " + rec.id + ": reverted, but the ledger " + ledger_->path() + " could not record it (a later revert finds nothing to undo)");
   if (!vr.ok) {
     fail("revert", vr.error);
     if (c_.log) c_.log("fault " + rec.id + " (" + rec.kind + "): revert failed: " + vr.error);

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -34,9 +35,36 @@ std::string wall_now_iso() {
   return o.str();
 }
 
-ledger::ledger(std::string path) : path_(std::move(path)) {
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw std::runtime_error("ledger " + path_ + ": cannot open: " + std::strerror(errno));
+ledger::ledger(std::string path) : ledger(std::move(path), O_CREAT) {}
+
+ledger::ledger(std::string path, int flags) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | flags, 0600);
+  if (fd_ < 0) {
+    std::string why = errno == EEXIST ? "found a file already there; expected to create it (a ledger is never adopted)"
+                      : errno == ELOOP ? "found a symbolic link; expected a regular file"
+                                       : std::string("cannot open: ") + std::strerror(errno);
+    throw std::runtime_error("ledger " + path_ + ": " + why);
+  }
+  struct stat st{};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    fd_ = -1;
+    throw std::runtime_error("ledger " + path_ + ": found no regular file");
+  }
+  reserve();
+}
+
+ledger ledger::create(std::string path) { return ledger(std::move(path), O_CREAT | O_EXCL); }
+
+ledger::ledger(ledger&& other) noexcept : path_(std::move(other.path_)), by_(std::move(other.by_)), fd_(other.fd_) { other.fd_ = -1; }
+
+void ledger::reserve() {
+  struct stat st{};
+  if (::fstat(fd_, &st) != 0) return;
+  const std::int64_t allocated = static_cast<std::int64_t>(st.st_blocks) * 512;
+  if (allocated - st.st_size >= reserve_bytes / 2) return;
+  // Best effort: on a full disk the reservation already made is what the appends use.
+  (void)::fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, st.st_size + reserve_bytes);
 }
 
 ledger::~ledger() {
@@ -62,8 +90,18 @@ void ledger::append(nlohmann::json record) {
     off += static_cast<std::size_t>(n);
   }
   if (err.empty() && ::fsync(fd_) != 0) err = std::string("fsync: ") + std::strerror(errno);
+  if (err.empty()) reserve();
   ::flock(fd_, LOCK_UN);
   if (!err.empty()) throw std::runtime_error("ledger " + path_ + ": cannot write: " + err);
+}
+
+bool ledger::try_append(nlohmann::json record) noexcept {
+  try {
+    append(std::move(record));
+    return true;
+  } catch (...) {
+    return false;
+  }
 }
 
 std::vector<const ledger_fault*> ledger_view::unreverted() const {

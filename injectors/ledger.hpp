@@ -30,20 +30,35 @@ namespace syncstorm::injectors {
 std::int64_t mono_now_us();
 std::string wall_now_iso();
 
+// Space for the ledger is reserved ahead of what it holds (fallocate with FALLOC_FL_KEEP_SIZE: at
+// least `reserve_bytes` beyond the end, topped up after each append), so a disk filled by a fault,
+// or by anything else, cannot keep the revert from being recorded (issue #24). The file is never
+// opened through a symbolic link.
 class ledger {
  public:
-  // Opens (creates) the file; throws std::runtime_error naming it.
+  static constexpr std::int64_t reserve_bytes = 1 << 20;
+
+  // Opens the run's existing ledger, or creates it; throws std::runtime_error naming it.
   explicit ledger(std::string path);
+  // The controller's first open: the file must not exist yet (O_EXCL), so a planted ledger is
+  // never adopted. Throws when it does.
+  static ledger create(std::string path);
+  ledger(ledger&& other) noexcept;
   ~ledger();
   ledger(const ledger&) = delete;
   ledger& operator=(const ledger&) = delete;
 
   // Adds mono_us, at and by (unless present), writes one line and fsyncs. Throws on an I/O error.
   void append(nlohmann::json record);
+  // append() that reports failure instead of throwing: for the records of a revert, which goes
+  // ahead whether or not they can be written (the apply intent already holds the undo steps).
+  bool try_append(nlohmann::json record) noexcept;
   const std::string& path() const { return path_; }
   void set_writer(std::string by) { by_ = std::move(by); }
 
  private:
+  ledger(std::string path, int flags);
+  void reserve();  // tops the reservation up to reserve_bytes past the end (best effort)
   std::string path_, by_ = "controller";
   int fd_ = -1;
   std::mutex mu_;

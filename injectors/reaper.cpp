@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,16 +62,20 @@ std::string index_dir() {
 
 void index_add(const std::vector<std::string>& keys, const std::string& run_dir) {
   std::error_code ec;
-  fs::create_directories(index_dir(), ec);
+  fs::create_directories(fs::path(index_dir()).parent_path(), ec);
+  ::mkdir(index_dir().c_str(), 0700);
   std::string d = abs_dir(run_dir);
   for (const auto& k : keys) {
     std::string path = index_dir() + "/" + k + "@" + run_hash(d);
-    std::string tmp = path + ".tmp";
-    {
-      std::ofstream o(tmp);
-      o << d << "\n";
-    }
-    fs::rename(tmp, path, ec);
+    // Written to a name of this process's own, never through a link, then renamed into place.
+    std::string tmp = path + ".tmp" + std::to_string(::getpid());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) continue;
+    const std::string line = d + "\n";
+    bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    ::close(fd);
+    if (ok) fs::rename(tmp, path, ec);
+    else ::unlink(tmp.c_str());
   }
 }
 
@@ -112,14 +117,15 @@ std::string refuse_unreverted(const std::vector<std::string>& keys) {
 revert_outcome revert_from_ledger(ledger& l, const ledger_fault& f, client_control* clients) {
   revert_outcome o;
   json undo = f.intent.value("undo", json::array());
-  l.append({{"step", "revert"}, {"phase", "intent"}, {"id", f.id}});
+  // The revert goes ahead whether or not its records can be written (a full disk).
+  l.try_append({{"step", "revert"}, {"phase", "intent"}, {"id", f.id}});
   step_result r = revert_steps(undo, clients);
   if (r.ok) {
     step_result v = verify_reverted_steps(undo);
-    l.append({{"step", "verify_reverted"}, {"id", f.id}, {"ok", v.ok}, {"error", v.error}});
+    l.try_append({{"step", "verify_reverted"}, {"id", f.id}, {"ok", v.ok}, {"error", v.error}});
     if (!v.ok) r = v;
   }
-  l.append({{"step", "revert"}, {"phase", "done"}, {"id", f.id}, {"ok", r.ok}, {"error", r.error}, {"did", r.did}});
+  l.try_append({{"step", "revert"}, {"phase", "done"}, {"id", f.id}, {"ok", r.ok}, {"error", r.error}, {"did", r.did}});
   o.ok = r.ok;
   o.did = r.did.empty() ? "nothing to undo" : r.did;
   o.error = r.error;

@@ -112,7 +112,10 @@ step_result wait_lb_up(const json& s) {
 step_result fill(const json& s) {
   std::string path = s.at("path");
   auto bytes = s.at("bytes").get<std::int64_t>();
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  // Created here and never adopted or followed (a link or a file planted at the name is refused),
+  // so the revert's unlink removes only what this step made.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == EEXIST) return fail("fill " + path + ": found something already there; expected to create the file");
   if (fd < 0) return fail("fill " + path + ": " + std::strerror(errno));
   int rc = bytes > 0 ? ::posix_fallocate(fd, 0, bytes) : 0;
   ::fsync(fd);
@@ -174,7 +177,12 @@ step_result run_step(const json& s, bool undoing, client_control* clients) {
     }
     if (op == "marker") {
       std::string path = s.at("path");
-      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0 && errno == EEXIST) {
+        struct stat st{};
+        if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return done(path + " was already there");
+        return fail("marker " + path + ": found something other than a file there");
+      }
       if (fd < 0) return fail("marker " + path + ": " + std::strerror(errno));
       ::close(fd);
       return done("created " + path);

@@ -291,8 +291,7 @@ lab lab::up(const lab_options& o) {
   }
   if (fs::exists(dir)) down(id);  // remnants of a lab that is not running
 
-  fs::create_directories(labs_root());
-  ::chmod(labs_root().c_str(), 0755);
+  if (std::string why = secure_labs_root(); !why.empty()) throw std::runtime_error("lab " + id + ": " + why);
   fs::create_directories(dir + "/logs");
   ::chmod(dir.c_str(), 0755);
   const std::string events = dir + "/events.jsonl";

@@ -30,6 +30,27 @@ std::string labs_root() {
   return r && *r ? std::string(r) : std::string("/var/tmp/syncstorm");
 }
 
+std::string secure_labs_root() {
+  const std::string root = labs_root();
+  std::error_code ec;
+  fs::create_directories(fs::path(root).parent_path(), ec);
+  if (::mkdir(root.c_str(), 0711) == 0) return {};
+  struct stat st{};
+  if (::lstat(root.c_str(), &st) != 0) return root + ": cannot be created (" + std::strerror(errno) + "); expected a writable parent";
+  if (S_ISLNK(st.st_mode)) return root + ": found a symbolic link; expected a directory (remove it)";
+  if (!S_ISDIR(st.st_mode)) return root + ": found no directory; expected one (remove what is there)";
+  if (st.st_uid != ::geteuid())
+    return root + ": found it owned by uid " + std::to_string(st.st_uid) + "; expected uid " + std::to_string(::geteuid()) +
+           " (this user): syncstorm trusts no state directory made by another user (remove it, or set $SYNCSTORM_LAB_ROOT)";
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return root + ": found mode " + mode + ", writable by others; expected 0711 (check what is in it, then chmod 0711 " + root + ")";
+  }
+  if ((st.st_mode & 07777) != 0711) ::chmod(root.c_str(), 0711);
+  return {};
+}
+
 std::string lab_dir(const std::string& id) { return labs_root() + "/lab-" + id; }
 std::string state_path_of(const std::string& id) { return lab_dir(id) + "/state.json"; }
 

@@ -24,9 +24,14 @@
 
 namespace syncstorm::lab {
 
-// Root of all labs: $SYNCSTORM_LAB_ROOT, default /var/tmp/syncstorm (mode 0755, so the postgres
-// user can reach its data directories).
+// Root of all labs: $SYNCSTORM_LAB_ROOT, default /var/tmp/syncstorm (mode 0711: the postgres user
+// can reach its data directories, nobody else can list or write it).
 std::string labs_root();
+// Makes labs_root() (and its parents) if missing, mode 0711, and checks the one that is there: a
+// directory, not a link, owned by this user (root, for a root run) and writable by nobody else;
+// a 0755 one of ours is tightened to 0711. Empty when it may be trusted, else why not (one line
+// saying how to fix it). Issue #24: a planted state directory is never trusted.
+std::string secure_labs_root();
 // labs_root()/lab-<id>
 std::string lab_dir(const std::string& id);
 std::string state_path_of(const std::string& id);  // lab_dir(id)/state.json

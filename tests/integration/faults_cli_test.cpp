@@ -3,6 +3,7 @@
 // docker and kubectl backends with fake `docker` and `kubectl` on PATH (dry-run prints the exact
 // commands; the real run calls them; failures and refused contexts make the run an error), and
 // abort conditions on a metric and on an HTTP probe (revert, exit 1, the condition named).
+#include "injectors/ledger.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -360,6 +361,44 @@ TEST(faults_cli, targets_outside_the_allowlist_are_refused_and_nothing_changes) 
             std::string::npos) << ok.out;
   EXPECT_NE(ok.out.find("at most 3 targets a fault (from flags)"), std::string::npos) << ok.out;
   EXPECT_FALSE(fs::exists(calls)) << t::read_file(calls);
+}
+
+// Issue #24: a disk_fill of the very filesystem that holds the run directory (a 16 MiB tmpfs here,
+// filled to 100%) is still reverted and recorded: the ledger's reserved space takes the revert's
+// records, and the run ends with its report.
+TEST(faults_cli, a_disk_fill_of_the_run_directorys_own_filesystem_still_reverts) {
+  t::temp_dir d;
+  env_guard idx("SYNCSTORM_LEDGER_INDEX", (d.path() / "index").string());
+  const fs::path mnt = d.path() / "fs";
+  fs::create_directories(mnt);
+  auto m = t::run("mount -t tmpfs -o size=16m syncstorm-test " + mnt.string() + " 2>&1");
+  ASSERT_EQ(m.exit_code, 0) << m.out;
+  struct unmount {
+    fs::path at;
+    ~unmount() { t::run("umount -l " + at.string() + " 2>/dev/null"); }
+  } guard{mnt};
+  // The fill's directory has a ~3,000-byte path, which the records written while the disk is full
+  // (apply done, revert done) each name: together they cross a page of the ledger for certain,
+  // so without space reserved beforehand they could not be written.
+  fs::path fill = mnt / "fill";
+  for (int i = 0; i < 12; ++i) fill /= std::string(240, static_cast<char>('a' + i));
+  fs::create_directories(fill);
+  int port = t::free_port();
+  t::recording_http_server server(port, d.path());
+  json doc = scenario(port, "4s", {{{"name", "fill-it"}, {"kind", "disk_fill"}, {"volume", fill.string()}, {"percent", "100%"},
+                                    {"at", "1s"}, {"for", "1500ms"}}});
+  t::write_file(d.path() / "s.json", doc.dump());
+  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --allow-path " + (mnt / "fill").string() + " --out " +
+                  (mnt / "runs").string() + " 2>&1");
+  EXPECT_TRUE(fs::is_empty(fill)) << "the fill file is still there\n" << r.out;
+  auto dir = t::only_run_dir(mnt / "runs");
+  auto v = syncstorm::injectors::read_ledger((dir / "ledger.jsonl").string());
+  ASSERT_EQ(v.faults.size(), 1u) << t::read_file(dir / "ledger.jsonl");
+  EXPECT_TRUE(v.faults[0].apply_ok) << v.faults[0].error;
+  EXPECT_TRUE(v.faults[0].reverted) << t::read_file(dir / "ledger.jsonl");
+  EXPECT_TRUE(v.run_end);
+  EXPECT_TRUE(fs::exists(dir / "report.json")) << r.out;
+  EXPECT_EQ(r.exit_code, 0) << r.out;
 }
 
 TEST(faults_cli, abort_on_a_metric_and_on_a_probe_revert_and_exit_1) {

@@ -8,7 +8,9 @@
 #include "injectors/faults.hpp"
 #include "injectors/ledger.hpp"
 #include "injectors/reaper.hpp"
+#include "injectors/steps.hpp"
 #include "injectors/targets.hpp"
+#include "labstack/lab_state.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -18,6 +20,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -618,4 +621,94 @@ TEST(abort_probe, a_reply_drip_fed_or_without_a_status_line_fails_within_its_tim
   why = inj::http_probe("http://127.0.0.1:" + std::to_string(odd.port()) + "/", 5000);
   EXPECT_NE(why.find("status line \"HTTP/1.1 503 ?[31mdown"), std::string::npos) << why;
   EXPECT_LT(why.size(), 260u) << why;
+}
+
+// Issue #24: the ledger keeps space reserved past its end, is never opened through a link and
+// never adopted by the controller; fill and marker steps never follow or adopt what is there; the
+// state directory is trusted only when it is this user's alone.
+TEST(own_files, the_ledger_reserves_space_and_refuses_links_and_planted_files) {
+  t::temp_dir d;
+  const std::string path = (d.path() / "ledger.jsonl").string();
+  {
+    auto l = inj::ledger::create(path);
+    l.append({{"step", "controller"}, {"pid", 1}});
+    struct stat st{};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_GE(static_cast<std::int64_t>(st.st_blocks) * 512 - st.st_size, inj::ledger::reserve_bytes / 2)
+        << "blocks " << st.st_blocks << " size " << st.st_size;
+    for (int i = 0; i < 2000; ++i) l.append({{"step", "verify"}, {"id", "f#" + std::to_string(i)}, {"ok", true}, {"pad", std::string(400, 'x')}});
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_GE(static_cast<std::int64_t>(st.st_blocks) * 512 - st.st_size, inj::ledger::reserve_bytes / 2) << "the reserve is topped up";
+  }
+  EXPECT_EQ(inj::read_ledger(path).bad_lines.size(), 0u);
+  try {
+    inj::ledger::create(path);
+    ADD_FAILURE() << "created over an existing ledger";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("a ledger is never adopted"), std::string::npos) << e.what();
+  }
+  fs::create_symlink(d.path() / "elsewhere", d.path() / "link.jsonl");
+  try {
+    inj::ledger l((d.path() / "link.jsonl").string());
+    ADD_FAILURE() << "opened through a symbolic link";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("symbolic link"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(d.path() / "elsewhere"));
+}
+
+TEST(own_files, fill_and_marker_steps_never_follow_or_adopt) {
+  t::temp_dir d;
+  t::write_file(d.path() / "precious", "keep me");
+  fs::create_symlink(d.path() / "precious", d.path() / ".syncstorm-fill-x");
+  auto r = inj::run_step({{"op", "fill"}, {"path", (d.path() / ".syncstorm-fill-x").string()}, {"bytes", 4096}}, false);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.error.find("found something already there"), std::string::npos) << r.error;
+  EXPECT_EQ(t::read_file(d.path() / "precious"), "keep me");
+  auto ok = inj::run_step({{"op", "fill"}, {"path", (d.path() / ".syncstorm-fill-y").string()}, {"bytes", 4096}}, false);
+  EXPECT_TRUE(ok.ok) << ok.error;
+  fs::create_symlink(d.path() / "precious", d.path() / "marker");
+  auto m = inj::run_step({{"op", "marker"}, {"path", (d.path() / "marker").string()}}, false);
+  EXPECT_FALSE(m.ok);
+  EXPECT_EQ(t::read_file(d.path() / "precious"), "keep me");
+}
+
+TEST(own_files, the_state_directory_is_trusted_only_when_it_is_ours_alone) {
+  t::temp_dir d;
+  struct root_env {
+    std::string old;
+    explicit root_env(const std::string& v) {
+      if (const char* o = std::getenv("SYNCSTORM_LAB_ROOT")) old = o;
+      ::setenv("SYNCSTORM_LAB_ROOT", v.c_str(), 1);
+    }
+    ~root_env() {
+      if (old.empty()) ::unsetenv("SYNCSTORM_LAB_ROOT");
+      else ::setenv("SYNCSTORM_LAB_ROOT", old.c_str(), 1);
+    }
+  };
+  {
+    root_env e((d.path() / "fresh").string());
+    EXPECT_EQ(syncstorm::lab::secure_labs_root(), "");
+    struct stat st{};
+    ASSERT_EQ(::stat((d.path() / "fresh").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0711u);
+  }
+  {
+    fs::create_directory(d.path() / "open");
+    ::chmod((d.path() / "open").c_str(), 0777);
+    root_env e((d.path() / "open").string());
+    EXPECT_NE(syncstorm::lab::secure_labs_root().find("writable by others; expected 0711"), std::string::npos);
+  }
+  {
+    fs::create_directory(d.path() / "real");
+    fs::create_directory_symlink(d.path() / "real", d.path() / "link");
+    root_env e((d.path() / "link").string());
+    EXPECT_NE(syncstorm::lab::secure_labs_root().find("symbolic link"), std::string::npos);
+  }
+  {
+    fs::create_directory(d.path() / "theirs");
+    ASSERT_EQ(::chown((d.path() / "theirs").c_str(), 65534, 65534), 0);
+    root_env e((d.path() / "theirs").string());
+    EXPECT_NE(syncstorm::lab::secure_labs_root().find("owned by uid 65534"), std::string::npos);
+  }
 }
