@@ -434,6 +434,36 @@ std::vector<std::string> destroy_network(const std::string& id, const json& stat
     }
   }
 
+  // Host rules that runs' partition faults left on this lab (comment "syncstorm:<run>", naming a
+  // pod's or the bridge gateway's address): a run whose controller and reaper were killed and
+  // never reverted. Rules inside the pods' namespaces went with them above.
+  const json net = state.value("network", json::object());
+  if (::geteuid() == 0 && net.value("namespaces", false)) {
+    std::set<std::string> addresses;
+    if (!net.value("gateway", "").empty()) addresses.insert(net.value("gateway", "") + "/32");
+    for (auto& p : net.value("pods", json::array()))
+      if (!p.value("address", "").empty()) addresses.insert(p.value("address", "") + "/32");
+    auto save = quiet({"iptables-save"});
+    std::istringstream in(save.output);
+    std::string line, table = "filter";
+    while (std::getline(in, line)) {
+      if (!line.empty() && line[0] == '*') table = line.substr(1);
+      if (line.rfind("-A ", 0) != 0 || line.find("syncstorm:") == std::string::npos) continue;
+      auto parts = split_rule(line);
+      bool run_rule = false, ours = false;
+      for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+        if (parts[i] == "--comment" && parts[i + 1].rfind("syncstorm:", 0) == 0) run_rule = true;
+        if ((parts[i] == "-s" || parts[i] == "-d") && addresses.count(parts[i + 1])) ours = true;
+      }
+      if (!run_rule || !ours) continue;
+      parts[0] = "-D";
+      std::vector<std::string> a = {"iptables", "-w", "-t", table};
+      a.insert(a.end(), parts.begin(), parts.end());
+      auto r = quiet(a);
+      if (r.exit_code != 0) errors.push_back("iptables rule `" + line + "`: " + trim(r.output));
+    }
+  }
+
   // sysctls: restore the range if it is still what we set; drop our reserved ports.
   const json sys = state.value("sysctls", json::object());
   if (sys.contains("ip_local_port_range") && ::geteuid() == 0) {

@@ -6,7 +6,8 @@
 //   - 10 Mbit/s bandwidth: the path's upstream bytes/s stay ≤ 10 Mbit/s + 10%; the same with the
 //     kernel shaper (`via: tc`, htb on the pods' eth0) on pods→db, and its qdisc gone after;
 //   - one-way clients→LB and LB→clients cuts: requests stop reaching the LB only in the first;
-//   - crash safety: on one running lab (target.lab.id), the controller SIGKILLed at 10 seeded
+//   - crash safety: on one running lab (target.lab.id), the controller (and every third round its
+//     reaper, then `revert`) SIGKILLed at 20 seeded
 //     random moments around a partition, a latency, a pause and a disk fill; the reaper leaves
 //     no rule, no fill file, no stopped process, the proxy in pass-through.
 #include "tests/support/run_events.hpp"
@@ -246,7 +247,12 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
 // disk fill, and a tc bandwidth shaper) are in place. After each kill: no rule tagged by the run
 // in the host or the pods' namespaces, no htb qdisc, no fill file, no stopped pod, every relay
 // path in pass-through, and `revert` finds nothing left.
-TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_sigkilled_ten_times) {
+// Issue #24: SIGKILLs at seeded random moments (before, while and after the faults are applied),
+// of the controller alone (the reaper restores) and, every third round, of the controller and
+// its reaper together followed by `syncstorm revert`. Foreign iptables rules (host and pod
+// namespaces) and a foreign qdisc are planted first and must stay byte for byte. Rounds:
+// $SYNCSTORM_KILL_ROUNDS, default 20 (CI); the `long` run (SYNCSTORM_LONG_TESTS=ON) does 1,000.
+TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomized_sigkills) {
   if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
   t::temp_dir d;
   const std::string id = "ncr" + std::to_string(::getpid() % 100000);
@@ -270,6 +276,37 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
                           {{"name", "fill"}, {"kind", "disk_fill"}, {"volume", "db"}, {"leave", "4MiB"}, {"at", "300ms"}, {"for", "50s"}},
                           {{"name", "shape"}, {"kind", "bandwidth"}, {"path", "pods-db"}, {"rate", "8Mbit/s"}, {"via", "tc"}, {"at", "300ms"}, {"for", "50s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
+  const int rounds = std::max(1, std::atoi(t::env_or("SYNCSTORM_KILL_ROUNDS", "20").c_str()));
+  // Foreign rules and a qdisc nobody in syncstorm made: a host rule and a pod-namespace rule on
+  // TEST-NET addresses (no traffic goes there), a tbf on each pod namespace's lo.
+  const std::string tag = "foreign-" + id;
+  const std::vector<std::string> pod_ns = {"ss-" + id + "-pod0", "ss-" + id + "-pod1"};
+  struct foreign_guard {
+    std::string tag;
+    ~foreign_guard() { t::run("iptables -D INPUT -s 192.0.2.77/32 -m comment --comment " + tag + " -j DROP 2>/dev/null"); }
+  } foreign{tag};
+  ASSERT_EQ(t::run("iptables -A INPUT -s 192.0.2.77/32 -m comment --comment " + tag + " -j DROP 2>&1").exit_code, 0);
+  for (const auto& ns : pod_ns) {
+    ASSERT_EQ(t::run("ip netns exec " + ns + " iptables -A OUTPUT -d 198.51.100.7/32 -m comment --comment " + tag + " -j DROP 2>&1").exit_code, 0);
+    auto q = t::run("ip netns exec " + ns + " tc qdisc add dev lo root handle 77: tbf rate 10gbit burst 1mb latency 50ms 2>&1");
+    ASSERT_EQ(q.exit_code, 0) << q.out;
+  }
+  auto foreign_now = [&] {
+    std::string out;
+    auto keep = [&](const std::string& text) {
+      std::istringstream in(text);
+      for (std::string line; std::getline(in, line);)
+        if (line.find(tag) != std::string::npos) out += line + "\n";
+    };
+    keep(t::run("iptables-save 2>/dev/null").out);
+    for (const auto& ns : pod_ns) {
+      keep(t::run("ip netns exec " + ns + " iptables-save 2>/dev/null").out);
+      out += ns + " lo: " + t::run("ip netns exec " + ns + " tc qdisc show dev lo 2>&1").out;
+    }
+    return out;
+  };
+  const std::string foreign_before = foreign_now();
+  ASSERT_NE(foreign_before.find("77: root"), std::string::npos) << foreign_before;
   auto status = [&] { return json::parse(t::run(t::bin() + " lab status --json --id " + id).out, nullptr, false); };
   auto ours = [&] {
     // Rules of this test's runs anywhere on the host or in the lab's pod namespaces.
@@ -323,13 +360,17 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
   };
   int with_all_applied = 0;
   const auto began = std::chrono::steady_clock::now();
-  for (int i = 0; i < 10; ++i) {
+  int reaper_kills = 0;
+  for (int i = 0; i < rounds; ++i) {
     SCOPED_TRACE("round " + std::to_string(i));
     json st;
     for (int w = 0; w < 300 && !healthy(st = status()); ++w) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     ASSERT_TRUE(healthy(st)) << st.dump();
-    // Rounds 0 and 5: before the faults; 3 and 7: while they are being applied; else all applied.
-    const char* when = (i == 0 || i == 5) ? "early" : (i == 3 || i == 7) ? "applying" : "applied";
+    // Of every ten rounds, 0 and 5: before the faults; 3 and 7: while they are being applied;
+    // else all applied. Every third round the reaper is killed too, and `revert` restores.
+    const int k = i % 10;
+    const char* when = (k == 0 || k == 5) ? "early" : (k == 3 || k == 7) ? "applying" : "applied";
+    const bool kill_reaper = i % 3 == 2;
     fs::path out = d.path() / ("runs-" + std::to_string(i));
     fs::path log = d.path() / ("log-" + std::to_string(i));
     t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + out.string() + " > " + log.string() + " 2>&1");
@@ -348,10 +389,26 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
       extra_ms = std::uniform_int_distribution<int>(0, std::string(when) == "applying" ? 150 : 1500)(rng);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms));
-    ::kill(run.pid(), SIGKILL);
-    run.stop();
     fs::path rd;
     try { rd = t::only_run_dir(out); } catch (...) {}
+    // The reaper first (its pid is in its log once it runs), then the controller: nothing is left
+    // to restore the lab but `syncstorm revert`.
+    pid_t reaper = 0;
+    if (kill_reaper && !rd.empty()) {
+      std::string rlog = t::read_file(rd / "reaper.log");
+      if (auto at = rlog.find("(pid "); at != std::string::npos) reaper = static_cast<pid_t>(std::atol(rlog.c_str() + at + 5));
+      if (reaper > 1) ::kill(reaper, SIGKILL);
+    }
+    ::kill(run.pid(), SIGKILL);
+    run.stop();
+    if (rd.empty()) {
+      try { rd = t::only_run_dir(out); } catch (...) {}
+    }
+    if (reaper > 1) {
+      ++reaper_kills;
+      auto rv = t::run(t::bin() + " revert " + rd.string() + " 2>&1");
+      EXPECT_EQ(rv.exit_code, 0) << rv.out;
+    }
     const int intents = rd.empty() ? 0 : ledger_intents(rd);
     with_all_applied += intents >= 5 && std::string(when) == "applied";
     std::string left = "?";
@@ -360,8 +417,10 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
       left = leftovers();
       if (!left.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    std::cerr << "round " << i << ": killed " << when << " +" << extra_ms << " ms with " << intents << " apply intents; restored in "
+    std::cerr << "round " << i << ": killed " << when << " +" << extra_ms << " ms" << (reaper > 1 ? " with its reaper" : "") << " with "
+              << intents << " apply intents; restored in "
               << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed).count() << " ms\n";
+    EXPECT_EQ(foreign_now(), foreign_before) << "a foreign rule or qdisc changed";
     EXPECT_EQ(left, "") << "killed " << when << " (+" << extra_ms << " ms, " << intents << " apply intents)\n"
                         << (rd.empty() ? std::string("no run directory") : "ledger:\n" + t::read_file(rd / "ledger.jsonl") + "\nreaper:\n" + t::read_file(rd / "reaper.log"));
     if (rd.empty()) continue;  // killed before it made its directory: nothing of it can be left
@@ -369,8 +428,59 @@ TEST(network_faults, the_reaper_restores_a_running_lab_after_the_controller_is_s
     EXPECT_EQ(rv.exit_code, 0) << rv.out;
     EXPECT_NE(rv.out.find("nothing to revert"), std::string::npos) << rv.out << "\nreaper:\n" << t::read_file(rd / "reaper.log");
   }
-  EXPECT_GE(with_all_applied, 4) << "most kills should land while all five faults are applied";
-  std::cerr << "10 rounds in " << std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - began).count() << " s\n";
+  EXPECT_GE(with_all_applied, rounds * 4 / 10) << "most kills should land while all five faults are applied";
+  if (rounds >= 3) {
+    EXPECT_GE(reaper_kills, rounds / 6) << "the reaper was killed in too few rounds";
+  }
+  std::cerr << rounds << " rounds (" << reaper_kills << " with the reaper killed too) in "
+            << std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - began).count() << " s\n";
+}
+
+// Issue #24: a run whose controller and reaper are both killed while a pods→db partition holds
+// leaves its host iptables rule; `lab down` removes it with the lab (and `revert` afterwards finds
+// nothing left to undo).
+TEST(network_faults, lab_down_removes_the_host_rules_a_killed_run_left) {
+  if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
+  t::temp_dir d;
+  const std::string id = "ndn" + std::to_string(::getpid() % 100000);
+  auto up = t::run(t::bin() + " lab up --id " + id + " --pods 2 2>&1");
+  struct lab_guard {
+    std::string id;
+    ~lab_guard() { t::run(t::bin() + " lab down --id " + id + " >/dev/null 2>&1"); }
+  } guard{id};
+  ASSERT_EQ(up.exit_code, 0) << up.out;
+  json st = json::parse(t::run(t::bin() + " lab status --json --id " + id).out);
+  const std::string name = "ndown" + std::to_string(::getpid());
+  json load = {{"name", "push"}, {"model", "http"}, {"connections", 4}, {"timeout", "5s"},
+               {"request", {{"method", "GET"}, {"path", "/healthz"}}}, {"phases", {{{"name", "steady"}, {"for", "60s"}, {"rate", 10}}}}};
+  json doc = {{"name", name}, {"duration", "60s"}, {"target", {{"lab", {{"id", id}}}}}, {"load", {load}},
+              {"faults", {{{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "300ms"}, {"for", "50s"}}}}};
+  t::write_file(d.path() / "s.json", doc.dump());
+  fs::path out = d.path() / "runs", log = d.path() / "log";
+  t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + out.string() + " > " + log.string() + " 2>&1");
+  fs::path ev = wait_events_file(out);
+  ASSERT_FALSE(ev.empty()) << t::read_file(log);
+  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(60))) << t::read_file(log);
+  fs::path rd = t::only_run_dir(out);
+  std::string rlog = t::read_file(rd / "reaper.log");
+  auto at = rlog.find("(pid ");
+  ASSERT_NE(at, std::string::npos) << rlog;
+  ::kill(static_cast<pid_t>(std::atol(rlog.c_str() + at + 5)), SIGKILL);
+  ::kill(run.pid(), SIGKILL);
+  run.stop();
+  auto host_rules = [&] {
+    std::string found;
+    std::istringstream in(t::run("iptables-save 2>/dev/null").out);
+    for (std::string line; std::getline(in, line);)
+      if (line.find("syncstorm:") != std::string::npos && line.find(name) != std::string::npos) found += line + "\n";
+    return found;
+  };
+  ASSERT_NE(host_rules(), "") << "the partition left no host rule to find\n" << t::read_file(rd / "ledger.jsonl");
+  auto down = t::run(t::bin() + " lab down --id " + id + " 2>&1");
+  EXPECT_EQ(down.exit_code, 0) << down.out;
+  EXPECT_EQ(host_rules(), "");
+  auto rv = t::run(t::bin() + " revert " + rd.string() + " 2>&1");
+  EXPECT_EQ(rv.exit_code, 0) << rv.out;
 }
 
 // A run that names a lab that is not up does nothing and says so (exit 3, one line).
