@@ -11,6 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
+
+#include <fstream>
+#include <set>
+#include <thread>
+
 using json = nlohmann::json;
 namespace t = syncstorm::test;
 namespace fs = std::filesystem;
@@ -110,18 +116,43 @@ TEST_F(cli_run, a_rule_that_must_fail_exits_1) {
 
 // ${env:} in the endpoint's URL (its port and its path) is resolved for the preflight and for the
 // http model's requests (issue #24); the resolved secret reaches the server and no written file.
+// No process of the run (the controller, its reaper) carries the secret on its command line.
 TEST_F(cli_run, env_references_in_the_endpoint_url_reach_the_server_resolved) {
   setenv("SYNCSTORM_TEST_PORT", std::to_string(port_).c_str(), 1);
-  json doc = scenario(port_, "1s", "2s");
+  json doc = scenario(port_, "1s", "3s");
   doc["target"]["endpoints"]["http"] = "http://127.0.0.1:${env:SYNCSTORM_TEST_PORT}/api-${env:SYNCSTORM_TEST_SECRET}";
+  // A fault, so that the run starts its reaper too.
+  t::child victim("exec sleep 1000");
+  doc["faults"] = {{{"name", "stop"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "200ms"}, {"for", "2s"}}};
   auto f = dir_.path() / "s.json";
   t::write_file(f, doc.dump());
   auto out = dir_.path() / "runs";
-  auto r = t::run(t::bin() + " run " + f.string() + " --out " + out.string() + " 2>&1");
+  auto log = dir_.path() / "out.txt";
+  t::child run("exec " + t::bin() + " run " + f.string() + " --allow-pid " + std::to_string(victim.pid()) + " --out " + out.string() +
+               " > " + log.string() + " 2>&1");
+  std::set<std::string> leaking;
+  int exit_code = -1, scans = 0;
+  for (int i = 0; i < 300; ++i) {
+    for (auto& e : fs::directory_iterator("/proc")) {
+      std::ifstream in(e.path() / "cmdline");
+      std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (cmd.find(secret_) != std::string::npos) leaking.insert(e.path().filename().string() + ": " + cmd);
+    }
+    ++scans;
+    int st = 0;
+    if (::waitpid(run.pid(), &st, WNOHANG) == run.pid()) {
+      exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   unsetenv("SYNCSTORM_TEST_PORT");
-  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(leaking.empty()) << *leaking.begin();
+  EXPECT_GT(scans, 20);
+  EXPECT_EQ(exit_code, 0) << t::read_file(log);
+  EXPECT_NE(t::read_file(t::only_run_dir(out) / "reaper.log").find("(pid "), std::string::npos) << "no reaper ran";
   EXPECT_NE(server_->log().find("/api-" + secret_ + "/v1/x"), std::string::npos) << server_->log().substr(0, 2000);
-  std::string everything = r.out;
+  std::string everything = t::read_file(log);
   for (auto& e : fs::recursive_directory_iterator(out))
     if (e.is_regular_file()) everything += t::read_file(e.path());
   EXPECT_EQ(everything.find(secret_), std::string::npos);
