@@ -54,6 +54,7 @@ void fault_runner::event(const std::string& name, json fields) {
 
 void start_run_ledger(const std::string& run_dir) {
   ledger l = ledger::create(run_dir + "/ledger.jsonl");
+  index_add_run(run_dir);  // before the reaper, which acts only on runs the index lists
   auto me = read_proc(::getpid());
   l.append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL}});
   start_reaper(run_dir);
@@ -73,6 +74,7 @@ void fault_runner::start(steady::time_point run_start) {
   // started it already.
   ledger_ = c_.ledger_started ? std::make_unique<ledger>(c_.run_dir + "/ledger.jsonl")
                               : std::make_unique<ledger>(ledger::create(c_.run_dir + "/ledger.jsonl"));
+  if (!c_.ledger_started) index_add_run(c_.run_dir);
   if (!c_.ledger_started) {
     auto me = read_proc(::getpid());
     ledger_->append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL},

@@ -79,6 +79,19 @@ void index_add(const std::vector<std::string>& keys, const std::string& run_dir)
   }
 }
 
+void index_add_run(const std::string& run_dir) { index_add({"run"}, run_dir); }
+
+bool index_has_run(const std::string& run_dir) {
+  const std::string d = abs_dir(run_dir);
+  const std::string path = index_dir() + "/run@" + run_hash(d);
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) return false;
+  std::ifstream in(path);
+  std::string listed;
+  std::getline(in, listed);
+  return listed == d;
+}
+
 void index_remove(const std::string& run_dir) {
   std::string suffix = "@" + run_hash(abs_dir(run_dir));
   std::error_code ec;
@@ -177,6 +190,11 @@ int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err)
     index_remove(run_dir);
     return 0;
   }
+  if (!index_has_run(run_dir)) {
+    err << "RUN_DIR: found a ledger with " << left.size() << " unreverted fault(s) that this host's ledger index ("
+        << index_dir() << ") does not list; expected a run that syncstorm made on this host: its undo steps are not run\n";
+    return 2;
+  }
   ledger l(path);
   l.set_writer("revert");
   int rc = 0;
@@ -194,6 +212,11 @@ int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err)
 
 int reaper_main(const std::string& run_dir) {
   std::string path = run_dir + "/ledger.jsonl";
+  if (!index_has_run(run_dir)) {
+    std::cerr << wall_now_iso() << " reaper for " << run_dir << ": the ledger index (" << index_dir()
+              << ") does not list this run: not a run of this host; exiting" << std::endl;
+    return 2;
+  }
   ledger l(path);
   l.set_writer("reaper");
   // Held for the reaper's life: `syncstorm revert` waits for it instead of reverting beside it.

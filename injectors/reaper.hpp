@@ -26,6 +26,12 @@ namespace syncstorm::injectors {
 std::string index_dir();  // $SYNCSTORM_LEDGER_INDEX or /var/tmp/syncstorm/ledgers
 void index_add(const std::vector<std::string>& keys, const std::string& run_dir);
 void index_remove(const std::string& run_dir);
+// The index's "run" entry: written when the controller creates the run's ledger, removed when the
+// run leaves nothing unreverted. `revert` and the reaper act only on a ledger whose run has one
+// (the index directory is 0700 under the 0711 state directory: only this host's syncstorm
+// writes there), so a ledger planted anywhere else never gets its undo steps run (issue #24).
+void index_add_run(const std::string& run_dir);
+bool index_has_run(const std::string& run_dir);
 // One line naming the first run that blocks `keys` and the command that clears it, or empty.
 // Index entries of runs that have nothing left (or whose ledger is gone) are removed on the way.
 std::string refuse_unreverted(const std::vector<std::string>& keys);

@@ -305,6 +305,19 @@ TEST(fault_revert, a_stopped_process_is_continued_from_the_ledger_alone) {
   EXPECT_EQ(inj::refuse_unreverted({"lab"}), "");
   // The stopped state shows up in /proc (waitpid with WUNTRACED would also see it).
   EXPECT_EQ(inj::read_proc(child)->state, 'T');
+  // Issue #24: a ledger whose run the index does not list (planted, or from another host) never
+  // gets its undo steps run, by `revert` or by a reaper.
+  {
+    std::ostringstream o, e;
+    EXPECT_EQ(inj::revert_run(run, o, e), 2);
+    EXPECT_NE(e.str().find("does not list; expected a run that syncstorm made on this host"), std::string::npos) << e.str();
+    EXPECT_EQ(inj::read_proc(child)->state, 'T');
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(inj::reaper_main(run), 2);
+    EXPECT_NE(testing::internal::GetCapturedStderr().find("not a run of this host"), std::string::npos);
+    EXPECT_EQ(inj::read_proc(child)->state, 'T');
+  }
+  inj::index_add_run(run);  // what the controller does when it creates the ledger
   std::ostringstream out, err;
   EXPECT_EQ(inj::revert_run(run, out, err), 0) << err.str();
   EXPECT_NE(out.str().find("reverted p#0"), std::string::npos) << out.str();
