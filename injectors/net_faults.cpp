@@ -5,17 +5,16 @@
 
 #include "core/units.hpp"
 #include "injectors/command.hpp"
+#include "injectors/files.hpp"
 #include "labstack/lab.hpp"
 #include "labstack/lab_relay.hpp"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 
 #include <algorithm>
 #include <chrono>
@@ -613,17 +612,8 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
     std::string path = s.at("path");
     std::error_code ec;
     fs::create_directories(fs::path(path).parent_path(), ec);
-    // Never through a link; replaced whole (a retried apply writes the same text).
-    const std::string text = s.at("text").get<std::string>();
-    const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) return fail("write " + tmp + ": " + std::strerror(errno));
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-    ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-      ::unlink(tmp.c_str());
-      return fail("write " + path + ": cannot write");
-    }
+    // Replaced whole (a retried apply writes the same text).
+    if (std::string err = replace_file(path, s.at("text").get<std::string>()); !err.empty()) return fail(err);
     return done("wrote " + path);
   }
   return std::nullopt;

@@ -2,6 +2,7 @@
 #include "injectors/reaper.hpp"
 
 #include "injectors/faults.hpp"
+#include "injectors/files.hpp"
 #include "injectors/targets.hpp"
 
 #include <fcntl.h>
@@ -67,15 +68,7 @@ void index_add(const std::vector<std::string>& keys, const std::string& run_dir)
   std::string d = abs_dir(run_dir);
   for (const auto& k : keys) {
     std::string path = index_dir() + "/" + k + "@" + run_hash(d);
-    // Written to a name of this process's own, never through a link, then renamed into place.
-    std::string tmp = path + ".tmp" + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) continue;
-    const std::string line = d + "\n";
-    bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-    ::close(fd);
-    if (ok) fs::rename(tmp, path, ec);
-    else ::unlink(tmp.c_str());
+    (void)replace_file(path, d + "\n");  // best effort, as before
   }
 }
 

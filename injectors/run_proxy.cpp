@@ -3,6 +3,7 @@
 
 #include "injectors/reaper.hpp"
 
+#include "injectors/files.hpp"
 #include "injectors/ledger.hpp"
 #include "injectors/targets.hpp"
 #include "labstack/lab_process.hpp"
@@ -38,14 +39,7 @@ json config_json(const std::vector<lab::relay_path_config>& paths, const std::st
 }
 
 void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) throw std::runtime_error("proxy: cannot write " + tmp);
-  }
-  fs::rename(tmp, path);
+  if (std::string err = replace_file(path, text); !err.empty()) throw std::runtime_error("proxy: " + err);
 }
 
 struct recorded { long pid = 0; unsigned long long start = 0; };
