@@ -28,14 +28,7 @@ registration reaper_reg{71, [](CLI::App& app) -> action {
   sub->group("");  // hidden from --help
   sub->add_option("run_dir", *dir, "run directory")->required();
   sub->add_option("--ready-fd", *fd, "write one byte here once running");
-  return [dir, fd]() -> int {
-    if (*fd >= 0) {
-      char c = 1;
-      (void)!::write(*fd, &c, 1);
-      ::close(*fd);
-    }
-    return injectors::reaper_main(*dir);
-  };
+  return [dir, fd]() -> int { return injectors::reaper_main(*dir, *fd); };
 }};
 
 }  // namespace

@@ -83,6 +83,38 @@ void fault_runner::start(steady::time_point run_start) {
   }
   report_network_preflight();
   scheduler_ = std::thread([this] { scheduler(); });
+  if (c_.start_reaper || c_.ledger_started) reaper_watch_ = std::thread([this] { watch_reaper(); });
+}
+
+// The reaper is what reverts when this process dies: if it died first (killed, OOM), faults
+// applied from then on would have no undo outside this process. Started again; said once.
+bool fault_runner::ensure_reaper() {
+  if (!(c_.start_reaper || c_.ledger_started) || reaper_alive(c_.run_dir)) return true;
+  std::string why;
+  try {
+    start_reaper(c_.run_dir);
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  int n;
+  {
+    std::lock_guard lock(mu_);
+    n = ++reapers_restarted_;
+  }
+  const std::string line = why.empty() ? "the reaper (" + c_.run_dir + "/reaper.log) was gone; started another"
+                                       : "the reaper (" + c_.run_dir + "/reaper.log) was gone and could not be started again: " + why;
+  if (c_.log) c_.log(line);
+  event("reaper_restarted", {{"restarts", n}, {"ok", why.empty()}, {"error", why}});
+  return why.empty();
+}
+
+void fault_runner::watch_reaper() {
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; })) {
+    lock.unlock();
+    ensure_reaper();
+    lock.lock();
+  }
 }
 
 // Network faults: say plainly that tc netem is absent (the fault proxy does the job) and list
@@ -148,6 +180,12 @@ void fault_runner::run_occurrence(occurrence& o) {
     std::lock_guard lock(mu_);
     rec.targets = p.targets;
     if (!p.target_keys.empty()) index_add(p.target_keys, c_.run_dir);
+  }
+  // Nothing is applied without a reaper to undo it if this process dies.
+  if (!ensure_reaper()) {
+    fail("reaper", "no reaper running for " + c_.run_dir + " and none could be started: not applied");
+    event("fault_failed", {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "reaper"}, {"error", rec.error}});
+    return;
   }
   std::int64_t ttl_rel = o.pf.revert_us ? *o.pf.revert_us + 30'000'000 : c_.s->duration_us + 120'000'000;
   try {
@@ -223,6 +261,7 @@ void fault_runner::stop_and_revert() {
   }
   cv_.notify_all();
   if (scheduler_.joinable()) scheduler_.join();
+  if (reaper_watch_.joinable()) reaper_watch_.join();
   for (auto& o : occ_)
     if (o->th.joinable()) o->th.join();
   if (!ledger_ || !c_.end_ledger) return;

@@ -73,8 +73,10 @@ class fault_runner {
   fault_runner(const fault_runner&) = delete;
   fault_runner& operator=(const fault_runner&) = delete;
 
-  // Writes the controller record, starts the reaper, then the scheduler thread. Throws when the
-  // ledger or the reaper cannot be set up (the run is then an error, nothing was applied).
+  // Writes the controller record, starts the reaper, then the scheduler thread and the reaper's
+  // watch (every second, and before each fault is applied: a reaper that died is started again,
+  // with a `reaper_restarted` event). Throws when the ledger or the reaper cannot be set up (the
+  // run is then an error, nothing was applied).
   void start(std::chrono::steady_clock::time_point run_start);
   // Fires nothing more; reverts every applied occurrence (each in its thread) and joins them.
   // Writes run_end to the ledger when everything was reverted. Idempotent.
@@ -87,6 +89,8 @@ class fault_runner {
  private:
   struct occurrence;
   void scheduler();
+  void watch_reaper();
+  bool ensure_reaper();
   void report_network_preflight();
   void run_occurrence(occurrence& o);
   std::int64_t now_us() const;
@@ -101,6 +105,8 @@ class fault_runner {
   bool stopping_ = false, stopped_ = false, indexed_ = false;
   std::vector<std::unique_ptr<occurrence>> occ_;
   std::thread scheduler_;
+  std::thread reaper_watch_;  // while faults may be applied: the reaper is alive, or started again
+  int reapers_restarted_ = 0;
 };
 
 }  // namespace syncstorm::injectors

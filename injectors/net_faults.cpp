@@ -711,19 +711,17 @@ std::string netem_unavailable_reason() {
       reason = "tc netem: not probed (needs root)" + proxy;
       return;
     }
-    const std::string ns = "ss-netem-probe-" + std::to_string(::getpid());
-    auto add = run_command({"ip", "netns", "add", ns}, 10s);
-    if (!add.ok()) {
-      reason = "tc netem: cannot probe (" + add.error + ")" + proxy;
-      return;
-    }
-    run_command({"ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"}, 10s);
-    auto q = run_command({"ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"}, 10s);
-    run_command({"ip", "netns", "del", ns}, 10s);
+    // In an anonymous network namespace (`unshare --net`): it ends with the probe's process, so a
+    // controller killed mid-probe leaves no namespace behind (a named one did, issue #24).
+    auto q = run_command({"unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"}, 10s);
     if (!q.ok()) {
       std::string why = q.output;
       while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-      reason = "tc netem: absent on this kernel (`tc qdisc add ... netem`: " + (why.empty() ? q.error : why) + ")" + proxy;
+      if (why.empty()) why = q.error;
+      // unshare's own failure (no namespaces here) is not the kernel lacking netem.
+      const bool unshared = why.find("unshare") == std::string::npos;
+      reason = std::string(unshared ? "tc netem: absent on this kernel" : "tc netem: cannot probe") +
+               " (`unshare --net tc qdisc add dev lo root netem delay 1ms`: " + why + ")" + proxy;
     }
   });
   return reason;

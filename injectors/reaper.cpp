@@ -160,7 +160,7 @@ int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err)
     return 3;
   }
   // One reverter at a time: a reaper still at work holds RUN_DIR/reaper.lock; wait for it.
-  int lock = ::open((run_dir + "/reaper.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int lock = ::open((run_dir + "/reaper.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lock >= 0 && ::flock(lock, LOCK_EX | LOCK_NB) != 0) {
     err << "waiting for the run's reaper to finish its reverts (RUN_DIR/reaper.lock)\n";
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
@@ -203,7 +203,15 @@ int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err)
   return rc;
 }
 
-int reaper_main(const std::string& run_dir) {
+bool reaper_alive(const std::string& run_dir) {
+  int fd = ::open((run_dir + "/reaper.lock").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases the lock if this call took it
+  return held;
+}
+
+int reaper_main(const std::string& run_dir, int ready_fd) {
   std::string path = run_dir + "/ledger.jsonl";
   if (!index_has_run(run_dir)) {
     std::cerr << wall_now_iso() << " reaper for " << run_dir << ": the ledger index (" << index_dir()
@@ -213,8 +221,14 @@ int reaper_main(const std::string& run_dir) {
   ledger l(path);
   l.set_writer("reaper");
   // Held for the reaper's life: `syncstorm revert` waits for it instead of reverting beside it.
-  int lock = ::open((run_dir + "/reaper.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int lock = ::open((run_dir + "/reaper.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (lock >= 0) ::flock(lock, LOCK_EX);
+  // Running, and seen running (reaper_alive) from here on.
+  if (ready_fd >= 0) {
+    char c = 1;
+    (void)!::write(ready_fd, &c, 1);
+    ::close(ready_fd);
+  }
   std::map<std::string, int> failures;
   auto log = [](const std::string& s) { std::cerr << wall_now_iso() << " " << s << std::endl; };
   log("reaper for " + run_dir + " (pid " + std::to_string(::getpid()) + ")");

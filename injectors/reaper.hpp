@@ -49,8 +49,13 @@ revert_outcome revert_from_ledger(ledger& l, const ledger_fault& f, client_contr
 // controller is still alive).
 int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err);
 
-// The reaper's loop (the hidden `syncstorm reaper` subcommand). Returns its exit code.
-int reaper_main(const std::string& run_dir);
+// The reaper's loop (the hidden `syncstorm reaper` subcommand). Writes one byte to `ready_fd`
+// (when >= 0) once it holds RUN_DIR/reaper.lock, which it holds for its life. Returns its exit code.
+int reaper_main(const std::string& run_dir, int ready_fd = -1);
+
+// Whether a reaper of run_dir is running: RUN_DIR/reaper.lock is held (flock). No pid to be
+// reused, and a reaper stopped (SIGSTOP) still counts as alive: it resumes where it was.
+bool reaper_alive(const std::string& run_dir);
 
 // Starts the reaper for run_dir, detached from this process (double fork + setsid), running
 // this executable (/proc/self/exe). Throws std::runtime_error when it cannot start.

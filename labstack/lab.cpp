@@ -463,8 +463,10 @@ lab lab::up(const lab_options& o) {
 
     // -- pods ----------------------------------------------------------------------------------------
     step = "pods";
+    // The password from db-0's passfile (a promoted replica has the same one), never in the DSN:
+    // the DSN is on syncd's command line.
     const std::string pod_dsn = "host=" + db_relay_host + " port=" + std::to_string(port_of("db_relay")) +
-                                " dbname=" + db_name + " user=postgres";
+                                " dbname=" + db_name + " user=postgres passfile=" + primary.password_file().string();
     st.update([&](json& j) {
       j["db"]["pod_dsn"] = pod_dsn;
       for (auto& p : net.pods) {
@@ -710,7 +712,7 @@ std::string lab::db_dsn() const {
   json s = state();
   std::string primary = s.at("db").at("primary");
   return "host=127.0.0.1 port=" + std::to_string(s["db"]["instances"][primary].at("port").get<int>()) +
-         " dbname=" + db_name + " user=postgres";
+         " dbname=" + db_name + " user=postgres passfile=" + db_instance(s, primary).password_file().string();
 }
 
 std::string lab::pod_db_dsn() const { return state().at("db").at("pod_dsn"); }

@@ -21,7 +21,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace syncstorm::lab {
@@ -97,6 +99,59 @@ void make_dir(const fs::path& p, mode_t mode, const std::optional<os_user>& owne
         throw std::runtime_error("postgres: chown " + p.string() + ": " + std::strerror(errno));
 }
 
+// A secret file: created 0600 (never readable by others, not even for a moment), owned by
+// `owner`, written to a temporary name and renamed over `p`, never following a link.
+void write_secret(const fs::path& p, const std::string& text, const std::optional<os_user>& owner) {
+    const fs::path tmp = p.string() + ".tmp";
+    ::unlink(tmp.c_str());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("postgres: cannot create " + tmp.string() + ": " + std::strerror(errno));
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    if (ok && owner) ok = ::fchown(fd, owner->uid, owner->gid) == 0;
+    const int err = errno;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), p.c_str()) != 0) {
+        ::unlink(tmp.c_str());
+        throw std::runtime_error("postgres: cannot write " + p.string() + ": " + std::strerror(ok ? errno : err));
+    }
+}
+
+// 32 random hex digits: the cluster's password (getrandom, from the kernel's CSPRNG).
+std::string random_password() {
+    unsigned char b[16];
+    std::size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t n = ::getrandom(b + got, sizeof b - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw std::runtime_error(std::string("postgres: getrandom: ") + std::strerror(errno));
+        got += static_cast<std::size_t>(n);
+    }
+    static const char* hex = "0123456789abcdef";
+    std::string s;
+    for (unsigned char c : b) {
+        s += hex[c >> 4];
+        s += hex[c & 15];
+    }
+    return s;
+}
+
+// The password a passfile written by this file holds (its only line: `*:*:*:*:<password>`).
+std::string password_in(const fs::path& passfile) {
+    std::string text = read_file(passfile);
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) throw std::runtime_error("postgres: no password in " + passfile.string());
+    std::string pw = text.substr(colon + 1);
+    while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+    return pw;
+}
+
+// The OS user that `local` (unix socket) connections come from: the one the tools run as.
+std::string local_os_user(const std::string& run_as) {
+    if (geteuid() == 0) return run_as;
+    passwd* pw = getpwuid(geteuid());
+    return pw ? pw->pw_name : run_as;
+}
+
 std::string ms_to_s(std::chrono::milliseconds t) {
     return std::to_string(std::max<long long>(1, (t.count() + 999) / 1000));
 }
@@ -161,12 +216,23 @@ std::string postgres_instance::conninfo(const std::string& dbname, const std::st
                                         const std::string& extra) const {
     std::string s = "host=" + host() + " port=" + std::to_string(options_.port) + " dbname=" + dbname +
                     " user=" + user;
+    s += " passfile=" + password_file().string();
     if (!extra.empty()) s += " " + extra;
     return s;
 }
 
 std::string postgres_instance::uri(const std::string& dbname, const std::string& user) const {
-    return "postgresql://" + user + "@" + host() + ":" + std::to_string(options_.port) + "/" + dbname;
+    return "postgresql://" + user + "@" + host() + ":" + std::to_string(options_.port) + "/" + dbname +
+           "?passfile=" + password_file().string();
+}
+
+fs::path postgres_instance::password_file() const { return options_.state_dir / "pgpass"; }
+fs::path postgres_instance::server_password_file() const { return options_.state_dir / "pgpass.server"; }
+
+void postgres_instance::write_password_files(const std::string& password) {
+    const std::string line = "*:*:*:*:" + password + "\n";
+    write_secret(password_file(), line, std::nullopt);
+    write_secret(server_password_file(), line, server_user(options_.run_as));
 }
 
 fs::path postgres_instance::bin(const char* name) const {
@@ -178,7 +244,7 @@ bool postgres_instance::initialized() const { return fs::exists(options_.data_di
 void postgres_instance::prepare_dirs() {
     auto user = server_user(options_.run_as);
     make_dir(options_.state_dir, 0755, user);
-    make_dir(socket_dir(), 0755, user);
+    make_dir(socket_dir(), 0700, user);  // only the server's user (and root) reach the socket
     make_dir(options_.data_dir, 0700, user);
 }
 
@@ -229,19 +295,34 @@ void postgres_instance::write_config(const std::optional<std::string>& primary_c
         write_file(main_conf, text, user);
     }
 
-    std::string hba = "# Written by syncstorm: trust on the lab's own networks only.\n"
-                      "local all all trust\nlocal replication all trust\n";
+    // No `trust` anywhere (issue #24): over the unix socket (its directory 0700) only the
+    // server's OS user, as `postgres` (peer); over TCP, from the lab's own networks only, with the
+    // cluster's password (SCRAM), which clients read from the passfile named in their conninfo.
+    std::string hba = "# Written by syncstorm: peer on the socket, SCRAM passwords on the lab's own networks.\n"
+                      "local all postgres peer map=syncstorm\nlocal replication postgres peer map=syncstorm\n";
     for (const auto& net : o.hba_networks)
-        hba += "host all all " + net + " trust\nhost replication all " + net + " trust\n";
+        hba += "host all all " + net + " scram-sha-256\nhost replication all " + net + " scram-sha-256\n";
     write_file(o.data_dir / "pg_hba.conf", hba, user);
+    write_file(o.data_dir / "pg_ident.conf", "syncstorm " + local_os_user(o.run_as) + " postgres\n", user);
 }
 
 void postgres_instance::init() {
     if (initialized()) throw std::runtime_error("postgres: " + options_.data_dir.string() + " is already initialized");
     prepare_dirs();
+    // The superuser's password from a file only the server's user reads (never on a command line),
+    // removed once initdb has read it; clients find it in the passfiles.
+    const std::string password = random_password();
+    write_password_files(password);
+    const fs::path pwfile = options_.state_dir / ".initdb-password";
+    write_secret(pwfile, password + "\n", server_user(options_.run_as));
+    struct remove_pwfile {
+        fs::path p;
+        ~remove_pwfile() { ::unlink(p.c_str()); }
+    } remove{pwfile};
     run_command_checked("postgres",
                         tool(options_, {bin("initdb").string(), "-D", options_.data_dir.string(), "-U", "postgres",
-                                        "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions",
+                                        "--auth-local=peer", "--auth-host=scram-sha-256", "--pwfile=" + pwfile.string(),
+                                        "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions",
                                         // A lab's cluster is disposable: no fsync of the fresh files (3-4 s).
                                         "--no-sync"}),
                         std::chrono::minutes(3));
@@ -256,15 +337,17 @@ void postgres_instance::init_replica(const postgres_instance& primary, const std
         for (const auto& entry : fs::directory_iterator(options_.data_dir)) fs::remove_all(entry.path(), ec);
     prepare_dirs();
     auto user = server_user(options_.run_as);
-    run_command_checked("postgres",
-                        tool(options_, {bin("pg_basebackup").string(), "-D", options_.data_dir.string(), "-h",
+    // The primary's password (a base backup copies its catalog, so it is this cluster's too).
+    write_password_files(password_in(primary.password_file()));
+    spawn_options backup = tool(options_, {bin("pg_basebackup").string(), "-D", options_.data_dir.string(), "-h",
                                         primary.host(), "-p", std::to_string(primary.port()), "-U", "postgres", "-X",
-                                        "stream", "-c", "fast", "--no-password", "--no-sync"}),
-                        std::chrono::minutes(5));
+                                        "stream", "-c", "fast", "--no-password", "--no-sync"});
+    backup.extra_env.push_back("PGPASSFILE=" + server_password_file().string());
+    run_command_checked("postgres", backup, std::chrono::minutes(5));
     // The copy carries the primary's runtime overrides (its synchronous_standby_names): drop them.
     fs::remove(options_.data_dir / override_file, ec);
     write_config("host=" + primary.host() + " port=" + std::to_string(primary.port()) +
-                 " user=postgres application_name=" + application_name +
+                 " user=postgres passfile=" + server_password_file().string() + " application_name=" + application_name +
                  " connect_timeout=3 keepalives_idle=5 keepalives_interval=2 keepalives_count=3");
     write_file(options_.data_dir / "standby.signal", "", user);
 }
@@ -276,7 +359,7 @@ void postgres_instance::start(std::chrono::milliseconds timeout) {
         return;
     }
     // The socket dir may be gone (e.g. a data dir that outlived its state dir).
-    make_dir(socket_dir(), 0755, server_user(options_.run_as));
+    make_dir(socket_dir(), 0700, server_user(options_.run_as));
     const auto deadline = clock_type::now() + timeout;
     for (;;) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
@@ -385,8 +468,13 @@ void postgres_instance::set_synchronous_standby_names(const std::string& names) 
 
 void postgres_instance::create_user(const std::string& name, bool superuser) {
     check_name("user", name);
-    psql("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" + name + "') THEN CREATE ROLE " +
-         name + " LOGIN" + (superuser ? " SUPERUSER" : "") + "; END IF; END$$");
+    // The cluster's password, so the passfile (`*` for the user) serves every role over TCP. The
+    // server reads it from its own passfile: the password is never on psql's command line.
+    const std::string file = server_password_file().string();
+    if (file.find('\'') != std::string::npos) throw std::runtime_error("postgres: a quote in " + file);
+    psql("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '" + name + "') THEN EXECUTE format('CREATE ROLE %I LOGIN" +
+         (superuser ? " SUPERUSER" : "") + " PASSWORD %L', '" + name + "', rtrim(split_part(pg_read_file('" + file +
+         "'), ':', 5), E'\\n')); END IF; END$$");
 }
 
 void postgres_instance::create_database(const std::string& name, const std::string& owner) {

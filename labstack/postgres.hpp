@@ -36,7 +36,8 @@ struct postgres_options {
     // TCP: comma-separated addresses for `listen_addresses`; the first is the one clients use.
     std::string listen_addresses = "127.0.0.1";
     std::uint16_t port = 0;  // required; never 5432 in syncstorm
-    // Networks allowed (trust auth) for normal and replication connections, besides local.
+    // Networks allowed (SCRAM password auth) for normal and replication connections, besides
+    // the unix socket (peer, the server's OS user only).
     std::vector<std::string> hba_networks = {"127.0.0.0/8"};
     // Server binaries; empty = /usr/lib/postgresql/15/bin when it exists, else looked up on PATH.
     std::filesystem::path bin_dir;
@@ -68,17 +69,23 @@ public:
     std::string host() const;                  // first of listen_addresses
     std::uint16_t port() const { return options_.port; }
 
-    // libpq conninfo over TCP to `host():port()`, user `user`; `extra` is appended verbatim
-    // (e.g. "connect_timeout=2 keepalives_idle=5").
+    // libpq conninfo over TCP to `host():port()`, user `user`, with `passfile=password_file()`
+    // (never the password itself); `extra` is appended verbatim (e.g. "connect_timeout=2").
     std::string conninfo(const std::string& dbname = "postgres", const std::string& user = "postgres",
                          const std::string& extra = {}) const;
     // The same as a `postgresql://` URI (syncd's --db accepts both).
     std::string uri(const std::string& dbname = "postgres", const std::string& user = "postgres") const;
+    // The cluster's password as a libpq passfile (`*:*:*:*:<password>`), 0600: state_dir/pgpass
+    // owned by the caller (for clients), state_dir/pgpass.server owned by `run_as` (the replica's
+    // pg_basebackup and primary_conninfo). Written by init() and init_replica().
+    std::filesystem::path password_file() const;
+    std::filesystem::path server_password_file() const;
 
     // True once initdb (or a base backup) has populated the data dir.
     bool initialized() const;
-    // initdb (UTF8, trust auth for local and `hba_networks`) and write the configuration.
-    // Throws if already initialized.
+    // initdb (UTF8) with a random superuser password, and the configuration: no `trust`; peer
+    // on the unix socket (directory 0700) for the server's OS user only, SCRAM passwords from
+    // `hba_networks`. Throws if already initialized.
     void init();
     // Makes this instance a streaming replica of `primary`: removes any data dir, runs
     // pg_basebackup (WAL streamed), writes standby.signal and primary_conninfo with
@@ -123,6 +130,7 @@ public:
 private:
     std::filesystem::path bin(const char* name) const;
     void write_config(const std::optional<std::string>& primary_conninfo);
+    void write_password_files(const std::string& password);
     void prepare_dirs();
 
     postgres_options options_;

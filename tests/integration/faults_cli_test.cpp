@@ -2,8 +2,10 @@
 // refusal to run over another run's unreverted ledger (and `syncstorm revert` clearing it), the
 // docker and kubectl backends with fake `docker` and `kubectl` on PATH (dry-run prints the exact
 // commands; the real run calls them; failures and refused contexts make the run an error), and
-// abort conditions on a metric and on an HTTP probe (revert, exit 1, the condition named).
+// abort conditions on a metric and on an HTTP probe (revert, exit 1, the condition named), and a
+// killed reaper started again by the run.
 #include "injectors/ledger.hpp"
+#include "tests/support/run_events.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -118,6 +120,59 @@ TEST(faults_cli, a_local_process_is_paused_for_its_window_and_continued) {
   EXPECT_TRUE(applied_event && reverted_event);
   EXPECT_EQ(rep["safety"]["allow"]["pids"], json::array({std::to_string(victim.pid())})) << rep["safety"].dump();
   EXPECT_EQ(rep["safety"]["sources"], json::array({"flags"})) << rep["safety"].dump();
+}
+
+// The reaper's liveness is watched (issue #24): killed while a fault is applied, it is started
+// again within about a second (a `reaper_restarted` event, a second reaper in reaper.log), and
+// that one reverts when the controller is killed afterwards. Without the watch the victim would
+// stay stopped.
+TEST(faults_cli, a_killed_reaper_is_started_again_and_reverts_after_the_controller_dies) {
+  t::temp_dir d;
+  env_guard idx("SYNCSTORM_LEDGER_INDEX", (d.path() / "index").string());
+  int port = t::free_port();
+  t::recording_http_server server(port, d.path());
+  t::child victim("exec sleep 1000");
+  json doc = scenario(port, "40s", {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "30s"}}});
+  t::write_file(d.path() / "s.json", doc.dump());
+  const fs::path out = d.path() / "runs", log = d.path() / "run.log";
+  t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --allow-pid " + std::to_string(victim.pid()) +
+               " --out " + out.string() + " > " + log.string() + " 2>&1");
+  const fs::path rd = t::wait_run_dir(out);
+  ASSERT_FALSE(rd.empty()) << t::read_file(log);
+  ASSERT_TRUE(t::wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(30)))
+      << t::read_file(log);
+  ASSERT_EQ(proc_state(victim.pid()), 'T');
+  auto reaper_pids = [&] {
+    std::vector<pid_t> pids;
+    const std::string rlog = t::read_file(rd / "reaper.log");
+    for (auto at = rlog.find("(pid "); at != std::string::npos; at = rlog.find("(pid ", at + 1))
+      pids.push_back(static_cast<pid_t>(std::atol(rlog.c_str() + at + 5)));
+    return pids;
+  };
+  ASSERT_EQ(reaper_pids().size(), 1u) << t::read_file(rd / "reaper.log");
+  const pid_t first = reaper_pids()[0];
+  ASSERT_GT(first, 1);
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  auto restarted = t::wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "reaper_restarted"; }, std::chrono::seconds(10));
+  ASSERT_TRUE(restarted) << t::read_file(log);
+  EXPECT_EQ((*restarted)["ok"], true) << restarted->dump();
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 50 && (pids = reaper_pids()).size() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(pids.size(), 2u) << t::read_file(rd / "reaper.log");
+  EXPECT_NE(pids[1], first);
+  EXPECT_EQ(::kill(pids[1], 0), 0) << "the second reaper is not running";
+  EXPECT_NE(t::read_file(log).find("the reaper"), std::string::npos) << t::read_file(log);
+  // Still paused: the second reaper waits for the controller, as the first did.
+  EXPECT_EQ(proc_state(victim.pid()), 'T');
+  ::kill(run.pid(), SIGKILL);
+  run.stop();
+  char st = 'T';
+  for (int i = 0; i < 100 && (st = proc_state(victim.pid())) == 'T'; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_NE(st, 'T') << "the restarted reaper did not continue the victim\nreaper.log:\n" << t::read_file(rd / "reaper.log");
+  for (int i = 0; i < 50 && ::kill(pids[1], 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto again = t::run(t::bin() + " revert " + rd.string() + " 2>&1");
+  EXPECT_EQ(again.exit_code, 0) << again.out;
+  EXPECT_EQ(again.out, "nothing to revert\n");
 }
 
 TEST(faults_cli, a_run_over_an_unreverted_ledger_is_refused_with_the_revert_command) {

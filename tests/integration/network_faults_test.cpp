@@ -342,6 +342,8 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
       if (auto q = t::run("ip netns exec " + ns + " tc qdisc show dev eth0 2>&1").out; q.find("qdisc htb") != std::string::npos) left += ns + ": " + q;
     for (auto& dev : {"sv-" + id + "-0", "sv-" + id + "-1"})
       if (auto q = t::run("tc qdisc show dev " + dev + " 2>&1").out; q.find("qdisc htb") != std::string::npos) left += dev + ": " + q;
+    // The netem probe's namespace is anonymous: none named after it may outlive a kill.
+    if (auto n = t::run("ip netns list 2>&1").out; n.find("ss-netem-probe") != std::string::npos) left += "netns: " + n;
     for (auto u : {"pod-0", "pod-1"}) {
       long pid = st["units"][u].value("pid", 0L);
       if (pid > 0 && state_of(pid) == 'T') left += std::string(u) + " (pid " + std::to_string(pid) + ") stopped\n";
