@@ -3,6 +3,7 @@
 // here needs a lock.
 #include "labstack/lab_relay.hpp"
 
+#include "core/json_limits.hpp"
 #include "core/net.hpp"
 #include "labstack/fault_proxy.hpp"
 #include "labstack/lab_state.hpp"
@@ -26,6 +27,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -261,6 +263,7 @@ class relay_host {
     }
     std::filesystem::remove(cfg_.control);
     control_ = std::make_unique<net::local::stream_protocol::acceptor>(io_, net::local::stream_protocol::endpoint(cfg_.control));
+    ::chmod(cfg_.control.c_str(), 0600);  // root's (or the runner's) alone
     net::co_spawn(io_, control_loop(), net::detached);
     if (cfg_.on_listening) cfg_.on_listening(handle({{"cmd", "status"}}));
   }
@@ -548,28 +551,59 @@ class relay_host {
     }
   }
 
+  // The control socket is root's (0600), but what reaches it is still bounded (issue #23): a
+  // request is one line of at most 64 KiB, read within 2 s, JSON nested at most 64 deep; at most
+  // 32 sessions at once (more are closed at accept). A bad request gets {"ok": false, "error"}.
+  static constexpr std::size_t max_control_line = 64 * 1024;
+  static constexpr int max_control_sessions = 32;
+  static constexpr auto control_read_timeout = std::chrono::seconds(2);
+
   net::awaitable<void> control_loop() {
     for (;;) {
       auto [ec, sock] = co_await control_->async_accept(use_tuple);
       if (ec == net::error::operation_aborted) co_return;
       if (ec) continue;
+      if (control_sessions_ >= max_control_sessions) {
+        ++control_refused_;
+        boost::system::error_code ignored;
+        sock.close(ignored);
+        continue;
+      }
       net::co_spawn(io_, control_session(std::move(sock)), net::detached);
     }
   }
 
   net::awaitable<void> control_session(net::local::stream_protocol::socket sock) {
-    net::streambuf in;
-    auto [ec, n] = co_await net::async_read_until(sock, in, '\n', use_tuple);
-    if (ec) co_return;
-    std::string line(net::buffers_begin(in.data()), net::buffers_begin(in.data()) + static_cast<std::ptrdiff_t>(n));
+    ++control_sessions_;
+    struct count_down {
+      int& n;
+      ~count_down() { --n; }
+    } done{control_sessions_};
+    net::streambuf in(max_control_line);
+    net::steady_timer deadline(io_, control_read_timeout);
+    auto read = co_await (net::async_read_until(sock, in, '\n', use_tuple) || deadline.async_wait(use_tuple));
     json answer;
-    try {
-      answer = handle(json::parse(line));
-    } catch (const std::exception& e) {
-      answer = {{"ok", false}, {"error", e.what()}};
+    if (read.index() == 1) {
+      answer = {{"ok", false}, {"error", "no request line within 2 s"}};
+    } else if (auto [ec, n] = std::get<0>(read); ec == net::error::not_found) {
+      answer = {{"ok", false}, {"error", "request line over 64 KiB"}};
+    } else if (ec) {
+      co_return;
+    } else {
+      const std::string_view line(static_cast<const char*>(in.data().data()), n);
+      bool too_deep = false;
+      json req = parse_bounded(line, max_json_depth, &too_deep);
+      try {
+        if (req.is_discarded()) answer = {{"ok", false}, {"error", too_deep ? "request nested too deep" : "request is not JSON: " + text_excerpt(line)}};
+        else if (!req.is_object()) answer = {{"ok", false}, {"error", "request: found " + json_excerpt(req) + "; expected an object"}};
+        else answer = handle(req);
+      } catch (const std::exception& e) {
+        answer = {{"ok", false}, {"error", e.what()}};
+      }
     }
-    std::string out = answer.dump() + "\n";
-    co_await net::async_write(sock, net::buffer(out), use_tuple);
+    std::string out = answer.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    net::steady_timer write_deadline(io_, control_read_timeout);
+    co_await (net::async_write(sock, net::buffer(out), use_tuple) || write_deadline.async_wait(use_tuple));
   }
 
   json handle(const json& req) {
@@ -583,7 +617,7 @@ class relay_host {
                        {"bytes_down", p->bytes_down},          {"faults", p->faults.to_json()},
                        {"injected_errors", p->injected_errors}, {"injected_resets", p->injected_resets},
                        {"held_connects", p->held_connects}};
-      return {{"ok", true}, {"pid", static_cast<long>(::getpid())}, {"paths", paths}};
+      return {{"ok", true}, {"pid", static_cast<long>(::getpid())}, {"paths", paths}, {"control_refused", control_refused_}};
     }
     const std::string name = req.value("path", "");
     auto it = paths_.find(name);
@@ -631,6 +665,8 @@ class relay_host {
   relay_config cfg_;
   std::map<std::string, std::unique_ptr<path_state>> paths_;
   std::unique_ptr<net::local::stream_protocol::acceptor> control_;
+  int control_sessions_ = 0;
+  std::uint64_t control_refused_ = 0;
   buffer_pool pool_;
   pipe_pool pipes_;
 };

@@ -4,6 +4,8 @@
 // backends after a SIGKILL of the postmaster) come back to it and are reaped here.
 #include "labstack/supervisor.hpp"
 
+#include "core/json_limits.hpp"
+
 #include "labstack/haproxy.hpp"
 #include "labstack/lab_process.hpp"
 #include "labstack/lab_relay.hpp"
@@ -19,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -160,6 +163,7 @@ class supervisor {
     ::unlink(control_path_.c_str());
     if (::bind(lfd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(lfd_, 64) != 0)
       throw std::runtime_error("supervisor: cannot listen on " + control_path_ + ": " + std::strerror(errno));
+    ::chmod(control_path_.c_str(), 0600);  // its runner's alone
 
     st_.update([&](json& j) {
       j["supervisor"]["pid"] = static_cast<long>(::getpid());
@@ -467,12 +471,20 @@ class supervisor {
       int fd = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) return;
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-      std::string line = recv_until(fd, deadline, [](const std::string& s) { return s.find('\n') != std::string::npos; });
+      // One line of at most 64 KiB within 2 s, JSON nested at most 64 deep (issue #23).
+      constexpr std::size_t max_line = 64 * 1024;
+      std::string line = recv_until(fd, deadline, [](const std::string& s) { return s.find('\n') != std::string::npos || s.size() > max_line; });
       json answer;
       bool then_shutdown = false;
       int grace_ms = 5000;
       try {
-        json req = json::parse(line.substr(0, line.find('\n')));
+        const auto eol = line.find('\n');
+        if (eol == std::string::npos || eol > max_line)
+          throw std::runtime_error(line.size() > max_line ? "request line over 64 KiB" : "no request line within 2 s");
+        bool too_deep = false;
+        json req = parse_bounded(std::string_view(line).substr(0, eol), max_json_depth, &too_deep);
+        if (req.is_discarded()) throw std::runtime_error(too_deep ? "request nested too deep" : "request is not JSON: " + text_excerpt(line.substr(0, eol)));
+        if (!req.is_object()) throw std::runtime_error("request: found " + json_excerpt(req) + "; expected an object");
         if (req.value("cmd", "") == "shutdown") {
           then_shutdown = true;
           grace_ms = req.value("grace_ms", 5000);
@@ -483,7 +495,7 @@ class supervisor {
       } catch (const std::exception& e) {
         answer = {{"ok", false}, {"error", e.what()}};
       }
-      send_all(fd, answer.dump() + "\n", deadline);
+      send_all(fd, answer.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", deadline);
       ::close(fd);
       if (then_shutdown) shutdown(grace_ms);
     }

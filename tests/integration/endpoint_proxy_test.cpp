@@ -6,7 +6,8 @@
 //   - a relay that dies mid-run is restarted on its ports with its fault set again; then the
 //     controller SIGKILLed while the fault is applied: the proxy process is gone (parent-death
 //     signal, else the reaper) and `revert` finds nothing;
-//   - `syncstorm proxy` standalone: pass-through, a latency set over --request, cleared;
+//   - `syncstorm proxy` standalone: pass-through, a latency set over --request, cleared; its
+//     control socket against hostile local clients (bounded lines, depth, time and sessions);
 //   - validation of the new keys (one line, exit 2).
 #include "tests/support/run_events.hpp"
 #include "tests/support/test_util.hpp"
@@ -15,7 +16,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <cstring>
 #include <optional>
+#include <thread>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 using json = nlohmann::json;
 namespace t = syncstorm::test;
@@ -187,6 +197,86 @@ TEST(endpoint_proxy, standalone_proxy_passes_through_and_takes_faults_at_run_tim
   auto flags = t::run(t::bin() + " proxy --listen 127.0.0.1:1 2>&1");
   EXPECT_EQ(flags.exit_code, 2) << flags.out;
   EXPECT_NE(flags.out.find("--upstream: found nothing"), std::string::npos) << flags.out;
+}
+
+namespace {
+
+// A unix-socket client for the control socket: connects, sends `bytes`, reads the answer line
+// (or EOF) within `limit`. Returns the answer, "<closed>" on EOF before any byte, "<timeout>".
+std::string control_exchange(const std::string& path, const std::string& bytes, std::chrono::milliseconds limit) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return "<connect failed>";
+  }
+  for (std::size_t off = 0; off < bytes.size();) {
+    ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the proxy closed it (e.g. over the line limit)
+    off += static_cast<std::size_t>(n);
+  }
+  std::string out;
+  const auto until = std::chrono::steady_clock::now() + limit;
+  char buf[4096];
+  while (out.find('\n') == std::string::npos) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count();
+    pollfd p{fd, POLLIN, 0};
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) != 1) {
+      ::close(fd);
+      return out.empty() ? "<timeout>" : out;
+    }
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out.empty() ? "<closed>" : out;
+}
+
+}  // namespace
+
+// The proxy's control socket against hostile local clients (issue #23): a line over 64 KiB, a
+// request nested 30,000 deep, a client that never finishes its line, non-objects, and 60
+// clients holding sessions open: each gets an error or is closed, the proxy lives, and a status
+// request answers once they are gone. The socket is its owner's alone (0600).
+TEST(endpoint_proxy, the_control_socket_bounds_what_it_reads) {
+  t::temp_dir d;
+  const int port = t::free_port(), listen = t::free_port();
+  const std::string sock = (d.path() / "ctl.sock").string();
+  t::child proxy("exec " + t::bin() + " proxy --listen 127.0.0.1:" + std::to_string(listen) + " --upstream 127.0.0.1:" + std::to_string(port) +
+                 " --control " + sock + " > " + (d.path() / "proxy.log").string() + " 2>&1");
+  ASSERT_TRUE(t::wait_port(listen)) << t::read_file(d.path() / "proxy.log");
+  struct stat st{};
+  ASSERT_EQ(::stat(sock.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  using namespace std::chrono_literals;
+  EXPECT_NE(control_exchange(sock, std::string(1 << 20, 'x'), 5s).find("over 64 KiB"), std::string::npos);
+  EXPECT_NE(control_exchange(sock, std::string(30000, '[') + std::string(30000, ']') + "\n", 5s).find("nested too deep"), std::string::npos);
+  EXPECT_NE(control_exchange(sock, "[1,2]\n", 5s).find("expected an object"), std::string::npos);
+  EXPECT_NE(control_exchange(sock, "{\"cmd\": 5}\n", 5s).find("\"ok\":false"), std::string::npos);
+  EXPECT_NE(control_exchange(sock, "\xff\xfe{\n", 5s).find("not JSON"), std::string::npos);
+  const auto began = std::chrono::steady_clock::now();
+  EXPECT_NE(control_exchange(sock, "{\"cmd\":", 5s).find("no request line within 2 s"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 4s);
+  // 60 clients that send nothing: 32 sessions at most, the rest closed at accept.
+  std::vector<std::thread> idle;
+  std::atomic<int> closed{0};
+  for (int i = 0; i < 60; ++i)
+    idle.emplace_back([&] {
+      if (control_exchange(sock, "", 5s) == "<closed>") ++closed;
+    });
+  for (auto& th : idle) th.join();
+  EXPECT_GE(closed.load(), 60 - 32);
+  std::string status;
+  for (int i = 0; i < 50 && status.find("\"ok\":true") == std::string::npos; ++i) {
+    status = control_exchange(sock, "{\"cmd\":\"status\"}\n", 2s);
+    if (status.find("\"ok\":true") == std::string::npos) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(status.find("\"ok\":true"), std::string::npos) << status;
+  EXPECT_NE(status.find("\"control_refused\":"), std::string::npos) << status;
+  EXPECT_EQ(::kill(proxy.pid(), 0), 0) << "the proxy died\n" << t::read_file(d.path() / "proxy.log");
 }
 
 TEST(endpoint_proxy, the_new_keys_are_validated) {
