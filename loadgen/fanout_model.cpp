@@ -168,6 +168,19 @@ struct fanout_worker {
   }
   timed_metric& m(const std::string& n) { return w.metrics().metric(n + "@" + s.config.name); }
 
+  std::array<int, ws_bucket_count> ws_samples{};
+  std::array<int, error_bucket_count> push_samples{};
+  void sample(const char* event, const char* bucket, int& taken, const std::string& reason, std::string_view body) {
+    if (!s.config.on_event || taken++ >= 3) return;
+    json f = {{"load", s.config.name}, {"bucket", bucket}, {"reason", text_excerpt(reason, 240)},
+              {"at_s", static_cast<double>(w.now_us()) / 1e6}};
+    if (!body.empty()) f["sample"] = text_excerpt(body, 200), f["bytes"] = body.size();
+    s.config.on_event(event, f);
+  }
+  void ws_error(ws_bucket b, const std::string& reason, std::string_view frame = {}) {
+    sample("ws_error", ws_bucket_names[static_cast<std::size_t>(b)], ws_samples[static_cast<std::size_t>(b)], reason, frame);
+  }
+
   worker& w;
   shared_state& s;
   detail::connect_pacer pacer;
@@ -382,14 +395,20 @@ net::awaitable<void> run_pusher(fanout_worker& fw) {
     const std::int64_t now = fw.w.now_us();
     std::optional<error_bucket> failed = reply.failed;
     bool complete = false;
+    std::string why;
     if (!failed) {
       auto pr = parse_push_reply(cfg.profile, reply.body);
-      if (pr.malformed) failed = error_bucket::protocol;
+      if (pr.malformed) failed = error_bucket::protocol, why = pr.reason;
       else complete = apply_push_reply(st, first, last, pr, now);
+    } else {
+      why = reply.status ? "HTTP " + std::to_string(reply.status) : std::string(to_string(*failed));
     }
     fw.push_latency.record(now, now - sent, !failed);
     fw.push_requests.add(now, 1, !failed);
-    if (failed) fw.push_errors[static_cast<std::size_t>(*failed)]->add(now, 1, false);
+    if (failed) {
+      fw.push_errors[static_cast<std::size_t>(*failed)]->add(now, 1, false);
+      fw.sample("push_error", std::string(to_string(*failed)).c_str(), fw.push_samples[static_cast<std::size_t>(*failed)], why, reply.body);
+    }
     st.in_flight = false;
     if (failed || !complete) {
       // Back off (full jitter), then retry this stream's unresolved ops first.
@@ -442,6 +461,7 @@ void handle_frame(fanout_worker& fw, subscriber& sub, std::string_view text) {
       if (s.streams[sub.streams[k]]->name == c->stream) slot = k;
   if (!c || !cursor || slot == sub.streams.size()) {
     fw.ws_errors[static_cast<std::size_t>(ws_bucket::protocol)]->add(now, 1, false);
+    fw.ws_error(ws_bucket::protocol, !c ? reason : !cursor ? "the cursor is not an integer" : "a stream this subscriber did not ask for", text);
     return;
   }
   const stream_state& st = *s.streams[sub.streams[slot]];
@@ -580,6 +600,7 @@ net::awaitable<void> run_subscriber(fanout_worker& fw, subscriber& sub) {
       if (fw.closing || cancelled(cs)) break;
       const std::int64_t t = fw.w.now_us();
       fw.ws_errors[static_cast<std::size_t>(*failed)]->add(t, 1, false);
+      fw.ws_error(*failed, "connect: " + (ec ? ec.message() : std::string("failed")));
       fw.ws_connect.record(t, t - t0, false);
       ++sub.attempt;
       continue;
@@ -622,6 +643,7 @@ net::awaitable<void> run_subscriber(fanout_worker& fw, subscriber& sub) {
     // Dropped: the server closed it, a read failed or it went idle.
     const std::int64_t t = fw.w.now_us();
     fw.ws_errors[static_cast<std::size_t>(classify(ec, why))]->add(t, 1, false);
+    fw.ws_error(classify(ec, why), "dropped: " + ec.message());
     fw.dropped.add(t, 1, false);
     fw.drops.emplace_back(t, sub.server);
   }
@@ -758,16 +780,23 @@ struct fanout_model::impl {
     const auto& cfg = s.config;
     for (auto& stp : s.streams) {
       stream_state& st = *stp;
+      // A failed or malformed reply is tried again (a server restarting, a proxy's error page):
+      // 20 attempts within 30 s, then the load cannot start.
       detail::http_reply r;
+      records_page page;
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       for (int attempt = 0; attempt < 20; ++attempt) {
         r = detail::blocking_request(s.api, "GET", records_target(cfg.profile, st.name), "", cfg.timeout_us);
-        if (!r.failed) break;
+        if (!r.failed) {
+          page = parse_records(cfg.profile, r.body);
+          if (!page.malformed) break;
+        }
+        if (std::chrono::steady_clock::now() >= give_up) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(250));
       }
       if (r.failed)
         throw std::runtime_error("load " + cfg.name + ": cannot read the records of stream " + st.name + " (" +
                                  std::string(to_string(*r.failed)) + (r.status ? " " + std::to_string(r.status) : "") + ")");
-      auto page = parse_records(cfg.profile, r.body);
       if (page.malformed) throw std::runtime_error("load " + cfg.name + ": records of stream " + st.name + ": " + page.reason);
       const json doc = parse_bounded(r.body);
       const json* cseq = nullptr;

@@ -78,6 +78,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -121,6 +122,10 @@ struct fanout_config {
   std::string server_header = "X-Served-By";
   std::string run_tag = "run";
   std::uint64_t seed = 1;
+  // Optional, called on worker threads (thread-safe): `push_error` and `ws_error`, the first
+  // three failures of each error bucket per worker, with the reason and a truncated, printable
+  // sample of the reply or frame (never the whole of it).
+  std::function<void(const std::string& event, const nlohmann::json& fields)> on_event;
 };
 
 // Maps a validated load entry onto a config (see the keys above). `base_http_url` and

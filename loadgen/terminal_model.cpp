@@ -46,6 +46,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/json_limits.hpp"
 #include "core/scenario.hpp"
 #include "loadgen/detail/task_group.hpp"
 
@@ -207,6 +208,18 @@ struct impl_worker {
     fields["terminal"] = t.client;
     fields["at_s"] = at_s();
     m.emit(name, std::move(fields));
+  }
+
+  // The first few failed pushes of each error bucket (per worker), as `push_error` events with
+  // the reason and a truncated, printable sample of the reply (never the whole of it).
+  static constexpr int samples_per_bucket = 3;
+  std::array<int, error_bucket_count> samples{};
+  void error_sample(const terminal& t, error_bucket b, int status, const std::string& reason, std::string_view body) {
+    if (samples[static_cast<std::size_t>(b)]++ >= samples_per_bucket) return;
+    json f = {{"bucket", std::string(to_string(b))}, {"reason", text_excerpt(reason, 240)}};
+    if (status) f["status"] = status;
+    if (!body.empty()) f["sample"] = text_excerpt(body, 200), f["bytes"] = body.size();
+    event("push_error", t, std::move(f));
   }
 
   void breaker_event(const terminal& t, const breaker_transition& tr) {
@@ -452,6 +465,7 @@ struct exchange_result {
   int status = 0;
   std::string body;
   bool keep = false;
+  std::string error;  // the transport's or parser's message, when it failed
 };
 
 bool closed_by_peer(const error_code& ec) {
@@ -490,12 +504,14 @@ net::awaitable<exchange_result> async_exchange(impl_worker& iw, terminal& t, std
     }
     if (ec) {
       r.failed = ec == beast::error::timeout ? error_bucket::timeout : error_bucket::connect;
+      r.error = ec.message();
       co_return r;
     }
   }
   auto [wec, wn] = co_await http::async_write(*stream, req, use_tuple);
   if (wec) {
     r.failed = wec == beast::error::timeout ? error_bucket::timeout : error_bucket::write;
+    r.error = wec.message();
     r.stale = !fresh && closed_by_peer(wec);
     co_return r;
   }
@@ -508,6 +524,7 @@ net::awaitable<exchange_result> async_exchange(impl_worker& iw, terminal& t, std
       r.failed = error_bucket::protocol;  // not HTTP
     else if (rec.category() == net::error::get_ssl_category()) r.failed = error_bucket::protocol;
     else r.failed = error_bucket::read;
+    r.error = rec.message();
     r.stale = !fresh && closed_by_peer(rec) && !parser.got_some();
     co_return r;
   }
@@ -723,6 +740,7 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
     iw.attempts.add(done, 1, ok);
     if (!ok) {
       iw.errors[static_cast<std::size_t>(*r.failed)]->add(done, 1, false);
+      iw.error_sample(t, *r.failed, r.status, reply.malformed ? reply.reason : r.error, r.body);
       stream.reset();
       buffer.clear();
       if (auto b = t.breaker.on_failure(done)) iw.breaker_event(t, *b);

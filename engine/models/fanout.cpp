@@ -105,6 +105,7 @@ model_kind fanout_kind() {
   k.build = [](const load_entry& e, const load_context& ctx) -> std::unique_ptr<load_instance> {
     loadgen::fanout_config c = settings_of<fanout_settings>(e).c;
     loadgen::bind_fanout(c, *ctx.target, ctx.http_base, ctx.ws_base, ctx.run_tag, ctx.seed, true);
+    c.on_event = ctx.on_event;
     return std::make_unique<fanout_load>(c);
   };
   k.describe = [](const load_entry&, const plan_context&) { return std::string(); };
