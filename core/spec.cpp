@@ -75,7 +75,7 @@ std::string expectation(const node& n) {
     case type::number: return "a number" + range_words(n);
     case type::boolean: return "true or false";
     case type::duration: return "a duration like \"30s\"";
-    case type::rate: return "a rate like \"50/s\" or a number per second";
+    case type::rate: return "a rate like \"50/s\" or a number per second, at most 10000000/s";
     case type::size: return "a size like \"256MiB\" or a number of bytes";
     case type::percent: return "a percentage from 0 to 100 like \"90%\"";
     case type::bandwidth: return "a bandwidth like \"10Mbit/s\"";
@@ -312,14 +312,17 @@ void validate(const json& value, const node& n, const std::string& path, errors&
       break;
     case type::duration: {
       std::optional<std::int64_t> us;
-      if (value.is_number() && value.get<double>() >= 0) us = static_cast<std::int64_t>(value.get<double>() * 1e6);
+      // A number is seconds, within what a duration string may say (9e15 µs).
+      if (value.is_number() && std::isfinite(value.get<double>()) && value.get<double>() >= 0 && value.get<double>() <= 9.0e9)
+        us = static_cast<std::int64_t>(value.get<double>() * 1e6);
       else if (value.is_string()) us = units::parse_duration_us(value.get<std::string>());
       if (!us || (n.minimum && static_cast<double>(*us) < *n.minimum * 1e6)) bad();
       break;
     }
     case type::rate: {
       std::optional<double> r;
-      if (value.is_number() && value.get<double>() >= 0) r = value.get<double>();
+      if (value.is_number() && std::isfinite(value.get<double>()) && value.get<double>() >= 0 && value.get<double>() <= units::max_rate)
+        r = value.get<double>();
       else if (value.is_string()) r = units::parse_rate(value.get<std::string>());
       if (!r) bad();
       break;
@@ -443,11 +446,11 @@ json to_schema(const node& n) {
       break;
     case type::boolean: s["type"] = "boolean"; break;
     case type::duration:
-      s["anyOf"] = json::array({{{"type", "number"}, {"minimum", 0}},
+      s["anyOf"] = json::array({{{"type", "number"}, {"minimum", 0}, {"maximum", 9.0e9}},
                                 {{"type", "string"}, {"pattern", duration_pattern}}});
       break;
     case type::rate:
-      s["anyOf"] = json::array({{{"type", "number"}, {"minimum", 0}},
+      s["anyOf"] = json::array({{{"type", "number"}, {"minimum", 0}, {"maximum", units::max_rate}},
                                 {{"type", "string"}, {"pattern", rate_pattern}}});
       break;
     case type::size:

@@ -85,10 +85,13 @@ std::optional<double> parse_rate(std::string_view text) {
   std::string_view s = trim(text);
   auto n = take_number(s);
   if (!n) return std::nullopt;
-  if (s.empty() || s == "/s") return *n;
-  if (s == "/m" || s == "/min") return *n / 60.0;
-  if (s == "/h") return *n / 3600.0;
-  return std::nullopt;
+  double r;
+  if (s.empty() || s == "/s") r = *n;
+  else if (s == "/m" || s == "/min") r = *n / 60.0;
+  else if (s == "/h") r = *n / 3600.0;
+  else return std::nullopt;
+  if (!std::isfinite(r) || r > max_rate) return std::nullopt;
+  return r;
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
@@ -101,7 +104,11 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
       {"K", 1024.0}, {"KiB", 1024.0}, {"M", 1048576.0}, {"MiB", 1048576.0},
       {"G", 1073741824.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
   for (const auto& u : table) {
-    if (s == u.name) return static_cast<std::uint64_t>(std::llround(*n * u.mult));
+    if (s == u.name) {
+      const double b = *n * u.mult;
+      if (!std::isfinite(b) || b >= 9.0e18) return std::nullopt;
+      return static_cast<std::uint64_t>(std::llround(b));
+    }
   }
   return std::nullopt;
 }

@@ -15,10 +15,13 @@ std::optional<std::int64_t> parse_duration_us(std::string_view text);
 // "1h30m", "250ms", "1.5s": the shortest exact spelling.
 std::string format_duration(std::int64_t us);
 
-// Rates are per second. "50/s", "3000/m", "2/h", or a bare number (per second).
+// Rates are per second. "50/s", "3000/m", "2/h", or a bare number (per second); at most
+// max_rate (far past what one machine sends: a typo, never a plan; beyond it the arrival
+// arithmetic would lose its meaning).
+inline constexpr double max_rate = 1e7;
 std::optional<double> parse_rate(std::string_view text);
 
-// Sizes in bytes: "512", "10KB" (1000), "10KiB" (1024), "1.5GiB".
+// Sizes in bytes: "512", "10KB" (1000), "10KiB" (1024), "1.5GiB"; below 2^63.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 std::string format_size(std::uint64_t bytes);
 

@@ -79,7 +79,26 @@ TEST(scenario, unknown_model) {
 TEST(scenario, bad_rate) {
   auto d = base();
   d["load"][0]["phases"][1]["rate"] = "fast";
-  expect_error(d, R"(scenario.load[0].phases[1].rate: found "fast"; expected a rate like "50/s" or a number per second)");
+  expect_error(d, R"(scenario.load[0].phases[1].rate: found "fast"; expected a rate like "50/s" or a number per second, at most 10000000/s)");
+}
+
+// Numbers out of range are exit-2 errors naming the path (issue #23), never an overflow later:
+// a rate past 10,000,000/s, a duration of 1e300 seconds, a size past 2^63 bytes.
+TEST(scenario, numbers_out_of_range_name_their_path) {
+  auto d = base();
+  d["load"][0]["phases"][1]["rate"] = 1e308;
+  expect_error(d, "scenario.load[0].phases[1].rate: found 1e+308; expected a rate like");
+  d["load"][0]["phases"][1]["rate"] = "100000000000/s";
+  expect_error(d, R"(scenario.load[0].phases[1].rate: found "100000000000/s"; expected a rate like)");
+  d = base();
+  d["duration"] = 1e300;
+  expect_error(d, "scenario.duration: found 1e+300; expected a duration like");
+  d = base();
+  d["duration"] = "99999999999999999999h";
+  expect_error(d, R"(scenario.duration: found "99999999999999999999h"; expected a duration like)");
+  EXPECT_FALSE(syncstorm::units::parse_size("99999999999TiB"));
+  EXPECT_FALSE(syncstorm::units::parse_rate("10000001/s"));
+  EXPECT_EQ(syncstorm::units::parse_rate("10000000/s"), 1e7);
 }
 
 TEST(scenario, target_needs_exactly_one_of_lab_and_endpoints) {
