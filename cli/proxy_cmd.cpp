@@ -7,6 +7,7 @@
 // Exit codes: 0 stopped by SIGTERM/SIGINT (or the request answered ok), 2 bad flags, 3 a
 // listener or the upstream's name could not be set up (or the request failed).
 #include "cli/commands.hpp"
+#include "core/json_limits.hpp"
 #include "labstack/lab_relay.hpp"
 
 #include <unistd.h>
@@ -76,7 +77,7 @@ registration proxy_reg{60, [](CLI::App& app) -> action {
         std::cerr << "--control: found nothing; expected the proxy's control socket for --request\n";
         return 2;
       }
-      json req = json::parse(f->request, nullptr, false);
+      json req = parse_bounded(f->request);
       if (req.is_discarded() || !req.is_object()) {
         std::cerr << "--request: found \"" << f->request << "\"; expected a JSON object like {\"cmd\":\"status\"}\n";
         return 2;

@@ -1,6 +1,7 @@
 // The operator's allowlist. See allowlist.hpp.
 #include "injectors/allowlist.hpp"
 
+#include "core/json_limits.hpp"
 #include "injectors/targets.hpp"
 
 #include <sys/stat.h>
@@ -124,7 +125,7 @@ void read_allow_file(safety_policy& p, const std::string& path, bool given, std:
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
-  json doc = json::parse(ss.str(), nullptr, false);
+  json doc = parse_bounded(ss.str());  // within the nesting bound (core/json_limits.hpp)
   if (doc.is_discarded() || !doc.is_object()) {
     errors.push_back("allow file " + path + ": found no JSON object; expected {\"pids\": [...], \"containers\": [...], ...}");
     return;

@@ -1,5 +1,6 @@
 // See ledger.hpp.
 #include "injectors/ledger.hpp"
+#include "core/json_limits.hpp"
 #include "core/redact.hpp"
 
 #include <fcntl.h>
@@ -122,7 +123,7 @@ ledger_view read_ledger(const std::string& path) {
   };
   while (std::getline(in, line)) {
     if (line.empty()) continue;
-    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto j = parse_bounded(line);  // a planted or corrupt line is a bad line, never deep recursion later
     if (j.is_discarded() || !j.is_object()) {
       v.bad_lines.push_back(line);
       continue;

@@ -1,6 +1,7 @@
 // State file and events file of a lab (see lab_state.hpp).
 #include "labstack/lab_state.hpp"
 
+#include "core/json_limits.hpp"
 #include "labstack/lab_process.hpp"
 
 #include <fcntl.h>
@@ -208,7 +209,9 @@ nlohmann::json unix_json_request(const std::string& socket_path, const nlohmann:
                                  std::chrono::milliseconds timeout) {
   const std::string answer = unix_exchange(socket_path, request.dump() + "\n", timeout, "control", true);
   try {
-    return nlohmann::json::parse(answer.substr(0, answer.find('\n')));
+    nlohmann::json j = parse_bounded(std::string_view(answer).substr(0, answer.find('\n')));
+    if (j.is_discarded()) throw std::runtime_error("not JSON");
+    return j;
   } catch (const std::exception&) {
     throw std::runtime_error("control " + socket_path + ": found answer \"" + answer.substr(0, 200) +
                              "\"; expected one JSON line");
