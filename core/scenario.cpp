@@ -74,7 +74,9 @@ node_ptr target_node() {
                                               opt("key_file", spec::string("client key")), opt("server_name", spec::string("SNI and verified name")),
                                               opt("verify", boolean("verify the server (default true)"))});
   auto audit = object("how the audit reads data back", {opt("via", enumeration("through the API or straight from PostgreSQL", {"api", "sql"})),
-                                                        opt("dsn", spec::string("PostgreSQL DSN; may hold ${env:NAME}"))});
+                                                        opt("dsn", spec::string("PostgreSQL DSN; may hold ${env:NAME}")),
+                                                        opt("timeout", duration("each request or statement's deadline (default 10s)")),
+                                                        opt("retries", integer("extra attempts on a transient failure (default 5)", 0, 100))});
   auto proxy = object("put the run's fault proxy in front of the endpoints (network faults with path clients-endpoints act on it)",
                       {opt("listen", spec::string("the address it listens on (default 127.0.0.1; ports are chosen free)",
                                                   "^[0-9.]+$|^[0-9a-fA-F:]+$", "an IP address like \"127.0.0.1\""))});

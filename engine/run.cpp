@@ -306,6 +306,8 @@ loadgen::audit_source audit_source_for(const scenario& s, const lab::lab* the_la
   loadgen::audit_source src;
   const auto audit = s.target.value("audit", nlohmann::json::object());
   src.via_sql = audit.value("via", audit.contains("dsn") ? "sql" : "api") == "sql";
+  if (audit.contains("timeout")) src.timeout_us = std::max<std::int64_t>(1000, duration_us(audit["timeout"]));
+  if (audit.contains("retries")) src.retries = audit["retries"].get<int>();
   if (src.via_sql) {
     if (audit.contains("dsn")) src.dsn = resolve_env(audit["dsn"].get<std::string>());
     else if (the_lab) src.dsn = the_lab->db_dsn();

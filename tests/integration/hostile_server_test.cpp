@@ -38,7 +38,9 @@ json scenario(int port, int seconds, int seed) {
   return {{"name", "hostile"},
           {"duration", d},
           {"seed", seed},
-          {"target", {{"endpoints", {{"http", base}, {"ws", "ws://127.0.0.1:" + std::to_string(port)}}}}},
+          // The audit's own bounds (each request 2 s, one retry), so it ends within the 30 s.
+          {"target", {{"endpoints", {{"http", base}, {"ws", "ws://127.0.0.1:" + std::to_string(port)}}},
+                      {"audit", {{"timeout", "2s"}, {"retries", 1}}}}},
           {"load",
            json::array({{{"name", "lanes"}, {"model", "terminal"}, {"stores", 2}, {"terminals_per_store", 2}, {"rate", 10},
                          {"timeout", "3s"}, {"drain", "2s"}, {"retry", {{"base", "50ms"}, {"max", "500ms"}}},
