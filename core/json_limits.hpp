@@ -34,7 +34,13 @@ inline nlohmann::json parse_bounded(std::string_view text, int max_depth = max_j
 // untrusted value ("…" marks the cut). Invalid UTF-8 is replaced.
 inline std::string json_excerpt(const nlohmann::json& v, std::size_t max_bytes = 80) {
   std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (s.size() > max_bytes) s = s.substr(0, max_bytes > 3 ? max_bytes - 3 : 0) + "...";
+  if (s.size() > max_bytes) {
+    // Cut between characters, never inside one: the excerpt stays valid UTF-8 (JSON writers
+    // that get it, report.json's and events.jsonl's, throw on anything else).
+    std::size_t cut = max_bytes > 3 ? max_bytes - 3 : 0;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    s = s.substr(0, cut) + "...";
+  }
   return s;
 }
 

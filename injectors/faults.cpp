@@ -347,7 +347,8 @@ lab_facts lab_facts::from_scenario(const json& t) {
       f.primary = db.value("primary", f.primary);
       f.replica = db.contains("replica") && db["replica"].is_string() ? std::optional<std::string>(db["replica"].get<std::string>()) : std::nullopt;
       f.data_dirs.clear();
-      for (auto& [name, d] : db.value("instances", json::object()).items()) f.data_dirs[name] = d.value("data_dir", "");
+      const json instances = db.value("instances", json::object());  // named: items() would outlive a temporary
+      for (auto& [name, d] : instances.items()) f.data_dirs[name] = d.value("data_dir", "");
     } catch (const std::exception&) {
       f.dir = "/var/tmp/syncstorm/lab-" + f.id;
     }

@@ -121,10 +121,21 @@ ledger_view read_ledger(const std::string& path) {
       if (f.id == id) return &f;
     return nullptr;
   };
+  // A field of another type than the writers write ("ok": 1, "pid": "x", a float pid) makes the
+  // whole line a bad line: never an exception in the reaper, never an out-of-range conversion
+  // (found by fuzz/fuzz_ledger.cpp).
+  auto typed = [](const nlohmann::json& j) {
+    for (const char* k : {"step", "phase", "id", "fault", "kind", "error"})
+      if (j.contains(k) && !j[k].is_string()) return false;
+    for (const char* k : {"pid", "start_time", "ttl_mono_us"})
+      if (j.contains(k) && !j[k].is_number_integer()) return false;
+    if (j.contains("ok") && !j["ok"].is_boolean()) return false;
+    return true;
+  };
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     auto j = parse_bounded(line);  // a planted or corrupt line is a bad line, never deep recursion later
-    if (j.is_discarded() || !j.is_object()) {
+    if (j.is_discarded() || !j.is_object() || !typed(j)) {
       v.bad_lines.push_back(line);
       continue;
     }

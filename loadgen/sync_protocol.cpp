@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -103,7 +104,11 @@ std::optional<std::int64_t> as_int(const json* v) {
     if (s.empty() || s.size() > 19) return std::nullopt;
     std::size_t i = s[0] == '-' ? 1 : 0;
     if (i == s.size() || s.find_first_not_of("0123456789", i) != std::string::npos) return std::nullopt;
-    return std::stoll(s);
+    // 19 digits may still be past INT64_MAX: out of range is "not an integer", never a throw.
+    std::int64_t n = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return n;
   }
   return std::nullopt;
 }

@@ -147,11 +147,12 @@ comparison compare_reports(const json& base, const json& next, const compare_opt
     std::string unit = n.value("unit", "");
     // generator.* measure syncstorm itself, not the system under test: shown, never judged.
     const bool judged = name.rfind("generator.", 0) != 0;
-    auto add = [&](const std::string& what, const std::string& u, std::optional<double> bv, std::optional<double> nv,
-                   const std::string& better, bool judged) {
+    // `subject` copies the structured binding: clang before 16 cannot capture one.
+    auto add = [&, subject = name](const std::string& what, const std::string& u, std::optional<double> bv, std::optional<double> nv,
+                                   const std::string& better, bool judged) {
       if (!bv && !nv) return;
       figure_delta d;
-      d.subject = name;
+      d.subject = subject;
       d.what = what;
       d.unit = u;
       d.base = bv;

@@ -49,7 +49,9 @@ std::shared_ptr<const load_settings> parse(const load_entry& e, const std::strin
   if (req.contains("url")) s->url = req["url"].get<std::string>();
   s->path = req.value("path", "/");
   c.method = req.value("method", "GET");
-  for (const auto& [k, v] : req.value("headers", nlohmann::json::object()).items()) s->request_headers.emplace_back(k, v.get<std::string>());
+  // Named: items() iterates the value it is called on, which a temporary would not outlive.
+  const auto headers = req.value("headers", nlohmann::json::object());
+  for (const auto& [k, v] : headers.items()) s->request_headers.emplace_back(k, v.get<std::string>());
   if (req.contains("body")) {
     s->json_body = !req["body"].is_string();
     c.body = s->json_body ? req["body"].dump() : req["body"].get<std::string>();
