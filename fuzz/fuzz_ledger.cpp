@@ -58,20 +58,7 @@ bool check_types() {
   return on;
 }
 
-struct memfile {
-  int fd = ::memfd_create("fuzz-ledger.jsonl", 0);
-  std::string path = "/proc/self/fd/" + std::to_string(fd);
-
-  void write(std::string_view text) const {
-    if (::ftruncate(fd, 0) != 0) fuzz::violated("ftruncate");
-    std::size_t at = 0;
-    while (at < text.size()) {
-      const ssize_t n = ::pwrite(fd, text.data() + at, text.size() - at, static_cast<off_t>(at));
-      if (n <= 0) fuzz::violated("pwrite");
-      at += static_cast<std::size_t>(n);
-    }
-  }
-};
+using memfile = fuzz::memfile;
 
 // What the lines say about one occurrence, replayed independently of read_ledger.
 struct recorded {

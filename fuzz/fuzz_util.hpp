@@ -12,6 +12,9 @@
 #include <string>
 #include <string_view>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 namespace syncstorm::fuzz {
 
 // The input as a byte cursor: selector bytes come off the front, the rest is the payload.
@@ -57,5 +60,22 @@ inline void check_reason(std::string_view reason, std::size_t max_bytes, const c
     violated(std::string(what) + ": a reason that is not valid UTF-8");
   }
 }
+
+// One in-memory file (memfd) for a whole fuzzing run, named by its /proc/self/fd path so the real
+// file-reading code runs; rewritten for each input.
+struct memfile {
+  int fd = ::memfd_create("fuzz-input", 0);
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+
+  void write(std::string_view text) const {
+    if (::ftruncate(fd, 0) != 0) violated("ftruncate");
+    std::size_t at = 0;
+    while (at < text.size()) {
+      const ssize_t n = ::pwrite(fd, text.data() + at, text.size() - at, static_cast<off_t>(at));
+      if (n <= 0) violated("pwrite");
+      at += static_cast<std::size_t>(n);
+    }
+  }
+};
 
 }  // namespace syncstorm::fuzz
