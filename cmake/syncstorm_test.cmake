@@ -2,7 +2,15 @@
 # One GoogleTest executable per test file, registered with CTest under its label (NO_CTEST: the
 # caller registers its cases itself, with ${syncstorm_test_env}).
 find_package(GTest REQUIRED)
-set(syncstorm_test_env "SYNCSTORM_BIN=$<TARGET_FILE:syncstorm>;SYNCSTORM_SOURCE_DIR=${PROJECT_SOURCE_DIR};SYNCSTORM_BUILD_DIR=${PROJECT_BINARY_DIR}")
+# SYNCSTORM_TEST_BIN: the syncstorm the tests run, when not this build's (the sanitizer job's
+# unit tests run build/'s, so build-san/ need not compile the CLI: scripts/sanitize.sh).
+set(SYNCSTORM_TEST_BIN "" CACHE FILEPATH "The syncstorm executable the tests run (empty: this build's)")
+if(SYNCSTORM_TEST_BIN)
+  set(syncstorm_test_bin ${SYNCSTORM_TEST_BIN})
+else()
+  set(syncstorm_test_bin $<TARGET_FILE:syncstorm>)
+endif()
+set(syncstorm_test_env "SYNCSTORM_BIN=${syncstorm_test_bin};SYNCSTORM_SOURCE_DIR=${PROJECT_SOURCE_DIR};SYNCSTORM_BUILD_DIR=${PROJECT_BINARY_DIR}")
 function(syncstorm_test name source)
   cmake_parse_arguments(T "NO_CTEST" "LABEL;TIMEOUT" "LIBS" ${ARGN})
   if(NOT T_LABEL)

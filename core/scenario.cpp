@@ -549,6 +549,14 @@ double percent_value(const json& v) {
 }
 
 std::string apply_set(json& doc, const std::string& assignment) {
+  // A document holds valid UTF-8 only (the JSON parser refuses anything else), and the messages
+  // quoting its keys and values, like scenario.json, are written by strict JSON writers: the
+  // command line's text must be UTF-8 too.
+  try {
+    (void)json(assignment).dump();
+  } catch (const json::type_error&) {
+    return "--set " + text_excerpt(assignment) + ": found bytes that are not UTF-8; expected UTF-8 text like target.lab.pods=3";
+  }
   auto eq = assignment.find('=');
   if (eq == std::string::npos) {
     return "--set " + assignment + ": found no \"=\"; expected PATH=VALUE like target.lab.pods=3";

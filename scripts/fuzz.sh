@@ -7,6 +7,7 @@
 # (libFuzzer's final stat::number_of_executed_units).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     e.g. scripts/fuzz.sh 60 fuzz_ledger
 #   FUZZ_ARGS="-runs=1000000" scripts/fuzz.sh 180    extra libFuzzer flags for every target
+#   FUZZ_JOBS=1 scripts/fuzz.sh                      one target at a time (default: one per core)
 # Environment: SYNCSTORM_SAN_BUILD (default build-san). ASAN_OPTIONS, UBSAN_OPTIONS and
 # LSAN_OPTIONS default to detect_leaks=1:abort_on_error=1, print_stacktrace=1:halt_on_error=1 and
 # the suppressions in fuzz/lsan.supp. Reproduce a finding with `build-san/fuzz/<target> FILE`.
@@ -30,21 +31,19 @@ mkdir -p "$artifacts"
 work=$(mktemp -d "${TMPDIR:-/tmp}/syncstorm-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-failed=()
-printf '%-22s %12s %8s  %s\n' target executions seconds result
-for t in "${targets[@]}"; do
-  bin=$build/fuzz/$t
+# One target: its result line goes to $work/<target>.result, its details to .detail.
+run_one() {
+  local t=$1 bin=$build/fuzz/$1 corpus=$work/$1 log=$work/$1.log start took execs rc
+  local out=$work/$t.result detail=$work/$t.detail
+  : >"$detail"
   if [[ ! -x $bin ]]; then
-    printf '%-22s %12s %8s  %s\n' "$t" - - "MISSING: $bin (run scripts/sanitize.sh)"
-    failed+=("$t")
-    continue
+    printf '%-22s %12s %8s  %s\n' "$t" - - "MISSING: $bin (run scripts/sanitize.sh)" >"$out"
+    return
   fi
-  corpus=$work/$t
   mkdir -p "$corpus"
   cp fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null
-  dict=()
+  local dict=()
   [[ -f fuzz/$t.dict ]] && dict=(-dict="fuzz/$t.dict")
-  log=$work/$t.log
   start=$(date +%s.%N)
   # -timeout: one input taking 10 s is a finding (a hang), as is a crash, a leak or an abort.
   # shellcheck disable=SC2086
@@ -55,14 +54,30 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -1)
   [[ -n $execs ]] || execs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -1)
   if [[ $rc -eq 0 ]]; then
-    printf '%-22s %12s %8s  %s\n' "$t" "${execs:-?}" "$took" ok
+    printf '%-22s %12s %8s  %s\n' "$t" "${execs:-?}" "$took" ok >"$out"
   else
-    printf '%-22s %12s %8s  %s\n' "$t" "${execs:-?}" "$took" "FAILED (exit $rc)"
-    failed+=("$t")
+    printf '%-22s %12s %8s  %s\n' "$t" "${execs:-?}" "$took" "FAILED (exit $rc)" >"$out"
     cp "$log" "$artifacts/$t.log"
-    grep -E 'ERROR: |SUMMARY: |runtime error|fuzz: property|Test unit written to|deadly signal|Timeout|out-of-memory' "$log" | head -20 | sed 's/^/    /'
-    echo "    full log: $artifacts/$t.log"
+    {
+      grep -E 'ERROR: |SUMMARY: |runtime error|fuzz: property|Test unit written to|deadly signal|Timeout|out-of-memory' "$log" | head -20 | sed 's/^/    /'
+      echo "    full log: $artifacts/$t.log"
+    } >"$detail"
   fi
+}
+
+# FUZZ_JOBS targets at a time (default: one per core); each runs on one core for SECONDS, so
+# the executions per target are those of a sequential run.
+parallel=${FUZZ_JOBS:-$(nproc)}
+for t in "${targets[@]}"; do
+  while [[ $(jobs -rp | wc -l) -ge $parallel ]]; do wait -n || true; done
+  run_one "$t" &
+done
+wait
+failed=()
+printf '%-22s %12s %8s  %s\n' target executions seconds result
+for t in "${targets[@]}"; do
+  cat "$work/$t.result" "$work/$t.detail" 2>/dev/null
+  grep -q ' ok$' "$work/$t.result" 2>/dev/null || failed+=("$t")
 done
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "fuzz: FAILED: ${failed[*]}" >&2
