@@ -80,6 +80,9 @@ void replace_all(std::string& text, const std::vector<std::string>& forms) {
 }
 
 // A streambuf that holds a line (or what a flush asks for) and writes it redacted to `to`.
+// std::cout and std::cerr are written from several threads (the fault runner's occurrence
+// threads log while the main thread reports progress): one mutex guards the held line, as the
+// standard streams' own buffers are safe to share (ThreadSanitizer found the race, issue #23).
 class redacting_buf final : public std::streambuf {
  public:
   explicit redacting_buf(std::streambuf* to) : to_(to) {}
@@ -87,20 +90,26 @@ class redacting_buf final : public std::streambuf {
  protected:
   int_type overflow(int_type ch) override {
     if (ch == traits_type::eof()) return traits_type::not_eof(ch);
-    line_.push_back(traits_type::to_char_type(ch));
-    if (ch == '\n' || line_.size() >= 8192) emit();
+    std::lock_guard lock(mu_);
+    put(traits_type::to_char_type(ch));
     return ch;
   }
   std::streamsize xsputn(const char* s, std::streamsize n) override {
-    for (std::streamsize i = 0; i < n; ++i) overflow(traits_type::to_int_type(s[i]));
+    std::lock_guard lock(mu_);
+    for (std::streamsize i = 0; i < n; ++i) put(s[i]);
     return n;
   }
   int sync() override {
+    std::lock_guard lock(mu_);
     emit();
     return to_->pubsync();
   }
 
  private:
+  void put(char c) {
+    line_.push_back(c);
+    if (c == '\n' || line_.size() >= 8192) emit();
+  }
   void emit() {
     if (line_.empty()) return;
     const std::string out = apply(line_);
@@ -108,7 +117,8 @@ class redacting_buf final : public std::streambuf {
     line_.clear();
   }
   std::streambuf* to_;
-  std::string line_;
+  std::mutex mu_;
+  std::string line_;  // guarded by mu_
 };
 
 }  // namespace

@@ -273,7 +273,7 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   // A failing unpause: the revert fails, the run is an error naming it, and revert by hand
   // retries it (and succeeds once the daemon answers again).
   fs::remove(calls);
-  json only_pause = scenario(port, "3s", {faults[0]});
+  json only_pause = scenario(port, "3s", json::array({faults[0]}));
   t::write_file(d.path() / "p.json", only_pause.dump());
   std::string r2out;
   {
@@ -294,7 +294,7 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
 
   // A context outside the allowlist is refused: nothing is deleted.
   fs::remove(calls);
-  json other = scenario(port, "2s", {faults[1]});
+  json other = scenario(port, "2s", json::array({faults[1]}));
   other["faults"][0]["target"]["selector"]["context"] = "prod-eu";
   t::write_file(d.path() / "k.json", other.dump());
   auto r3 = t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
@@ -316,7 +316,7 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   // Allowed at preflight, refused when the fault fires: the current context (kind-lab, from the
   // fake) outside the operator's list, and a glob that resolves to more containers than the cap.
   // Both exit 3 with nothing applied.
-  json current = scenario(port, "2s", {faults[1]});
+  json current = scenario(port, "2s", json::array({faults[1]}));
   current["faults"][0]["target"]["selector"].erase("context");
   t::write_file(d.path() / "c.json", current.dump());
   {
@@ -326,7 +326,7 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
     EXPECT_NE(rc.out.find("kubectl context \"kind-lab\": refused"), std::string::npos) << rc.out;
   }
   EXPECT_EQ(t::read_file(calls).find("delete"), std::string::npos) << t::read_file(calls);
-  json many = scenario(port, "2s", {faults[0]});
+  json many = scenario(port, "2s", json::array({faults[0]}));
   t::write_file(d.path() / "m.json", many.dump());
   auto rm = t::run(t::bin() + " run " + (d.path() / "m.json").string() + " --max-fault-targets 1 --out " + (d.path() / "runs5").string() + " 2>&1");
   EXPECT_EQ(rm.exit_code, 3) << rm.out;
