@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The sanitizer and fuzzing job: configures build-san/ with clang-14 (ASan + UBSan on every
-# library, libFuzzer coverage; -O0, see below), builds the unit tests (with the sanitized syncstorm some of
-# them run) and the fuzz targets only, runs `ctest -L unit` there, then every fuzz target for
+# library, libFuzzer coverage; -O0, see below), builds the unit tests (and, unless
+# SYNCSTORM_SAN_TEST_BIN names one, the sanitized syncstorm three of them run) and the fuzz targets only, runs `ctest -L unit` there, then every fuzz target for
 # FUZZ_SECONDS (default 15) from its seed corpus (scripts/fuzz.sh). Integration tests are not
 # built here: they run in build/ (scripts/test.sh). Uses ccache when present
 # (CCACHE_DISABLE=1 turns it off). Exit code: non-zero when the build, a unit test or a fuzz
@@ -20,8 +20,10 @@ command -v ccache >/dev/null && launcher=ccache
 # Optimization: -O0 by default, for CI's time budget. Measured from scratch without ccache on
 # 2 cores: with the libraries at -O1 the build took 1195 s and the whole job 1382 s (ASan+UBSan
 # double the -O1 compile of the Asio coroutine files: terminal_model.cpp 145 s); at -O0 the build
-# takes 808 s and the job 1016 s, but each fuzz target runs 5-20 times fewer inputs in its 15 s
-# (docs/architecture.md, "Fuzzing and sanitizers").
+# took 808 s and the job 1016 s, but each fuzz target runs 5-20 times fewer inputs in its 15 s.
+# With line tables instead of -g, build/'s syncstorm for the CLI tests and two fuzz targets at a
+# time, the job as scripts/test.sh runs it takes 775 s (build 639 s; docs/architecture.md,
+# "Fuzzing and sanitizers").
 # SYNCSTORM_SAN_OPT=-O1 builds as the CMake cache default (RelWithDebInfo: the libraries at -O1,
 # test code at -O0); -O0 is a Debug build, where nothing adds -O1 back to the cold sources.
 opt=${SYNCSTORM_SAN_OPT:--O0}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ThreadSanitizer job (label `long`, not in CI: configure with -DSYNCSTORM_LONG_TESTS=ON and run
 # `ctest -L long`, or run this directly). Configures build-tsan/ with clang-14 and
-# -fsanitize=thread on every library (-O1 -g), builds the tests of the threaded parts and the
+# -fsanitize=thread on every library (-O1, line tables), builds the tests of the threaded parts and the
 # syncstorm they run, and runs them:
 #   unit_loadgen_workers_test   the worker pool (one io_context per thread, merges, stop)
 #   unit_capture_test           the capture's ring reader and series

@@ -27,11 +27,14 @@ inline const std::vector<scenario_ci_run>& scenario_ci_runs() {
   static const std::vector<scenario_ci_run> runs = {
       {"pos_steady_state", "pos-steady-state", 0.008, {}, 0, ""},
       // The peak loads judge push.e2e, created to acked, which includes the journal's fsync
-      // before each push: on the CI host that is the disk the lab's PostgreSQL commits 150-300
-      // transactions/s on, and one fdatasync in ~15 idle runs stalled 0.3-1.2 s, enough to move a
-      // p99 of ~5,400 ops past 200 ms (a host artifact, not a terminal's disk). CI runs them with
-      // journal fsync "never" (journals still written; client-crash and journal-corrupt cover the
-      // fsync paths) and alone (tests/CMakeLists.txt: a second lab's load saturated the generator).
+      // before each push and the server's commit: on the CI host both go to the one disk the lab's
+      // PostgreSQL commits 150-300 transactions/s on. In ~30 runs of pos-2x-peak the e2e p99 was
+      // 27-80 ms with push.latency p99 14-22 ms, but 165 ms in one (its journal fsync max 285 ms)
+      // and 413 ms and 1,229 ms in runs started right after a build's writes (the 413 ms one with
+      // fsync "never"): host artifacts, not a terminal's disk. CI runs them with journal fsync
+      // "never" (journals still written; pos-steady-state, client-crash and journal-corrupt keep
+      // the fsync paths) and alone (tests/CMakeLists.txt: a second lab's load saturated the
+      // generator).
       {"pos_peak_hour", "pos-peak-hour", 0.005, {"load[0].journal.fsync=\"never\""}, 0, ""},
       {"pos_2x_peak", "pos-2x-peak", 0.005, {"load[0].journal.fsync=\"never\""}, 0, ""},
       {"pos_pod_failover", "pos-pod-failover", 0.5, {}, 0, ""},  // the quickstart
