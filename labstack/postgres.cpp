@@ -263,6 +263,10 @@ void postgres_instance::write_config(const std::optional<std::string>& primary_c
         {"wal_keep_size", "'512MB'"},
         {"hot_standby", "on"},
         {"fsync", o.fsync ? "on" : "off"},
+        // Dynamic shared memory in files under the data directory (pg_dynshmem/), not in
+        // /dev/shm: a postmaster killed with SIGKILL (pod and db kills) leaves its POSIX segments
+        // behind, and a removed data directory takes these with it.
+        {"dynamic_shared_memory_type", "mmap"},
         // A replica's first start (from a base backup) syncs its data directory: one syncfs(2)
         // instead of an fsync per file (4-5 s on a busy disk).
         {"recovery_init_sync_method", "syncfs"},

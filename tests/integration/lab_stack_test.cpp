@@ -3,7 +3,8 @@
 // its pod (reconnecting with after=) and misses nothing; a killed pod is marked down by HAProxy
 // within fall × interval, restarted by the supervisor and ready again, each step an event;
 // pushes keep going across a primary kill + promote and an SQL audit finds every acked op;
-// after `down` nothing of the lab remains.
+// after `down` nothing of the lab remains (processes, network, mounts, ports, files, and no
+// dynamic shared memory of the killed servers in /dev/shm).
 //
 // Threading: the tests drive the lab from the main thread; pushers run on plain threads with
 // blocking sockets; the WebSocket subscriber runs on its own io_context thread.
@@ -249,12 +250,38 @@ std::string psql(const std::string& dsn, const std::string& sql) {
   return sl::run_command_checked("psql", o, std::chrono::seconds(30));
 }
 
+// PostgreSQL's POSIX dynamic shared memory segments in /dev/shm (PostgreSQL.<handle>).
+std::set<std::string> dev_shm_segments() {
+  std::set<std::string> out;
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator("/dev/shm", ec))
+    if (e.path().filename().string().rfind("PostgreSQL.", 0) == 0) out.insert(e.path().string());
+  return out;
+}
+
+// Of `files`, those no process has mapped: a live server (another test's, or an initdb) maps its
+// segments; a killed one's stay unmapped for good.
+std::vector<std::string> unmapped(const std::set<std::string>& files) {
+  std::set<std::string> mapped;
+  std::error_code ec;
+  for (auto& p : std::filesystem::directory_iterator("/proc", ec)) {
+    std::ifstream maps(p.path() / "maps");
+    for (std::string line; std::getline(maps, line);)
+      if (auto at = line.find("/dev/shm/PostgreSQL."); at != std::string::npos) mapped.insert(line.substr(at));
+  }
+  std::vector<std::string> out;
+  for (auto& f : files)
+    if (!mapped.count(f)) out.push_back(f);
+  return out;
+}
+
 class lab_stack : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     skip_reason_ = syncstorm::test::lab_unavailable_reason();
     if (!skip_reason_.empty()) return;
     sl::lab::down(lab_id);  // a previous run that crashed
+    shm_before_ = dev_shm_segments();
     sl::lab_options o;
     o.id = lab_id;
     o.pods = 2;
@@ -291,6 +318,7 @@ class lab_stack : public ::testing::Test {
   static inline json status_;
   static inline std::string up_error_;
   static inline std::string skip_reason_;
+  static inline std::set<std::string> shm_before_;
 };
 
 TEST_F(lab_stack, status_reports_addresses_of_every_part) {
@@ -537,6 +565,13 @@ TEST_F(lab_stack, down_leaves_nothing_behind) {
   for (auto& [a, p] : sl::tcp_listeners())
     for (int q : ports) EXPECT_NE(static_cast<int>(p), q) << "still listening on " << a << ":" << p;
   EXPECT_FALSE(std::filesystem::exists(dir));
+  // The primary and the replica were killed with SIGKILL: their dynamic shared memory went with
+  // the data directory (dynamic_shared_memory_type mmap), none of it is left in /dev/shm.
+  std::set<std::string> shm_new;
+  for (auto& f : dev_shm_segments())
+    if (!shm_before_.count(f)) shm_new.insert(f);
+  auto shm_left = unmapped(shm_new);
+  EXPECT_TRUE(shm_left.empty()) << shm_left.size() << " segments left in /dev/shm, e.g. " << shm_left.front();
   // Twice is fine.
   EXPECT_TRUE(sl::lab::down(lab_id).empty());
 }

@@ -7,6 +7,7 @@
 //   ack-before-commit + the pod kill   → nothing-lost   (pos-pod-failover)
 //   slow-ack=150                       → push-p99       (pos-steady-state)
 //   dup-apply with retried pushes      → no-divergence  (pos-steady-state)
+// The runs judged on push.e2e keep their journals on tmpfs (journals_on_tmpfs: why in the table).
 // Each run's lab must be gone afterwards. The cases and their reductions are
 // tests/support/scenario_ci_runs.hpp; each is ~20-40 s of load plus the lab's start, the drain
 // and the audit (~10-15 s).
@@ -16,6 +17,8 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include <optional>
 
 using json = nlohmann::json;
 namespace t = syncstorm::test;
@@ -41,6 +44,11 @@ run_result run(const run_case& c, const t::temp_dir& d) {
   std::string cmd = t::bin() + " run " + (fs::path(t::source_dir()) / "scenarios" / (c.scenario + ".json")).string() +
                     " --time-scale " + std::to_string(c.time_scale) + " --out " + (d.path() / "runs").string();
   for (const auto& s : c.sets) cmd += " --set " + quote(s);
+  std::optional<t::temp_dir> journals;
+  if (c.journals_on_tmpfs) {
+    journals.emplace(t::tmpfs_base());
+    cmd += " --set " + quote(t::journal_dir_set(journals->str()));
+  }
   run_result r;
   auto x = t::run(cmd + " 2>&1");
   r.exit_code = x.exit_code;

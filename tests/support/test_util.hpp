@@ -39,11 +39,14 @@ inline std::string env_or(const char* name, const std::string& def) {
 inline std::string bin() { return env_or("SYNCSTORM_BIN", "syncstorm"); }
 inline std::string source_dir() { return env_or("SYNCSTORM_SOURCE_DIR", "."); }
 
-// A directory under /tmp removed (recursively) when this goes out of scope.
+// A new directory (under the temp directory unless a base is given) removed, recursively, when
+// this goes out of scope.
 class temp_dir {
  public:
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "syncstorm-test-XXXXXX").string();
+  temp_dir() : temp_dir(std::filesystem::temp_directory_path()) {}
+  // Under `base`, e.g. /dev/shm for a directory on tmpfs.
+  explicit temp_dir(const std::filesystem::path& base) {
+    std::string tmpl = (base / "syncstorm-test-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
   }

@@ -126,6 +126,7 @@ TEST(scenarios_validate, the_ci_reductions_validate_and_keep_every_fault_within_
     load_options opt;
     opt.time_scale = ci.time_scale;
     opt.sets = ci.sets;
+    if (ci.journals_on_tmpfs) opt.sets.push_back(t::journal_dir_set(std::string(t::tmpfs_base()) + "/syncstorm-test-journals"));
     auto r = syncstorm::load_scenario_file((scenarios_dir() / (name + ".json")).string(), opt);
     ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
     const auto& s = *r.value;
