@@ -13,6 +13,7 @@
 #include "core/scenario.hpp"
 #include "engine/registry.hpp"
 #include "fuzz/fuzz_util.hpp"
+#include "fuzz/nesting_mutator.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -29,6 +30,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   engine::register_builtins();
   return 0;
 }
+
+// Deep nesting as one mutation in eight (fuzz/nesting_mutator.hpp).
+SYNCSTORM_FUZZ_NESTING_MUTATOR()
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const memfile file;

@@ -5,6 +5,7 @@
 // Properties: the parsers never throw (a bad reply is `malformed` with a reason, or nullopt);
 // reasons are short valid UTF-8; a page that is not malformed has a usable shape.
 #include "fuzz/fuzz_util.hpp"
+#include "fuzz/nesting_mutator.hpp"
 #include "loadgen/sync_protocol.hpp"
 
 #include <array>
@@ -29,6 +30,9 @@ const std::array<sync_profile, 3>& profiles() {
 constexpr std::size_t max_reason = 512;
 
 }  // namespace
+
+// Deep nesting as one mutation in eight (fuzz/nesting_mutator.hpp).
+SYNCSTORM_FUZZ_NESTING_MUTATOR()
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   fuzz::input in(data, size);

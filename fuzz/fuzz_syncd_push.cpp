@@ -8,6 +8,7 @@
 // an accepted batch renders to JSON that parses back with the same ids; a push's reason is valid
 // UTF-8 and every 400 body is JSON.
 #include "fuzz/fuzz_util.hpp"
+#include "fuzz/nesting_mutator.hpp"
 #include "labstack/syncd/protocol.hpp"
 
 namespace {
@@ -65,6 +66,9 @@ void request_target(std::string_view raw) {
 }
 
 }  // namespace
+
+// Deep nesting as one mutation in eight (fuzz/nesting_mutator.hpp).
+SYNCSTORM_FUZZ_NESTING_MUTATOR()
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   fuzz::input in(data, size);
