@@ -53,4 +53,47 @@ inline std::string text_excerpt(std::string_view text, std::size_t max_bytes = 8
   return s;
 }
 
+// Untrusted text that may be UTF-8 (an error body, a server's message, a cursor) as one line for
+// an error message: at most `max_bytes` of it, cut between characters ("…" marks the cut); valid
+// UTF-8 characters kept, control characters shown as a space, every byte that is not part of a
+// valid UTF-8 character (overlong forms, surrogates and code points past U+10FFFF included) as
+// '?'. The line is valid UTF-8 wherever it is written.
+inline std::string line_excerpt(std::string_view text, std::size_t max_bytes = 160) {
+  std::string out;
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  while (i < text.size()) {
+    const unsigned char c = byte(i);
+    std::size_t len = 0;
+    if (c < 0x80) {
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+    }
+    bool valid = len > 0 && i + len <= text.size();
+    for (std::size_t k = 1; valid && k < len; ++k) valid = (byte(i + k) & 0xC0) == 0x80;
+    if (valid && len == 3) {
+      const unsigned char c1 = byte(i + 1);
+      valid = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogate
+    } else if (valid && len == 4) {
+      const unsigned char c1 = byte(i + 1);
+      valid = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);  // overlong, past U+10FFFF
+    }
+    if (!valid) len = 1;
+    if (out.size() + (valid ? len : 1) > max_bytes) {
+      out += "…";
+      return out;
+    }
+    if (!valid) out += '?';
+    else if (len == 1) out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
+    else out.append(text.substr(i, len));
+    i += len;
+  }
+  return out;
+}
+
 }  // namespace syncstorm

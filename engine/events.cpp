@@ -33,7 +33,9 @@ void event_log::write(const std::string& event, nlohmann::json fields) {
   fields["t_s"] = static_cast<double>(fields["t_us"].get<std::int64_t>()) / 1e6;
   fields["at"] = iso_utc(std::chrono::system_clock::now());
   fields["event"] = event;
-  out_ << redact::apply(fields.dump()) << "\n";
+  // Invalid UTF-8 in a field (an untrusted excerpt that slipped through) is replaced, never
+  // thrown: a throw here would end the run without its report.
+  out_ << redact::apply(fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)) << "\n";
   out_.flush();
   all_.push_back(std::move(fields));
 }

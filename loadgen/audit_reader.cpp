@@ -54,11 +54,11 @@ std::chrono::milliseconds backoff(int attempt) {  // attempt 1, 2, …: 250 ms d
 }
 
 // One line: newlines and control characters become spaces; at most `max` characters.
+// Valid UTF-8 whatever the server sent (an error body of arbitrary bytes ended a run in
+// std::terminate when report.json was written: issue #23's 300 s hostile-server run).
 std::string one_line(std::string_view s, std::size_t max = 160) {
-  std::string out;
-  for (char c : s.substr(0, max)) out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+  std::string out = line_excerpt(s, max);
   while (!out.empty() && out.back() == ' ') out.pop_back();
-  if (s.size() > max) out += "…";
   return out;
 }
 

@@ -67,7 +67,7 @@ fs::path store_baseline(const std::string& dir, const json& report, std::size_t 
   fs::path tmp = folder / ("." + file.filename().string() + ".tmp");
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << redact::apply(report.dump(2)) << "\n";
+    out << redact::apply(report.dump(2, ' ', false, json::error_handler_t::replace)) << "\n";
     if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
   }
   fs::rename(tmp, file, ec);
@@ -106,7 +106,7 @@ int apply_baseline(const json& report, const std::string& run_dir, const baselin
     json j = comparison_json(c);
     j["base_file"] = newest.string();
     std::ofstream cj(fs::path(run_dir) / "compare.json", std::ios::trunc);
-    cj << redact::apply(j.dump(2)) << "\n";
+    cj << redact::apply(j.dump(2, ' ', false, json::error_handler_t::replace)) << "\n";
     regressed = c.regressed;
   }
   if (passed && !regressed) {

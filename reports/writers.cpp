@@ -50,7 +50,7 @@ std::string md_cell(const std::string& s) {
 
 std::string num(const json& v, int precision = 4) {
   if (v.is_null()) return "-";
-  if (!v.is_number()) return v.dump();
+  if (!v.is_number()) return v.dump(-1, ' ', false, json::error_handler_t::replace);
   double d = v.get<double>();
   if (std::isinf(d)) return "unbounded";
   std::ostringstream o;
@@ -601,7 +601,7 @@ std::string summary_md(const json& report) {
          "|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& f : faults) {
       std::string targets;
-      for (const auto& t : f.value("targets", json::array())) targets += (targets.empty() ? "" : ", ") + (t.is_string() ? t.get<std::string>() : t.dump());
+      for (const auto& t : f.value("targets", json::array())) targets += (targets.empty() ? "" : ", ") + (t.is_string() ? t.get<std::string>() : t.dump(-1, ' ', false, json::error_handler_t::replace));
       o << "| " << md_cell(f.value("name", "")) << " | " << md_cell(f.value("kind", "")) << " | " << md_cell(targets) << " | "
         << num(field(f, "scheduled_at")) << " s | " << num(field(f, "applied_at")) << " s | " << num(field(f, "reverted_at")) << " s | "
         << num(field(f, "recovery_s")) << " s | " << num(field(f, "ready_s")) << " s | " << num(field(f, "inflight_ops"), 12) << " |\n";
@@ -814,7 +814,7 @@ std::string html(const json& report) {
          "<th>reverted</th><th>recovery</th><th>ready</th><th>detect</th><th>in flight</th></tr>";
     for (const auto& f : faults) {
       std::string targets;
-      for (const auto& t : f.value("targets", json::array())) targets += (targets.empty() ? "" : ", ") + (t.is_string() ? t.get<std::string>() : t.dump());
+      for (const auto& t : f.value("targets", json::array())) targets += (targets.empty() ? "" : ", ") + (t.is_string() ? t.get<std::string>() : t.dump(-1, ' ', false, json::error_handler_t::replace));
       o << "<tr><td>" << xml_escape(f.value("name", "")) << "</td><td>" << xml_escape(f.value("kind", "")) << "</td><td>" << xml_escape(targets)
         << "</td><td>" << num(field(f, "scheduled_at")) << "</td><td>" << num(field(f, "applied_at")) << "</td><td>" << num(field(f, "reverted_at"))
         << "</td><td>" << num(field(f, "recovery_s")) << "</td><td>" << num(field(f, "ready_s")) << "</td><td>" << num(field(f, "detect_s"))
@@ -865,7 +865,8 @@ std::string html(const json& report) {
 
 void write_all(const std::string& run_dir, const json& report) {
   std::filesystem::path d(run_dir);
-  write_file(d / "report.json", report.dump(2) + "\n");
+  // Invalid UTF-8 replaced, never thrown: the report is written whatever a server sent.
+  write_file(d / "report.json", report.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
   write_file(d / "junit.xml", junit_xml(report));
   write_file(d / "summary.md", summary_md(report));
   write_file(d / "report.html", html(report));

@@ -484,6 +484,32 @@ TEST(audit_reader, reader_failures_are_one_line_errors_without_secrets) {
     ::close(fd);
   }
 
+  {
+    // A 500 whose body is bytes, not text: the error line is one line of valid UTF-8, bounded
+    // (such a body once ended a run in std::terminate when report.json was written).
+    syncstorm::test::temp_dir d;
+    const int bad_port = syncstorm::test::free_port();
+    syncstorm::test::python_http_server bad(bad_port, d.path(), "",
+        "        body = bytes(range(256)) * 4 + '\u00e9'.encode() * 100\n"
+        "        self.send_response(500)\n"
+        "        self.send_header('Content-Length', str(len(body)))\n"
+        "        self.end_headers()\n"
+        "        self.wfile.write(body)\n");
+    lg::audit_source bytes_src = api;
+    bytes_src.http_base = "http://127.0.0.1:" + std::to_string(bad_port);
+    bytes_src.retries = 0;
+    try {
+      lg::read_server_state(bytes_src, streams);
+      ADD_FAILURE() << "no error from a 500";
+    } catch (const lg::audit_read_error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(": HTTP 500: "), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos);
+      EXPECT_LT(m.size(), 400u);
+      EXPECT_NO_THROW((void)nlohmann::json(m).dump()) << "not valid UTF-8";
+    }
+  }
+
   api.http_base = "ftp://nowhere";
   EXPECT_THROW(lg::read_server_state(api, streams), lg::audit_read_error);
 }

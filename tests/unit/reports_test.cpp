@@ -149,6 +149,21 @@ TEST(html, a_minimal_report_still_renders) {
   EXPECT_NO_THROW(r::junit_xml(rep));
 }
 
+// Whatever bytes a server sent that reach the report (an audit error's excerpt, a sample): the
+// writers replace invalid UTF-8 and never throw, so a run always ends with its report.
+TEST(writers, invalid_utf8_in_the_report_is_replaced_not_thrown) {
+  json rep = t::sample_report();
+  rep["outcome"] = "error";
+  rep["exit_code"] = 3;
+  rep["reason"] = std::string("audit: HTTP 500: \x80\xff bad");
+  t::temp_dir d;
+  ASSERT_NO_THROW(r::write_all(d.str(), rep));
+  const std::string text = t::read_file(d.path() / "report.json");
+  EXPECT_NE(text.find("HTTP 500: \xef\xbf\xbd\xef\xbf\xbd bad"), std::string::npos);  // U+FFFD twice
+  EXPECT_FALSE(json::parse(text, nullptr, false).is_discarded());
+  for (const char* f : {"junit.xml", "summary.md", "report.html"}) EXPECT_TRUE(fs::exists(d.path() / f)) << f;
+}
+
 TEST(compare, a_run_against_itself_passes) {
   json rep = t::sample_report();
   auto c = r::compare_reports(rep, rep);

@@ -1,10 +1,12 @@
 // The sync protocol client: v1 rendering and parsing, a differently shaped profile, per-op
 // results with a named error counted as acked, malformed replies, profile errors.
+#include "core/json_limits.hpp"
 #include "loadgen/sync_protocol.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
 
 using namespace syncstorm::loadgen;
 using json = nlohmann::json;
@@ -311,4 +313,36 @@ TEST(sync_protocol, profile_without_records_or_ws) {
   auto errs = profile_errors(json::parse(R"({"ops": ["append", "delete"]})"));
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_NE(errs[0].find("scenario.target.profile.ops: found [\"append\",\"delete\"]; expected a non-empty array of op kinds"), std::string::npos);
+}
+
+// core/json_limits.hpp's line_excerpt, the one line the audit reader makes of what a server sent
+// (an error body, a cursor): valid UTF-8 whatever the bytes, cut between characters. A 500 whose
+// body held a 0x80 byte once ended a run in std::terminate when report.json was written.
+TEST(line_excerpt, keeps_utf8_replaces_the_rest_and_cuts_between_characters) {
+  using syncstorm::line_excerpt;
+  EXPECT_EQ(line_excerpt("a\tb\r\nc\x7f" "d"), "a b  c d");
+  EXPECT_EQ(line_excerpt("na\xc3\xafve \xe2\x80\x93 \xe2\x9c\x93 \xf0\x9f\x98\x80"), "na\xc3\xafve \xe2\x80\x93 \xe2\x9c\x93 \xf0\x9f\x98\x80");
+  EXPECT_EQ(line_excerpt("x\x80y"), "x?y");                        // a lone continuation byte
+  EXPECT_EQ(line_excerpt("\xc0\xaf"), "??");                       // overlong '/'
+  EXPECT_EQ(line_excerpt("\xed\xa0\x80"), "???");                  // a UTF-16 surrogate
+  EXPECT_EQ(line_excerpt("\xf4\x90\x80\x80"), "????");             // past U+10FFFF
+  EXPECT_EQ(line_excerpt("ok\xe2\x82"), "ok??");                   // cut short at the end
+  EXPECT_EQ(line_excerpt("\xff\xfe" "A"), "??A");
+  // The cut: never inside a character, marked with "…".
+  std::string e_acute;
+  for (int i = 0; i < 100; ++i) e_acute += "\xc3\xa9";
+  const std::string cut = line_excerpt(e_acute, 15);
+  EXPECT_EQ(cut, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xe2\x80\xa6");
+  EXPECT_EQ(line_excerpt("abc", 3), "abc");
+  EXPECT_EQ(line_excerpt("abcd", 3), "abc\xe2\x80\xa6");
+  // Random bytes: always strict-UTF-8 JSON text (the report's writers), one line, bounded.
+  std::mt19937 rng(7);
+  for (int n = 0; n < 20000; ++n) {
+    std::string s(rng() % 64, '\0');
+    for (auto& c : s) c = static_cast<char>(rng() % 256);
+    const std::string out = line_excerpt(s, 40);
+    ASSERT_NO_THROW((void)nlohmann::json(out).dump()) << n;
+    ASSERT_EQ(out.find('\n'), std::string::npos);
+    ASSERT_LE(out.size(), 43u);
+  }
 }
