@@ -1,28 +1,14 @@
 // See events.hpp.
 #include "engine/events.hpp"
 #include "core/redact.hpp"
+#include "core/time_text.hpp"
 
 #include <pthread.h>
 
 #include <ctime>
-#include <iomanip>
 #include <sstream>
 
 namespace syncstorm::engine {
-
-std::string iso_utc(std::chrono::system_clock::time_point t, bool compact) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  std::ostringstream o;
-  if (compact) {
-    o << std::put_time(&tm, "%Y%m%dT%H%M%SZ");
-  } else {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
-    o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << "." << std::setw(3) << std::setfill('0') << ms << "Z";
-  }
-  return o.str();
-}
 
 event_log::event_log(const std::filesystem::path& p, run_clock::time_point start) : out_(p, std::ios::app), start_(start) {}
 
@@ -31,7 +17,7 @@ void event_log::write(const std::string& event, nlohmann::json fields) {
   auto now = run_clock::now();
   fields["t_us"] = std::chrono::duration_cast<std::chrono::microseconds>(now - start_).count();
   fields["t_s"] = static_cast<double>(fields["t_us"].get<std::int64_t>()) / 1e6;
-  fields["at"] = iso_utc(std::chrono::system_clock::now());
+  fields["at"] = utc_iso8601(std::chrono::system_clock::now());
   fields["event"] = event;
   // Invalid UTF-8 in a field (an untrusted excerpt that slipped through) is replaced, never
   // thrown: a throw here would end the run without its report.

@@ -21,10 +21,6 @@ namespace syncstorm::engine {
 
 using run_clock = std::chrono::steady_clock;
 
-// ISO-8601 UTC with milliseconds ("2026-12-06T10:31:48.123Z"), or compact for directory names
-// ("20261206T103148Z").
-std::string iso_utc(std::chrono::system_clock::time_point t, bool compact = false);
-
 class event_log {
  public:
   event_log(const std::filesystem::path& p, run_clock::time_point start);

@@ -5,6 +5,7 @@
 
 #include "capture/capture.hpp"
 #include "core/self_monitor.hpp"
+#include "core/time_text.hpp"
 #include "core/units.hpp"
 #include "engine/events.hpp"
 #include "engine/judge.hpp"
@@ -76,7 +77,7 @@ struct run_state {
 // --set applied, `${env:}` unresolved). False (after one line on stderr) when it cannot be made.
 bool open_run_dir(run_state& r) {
   r.wall_start = std::chrono::system_clock::now();
-  const std::string stem = iso_utc(r.wall_start, true) + "-" + r.s.name;
+  const std::string stem = utc_compact(r.wall_start) + "-" + r.s.name;
   std::error_code ec;
   fs::create_directories(r.o.out_dir, ec);
   // Created exclusively (mkdir(2) fails on anything already there, a planted directory or link
@@ -392,8 +393,8 @@ run_result decide_and_report(run_state& r, const nlohmann::json& lab_events, dou
 
   report_input ri;
   ri.s = &r.s;
-  ri.started_at = iso_utc(r.wall_start);
-  ri.ended_at = iso_utc(r.wall_end);
+  ri.started_at = utc_iso8601(r.wall_start);
+  ri.ended_at = utc_iso8601(r.wall_end);
   ri.run_end_us = r.run_end_us;
   ri.result = outcome_of(oi);
   ri.verdicts = j.verdicts;

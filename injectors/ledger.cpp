@@ -2,6 +2,7 @@
 #include "injectors/ledger.hpp"
 #include "core/json_limits.hpp"
 #include "core/redact.hpp"
+#include "core/time_text.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -13,7 +14,6 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <iomanip>
 #include <sstream>
 #include <stdexcept>
 
@@ -25,16 +25,7 @@ std::int64_t mono_now_us() {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
 }
 
-std::string wall_now_iso() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t tt = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::ostringstream o;
-  o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << "." << std::setw(3) << std::setfill('0') << ms << "Z";
-  return o.str();
-}
+std::string wall_now_iso() { return utc_iso8601(std::chrono::system_clock::now()); }
 
 ledger::ledger(std::string path) : ledger(std::move(path), O_CREAT) {}
 

@@ -1,6 +1,8 @@
 // JSON-lines event log and the dropped-id bug log (see log.hpp).
 #include "labstack/syncd/log.hpp"
 
+#include "core/time_text.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -19,17 +21,7 @@ std::string pod_name = "syncd";
 int bug_fd = 2;
 bool bug_to_stderr = true;
 
-std::string timestamp() {
-    auto now = std::chrono::system_clock::now();
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-    std::time_t secs = static_cast<std::time_t>(us / 1000000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[40];
-    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    std::snprintf(buf + n, sizeof buf - n, ".%06lldZ", static_cast<long long>(us % 1000000));
-    return buf;
-}
+std::string timestamp() { return utc_iso8601(std::chrono::system_clock::now(), 6); }
 
 void write_all(int fd, const std::string& s) {
     const char* p = s.data();
