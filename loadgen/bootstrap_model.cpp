@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include "core/scenario.hpp"
+#include "loadgen/detail/arrival_loop.hpp"
 #include "loadgen/detail/task_group.hpp"
 #include "loadgen/detail/ws_http.hpp"
 #include "loadgen/detail/ws_logic.hpp"
@@ -39,6 +40,7 @@ struct boot_worker {
         time(m(c, "bootstrap.time")),
         changes(m(c, "bootstrap.changes")),
         incomplete(m(c, "bootstrap.incomplete")) {
+    detail::register_arrival_metrics(w, false);
     for (std::size_t b = 0; b < error_bucket_count; ++b)
       errors[b] = &m(c, "pull.errors." + std::string(to_string(static_cast<error_bucket>(b))));
   }
@@ -46,9 +48,8 @@ struct boot_worker {
   worker& w;
   timed_metric &pull, &time, &changes, &incomplete;
   std::array<timed_metric*, error_bucket_count> errors{};
-  std::vector<std::int64_t> starts;  // this worker's clients' start times (µs since run start)
   bool stopping = false;
-  std::vector<net::steady_timer*> sleeping;
+  net::steady_timer* arrival_timer = nullptr;  // the arrival loop's, while it waits
 };
 
 }  // namespace
@@ -149,17 +150,11 @@ struct bootstrap_model::impl {
 
 namespace {
 
-net::awaitable<void> run_client(boot_worker& bw, const bootstrap_model::impl& m, std::int64_t start_us) {
+net::awaitable<void> run_client(boot_worker& bw, const bootstrap_model::impl& m) {
   co_await net::this_coro::throw_if_cancelled(false);
   const auto cs = co_await net::this_coro::cancellation_state;
   const auto& c = m.config;
   auto& io = bw.w.io();
-  if (start_us > bw.w.now_us()) {
-    net::steady_timer timer(io, bw.w.start() + std::chrono::microseconds(start_us));
-    bw.sleeping.push_back(&timer);
-    co_await timer.async_wait(use_tuple);
-    std::erase(bw.sleeping, &timer);
-  }
   if (bw.stopping || cancelled(cs)) co_return;
   detail::http_conn conn(io, m.site);
   const std::int64_t t0 = bw.w.now_us();
@@ -216,6 +211,19 @@ net::awaitable<void> run_client(boot_worker& bw, const bootstrap_model::impl& m,
   if (pulled < c.changes) bw.incomplete.add(end, 1, false);
 }
 
+// Starts `mine` clients on the phases' schedule, shifted by `offset_us`.
+net::awaitable<void> run_client_arrivals(boot_worker& bw, const bootstrap_model::impl& m, arrival_schedule schedule,
+                                         std::size_t mine, std::int64_t offset_us) {
+  std::size_t started = 0;
+  co_await detail::run_arrival_loop(
+      bw.w, std::move(schedule), bw.arrival_timer, [&] { return bw.stopping || started >= mine; },
+      [&](std::int64_t, std::int64_t) {
+        ++started;
+        bw.w.tasks().spawn(run_client(bw, m));
+      },
+      {.record_lag = false, .offset_us = offset_us});
+}
+
 }  // namespace
 
 bootstrap_model::bootstrap_model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -238,15 +246,15 @@ void bootstrap_model::start(worker& w) {
     m.seed_stream(w.start());
   }
   auto& bw = *(m.workers.at(w.index()) = std::make_unique<boot_worker>(w, c));
-  // Client k's start: the phases' k-th arrival (from now: seeding took its time), or now.
-  arrival_schedule schedule(c.phases);
-  const std::int64_t now = w.now_us();
-  for (std::size_t k = 0; k < c.clients; ++k) {
-    auto due = schedule.next();
-    if (k % w.count() != w.index()) continue;
-    bw.starts.push_back(due ? now + *due : now);
+  // Client k starts at the phases' k-th arrival counted from now (seeding took its time), or now
+  // when the phases hold fewer arrivals than clients; this worker's are k = index, index + count, ...
+  arrival_schedule schedule(c.phases, w.index(), w.count());
+  const std::size_t mine = split_count(c.clients, w.index(), w.count());
+  std::size_t scheduled = 0;
+  for (arrival_schedule count = schedule; scheduled < mine && count.next(); ++scheduled) {
   }
-  for (std::int64_t at : bw.starts) w.tasks().spawn(run_client(bw, m, at));
+  for (std::size_t k = scheduled; k < mine; ++k) w.tasks().spawn(run_client(bw, m));
+  if (scheduled > 0) w.tasks().spawn(run_client_arrivals(bw, m, std::move(schedule), scheduled, w.now_us()));
 }
 
 void bootstrap_model::stop() {
@@ -254,7 +262,7 @@ void bootstrap_model::stop() {
     if (bw)
       net::post(bw->w.io(), [p = bw.get()] {
         p->stopping = true;
-        for (auto* t : p->sleeping) t->cancel();
+        if (p->arrival_timer) p->arrival_timer->cancel();
       });
 }
 

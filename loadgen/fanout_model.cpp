@@ -39,6 +39,7 @@
 #include <unordered_map>
 
 #include "core/scenario.hpp"
+#include "loadgen/detail/arrival_loop.hpp"
 #include "loadgen/detail/task_group.hpp"
 #include "loadgen/detail/ws_http.hpp"
 #include "loadgen/detail/ws_logic.hpp"
@@ -160,8 +161,8 @@ struct fanout_worker {
         ws_connect(m("ws.connect")),
         push_latency(m("push.latency")),
         push_requests(m("push.requests")),
-        lag(w_.metrics().metric("generator.lag")),
         connected_gauge(w_.metrics().gauge("ws.connected@" + s_.config.name)) {
+    detail::register_arrival_metrics(w);
     for (std::size_t b = 0; b < ws_bucket_count; ++b) ws_errors[b] = &m(std::string("ws.errors.") + ws_bucket_names[b]);
     for (std::size_t b = 0; b < error_bucket_count; ++b)
       push_errors[b] = &m("push.errors." + std::string(to_string(static_cast<error_bucket>(b))));
@@ -185,7 +186,7 @@ struct fanout_worker {
   shared_state& s;
   detail::connect_pacer pacer;
   timed_metric &delivery, &delivery_commit, &early, &catchup, &frames, &foreign, &duplicates, &out_of_order, &gaps, &repaired,
-      &reconnects, &dropped, &missing_metric, &stale, &ws_connect, &push_latency, &push_requests, &lag;
+      &reconnects, &dropped, &missing_metric, &stale, &ws_connect, &push_latency, &push_requests;
   gauge_series& connected_gauge;
   std::array<timed_metric*, ws_bucket_count> ws_errors{};
   std::array<timed_metric*, error_bucket_count> push_errors{};
@@ -291,29 +292,17 @@ void enqueue_stream(fanout_worker& fw, std::size_t i) {
 }
 
 net::awaitable<void> run_push_arrivals(fanout_worker& fw, arrival_schedule schedule) {
-  co_await net::this_coro::throw_if_cancelled(false);
-  const auto cs = co_await net::this_coro::cancellation_state;
-  net::steady_timer timer(fw.w.io());
-  fw.arrival_timer = &timer;
-  while (!fw.stopping && !fw.my_streams.empty()) {
-    auto due = schedule.next();
-    if (!due) break;
-    timer.expires_at(fw.w.start() + std::chrono::microseconds(*due));
-    if (timer.expiry() > run_clock::now()) {
-      co_await timer.async_wait(use_tuple);
-      if (fw.stopping || cancelled(cs)) break;
-    }
-    const std::int64_t now = fw.w.now_us();
-    fw.lag.record(now, now - *due);
-    const std::size_t i = fw.my_streams[fw.rr++ % fw.my_streams.size()];
-    stream_state& st = *fw.s.streams[i];
-    const std::int64_t seq = st.created.load(std::memory_order_relaxed) + 1;
-    if (static_cast<std::size_t>(seq) > st.cap) continue;  // beyond the plan's count (cannot happen with exact phases)
-    st.ops.push_back(op_meta{*due, -1, op_state::created});
-    st.created.store(seq, std::memory_order_release);
-    enqueue_stream(fw, i);
-  }
-  fw.arrival_timer = nullptr;
+  co_await detail::run_arrival_loop(
+      fw.w, std::move(schedule), fw.arrival_timer, [&fw] { return fw.stopping || fw.my_streams.empty(); },
+      [&fw](std::int64_t due, std::int64_t) {
+        const std::size_t i = fw.my_streams[fw.rr++ % fw.my_streams.size()];
+        stream_state& st = *fw.s.streams[i];
+        const std::int64_t seq = st.created.load(std::memory_order_relaxed) + 1;
+        if (static_cast<std::size_t>(seq) > st.cap) return;  // beyond the plan's count (cannot happen with exact phases)
+        st.ops.push_back(op_meta{due, -1, op_state::created});
+        st.created.store(seq, std::memory_order_release);
+        enqueue_stream(fw, i);
+      });
   fw.arrivals_done = true;
   fw.wake_pushers();
 }

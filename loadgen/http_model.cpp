@@ -33,6 +33,7 @@
 #include <deque>
 #include <stdexcept>
 
+#include "loadgen/detail/arrival_loop.hpp"
 #include "loadgen/detail/task_group.hpp"
 
 namespace syncstorm::loadgen {
@@ -41,7 +42,6 @@ namespace {
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-constexpr std::int64_t late_threshold_us = 1000;
 constexpr auto closed_connect_backoff = std::chrono::milliseconds(10);
 constexpr std::size_t read_chunk = 8 * 1024;
 
@@ -110,9 +110,8 @@ struct http_worker {
         uncorrected(w.metrics().metric("http.latency.uncorrected@" + s.config.name)),
         requests(w.metrics().metric("http.requests@" + s.config.name)),
         queue_wait(w.metrics().metric("http.queue_wait@" + s.config.name)),
-        unsent(w.metrics().metric("http.unsent@" + s.config.name)),
-        lag(w.metrics().metric("generator.lag")),
-        late(w.metrics().metric("generator.late")) {
+        unsent(w.metrics().metric("http.unsent@" + s.config.name)) {
+    detail::register_arrival_metrics(w);
     for (std::size_t b = 0; b < error_bucket_count; ++b)
       errors[b] = &w.metrics().metric("http.errors." + std::string(to_string(static_cast<error_bucket>(b))) + "@" + s.config.name);
     if (s.url.tls) ssl = detail::make_client_ssl_context(s.config.tls);
@@ -158,7 +157,7 @@ struct http_worker {
   worker& w;
   const shared_state& s;
   std::unique_ptr<net::ssl::context> ssl;
-  timed_metric &latency, &uncorrected, &requests, &queue_wait, &unsent, &lag, &late;
+  timed_metric &latency, &uncorrected, &requests, &queue_wait, &unsent;
   std::array<timed_metric*, error_bucket_count> errors{};
   std::deque<waiting_arrival> waiting;
   std::vector<connection_slot*> idle;
@@ -180,25 +179,9 @@ error_bucket classify_read(const error_code& ec) {
 
 // The arrival coroutine of the open model: issues this worker's arrivals on schedule.
 net::awaitable<void> run_arrivals(http_worker& hw, arrival_schedule schedule) {
-  co_await net::this_coro::throw_if_cancelled(false);
-  const auto cs = co_await net::this_coro::cancellation_state;
-  net::steady_timer timer(hw.w.io());
-  hw.arrival_timer = &timer;
-  while (!hw.stopping) {
-    auto due = schedule.next();
-    if (!due) break;
-    timer.expires_at(hw.w.start() + std::chrono::microseconds(*due));
-    if (timer.expiry() > run_clock::now()) {
-      co_await timer.async_wait(use_tuple);
-      if (hw.stopping || cancelled(cs)) break;
-    }
-    const std::int64_t now = hw.w.now_us();
-    const std::int64_t lag = now - *due;
-    hw.lag.record(now, lag);
-    if (lag >= late_threshold_us) hw.late.add(now);
-    hw.dispatch(*due, now);
-  }
-  hw.arrival_timer = nullptr;
+  co_await detail::run_arrival_loop(
+      hw.w, std::move(schedule), hw.arrival_timer, [&hw] { return hw.stopping; },
+      [&hw](std::int64_t due, std::int64_t now) { hw.dispatch(due, now); });
   hw.arrivals_done = true;
   hw.wake_idle();
 }

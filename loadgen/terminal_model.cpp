@@ -48,6 +48,7 @@
 
 #include "core/json_limits.hpp"
 #include "core/scenario.hpp"
+#include "loadgen/detail/arrival_loop.hpp"
 #include "loadgen/detail/task_group.hpp"
 
 namespace syncstorm::loadgen {
@@ -187,8 +188,8 @@ struct impl_worker {
         parked(metric("push.parked")),
         breaker_open(metric("breaker.open")),
         journal_corrupt(metric("journal.corrupt")),
-        lag(w.metrics().metric("generator.lag")),
         depth(w.metrics().gauge("queue.depth@" + s.config.name)) {
+    detail::register_arrival_metrics(w);
     if (!s.config.offline.empty()) {
       resume_time = &metric("offline.resume_time");
       drain_time = &metric("offline.drain_time");
@@ -435,7 +436,7 @@ struct impl_worker {
   std::vector<bool> counted;  // availability.ops already recorded for this audit record
   std::unordered_map<std::string, std::size_t> audit_index;
   timed_metric &local_write, &local_fsync, &push_latency, &push_e2e, &push_requests, &attempts, &ops_fate, &conflicts,
-      &rejected, &parked, &breaker_open, &journal_corrupt, &lag;
+      &rejected, &parked, &breaker_open, &journal_corrupt;
   gauge_series& depth;
   std::array<timed_metric*, error_bucket_count> errors{};
   timed_metric *resume_time = nullptr, *drain_time = nullptr, *peak_queue = nullptr, *cut = nullptr;  // with a gate
@@ -776,26 +777,14 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
 
 // Issues the worker's arrivals on schedule, round-robin over its terminals.
 net::awaitable<void> run_arrivals(impl_worker& iw, arrival_schedule schedule) {
-  co_await net::this_coro::throw_if_cancelled(false);
-  const auto cs = co_await net::this_coro::cancellation_state;
-  net::steady_timer timer(iw.w.io());
-  iw.arrival_timer = &timer;
   std::size_t next = 0;
-  while (!iw.stopping && !cancelled(cs)) {
-    auto due = schedule.next();
-    if (!due) break;
-    timer.expires_at(iw.w.start() + std::chrono::microseconds(*due));
-    if (timer.expiry() > run_clock::now()) {
-      co_await timer.async_wait(use_tuple);
-      if (iw.stopping || cancelled(cs)) break;
-    }
-    const std::int64_t now = iw.w.now_us();
-    iw.lag.record(now, now - *due);
-    terminal& t = *iw.terms[next];
-    next = (next + 1) % iw.terms.size();
-    iw.create_op(t);
-  }
-  iw.arrival_timer = nullptr;
+  co_await detail::run_arrival_loop(
+      iw.w, std::move(schedule), iw.arrival_timer, [&iw] { return iw.stopping; },
+      [&iw, &next](std::int64_t, std::int64_t) {
+        terminal& t = *iw.terms[next];
+        next = (next + 1) % iw.terms.size();
+        iw.create_op(t);
+      });
   iw.arrivals_done = true;
   for (auto& t : iw.terms) iw.wake(*t);
 }
