@@ -428,6 +428,20 @@ run_result decide_and_report(run_state& r, const nlohmann::json& lab_events, dou
   return out;
 }
 
+// What the abort probes take from the target: target.tls (its CA file is trusted beside the
+// system's store; server_name and verify only for probes of the endpoints, probe_tls_for) and the
+// endpoints' URLs, `${env:}` resolved.
+injectors::probe_target abort_probe_target(const scenario& s) {
+  injectors::probe_target t;
+  // Only `tls` is handed over: the probes do not need the profile target_access_from would parse.
+  const auto tls = loadgen::target_access_from({{"tls", s.target.value("tls", nlohmann::json::object())}}, true).tls;
+  t.tls = {tls.ca_file, tls.server_name, tls.verify};
+  if (s.target.contains("endpoints") && s.target["endpoints"].is_object())
+    for (const auto& [name, url] : s.target["endpoints"].items())
+      if (url.is_string()) t.endpoints.push_back(resolve_env(url.get<std::string>()));
+  return t;
+}
+
 }  // namespace
 
 run_result run(const scenario& s, const plan& p, const run_options& o) {
@@ -456,7 +470,7 @@ run_result run(const scenario& s, const plan& p, const run_options& o) {
     std::cerr << "\nabort: " << name << ": " << reason << "\n";
     r.events->write("abort", {{"condition", name}, {"reason", reason}});
     if (auto* pl = r.pool.load()) pl->interrupt();
-  });
+  }, abort_probe_target(s));
   const cpu_times cpu_at_start = process_cpu_times();
   if (r.error.empty()) check_limits(r);
   if (r.proceed() && !s.capture.is_null()) start_capture(r);

@@ -6,18 +6,24 @@
 #include "core/sla.hpp"
 #include "core/units.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iomanip>
+#include <memory>
 #include <regex>
 #include <sstream>
 
@@ -85,6 +91,71 @@ std::string percent_decode(const std::string& s) {
   return out;
 }
 
+// A URL split into its parts: http(s) for probes, ws(s) too for the target's endpoints.
+struct url_split {
+  std::string scheme;
+  std::optional<std::string> userinfo;  // percent-encoded, as written
+  std::string host;                     // as written (an IPv6 address in brackets)
+  std::string port;                     // empty: the scheme's default
+  std::string target;                   // path and query as written; may be empty
+};
+
+std::optional<url_split> split_url(const std::string& url) {
+  static const std::regex re(R"(^(https?|wss?)://(?:([^@/?#]*)@)?(\[[^\]]+\]|[^/:?#@]+)(?::([0-9]{1,5}))?([/?].*)?$)");
+  std::smatch m;
+  if (!std::regex_match(url, m, re)) return std::nullopt;
+  url_split u{m[1], std::nullopt, m[3], m[4], m[5]};
+  if (m[2].matched) u.userinfo = m[2].str();
+  return u;
+}
+
+// Host (brackets off, lower case) and port (the scheme's default when none is written), for
+// telling whether a probe's URL names one of the target's endpoints.
+std::optional<std::pair<std::string, int>> authority_of(const std::string& url) {
+  auto u = split_url(url);
+  if (!u) return std::nullopt;
+  std::string host = u->host.front() == '[' ? u->host.substr(1, u->host.size() - 2) : u->host;
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool secure = u->scheme == "https" || u->scheme == "wss";
+  return std::pair{host, u->port.empty() ? (secure ? 443 : 80) : std::stoi(u->port)};
+}
+
+bool is_ip_address(const std::string& name) {
+  unsigned char buf[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, name.c_str(), buf) == 1 || ::inet_pton(AF_INET6, name.c_str(), buf) == 1;
+}
+
+// Adds the PEM file's CAs to the context's store (beside the default paths); empty, or the one
+// line that says why not.
+std::string add_ca_file(SSL_CTX* ctx, const std::string& path) {
+  auto refused = [&](const std::string& why) {
+    return "scenario.target.tls.ca_file: found \"" + path + "\"; expected a readable PEM file (" + why + ")";
+  };
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return refused("a directory");
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return refused(std::strerror(errno));
+  std::fclose(f);
+  if (SSL_CTX_load_verify_locations(ctx, path.c_str(), nullptr) == 1) return {};
+  const char* reason = ERR_reason_error_string(ERR_peek_last_error());
+  return refused(reason ? reason : "no certificate found");
+}
+
+// Why SSL_connect returned `rc`: the certificate check's verdict when that failed, else
+// OpenSSL's error, else the socket's.
+std::string handshake_failure(SSL* ssl, int rc, int timeout_ms) {
+  long verdict = SSL_get_verify_result(ssl);
+  if (verdict != X509_V_OK) return std::string("certificate verify failed (") + X509_verify_cert_error_string(verdict) + ")";
+  if (unsigned long e = ERR_peek_last_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    return buf;
+  }
+  if (SSL_get_error(ssl, rc) == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return "no answer within " + std::to_string(timeout_ms) + " ms";
+  return "connection closed";
+}
+
 }  // namespace
 
 std::string without_userinfo(const std::string& url) {
@@ -96,48 +167,53 @@ std::string without_userinfo(const std::string& url) {
   return url.substr(0, scheme + 3) + url.substr(at + 1);
 }
 
-std::string http_probe(const std::string& url, int timeout_ms) {
-  // scheme, optional userinfo (sent as Basic credentials), host, port, path and query.
-  static const std::regex re(R"(^(https?)://(?:([^@/?#]*)@)?(\[[^\]]+\]|[^/:?#@]+)(?::([0-9]{1,5}))?([/?].*)?$)");
-  std::smatch m;
-  if (url.size() > 8192 || !std::regex_match(url, m, re)) return "probe url: not an http(s) URL";
-  bool tls = m[1] == "https";
-  std::string host = m[3];
-  std::string port = m[4].matched ? m[4].str() : (tls ? "443" : "80");
-  std::string path = m[5].matched ? m[5].str() : "/";
+std::string http_probe(const std::string& url, int timeout_ms, const probe_tls& o) {
+  // The length first: std::regex recurses per character.
+  auto u = url.size() > 8192 ? std::nullopt : split_url(url);
+  if (!u || !u->scheme.starts_with("http")) return "probe url: not an http(s) URL";
+  bool tls = u->scheme == "https";
+  const std::string& host = u->host;
+  std::string port = u->port.empty() ? (tls ? "443" : "80") : u->port;
+  std::string path = u->target.empty() ? "/" : u->target;
   if (path.front() == '?') path.insert(0, "/");
   std::string auth;
-  if (m[2].matched) {
-    std::string b64 = redact::base64(percent_decode(m[2].str()));
+  if (u->userinfo) {
+    std::string b64 = redact::base64(percent_decode(*u->userinfo));
     while (b64.size() % 4) b64 += '=';
     auth = "Authorization: Basic " + b64 + "\r\n";
   }
   std::string bare = host.front() == '[' ? host.substr(1, host.size() - 2) : host;
   std::string err;
+  // The TLS context first: a CA file that cannot be read fails the probe without a connection.
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(nullptr, SSL_CTX_free);
+  if (tls) {
+    // This thread's queue may hold an earlier probe's errors; they are not this probe's reason.
+    ERR_clear_error();
+    ctx.reset(SSL_CTX_new(TLS_client_method()));
+    SSL_CTX_set_default_verify_paths(ctx.get());
+    if (!o.ca_file.empty()) err = add_ca_file(ctx.get(), o.ca_file);
+    ERR_clear_error();
+    if (!err.empty()) return err;
+    SSL_CTX_set_verify(ctx.get(), o.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  }
   auto t0 = steady::now();
   int fd = connect_with_timeout(bare, port, timeout_ms, err);
   if (fd < 0) return err;
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + (m[4].matched ? ":" + port : "") +
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + (u->port.empty() ? "" : ":" + port) +
                     "\r\nUser-Agent: syncstorm-probe\r\n" + auth + "Connection: close\r\n\r\n";
   std::string reply;
-  SSL_CTX* ctx = nullptr;
-  SSL* ssl = nullptr;
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(nullptr, SSL_free);
   if (tls) {
-    ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_default_verify_paths(ctx);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_host_name(ssl, bare.c_str());
-    SSL_set1_host(ssl, bare.c_str());
-    if (SSL_connect(ssl) != 1) {
-      char buf[256];
-      ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
-      err = "TLS handshake with " + host + ": " + buf;
-    }
+    ssl.reset(SSL_new(ctx.get()));
+    SSL_set_fd(ssl.get(), fd);
+    const std::string name = o.server_name.empty() ? bare : o.server_name;
+    if (!is_ip_address(name)) SSL_set_tlsext_host_name(ssl.get(), name.c_str());
+    if (o.verify) SSL_set1_host(ssl.get(), name.c_str());
+    int rc = SSL_connect(ssl.get());
+    if (rc != 1) err = "TLS handshake with " + host + ": " + handshake_failure(ssl.get(), rc, timeout_ms);
   }
   if (err.empty()) {
-    int n = tls ? SSL_write(ssl, req.data(), static_cast<int>(req.size())) : static_cast<int>(::send(fd, req.data(), req.size(), MSG_NOSIGNAL));
+    int n = tls ? SSL_write(ssl.get(), req.data(), static_cast<int>(req.size())) : static_cast<int>(::send(fd, req.data(), req.size(), MSG_NOSIGNAL));
     if (n != static_cast<int>(req.size())) err = "send to " + host + ": " + std::strerror(errno);
   }
   // The status line within the timeout in all (a reply drip-fed a byte at a time does not reset
@@ -153,7 +229,7 @@ std::string http_probe(const std::string& url, int timeout_ms) {
       break;
     }
     char buf[1024];
-    int n = tls ? SSL_read(ssl, buf, sizeof buf) : static_cast<int>(::recv(fd, buf, sizeof buf, 0));
+    int n = tls ? SSL_read(ssl.get(), buf, sizeof buf) : static_cast<int>(::recv(fd, buf, sizeof buf, 0));
     if (n <= 0) {
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
       err = ms >= timeout_ms ? "no answer within " + std::to_string(timeout_ms) + " ms" : "connection closed before a status line";
@@ -161,8 +237,9 @@ std::string http_probe(const std::string& url, int timeout_ms) {
     }
     reply.append(buf, static_cast<std::size_t>(n));
   }
-  if (ssl) SSL_free(ssl);
-  if (ctx) SSL_CTX_free(ctx);
+  ssl.reset();
+  ctx.reset();
+  ERR_clear_error();
   ::close(fd);
   if (!err.empty()) return err;
   std::string line = reply.substr(0, std::min<std::size_t>(reply.find("\r\n"), 200));
@@ -174,8 +251,22 @@ std::string http_probe(const std::string& url, int timeout_ms) {
   return {};
 }
 
-abort_watch::abort_watch(const std::vector<abort_entry>& conditions, fire_fn on_fire)
-    : conditions_(conditions), on_fire_(std::move(on_fire)) {}
+probe_tls probe_tls_for(const std::string& url, const probe_target& target) {
+  probe_tls out;
+  out.ca_file = target.tls.ca_file;
+  const auto at = authority_of(url);
+  if (!at) return out;
+  for (const auto& e : target.endpoints) {
+    if (authority_of(e) != at) continue;
+    out.server_name = target.tls.server_name;
+    out.verify = target.tls.verify;
+    break;
+  }
+  return out;
+}
+
+abort_watch::abort_watch(const std::vector<abort_entry>& conditions, fire_fn on_fire, probe_target target)
+    : conditions_(conditions), on_fire_(std::move(on_fire)), target_(std::move(target)) {}
 
 abort_watch::~abort_watch() { stop(); }
 
@@ -246,6 +337,7 @@ void abort_watch::probe_loop() {
   struct state {
     const abort_entry* c;
     std::string url;
+    probe_tls tls;
     int timeout_ms, fail_after;
     std::int64_t every_us;
     int failures = 0;
@@ -255,7 +347,8 @@ void abort_watch::probe_loop() {
   for (const auto& c : conditions_) {
     if (c.rule || !c.probe.is_object()) continue;
     const auto& p = c.probe;
-    state s{&c, resolve_env(p.value("url", "")),
+    const std::string url = resolve_env(p.value("url", ""));
+    state s{&c, url, probe_tls_for(url, target_),
             static_cast<int>(p.contains("timeout") ? duration_us(p["timeout"]) / 1000 : 2000),
             p.value("fail_after", 3),
             p.contains("every") ? duration_us(p["every"]) : 1'000'000, 0, steady::now()};
@@ -271,7 +364,7 @@ void abort_watch::probe_loop() {
     for (auto& s : ps) {
       if (steady::now() < s.next) continue;
       s.next = steady::now() + std::chrono::microseconds(s.every_us);
-      std::string why = http_probe(s.url, s.timeout_ms);
+      std::string why = http_probe(s.url, s.timeout_ms, s.tls);
       if (why.empty()) {
         s.failures = 0;
         continue;

@@ -1,7 +1,8 @@
 // The fault core without a lab: the schedule (at/for, every/count/jitter with the seed,
 // overlap), pick (one, n, percent, all, random with the seed), target resolution on a planned
 // lab, the ledger (write, replay, unreverted), the allowlist, the command runner, and a revert
-// from the ledger alone of a real stopped process, plus the unreverted-run index.
+// from the ledger alone of a real stopped process, plus the unreverted-run index; the abort
+// probe (plain, and https against a private CA through target.tls, down to `syncstorm run`).
 #include "core/plan.hpp"
 #include "injectors/abort_watch.hpp"
 #include "injectors/command.hpp"
@@ -24,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <mutex>
@@ -634,6 +636,179 @@ TEST(abort_probe, a_reply_drip_fed_or_without_a_status_line_fails_within_its_tim
   why = inj::http_probe("http://127.0.0.1:" + std::to_string(odd.port()) + "/", 5000);
   EXPECT_NE(why.find("status line \"HTTP/1.1 503 ?[31mdown"), std::string::npos) << why;
   EXPECT_LT(why.size(), 260u) << why;
+}
+
+// Issue #20: https probes and target.tls. A private CA (a self-signed certificate for localhost
+// and 127.0.0.1, made here with the openssl CLI) and an HTTPS server on 127.0.0.1 (Python's ssl
+// module; at most 120 s, killed with the object) that answers 200 and logs each request's path.
+namespace {
+
+class https_server {
+ public:
+  explicit https_server(const fs::path& dir)
+      : cert_((dir / "ca.pem").string()), other_((dir / "other-ca.pem").string()), log_(dir / "requests.log"), port_(t::free_port()) {
+    for (const auto& [pem, cn] : {std::pair{cert_, std::string("localhost")}, std::pair{other_, std::string("other")}}) {
+      auto r = t::run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + cn +
+                      " -addext subjectAltName=IP:127.0.0.1,DNS:" + cn + " -keyout " + pem + ".key -out " + pem + " 2>&1");
+      if (r.exit_code != 0) {
+        why_ = "openssl req failed (exit " + std::to_string(r.exit_code) + "): " + r.out;
+        return;
+      }
+    }
+    const fs::path script = dir / "https_server.py";
+    t::write_file(script, R"PY(import socket, ssl, sys, http.server
+socket.setdefaulttimeout(5)  # a client that never finishes its handshake does not hold accept()
+log = open(sys.argv[4], "a", buffering=1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        log.write(self.path + "\n")
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(sys.argv[2], sys.argv[3])
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+)PY");
+    proc_ = std::make_unique<t::child>("exec timeout 120 python3 " + script.string() + " " + std::to_string(port_) + " " + cert_ + " " +
+                                       cert_ + ".key " + log_.string());
+    if (!t::wait_port(port_)) why_ = "the python3 HTTPS server did not start on 127.0.0.1:" + std::to_string(port_);
+  }
+  const std::string& why_not() const { return why_; }  // empty when it runs
+  const std::string& ca_file() const { return cert_; }  // the server's certificate, its own CA
+  const std::string& other_ca_file() const { return other_; }  // a CA that did not sign it
+  int port() const { return port_; }
+  std::string url(const std::string& host, const std::string& path) const {
+    return "https://" + host + ":" + std::to_string(port_) + path;
+  }
+  std::string requests() const { return t::read_file(log_); }
+
+ private:
+  std::string cert_, other_;
+  fs::path log_;
+  int port_;
+  std::string why_;
+  std::unique_ptr<t::child> proc_;
+};
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST(abort_probe_tls, a_private_ca_verifies_through_the_ca_file_added_to_the_default_store) {
+  t::temp_dir d;
+  https_server srv(d.path());
+  if (!srv.why_not().empty()) SYNCSTORM_SKIP_OR_FAIL(srv.why_not());
+  const std::string url = srv.url("127.0.0.1", "/healthz");
+  // Without the CA file: the handshake fails on the certificate, and the reason says so.
+  std::string why = inj::http_probe(url, 3000);
+  EXPECT_TRUE(contains(why, "TLS handshake with 127.0.0.1: certificate verify failed (self-signed certificate)")) << why;
+  EXPECT_FALSE(contains(why, "\n")) << why;
+  EXPECT_TRUE(contains(inj::http_probe(url, 3000, {srv.other_ca_file(), ""}), "certificate verify failed"));
+  // With it, by address and by name.
+  EXPECT_EQ(inj::http_probe(url, 3000, {srv.ca_file(), ""}), "");
+  EXPECT_EQ(inj::http_probe(srv.url("localhost", "/healthz?deep=1"), 3000, {srv.ca_file(), ""}), "");
+  EXPECT_TRUE(contains(srv.requests(), "/healthz?deep=1\n")) << srv.requests();
+  // The file is added to the default store, not put in its place: with the server's CA as the
+  // "system" store (SSL_CERT_FILE), an unrelated CA file leaves it trusted.
+  ::setenv("SSL_CERT_FILE", srv.ca_file().c_str(), 1);
+  why = inj::http_probe(url, 3000, {srv.other_ca_file(), ""});
+  ::unsetenv("SSL_CERT_FILE");
+  EXPECT_EQ(why, "");
+  // server_name is the name verified; verify false verifies nothing.
+  EXPECT_EQ(inj::http_probe(url, 3000, {srv.ca_file(), "localhost"}), "");
+  why = inj::http_probe(url, 3000, {srv.ca_file(), "sync.example.internal"});
+  EXPECT_TRUE(contains(why, "certificate verify failed (hostname mismatch)")) << why;
+  EXPECT_EQ(inj::http_probe(url, 3000, {"", "", false}), "");
+}
+
+TEST(abort_probe_tls, a_ca_file_that_cannot_be_read_is_the_one_line_reason) {
+  t::temp_dir d;
+  // Nothing listens there: the CA file is refused before any connection.
+  const std::string url = "https://127.0.0.1:" + std::to_string(t::free_port()) + "/healthz";
+  const std::string missing = (d.path() / "missing.pem").string();
+  EXPECT_EQ(inj::http_probe(url, 1000, {missing, ""}),
+            "scenario.target.tls.ca_file: found \"" + missing + "\"; expected a readable PEM file (No such file or directory)");
+  EXPECT_EQ(inj::http_probe(url, 1000, {d.str(), ""}),
+            "scenario.target.tls.ca_file: found \"" + d.str() + "\"; expected a readable PEM file (a directory)");
+  const std::string junk = (d.path() / "junk.pem").string();
+  t::write_file(junk, "not a certificate\n");
+  std::string why = inj::http_probe(url, 1000, {junk, ""});
+  EXPECT_TRUE(why.starts_with("scenario.target.tls.ca_file: found \"" + junk + "\"; expected a readable PEM file (")) << why;
+  EXPECT_FALSE(contains(why, "\n")) << why;
+  // An http URL has no use for it.
+  EXPECT_TRUE(contains(inj::http_probe("http://127.0.0.1:" + std::to_string(t::free_port()) + "/", 1000, {missing, ""}), "connect "));
+}
+
+TEST(abort_probe_tls, server_name_and_verify_go_only_to_probes_of_the_targets_endpoints) {
+  inj::probe_target target{{"/etc/ca.pem", "sync.internal", false}, {"https://10.0.0.5:8443/api", "wss://Sync.Example"}};
+  auto is = [](const inj::probe_tls& got, const std::string& name, bool verify) {
+    return got.ca_file == "/etc/ca.pem" && got.server_name == name && got.verify == verify;
+  };
+  EXPECT_TRUE(is(inj::probe_tls_for("https://10.0.0.5:8443/healthz", target), "sync.internal", false));
+  EXPECT_TRUE(is(inj::probe_tls_for("https://u:p@10.0.0.5:8443", target), "sync.internal", false));
+  EXPECT_TRUE(is(inj::probe_tls_for("https://sync.example:443/x", target), "sync.internal", false));  // wss's default port
+  EXPECT_TRUE(is(inj::probe_tls_for("https://10.0.0.5/healthz", target), "", true));                 // another port
+  EXPECT_TRUE(is(inj::probe_tls_for("https://status.example.com/healthz", target), "", true));
+  EXPECT_TRUE(is(inj::probe_tls_for("not a url", target), "", true));
+}
+
+TEST(abort_probe_tls, the_watch_gives_its_probes_the_targets_tls) {
+  t::temp_dir d;
+  https_server srv(d.path());
+  if (!srv.why_not().empty()) SYNCSTORM_SKIP_OR_FAIL(srv.why_not());
+  const std::vector<syncstorm::abort_entry> probe = {
+      {"health", std::nullopt, {{"url", srv.url("localhost", "/healthz")}, {"every", "100ms"}, {"fail_after", 1}}}};
+  auto wait_fired = [](const inj::abort_watch& w) {
+    for (int i = 0; i < 30 && !w.fired(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return w.fired();
+  };
+  {
+    inj::abort_watch w(probe, nullptr);
+    w.start();
+    ASSERT_TRUE(wait_fired(w));
+    EXPECT_TRUE(contains(w.reason(), "certificate verify failed")) << w.reason();
+  }
+  {
+    inj::abort_watch w(probe, nullptr, {{srv.ca_file(), "", true}, {}});
+    w.start();
+    EXPECT_FALSE(wait_fired(w)) << w.reason();
+    w.stop();
+    const std::string requests = srv.requests();
+    EXPECT_GE(std::count(requests.begin(), requests.end(), '\n'), 10) << requests;
+  }
+  {
+    inj::abort_watch w(probe, nullptr, {{d.str() + "/missing.pem", "", true}, {}});
+    w.start();
+    ASSERT_TRUE(wait_fired(w));
+    EXPECT_EQ(w.reason(), "probe " + srv.url("localhost", "/healthz") + " failed 1 times in a row (last: scenario.target.tls.ca_file: found \"" +
+                              d.str() + "/missing.pem\"; expected a readable PEM file (No such file or directory))");
+  }
+}
+
+// The engine hands the scenario's target.tls to the watch: a run whose probe needs the CA file
+// (a host the endpoints do not name) and one whose probe needs verify false (the endpoint itself).
+TEST(abort_probe_tls, syncstorm_run_probes_with_the_scenarios_target_tls) {
+  t::temp_dir d;
+  https_server srv(d.path());
+  if (!srv.why_not().empty()) SYNCSTORM_SKIP_OR_FAIL(srv.why_not());
+  auto run = [&](const std::string& name, json tls, const std::string& probe_host) {
+    json doc = {{"name", name}, {"duration", "2s"},
+                {"target", {{"endpoints", {{"http", srv.url("127.0.0.1", "")}}}, {"tls", tls}}},
+                {"load", {{{"name", "api"}, {"model", "http"}, {"connections", 2}, {"request", {{"path", "/load"}}},
+                           {"phases", {{{"name", "steady"}, {"for", "2s"}, {"rate", 5}}}}}}},
+                {"abort", {{{"name", "health"}, {"probe", {{"url", srv.url(probe_host, "/healthz-" + name)}, {"every", "200ms"}, {"fail_after", 2}}}}}}};
+    t::write_file(d.path() / (name + ".json"), doc.dump());
+    auto out = d.path() / ("runs-" + name);
+    auto r = t::run("timeout 60 " + t::bin() + " run " + (d.path() / (name + ".json")).string() + " --out " + out.string() + " 2>&1");
+    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.out;
+    EXPECT_TRUE(contains(srv.requests(), "/healthz-" + name + "\n")) << name;
+  };
+  run("ca", {{"ca_file", srv.ca_file()}}, "localhost");
+  run("noverify", {{"verify", false}}, "127.0.0.1");
 }
 
 // Issue #24: the ledger keeps space reserved past its end, is never opened through a link and
