@@ -1,6 +1,7 @@
 // External commands for the remote backends (docker, kubectl) and the fake ones the tests put on
-// PATH: run with execvp (never a shell), stdout and stderr captured together, a deadline after
-// which the command's process group is killed. Thread-safe (each call owns its child).
+// PATH: run by the one subprocess runner (process/runner.hpp: never a shell, PATH as the runner
+// resolves it), stdout and stderr captured together, a deadline after which the command's
+// process group is killed. Thread-safe (each call owns its child).
 #pragma once
 
 #include <chrono>
@@ -19,7 +20,7 @@ struct command_result {
 command_result run_command(const std::vector<std::string>& argv,
                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-// `a b 'c d'`: argv as a copy-pasteable line for --dry-run and the ledger.
+// `a b 'c d'`: argv as a copy-pasteable line for --dry-run and the ledger (process::render_argv).
 std::string command_line(const std::vector<std::string>& argv);
 
 }  // namespace syncstorm::injectors

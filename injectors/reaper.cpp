@@ -1,6 +1,8 @@
 // See reaper.hpp.
 #include "injectors/reaper.hpp"
 
+#include "process/runner.hpp"
+
 #include "injectors/faults.hpp"
 #include "injectors/files.hpp"
 #include "injectors/targets.hpp"
@@ -297,35 +299,22 @@ void start_reaper(const std::string& run_dir) {
   std::string logp = dir + "/reaper.log";
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error(std::string("reaper: pipe: ") + std::strerror(errno));
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error(std::string("reaper: fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    ::setsid();
-    pid_t second = ::fork();
-    if (second != 0) ::_exit(second > 0 ? 0 : 1);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGINT, SIG_IGN);  // a Ctrl-C to the run's terminal must not stop the undo
-    ::signal(SIGHUP, SIG_IGN);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    int logfd = ::open(logp.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    if (logfd >= 0) {
-      ::dup2(logfd, 1);
-      ::dup2(logfd, 2);
-    }
-    int w = ready[1];
-    ::dup2(w, 3);
-    ::syscall(SYS_close_range, 4u, ~0u, 0u);
-    std::string fd3 = "3";
-    ::execl(exe.c_str(), exe.c_str(), "reaper", dir.c_str(), "--ready-fd", fd3.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
+  // A daemon (its own session, re-parented at once) that a Ctrl-C to the run's terminal cannot
+  // stop; it writes one byte on fd 3 once it runs, before the first fault is applied.
+  process::spawn_options o;
+  o.argv = {exe, "reaper", dir, "--ready-fd", "3"};
+  o.daemon = true;
+  o.log_path = logp;
+  o.ignore_signals = {SIGINT, SIGHUP};
+  o.pass_fds = {{ready[1], 3}};
+  try {
+    process::spawn(o);
+  } catch (const std::exception& e) {
+    ::close(ready[0]);
+    ::close(ready[1]);
+    throw std::runtime_error(std::string("reaper: ") + e.what());
   }
   ::close(ready[1]);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  // The reaper says it runs (one byte) before the first fault is applied.
   char c = 0;
   ssize_t n;
   do n = ::read(ready[0], &c, 1);

@@ -1,14 +1,14 @@
-// Starting and finding the lab's processes: fork/exec with everything a lab process needs set up
-// between fork and exec (own process group, network namespace, user, RLIMIT_NOFILE, log file,
-// an explicit environment carrying the lab's marker, every other fd closed), one-shot commands
-// with captured output, and a /proc sweep that finds a lab's processes by their marker even when
-// no pid was recorded (a `lab up` killed halfway).
+// Finding and ending the lab's processes: a /proc sweep that finds a lab's processes by their
+// marker (SYNCSTORM_LAB=<lab id>) even when no pid was recorded (a `lab up` killed halfway),
+// liveness and start-time checks that survive pid reuse, and group-wise termination. Starting
+// them is process/runner.hpp's (the one subprocess runner), re-exported here under the names the
+// lab uses.
 //
-// Threading: every function may be called from any thread. Between fork and exec the child only
-// makes async-signal-safe calls; everything it needs (argv, envp, fds, uid) is prepared before
-// the fork, so spawning from a multithreaded process is safe. Callers reap what they spawn
+// Threading: every function may be called from any thread. Callers reap what they spawn
 // (`run_command` reaps its own command; `spawn` returns a pid the caller must wait for).
 #pragma once
+
+#include "process/runner.hpp"
 
 #include <sys/types.h>
 
@@ -20,48 +20,23 @@
 
 namespace syncstorm::lab {
 
-// The environment variable set in every process the lab execs: SYNCSTORM_LAB=<lab id>. `lab down`
-// finds leftovers by it (/proc/<pid>/environ), so it is never removed by the lab's children.
-inline constexpr const char* lab_marker_env = "SYNCSTORM_LAB";
+// Process creation is process/runner.hpp's (the one runner); the lab uses it under these names.
+using process::lab_marker_env;
+using process::render_argv;
+using process::run_result;
+using process::spawn;
+using process::spawn_options;
 
-struct spawn_options {
-  std::vector<std::string> argv;          // argv[0] is looked up in PATH when it has no '/'
-  std::vector<std::string> extra_env;     // "K=V" added to (or replacing in) the inherited env
-  std::string lab_id;                     // non-empty: SYNCSTORM_LAB=<lab_id> is set
-  std::string netns;                      // non-empty: setns() into /run/netns/<netns> first
-  std::optional<std::string> user;        // run as this user (needs root); its primary group
-  std::string cwd;                        // non-empty: chdir here
-  std::string log_path;                   // stdout+stderr appended here; empty: /dev/null
-  std::optional<std::uint64_t> nofile;    // raise RLIMIT_NOFILE (soft and hard) to this, or
-                                          // as far as the hard limit allows without privilege
-  bool new_session = false;               // setsid() instead of only a new process group
-  int parent_death_signal = 0;            // non-zero: the child gets it when the forking thread
-                                          // dies (PR_SET_PDEATHSIG), e.g. its controller's SIGKILL
-};
+// process::run (captured output, bounded by `timeout`, reaped).
+inline run_result run_command(spawn_options o, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  return process::run(std::move(o), timeout);
+}
 
-// Forks and execs `o.argv` in its own process group. Returns the pid; the caller reaps it.
-// Throws std::runtime_error naming the program when the setup before exec fails (the child
-// reports exec errors through a close-on-exec pipe, so "no such file" is an exception here,
-// not a silent exit 127).
-pid_t spawn(const spawn_options& o);
-
-struct run_result {
-  int exit_code = -1;      // -1 when killed by a signal
-  int signal = 0;
-  std::string output;      // stdout and stderr, interleaved
-  bool timed_out = false;
-};
-
-// Runs a command to completion (bounded by `timeout`; on expiry its process group gets SIGKILL)
-// and reaps it. Output is captured (first 1 MiB). Never throws for a non-zero exit.
-run_result run_command(spawn_options o, std::chrono::milliseconds timeout = std::chrono::seconds(60));
-
-// run_command() that throws std::runtime_error("<what>: `cmd args` exited N: <output>") unless it exits 0.
-std::string run_command_checked(const std::string& what, spawn_options o,
-                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
-
-// Shell-like rendering of argv for messages and dry runs.
-std::string render_argv(const std::vector<std::string>& argv);
+// process::run_checked: throws unless the command exits 0; returns its output.
+inline std::string run_command_checked(const std::string& what, spawn_options o,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  return process::run_checked(what, std::move(o), timeout);
+}
 
 // True when `pid` exists and is not a zombie.
 bool process_alive(pid_t pid);

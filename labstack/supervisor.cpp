@@ -231,44 +231,18 @@ class supervisor {
     }
   }
 
+  // The relay runs in a forked child of this single-threaded supervisor (process::spawn's
+  // child_main), in its own process group, with its own log and file limit.
   pid_t fork_relay(const unit& u) {
-    const std::string log = u.def.value("log", dir_ + "/relay.log");
-    int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      if (logfd >= 0) ::close(logfd);
-      throw std::runtime_error("fork failed: " + std::string(std::strerror(errno)));
-    }
-    if (pid == 0) {
-      // The supervisor is single-threaded, so the child may run ordinary code.
-      ::setpgid(0, 0);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE}) ::signal(s, SIG_DFL);
-      ::signal(SIGPIPE, SIG_IGN);
-      ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
-      int devnull = ::open("/dev/null", O_RDONLY);
-      if (devnull >= 0) ::dup2(devnull, 0);
-      if (logfd >= 0) {
-        ::dup2(logfd, 1);
-        ::dup2(logfd, 2);
-      }
-      ::syscall(SYS_close_range, 3U, ~0U, 0U);
-      std::uint64_t nofile = u.def.value("nofile", std::uint64_t{262144});
-      rlimit rl{nofile, nofile};
-      if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        rlimit cur{};
-        ::getrlimit(RLIMIT_NOFILE, &cur);
-        cur.rlim_cur = cur.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &cur);
-      }
+    spawn_options o;
+    o.child_main = [this] {
       set_process_name("ss-rly-" + id_);
-      _exit(relay_main(st_.path()));
-    }
-    if (logfd >= 0) ::close(logfd);
-    return pid;
+      return relay_main(st_.path());
+    };
+    o.log_path = u.def.value("log", dir_ + "/relay.log");
+    o.nofile = u.def.value("nofile", std::uint64_t{262144});
+    o.ignore_signals = {SIGPIPE};
+    return spawn(o);
   }
 
   void start_unit(unit& u) {
@@ -648,34 +622,17 @@ pid_t start_supervisor(const std::string& state_path, std::chrono::milliseconds 
   const std::string dir = fs::path(state_path).parent_path().string();
   const std::string log = dir + "/supervisor.log";
   const std::string control = dir + "/supervisor.sock";
-  int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (logfd < 0) throw std::runtime_error("supervisor: cannot open " + log + ": " + std::strerror(errno));
-  std::fflush(nullptr);
-  pid_t mid = ::fork();
-  if (mid < 0) {
-    ::close(logfd);
-    throw std::runtime_error("supervisor: fork failed: " + std::string(std::strerror(errno)));
-  }
-  if (mid == 0) {
-    // First child: a new session, then fork again so the supervisor is no session leader and is
-    // re-parented to init (or the nearest subreaper) when this child exits at once.
-    ::setsid();
-    pid_t sup = ::fork();
-    if (sup != 0) _exit(sup > 0 ? 0 : 1);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::dup2(logfd, 1);
-    ::dup2(logfd, 2);
-    // Nothing of the caller's (sockets, pipes to a test runner) may stay open in the supervisor.
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    _exit(supervisor_main(state_path));
-  }
-  ::close(logfd);
-  int st = 0;
-  while (::waitpid(mid, &st, 0) < 0 && errno == EINTR) {
+  // A daemon (new session, re-parented to init or the nearest subreaper at once) running
+  // supervisor_main in the forked child: nothing of the caller's (sockets, pipes to a test
+  // runner) stays open in it.
+  spawn_options o;
+  o.child_main = [&state_path] { return supervisor_main(state_path); };
+  o.daemon = true;
+  o.log_path = log;
+  try {
+    spawn(o);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("supervisor: ") + e.what());
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last_error;
