@@ -64,6 +64,9 @@ TEST(bootstrap_lab, pulls_a_100k_change_stream_from_zero) {
   EXPECT_EQ(pull.ok_count(), 4u * 22);
   EXPECT_EQ(metric(m, "bootstrap.changes@boot").count(), 400'000u);
   EXPECT_EQ(metric(m, "bootstrap.incomplete@boot").count(), 0u);
+  // Client starts go through the one arrival loop: late starts counted, no generator.lag.
+  EXPECT_NE(m.find("generator.late"), nullptr);
+  EXPECT_EQ(m.find("generator.lag"), nullptr);
   std::vector<syncstorm::audit_op> ops;
   model->collect(ops);
   ASSERT_EQ(ops.size(), 100'000u);

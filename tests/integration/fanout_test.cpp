@@ -216,6 +216,9 @@ TEST_F(fanout_lab, every_acked_change_reaches_every_subscriber) {
   EXPECT_EQ(r.missing, 0u);
   EXPECT_EQ(metric(r.metrics, "fanout.missing@fan").count(), 0u);
   EXPECT_NE(r.metrics.find("fanout.missing@fan"), nullptr) << "fanout.missing is recorded even when 0";
+  // The one arrival loop: push arrivals are timed like every model's (generator.lag and .late).
+  EXPECT_EQ(metric(r.metrics, "generator.lag").count(), r.ops.size());
+  EXPECT_NE(r.metrics.find("generator.late"), nullptr);
   // 20 subscribers per stream: each op reaches 20 of them.
   EXPECT_EQ(count(r, "fanout.frames"), 20 * r.ops.size());
   // Each frame is timed, unless its op was acked before the subscriber first connected.

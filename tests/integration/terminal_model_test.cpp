@@ -230,6 +230,9 @@ TEST_F(terminal_lab, every_op_is_acked_and_stored_exactly_once) {
   EXPECT_LE(r.ops.size(), 201u);
   expect_stored_exactly_once(lab_->lb_http_url(), r, tag);
   EXPECT_EQ(metric(r.metrics, "push.e2e@pos").count(), r.ops.size());
+  // The one arrival loop: every op's arrival timed (generator.lag) and late ones counted.
+  EXPECT_EQ(metric(r.metrics, "generator.lag").count(), r.ops.size());
+  EXPECT_NE(r.metrics.find("generator.late"), nullptr);
   EXPECT_EQ(metric(r.metrics, "local.write@pos").count(), r.ops.size());
   EXPECT_EQ(metric(r.metrics, "availability.ops@pos").ok_count(), r.ops.size());
   EXPECT_EQ(metric(r.metrics, "availability.ops@pos").error_count(), 0u);
