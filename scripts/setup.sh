@@ -7,9 +7,10 @@
 # CouchDB-API server tests/integration/pouchdb_test.cpp runs) under /var/tmp, never in the repo.
 set -euo pipefail
 
-# clang-14, its sanitizer and libFuzzer runtimes and lld: the sanitizer build (scripts/sanitize.sh).
+# clang-14, its sanitizer and libFuzzer runtimes and lld: the sanitizer build (scripts/sanitize.sh);
+# clang-format-14: the format check (scripts/format.sh).
 build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-system1.81-dev libssl-dev libpcap-dev libcli11-dev
-  nlohmann-json3-dev libgtest-dev libgmock-dev libpq-dev clang-14 libclang-rt-14-dev lld-14)
+  nlohmann-json3-dev libgtest-dev libgmock-dev libpq-dev clang-14 libclang-rt-14-dev lld-14 clang-format-14)
 lab_pkgs=(postgresql-15 postgresql-client-15 haproxy iproute2 iptables procps psmisc
   util-linux libpq5 libpcap0.8 ca-certificates openssl)
 # tshark (with wireshark-common's capinfos and mergecap) reads the capture's pcap files back in

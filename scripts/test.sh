@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Builds syncstorm and runs the whole test suite (unit and integration, against the real lab
 # parts). Installs the Debian packages it needs when they are missing. Run as root (the lab's
-# namespaces, iptables rules and tmpfs volumes need it). Then scripts/sanitize.sh (the unit tests
-# under ASan+UBSan and the fuzz targets, in build-san/). Exit code: ctest's, else sanitize.sh's.
+# namespaces, iptables rules and tmpfs volumes need it). First scripts/format.sh --check (every
+# .cpp/.hpp as .clang-format says), then the suite, then scripts/sanitize.sh (the unit tests under
+# ASan+UBSan and the fuzz targets, in build-san/). Exit code: ctest's, else sanitize.sh's, else
+# the format check's (an unformatted file fails CI, after the suite has still run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+fmt=0
+bash scripts/format.sh --check || fmt=$?
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
@@ -24,4 +28,5 @@ if [[ ${SYNCSTORM_NO_SANITIZE:-} != 1 ]]; then
   SYNCSTORM_SAN_TEST_BIN=$PWD/build/cli/syncstorm bash scripts/sanitize.sh || san=$?
 fi
 if [[ $rc -ne 0 ]]; then exit "$rc"; fi
-exit "$san"
+if [[ $san -ne 0 ]]; then exit "$san"; fi
+exit "$fmt"

@@ -33,3 +33,19 @@ TEST(packaging, dockerfile_uses_the_setup_script_and_builds_what_ships) {
   EXPECT_NE(df.find("--target syncstorm syncd"), std::string::npos);
   EXPECT_NE(df.find("FROM debian:12-slim AS runtime"), std::string::npos);
 }
+
+// CI's format check (scripts/test.sh runs scripts/format.sh --check): it passes on a file laid out
+// as .clang-format says and fails, naming the file, on one that is not.
+TEST(packaging, format_check_fails_on_an_unformatted_file_and_passes_on_a_formatted_one) {
+  t::temp_dir d;
+  const std::string bad = d.str() + "/bad.cpp", good = d.str() + "/good.cpp";
+  t::write_file(bad, "int  main( ){return 0;}\n");
+  t::write_file(good, "int main() { return 0; }\n");
+  const std::string script = "bash " + t::source_dir() + "/scripts/format.sh --check ";
+  auto r = t::run(script + bad + " 2>&1");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find(bad), std::string::npos) << r.out;
+  r = t::run(script + good + " 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(t::read_file(t::source_dir() + "/scripts/test.sh").find("bash scripts/format.sh --check"), std::string::npos);
+}
