@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
   };
   std::cout << "subscribers " << subscribers << " connected " << connected << " (RLIMIT_NOFILE " << nofile << ")\n"
             << "ws.errors connect " << count("ws.errors.connect") << " status " << count("ws.errors.status") << " read "
-            << count("ws.errors.read") << " timeout " << count("ws.errors.timeout") << " closed " << count("ws.errors.closed") << "\n"
+            << count("ws.errors.read") << " timeout " << count("ws.errors.timeout") << " closed "
+            << count("ws.errors.closed") << "\n"
             << "VmRSS before " << rss0 << " KiB, connected " << rss1 << " KiB, per connection "
             << (connected > 0 ? static_cast<double>(rss1 - rss0) / connected : 0.0) << " KiB\n";
   for (auto& mo : models) mo->stop();

@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   const double elapsed = seconds;
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  const long long cpu_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000LL + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+  const long long cpu_us =
+      (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1'000'000LL + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
   const auto* r = m.find("http.requests");
   std::printf("requests=%llu errors=%llu seconds=%.3f cpu_us=%lld\n",
               static_cast<unsigned long long>(r ? r->count() : 0),

@@ -84,12 +84,17 @@ void serve(int lfd) {
       int one = 1;
       ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       char mode = 0;
-      if (!read_full(c, &mode, 1)) { ::close(c); return; }
+      if (!read_full(c, &mode, 1)) {
+        ::close(c);
+        return;
+      }
       std::vector<char> buf(1 << 18);
       if (mode == 'e') {
-        while (read_full(c, buf.data(), 64)) if (::write(c, buf.data(), 64) != 64) break;
+        while (read_full(c, buf.data(), 64))
+          if (::write(c, buf.data(), 64) != 64) break;
       } else {
-        while (::read(c, buf.data(), buf.size()) > 0) {}
+        while (::read(c, buf.data(), buf.size()) > 0) {
+        }
       }
       ::close(c);
     }).detach();
@@ -136,8 +141,10 @@ double throughput_GBps(int port) {
 // off (SYNCSTORM_RELAY_SPLICE=0: every byte through userspace, as under a shaping fault).
 pid_t fork_relay(const std::string& dir, int relay_port, int server_port, bool copy) {
   ::mkdir(dir.c_str(), 0700);
-  nlohmann::json st = {{"paths", {{"bench", {{"listen", "127.0.0.1:" + std::to_string(relay_port)},
-                                             {"upstream", "127.0.0.1:" + std::to_string(server_port)}}}}},
+  nlohmann::json st = {{"paths",
+                        {{"bench",
+                          {{"listen", "127.0.0.1:" + std::to_string(relay_port)},
+                           {"upstream", "127.0.0.1:" + std::to_string(server_port)}}}}},
                        {"relay", {{"control", dir + "/relay.sock"}}}};
   std::ofstream(dir + "/state.json") << st.dump();
   pid_t relay = ::fork();
@@ -159,8 +166,14 @@ void remove_dir(const std::string& dir) {
 int main() {
   int server_port = 0, splice_port = 0, copy_port = 0;
   int lfd = listen_any(server_port);
-  { int tmp = listen_any(splice_port); ::close(tmp); }
-  { int tmp = listen_any(copy_port); ::close(tmp); }
+  {
+    int tmp = listen_any(splice_port);
+    ::close(tmp);
+  }
+  {
+    int tmp = listen_any(copy_port);
+    ::close(tmp);
+  }
   const std::string base = "/tmp/syncstorm-proxy-bench-" + std::to_string(::getpid());
   pid_t splice_relay = fork_relay(base + "-s", splice_port, server_port, false);
   pid_t copy_relay = fork_relay(base + "-c", copy_port, server_port, true);
@@ -175,7 +188,8 @@ int main() {
   std::printf("round trip, direct       : p50 %7.1f µs  p99 %7.1f µs\n", d50, d99);
   std::printf("round trip, relay splice : p50 %7.1f µs  p99 %7.1f µs\n", p50, p99);
   std::printf("round trip, relay copy   : p50 %7.1f µs  p99 %7.1f µs\n", c50, c99);
-  std::printf("added by the relay       : p50 %7.1f µs  p99 %7.1f µs (splice; two hops per round trip)\n", p50 - d50, p99 - d99);
+  std::printf("added by the relay       : p50 %7.1f µs  p99 %7.1f µs (splice; two hops per round trip)\n", p50 - d50,
+              p99 - d99);
   std::printf("added by the relay       : p50 %7.1f µs  p99 %7.1f µs (copy)\n", c50 - d50, c99 - d99);
   std::printf("throughput, direct       : %.2f GB/s\n", dt);
   std::printf("throughput, relay splice : %.2f GB/s\n", pt);

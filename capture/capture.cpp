@@ -33,7 +33,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::int64_t realtime_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string interface_list() {
@@ -55,8 +56,10 @@ std::string filter_error(const std::string& filter, int snaplen) {
   if (!dead) return "pcap_open_dead failed";
   bpf_program prog{};
   std::string err;
-  if (pcap_compile(dead, &prog, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) err = pcap_geterr(dead);
-  else pcap_freecode(&prog);
+  if (pcap_compile(dead, &prog, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+    err = pcap_geterr(dead);
+  else
+    pcap_freecode(&prog);
   pcap_close(dead);
   return err;
 }
@@ -88,8 +91,9 @@ std::vector<std::string> environment_problems(const nlohmann::json& doc) {
   if (!doc.contains("capture") || doc["capture"].is_null()) return out;
   const auto& c = doc["capture"];
   if (!has_cap_net_raw()) {
-    out.push_back("scenario.capture: found a wire capture request, but this process lacks CAP_NET_RAW; expected to run as root "
-                  "or with the capability (e.g. sudo setcap cap_net_raw+ep $(command -v syncstorm))");
+    out.push_back(
+        "scenario.capture: found a wire capture request, but this process lacks CAP_NET_RAW; expected to run as root "
+        "or with the capability (e.g. sudo setcap cap_net_raw+ep $(command -v syncstorm))");
   }
   if (c.contains("interfaces") && c["interfaces"].is_array()) {
     for (std::size_t i = 0; i < c["interfaces"].size(); ++i) {
@@ -102,7 +106,8 @@ std::vector<std::string> environment_problems(const nlohmann::json& doc) {
   if (c.contains("filter") && c["filter"].is_string()) {
     std::string err = filter_error(c["filter"].get<std::string>(), c.value("snaplen", 128));
     if (!err.empty())
-      out.push_back("scenario.capture.filter: found " + c["filter"].dump() + "; expected a BPF filter libpcap compiles (" + err + ")");
+      out.push_back("scenario.capture.filter: found " + c["filter"].dump() +
+                    "; expected a BPF filter libpcap compiles (" + err + ")");
   }
   return out;
 }
@@ -123,8 +128,8 @@ std::uint64_t default_ring_bytes(const nlohmann::json& doc, int snaplen) {
   return static_cast<std::uint64_t>(std::clamp(want, lo, hi));
 }
 
-capture_config capture_config_for(const nlohmann::json& doc, const nlohmann::json& lab_status, const std::vector<endpoint>& servers,
-                                  const std::string& dir) {
+capture_config capture_config_for(const nlohmann::json& doc, const nlohmann::json& lab_status,
+                                  const std::vector<endpoint>& servers, const std::string& dir) {
   const nlohmann::json c = doc.value("capture", nlohmann::json::object());
   capture_config cfg;
   cfg.dir = dir;
@@ -138,7 +143,9 @@ capture_config capture_config_for(const nlohmann::json& doc, const nlohmann::jso
   std::vector<std::string> names;
   const nlohmann::json ifs = c.value("interfaces", nlohmann::json("lab"));
   if (ifs.is_string()) {
-    if (!lab) throw std::invalid_argument("scenario.capture.interfaces: found \"lab\" but the target is not a lab; expected interface names");
+    if (!lab)
+      throw std::invalid_argument(
+          "scenario.capture.interfaces: found \"lab\" but the target is not a lab; expected interface names");
     names = lab_interfaces(lab_status);
   } else {
     for (const auto& i : ifs) names.push_back(i.get<std::string>());
@@ -201,7 +208,10 @@ struct capture_interface {
   std::string dir;
   pcap_dumper_t* dumper = nullptr;
   pcap_rotation rotation{0};
-  struct file { std::string path; std::uint64_t packets = 0, bytes = 0; };
+  struct file {
+    std::string path;
+    std::uint64_t packets = 0, bytes = 0;
+  };
   std::vector<file> files;
   std::uint64_t packets = 0, bytes = 0;
   std::unique_ptr<wire_analyzer> analyzer;
@@ -261,7 +271,8 @@ struct capture_interface {
     static const char payload[] = "syncstorm-capture-flush";
     while (!marker_seen && std::chrono::steady_clock::now() < until) {
       if (std::chrono::steady_clock::now() >= next_marker) {
-        ::sendto(marker_fd, payload, sizeof payload - 1, MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&marker_to), sizeof marker_to);
+        ::sendto(marker_fd, payload, sizeof payload - 1, MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&marker_to),
+                 sizeof marker_to);
         next_marker = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
       }
       int n = pcap_dispatch(handle, -1, &capture_interface::on_packet, reinterpret_cast<u_char*>(this));
@@ -373,7 +384,8 @@ int reserve_marker_port(std::uint16_t& port) {
   int small = 4096;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
     ::close(fd);
     return -1;
   }
@@ -394,7 +406,7 @@ void open_interface(capture_interface& i, const capture_config& cfg) {
   pcap_set_buffer_size(i.handle, static_cast<int>(std::min<std::uint64_t>(cfg.ring, std::numeric_limits<int>::max())));
   int rc = pcap_activate(i.handle);
   if (rc < 0) {
-    std::string why = rc == PCAP_ERROR_PERM_DENIED ? "permission denied (needs CAP_NET_RAW)"
+    std::string why = rc == PCAP_ERROR_PERM_DENIED      ? "permission denied (needs CAP_NET_RAW)"
                       : rc == PCAP_ERROR_NO_SUCH_DEVICE ? "no such interface"
                                                         : pcap_geterr(i.handle);
     throw std::runtime_error("capture " + i.name + ": pcap_activate: " + why);
@@ -405,10 +417,12 @@ void open_interface(capture_interface& i, const capture_config& cfg) {
   i.link_name = ln ? ln : std::to_string(i.link);
   if (!i.filter.empty()) {
     // The flush markers pass any filter.
-    const std::string full = i.marker_port ? "(" + i.filter + ") or (udp dst port " + std::to_string(i.marker_port) + ")" : i.filter;
+    const std::string full =
+        i.marker_port ? "(" + i.filter + ") or (udp dst port " + std::to_string(i.marker_port) + ")" : i.filter;
     bpf_program prog{};
     if (pcap_compile(i.handle, &prog, full.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
-      throw std::runtime_error("capture " + i.name + ": filter " + nlohmann::json(i.filter).dump() + ": " + pcap_geterr(i.handle));
+      throw std::runtime_error("capture " + i.name + ": filter " + nlohmann::json(i.filter).dump() + ": " +
+                               pcap_geterr(i.handle));
     int set = pcap_setfilter(i.handle, &prog);
     pcap_freecode(&prog);
     if (set != 0) throw std::runtime_error("capture " + i.name + ": pcap_setfilter: " + pcap_geterr(i.handle));
@@ -444,8 +458,9 @@ capture_session::capture_session(capture_config cfg) : impl_(std::make_unique<im
     i->rotation = pcap_rotation(c.max_file);
     i->origin = &impl_->origin;
     wire_store* store = impl_->store.get();
-    i->analyzer = std::make_unique<wire_analyzer>(c.map, store->resolution_us(),
-                                                  [store](std::int64_t step, const step_counts& counts) { store->add(step, counts); });
+    i->analyzer = std::make_unique<wire_analyzer>(
+        c.map, store->resolution_us(),
+        [store](std::int64_t step, const step_counts& counts) { store->add(step, counts); });
     impl_->ifs.push_back(std::move(i));
     open_interface(*impl_->ifs.back(), c);  // on a throw, impl's destructor closes the handles
   }
@@ -468,7 +483,8 @@ capture_session::~capture_session() {
 }
 
 void capture_session::set_origin(std::chrono::steady_clock::time_point run_start) {
-  const auto since = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - run_start).count();
+  const auto since =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - run_start).count();
   impl_->origin.store(realtime_us() - since);
 }
 
@@ -499,8 +515,10 @@ std::string capture_session::loss_reason() const {
   std::string out;
   for (const auto& i : impl_->ifs) {
     std::string one;
-    if (!i->error.empty()) one = i->name + ": capture failed: " + i->error;
-    else if (!i->stats_ok) one = i->name + ": pcap_stats failed: " + pcap_geterr(i->handle);
+    if (!i->error.empty())
+      one = i->name + ": capture failed: " + i->error;
+    else if (!i->stats_ok)
+      one = i->name + ": pcap_stats failed: " + pcap_geterr(i->handle);
     else if (i->stats.ps_drop > 0)
       one = i->name + ": " + std::to_string(i->stats.ps_drop) + " of " + std::to_string(i->stats.ps_drop + i->packets) +
             " packets dropped in the kernel ring";
@@ -520,9 +538,17 @@ nlohmann::json capture_session::report() const {
       files.push_back(x.path);
     }
     const auto& t = i->analyzer->totals();
-    nlohmann::json j = {{"name", i->name}, {"filter", i->filter}, {"link_type", i->link_name}, {"packets", i->packets},
-                        {"bytes", i->bytes}, {"tcp", t.tcp}, {"classified", t.classified}, {"before_start", t.before_start},
-                        {"flows_untracked", i->analyzer->flows().untracked()}, {"tail_flushed", i->tail_flushed}, {"files", f}};
+    nlohmann::json j = {{"name", i->name},
+                        {"filter", i->filter},
+                        {"link_type", i->link_name},
+                        {"packets", i->packets},
+                        {"bytes", i->bytes},
+                        {"tcp", t.tcp},
+                        {"classified", t.classified},
+                        {"before_start", t.before_start},
+                        {"flows_untracked", i->analyzer->flows().untracked()},
+                        {"tail_flushed", i->tail_flushed},
+                        {"files", f}};
     if (i->stats_ok) {
       j["kernel"] = {{"received", i->stats.ps_recv}, {"dropped", i->stats.ps_drop}, {"if_dropped", i->stats.ps_ifdrop}};
       dropped += i->stats.ps_drop;
@@ -533,9 +559,17 @@ nlohmann::json capture_session::report() const {
     packets += i->packets;
     ifs.push_back(j);
   }
-  return {{"interfaces", ifs}, {"packets", packets}, {"dropped", dropped}, {"if_dropped", if_dropped}, {"files", files},
-          {"pcap", c.pcap}, {"snaplen", c.snaplen}, {"ring_bytes", c.ring}, {"max_file_bytes", c.max_file},
-          {"resolution_ms", impl_->store->resolution_us() / 1000}, {"endpoints", c.map.to_json()},
+  return {{"interfaces", ifs},
+          {"packets", packets},
+          {"dropped", dropped},
+          {"if_dropped", if_dropped},
+          {"files", files},
+          {"pcap", c.pcap},
+          {"snaplen", c.snaplen},
+          {"ring_bytes", c.ring},
+          {"max_file_bytes", c.max_file},
+          {"resolution_ms", impl_->store->resolution_us() / 1000},
+          {"endpoints", c.map.to_json()},
           {"complete", dropped == 0 && loss_reason().empty()}};
 }
 

@@ -23,7 +23,8 @@ struct flow_verdict {
 
 class flow_table {
  public:
-  explicit flow_table(std::size_t max_flows = 262'144, std::int64_t idle_us = 120'000'000, std::int64_t closed_us = 10'000'000);
+  explicit flow_table(std::size_t max_flows = 262'144, std::int64_t idle_us = 120'000'000,
+                      std::int64_t closed_us = 10'000'000);
 
   // One segment seen at now_us (any clock that only moves forward, µs).
   flow_verdict observe(const tcp_segment& s, std::int64_t now_us);
@@ -44,8 +45,8 @@ class flow_table {
     }
   };
   struct state {
-    std::uint32_t next = 0;     // one past the highest sequence number carried
-    std::uint32_t isn = 0;      // of the SYN, when has_isn
+    std::uint32_t next = 0;  // one past the highest sequence number carried
+    std::uint32_t isn = 0;   // of the SYN, when has_isn
     bool has_isn = false;
     std::int64_t last_us = 0;
     std::int64_t closed_us = -1;  // when a FIN or RST was seen

@@ -42,8 +42,8 @@ std::optional<tcp_segment> ipv4_at(const std::uint8_t* p, std::size_t len, std::
   if (len < 20 || (p[0] >> 4) != 4) return std::nullopt;
   std::size_t ihl = static_cast<std::size_t>(p[0] & 0x0f) * 4;
   if (ihl < 20 || len < ihl) return std::nullopt;
-  if (p[9] != 6) return std::nullopt;                        // not TCP
-  if ((be16(p + 6) & 0x1fff) != 0) return std::nullopt;      // a later fragment: no TCP header
+  if (p[9] != 6) return std::nullopt;                    // not TCP
+  if ((be16(p + 6) & 0x1fff) != 0) return std::nullopt;  // a later fragment: no TCP header
   std::uint32_t total = be16(p + 2);
   // 0 for segments beyond 64 KiB (BIG TCP / GSO): the frame's own length says it.
   if (total == 0) total = static_cast<std::uint32_t>(wire_len);
@@ -72,11 +72,13 @@ std::optional<tcp_segment> ipv6_at(const std::uint8_t* p, std::size_t len, std::
     if (next == 6) return tcp_at(p + at, len - at, left, s);
     if (len < at + 8) return std::nullopt;
     std::size_t ext;
-    if (next == 0 || next == 43 || next == 60) ext = (static_cast<std::size_t>(p[at + 1]) + 1) * 8;
+    if (next == 0 || next == 43 || next == 60)
+      ext = (static_cast<std::size_t>(p[at + 1]) + 1) * 8;
     else if (next == 44) {
       if ((be16(p + at + 2) & 0xfff8) != 0) return std::nullopt;
       ext = 8;
-    } else return std::nullopt;
+    } else
+      return std::nullopt;
     if (ext > left || len < at + ext) return std::nullopt;
     next = p[at];
     at += ext;

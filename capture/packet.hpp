@@ -15,11 +15,11 @@ namespace syncstorm::capture {
 
 // Link types the parser understands (pcap-linktype(7)).
 namespace link_type {
-inline constexpr int null = 0;          // BSD loopback: 4-byte host-order family
-inline constexpr int ethernet = 1;      // DLT_EN10MB (Linux lo, bridges, veths)
-inline constexpr int raw_dlt = 12;      // DLT_RAW as Linux libpcap reports it
-inline constexpr int raw = 101;         // LINKTYPE_RAW (in files)
-inline constexpr int linux_sll = 113;   // the "any" device
+inline constexpr int null = 0;         // BSD loopback: 4-byte host-order family
+inline constexpr int ethernet = 1;     // DLT_EN10MB (Linux lo, bridges, veths)
+inline constexpr int raw_dlt = 12;     // DLT_RAW as Linux libpcap reports it
+inline constexpr int raw = 101;        // LINKTYPE_RAW (in files)
+inline constexpr int linux_sll = 113;  // the "any" device
 inline constexpr int linux_sll2 = 276;
 }  // namespace link_type
 

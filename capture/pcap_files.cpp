@@ -8,7 +8,8 @@ namespace syncstorm::capture {
 std::string file_safe(const std::string& interface) {
   std::string out = interface.empty() ? std::string("if") : interface;
   for (char& c : out) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
     if (!ok) c = '_';
   }
   if (out == "." || out == "..") out = "_" + out;

@@ -38,9 +38,9 @@ class pcap_rotation {
     bytes_ += pcap_record_header_bytes + caplen;
     ++records_;
   }
-  std::size_t files() const noexcept { return files_; }           // opened so far
-  std::uint64_t bytes() const noexcept { return bytes_; }         // in the current file
-  std::uint64_t records() const noexcept { return records_; }     // in the current file
+  std::size_t files() const noexcept { return files_; }        // opened so far
+  std::uint64_t bytes() const noexcept { return bytes_; }      // in the current file
+  std::uint64_t records() const noexcept { return records_; }  // in the current file
 
  private:
   std::uint64_t max_;

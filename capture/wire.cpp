@@ -36,7 +36,8 @@ namespace {
 std::string listen_of(const nlohmann::json& status, const char* path) {
   const auto& paths = status.value("paths", nlohmann::json::object());
   if (!paths.contains(path) || !paths[path].contains("listen") || !paths[path]["listen"].is_string())
-    throw std::invalid_argument(std::string("lab status: found no paths.") + path + ".listen; expected the relay's address");
+    throw std::invalid_argument(std::string("lab status: found no paths.") + path +
+                                ".listen; expected the relay's address");
   return paths[path]["listen"].get<std::string>();
 }
 

@@ -17,13 +17,10 @@ std::vector<std::pair<int, setup_fn>>& registry() {
 
 }  // namespace
 
-registration::registration(int order, setup_fn setup) {
-  registry().emplace_back(order, std::move(setup));
-}
+registration::registration(int order, setup_fn setup) { registry().emplace_back(order, std::move(setup)); }
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"syncstorm: chaos-engineering and load-testing harness for offline-first sync stacks",
-               "syncstorm"};
+  CLI::App app{"syncstorm: chaos-engineering and load-testing harness for offline-first sync stacks", "syncstorm"};
   app.set_version_flag("--version", std::string("syncstorm ") + SYNCSTORM_VERSION);
   app.require_subcommand(1);
   auto& r = registry();

@@ -15,21 +15,22 @@ namespace syncstorm::cli {
 namespace {
 
 registration revert_reg{70, [](CLI::App& app) -> action {
-  auto dir = std::make_shared<std::string>();
-  auto* sub = app.add_subcommand("revert", "revert the faults a run left applied (from RUN_DIR/ledger.jsonl)");
-  sub->add_option("run_dir", *dir, "run directory")->required();
-  return [dir]() -> int { return injectors::revert_run(*dir, std::cout, std::cerr); };
-}};
+                          auto dir = std::make_shared<std::string>();
+                          auto* sub = app.add_subcommand(
+                              "revert", "revert the faults a run left applied (from RUN_DIR/ledger.jsonl)");
+                          sub->add_option("run_dir", *dir, "run directory")->required();
+                          return [dir]() -> int { return injectors::revert_run(*dir, std::cout, std::cerr); };
+                        }};
 
 registration reaper_reg{71, [](CLI::App& app) -> action {
-  auto dir = std::make_shared<std::string>();
-  auto fd = std::make_shared<int>(-1);
-  auto* sub = app.add_subcommand("reaper", "internal: the detached reverter of a run's faults");
-  sub->group("");  // hidden from --help
-  sub->add_option("run_dir", *dir, "run directory")->required();
-  sub->add_option("--ready-fd", *fd, "write one byte here once running");
-  return [dir, fd]() -> int { return injectors::reaper_main(*dir, *fd); };
-}};
+                          auto dir = std::make_shared<std::string>();
+                          auto fd = std::make_shared<int>(-1);
+                          auto* sub = app.add_subcommand("reaper", "internal: the detached reverter of a run's faults");
+                          sub->group("");  // hidden from --help
+                          sub->add_option("run_dir", *dir, "run directory")->required();
+                          sub->add_option("--ready-fd", *fd, "write one byte here once running");
+                          return [dir, fd]() -> int { return injectors::reaper_main(*dir, *fd); };
+                        }};
 
 }  // namespace
 }  // namespace syncstorm::cli

@@ -93,136 +93,141 @@ void print_status_text(const json& s) {
             << "  state:      " << s["files"].value("state", "") << "\n";
 }
 
-registration lab_reg{50, [](CLI::App& app) -> action {
-  auto f = std::make_shared<lab_flags>();
-  auto* sub = app.add_subcommand("lab", "the reference sync stack on this machine: up, status, down");
-  sub->require_subcommand(1);
+registration lab_reg{
+    50, [](CLI::App& app) -> action {
+      auto f = std::make_shared<lab_flags>();
+      auto* sub = app.add_subcommand("lab", "the reference sync stack on this machine: up, status, down");
+      sub->require_subcommand(1);
 
-  auto* up = sub->add_subcommand("up", "start a lab (PostgreSQL, syncd pods, HAProxy, supervisor) and leave it running");
-  up->add_option("--pods", f->pods, "number of syncd pods (1-200)");
-  up->add_flag("--replica", f->replica, "add a synchronous streaming replica");
-  up->add_option("--db-volume", f->db_volume, "put the data directories on a tmpfs of this size, e.g. 256MiB");
-  up->add_option("--bug", f->bug, "syncd bug mode for every pod, e.g. drop-every=50");
-  up->add_option("--id", f->id, "lab id ([a-z0-9]{1,8}; default: default)");
-  up->add_option("--network", f->network, "auto, namespaces or loopback");
-  up->add_option("--restart-delay", f->restart_delay, "supervisor: delay before restarting what died (e.g. 1s)");
-  up->add_option("--check-interval", f->check_interval_ms, "HAProxy health check interval, ms");
-  up->add_option("--check-fall", f->check_fall, "failed checks before a pod is marked down");
-  up->add_option("--check-rise", f->check_rise, "passed checks before a pod is marked up");
+      auto* up =
+          sub->add_subcommand("up", "start a lab (PostgreSQL, syncd pods, HAProxy, supervisor) and leave it running");
+      up->add_option("--pods", f->pods, "number of syncd pods (1-200)");
+      up->add_flag("--replica", f->replica, "add a synchronous streaming replica");
+      up->add_option("--db-volume", f->db_volume, "put the data directories on a tmpfs of this size, e.g. 256MiB");
+      up->add_option("--bug", f->bug, "syncd bug mode for every pod, e.g. drop-every=50");
+      up->add_option("--id", f->id, "lab id ([a-z0-9]{1,8}; default: default)");
+      up->add_option("--network", f->network, "auto, namespaces or loopback");
+      up->add_option("--restart-delay", f->restart_delay, "supervisor: delay before restarting what died (e.g. 1s)");
+      up->add_option("--check-interval", f->check_interval_ms, "HAProxy health check interval, ms");
+      up->add_option("--check-fall", f->check_fall, "failed checks before a pod is marked down");
+      up->add_option("--check-rise", f->check_rise, "passed checks before a pod is marked up");
 
-  auto* status = sub->add_subcommand("status", "show the lab's addresses, processes and states");
-  status->add_flag("--json", f->json_out, "print the status document as JSON");
-  status->add_option("--id", f->id, "which lab (default: the only one)");
+      auto* status = sub->add_subcommand("status", "show the lab's addresses, processes and states");
+      status->add_flag("--json", f->json_out, "print the status document as JSON");
+      status->add_option("--id", f->id, "which lab (default: the only one)");
 
-  auto* down = sub->add_subcommand("down", "stop and remove the lab (every lab without --id)");
-  down->add_option("--id", f->id, "which lab (default: all)");
+      auto* down = sub->add_subcommand("down", "stop and remove the lab (every lab without --id)");
+      down->add_option("--id", f->id, "which lab (default: all)");
 
-  return [f, up, status, down]() -> int {
-    if (up->parsed()) {
-      lab::lab_options o;
-      if (f->pods < 1 || f->pods > 200) {
-        std::cerr << "syncstorm: --pods: found " << f->pods << "; expected 1 to 200\n";
-        return 2;
-      }
-      o.pods = f->pods;
-      o.replica = f->replica;
-      if (!f->db_volume.empty()) {
-        auto b = units::parse_size(f->db_volume);
-        if (!b || *b < (96ull << 20)) {
-          std::cerr << "syncstorm: --db-volume: found \"" << f->db_volume
-                    << "\"; expected a size of at least 96MiB, like 256MiB\n";
-          return 2;
+      return [f, up, status, down]() -> int {
+        if (up->parsed()) {
+          lab::lab_options o;
+          if (f->pods < 1 || f->pods > 200) {
+            std::cerr << "syncstorm: --pods: found " << f->pods << "; expected 1 to 200\n";
+            return 2;
+          }
+          o.pods = f->pods;
+          o.replica = f->replica;
+          if (!f->db_volume.empty()) {
+            auto b = units::parse_size(f->db_volume);
+            if (!b || *b < (96ull << 20)) {
+              std::cerr << "syncstorm: --db-volume: found \"" << f->db_volume
+                        << "\"; expected a size of at least 96MiB, like 256MiB\n";
+              return 2;
+            }
+            o.db_volume_bytes = *b;
+          }
+          o.bug = f->bug;
+          o.id = f->id.empty() ? "default" : f->id;
+          if (!lab::valid_lab_id(o.id)) {
+            std::cerr << "syncstorm: --id: found \"" << o.id << "\"; expected 1 to 8 characters of [a-z0-9]\n";
+            return 2;
+          }
+          if (f->network != "auto" && f->network != "namespaces" && f->network != "loopback") {
+            std::cerr << "syncstorm: --network: found \"" << f->network
+                      << "\"; expected auto, namespaces or loopback\n";
+            return 2;
+          }
+          o.network = f->network;
+          auto delay = units::parse_duration_us(f->restart_delay);
+          if (!delay || *delay < 0) {
+            std::cerr << "syncstorm: --restart-delay: found \"" << f->restart_delay
+                      << "\"; expected a duration like \"1s\"\n";
+            return 2;
+          }
+          o.restart_delay_us = *delay;
+          if (f->check_interval_ms < 10) {
+            std::cerr << "syncstorm: --check-interval: found " << f->check_interval_ms
+                      << "; expected at least 10 (ms)\n";
+            return 2;
+          }
+          if (f->check_fall < 1 || f->check_rise < 1) {
+            std::cerr << "syncstorm: --check-" << (f->check_fall < 1 ? "fall" : "rise") << ": found "
+                      << (f->check_fall < 1 ? f->check_fall : f->check_rise) << "; expected at least 1\n";
+            return 2;
+          }
+          o.check_interval_ms = f->check_interval_ms;
+          o.check_fall = f->check_fall;
+          o.check_rise = f->check_rise;
+          try {
+            auto l = lab::lab::up(o);
+            print_status_text(l.status());
+            return 0;
+          } catch (const std::exception& e) {
+            std::cerr << "syncstorm: " << e.what() << "\n";
+            return 3;
+          }
         }
-        o.db_volume_bytes = *b;
-      }
-      o.bug = f->bug;
-      o.id = f->id.empty() ? "default" : f->id;
-      if (!lab::valid_lab_id(o.id)) {
-        std::cerr << "syncstorm: --id: found \"" << o.id << "\"; expected 1 to 8 characters of [a-z0-9]\n";
-        return 2;
-      }
-      if (f->network != "auto" && f->network != "namespaces" && f->network != "loopback") {
-        std::cerr << "syncstorm: --network: found \"" << f->network << "\"; expected auto, namespaces or loopback\n";
-        return 2;
-      }
-      o.network = f->network;
-      auto delay = units::parse_duration_us(f->restart_delay);
-      if (!delay || *delay < 0) {
-        std::cerr << "syncstorm: --restart-delay: found \"" << f->restart_delay << "\"; expected a duration like \"1s\"\n";
-        return 2;
-      }
-      o.restart_delay_us = *delay;
-      if (f->check_interval_ms < 10) {
-        std::cerr << "syncstorm: --check-interval: found " << f->check_interval_ms << "; expected at least 10 (ms)\n";
-        return 2;
-      }
-      if (f->check_fall < 1 || f->check_rise < 1) {
-        std::cerr << "syncstorm: --check-" << (f->check_fall < 1 ? "fall" : "rise") << ": found "
-                  << (f->check_fall < 1 ? f->check_fall : f->check_rise) << "; expected at least 1\n";
-        return 2;
-      }
-      o.check_interval_ms = f->check_interval_ms;
-      o.check_fall = f->check_fall;
-      o.check_rise = f->check_rise;
-      try {
-        auto l = lab::lab::up(o);
-        print_status_text(l.status());
-        return 0;
-      } catch (const std::exception& e) {
-        std::cerr << "syncstorm: " << e.what() << "\n";
-        return 3;
-      }
-    }
-    if (status->parsed()) {
-      std::string error;
-      auto id = only_lab(f->id, error);
-      if (!id) {
-        std::cerr << "syncstorm: lab status: " << error << "\n";
-        return error.rfind("--id", 0) == 0 ? 2 : 3;
-      }
-      try {
-        auto l = lab::lab::attach(*id);
-        json s = l.status();
-        if (f->json_out)
-          std::cout << s.dump(2) << "\n";
-        else
-          print_status_text(s);
-        return 0;
-      } catch (const std::exception& e) {
-        std::cerr << "syncstorm: lab status: " << e.what() << "\n";
-        return 3;
-      }
-    }
-    if (down->parsed()) {
-      std::vector<std::string> ids;
-      if (!f->id.empty()) {
-        if (!lab::valid_lab_id(f->id)) {
-          std::cerr << "syncstorm: --id: found \"" << f->id << "\"; expected 1 to 8 characters of [a-z0-9]\n";
-          return 2;
+        if (status->parsed()) {
+          std::string error;
+          auto id = only_lab(f->id, error);
+          if (!id) {
+            std::cerr << "syncstorm: lab status: " << error << "\n";
+            return error.rfind("--id", 0) == 0 ? 2 : 3;
+          }
+          try {
+            auto l = lab::lab::attach(*id);
+            json s = l.status();
+            if (f->json_out)
+              std::cout << s.dump(2) << "\n";
+            else
+              print_status_text(s);
+            return 0;
+          } catch (const std::exception& e) {
+            std::cerr << "syncstorm: lab status: " << e.what() << "\n";
+            return 3;
+          }
         }
-        ids.push_back(f->id);
-      } else {
-        ids = lab::list_lab_ids();
-      }
-      if (ids.empty()) {
-        std::cout << "no lab is up\n";
-        return 0;
-      }
-      int rc = 0;
-      for (auto& id : ids) {
-        auto errors = lab::lab::down(id);
-        if (errors.empty()) {
-          std::cout << "lab " << id << ": down\n";
-        } else {
-          rc = 3;
-          for (auto& e : errors) std::cerr << "syncstorm: lab " << id << ": " << e << "\n";
+        if (down->parsed()) {
+          std::vector<std::string> ids;
+          if (!f->id.empty()) {
+            if (!lab::valid_lab_id(f->id)) {
+              std::cerr << "syncstorm: --id: found \"" << f->id << "\"; expected 1 to 8 characters of [a-z0-9]\n";
+              return 2;
+            }
+            ids.push_back(f->id);
+          } else {
+            ids = lab::list_lab_ids();
+          }
+          if (ids.empty()) {
+            std::cout << "no lab is up\n";
+            return 0;
+          }
+          int rc = 0;
+          for (auto& id : ids) {
+            auto errors = lab::lab::down(id);
+            if (errors.empty()) {
+              std::cout << "lab " << id << ": down\n";
+            } else {
+              rc = 3;
+              for (auto& e : errors) std::cerr << "syncstorm: lab " << id << ": " << e << "\n";
+            }
+          }
+          return rc;
         }
-      }
-      return rc;
-    }
-    return 2;
-  };
-}};
+        return 2;
+      };
+    }};
 
 }  // namespace
 }  // namespace syncstorm::cli

@@ -48,7 +48,8 @@ std::string resolve_hostport(const std::string& flag, const std::string& v, std:
     port = v.substr(colon + 1);
   }
   if (host.empty()) host = "0.0.0.0";
-  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 || std::stoi(port) > 65535) {
+  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+      std::stoi(port) > 65535) {
     error = flag + ": found \"" + v + "\"; expected HOST:PORT with a port 0-65535";
     return {};
   }
@@ -61,78 +62,83 @@ std::string resolve_hostport(const std::string& flag, const std::string& v, std:
   return ip + ":" + port;
 }
 
-registration proxy_reg{60, [](CLI::App& app) -> action {
-  auto f = std::make_shared<proxy_flags>();
-  auto* sub = app.add_subcommand("proxy", "run the fault proxy in front of a TCP endpoint (foreground), or send it one control request");
-  sub->add_option("--listen", f->listen, "ADDR:PORT to listen on (port 0: a free one)");
-  sub->add_option("--upstream", f->upstream, "HOST:PORT to forward to");
-  sub->add_option("--control", f->control, "control socket (default /tmp/syncstorm-proxy-<pid>.sock)");
-  sub->add_flag("--http", f->http, "the path carries HTTP/1.1 requests (http_error applies)");
-  sub->add_option("--name", f->name, "the path's name in status and control requests (default proxy)");
-  sub->add_option("--request", f->request, "send this JSON control request to --control and print the answer");
-  sub->add_option("--config", f->config, "")->group("");  // syncstorm run's scenario proxy
-  return [f]() -> int {
-    if (!f->request.empty()) {
-      if (f->control.empty()) {
-        std::cerr << "--control: found nothing; expected the proxy's control socket for --request\n";
-        return 2;
-      }
-      json req = parse_bounded(f->request);
-      if (req.is_discarded() || !req.is_object()) {
-        std::cerr << "--request: found \"" << f->request << "\"; expected a JSON object like {\"cmd\":\"status\"}\n";
-        return 2;
-      }
-      try {
-        json a = lab::relay_control(f->control, req);
-        std::cout << a.dump() << "\n";
-        return a.value("ok", false) ? 0 : 3;
-      } catch (const std::exception& e) {
-        std::cerr << "proxy: " << e.what() << "\n";
-        return 3;
-      }
-    }
-    lab::relay_config cfg;
-    if (!f->config.empty()) {
-      std::ifstream in(f->config);
-      json c = json::parse(in, nullptr, false);
-      if (c.is_discarded() || !c.contains("paths") || !c.contains("control")) {
-        std::cerr << "--config: found an unreadable file " << f->config << "; expected {\"paths\": [...], \"control\": ...}\n";
-        return 2;
-      }
-      for (const auto& p : c["paths"])
-        cfg.paths.push_back({p.at("name"), p.at("listen"), p.at("upstream"), {}, p.value("http", false)});
-      cfg.control = c["control"];
-      return lab::relay_run(cfg);
-    }
-    if (f->listen.empty() || f->upstream.empty()) {
-      std::cerr << (f->listen.empty() ? "--listen" : "--upstream") << ": found nothing; expected ADDR:PORT (or --request with --control)\n";
-      return 2;
-    }
-    std::string error;
-    std::string listen = resolve_hostport("--listen", f->listen, error);
-    std::string upstream = error.empty() ? resolve_hostport("--upstream", f->upstream, error) : "";
-    if (!error.empty()) {
-      std::cerr << error << "\n";
-      return error.find("cannot resolve") != std::string::npos ? 3 : 2;
-    }
-    if (f->name.empty() || f->name.find_first_of(" \"") != std::string::npos) {
-      std::cerr << "--name: found \"" << f->name << "\"; expected a word\n";
-      return 2;
-    }
-    cfg.paths.push_back({f->name, listen, upstream, {}, f->http});
-    cfg.control = f->control.empty() ? "/tmp/syncstorm-proxy-" + std::to_string(::getpid()) + ".sock" : f->control;
-    const std::string control = cfg.control;
-    cfg.on_listening = [f, control, upstream](const json& st) {
-      const json& p = st["paths"][f->name];
-      std::cout << "proxy " << f->name << ": " << p.value("listen", "") << " -> " << upstream << (f->http ? " (HTTP/1.1)" : "")
-                << ", pass-through; control " << control << std::endl;
-    };
-    int rc = lab::relay_run(cfg);
-    std::error_code ec;
-    std::filesystem::remove(control, ec);
-    return rc == 0 ? 0 : 3;
-  };
-}};
+registration proxy_reg{
+    60, [](CLI::App& app) -> action {
+      auto f = std::make_shared<proxy_flags>();
+      auto* sub = app.add_subcommand(
+          "proxy", "run the fault proxy in front of a TCP endpoint (foreground), or send it one control request");
+      sub->add_option("--listen", f->listen, "ADDR:PORT to listen on (port 0: a free one)");
+      sub->add_option("--upstream", f->upstream, "HOST:PORT to forward to");
+      sub->add_option("--control", f->control, "control socket (default /tmp/syncstorm-proxy-<pid>.sock)");
+      sub->add_flag("--http", f->http, "the path carries HTTP/1.1 requests (http_error applies)");
+      sub->add_option("--name", f->name, "the path's name in status and control requests (default proxy)");
+      sub->add_option("--request", f->request, "send this JSON control request to --control and print the answer");
+      sub->add_option("--config", f->config, "")->group("");  // syncstorm run's scenario proxy
+      return [f]() -> int {
+        if (!f->request.empty()) {
+          if (f->control.empty()) {
+            std::cerr << "--control: found nothing; expected the proxy's control socket for --request\n";
+            return 2;
+          }
+          json req = parse_bounded(f->request);
+          if (req.is_discarded() || !req.is_object()) {
+            std::cerr << "--request: found \"" << f->request
+                      << "\"; expected a JSON object like {\"cmd\":\"status\"}\n";
+            return 2;
+          }
+          try {
+            json a = lab::relay_control(f->control, req);
+            std::cout << a.dump() << "\n";
+            return a.value("ok", false) ? 0 : 3;
+          } catch (const std::exception& e) {
+            std::cerr << "proxy: " << e.what() << "\n";
+            return 3;
+          }
+        }
+        lab::relay_config cfg;
+        if (!f->config.empty()) {
+          std::ifstream in(f->config);
+          json c = json::parse(in, nullptr, false);
+          if (c.is_discarded() || !c.contains("paths") || !c.contains("control")) {
+            std::cerr << "--config: found an unreadable file " << f->config
+                      << "; expected {\"paths\": [...], \"control\": ...}\n";
+            return 2;
+          }
+          for (const auto& p : c["paths"])
+            cfg.paths.push_back({p.at("name"), p.at("listen"), p.at("upstream"), {}, p.value("http", false)});
+          cfg.control = c["control"];
+          return lab::relay_run(cfg);
+        }
+        if (f->listen.empty() || f->upstream.empty()) {
+          std::cerr << (f->listen.empty() ? "--listen" : "--upstream")
+                    << ": found nothing; expected ADDR:PORT (or --request with --control)\n";
+          return 2;
+        }
+        std::string error;
+        std::string listen = resolve_hostport("--listen", f->listen, error);
+        std::string upstream = error.empty() ? resolve_hostport("--upstream", f->upstream, error) : "";
+        if (!error.empty()) {
+          std::cerr << error << "\n";
+          return error.find("cannot resolve") != std::string::npos ? 3 : 2;
+        }
+        if (f->name.empty() || f->name.find_first_of(" \"") != std::string::npos) {
+          std::cerr << "--name: found \"" << f->name << "\"; expected a word\n";
+          return 2;
+        }
+        cfg.paths.push_back({f->name, listen, upstream, {}, f->http});
+        cfg.control = f->control.empty() ? "/tmp/syncstorm-proxy-" + std::to_string(::getpid()) + ".sock" : f->control;
+        const std::string control = cfg.control;
+        cfg.on_listening = [f, control, upstream](const json& st) {
+          const json& p = st["paths"][f->name];
+          std::cout << "proxy " << f->name << ": " << p.value("listen", "") << " -> " << upstream
+                    << (f->http ? " (HTTP/1.1)" : "") << ", pass-through; control " << control << std::endl;
+        };
+        int rc = lab::relay_run(cfg);
+        std::error_code ec;
+        std::filesystem::remove(control, ec);
+        return rc == 0 ? 0 : 3;
+      };
+    }};
 
 }  // namespace
 }  // namespace syncstorm::cli

@@ -34,98 +34,118 @@ struct run_flags {
   std::size_t max_fault_targets = 0;
 };
 
-registration run_reg{20, [](CLI::App& app) -> action {
-  auto f = std::make_shared<run_flags>();
-  auto* sub = app.add_subcommand("run", "run a scenario: load, faults, audit, SLA verdicts, reports");
-  sub->add_option("scenario", f->file, "scenario file")->required();
-  sub->add_option("--out", f->out, "parent directory of the run directory (default: runs)");
-  sub->add_option("--set", f->sets, "PATH=VALUE, e.g. target.lab.pods=3 (VALUE is JSON if it parses)");
-  sub->add_option("--time-scale", f->time_scale, "multiply phase durations, fault times, offline windows, run duration");
-  sub->add_option("--seed", f->seed, "random seed (overrides the scenario's)");
-  sub->add_option("--threads", f->threads, "worker threads (default: cores)");
-  sub->add_flag("--dry-run", f->dry_run, "print the resolved timeline and touch nothing");
-  sub->add_option("--baseline", f->baseline, "compare with the newest passing run of the scenario in DIR, then keep this one if it passed");
-  sub->add_option("--baseline-keep", f->baseline_keep, "passing reports kept per scenario in --baseline DIR (default 5)");
-  sub->add_option("--max-regression", f->max_regression, "with --baseline: worse by more than this fails, e.g. 10% (default 10%)");
-  // The operator's allowlist (issue #24): what faults may touch beyond the run's own parts.
-  const char* allow_group = "Allowlist (also $SYNCSTORM_ALLOW_*, --allow-file)";
-  sub->add_option("--allow-pid", f->allow.pids, "a local process id faults may signal (glob; repeat or comma-separate)")->group(allow_group);
-  sub->add_option("--allow-pidfile", f->allow.pidfiles, "an absolute pid file path faults may act through (glob)")->group(allow_group);
-  sub->add_option("--allow-container", f->allow.containers, "a docker container name faults may act on (glob)")->group(allow_group);
-  sub->add_option("--allow-docker-host", f->allow.docker_hosts, "a non-local DOCKER_HOST value faults may act through")->group(allow_group);
-  sub->add_option("--allow-context", f->allow.contexts, "a kubectl context faults may act in (glob)")->group(allow_group);
-  sub->add_option("--allow-namespace", f->allow.namespaces, "a kubectl namespace faults may act in: NS or CONTEXT/NS (glob)")->group(allow_group);
-  sub->add_option("--allow-path", f->allow.paths, "a directory disk_fill may fill (it and what is below it)")->group(allow_group);
-  sub->add_option("--allow-interface", f->allow.interfaces, "a capture interface besides lo and the lab's")->group(allow_group);
-  sub->add_option("--allow-file", f->allow.file, "a JSON allow file (default $SYNCSTORM_ALLOW_FILE, else /etc/syncstorm/allow.json if present)")
-      ->group(allow_group);
-  sub->add_option("--max-fault-targets", f->max_fault_targets, "targets one fault may hit outside the lab (default 10)")->group(allow_group);
-  return [f]() -> int {
-    if (!(f->time_scale > 0) || f->time_scale > 1000) {
-      std::cerr << "--time-scale: found " << f->time_scale << "; expected a number above 0 and at most 1000\n";
-      return 2;
-    }
-    if (f->threads > 1024) {
-      std::cerr << "--threads: found " << f->threads << "; expected 1 to 1024\n";
-      return 2;
-    }
-    auto max_regression = reports::parse_percent(f->max_regression);
-    if (!max_regression) {
-      std::cerr << "--max-regression: found \"" << f->max_regression << "\"; expected a percentage like 10%\n";
-      return 2;
-    }
-    if (f->baseline_keep < 1 || f->baseline_keep > 10000) {
-      std::cerr << "--baseline-keep: found " << f->baseline_keep << "; expected 1 to 10000\n";
-      return 2;
-    }
-    load_options opt;
-    opt.sets = f->sets;
-    opt.time_scale = f->time_scale;
-    opt.seed = f->seed;
-    opt.require_env = true;
-    auto r = load_scenario_file(f->file, opt);
-    if (!r.errors.empty()) {
-      for (const auto& e : r.errors) std::cerr << e << "\n";
-      return 2;
-    }
-    const scenario& s = *r.value;
-    // The allowlist: the operator's, narrowed by the scenario; a target outside it stops the run
-    // here (exit 2, nothing started), dry run or not.
-    std::vector<std::string> refusals;
-    if (f->max_fault_targets) f->allow.max_targets = f->max_fault_targets;
-    injectors::safety_policy safety = injectors::operator_policy(f->allow, refusals);
-    injectors::narrow_by_scenario(safety, s.document, refusals);
-    for (auto& e : injectors::refuse_scenario_targets(s, safety)) refusals.push_back(std::move(e));
-    if (!refusals.empty()) {
-      for (const auto& e : refusals) std::cerr << e << "\n";
-      std::cerr << "nothing was started: every target outside the run's own parts (the lab, its terminals, its proxy, loopback) "
-                   "must be allowed by the operator\n";
-      return 2;
-    }
-    plan p = make_plan(s);
-    engine::run_options ro;
-    ro.safety = safety;
-    ro.out_dir = f->out;
-    ro.threads = f->threads ? f->threads : std::max(1u, std::thread::hardware_concurrency());
-    ro.dry_run = f->dry_run;
-    ro.baseline.dir = f->baseline;
-    ro.baseline.keep = f->baseline_keep;
-    ro.baseline.compare.max_regression_pct = *max_regression;
-    if (f->dry_run) {
-      std::cout << format_plan(s, p);
-      std::cout << engine::dry_run_details(s, ro);
-      return 0;
-    }
-    // The state directory (labs, the ledger index) is trusted only when it is ours alone.
-    if (!s.faults.empty() || s.target.contains("lab") || s.target.contains("proxy")) {
-      if (std::string why = lab::secure_labs_root(); !why.empty()) {
-        std::cerr << "error: " << why << "\n";
-        return 3;
-      }
-    }
-    return engine::run_scenario(s, p, ro);
-  };
-}};
+registration run_reg{
+    20, [](CLI::App& app) -> action {
+      auto f = std::make_shared<run_flags>();
+      auto* sub = app.add_subcommand("run", "run a scenario: load, faults, audit, SLA verdicts, reports");
+      sub->add_option("scenario", f->file, "scenario file")->required();
+      sub->add_option("--out", f->out, "parent directory of the run directory (default: runs)");
+      sub->add_option("--set", f->sets, "PATH=VALUE, e.g. target.lab.pods=3 (VALUE is JSON if it parses)");
+      sub->add_option("--time-scale", f->time_scale,
+                      "multiply phase durations, fault times, offline windows, run duration");
+      sub->add_option("--seed", f->seed, "random seed (overrides the scenario's)");
+      sub->add_option("--threads", f->threads, "worker threads (default: cores)");
+      sub->add_flag("--dry-run", f->dry_run, "print the resolved timeline and touch nothing");
+      sub->add_option("--baseline", f->baseline,
+                      "compare with the newest passing run of the scenario in DIR, then keep this one if it passed");
+      sub->add_option("--baseline-keep", f->baseline_keep,
+                      "passing reports kept per scenario in --baseline DIR (default 5)");
+      sub->add_option("--max-regression", f->max_regression,
+                      "with --baseline: worse by more than this fails, e.g. 10% (default 10%)");
+      // The operator's allowlist (issue #24): what faults may touch beyond the run's own parts.
+      const char* allow_group = "Allowlist (also $SYNCSTORM_ALLOW_*, --allow-file)";
+      sub->add_option("--allow-pid", f->allow.pids,
+                      "a local process id faults may signal (glob; repeat or comma-separate)")
+          ->group(allow_group);
+      sub->add_option("--allow-pidfile", f->allow.pidfiles, "an absolute pid file path faults may act through (glob)")
+          ->group(allow_group);
+      sub->add_option("--allow-container", f->allow.containers, "a docker container name faults may act on (glob)")
+          ->group(allow_group);
+      sub->add_option("--allow-docker-host", f->allow.docker_hosts,
+                      "a non-local DOCKER_HOST value faults may act through")
+          ->group(allow_group);
+      sub->add_option("--allow-context", f->allow.contexts, "a kubectl context faults may act in (glob)")
+          ->group(allow_group);
+      sub->add_option("--allow-namespace", f->allow.namespaces,
+                      "a kubectl namespace faults may act in: NS or CONTEXT/NS (glob)")
+          ->group(allow_group);
+      sub->add_option("--allow-path", f->allow.paths, "a directory disk_fill may fill (it and what is below it)")
+          ->group(allow_group);
+      sub->add_option("--allow-interface", f->allow.interfaces, "a capture interface besides lo and the lab's")
+          ->group(allow_group);
+      sub->add_option("--allow-file", f->allow.file,
+                      "a JSON allow file (default $SYNCSTORM_ALLOW_FILE, else /etc/syncstorm/allow.json if present)")
+          ->group(allow_group);
+      sub->add_option("--max-fault-targets", f->max_fault_targets,
+                      "targets one fault may hit outside the lab (default 10)")
+          ->group(allow_group);
+      return [f]() -> int {
+        if (!(f->time_scale > 0) || f->time_scale > 1000) {
+          std::cerr << "--time-scale: found " << f->time_scale << "; expected a number above 0 and at most 1000\n";
+          return 2;
+        }
+        if (f->threads > 1024) {
+          std::cerr << "--threads: found " << f->threads << "; expected 1 to 1024\n";
+          return 2;
+        }
+        auto max_regression = reports::parse_percent(f->max_regression);
+        if (!max_regression) {
+          std::cerr << "--max-regression: found \"" << f->max_regression << "\"; expected a percentage like 10%\n";
+          return 2;
+        }
+        if (f->baseline_keep < 1 || f->baseline_keep > 10000) {
+          std::cerr << "--baseline-keep: found " << f->baseline_keep << "; expected 1 to 10000\n";
+          return 2;
+        }
+        load_options opt;
+        opt.sets = f->sets;
+        opt.time_scale = f->time_scale;
+        opt.seed = f->seed;
+        opt.require_env = true;
+        auto r = load_scenario_file(f->file, opt);
+        if (!r.errors.empty()) {
+          for (const auto& e : r.errors) std::cerr << e << "\n";
+          return 2;
+        }
+        const scenario& s = *r.value;
+        // The allowlist: the operator's, narrowed by the scenario; a target outside it stops the run
+        // here (exit 2, nothing started), dry run or not.
+        std::vector<std::string> refusals;
+        if (f->max_fault_targets) f->allow.max_targets = f->max_fault_targets;
+        injectors::safety_policy safety = injectors::operator_policy(f->allow, refusals);
+        injectors::narrow_by_scenario(safety, s.document, refusals);
+        for (auto& e : injectors::refuse_scenario_targets(s, safety)) refusals.push_back(std::move(e));
+        if (!refusals.empty()) {
+          for (const auto& e : refusals) std::cerr << e << "\n";
+          std::cerr
+              << "nothing was started: every target outside the run's own parts (the lab, its terminals, its proxy, loopback) "
+                 "must be allowed by the operator\n";
+          return 2;
+        }
+        plan p = make_plan(s);
+        engine::run_options ro;
+        ro.safety = safety;
+        ro.out_dir = f->out;
+        ro.threads = f->threads ? f->threads : std::max(1u, std::thread::hardware_concurrency());
+        ro.dry_run = f->dry_run;
+        ro.baseline.dir = f->baseline;
+        ro.baseline.keep = f->baseline_keep;
+        ro.baseline.compare.max_regression_pct = *max_regression;
+        if (f->dry_run) {
+          std::cout << format_plan(s, p);
+          std::cout << engine::dry_run_details(s, ro);
+          return 0;
+        }
+        // The state directory (labs, the ledger index) is trusted only when it is ours alone.
+        if (!s.faults.empty() || s.target.contains("lab") || s.target.contains("proxy")) {
+          if (std::string why = lab::secure_labs_root(); !why.empty()) {
+            std::cerr << "error: " << why << "\n";
+            return 3;
+          }
+        }
+        return engine::run_scenario(s, p, ro);
+      };
+    }};
 
 }  // namespace
 }  // namespace syncstorm::cli

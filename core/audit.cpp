@@ -122,7 +122,8 @@ std::optional<audit_result::mismatch> differs(const audit_op& op, const audit_ch
   using m = audit_result::mismatch;
   if ((c.fields & cf_stream) && c.stream != op.stream) return m{op.id, "stream", op.stream, c.stream};
   if ((c.fields & cf_seq) && c.seq != op.seq) return m{op.id, "seq", op.seq, c.seq};
-  if ((c.fields & cf_kind) && !is_kind(c.kind, kind_name(op.kind))) return m{op.id, "kind", kind_name(op.kind), shown(c.kind)};
+  if ((c.fields & cf_kind) && !is_kind(c.kind, kind_name(op.kind)))
+    return m{op.id, "kind", kind_name(op.kind), shown(c.kind)};
   if ((c.fields & cf_key) && op.kind != 'a' && c.key != op.key) return m{op.id, "key", op.key, shown(c.key)};
   // A delta is one number sent and stored as text: it must come back as exactly that number.
   if ((c.fields & cf_delta) && op.kind == 'd' && op.delta != c.delta) return m{op.id, "delta", op.delta, c.delta};
@@ -271,7 +272,8 @@ audit_result run_audit(const audit_input& in) {
       if (r.duplicate_ids.size() < max_listed) r.duplicate_ids.push_back(op.id);
     }
     // A rebased set is a new write: it lands after the ops acked while it was being resolved.
-    if (copies > 0 && !op.rebased) stream_order[joined(op.client, op.stream, '\0')].emplace_back(op.seq, it->second.first->order);
+    if (copies > 0 && !op.rebased)
+      stream_order[joined(op.client, op.stream, '\0')].emplace_back(op.seq, it->second.first->order);
   }
   if (oldest_lost_created) r.lost_oldest_age_us = in.run_end_us - *oldest_lost_created;
 
@@ -289,7 +291,8 @@ audit_result run_audit(const audit_input& in) {
   if (r.unknown > 0) {
     std::unordered_set<std::string_view> listed;
     for (const auto& c : in.changes)
-      if (r.phantom_ids.size() < max_listed && !known.contains(c.id) && listed.insert(c.id).second) r.phantom_ids.push_back(c.id);
+      if (r.phantom_ids.size() < max_listed && !known.contains(c.id) && listed.insert(c.id).second)
+        r.phantom_ids.push_back(c.id);
   }
 
   // Counters and values: each key's server record against the history of its distinct stored
@@ -365,7 +368,8 @@ audit_result run_audit(const audit_input& in) {
   }
   r.diverged += r.diverged_views;
 
-  const bool keys_written = std::any_of(in.ops.begin(), in.ops.end(), [](const audit_op& op) { return op.kind == 's' || op.kind == 'd'; });
+  const bool keys_written =
+      std::any_of(in.ops.begin(), in.ops.end(), [](const audit_op& op) { return op.kind == 's' || op.kind == 'd'; });
   if (!keys_written && in.views.empty())
     r.convergence = "not judged: no load wrote set or add ops (only op ids and each client's seq order were judged)";
 
@@ -380,7 +384,8 @@ audit_result run_audit(const audit_input& in) {
       for (const auto& d : in.delivered) {
         std::string k = joined(d.stream, std::to_string(d.cursor), '@');
         auto c = at.find(k);
-        if (c != at.end() && change_digest(c->second->id, c->second->kind, c->second->key, c->second->delta, c->second->value) == d.digest)
+        if (c != at.end() && change_digest(c->second->id, c->second->kind, c->second->key, c->second->delta,
+                                           c->second->value) == d.digest)
           continue;
         ++r.fanout_mismatched;
         if (r.fanout_mismatched_ids.size() < max_listed) r.fanout_mismatched_ids.push_back(std::move(k));
@@ -435,7 +440,8 @@ nlohmann::json audit_result::to_json() const {
     j["fanout_mismatched_ids"] = fanout_mismatched_ids;
   }
   nlohmann::json mm = nlohmann::json::array();
-  for (const auto& m : mismatched_ids) mm.push_back({{"id", m.id}, {"field", m.field}, {"sent", m.sent}, {"stored", m.stored}});
+  for (const auto& m : mismatched_ids)
+    mm.push_back({{"id", m.id}, {"field", m.field}, {"sent", m.sent}, {"stored", m.stored}});
   j["mismatched_ids"] = std::move(mm);
   if (!source.empty()) j["source"] = source.substr(0, source.find(' '));
   return j;

@@ -60,20 +60,26 @@ enum class audit_op_state {
 struct audit_op {
   std::string id, client, stream, key;
   std::int64_t seq = 0;
-  char kind = 'a';               // 'a' append, 'd' add, 's' set
-  double delta = 0;              // add
-  nlohmann::json value;          // set
-  std::int64_t created_us = 0;   // µs since the run's start
+  char kind = 'a';                                 // 'a' append, 'd' add, 's' set
+  double delta = 0;                                // add
+  nlohmann::json value;                            // set
+  std::int64_t created_us = 0;                     // µs since the run's start
   std::int64_t first_sent_us = -1, acked_us = -1;  // -1: never
   audit_op_state state = audit_op_state::unsent;
-  bool rebased = false;          // a conflicted set pushed again on the server's version
+  bool rebased = false;                 // a conflicted set pushed again on the server's version
   std::optional<std::uint64_t> digest;  // payload_digest of the value sent (append, set), if known
 };
 
 // What a stored change reports (audit_change::fields): a field the server's feed has no
 // pointer for is not compared with the op.
 enum change_field : std::uint8_t {
-  cf_stream = 1, cf_seq = 2, cf_kind = 4, cf_key = 8, cf_delta = 16, cf_value = 32, cf_all = 63
+  cf_stream = 1,
+  cf_seq = 2,
+  cf_kind = 4,
+  cf_key = 8,
+  cf_delta = 16,
+  cf_value = 32,
+  cf_all = 63
 };
 
 // JSON equality as the audit judges values: numbers agree exactly when both are integral (5, 5.0
@@ -88,7 +94,7 @@ std::uint64_t payload_digest(const nlohmann::json& v);
 struct audit_change {
   std::string id, stream, key, kind;
   std::int64_t seq = 0;
-  std::int64_t order = 0;        // the server's cursor (cseq) as a number, or the read position
+  std::int64_t order = 0;  // the server's cursor (cseq) as a number, or the read position
   double delta = 0;
   nlohmann::json value;
   std::uint8_t fields = cf_all;  // change_field bits: which of the above the server reported
@@ -134,14 +140,13 @@ struct audit_input {
   bool orders_are_cursors = true;            // audit_change::order is the server's cursor
   std::vector<audit_fault> faults;
   std::int64_t run_end_us = 0;
-  std::string source;                 // "api http://…" or "sql" (never a password)
+  std::string source;  // "api http://…" or "sql" (never a password)
 };
 
 struct audit_result {
-  std::uint64_t ops = 0, acked = 0, present = 0, lost = 0, duplicates = 0, in_doubt = 0,
-                in_doubt_present = 0, rejected = 0, unsent = 0, order_violations = 0,
-                diverged = 0, diverged_views = 0, unknown = 0, mismatched = 0, phantoms = 0,
-                fanout_mismatched = 0;
+  std::uint64_t ops = 0, acked = 0, present = 0, lost = 0, duplicates = 0, in_doubt = 0, in_doubt_present = 0,
+                rejected = 0, unsent = 0, order_violations = 0, diverged = 0, diverged_views = 0, unknown = 0,
+                mismatched = 0, phantoms = 0, fanout_mismatched = 0;
   bool deliveries_judged = false;  // some subscriber received changes (fanout.mismatched has a value)
   // Ops the client holds as rejected (or never sent) that the server stored anyway: not a loss,
   // but the client's belief and the server disagree (reported, not part of `diverged`).
@@ -153,11 +158,17 @@ struct audit_result {
   std::vector<std::string> duplicate_ids, diverged_keys, diverged_view_ids;
   // First 100 each: mismatched ops (creation order) with the first differing field; phantom
   // change ids (server order) and phantom record keys ("stream/key", sorted).
-  struct mismatch { std::string id, field; nlohmann::json sent, stored; };
+  struct mismatch {
+    std::string id, field;
+    nlohmann::json sent, stored;
+  };
   std::vector<mismatch> mismatched_ids;
   std::vector<std::string> phantom_ids, phantom_keys;
   std::vector<std::string> fanout_mismatched_ids;  // first 100, "stream@cursor" in input order
-  struct fault_inflight { std::string name; std::uint64_t ops = 0; };
+  struct fault_inflight {
+    std::string name;
+    std::uint64_t ops = 0;
+  };
   std::vector<fault_inflight> inflight;
   std::string source;  // as given in audit_input (to_json writes its first word, "api" or "sql")
   // Whether keys were judged against the server's records (report.json `audit.convergence`):

@@ -18,12 +18,10 @@ namespace detail {
 void json_fail(std::string_view where, const nlohmann::json& found, std::string_view expected) {
   std::string shown = found.dump();
   if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
-  throw std::invalid_argument(std::string(where) + ": found " + shown + "; expected " +
-                              std::string(expected));
+  throw std::invalid_argument(std::string(where) + ": found " + shown + "; expected " + std::string(expected));
 }
 
-const nlohmann::json& json_member(const nlohmann::json& object, const char* key,
-                                  std::string_view where) {
+const nlohmann::json& json_member(const nlohmann::json& object, const char* key, std::string_view where) {
   if (!object.is_object()) json_fail(where, object, "an object");
   const auto it = object.find(key);
   if (it == object.end()) {
@@ -84,9 +82,7 @@ void histogram::merge(const histogram& other) {
   sum_ += other.sum_;
 }
 
-double histogram::mean() const noexcept {
-  return total_ == 0 ? 0.0 : sum_ / static_cast<double>(total_);
-}
+double histogram::mean() const noexcept { return total_ == 0 ? 0.0 : sum_ / static_cast<double>(total_); }
 
 std::int64_t histogram::percentile(double p) const noexcept {
   if (total_ == 0) return 0;
@@ -129,7 +125,7 @@ nlohmann::json histogram::to_json() const {
       if (counts_[i] != 0) buckets[std::to_string(i)] = counts_[i];
     }
   }
-  return {{"count", total_}, {"min", min()},       {"max", max()},
+  return {{"count", total_}, {"min", min()},        {"max", max()},
           {"sum", sum_},     {"clamped", clamped_}, {"buckets", std::move(buckets)}};
 }
 
@@ -153,8 +149,7 @@ histogram histogram::from_json(const nlohmann::json& j, std::string_view where_v
     std::size_t index = 0;
     const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), index);
     if (ec != std::errc{} || end != key.data() + key.size() || index >= bucket_count()) {
-      detail::json_fail(field, nlohmann::json(key),
-                        "a bucket index from 0 to " + std::to_string(bucket_count() - 1));
+      detail::json_fail(field, nlohmann::json(key), "a bucket index from 0 to " + std::to_string(bucket_count() - 1));
     }
     const std::uint64_t n = detail::json_u64(value, field);
     if (n == 0) detail::json_fail(field, value, "a count above 0 (empty buckets are omitted)");

@@ -94,8 +94,7 @@ class histogram {
     const auto v = static_cast<std::uint64_t>(value_us);
     const int bucket = 64 - std::countl_zero(v | (sub_bucket_count - 1)) - 11;
     const auto sub = static_cast<std::size_t>(v >> bucket);
-    return (static_cast<std::size_t>(bucket + 1) << sub_bucket_half_count_magnitude) + sub -
-           sub_bucket_half_count;
+    return (static_cast<std::size_t>(bucket + 1) << sub_bucket_half_count_magnitude) + sub - sub_bucket_half_count;
   }
   // Lowest value of the counter at `index`, and the width of the values it holds.
   static constexpr std::int64_t lowest_at(std::size_t index) noexcept {
@@ -114,9 +113,7 @@ class histogram {
   // Number of counters: the same for every histogram, whatever it recorded.
   static constexpr std::size_t bucket_count() noexcept { return index_of(highest_us) + 1; }
   // Bytes this histogram holds, itself and its counter array: constant over its life.
-  std::size_t memory_bytes() const noexcept {
-    return sizeof(*this) + counts_.capacity() * sizeof(std::uint64_t);
-  }
+  std::size_t memory_bytes() const noexcept { return sizeof(*this) + counts_.capacity() * sizeof(std::uint64_t); }
 
  private:
   // Sized bucket_count() at construction and never resized (a moved-from histogram may only
@@ -132,10 +129,8 @@ class histogram {
 namespace detail {
 // Readers shared by the metrics JSON forms (histogram, series, metrics). Each throws
 // std::invalid_argument in the DESIGN §9 shape: "<where>: found <json>; expected <what>".
-[[noreturn]] void json_fail(std::string_view where, const nlohmann::json& found,
-                            std::string_view expected);
-const nlohmann::json& json_member(const nlohmann::json& object, const char* key,
-                                  std::string_view where);
+[[noreturn]] void json_fail(std::string_view where, const nlohmann::json& found, std::string_view expected);
+const nlohmann::json& json_member(const nlohmann::json& object, const char* key, std::string_view where);
 std::uint64_t json_u64(const nlohmann::json& value, std::string_view where);
 std::int64_t json_i64(const nlohmann::json& value, std::string_view where);
 double json_number(const nlohmann::json& value, std::string_view where);

@@ -88,9 +88,12 @@ inline std::string line_excerpt(std::string_view text, std::size_t max_bytes = 1
       out += "…";
       return out;
     }
-    if (!valid) out += '?';
-    else if (len == 1) out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
-    else out.append(text.substr(i, len));
+    if (!valid)
+      out += '?';
+    else if (len == 1)
+      out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
+    else
+      out.append(text.substr(i, len));
     i += len;
   }
   return out;

@@ -13,9 +13,7 @@ namespace syncstorm {
 
 namespace {
 
-std::int64_t fine_step_of(std::int64_t at_us) noexcept {
-  return at_us <= 0 ? 0 : at_us / fine_resolution_us;
-}
+std::int64_t fine_step_of(std::int64_t at_us) noexcept { return at_us <= 0 ? 0 : at_us / fine_resolution_us; }
 
 double seconds_of(std::int64_t step, std::int64_t resolution_us) noexcept {
   return static_cast<double>(step * resolution_us) / 1e6;
@@ -68,8 +66,7 @@ timed_metric timed_metric::copy_since(std::int64_t from_us) const {
 }
 
 nlohmann::json timed_metric::to_json() const {
-  return {{"ok", ok_}, {"errors", errors_}, {"hist", hist_.to_json()},
-          {"fine", fine_.to_json_exact()}};
+  return {{"ok", ok_}, {"errors", errors_}, {"hist", hist_.to_json()}, {"fine", fine_.to_json_exact()}};
 }
 
 timed_metric timed_metric::from_json(const nlohmann::json& j, std::string_view where_view) {
@@ -143,8 +140,7 @@ void gauge_series::merge(const gauge_series& other) {
     const std::int64_t step =
         b == other.points_.size()
             ? points_[a].step
-            : (a == points_.size() ? other.points_[b].step
-                                   : std::min(points_[a].step, other.points_[b].step));
+            : (a == points_.size() ? other.points_[b].step : std::min(points_[a].step, other.points_[b].step));
     if (a < points_.size() && points_[a].step == step) level_a = points_[a++].value;
     if (b < other.points_.size() && other.points_[b].step == step) {
       level_b = other.points_[b++].value;
@@ -224,13 +220,9 @@ nlohmann::json gauge_series::to_json_summary() const {
   }
   nlohmann::json coarse_rows = nlohmann::json::array();
   for (const gauge_point& p : coarse()) {
-    coarse_rows.push_back(
-        nlohmann::json::array({seconds_of(p.step, coarse_resolution_us), p.value}));
+    coarse_rows.push_back(nlohmann::json::array({seconds_of(p.step, coarse_resolution_us), p.value}));
   }
-  return {{"last", last()},
-          {"peak", peak()},
-          {"fine", std::move(fine_rows)},
-          {"coarse", std::move(coarse_rows)}};
+  return {{"last", last()}, {"peak", peak()}, {"fine", std::move(fine_rows)}, {"coarse", std::move(coarse_rows)}};
 }
 
 // ---- metrics_shard ----
@@ -247,9 +239,7 @@ gauge_series& metrics_shard::gauge(std::string_view name) {
   return it->second;
 }
 
-void metrics_shard::gauge(std::string_view name, std::int64_t at_us, double value) {
-  gauge(name).set(at_us, value);
-}
+void metrics_shard::gauge(std::string_view name, std::int64_t at_us, double value) { gauge(name).set(at_us, value); }
 
 void metrics_shard::merge(const metrics_shard& other) {
   for (const auto& [name, m] : other.metrics_) metric(name).merge(m);
@@ -301,14 +291,12 @@ metrics_shard metrics_shard::from_json(const nlohmann::json& j, std::string_view
   const nlohmann::json& metrics = detail::json_member(j, "metrics", where);
   if (!metrics.is_object()) detail::json_fail(where + ".metrics", metrics, "an object of metrics");
   for (const auto& [name, value] : metrics.items()) {
-    shard.metrics_.emplace(
-        name, timed_metric::from_json(value, where + ".metrics[\"" + name + "\"]"));
+    shard.metrics_.emplace(name, timed_metric::from_json(value, where + ".metrics[\"" + name + "\"]"));
   }
   const nlohmann::json& gauges = detail::json_member(j, "gauges", where);
   if (!gauges.is_object()) detail::json_fail(where + ".gauges", gauges, "an object of gauges");
   for (const auto& [name, value] : gauges.items()) {
-    shard.gauges_.emplace(name,
-                          gauge_series::from_json(value, where + ".gauges[\"" + name + "\"]"));
+    shard.gauges_.emplace(name, gauge_series::from_json(value, where + ".gauges[\"" + name + "\"]"));
   }
   return shard;
 }

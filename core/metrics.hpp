@@ -23,7 +23,7 @@
 
 namespace syncstorm {
 
-inline constexpr std::int64_t fine_resolution_us = 100'000;     // 100 ms
+inline constexpr std::int64_t fine_resolution_us = 100'000;      // 100 ms
 inline constexpr std::int64_t coarse_resolution_us = 1'000'000;  // 1 s
 
 // A timed metric (http.latency, push.e2e, conflicts, ...). record() is on every request's path:
@@ -131,9 +131,9 @@ class metrics_shard {
   // themselves at the end.
   metrics_shard copy_since(std::int64_t from_us) const;
 
-  std::vector<std::string> names() const;        // timed metrics, sorted
-  std::vector<std::string> gauge_names() const;  // gauges, sorted
-  const timed_metric* find(std::string_view name) const;       // nullptr when absent
+  std::vector<std::string> names() const;                       // timed metrics, sorted
+  std::vector<std::string> gauge_names() const;                 // gauges, sorted
+  const timed_metric* find(std::string_view name) const;        // nullptr when absent
   const gauge_series* find_gauge(std::string_view name) const;  // nullptr when absent
 
   // Exact: {"metrics": {name: timed_metric JSON}, "gauges": {name: gauge JSON}}; shards of

@@ -61,8 +61,14 @@ plan make_plan(const scenario& s) {
     std::optional<double> prev;
     for (const auto& ph : l.phases) {
       planned_phase pp{l.name, ph.name, t, std::min(t + ph.for_us, s.duration_us), {}, {}};
-      if (ph.rate) { pp.from_rate = ph.rate; pp.to_rate = ph.rate; }
-      if (ph.to) { pp.from_rate = prev.value_or(0.0); pp.to_rate = ph.to; }
+      if (ph.rate) {
+        pp.from_rate = ph.rate;
+        pp.to_rate = ph.rate;
+      }
+      if (ph.to) {
+        pp.from_rate = prev.value_or(0.0);
+        pp.to_rate = ph.to;
+      }
       if (pp.to_rate) prev = pp.to_rate;
       t += ph.for_us;
       p.phases.push_back(pp);
@@ -109,7 +115,8 @@ std::string format_plan(const scenario& s, const plan& p) {
   out << "\n";
   std::vector<std::vector<std::string>> rows{{"LOAD", "PHASE", "START", "END", "RATE"}};
   for (const auto& ph : p.phases) {
-    std::string rate = ph.from_rate == ph.to_rate ? rate_text(ph.to_rate) : rate_text(ph.from_rate) + " -> " + rate_text(ph.to_rate);
+    std::string rate =
+        ph.from_rate == ph.to_rate ? rate_text(ph.to_rate) : rate_text(ph.from_rate) + " -> " + rate_text(ph.to_rate);
     auto model = std::find_if(s.loads.begin(), s.loads.end(), [&](auto& l) { return l.name == ph.load; });
     if (!ph.to_rate && model != s.loads.end() && model->fields.value("mode", "open") == "closed") {
       rate = "closed, " + std::to_string(model->fields.value("connections", 64)) + " connections";

@@ -14,20 +14,20 @@ namespace syncstorm {
 struct planned_phase {
   std::string load, phase;
   std::int64_t start_us = 0, end_us = 0;
-  std::optional<double> from_rate, to_rate;   // per second; equal when constant
+  std::optional<double> from_rate, to_rate;  // per second; equal when constant
 };
 
 struct planned_fault {
   std::string name, kind;
-  int occurrence = 0;                // 0-based, for `every`
-  std::int64_t at_us = 0;            // scheduled apply
+  int occurrence = 0;                     // 0-based, for `every`
+  std::int64_t at_us = 0;                 // scheduled apply
   std::optional<std::int64_t> revert_us;  // scheduled revert (at + for), none: instantaneous
 };
 
 struct plan {
   std::int64_t duration_us = 0;
   std::vector<planned_phase> phases;
-  std::vector<planned_fault> faults;   // sorted by at_us
+  std::vector<planned_fault> faults;  // sorted by at_us
 };
 
 plan make_plan(const scenario& s);

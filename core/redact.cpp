@@ -129,7 +129,8 @@ std::vector<std::string> forms_of(std::string_view value) {
   out.emplace_back(value);
   out.push_back(url_encoded(value, false));
   out.push_back(url_encoded(value, true));
-  const std::string json = nlohmann::json(std::string(value)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string json =
+      nlohmann::json(std::string(value)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   out.push_back(json.substr(1, json.size() - 2));
   // base64 at each alignment: the characters made of the value's bits only.
   for (std::size_t k = 0; k < 3; ++k) {
@@ -151,8 +152,10 @@ bool plain_value(std::string_view v) {
   std::size_t i = v[0] == '-' ? 1 : 0;
   bool digit = false;
   for (; i < v.size(); ++i) {
-    if (std::isdigit(static_cast<unsigned char>(v[i]))) digit = true;
-    else if (v[i] != '.' && v[i] != 'e' && v[i] != 'E' && v[i] != '+' && v[i] != '-') return false;
+    if (std::isdigit(static_cast<unsigned char>(v[i])))
+      digit = true;
+    else if (v[i] != '.' && v[i] != 'e' && v[i] != 'E' && v[i] != '+' && v[i] != '-')
+      return false;
   }
   return digit;
 }
@@ -167,7 +170,8 @@ void add_secret(std::string_view value) {
   r.secrets.emplace_back(value);
   for (auto& f : forms_of(value))
     if (std::find(r.forms.begin(), r.forms.end(), f) == r.forms.end()) r.forms.push_back(std::move(f));
-  std::stable_sort(r.forms.begin(), r.forms.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::stable_sort(r.forms.begin(), r.forms.end(),
+                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 }
 
 std::string apply(std::string_view text) {

@@ -28,7 +28,8 @@ const char* const env_ref_pattern = R"(\$\{env:([A-Za-z_][A-Za-z0-9_]*)\})";
 const char* const bug_pattern =
     R"(^((ack-before-commit|dup-apply|fanout-reorder|fanout-stale-replay|(drop-every|dup-every|corrupt-every|slow-ack|fanout-skip-every)=[1-9][0-9]*)(,|$))+$)";
 const char* const stat_pattern = R"(^(p(100|[0-9]{1,2}(\.[0-9]+)?)|max|min|mean|rate|count|ratio)$)";
-const char* const window_pattern = R"(^(all|steady|(during|after):[A-Za-z0-9][A-Za-z0-9_.-]*|phase:[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)$)";
+const char* const window_pattern =
+    R"(^(all|steady|(during|after):[A-Za-z0-9][A-Za-z0-9_.-]*|phase:[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*)$)";
 
 node_ptr name_node(std::string doc) { return spec::string(std::move(doc), name_pattern, name_expect); }
 
@@ -56,69 +57,84 @@ std::vector<metric_info> builtin_core_metrics() {
 }
 
 node_ptr target_node() {
-  auto lab = object("the embedded reference stack (syncstorm lab)",
-                    {opt("id", spec::string("use the running lab with this id (syncstorm lab up --id): the run neither starts nor stops it",
-                                            "^[a-z0-9]{1,8}$", "a lab id like \"gameday\" (1-8 of a-z, 0-9)")),
-                     opt("pods", integer("syncd pods", 1, 64)), opt("replica", boolean("a synchronous streaming replica")),
-                     opt("db_volume", size("put the data directory on a tmpfs of this size")),
-                     opt("restart_delay", duration("supervisor delay before restarting a dead pod")),
-                     opt("bug", spec::string("syncd bug modes, comma-separated", bug_pattern,
-                                             "bug modes like \"drop-every=10\" or \"ack-before-commit\"")),
-                     opt("keep", boolean("leave the lab up after the run")),
-                     opt("health", object("HAProxy health checks on /readyz",
-                                          {opt("interval", duration("check interval")), opt("fall", integer("failures to mark down", 1, 100)),
-                                           opt("rise", integer("successes to mark up", 1, 100))}))});
-  auto endpoints = object("a stack you run", {opt("http", spec::string("base URL", "^https?://.+", "an http:// or https:// URL")),
-                                              opt("ws", spec::string("WebSocket base URL", "^wss?://.+", "a ws:// or wss:// URL"))});
-  auto tls = object("TLS toward the target", {opt("ca_file", spec::string("CA bundle")), opt("cert_file", spec::string("client certificate")),
-                                              opt("key_file", spec::string("client key")), opt("server_name", spec::string("SNI and verified name")),
-                                              opt("verify", boolean("verify the server (default true)"))});
-  auto audit = object("how the audit reads data back", {opt("via", enumeration("through the API or straight from PostgreSQL", {"api", "sql"})),
-                                                        opt("dsn", spec::string("PostgreSQL DSN; may hold ${env:NAME}")),
-                                                        opt("timeout", duration("each request or statement's deadline (default 10s)")),
-                                                        opt("retries", integer("extra attempts on a transient failure (default 5)", 0, 100))});
-  auto proxy = object("put the run's fault proxy in front of the endpoints (network faults with path clients-endpoints act on it)",
-                      {opt("listen", spec::string("the address it listens on (default 127.0.0.1; ports are chosen free)",
-                                                  "^[0-9.]+$|^[0-9a-fA-F:]+$", "an IP address like \"127.0.0.1\""))});
-  auto t = object("what the run targets", {opt("lab", lab), opt("endpoints", endpoints), opt("proxy", proxy),
-                                           opt("headers", string_map("headers on every request; values may hold ${env:NAME}")),
-                                           opt("tls", tls), opt("profile", any("protocol profile (paths, templates, JSON pointers)")), opt("audit", audit)});
+  auto lab = object(
+      "the embedded reference stack (syncstorm lab)",
+      {opt("id",
+           spec::string("use the running lab with this id (syncstorm lab up --id): the run neither starts nor stops it",
+                        "^[a-z0-9]{1,8}$", "a lab id like \"gameday\" (1-8 of a-z, 0-9)")),
+       opt("pods", integer("syncd pods", 1, 64)), opt("replica", boolean("a synchronous streaming replica")),
+       opt("db_volume", size("put the data directory on a tmpfs of this size")),
+       opt("restart_delay", duration("supervisor delay before restarting a dead pod")),
+       opt("bug", spec::string("syncd bug modes, comma-separated", bug_pattern,
+                               "bug modes like \"drop-every=10\" or \"ack-before-commit\"")),
+       opt("keep", boolean("leave the lab up after the run")),
+       opt("health",
+           object("HAProxy health checks on /readyz",
+                  {opt("interval", duration("check interval")), opt("fall", integer("failures to mark down", 1, 100)),
+                   opt("rise", integer("successes to mark up", 1, 100))}))});
+  auto endpoints =
+      object("a stack you run", {opt("http", spec::string("base URL", "^https?://.+", "an http:// or https:// URL")),
+                                 opt("ws", spec::string("WebSocket base URL", "^wss?://.+", "a ws:// or wss:// URL"))});
+  auto tls =
+      object("TLS toward the target",
+             {opt("ca_file", spec::string("CA bundle")), opt("cert_file", spec::string("client certificate")),
+              opt("key_file", spec::string("client key")), opt("server_name", spec::string("SNI and verified name")),
+              opt("verify", boolean("verify the server (default true)"))});
+  auto audit = object("how the audit reads data back",
+                      {opt("via", enumeration("through the API or straight from PostgreSQL", {"api", "sql"})),
+                       opt("dsn", spec::string("PostgreSQL DSN; may hold ${env:NAME}")),
+                       opt("timeout", duration("each request or statement's deadline (default 10s)")),
+                       opt("retries", integer("extra attempts on a transient failure (default 5)", 0, 100))});
+  auto proxy = object(
+      "put the run's fault proxy in front of the endpoints (network faults with path clients-endpoints act on it)",
+      {opt("listen", spec::string("the address it listens on (default 127.0.0.1; ports are chosen free)",
+                                  "^[0-9.]+$|^[0-9a-fA-F:]+$", "an IP address like \"127.0.0.1\""))});
+  auto t = object("what the run targets",
+                  {opt("lab", lab), opt("endpoints", endpoints), opt("proxy", proxy),
+                   opt("headers", string_map("headers on every request; values may hold ${env:NAME}")), opt("tls", tls),
+                   opt("profile", any("protocol profile (paths, templates, JSON pointers)")), opt("audit", audit)});
   return with(t, [](node& n) { n.exactly_one = {{"lab", "endpoints"}}; });
 }
 
 node_ptr fault_target_node() {
-  auto pick = choice("which of the matched targets",
-                     {enumeration("a pick", {"one", "all", "random"}),
-                      object("n targets", {req("n", integer("how many", 1))}),
-                      object("a share of targets", {req("percent", percent("share"))})},
-                     "\"one\", \"all\", \"random\", {\"n\": N} or {\"percent\": P}");
-  auto t = object("what the fault acts on",
-                  {opt("pods", choice("lab pods", {spec::string("a glob like \"pod-*\""), array("pod names", spec::string("a name"), 1)},
-                                      "a glob or an array of pod names")),
-                   opt("role", enumeration("a role", {"db-primary", "db-replica", "lb", "clients"})),
-                   opt("pid", integer("a process id", 1)), opt("pidfile", spec::string("a pid file")),
-                   opt("container", spec::string("a docker container")),
-                   opt("selector", object("kubernetes pods", {opt("namespace", spec::string("namespace")), opt("context", spec::string("kubectl context")),
-                                                              req("labels", string_map("label selector"))})),
-                   opt("pick", pick), opt("restart", boolean("restart after a kill (default true)"))});
+  auto pick =
+      choice("which of the matched targets",
+             {enumeration("a pick", {"one", "all", "random"}), object("n targets", {req("n", integer("how many", 1))}),
+              object("a share of targets", {req("percent", percent("share"))})},
+             "\"one\", \"all\", \"random\", {\"n\": N} or {\"percent\": P}");
+  auto t =
+      object("what the fault acts on",
+             {opt("pods", choice("lab pods",
+                                 {spec::string("a glob like \"pod-*\""), array("pod names", spec::string("a name"), 1)},
+                                 "a glob or an array of pod names")),
+              opt("role", enumeration("a role", {"db-primary", "db-replica", "lb", "clients"})),
+              opt("pid", integer("a process id", 1)), opt("pidfile", spec::string("a pid file")),
+              opt("container", spec::string("a docker container")),
+              opt("selector", object("kubernetes pods", {opt("namespace", spec::string("namespace")),
+                                                         opt("context", spec::string("kubectl context")),
+                                                         req("labels", string_map("label selector"))})),
+              opt("pick", pick), opt("restart", boolean("restart after a kill (default true)"))});
   return with(t, [](node& n) { n.exactly_one = {{"pods", "role", "pid", "pidfile", "container", "selector"}}; });
 }
 
 node_ptr rule_fields_node(bool abort) {
-  std::vector<field> f = {req("name", name_node("rule name")),
-                          abort ? opt("metric", spec::string("a metric name")) : req("metric", spec::string("a metric name")),
-                          opt("stat", spec::string("p50 … p99.99, max, min, mean, rate, count, ratio", stat_pattern,
-                                                   "a stat: p50, p99, p99.9, max, min, mean, rate, count or ratio")),
-                          opt("max", bound_node("upper bound")), opt("min", bound_node("lower bound")),
-                          opt("for", duration("the bound must be broken this long to fail")),
-                          opt("window", spec::string("all, steady, during:<fault>, after:<fault>, phase:<load>/<phase>", window_pattern,
-                                                     "a window: all, steady, during:<fault>, after:<fault> or phase:<load>/<phase>")),
-                          opt("load", spec::string("only this load entry's samples"))};
+  std::vector<field> f = {
+      req("name", name_node("rule name")),
+      abort ? opt("metric", spec::string("a metric name")) : req("metric", spec::string("a metric name")),
+      opt("stat", spec::string("p50 … p99.99, max, min, mean, rate, count, ratio", stat_pattern,
+                               "a stat: p50, p99, p99.9, max, min, mean, rate, count or ratio")),
+      opt("max", bound_node("upper bound")),
+      opt("min", bound_node("lower bound")),
+      opt("for", duration("the bound must be broken this long to fail")),
+      opt("window", spec::string("all, steady, during:<fault>, after:<fault>, phase:<load>/<phase>", window_pattern,
+                                 "a window: all, steady, during:<fault>, after:<fault> or phase:<load>/<phase>")),
+      opt("load", spec::string("only this load entry's samples"))};
   if (abort) {
-    f.push_back(opt("probe", object("an external HTTP health probe",
-                                    {req("url", spec::string("URL", "^https?://.+", "an http:// or https:// URL")),
-                                     opt("every", duration("probe interval")), opt("timeout", duration("probe timeout")),
-                                     opt("fail_after", integer("consecutive failures that abort", 1))})));
+    f.push_back(
+        opt("probe", object("an external HTTP health probe",
+                            {req("url", spec::string("URL", "^https?://.+", "an http:// or https:// URL")),
+                             opt("every", duration("probe interval")), opt("timeout", duration("probe timeout")),
+                             opt("fail_after", integer("consecutive failures that abort", 1))})));
   } else {
     f.push_back(opt("warn", bound_node("a softer bound reported as a warning")));
   }
@@ -153,7 +169,8 @@ void check_env_refs(const json& v, const std::string& path, bool require_env, er
   } else if (v.is_object()) {
     for (auto it = v.begin(); it != v.end(); ++it) check_env_refs(it.value(), path + "." + it.key(), require_env, out);
   } else if (v.is_array()) {
-    for (std::size_t i = 0; i < v.size(); ++i) check_env_refs(v[i], path + "[" + std::to_string(i) + "]", require_env, out);
+    for (std::size_t i = 0; i < v.size(); ++i)
+      check_env_refs(v[i], path + "[" + std::to_string(i) + "]", require_env, out);
   }
 }
 
@@ -187,24 +204,27 @@ void check_references(const json& doc, errors& out) {
       const json& l = doc["load"][i];
       std::string p = "scenario.load[" + std::to_string(i) + "]";
       std::string n = str_or(l, "name");
-      if (!loads.insert(n).second) out.push_back(p + ".name: found " + json(n).dump() + " again; expected a name unique among load entries");
+      if (!loads.insert(n).second)
+        out.push_back(p + ".name: found " + json(n).dump() + " again; expected a name unique among load entries");
       std::int64_t total = 0;
       const load_model_info* model = scenario_registry::instance().find_model(str_or(l, "model"));
       for (std::size_t j = 0; j < l["phases"].size(); ++j) {
         const json& ph = l["phases"][j];
         std::string pp = p + ".phases[" + std::to_string(j) + "]";
         std::string pn = str_or(ph, "name");
-        if (!phase_names[n].insert(pn).second) out.push_back(pp + ".name: found " + json(pn).dump() + " again; expected a phase name unique within " + n);
+        if (!phase_names[n].insert(pn).second)
+          out.push_back(pp + ".name: found " + json(pn).dump() + " again; expected a phase name unique within " + n);
         total += duration_us(ph["for"]);
         const bool needs_rate = model && model->phase_needs_rate && model->phase_needs_rate(l);
         if (needs_rate && !ph.contains("rate") && !ph.contains("to")) {
-          out.push_back(pp + ": found neither \"rate\" nor \"to\"; expected a rate for this phase (the " + l["model"].get<std::string>() + " model is open)");
+          out.push_back(pp + ": found neither \"rate\" nor \"to\"; expected a rate for this phase (the " +
+                        l["model"].get<std::string>() + " model is open)");
         }
       }
       longest_load = std::max(longest_load, total);
       if (duration && total > duration) {
-        out.push_back(p + ".phases: found " + units::format_duration(total) + " of phases; expected at most the run's duration (" +
-                      units::format_duration(duration) + ")");
+        out.push_back(p + ".phases: found " + units::format_duration(total) +
+                      " of phases; expected at most the run's duration (" + units::format_duration(duration) + ")");
       }
       if (model && model->check) model->check(l, ctx, p, out);
     }
@@ -215,38 +235,46 @@ void check_references(const json& doc, errors& out) {
   if (ctx.attached) {
     for (auto& [k, v] : doc["target"]["lab"].items()) {
       if (k == "id") continue;
-      out.push_back("scenario.target.lab." + k + ": found " + v.dump() + " beside \"id\"; expected only \"id\" (the run uses the running lab " +
+      out.push_back("scenario.target.lab." + k + ": found " + v.dump() +
+                    " beside \"id\"; expected only \"id\" (the run uses the running lab " +
                     doc["target"]["lab"]["id"].dump() + " as it is; its options were set by `syncstorm lab up`)");
     }
   }
   reference_context fctx = ctx;
   fctx.run_us = run_us;
   if (ctx.proxied && !ctx.endpoints)
-    out.push_back("scenario.target.proxy: found it without target.endpoints; expected target.endpoints (the proxy goes in front of them; a lab has its own on every path)");
+    out.push_back(
+        "scenario.target.proxy: found it without target.endpoints; expected target.endpoints (the proxy goes in front of them; a lab has its own on every path)");
   if (doc.contains("faults")) {
     for (std::size_t i = 0; i < doc["faults"].size(); ++i) {
       const json& f = doc["faults"][i];
       std::string p = "scenario.faults[" + std::to_string(i) + "]";
       std::string n = str_or(f, "name");
-      if (!faults.insert(n).second) out.push_back(p + ".name: found " + json(n).dump() + " again; expected a name unique among faults");
+      if (!faults.insert(n).second)
+        out.push_back(p + ".name: found " + json(n).dump() + " again; expected a name unique among faults");
       std::string kind = str_or(f, "kind");
       const auto& kinds = scenario_registry::instance().fault_kinds();
       auto k = std::find_if(kinds.begin(), kinds.end(), [&](auto& x) { return x.name == kind; });
       if (k != kinds.end() && k->needs_target && !f.contains("target")) {
-        out.push_back(p + ".target: found nothing; expected a target for a " + kind + " fault (pods, role, pid, pidfile, container or selector)");
+        out.push_back(p + ".target: found nothing; expected a target for a " + kind +
+                      " fault (pods, role, pid, pidfile, container or selector)");
       }
       if (f.contains("target") && f["target"].contains("selector") && f["target"]["selector"].is_object() &&
           f["target"]["selector"].contains("labels") && f["target"]["selector"]["labels"].is_object() &&
           f["target"]["selector"]["labels"].empty()) {
         // `-l ""` selects every pod of the namespace; a rolling restart would restart every deployment.
-        out.push_back(p + ".target.selector.labels: found {}; expected at least one label (an empty selector matches every pod of the namespace)");
+        out.push_back(
+            p +
+            ".target.selector.labels: found {}; expected at least one label (an empty selector matches every pod of the namespace)");
       }
       if ((f.contains("count") || f.contains("jitter")) && !f.contains("every")) {
-        out.push_back(p + ": found " + std::string(f.contains("count") ? "\"count\"" : "\"jitter\"") + " without \"every\"; expected \"every\" with it");
+        out.push_back(p + ": found " + std::string(f.contains("count") ? "\"count\"" : "\"jitter\"") +
+                      " without \"every\"; expected \"every\" with it");
       }
       std::int64_t at = duration_us(f["at"]);
       if (run_us && at >= run_us) {
-        out.push_back(p + ".at: found " + json(f["at"]).dump() + "; expected a time within the run (" + units::format_duration(run_us) + ")");
+        out.push_back(p + ".at: found " + json(f["at"]).dump() + "; expected a time within the run (" +
+                      units::format_duration(run_us) + ")");
       }
       if (k != kinds.end() && k->check) k->check(f, fctx, p, out);
     }
@@ -260,7 +288,10 @@ void check_references(const json& doc, errors& out) {
           std::vector<std::string> names(faults.begin(), faults.end());
           std::string msg = p + ".window: found " + json(w).dump() + " but no fault is named " + json(f).dump() +
                             "; expected one of the faults: " + (names.empty() ? std::string("(none)") : [&] {
-                              std::string s; for (auto& x : names) s += (s.empty() ? "" : ", ") + x; return s; }());
+                              std::string s;
+                              for (auto& x : names) s += (s.empty() ? "" : ", ") + x;
+                              return s;
+                            }());
           auto hint = did_you_mean(f, names);
           if (!hint.empty()) msg += " (did you mean " + json(hint).dump() + "?)";
           out.push_back(msg);
@@ -268,8 +299,12 @@ void check_references(const json& doc, errors& out) {
       } else if (w.starts_with("phase:")) {
         std::string rest = w.substr(6);
         std::string ln = rest.substr(0, rest.find('/')), pn = rest.substr(rest.find('/') + 1);
-        if (!loads.count(ln)) out.push_back(p + ".window: found " + json(w).dump() + " but no load entry is named " + json(ln).dump() + "; expected phase:<load>/<phase>");
-        else if (!phase_names[ln].count(pn)) out.push_back(p + ".window: found " + json(w).dump() + " but " + ln + " has no phase " + json(pn).dump() + "; expected phase:<load>/<phase>");
+        if (!loads.count(ln))
+          out.push_back(p + ".window: found " + json(w).dump() + " but no load entry is named " + json(ln).dump() +
+                        "; expected phase:<load>/<phase>");
+        else if (!phase_names[ln].count(pn))
+          out.push_back(p + ".window: found " + json(w).dump() + " but " + ln + " has no phase " + json(pn).dump() +
+                        "; expected phase:<load>/<phase>");
       }
     }
     if (r.contains("load") && !loads.count(r["load"].get<std::string>())) {
@@ -296,12 +331,15 @@ void check_references(const json& doc, errors& out) {
       bool is_duration = b.is_string() && !b.get<std::string>().ends_with("%");
       bool is_percent = b.is_string() && b.get<std::string>().ends_with("%");
       if (time_stat && !is_duration) {
-        out.push_back(p + "." + key + ": found " + b.dump() + "; expected a duration like \"100ms\" (" + m + " " + stat + " is a time)");
+        out.push_back(p + "." + key + ": found " + b.dump() + "; expected a duration like \"100ms\" (" + m + " " +
+                      stat + " is a time)");
       } else if (!time_stat && is_duration) {
-        out.push_back(p + "." + key + ": found " + b.dump() + "; expected a number" + (stat == "ratio" ? " or a percentage like \"99.9%\"" : "") +
-                      " (" + m + " " + stat + " is not a time)");
+        out.push_back(p + "." + key + ": found " + b.dump() + "; expected a number" +
+                      (stat == "ratio" ? " or a percentage like \"99.9%\"" : "") + " (" + m + " " + stat +
+                      " is not a time)");
       } else if (is_percent && stat != "ratio") {
-        out.push_back(p + "." + key + ": found " + b.dump() + "; expected a number (a percentage fits only stat \"ratio\")");
+        out.push_back(p + "." + key + ": found " + b.dump() +
+                      "; expected a number (a percentage fits only stat \"ratio\")");
       }
     }
   };
@@ -310,7 +348,8 @@ void check_references(const json& doc, errors& out) {
     for (std::size_t i = 0; i < doc["slas"].size(); ++i) {
       std::string p = "scenario.slas[" + std::to_string(i) + "]";
       std::string n = str_or(doc["slas"][i], "name");
-      if (!rules.insert(n).second) out.push_back(p + ".name: found " + json(n).dump() + " again; expected a name unique among rules");
+      if (!rules.insert(n).second)
+        out.push_back(p + ".name: found " + json(n).dump() + " again; expected a name unique among rules");
       check_rule(doc["slas"][i], p);
     }
   }
@@ -318,15 +357,18 @@ void check_references(const json& doc, errors& out) {
     for (std::size_t i = 0; i < doc["abort"].size(); ++i) {
       const json& a = doc["abort"][i];
       std::string p = "scenario.abort[" + std::to_string(i) + "]";
-      if (a.contains("metric") && !a.contains("stat")) out.push_back(p + ".stat: found nothing; expected a stat for a metric condition");
-      if (a.contains("metric") && !a.contains("max") && !a.contains("min")) out.push_back(p + ": found none of them; expected at least one of \"max\", \"min\"");
+      if (a.contains("metric") && !a.contains("stat"))
+        out.push_back(p + ".stat: found nothing; expected a stat for a metric condition");
+      if (a.contains("metric") && !a.contains("max") && !a.contains("min"))
+        out.push_back(p + ": found none of them; expected at least one of \"max\", \"min\"");
       check_rule(a, p);
     }
   }
   if (doc.contains("capture") && doc["capture"].is_object()) {
     const json& c = doc["capture"];
     if (!ctx.lab && (!c.contains("interfaces") || c["interfaces"].is_string())) {
-      out.push_back("scenario.capture.interfaces: found " + (c.contains("interfaces") ? c["interfaces"].dump() : std::string("nothing")) +
+      out.push_back("scenario.capture.interfaces: found " +
+                    (c.contains("interfaces") ? c["interfaces"].dump() : std::string("nothing")) +
                     " but the target is not a lab; expected interface names like [\"lo\"]");
     }
     if (c.contains("max_file") && size_value(c["max_file"]) < (64u << 10)) {
@@ -343,7 +385,10 @@ void check_references(const json& doc, errors& out) {
 }
 
 // Parses one --set path "a.b[0].c" into keys and indices.
-struct path_step { std::string key; std::optional<std::size_t> index; };
+struct path_step {
+  std::string key;
+  std::optional<std::size_t> index;
+};
 
 std::optional<std::vector<path_step>> parse_set_path(const std::string& path) {
   std::vector<path_step> steps;
@@ -379,20 +424,23 @@ scenario_registry& scenario_registry::instance() {
   return r;
 }
 
-scenario_registry::scenario_registry()
-    : core_metrics_(builtin_core_metrics()) {
-  rebuild();
-}
+scenario_registry::scenario_registry() : core_metrics_(builtin_core_metrics()) { rebuild(); }
 
 void scenario_registry::add_model(load_model_info m) {
   auto it = std::find_if(models_.begin(), models_.end(), [&](auto& x) { return x.name == m.name; });
-  if (it != models_.end()) *it = std::move(m); else models_.push_back(std::move(m));
+  if (it != models_.end())
+    *it = std::move(m);
+  else
+    models_.push_back(std::move(m));
   rebuild();
 }
 
 void scenario_registry::add_fault_kind(fault_kind_info f) {
   auto it = std::find_if(faults_.begin(), faults_.end(), [&](auto& x) { return x.name == f.name; });
-  if (it != faults_.end()) *it = std::move(f); else faults_.push_back(std::move(f));
+  if (it != faults_.end())
+    *it = std::move(f);
+  else
+    faults_.push_back(std::move(f));
   rebuild();
 }
 
@@ -401,8 +449,10 @@ void scenario_registry::add_environment_check(std::function<spec::errors(const j
 }
 
 void scenario_registry::set_available(const std::string& name, bool available) {
-  for (auto& m : models_) if (m.name == name) m.available = available;
-  for (auto& f : faults_) if (f.name == name) f.available = available;
+  for (auto& m : models_)
+    if (m.name == name) m.available = available;
+  for (auto& f : faults_)
+    if (f.name == name) f.available = available;
   rebuild();
 }
 
@@ -412,12 +462,17 @@ void scenario_registry::rebuild() {
   load->doc = "a load entry";
   load->tag = "model";
   load->tag_noun = "load model";
-  load->fields = {req("name", name_node("load entry name")),
-                  req("phases", array("phases, run one after the other",
-                                      with(object("a phase", {req("name", name_node("phase name")), req("for", duration("how long", true)),
-                                                              opt("rate", rate("constant rate")), opt("to", rate("ramp linearly to this rate"))}),
-                                           [](node& n) { n.at_most_one = {{"rate", "to"}}; }),
-                                      1))};
+  load->fields = {
+      req("name", name_node("load entry name")),
+      req("phases",
+          array("phases, run one after the other",
+                with(object("a phase",
+                            {req("name", name_node("phase name")), req("for", duration("how long", true)),
+                             opt("rate", rate("constant rate")), opt("to", rate("ramp linearly to this rate"))}),
+                     [](node& n) {
+                       n.at_most_one = {{"rate", "to"}};
+                     }),
+                1))};
   for (const auto& m : models_) load->variants[m.name] = variant{m.fields, m.available, m.doc};
 
   auto fault = std::make_shared<node>();
@@ -425,7 +480,8 @@ void scenario_registry::rebuild() {
   fault->doc = "a fault";
   fault->tag = "kind";
   fault->tag_noun = "fault kind";
-  fault->fields = {req("name", name_node("fault name")), opt("target", fault_target_node()),
+  fault->fields = {req("name", name_node("fault name")),
+                   opt("target", fault_target_node()),
                    req("at", duration("when it fires, from the run's start", true)),
                    opt("for", duration("how long it stays applied", true)),
                    opt("every", duration("repeat period", true)),
@@ -433,32 +489,42 @@ void scenario_registry::rebuild() {
                    opt("jitter", duration("random shift of each repetition (with every)"))};
   for (const auto& f : faults_) fault->variants[f.name] = variant{f.fields, f.available, f.doc};
 
-  auto capture = object("wire capture with libpcap",
-                        {opt("interfaces", choice("interfaces", {enumeration("the lab's interfaces", {"lab"}), array("interface names", spec::string("an interface"), 1)},
-                                                  "\"lab\" or an array of interface names")),
-                         opt("filter", spec::string("BPF filter")), opt("pcap", boolean("write pcap files")),
-                         opt("snaplen", integer("bytes kept per packet", 64, 65535)), opt("max_file", size("rotate pcap files at this size")),
-                         opt("ring", size("kernel ring size per interface"))});
-  auto report = object("outputs", {opt("formats", array("which files", enumeration("a format", {"json", "junit", "md", "html"}))),
-                                   opt("title", spec::string("report title")), opt("baseline", spec::string("a baseline directory")),
-                                   opt("keep", integer("passing reports kept per scenario in the baseline", 1))});
+  auto capture = object(
+      "wire capture with libpcap",
+      {opt("interfaces", choice("interfaces",
+                                {enumeration("the lab's interfaces", {"lab"}),
+                                 array("interface names", spec::string("an interface"), 1)},
+                                "\"lab\" or an array of interface names")),
+       opt("filter", spec::string("BPF filter")), opt("pcap", boolean("write pcap files")),
+       opt("snaplen", integer("bytes kept per packet", 64, 65535)),
+       opt("max_file", size("rotate pcap files at this size")), opt("ring", size("kernel ring size per interface"))});
+  auto report = object(
+      "outputs", {opt("formats", array("which files", enumeration("a format", {"json", "junit", "md", "html"}))),
+                  opt("title", spec::string("report title")), opt("baseline", spec::string("a baseline directory")),
+                  opt("keep", integer("passing reports kept per scenario in the baseline", 1))});
 
-  root_ = object("a syncstorm scenario (DESIGN §9)",
-                 {req("name", name_node("scenario name")), opt("description", spec::string("what it proves")),
-                  opt("duration", duration("run length (default: the longest load)", true)),
-                  opt("seed", integer("random seed", 0)), req("target", target_node()),
-                  req("load", array("what load to bring", load, 1)), opt("faults", array("what to break and when", fault)),
-                  opt("slas", array("what must hold", rule_fields_node(false))), opt("abort", array("stop early when", rule_fields_node(true))),
-                  opt("capture", capture), opt("report", report),
-                  // Not in §9's list: narrows the operator's allowlist (run --allow-*,
-                  // $SYNCSTORM_ALLOW_*, the allow file; docs/architecture.md, "Safety"); an entry
-                  // the operator did not allow is refused at run time (exit 2).
-                  opt("safety", object("narrows what the operator allowed faults to touch (never widens it)",
-                                       {opt("allow_contexts", array("kubectl contexts faults may act in (each also allowed by the operator)", spec::string("a context name"))),
-                                        opt("allow_docker_hosts", array("non-local DOCKER_HOST values faults may act on (each also allowed by the operator)", spec::string("a DOCKER_HOST value")))})),
-                  // Not in §9's list either: the JSON Schema the file follows, for editors
-                  // (scenario.schema.json at the repository's root); ignored by the run.
-                  opt("$schema", spec::string("the JSON Schema this file follows, for editors (e.g. scenario.schema.json); ignored"))});
+  root_ = object(
+      "a syncstorm scenario (DESIGN §9)",
+      {req("name", name_node("scenario name")), opt("description", spec::string("what it proves")),
+       opt("duration", duration("run length (default: the longest load)", true)),
+       opt("seed", integer("random seed", 0)), req("target", target_node()),
+       req("load", array("what load to bring", load, 1)), opt("faults", array("what to break and when", fault)),
+       opt("slas", array("what must hold", rule_fields_node(false))),
+       opt("abort", array("stop early when", rule_fields_node(true))), opt("capture", capture), opt("report", report),
+       // Not in §9's list: narrows the operator's allowlist (run --allow-*,
+       // $SYNCSTORM_ALLOW_*, the allow file; docs/architecture.md, "Safety"); an entry
+       // the operator did not allow is refused at run time (exit 2).
+       opt("safety",
+           object("narrows what the operator allowed faults to touch (never widens it)",
+                  {opt("allow_contexts", array("kubectl contexts faults may act in (each also allowed by the operator)",
+                                               spec::string("a context name"))),
+                   opt("allow_docker_hosts",
+                       array("non-local DOCKER_HOST values faults may act on (each also allowed by the operator)",
+                             spec::string("a DOCKER_HOST value")))})),
+       // Not in §9's list either: the JSON Schema the file follows, for editors
+       // (scenario.schema.json at the repository's root); ignored by the run.
+       opt("$schema",
+           spec::string("the JSON Schema this file follows, for editors (e.g. scenario.schema.json); ignored"))});
 }
 
 spec::node_ptr scenario_registry::root() const { return root_; }
@@ -504,9 +570,11 @@ std::vector<std::string> known_metrics(const json& doc) {
   for (const auto& m : scenario_registry::instance().core_metrics()) names.push_back(m.name);
   std::set<std::string> models;
   if (doc.contains("load") && doc["load"].is_array())
-    for (const auto& l : doc["load"]) if (l.contains("model") && l["model"].is_string()) models.insert(l["model"].get<std::string>());
+    for (const auto& l : doc["load"])
+      if (l.contains("model") && l["model"].is_string()) models.insert(l["model"].get<std::string>());
   for (const auto& m : scenario_registry::instance().models())
-    if (models.count(m.name)) for (const auto& x : m.metrics) names.push_back(x.name);
+    if (models.count(m.name))
+      for (const auto& x : m.metrics) names.push_back(x.name);
   if (doc.contains("faults") && doc["faults"].is_array())
     for (const auto& f : doc["faults"])
       if (f.contains("name") && f["name"].is_string())
@@ -524,9 +592,11 @@ std::optional<metric_info> metric_lookup(const json& doc, const std::string& nam
   auto names = known_metrics(doc);
   if (!std::binary_search(names.begin(), names.end(), name)) return std::nullopt;
   if (name.starts_with("wire.")) return metric_info{name, metric_unit::count, "wire series (capture)"};
-  for (const auto& m : scenario_registry::instance().core_metrics()) if (m.name == name) return m;
+  for (const auto& m : scenario_registry::instance().core_metrics())
+    if (m.name == name) return m;
   for (const auto& md : scenario_registry::instance().models())
-    for (const auto& m : md.metrics) if (m.name == name) return m;
+    for (const auto& m : md.metrics)
+      if (m.name == name) return m;
   return metric_info{name, metric_unit::time, "fault timing"};  // recovery./ready./detect.
 }
 
@@ -555,7 +625,8 @@ std::string apply_set(json& doc, const std::string& assignment) {
   try {
     (void)json(assignment).dump();
   } catch (const json::type_error&) {
-    return "--set " + text_excerpt(assignment) + ": found bytes that are not UTF-8; expected UTF-8 text like target.lab.pods=3";
+    return "--set " + text_excerpt(assignment) +
+           ": found bytes that are not UTF-8; expected UTF-8 text like target.lab.pods=3";
   }
   auto eq = assignment.find('=');
   if (eq == std::string::npos) {
@@ -572,17 +643,20 @@ std::string apply_set(json& doc, const std::string& assignment) {
     const auto& st = (*steps)[i];
     bool last = i + 1 == steps->size();
     if (st.index) {
-      if (!cur->is_array()) return "--set " + path + ": found " + render(*cur) + " at " + walked + "; expected an array";
+      if (!cur->is_array())
+        return "--set " + path + ": found " + render(*cur) + " at " + walked + "; expected an array";
       if (*st.index > cur->size()) {
-        return "--set " + path + ": found index " + std::to_string(*st.index) + " at " + walked + "; expected an index up to " +
-               std::to_string(cur->size()) + " (the array has " + std::to_string(cur->size()) + " items)";
+        return "--set " + path + ": found index " + std::to_string(*st.index) + " at " + walked +
+               "; expected an index up to " + std::to_string(cur->size()) + " (the array has " +
+               std::to_string(cur->size()) + " items)";
       }
       if (*st.index == cur->size()) cur->push_back(json::object());
       walked += "[" + std::to_string(*st.index) + "]";
       cur = &(*cur)[*st.index];
     } else {
       if (cur->is_null()) *cur = json::object();
-      if (!cur->is_object()) return "--set " + path + ": found " + render(*cur) + " at " + walked + "; expected an object";
+      if (!cur->is_object())
+        return "--set " + path + ": found " + render(*cur) + " at " + walked + "; expected an object";
       walked += "." + st.key;
       if (!cur->contains(st.key)) {
         bool next_is_index = !last && (*steps)[i + 1].index.has_value();
@@ -621,7 +695,8 @@ load_result load_scenario_file(const std::string& path, const load_options& opt)
   bool too_deep = false;
   json doc = parse_bounded(ss.str(), max_json_depth, &too_deep);
   if (too_deep) {
-    r.errors.push_back(path + ": found JSON nested deeper than " + std::to_string(max_json_depth) + " levels; expected a scenario object");
+    r.errors.push_back(path + ": found JSON nested deeper than " + std::to_string(max_json_depth) +
+                       " levels; expected a scenario object");
     return r;
   }
   if (doc.is_discarded()) {

@@ -44,23 +44,24 @@ struct fault_settings {
 // (the shape of the whole document already held).
 struct reference_context {
   const json* doc = nullptr;
-  bool lab = false;             // target.lab
-  bool attached = false;        // target.lab.id: a running lab
-  bool replica = false;         // target.lab.replica
-  bool endpoints = false;       // target.endpoints
-  bool proxied = false;         // target.proxy
-  std::string http_endpoint;    // target.endpoints.http
-  std::int64_t run_us = 0;      // the run's length (duration, else the longest load)
+  bool lab = false;           // target.lab
+  bool attached = false;      // target.lab.id: a running lab
+  bool replica = false;       // target.lab.replica
+  bool endpoints = false;     // target.endpoints
+  bool proxied = false;       // target.proxy
+  std::string http_endpoint;  // target.endpoints.http
+  std::int64_t run_us = 0;    // the run's length (duration, else the longest load)
 };
 
-using reference_check = std::function<void(const json& entry, const reference_context& ctx, const std::string& path, spec::errors& out)>;
+using reference_check =
+    std::function<void(const json& entry, const reference_context& ctx, const std::string& path, spec::errors& out)>;
 
 struct load_model_info {
   std::string name;
   std::string doc;
-  std::vector<spec::field> fields;    // the model's own keys, beside name/model/phases
-  std::vector<metric_info> metrics;   // metrics the model records
-  bool available = false;             // implemented in this build
+  std::vector<spec::field> fields;   // the model's own keys, beside name/model/phases
+  std::vector<metric_info> metrics;  // metrics the model records
+  bool available = false;            // implemented in this build
   // The live progress line: the model's request counter (empty: its latency metric counts
   // the requests) and its latency metric.
   std::string progress_requests, progress_latency;
@@ -78,13 +79,13 @@ struct load_model_info {
 struct fault_kind_info {
   std::string name;
   std::string doc;
-  std::vector<spec::field> fields;    // the kind's own keys, beside the schedule and target
+  std::vector<spec::field> fields;  // the kind's own keys, beside the schedule and target
   bool needs_target = true;
   bool available = false;
   // A single blow (kill, db_failover, …): recovery counts from the apply. Otherwise the
   // effect lasts until reverted and recovery counts from the revert.
   bool instant = false;
-  reference_check check;              // as load_model_info::check
+  reference_check check;  // as load_model_info::check
   // The typed settings of a validated, time-scaled fault (as load_model_info::parse).
   std::function<std::shared_ptr<const fault_settings>(const fault_entry& entry, const std::string& path)> parse;
 };
@@ -103,10 +104,12 @@ class scenario_registry {
   // validate_document once the document's own checks held; each problem one line. Registered by
   // the CLI (cli/), so core/ itself stays free of what the checks need.
   void add_environment_check(std::function<spec::errors(const json& doc)> check);
-  const std::vector<std::function<spec::errors(const json&)>>& environment_checks() const { return environment_checks_; }
+  const std::vector<std::function<spec::errors(const json&)>>& environment_checks() const {
+    return environment_checks_;
+  }
 
-  spec::node_ptr root() const;   // the whole scenario
-  json schema() const;           // JSON Schema 2020-12
+  spec::node_ptr root() const;  // the whole scenario
+  json schema() const;          // JSON Schema 2020-12
   const std::vector<load_model_info>& models() const { return models_; }
   const std::vector<fault_kind_info>& fault_kinds() const { return faults_; }
   const std::vector<metric_info>& core_metrics() const { return core_metrics_; }
@@ -126,23 +129,23 @@ class scenario_registry {
 struct phase_plan {
   std::string name;
   std::int64_t for_us = 0;
-  std::optional<double> rate, to;     // per second; `to` ramps from the previous phase's rate
+  std::optional<double> rate, to;  // per second; `to` ramps from the previous phase's rate
 };
 
 struct load_entry {
   std::string name, model;
   std::vector<phase_plan> phases;
-  json fields;                        // the entry as validated (time-scaled, refs unresolved)
+  json fields;                                    // the entry as validated (time-scaled, refs unresolved)
   std::shared_ptr<const load_settings> settings;  // the model's typed settings (its parse); may be null
 };
 
 struct fault_entry {
   std::string name, kind;
-  json target;                        // as written
+  json target;  // as written
   std::int64_t at_us = 0;
   std::optional<std::int64_t> for_us, every_us, jitter_us;
   std::optional<std::int64_t> count;
-  json fields;                        // the whole fault entry (time-scaled)
+  json fields;                                     // the whole fault entry (time-scaled)
   std::shared_ptr<const fault_settings> settings;  // the kind's typed settings (its parse); may be null
 };
 
@@ -150,14 +153,14 @@ struct rule_entry {
   std::string name, metric, stat, window = "all";
   std::optional<double> max, min, warn;  // in the metric's unit: µs for time, percent for ratio
   std::optional<std::int64_t> for_us;
-  std::string load;                   // optional: only this load entry's samples
+  std::string load;  // optional: only this load entry's samples
   metric_unit unit = metric_unit::time;
 };
 
 struct abort_entry {
   std::string name;
-  std::optional<rule_entry> rule;     // a metric condition
-  json probe;                         // or an HTTP probe {url, every, timeout, fail_after}
+  std::optional<rule_entry> rule;  // a metric condition
+  json probe;                      // or an HTTP probe {url, every, timeout, fail_after}
 };
 
 struct scenario {
@@ -165,7 +168,7 @@ struct scenario {
   std::int64_t duration_us = 0;
   std::uint64_t seed = 1;
   double time_scale = 1.0;
-  json target;                        // {"lab": {...}} or {"endpoints": ...}
+  json target;  // {"lab": {...}} or {"endpoints": ...}
   std::vector<load_entry> loads;
   std::vector<fault_entry> faults;
   std::vector<rule_entry> slas;
@@ -178,10 +181,10 @@ struct scenario {
 
 // Options that change the document before validation.
 struct load_options {
-  std::vector<std::string> sets;      // "a.b[0].c=VALUE"
+  std::vector<std::string> sets;  // "a.b[0].c=VALUE"
   double time_scale = 1.0;
   std::optional<std::uint64_t> seed;
-  bool require_env = false;           // run: every ${env:NAME} must be set
+  bool require_env = false;  // run: every ${env:NAME} must be set
 };
 
 // Applies one --set; returns an error line naming the flag, or empty.

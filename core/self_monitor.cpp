@@ -17,14 +17,11 @@ namespace syncstorm {
 namespace {
 
 std::int64_t steady_now_us() noexcept {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
-std::int64_t to_us(const timeval& tv) noexcept {
-  return static_cast<std::int64_t>(tv.tv_sec) * 1'000'000 + tv.tv_usec;
-}
+std::int64_t to_us(const timeval& tv) noexcept { return static_cast<std::int64_t>(tv.tv_sec) * 1'000'000 + tv.tv_usec; }
 
 std::string percent(double share) {
   char buf[32];
@@ -98,8 +95,7 @@ double cpu_meter::last_core_share() const noexcept {
 }
 
 double cpu_meter::mean_core_share() const noexcept {
-  return wall_total_ == 0 ? 0.0
-                          : static_cast<double>(cpu_total_) / static_cast<double>(wall_total_);
+  return wall_total_ == 0 ? 0.0 : static_cast<double>(cpu_total_) / static_cast<double>(wall_total_);
 }
 
 double cpu_meter::peak_share() const noexcept {
@@ -134,8 +130,7 @@ nlohmann::json generator_health::to_json() const {
           {"reason", reason}};
 }
 
-generator_health judge_generator(const cpu_meter& cpu, const histogram& lag,
-                                 const saturation_limits& limits) {
+generator_health judge_generator(const cpu_meter& cpu, const histogram& lag, const saturation_limits& limits) {
   generator_health h;
   h.cores = cpu.cores();
   h.cpu = cpu.mean_share();
@@ -147,16 +142,15 @@ generator_health judge_generator(const cpu_meter& cpu, const histogram& lag,
 
   std::vector<std::string> causes;
   if (cpu.intervals() != 0 && h.cpu > limits.cpu_share) {
-    causes.push_back("CPU " + percent(h.cpu) + " of " + cores_text(h.cores) + " over " +
-                     seconds(cpu.wall_us()) + " (limit: " + percent(limits.cpu_share) + ")");
+    causes.push_back("CPU " + percent(h.cpu) + " of " + cores_text(h.cores) + " over " + seconds(cpu.wall_us()) +
+                     " (limit: " + percent(limits.cpu_share) + ")");
   } else if (cpu.intervals() != 0 && h.cpu_busy_us >= limits.cpu_for_us) {
-    causes.push_back("CPU above " + percent(limits.cpu_share) + " of " + cores_text(h.cores) +
-                     " for " + seconds(h.cpu_busy_us) + " in a row (limit: " +
-                     seconds(limits.cpu_for_us) + ")");
+    causes.push_back("CPU above " + percent(limits.cpu_share) + " of " + cores_text(h.cores) + " for " +
+                     seconds(h.cpu_busy_us) + " in a row (limit: " + seconds(limits.cpu_for_us) + ")");
   }
   if (h.lag_samples != 0 && h.lag_p99_us > limits.lag_p99_us) {
-    causes.push_back("generator.lag p99 " + millis(h.lag_p99_us) + " > " +
-                     millis(limits.lag_p99_us) + " (arrivals were sent late)");
+    causes.push_back("generator.lag p99 " + millis(h.lag_p99_us) + " > " + millis(limits.lag_p99_us) +
+                     " (arrivals were sent late)");
   }
   h.saturated = !causes.empty();
   for (const std::string& c : causes) {
@@ -166,8 +160,7 @@ generator_health judge_generator(const cpu_meter& cpu, const histogram& lag,
   return h;
 }
 
-self_monitor::self_monitor(double cores, saturation_limits limits)
-    : cpu_(cores), limits_(limits) {
+self_monitor::self_monitor(double cores, saturation_limits limits) : cpu_(cores), limits_(limits) {
   cpu_.sample(process_cpu_times());
 }
 

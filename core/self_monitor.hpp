@@ -76,17 +76,17 @@ class cpu_meter {
 };
 
 struct saturation_limits {
-  double cpu_share = 0.90;                 // of the generator's cores
-  std::int64_t cpu_for_us = 3'000'000;     // above cpu_share this long in a row also counts
-  std::int64_t lag_p99_us = 10'000;        // generator.lag p99
+  double cpu_share = 0.90;              // of the generator's cores
+  std::int64_t cpu_for_us = 3'000'000;  // above cpu_share this long in a row also counts
+  std::int64_t lag_p99_us = 10'000;     // generator.lag p99
 };
 
 // The report's `generator` section (DESIGN §9: cpu, lag_p99, saturated) and why.
 struct generator_health {
-  double cpu = 0;               // mean share of the generator's cores, 0..1
-  double cpu_core = 0;          // mean share of one core (may exceed 1)
-  double cpu_peak = 0;          // busiest interval, share of the generator's cores
-  std::int64_t cpu_busy_us = 0; // longest stretch above the CPU limit
+  double cpu = 0;                // mean share of the generator's cores, 0..1
+  double cpu_core = 0;           // mean share of one core (may exceed 1)
+  double cpu_peak = 0;           // busiest interval, share of the generator's cores
+  std::int64_t cpu_busy_us = 0;  // longest stretch above the CPU limit
   double cores = 0;
   std::int64_t lag_p99_us = 0;
   std::uint64_t lag_samples = 0;
@@ -104,8 +104,7 @@ struct generator_health {
 // Saturated when the mean CPU share exceeds limits.cpu_share, or it stayed above it for
 // limits.cpu_for_us in a row, or the p99 of `lag` (generator.lag, merged over workers)
 // exceeds limits.lag_p99_us. An empty meter or histogram judges nothing on its side.
-generator_health judge_generator(const cpu_meter& cpu, const histogram& lag,
-                                 const saturation_limits& limits = {});
+generator_health judge_generator(const cpu_meter& cpu, const histogram& lag, const saturation_limits& limits = {});
 
 // The process-wide watch the engine keeps: call sample() about once a second from one thread.
 class self_monitor {

@@ -18,10 +18,9 @@ namespace syncstorm {
 namespace coarse {
 
 std::uint16_t index_of(std::int64_t value_us) noexcept {
-  const auto v = static_cast<std::uint64_t>(
-      std::clamp(value_us, histogram::lowest_us, histogram::highest_us));
+  const auto v = static_cast<std::uint64_t>(std::clamp(value_us, histogram::lowest_us, histogram::highest_us));
   if (v < 64) return static_cast<std::uint16_t>(v);
-  const int e = 63 - std::countl_zero(v);  // 6..31
+  const int e = 63 - std::countl_zero(v);           // 6..31
   const auto sub = static_cast<int>(v >> (e - 5));  // 32..63
   return static_cast<std::uint16_t>(64 + (e - 6) * 32 + (sub - 32));
 }
@@ -110,13 +109,12 @@ void series_point::merge(const series_point& other) {
 }
 
 bool operator==(const series_point& a, const series_point& b) {
-  if (a.count != b.count || a.errors != b.errors || a.sum != b.sum || a.min != b.min ||
-      a.max != b.max || a.buckets.size() != b.buckets.size()) {
+  if (a.count != b.count || a.errors != b.errors || a.sum != b.sum || a.min != b.min || a.max != b.max ||
+      a.buckets.size() != b.buckets.size()) {
     return false;
   }
   auto sorted = [](std::vector<coarse_bucket> v) {
-    std::sort(v.begin(), v.end(),
-              [](const coarse_bucket& x, const coarse_bucket& y) { return x.index < y.index; });
+    std::sort(v.begin(), v.end(), [](const coarse_bucket& x, const coarse_bucket& y) { return x.index < y.index; });
     return v;
   };
   return sorted(a.buckets) == sorted(b.buckets);
@@ -156,8 +154,7 @@ coarse_bucket& series::bucket_in_newest(series_point& p, std::uint16_t index) {
       slots_[p.buckets[k].index] = static_cast<std::uint16_t>(k + 1);
     }
     slot_step_ = steps_.back();
-    slot_begin_us_ = slot_step_ == 0 ? std::numeric_limits<std::int64_t>::min()
-                                     : slot_step_ * resolution_us_;
+    slot_begin_us_ = slot_step_ == 0 ? std::numeric_limits<std::int64_t>::min() : slot_step_ * resolution_us_;
     slot_end_us_ = (slot_step_ + 1) * resolution_us_;
   }
   std::uint16_t& slot = slots_[index];
@@ -170,8 +167,8 @@ coarse_bucket& series::bucket_in_newest(series_point& p, std::uint16_t index) {
 
 void series::record(std::int64_t at_us, std::int64_t value_us, bool ok) {
   // The newest step's time range is known once its slot table is built: skip the division.
-  const bool in_newest = slot_step_ >= 0 && at_us >= slot_begin_us_ && at_us < slot_end_us_ &&
-                         slot_step_ == steps_.back();
+  const bool in_newest =
+      slot_step_ >= 0 && at_us >= slot_begin_us_ && at_us < slot_end_us_ && slot_step_ == steps_.back();
   const std::int64_t step = in_newest ? slot_step_ : step_of(at_us);
   series_point& p = in_newest ? points_.back() : touch(step);
   const std::int64_t v = std::clamp(value_us, histogram::lowest_us, histogram::highest_us);
@@ -187,8 +184,8 @@ void series::record(std::int64_t at_us, std::int64_t value_us, bool ok) {
     b.count = saturating_add(b.count, 1);
   } else {
     // A late record for an older step: scan its few hundred buckets at most.
-    const auto it = std::find_if(p.buckets.begin(), p.buckets.end(),
-                                 [index](const coarse_bucket& b) { return b.index == index; });
+    const auto it =
+        std::find_if(p.buckets.begin(), p.buckets.end(), [index](const coarse_bucket& b) { return b.index == index; });
     if (it != p.buckets.end()) {
       it->count = saturating_add(it->count, 1);
     } else {
@@ -209,9 +206,8 @@ void series::add(std::int64_t at_us, std::uint64_t n, bool ok) {
 
 void series::merge(const series& other) {
   if (other.resolution_us_ != resolution_us_) {
-    throw std::invalid_argument("series::merge: found resolution " +
-                                std::to_string(other.resolution_us_) + " µs; expected " +
-                                std::to_string(resolution_us_) + " µs");
+    throw std::invalid_argument("series::merge: found resolution " + std::to_string(other.resolution_us_) +
+                                " µs; expected " + std::to_string(resolution_us_) + " µs");
   }
   if (other.steps_.empty()) return;
   if (&other == this) {  // the loop below moves points out of *this
@@ -248,9 +244,7 @@ void series::merge(const series& other) {
   points_ = std::move(points);
 }
 
-std::size_t series::size() const noexcept {
-  return steps_.empty() ? 0 : static_cast<std::size_t>(steps_.back()) + 1;
-}
+std::size_t series::size() const noexcept { return steps_.empty() ? 0 : static_cast<std::size_t>(steps_.back()) + 1; }
 
 const series_point* series::at(std::size_t index) const {
   const auto step = static_cast<std::int64_t>(index);
@@ -266,9 +260,8 @@ double series::time_s(std::int64_t index) const noexcept {
 
 series series::coarsen(std::int64_t resolution_us) const {
   if (resolution_us <= 0 || resolution_us % resolution_us_ != 0) {
-    throw std::invalid_argument("series::coarsen: found resolution " +
-                                std::to_string(resolution_us) + " µs; expected a multiple of " +
-                                std::to_string(resolution_us_) + " µs");
+    throw std::invalid_argument("series::coarsen: found resolution " + std::to_string(resolution_us) +
+                                " µs; expected a multiple of " + std::to_string(resolution_us_) + " µs");
   }
   const std::int64_t factor = resolution_us / resolution_us_;
   series out(resolution_us);
@@ -297,8 +290,8 @@ nlohmann::json series::to_json() const {
   nlohmann::json rows = nlohmann::json::array();
   for (std::size_t i = 0; i < steps_.size(); ++i) {
     const series_point& p = points_[i];
-    rows.push_back(nlohmann::json::array(
-        {time_s(steps_[i]), p.count, p.errors, p.percentile(50), p.percentile(99), p.max}));
+    rows.push_back(
+        nlohmann::json::array({time_s(steps_[i]), p.count, p.errors, p.percentile(50), p.percentile(99), p.max}));
   }
   return rows;
 }
@@ -315,16 +308,15 @@ nlohmann::json series::to_json_exact() const {
       buckets.push_back(b.index);
       buckets.push_back(b.count);
     }
-    rows.push_back(nlohmann::json::array(
-        {steps_[i], p.count, p.errors, p.sum, p.min, p.max, std::move(buckets)}));
+    rows.push_back(nlohmann::json::array({steps_[i], p.count, p.errors, p.sum, p.min, p.max, std::move(buckets)}));
   }
   return {{"resolution_us", resolution_us_}, {"points", std::move(rows)}};
 }
 
 series series::from_json(const nlohmann::json& j, std::string_view where_view) {
   const std::string base(where_view);
-  const std::int64_t resolution = detail::json_i64(
-      detail::json_member(j, "resolution_us", base), base + ".resolution_us");
+  const std::int64_t resolution =
+      detail::json_i64(detail::json_member(j, "resolution_us", base), base + ".resolution_us");
   if (resolution <= 0) {
     detail::json_fail(base + ".resolution_us", j.at("resolution_us"), "a positive number of µs");
   }
@@ -337,8 +329,7 @@ series series::from_json(const nlohmann::json& j, std::string_view where_view) {
     const std::string where = base + ".points[" + std::to_string(r) + "]";
     const nlohmann::json& row = rows[r];
     if (!row.is_array() || row.size() != 7 || !row[6].is_array() || row[6].size() % 2 != 0) {
-      detail::json_fail(where, row,
-                        "[step, count, errors, sum, min, max, [index, count, ...]]");
+      detail::json_fail(where, row, "[step, count, errors, sum, min, max, [index, count, ...]]");
     }
     const std::int64_t step = detail::json_i64(row[0], where + "[0]");
     if (step < 0 || (!s.steps_.empty() && step <= s.steps_.back())) {
@@ -355,11 +346,10 @@ series series::from_json(const nlohmann::json& j, std::string_view where_view) {
     for (std::size_t k = 0; k < flat.size(); k += 2) {
       const std::string field = where + "[6][" + std::to_string(k) + "]";
       const std::uint64_t index = detail::json_u64(flat[k], field);
-      if (index >= coarse::bucket_count ||
-          (!p.buckets.empty() && index <= p.buckets.back().index)) {
-        detail::json_fail(field, flat[k],
-                          "a coarse bucket index below " + std::to_string(coarse::bucket_count) +
-                              ", after the previous one");
+      if (index >= coarse::bucket_count || (!p.buckets.empty() && index <= p.buckets.back().index)) {
+        detail::json_fail(
+            field, flat[k],
+            "a coarse bucket index below " + std::to_string(coarse::bucket_count) + ", after the previous one");
       }
       const std::string count_field = where + "[6][" + std::to_string(k + 1) + "]";
       const std::uint64_t n = detail::json_u64(flat[k + 1], count_field);
@@ -373,8 +363,8 @@ series series::from_json(const nlohmann::json& j, std::string_view where_view) {
       detail::json_fail(where, row, "errors and values no more than count");
     }
     if (p.buckets.empty() ? (p.min != 0 || p.max != 0)
-                          : (p.min < histogram::lowest_us || p.max > histogram::highest_us ||
-                             p.min > p.max || coarse::index_of(p.min) != p.buckets.front().index ||
+                          : (p.min < histogram::lowest_us || p.max > histogram::highest_us || p.min > p.max ||
+                             coarse::index_of(p.min) != p.buckets.front().index ||
                              coarse::index_of(p.max) != p.buckets.back().index)) {
       detail::json_fail(where, row, "min and max inside the first and last buckets");
     }

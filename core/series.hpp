@@ -31,7 +31,7 @@ struct coarse_bucket {
 };
 
 namespace coarse {
-inline constexpr std::size_t bucket_count = 886;  // index_of(1 h) + 1
+inline constexpr std::size_t bucket_count = 886;         // index_of(1 h) + 1
 std::uint16_t index_of(std::int64_t value_us) noexcept;  // value clamped to [1 µs, 1 h]
 std::int64_t lowest_at(std::uint16_t index) noexcept;
 std::int64_t width_at(std::uint16_t index) noexcept;
@@ -103,9 +103,7 @@ class series {
  private:
   series_point& touch(std::int64_t step);
   coarse_bucket& bucket_in_newest(series_point& p, std::uint16_t index);
-  std::int64_t step_of(std::int64_t at_us) const noexcept {
-    return at_us <= 0 ? 0 : at_us / resolution_us_;
-  }
+  std::int64_t step_of(std::int64_t at_us) const noexcept { return at_us <= 0 ? 0 : at_us / resolution_us_; }
 
   std::int64_t resolution_us_;
   std::vector<std::int64_t> steps_;   // increasing

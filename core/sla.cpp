@@ -54,7 +54,8 @@ std::int64_t longest_breach(const rule_entry& rule, const timed_metric& m, const
     std::int64_t run = 0;
     for (std::int64_t step = w.from_us / res; step * res < w.to_us; ++step) {
       series_point acc;
-      for (auto it = by_step.lower_bound(std::max(step - k + 1, w.from_us / res)); it != by_step.end() && it->first <= step; ++it)
+      for (auto it = by_step.lower_bound(std::max(step - k + 1, w.from_us / res));
+           it != by_step.end() && it->first <= step; ++it)
         acc.merge(*it->second);
       bool has = acc.count > 0 || rule.stat == "rate" || rule.stat == "count";
       bool broken = false;
@@ -74,10 +75,14 @@ double point_stat(const rule_entry& rule, const series_point& p, double window_s
   if (rule.stat == "rate") return window_s > 0 ? static_cast<double>(p.count) / window_s : 0;
   if (rule.stat == "ratio") return p.count ? 100.0 * static_cast<double>(p.ok()) / static_cast<double>(p.count) : 0;
   double v = 0;
-  if (auto q = percentile_of(rule.stat)) v = static_cast<double>(p.percentile(*q));
-  else if (rule.stat == "max") v = static_cast<double>(p.max);
-  else if (rule.stat == "min") v = static_cast<double>(p.min);
-  else if (rule.stat == "mean") v = p.mean();
+  if (auto q = percentile_of(rule.stat))
+    v = static_cast<double>(p.percentile(*q));
+  else if (rule.stat == "max")
+    v = static_cast<double>(p.max);
+  else if (rule.stat == "min")
+    v = static_cast<double>(p.min);
+  else if (rule.stat == "mean")
+    v = p.mean();
   return v * scale;
 }
 
@@ -110,10 +115,19 @@ verdict evaluate(const rule_entry& rule, const evaluation_context& ctx) {
   v.window = rule.window;
   v.load = rule.load;
   bool time_stat = is_time_stat(rule);
-  v.unit = time_stat ? "ms" : rule.stat == "ratio" ? "percent" : rule.stat == "rate" ? "per_s" : rule.unit == metric_unit::count ? "count" : "value";
+  v.unit = time_stat                         ? "ms"
+           : rule.stat == "ratio"            ? "percent"
+           : rule.stat == "rate"             ? "per_s"
+           : rule.unit == metric_unit::count ? "count"
+                                             : "value";
   double scale = time_stat ? 1e-3 : 1.0;  // µs -> ms
-  if (rule.max) { v.bound = *rule.max * scale; v.op = "<="; }
-  else if (rule.min) { v.bound = *rule.min * scale; v.op = ">="; }
+  if (rule.max) {
+    v.bound = *rule.max * scale;
+    v.op = "<=";
+  } else if (rule.min) {
+    v.bound = *rule.min * scale;
+    v.op = ">=";
+  }
   if (rule.warn) v.warn_bound = *rule.warn * scale;
 
   auto conclude = [&](double value) {
@@ -153,8 +167,8 @@ verdict evaluate(const rule_entry& rule, const evaluation_context& ctx) {
   const gauge_series* g = ctx.metrics ? ctx.metrics->find_gauge(name) : nullptr;
   if (!m && !g) return inconclusive(name + " was not measured in this run (no samples)");
 
-  std::vector<time_window> ws = ctx.resolve_window ? ctx.resolve_window(rule.window)
-                                                   : std::vector<time_window>{{0, ctx.run_end_us}};
+  std::vector<time_window> ws =
+      ctx.resolve_window ? ctx.resolve_window(rule.window) : std::vector<time_window>{{0, ctx.run_end_us}};
   if (ws.empty()) return inconclusive("window " + rule.window + " did not occur in this run");
   double window_s = 0;
   for (const auto& w : ws) window_s += static_cast<double>(std::max<std::int64_t>(0, w.to_us - w.from_us)) / 1e6;
@@ -187,24 +201,36 @@ verdict evaluate(const rule_entry& rule, const evaluation_context& ctx) {
     count = m->count();
     errors = m->error_count();
     values = h.count();
-    if (auto q = percentile_of(rule.stat)) value = static_cast<double>(h.percentile(*q));
-    else if (rule.stat == "max") value = static_cast<double>(h.max());
-    else if (rule.stat == "min") value = static_cast<double>(h.min());
-    else if (rule.stat == "mean") value = h.mean();
+    if (auto q = percentile_of(rule.stat))
+      value = static_cast<double>(h.percentile(*q));
+    else if (rule.stat == "max")
+      value = static_cast<double>(h.max());
+    else if (rule.stat == "min")
+      value = static_cast<double>(h.min());
+    else if (rule.stat == "mean")
+      value = h.mean();
   } else {
     series_point p = merge_window(*m, ws);
     count = p.count;
     errors = p.errors;
     values = p.values();
-    if (auto q = percentile_of(rule.stat)) value = static_cast<double>(p.percentile(*q));
-    else if (rule.stat == "max") value = static_cast<double>(p.max);
-    else if (rule.stat == "min") value = static_cast<double>(p.min);
-    else if (rule.stat == "mean") value = p.mean();
+    if (auto q = percentile_of(rule.stat))
+      value = static_cast<double>(p.percentile(*q));
+    else if (rule.stat == "max")
+      value = static_cast<double>(p.max);
+    else if (rule.stat == "min")
+      value = static_cast<double>(p.min);
+    else if (rule.stat == "mean")
+      value = p.mean();
   }
-  if (rule.stat == "count") value = static_cast<double>(count);
-  else if (rule.stat == "rate") value = window_s > 0 ? static_cast<double>(count) / window_s : 0;
-  else if (rule.stat == "ratio") value = count ? 100.0 * static_cast<double>(count - errors) / static_cast<double>(count) : 0;
-  else value *= scale;
+  if (rule.stat == "count")
+    value = static_cast<double>(count);
+  else if (rule.stat == "rate")
+    value = window_s > 0 ? static_cast<double>(count) / window_s : 0;
+  else if (rule.stat == "ratio")
+    value = count ? 100.0 * static_cast<double>(count - errors) / static_cast<double>(count) : 0;
+  else
+    value *= scale;
   v.samples = (rule.stat == "count" || rule.stat == "rate" || rule.stat == "ratio") ? count : values;
 
   if (v.samples == 0 && rule.stat != "count" && rule.stat != "rate") {
@@ -218,8 +244,8 @@ verdict evaluate(const rule_entry& rule, const evaluation_context& ctx) {
     if (v.pass && broken_long) {
       v.pass = false;
       v.reason = rule.metric + " " + rule.stat + " broke " + v.op + " " + fmt(*v.bound) + " " + v.unit + " for " +
-                 fmt(static_cast<double>(breach) / 1e6) + " s in a row (for " + fmt(static_cast<double>(*rule.for_us) / 1e6) +
-                 " s; window " + rule.window + ")";
+                 fmt(static_cast<double>(breach) / 1e6) + " s in a row (for " +
+                 fmt(static_cast<double>(*rule.for_us) / 1e6) + " s; window " + rule.window + ")";
     } else if (!v.pass && !broken_long) {
       v.pass = true;
       v.warn = true;

@@ -24,7 +24,7 @@ struct verdict {
   std::string name, metric, stat, window, load;
   std::optional<double> value, bound, warn_bound;  // in `unit`
   std::string op = "<=";
-  std::string unit = "value";                      // ms, count, percent, per_s, value
+  std::string unit = "value";  // ms, count, percent, per_s, value
   bool pass = false, warn = false, inconclusive = false;
   std::uint64_t samples = 0;
   std::string reason;

@@ -12,8 +12,7 @@
 namespace syncstorm::spec {
 namespace {
 
-constexpr const char* duration_pattern =
-    R"(^([0-9]+(\.[0-9]+)?(us|ms|s|m|h|d))+$|^[0-9]+(\.[0-9]+)?$)";
+constexpr const char* duration_pattern = R"(^([0-9]+(\.[0-9]+)?(us|ms|s|m|h|d))+$|^[0-9]+(\.[0-9]+)?$)";
 constexpr const char* rate_pattern = R"(^[0-9]+(\.[0-9]+)?(/s|/m|/min|/h)?$)";
 constexpr const char* size_pattern = R"(^[0-9]+(\.[0-9]+)?(B|KB|MB|GB|TB|K|KiB|M|MiB|G|GiB|TiB)?$)";
 constexpr const char* percent_pattern = R"(^[0-9]+(\.[0-9]+)?%?$)";
@@ -70,21 +69,37 @@ std::string plain_list(const std::vector<std::string>& v) {
 std::string expectation(const node& n) {
   if (!n.expect.empty()) return n.expect;
   switch (n.t) {
-    case type::string: return "a string";
-    case type::integer: return "an integer" + range_words(n);
-    case type::number: return "a number" + range_words(n);
-    case type::boolean: return "true or false";
-    case type::duration: return "a duration like \"30s\"";
-    case type::rate: return "a rate like \"50/s\" or a number per second, at most 10000000/s";
-    case type::size: return "a size like \"256MiB\" or a number of bytes";
-    case type::percent: return "a percentage from 0 to 100 like \"90%\"";
-    case type::bandwidth: return "a bandwidth like \"10Mbit/s\"";
-    case type::enumeration: return "one of " + quoted_list(n.values);
-    case type::object: case type::tagged: return "an object";
-    case type::array: return "an array";
-    case type::string_map: return "an object of string values";
-    case type::choice: return "one of several forms";
-    case type::any: return "any value";
+    case type::string:
+      return "a string";
+    case type::integer:
+      return "an integer" + range_words(n);
+    case type::number:
+      return "a number" + range_words(n);
+    case type::boolean:
+      return "true or false";
+    case type::duration:
+      return "a duration like \"30s\"";
+    case type::rate:
+      return "a rate like \"50/s\" or a number per second, at most 10000000/s";
+    case type::size:
+      return "a size like \"256MiB\" or a number of bytes";
+    case type::percent:
+      return "a percentage from 0 to 100 like \"90%\"";
+    case type::bandwidth:
+      return "a bandwidth like \"10Mbit/s\"";
+    case type::enumeration:
+      return "one of " + quoted_list(n.values);
+    case type::object:
+    case type::tagged:
+      return "an object";
+    case type::array:
+      return "an array";
+    case type::string_map:
+      return "an object of string values";
+    case type::choice:
+      return "one of several forms";
+    case type::any:
+      return "any value";
   }
   return "a value";
 }
@@ -96,8 +111,8 @@ bool check_range(const json& v, const node& n) {
   return true;
 }
 
-void validate_fields(const json& value, const std::vector<field>& fields, const node& n,
-                     const std::string& path, errors& out, const std::string& skip_key) {
+void validate_fields(const json& value, const std::vector<field>& fields, const node& n, const std::string& path,
+                     errors& out, const std::string& skip_key) {
   // Keys that start with "$" (the scenario's "$schema") are metadata for editors: accepted, but
   // not offered in "expected one of" lists or did-you-mean hints.
   std::vector<std::string> names;
@@ -118,13 +133,13 @@ void validate_fields(const json& value, const std::vector<field>& fields, const 
   }
   for (const auto& f : fields) {
     if (f.required && !value.contains(f.name)) {
-      out.push_back(key_path(path, f.name) + ": found nothing; expected " + expectation(*f.n) +
-                    " (required)");
+      out.push_back(key_path(path, f.name) + ": found nothing; expected " + expectation(*f.n) + " (required)");
     }
   }
   auto present = [&](const std::vector<std::string>& keys) {
     std::vector<std::string> p;
-    for (const auto& k : keys) if (value.contains(k)) p.push_back(k);
+    for (const auto& k : keys)
+      if (value.contains(k)) p.push_back(k);
     return p;
   };
   for (const auto& group : n.exactly_one) {
@@ -149,7 +164,8 @@ void validate_fields(const json& value, const std::vector<field>& fields, const 
 
 std::vector<std::string> available_tags(const node& n) {
   std::vector<std::string> v;
-  for (const auto& [k, var] : n.variants) if (var.available) v.push_back(k);
+  for (const auto& [k, var] : n.variants)
+    if (var.available) v.push_back(k);
   return v;
 }
 
@@ -168,7 +184,8 @@ void add_group_constraints(const node& n, json& s) {
     json alts = json::array();
     for (const auto& k : g) {
       json others = json::array();
-      for (const auto& o : g) if (o != k) others.push_back(json{{"required", {o}}});
+      for (const auto& o : g)
+        if (o != k) others.push_back(json{{"required", {o}}});
       json alt = {{"required", {k}}};
       if (!others.empty()) alt["not"] = {{"anyOf", others}};
       alts.push_back(alt);
@@ -182,12 +199,13 @@ void add_group_constraints(const node& n, json& s) {
   }
   for (const auto& g : n.at_most_one) {
     for (std::size_t i = 0; i < g.size(); ++i)
-      for (std::size_t j = i + 1; j < g.size(); ++j)
-        all.push_back({{"not", {{"required", {g[i], g[j]}}}}});
+      for (std::size_t j = i + 1; j < g.size(); ++j) all.push_back({{"not", {{"required", {g[i], g[j]}}}}});
   }
   if (!all.empty()) {
-    if (s.contains("allOf")) for (auto& x : all) s["allOf"].push_back(x);
-    else s["allOf"] = all;
+    if (s.contains("allOf"))
+      for (auto& x : all) s["allOf"].push_back(x);
+    else
+      s["allOf"] = all;
   }
 }
 
@@ -217,18 +235,26 @@ node_ptr string(std::string doc, std::string pattern, std::string expect) {
 }
 node_ptr integer(std::string doc, std::optional<double> min, std::optional<double> max) {
   auto n = std::make_shared<node>();
-  n->t = type::integer; n->doc = std::move(doc); n->minimum = min; n->maximum = max;
+  n->t = type::integer;
+  n->doc = std::move(doc);
+  n->minimum = min;
+  n->maximum = max;
   return n;
 }
 node_ptr number(std::string doc, std::optional<double> min, std::optional<double> max) {
   auto n = std::make_shared<node>();
-  n->t = type::number; n->doc = std::move(doc); n->minimum = min; n->maximum = max;
+  n->t = type::number;
+  n->doc = std::move(doc);
+  n->minimum = min;
+  n->maximum = max;
   return n;
 }
 node_ptr boolean(std::string doc) { return make(type::boolean, std::move(doc)); }
 node_ptr duration(std::string doc, bool time_scaled) {
   auto n = std::make_shared<node>();
-  n->t = type::duration; n->doc = std::move(doc); n->time_scaled = time_scaled;
+  n->t = type::duration;
+  n->doc = std::move(doc);
+  n->time_scaled = time_scaled;
   return n;
 }
 node_ptr rate(std::string doc) { return make(type::rate, std::move(doc)); }
@@ -237,23 +263,32 @@ node_ptr percent(std::string doc) { return make(type::percent, std::move(doc)); 
 node_ptr bandwidth(std::string doc) { return make(type::bandwidth, std::move(doc)); }
 node_ptr enumeration(std::string doc, std::vector<std::string> values) {
   auto n = std::make_shared<node>();
-  n->t = type::enumeration; n->doc = std::move(doc); n->values = std::move(values);
+  n->t = type::enumeration;
+  n->doc = std::move(doc);
+  n->values = std::move(values);
   return n;
 }
 node_ptr object(std::string doc, std::vector<field> fields) {
   auto n = std::make_shared<node>();
-  n->t = type::object; n->doc = std::move(doc); n->fields = std::move(fields);
+  n->t = type::object;
+  n->doc = std::move(doc);
+  n->fields = std::move(fields);
   return n;
 }
 node_ptr array(std::string doc, node_ptr items, std::size_t min_items) {
   auto n = std::make_shared<node>();
-  n->t = type::array; n->doc = std::move(doc); n->items = std::move(items); n->min_items = min_items;
+  n->t = type::array;
+  n->doc = std::move(doc);
+  n->items = std::move(items);
+  n->min_items = min_items;
   return n;
 }
 node_ptr string_map(std::string doc) { return make(type::string_map, std::move(doc)); }
 node_ptr choice(std::string doc, std::vector<node_ptr> alternatives, std::string expect) {
   auto n = std::make_shared<node>();
-  n->t = type::choice; n->doc = std::move(doc); n->alternatives = std::move(alternatives);
+  n->t = type::choice;
+  n->doc = std::move(doc);
+  n->alternatives = std::move(alternatives);
   n->expect = std::move(expect);
   return n;
 }
@@ -280,7 +315,10 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   std::size_t best_d = 3;
   for (const auto& c : candidates) {
     std::size_t d = edit_distance(word, c);
-    if (d < best_d) { best_d = d; best = c; }
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
   }
   if (best.empty()) {
     for (const auto& c : candidates) {
@@ -298,8 +336,13 @@ void validate(const json& value, const node& n, const std::string& path, errors&
     case type::any:
       break;
     case type::string:
-      if (!value.is_string()) { bad(); break; }
-      if (!n.pattern.empty() && !std::regex_match(value.get<std::string>(), std::regex(n.pattern, std::regex::ECMAScript))) bad();
+      if (!value.is_string()) {
+        bad();
+        break;
+      }
+      if (!n.pattern.empty() &&
+          !std::regex_match(value.get<std::string>(), std::regex(n.pattern, std::regex::ECMAScript)))
+        bad();
       break;
     case type::integer:
       if (!value.is_number_integer() || !check_range(value, n)) bad();
@@ -313,17 +356,21 @@ void validate(const json& value, const node& n, const std::string& path, errors&
     case type::duration: {
       std::optional<std::int64_t> us;
       // A number is seconds, within what a duration string may say (9e15 µs).
-      if (value.is_number() && std::isfinite(value.get<double>()) && value.get<double>() >= 0 && value.get<double>() <= 9.0e9)
+      if (value.is_number() && std::isfinite(value.get<double>()) && value.get<double>() >= 0 &&
+          value.get<double>() <= 9.0e9)
         us = static_cast<std::int64_t>(value.get<double>() * 1e6);
-      else if (value.is_string()) us = units::parse_duration_us(value.get<std::string>());
+      else if (value.is_string())
+        us = units::parse_duration_us(value.get<std::string>());
       if (!us || (n.minimum && static_cast<double>(*us) < *n.minimum * 1e6)) bad();
       break;
     }
     case type::rate: {
       std::optional<double> r;
-      if (value.is_number() && std::isfinite(value.get<double>()) && value.get<double>() >= 0 && value.get<double>() <= units::max_rate)
+      if (value.is_number() && std::isfinite(value.get<double>()) && value.get<double>() >= 0 &&
+          value.get<double>() <= units::max_rate)
         r = value.get<double>();
-      else if (value.is_string()) r = units::parse_rate(value.get<std::string>());
+      else if (value.is_string())
+        r = units::parse_rate(value.get<std::string>());
       if (!r) bad();
       break;
     }
@@ -354,7 +401,10 @@ void validate(const json& value, const node& n, const std::string& path, errors&
       }
       break;
     case type::string_map:
-      if (!value.is_object()) { bad(); break; }
+      if (!value.is_object()) {
+        bad();
+        break;
+      }
       for (auto it = value.begin(); it != value.end(); ++it) {
         if (!it.value().is_string()) {
           out.push_back(key_path(path, it.key()) + ": found " + render(it.value()) + "; expected a string");
@@ -362,11 +412,17 @@ void validate(const json& value, const node& n, const std::string& path, errors&
       }
       break;
     case type::object:
-      if (!value.is_object()) { bad(); break; }
+      if (!value.is_object()) {
+        bad();
+        break;
+      }
       validate_fields(value, n.fields, n, path, out, {});
       break;
     case type::tagged: {
-      if (!value.is_object()) { bad(); break; }
+      if (!value.is_object()) {
+        bad();
+        break;
+      }
       auto tags = available_tags(n);
       if (!value.contains(n.tag)) {
         out.push_back(key_path(path, n.tag) + ": found nothing; expected a " + n.tag_noun + ", one of " +
@@ -378,7 +434,8 @@ void validate(const json& value, const node& n, const std::string& path, errors&
       if (it == n.variants.end() || !it->second.available) {
         std::string msg = key_path(path, n.tag) + ": found " + render(tv) + "; expected a " + n.tag_noun +
                           " this build runs, one of " + quoted_list(tags);
-        if (it != n.variants.end()) msg += " (" + render(tv) + " is in the design but not yet implemented)";
+        if (it != n.variants.end())
+          msg += " (" + render(tv) + " is in the design but not yet implemented)";
         else if (tv.is_string()) {
           std::vector<std::string> all;
           for (const auto& [k, v] : n.variants) all.push_back(k);
@@ -400,7 +457,10 @@ void validate(const json& value, const node& n, const std::string& path, errors&
       break;
     }
     case type::array:
-      if (!value.is_array()) { bad(); break; }
+      if (!value.is_array()) {
+        bad();
+        break;
+      }
       if (value.size() < n.min_items) {
         out.push_back(path + ": found " + std::to_string(value.size()) + " items; expected at least " +
                       std::to_string(n.min_items));
@@ -434,17 +494,21 @@ json to_schema(const node& n) {
   json s = json::object();
   if (!n.doc.empty()) s["description"] = n.doc;
   switch (n.t) {
-    case type::any: break;
+    case type::any:
+      break;
     case type::string:
       s["type"] = "string";
       if (!n.pattern.empty()) s["pattern"] = n.pattern;
       break;
-    case type::integer: case type::number:
+    case type::integer:
+    case type::number:
       s["type"] = n.t == type::integer ? "integer" : "number";
       if (n.minimum) s["minimum"] = *n.minimum;
       if (n.maximum) s["maximum"] = *n.maximum;
       break;
-    case type::boolean: s["type"] = "boolean"; break;
+    case type::boolean:
+      s["type"] = "boolean";
+      break;
     case type::duration:
       s["anyOf"] = json::array({{{"type", "number"}, {"minimum", 0}, {"maximum", 9.0e9}},
                                 {{"type", "string"}, {"pattern", duration_pattern}}});
@@ -454,12 +518,12 @@ json to_schema(const node& n) {
                                 {{"type", "string"}, {"pattern", rate_pattern}}});
       break;
     case type::size:
-      s["anyOf"] = json::array({{{"type", "integer"}, {"minimum", 0}},
-                                {{"type", "string"}, {"pattern", size_pattern}}});
+      s["anyOf"] =
+          json::array({{{"type", "integer"}, {"minimum", 0}}, {{"type", "string"}, {"pattern", size_pattern}}});
       break;
     case type::percent:
-      s["anyOf"] = json::array({{{"type", "number"}, {"minimum", 0}, {"maximum", 100}},
-                                {{"type", "string"}, {"pattern", percent_pattern}}});
+      s["anyOf"] = json::array(
+          {{{"type", "number"}, {"minimum", 0}, {"maximum", 100}}, {{"type", "string"}, {"pattern", percent_pattern}}});
       break;
     case type::bandwidth:
       s["type"] = "string";
@@ -495,8 +559,8 @@ json to_schema(const node& n) {
         props[n.tag] = {{"const", tag}};
         json then = {{"properties", props}, {"required", required}, {"additionalProperties", false}};
         if (!var.doc.empty()) then["description"] = var.doc;
-        branches.push_back({{"if", {{"properties", {{n.tag, {{"const", tag}}}}}, {"required", {n.tag}}}},
-                            {"then", then}});
+        branches.push_back(
+            {{"if", {{"properties", {{n.tag, {{"const", tag}}}}}, {"required", {n.tag}}}}, {"then", then}});
       }
       if (!branches.empty()) s["allOf"] = branches;
       add_group_constraints(n, s);
@@ -522,9 +586,12 @@ void scale_time(json& value, const node& n, double factor) {
     case type::duration: {
       if (!n.time_scaled) return;
       std::optional<std::int64_t> us;
-      if (value.is_number()) us = static_cast<std::int64_t>(value.get<double>() * 1e6);
-      else if (value.is_string()) us = units::parse_duration_us(value.get<std::string>());
-      if (us) value = units::format_duration(static_cast<std::int64_t>(std::llround(static_cast<double>(*us) * factor)));
+      if (value.is_number())
+        us = static_cast<std::int64_t>(value.get<double>() * 1e6);
+      else if (value.is_string())
+        us = units::parse_duration_us(value.get<std::string>());
+      if (us)
+        value = units::format_duration(static_cast<std::int64_t>(std::llround(static_cast<double>(*us) * factor)));
       return;
     }
     case type::object:
@@ -551,7 +618,10 @@ void scale_time(json& value, const node& n, double factor) {
       for (const auto& alt : n.alternatives) {
         errors tmp;
         validate(value, *alt, "", tmp);
-        if (tmp.empty()) { scale_time(value, *alt, factor); return; }
+        if (tmp.empty()) {
+          scale_time(value, *alt, factor);
+          return;
+        }
       }
       return;
     default:

@@ -19,18 +19,21 @@ namespace syncstorm::spec {
 using json = nlohmann::json;
 
 enum class type {
-  string, integer, number, boolean,
+  string,
+  integer,
+  number,
+  boolean,
   duration,   // "30s", "1h30m", or a number of seconds
   rate,       // "50/s" or a number per second
   size,       // "256MiB" or a number of bytes
   percent,    // 0..100 or "90%"
   bandwidth,  // "10Mbit/s"
   enumeration,
-  object,     // known keys (fields); unknown keys are errors
-  tagged,     // an object whose `tag` key picks which extra fields apply (load model, fault kind)
+  object,  // known keys (fields); unknown keys are errors
+  tagged,  // an object whose `tag` key picks which extra fields apply (load model, fault kind)
   array,
-  string_map, // free keys, string values (headers)
-  choice,     // one of several alternative nodes (e.g. pick: "one" | {"n": 3})
+  string_map,  // free keys, string values (headers)
+  choice,      // one of several alternative nodes (e.g. pick: "one" | {"n": 3})
   any,
 };
 
@@ -43,25 +46,25 @@ using errors = std::vector<std::string>;
 
 struct variant {
   std::vector<field> fields;
-  bool available = true;   // implemented in this build
+  bool available = true;  // implemented in this build
   std::string doc;
 };
 
 struct node {
   type t = type::any;
   std::string doc;
-  std::string expect;                      // words for "expected ..." when the generic ones don't fit
+  std::string expect;  // words for "expected ..." when the generic ones don't fit
   // numbers
   std::optional<double> minimum, maximum;
   // strings
-  std::string pattern;                     // ECMA regex the whole string must match
-  std::vector<std::string> values;         // enumeration
+  std::string pattern;              // ECMA regex the whole string must match
+  std::vector<std::string> values;  // enumeration
   // objects
   std::vector<field> fields;
   std::vector<std::vector<std::string>> exactly_one, at_least_one, at_most_one;
   // tagged objects: `tag` names the key, `variants` its values
   std::string tag;
-  std::string tag_noun;                    // "model", "kind" (for messages)
+  std::string tag_noun;  // "model", "kind" (for messages)
   std::map<std::string, variant> variants;
   // arrays
   node_ptr items;

@@ -17,7 +17,8 @@ std::int64_t step_ceil(std::int64_t t) { return t <= 0 ? 0 : (t + step_us - 1) /
 // The client signal as dense 100 ms steps (pointers into the series; null when untouched).
 class dense_signal {
  public:
-  dense_signal(const timed_metric* m, std::int64_t run_end_us) : steps_(static_cast<std::size_t>(step_ceil(run_end_us)) + 1) {
+  dense_signal(const timed_metric* m, std::int64_t run_end_us)
+      : steps_(static_cast<std::size_t>(step_ceil(run_end_us)) + 1) {
     if (!m) return;
     const series& s = m->fine();
     for (std::size_t i = 0; i < s.steps().size(); ++i) {
@@ -69,8 +70,10 @@ std::vector<time_window> merge_windows(std::vector<time_window> w) {
   std::sort(w.begin(), w.end(), [](const auto& a, const auto& b) { return a.from_us < b.from_us; });
   std::vector<time_window> out;
   for (const auto& x : w) {
-    if (!out.empty() && x.from_us <= out.back().to_us) out.back().to_us = std::max(out.back().to_us, x.to_us);
-    else out.push_back(x);
+    if (!out.empty() && x.from_us <= out.back().to_us)
+      out.back().to_us = std::max(out.back().to_us, x.to_us);
+    else
+      out.push_back(x);
   }
   return out;
 }
@@ -97,10 +100,16 @@ timeline::timeline(timeline_input in) : in_(std::move(in)) {
   client_metric_ = in_.client_metric;
   if (client_metric_.empty() && m) {
     for (const char* c : {"push.latency", "http.latency"})
-      if (m->find(c)) { client_metric_ = c; break; }
+      if (m->find(c)) {
+        client_metric_ = c;
+        break;
+      }
     if (client_metric_.empty()) {
       for (const auto& n : m->names())
-        if (n.find('@') == std::string::npos && n.ends_with(".latency")) { client_metric_ = n; break; }
+        if (n.find('@') == std::string::npos && n.ends_with(".latency")) {
+          client_metric_ = n;
+          break;
+        }
     }
   }
   const timed_metric* sig = m && !client_metric_.empty() ? m->find(client_metric_) : nullptr;
@@ -138,8 +147,10 @@ timeline::timeline(timeline_input in) : in_(std::move(in)) {
       std::int64_t origin_step = step_ceil(e.origin_us);
       std::int64_t good_run = 0;  // consecutive good windows ending at step i
       for (std::int64_t i = origin_step; i + win_steps <= end_step; ++i) {
-        if (b.in(d.range(i, i + win_steps))) ++good_run;
-        else good_run = 0;
+        if (b.in(d.range(i, i + win_steps)))
+          ++good_run;
+        else
+          good_run = 0;
         if (good_run >= hold_steps - win_steps + 1) {
           std::int64_t t = (i - (hold_steps - win_steps)) * step_us;
           e.recovery_us = static_cast<double>(std::max<std::int64_t>(0, t - e.origin_us));
@@ -148,7 +159,9 @@ timeline::timeline(timeline_input in) : in_(std::move(in)) {
       }
       if (!e.recovery_us) e.recovery_us = never;
       // Detection: the first failure, or the first window out of band, after the apply.
-      std::int64_t detect_end = std::isinf(*e.recovery_us) ? end_step : step_ceil(e.origin_us + static_cast<std::int64_t>(*e.recovery_us)) + hold_steps;
+      std::int64_t detect_end = std::isinf(*e.recovery_us)
+                                    ? end_step
+                                    : step_ceil(e.origin_us + static_cast<std::int64_t>(*e.recovery_us)) + hold_steps;
       for (std::int64_t i = applied_step; i < std::min(detect_end, end_step); ++i) {
         const series_point* p = d.at(i);
         bool failed = p && p->errors > 0;
@@ -163,7 +176,8 @@ timeline::timeline(timeline_input in) : in_(std::move(in)) {
       }
     }
     // Ready: server side, from the lab's events.
-    auto first_after = [&](const std::string& event, const std::string& subject, std::int64_t after) -> std::optional<std::int64_t> {
+    auto first_after = [&](const std::string& event, const std::string& subject,
+                           std::int64_t after) -> std::optional<std::int64_t> {
       for (const auto& ev : in_.events)
         if (ev.t_us >= after && ev.event == event && (subject.empty() || ev.subject == subject)) return ev.t_us;
       return std::nullopt;
@@ -206,7 +220,9 @@ timeline::timeline(timeline_input in) : in_(std::move(in)) {
     std::vector<time_window> active;
     for (const auto& e : effects_) {
       std::int64_t end = effect_end(e);
-      if (e.recovery_us) end = std::max(end, std::isinf(*e.recovery_us) ? in_.run_end_us : e.origin_us + static_cast<std::int64_t>(*e.recovery_us));
+      if (e.recovery_us)
+        end = std::max(
+            end, std::isinf(*e.recovery_us) ? in_.run_end_us : e.origin_us + static_cast<std::int64_t>(*e.recovery_us));
       active.push_back({e.applied_us, end});
     }
     active = merge_windows(active);
@@ -214,7 +230,8 @@ timeline::timeline(timeline_input in) : in_(std::move(in)) {
     for (std::int64_t i = warm_step; i < end_step; ++i) {
       const series_point* p = d.at(i);
       bool out = false;
-      if (p && p->count) out = p->ok() == 0;
+      if (p && p->count)
+        out = p->ok() == 0;
       else {
         std::int64_t t = i * step_us;
         for (const auto& a : active) out = out || (t >= a.from_us && t < a.to_us);
@@ -231,7 +248,9 @@ std::vector<time_window> timeline::during(const std::string& fault) const {
   for (const auto& e : effects_) {
     if (e.name != fault) continue;
     std::int64_t end = effect_end(e);
-    if (e.recovery_us) end = std::max(end, std::isinf(*e.recovery_us) ? in_.run_end_us : e.origin_us + static_cast<std::int64_t>(*e.recovery_us));
+    if (e.recovery_us)
+      end = std::max(
+          end, std::isinf(*e.recovery_us) ? in_.run_end_us : e.origin_us + static_cast<std::int64_t>(*e.recovery_us));
     end = std::min(std::max(end, e.applied_us + step_us), in_.run_end_us);
     w.push_back({e.applied_us, end});
   }
@@ -285,8 +304,9 @@ ws_drop_counts attribute_ws_drops(const std::vector<ws_drop>& drops, const std::
                                   const ws_drop_options& o) {
   auto down_event = [](const timeline_event& e) { return e.event.ends_with("_died") || e.event.ends_with("_stopped"); };
   auto down_at = [&](const std::string& unit, std::int64_t from, std::int64_t to) {
-    return std::any_of(events.begin(), events.end(),
-                       [&](const timeline_event& e) { return e.subject == unit && down_event(e) && e.t_us >= from && e.t_us <= to; });
+    return std::any_of(events.begin(), events.end(), [&](const timeline_event& e) {
+      return e.subject == unit && down_event(e) && e.t_us >= from && e.t_us <= to;
+    });
   };
   ws_drop_counts c;
   for (const auto& d : drops) {

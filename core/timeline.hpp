@@ -46,16 +46,16 @@ namespace syncstorm {
 
 struct fault_occurrence {
   std::string name, kind;
-  std::int64_t applied_us = -1;          // -1: never applied (the occurrence is ignored)
-  std::int64_t reverted_us = -1;         // -1: never reverted (counts as the run's end)
-  bool lasting = false;                  // had a duration (`for`) or is reverted to end its effect
-  std::vector<std::string> units;        // lab units it acted on (pod-1, db-0, lb), if any
+  std::int64_t applied_us = -1;    // -1: never applied (the occurrence is ignored)
+  std::int64_t reverted_us = -1;   // -1: never reverted (counts as the run's end)
+  bool lasting = false;            // had a duration (`for`) or is reverted to end its effect
+  std::vector<std::string> units;  // lab units it acted on (pod-1, db-0, lb), if any
 };
 
 struct timeline_event {
-  std::int64_t t_us = 0;                 // run clock
-  std::string event;                     // pod_ready, lb_server_up, lb_server_down, …
-  std::string subject;                   // unit or server name
+  std::int64_t t_us = 0;  // run clock
+  std::string event;      // pod_ready, lb_server_up, lb_server_down, …
+  std::string subject;    // unit or server name
 };
 
 // A WebSocket connection the client had open and lost (the server closed it, a read failed or
@@ -106,7 +106,7 @@ struct fault_effects {
 
 struct timeline_input {
   const metrics_shard* metrics = nullptr;
-  std::string client_metric;              // empty: chosen as documented above
+  std::string client_metric;  // empty: chosen as documented above
   std::vector<fault_occurrence> faults;
   std::vector<timeline_event> events;
   std::int64_t run_end_us = 0, warmup_end_us = 0;

@@ -15,7 +15,10 @@ std::optional<double> take_number(std::string_view& s) {
   std::size_t i = 0;
   bool digits = false, dot = false;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || (s[i] == '.' && !dot))) {
-    if (s[i] == '.') dot = true; else digits = true;
+    if (s[i] == '.')
+      dot = true;
+    else
+      digits = true;
     ++i;
   }
   if (!digits) return std::nullopt;
@@ -49,14 +52,29 @@ std::optional<std::int64_t> parse_duration_us(std::string_view text) {
     auto n = take_number(s);
     if (!n) return std::nullopt;
     double mult;
-    if (s.starts_with("us")) { mult = 1; s.remove_prefix(2); }
-    else if (s.starts_with("ms")) { mult = 1e3; s.remove_prefix(2); }
-    else if (s.starts_with("s")) { mult = 1e6; s.remove_prefix(1); }
-    else if (s.starts_with("m")) { mult = 60e6; s.remove_prefix(1); }
-    else if (s.starts_with("h")) { mult = 3600e6; s.remove_prefix(1); }
-    else if (s.starts_with("d")) { mult = 86400e6; s.remove_prefix(1); }
-    else if (s.empty() && !any) { mult = 1e6; }  // a bare number: seconds
-    else return std::nullopt;
+    if (s.starts_with("us")) {
+      mult = 1;
+      s.remove_prefix(2);
+    } else if (s.starts_with("ms")) {
+      mult = 1e3;
+      s.remove_prefix(2);
+    } else if (s.starts_with("s")) {
+      mult = 1e6;
+      s.remove_prefix(1);
+    } else if (s.starts_with("m")) {
+      mult = 60e6;
+      s.remove_prefix(1);
+    } else if (s.starts_with("h")) {
+      mult = 3600e6;
+      s.remove_prefix(1);
+    } else if (s.starts_with("d")) {
+      mult = 86400e6;
+      s.remove_prefix(1);
+    } else if (s.empty() && !any) {
+      mult = 1e6;
+    }  // a bare number: seconds
+    else
+      return std::nullopt;
     total += *n * mult;
     any = true;
   }
@@ -67,7 +85,10 @@ std::optional<std::int64_t> parse_duration_us(std::string_view text) {
 std::string format_duration(std::int64_t us) {
   if (us == 0) return "0s";
   std::string out;
-  if (us < 0) { out = "-"; us = -us; }
+  if (us < 0) {
+    out = "-";
+    us = -us;
+  }
   if (us % 1000 != 0) return out + std::to_string(us) + "us";
   if (us % 1'000'000 != 0) {
     if (us < 1'000'000) return out + std::to_string(us / 1000) + "ms";
@@ -86,10 +107,14 @@ std::optional<double> parse_rate(std::string_view text) {
   auto n = take_number(s);
   if (!n) return std::nullopt;
   double r;
-  if (s.empty() || s == "/s") r = *n;
-  else if (s == "/m" || s == "/min") r = *n / 60.0;
-  else if (s == "/h") r = *n / 3600.0;
-  else return std::nullopt;
+  if (s.empty() || s == "/s")
+    r = *n;
+  else if (s == "/m" || s == "/min")
+    r = *n / 60.0;
+  else if (s == "/h")
+    r = *n / 3600.0;
+  else
+    return std::nullopt;
   if (!std::isfinite(r) || r > max_rate) return std::nullopt;
   return r;
 }
@@ -98,11 +123,23 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   std::string_view s = trim(text);
   auto n = take_number(s);
   if (!n) return std::nullopt;
-  struct unit { std::string_view name; double mult; };
-  static constexpr unit table[] = {
-      {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-      {"K", 1024.0}, {"KiB", 1024.0}, {"M", 1048576.0}, {"MiB", 1048576.0},
-      {"G", 1073741824.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+  struct unit {
+    std::string_view name;
+    double mult;
+  };
+  static constexpr unit table[] = {{"", 1},
+                                   {"B", 1},
+                                   {"KB", 1e3},
+                                   {"MB", 1e6},
+                                   {"GB", 1e9},
+                                   {"TB", 1e12},
+                                   {"K", 1024.0},
+                                   {"KiB", 1024.0},
+                                   {"M", 1048576.0},
+                                   {"MiB", 1048576.0},
+                                   {"G", 1073741824.0},
+                                   {"GiB", 1073741824.0},
+                                   {"TiB", 1099511627776.0}};
   for (const auto& u : table) {
     if (s == u.name) {
       const double b = *n * u.mult;
@@ -117,7 +154,10 @@ std::string format_size(std::uint64_t bytes) {
   static constexpr const char* names[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(bytes);
   int i = 0;
-  while (v >= 1024 && i < 4 && std::fmod(v, 1024) == 0) { v /= 1024; ++i; }
+  while (v >= 1024 && i < 4 && std::fmod(v, 1024) == 0) {
+    v /= 1024;
+    ++i;
+  }
   return fmt_number(v) + names[i];
 }
 
@@ -134,12 +174,26 @@ std::optional<double> parse_bandwidth_bps(std::string_view text) {
   std::string_view s = trim(text);
   auto n = take_number(s);
   if (!n) return std::nullopt;
-  struct unit { std::string_view name; double bits; };
-  static constexpr unit table[] = {
-      {"bit/s", 1}, {"bps", 1}, {"kbit/s", 1e3}, {"kbps", 1e3}, {"Kbit/s", 1e3},
-      {"Mbit/s", 1e6}, {"Mbps", 1e6}, {"Gbit/s", 1e9}, {"Gbps", 1e9},
-      {"B/s", 8}, {"KB/s", 8e3}, {"MB/s", 8e6}, {"GB/s", 8e9},
-      {"KiB/s", 8 * 1024.0}, {"MiB/s", 8 * 1048576.0}, {"GiB/s", 8 * 1073741824.0}};
+  struct unit {
+    std::string_view name;
+    double bits;
+  };
+  static constexpr unit table[] = {{"bit/s", 1},
+                                   {"bps", 1},
+                                   {"kbit/s", 1e3},
+                                   {"kbps", 1e3},
+                                   {"Kbit/s", 1e3},
+                                   {"Mbit/s", 1e6},
+                                   {"Mbps", 1e6},
+                                   {"Gbit/s", 1e9},
+                                   {"Gbps", 1e9},
+                                   {"B/s", 8},
+                                   {"KB/s", 8e3},
+                                   {"MB/s", 8e6},
+                                   {"GB/s", 8e9},
+                                   {"KiB/s", 8 * 1024.0},
+                                   {"MiB/s", 8 * 1048576.0},
+                                   {"GiB/s", 8 * 1073741824.0}};
   for (const auto& u : table) {
     if (s == u.name) return *n * u.bits;
   }

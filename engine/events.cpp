@@ -10,7 +10,8 @@
 
 namespace syncstorm::engine {
 
-event_log::event_log(const std::filesystem::path& p, run_clock::time_point start) : out_(p, std::ios::app), start_(start) {}
+event_log::event_log(const std::filesystem::path& p, run_clock::time_point start)
+    : out_(p, std::ios::app), start_(start) {}
 
 void event_log::write(const std::string& event, nlohmann::json fields) {
   std::lock_guard lock(mu_);

@@ -43,7 +43,8 @@ generator_report self_watch(const metrics_shard& merged, double worker_cpu_max) 
   if (lag && lag->hist().count()) g.lag_p99_ms = ms(lag->hist().percentile(99));
   const saturation_limits limits;
   if (worker_cpu_max > limits.cpu_share)
-    g.reason = "a worker thread was busy " + std::to_string(static_cast<int>(worker_cpu_max * 100)) + "% of the run (> 90%)";
+    g.reason =
+        "a worker thread was busy " + std::to_string(static_cast<int>(worker_cpu_max * 100)) + "% of the run (> 90%)";
   if (g.lag_p99_ms && *g.lag_p99_ms > static_cast<double>(limits.lag_p99_us) / 1000.0) {
     std::ostringstream r;
     r << std::setprecision(3) << "generator.lag p99 " << *g.lag_p99_ms << " ms (> 10 ms)";
@@ -67,20 +68,24 @@ std::vector<timeline_event> timeline_events(const nlohmann::json& lab_events) {
 
 // Judged once, after the drain: acked changes some subscriber never received, and WebSockets
 // lost on servers no fault touched at the time (timeline.hpp says how).
-void judge_delivery(const judge_input& in, const std::vector<timeline_event>& events, evaluation_context& ctx, judgement& j) {
+void judge_delivery(const judge_input& in, const std::vector<timeline_event>& events, evaluation_context& ctx,
+                    judgement& j) {
   if (!in.delivery || !in.delivery->any) return;
   ctx.scalars["fanout.missing"] = static_cast<double>(in.delivery->missing);
   const ws_drop_counts wd = attribute_ws_drops(in.delivery->drops, in.occurrences, events, in.run_end_us);
-  j.ws_drops = {{"total", wd.total}, {"faulted", wd.faulted}, {"bystanders", wd.bystanders}, {"unattributed", wd.unattributed}};
+  j.ws_drops = {
+      {"total", wd.total}, {"faulted", wd.faulted}, {"bystanders", wd.bystanders}, {"unattributed", wd.unattributed}};
   if (wd.unattributed == 0)
     ctx.scalars["ws.dropped.bystanders"] = static_cast<double>(wd.bystanders);
   else
-    ctx.absent["ws.dropped.bystanders"] = "ws.dropped.bystanders: " + std::to_string(wd.unattributed) + " of " + std::to_string(wd.total) +
-                                          " dropped WebSockets were on servers that did not name themselves (server_header)";
+    ctx.absent["ws.dropped.bystanders"] =
+        "ws.dropped.bystanders: " + std::to_string(wd.unattributed) + " of " + std::to_string(wd.total) +
+        " dropped WebSockets were on servers that did not name themselves (server_header)";
 }
 
 void judge_audit(const judge_input& in, evaluation_context& ctx) {
-  const char* keys[] = {"audit.lost", "audit.duplicates", "audit.in_doubt", "audit.order_violations", "audit.diverged", "audit.lost_age", "audit.mismatched", "audit.phantoms"};
+  const char* keys[] = {"audit.lost",     "audit.duplicates", "audit.in_doubt",   "audit.order_violations",
+                        "audit.diverged", "audit.lost_age",   "audit.mismatched", "audit.phantoms"};
   if (!in.audit) {
     for (const char* k : keys) ctx.absent[k] = std::string(k) + ": " + in.audit_absent;
     ctx.absent["fanout.mismatched"] = "fanout.mismatched: " + in.audit_absent;
@@ -107,8 +112,9 @@ void note_unmeasured_faults(const scenario& s, const timeline& tl, evaluation_co
     for (const char* kind : {"recovery.", "ready.", "detect."}) {
       std::string key = kind + f.name;
       if (ctx.scalars.count(key)) continue;
-      bool fired = std::any_of(tl.effects().begin(), tl.effects().end(), [&](const auto& e) { return e.name == f.name; });
-      ctx.absent[key] = !fired ? "fault " + f.name + " was never applied in this run"
+      bool fired =
+          std::any_of(tl.effects().begin(), tl.effects().end(), [&](const auto& e) { return e.name == f.name; });
+      ctx.absent[key] = !fired                           ? "fault " + f.name + " was never applied in this run"
                         : std::string(kind) == "detect." ? "no client-visible failure followed fault " + f.name
                                                          : key + " could not be measured (no client samples)";
     }
@@ -162,7 +168,8 @@ judgement judge(judge_input in) {
       std::string rest = w.substr(6);
       std::string ln = rest.substr(0, rest.find('/')), pn = rest.substr(rest.find('/') + 1);
       for (const auto& ph : in.p->phases)
-        if (ph.load == ln && ph.phase == pn && ph.start_us < in.run_end_us) phase.push_back({ph.start_us, std::min(ph.end_us, in.run_end_us)});
+        if (ph.load == ln && ph.phase == pn && ph.start_us < in.run_end_us)
+          phase.push_back({ph.start_us, std::min(ph.end_us, in.run_end_us)});
     }
     return tl.window(w, phase);
   };
@@ -183,8 +190,8 @@ judgement judge(judge_input in) {
   return j;
 }
 
-nlohmann::json faults_report(const std::vector<injectors::fault_record>& records, const std::vector<fault_effects>& effects,
-                             const audit_result* audit) {
+nlohmann::json faults_report(const std::vector<injectors::fault_record>& records,
+                             const std::vector<fault_effects>& effects, const audit_result* audit) {
   nlohmann::json out = nlohmann::json::array();
   std::size_t applied_index = 0;
   for (const auto& r : records) {

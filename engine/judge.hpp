@@ -24,28 +24,28 @@ namespace syncstorm::engine {
 struct judge_input {
   const scenario* s = nullptr;
   const plan* p = nullptr;
-  metrics_shard* merged = nullptr;            // availability.* aliases are added for http loads
+  metrics_shard* merged = nullptr;  // availability.* aliases are added for http loads
   std::int64_t run_end_us = 0;
-  std::vector<fault_occurrence> occurrences;  // applied occurrences on the run clock
+  std::vector<fault_occurrence> occurrences;            // applied occurrences on the run clock
   nlohmann::json lab_events = nlohmann::json::array();  // with t_s on the run's axis
-  double worker_cpu_max = 0;                  // the busiest worker thread's share of the run
-  std::string capture_loss;                   // non-empty: the capture dropped packets (why)
+  double worker_cpu_max = 0;                            // the busiest worker thread's share of the run
+  std::string capture_loss;                             // non-empty: the capture dropped packets (why)
   // After the drain, when the run ended cleanly: what fanout loads delivered (nullopt: no clean
   // end, or no load delivers changes).
   std::optional<delivery_totals> delivery;
-  const audit_result* audit = nullptr;        // null: the audit did not run
-  std::string audit_absent;                   // why, when it did not
+  const audit_result* audit = nullptr;  // null: the audit did not run
+  std::string audit_absent;             // why, when it did not
   // An abort condition that fired (a failed rule): name and reason.
   std::optional<std::pair<std::string, std::string>> abort;
 };
 
 struct judgement {
-  generator_report generator;                 // cpu and threads are the caller's
+  generator_report generator;  // cpu and threads are the caller's
   std::map<std::string, double> scalars;
   nlohmann::json verdicts = nlohmann::json::array();
   std::vector<outcome_input::rule> rules;
-  nlohmann::json ws_drops;                    // null without fanout drops judged
-  std::vector<fault_effects> effects;         // per applied occurrence (the timeline's)
+  nlohmann::json ws_drops;             // null without fanout drops judged
+  std::vector<fault_effects> effects;  // per applied occurrence (the timeline's)
 };
 
 judgement judge(judge_input in);
@@ -55,7 +55,7 @@ judgement judge(judge_input in);
 std::int64_t warmup_end_us(const plan& p, std::int64_t run_end_us);
 
 // report.json faults[]: the runner's records with what the timeline and the audit measured.
-nlohmann::json faults_report(const std::vector<injectors::fault_record>& records, const std::vector<fault_effects>& effects,
-                             const audit_result* audit);
+nlohmann::json faults_report(const std::vector<injectors::fault_record>& records,
+                             const std::vector<fault_effects>& effects, const audit_result* audit);
 
 }  // namespace syncstorm::engine

@@ -18,7 +18,9 @@ class load_stage::all_clients final : public injectors::client_control {
     return out;
   }
   void crash(const std::string& client) override { owner(client).crash(client); }
-  void corrupt_journal(const std::string& client, int bytes, std::uint64_t seed) override { owner(client).corrupt_journal(client, bytes, seed); }
+  void corrupt_journal(const std::string& client, int bytes, std::uint64_t seed) override {
+    owner(client).corrupt_journal(client, bytes, seed);
+  }
   bool recovered(const std::string& client) const override { return owner(client).recovered(client); }
   std::string journal_path(const std::string& client) const override { return owner(client).journal_path(client); }
 
@@ -37,7 +39,8 @@ void load_stage::build(const scenario& s, const load_context& base) {
   for (std::size_t i = 0; i < s.loads.size(); ++i) {
     const auto& l = s.loads[i];
     const model_kind* kind = find_model(l.model);
-    if (!kind || !kind->build) throw std::invalid_argument("load " + l.name + ": model " + l.model + " is not implemented in this build");
+    if (!kind || !kind->build)
+      throw std::invalid_argument("load " + l.name + ": model " + l.model + " is not implemented in this build");
     load_context ctx = base;
     ctx.seed = s.seed + i;
     ctx.where = "scenario.load[" + std::to_string(i) + "]";

@@ -41,21 +41,21 @@ struct load_context {
   const nlohmann::json* target = nullptr;  // as the models reach it (the run proxy's URLs with target.proxy)
   std::string http_base, ws_base;          // the lab's load balancer; empty for an endpoints target
   std::string run_dir, run_tag;
-  std::uint64_t seed = 1;                  // this entry's: the scenario's seed + its index
-  std::string where;                       // "scenario.load[i]"
+  std::uint64_t seed = 1;  // this entry's: the scenario's seed + its index
+  std::string where;       // "scenario.load[i]"
   std::function<void(const std::string& event, const nlohmann::json& fields)> on_event;  // thread-safe
 };
 
 // What --dry-run knows: placeholders for what only a run can tell.
 struct plan_context {
   const scenario* s = nullptr;
-  std::string http_base;                   // the target's HTTP base, or "http://<lab load balancer>"
+  std::string http_base;  // the target's HTTP base, or "http://<lab load balancer>"
   std::size_t threads = 1;
 };
 
 // After the drain, what fanout-like loads judged: changes never delivered and dropped sockets.
 struct delivery_totals {
-  bool any = false;                        // some load delivers changes (fanout.missing is measured)
+  bool any = false;  // some load delivers changes (fanout.missing is measured)
   std::uint64_t missing = 0;
   std::vector<ws_drop> drops;
 };
@@ -70,7 +70,10 @@ class load_instance {
   // the final records), so the run's drain bound is the writers' plus its own.
   virtual bool drains_after_writers() const { return false; }
   // Sockets it will hold at its peak over `threads` workers (the limits preflight).
-  virtual std::size_t planned_connections(std::size_t threads) const { (void)threads; return 0; }
+  virtual std::size_t planned_connections(std::size_t threads) const {
+    (void)threads;
+    return 0;
+  }
   // It keeps client-side op records: the audit reads the stack back for them.
   virtual bool audited() const { return false; }
   // Its ops and views, after the pool stopped.

@@ -19,30 +19,30 @@
 namespace syncstorm::engine {
 
 struct generator_report {
-  double cpu = 0;                       // the process's CPU, in cores, over the run
-  std::optional<double> lag_p99_ms;     // generator.lag p99
+  double cpu = 0;                    // the process's CPU, in cores, over the run
+  std::optional<double> lag_p99_ms;  // generator.lag p99
   bool saturated = false;
-  std::string reason;                   // why saturated
+  std::string reason;  // why saturated
   std::size_t threads = 1;
-  std::uint64_t late = 0;               // generator.late count
+  std::uint64_t late = 0;  // generator.late count
 };
 
 struct report_input {
   const scenario* s = nullptr;
-  std::string started_at, ended_at;     // ISO-8601 UTC with ms
+  std::string started_at, ended_at;  // ISO-8601 UTC with ms
   std::int64_t run_end_us = 0;
   outcome result;
   nlohmann::json verdicts = nlohmann::json::array();  // verdict_json / abort_verdict_json
   const metrics_shard* merged = nullptr;
-  std::map<std::string, double> scalars;              // judged once (recovery.*, audit.*, …), µs for times
+  std::map<std::string, double> scalars;  // judged once (recovery.*, audit.*, …), µs for times
   nlohmann::json faults = nlohmann::json::array();
-  nlohmann::json audit;                               // null when the audit did not run
+  nlohmann::json audit;  // null when the audit did not run
   generator_report generator;
   nlohmann::json events = nlohmann::json::array();
   std::string run_dir;
-  nlohmann::json capture;                             // optional sections: null leaves them out
+  nlohmann::json capture;  // optional sections: null leaves them out
   nlohmann::json ws_drops;
-  nlohmann::json safety;                              // the allowlist in force (safety_policy::to_json)
+  nlohmann::json safety;  // the allowlist in force (safety_policy::to_json)
 };
 
 nlohmann::json build_report(const report_input& in);
@@ -55,6 +55,7 @@ nlohmann::json abort_verdict_json(const std::string& name, const std::string& re
 
 // report.json's `metrics`, `series` and `gauges` from the merged metrics: times in ms, counts as
 // they are; a gauge's series is its level at the end of each second, [[t_s, value], ...].
-void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohmann::json& series, nlohmann::json& gauges);
+void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohmann::json& series,
+                        nlohmann::json& gauges);
 
 }  // namespace syncstorm::engine

@@ -129,11 +129,13 @@ void check_limits(run_state& r) {
     cp.through_lb = cp.connections;
     try {
       auto st = l->status();
-      if (st.contains("limits") && st["limits"].contains("haproxy_maxconn")) cp.lb_maxconn = st["limits"]["haproxy_maxconn"].get<std::uint64_t>();
+      if (st.contains("limits") && st["limits"].contains("haproxy_maxconn"))
+        cp.lb_maxconn = st["limits"]["haproxy_maxconn"].get<std::uint64_t>();
     } catch (const std::exception&) {
     }
   }
-  for (const auto& pr : loadgen::limit_problems(cp, loadgen::read_system_limits())) r.error += (r.error.empty() ? "" : "; ") + pr;
+  for (const auto& pr : loadgen::limit_problems(cp, loadgen::read_system_limits()))
+    r.error += (r.error.empty() ? "" : "; ") + pr;
 }
 
 // The wire capture (capture/): after the target is up, before the load clock, so the load's
@@ -204,8 +206,8 @@ loadgen::worker_pool::progress_fn progress_watch(run_state& r, const injectors::
   st->progress.total_s = static_cast<double>(r.s.duration_us) / 1e6;
   // Abort conditions on wire.* see the capture's series in the snapshots.
   const bool aborts_read_wire = r.wire && std::any_of(r.s.aborts.begin(), r.s.aborts.end(), [](const abort_entry& a) {
-    return a.rule && a.rule->metric.starts_with("wire.");
-  });
+                                  return a.rule && a.rule->metric.starts_with("wire.");
+                                });
   return [&r, faults, tty, st, aborts_read_wire](const metrics_shard& snap, std::int64_t at_us) {
     auto& pr = st->progress;
     if (tty || ++st->tick % 10 == 0) {
@@ -216,8 +218,10 @@ loadgen::worker_pool::progress_fn progress_watch(run_state& r, const injectors::
         for (const auto& rec : faults->records())
           if (rec.applied_us && !rec.reverted_us) pr.active_faults.push_back(rec.name);
       std::string line = reports::progress_line(pr);
-      if (tty) std::cerr << "\r" << line << "\033[K" << std::flush;
-      else std::cerr << line << "\n";
+      if (tty)
+        std::cerr << "\r" << line << "\033[K" << std::flush;
+      else
+        std::cerr << line << "\n";
     }
     st->prev = std::make_unique<metrics_shard>(snap);
     if (aborts_read_wire) {
@@ -249,7 +253,9 @@ void run_load(run_state& r) {
     faults = start_faults(r);
     r.aborts->start();
     for (const auto& ph : r.p.phases)
-      r.events->write("phase_planned", {{"load", ph.load}, {"phase", ph.phase}, {"start_s", ph.start_us / 1e6}, {"end_s", ph.end_us / 1e6}});
+      r.events->write(
+          "phase_planned",
+          {{"load", ph.load}, {"phase", ph.phase}, {"start_s", ph.start_us / 1e6}, {"end_s", ph.end_us / 1e6}});
     const bool tty = isatty(STDERR_FILENO);
     r.end = pool.run_until(r.start + std::chrono::microseconds(r.s.duration_us), progress_watch(r, faults.get(), tty));
     if (tty) std::cerr << "\n";
@@ -263,10 +269,13 @@ void run_load(run_state& r) {
     r.pool = nullptr;
     // Sync models drain what they hold (bounded by their `drain`), then in-flight work ends.
     const std::int64_t drain_us = r.loads.drain_us();
-    if (drain_us > 0) std::cerr << "load stopped; draining queued ops (at most " << units::format_duration(drain_us) << ")\n";
+    if (drain_us > 0)
+      std::cerr << "load stopped; draining queued ops (at most " << units::format_duration(drain_us) << ")\n";
     r.merged = pool.stop(std::chrono::milliseconds(drain_us / 1000 + 5'000));
-    auto wall_us = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - r.start).count());
-    for (auto c : pool.cpu_us()) r.worker_cpu_max = std::max(r.worker_cpu_max, static_cast<double>(c) / static_cast<double>(wall_us));
+    auto wall_us = std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - r.start).count());
+    for (auto c : pool.cpu_us())
+      r.worker_cpu_max = std::max(r.worker_cpu_max, static_cast<double>(c) / static_cast<double>(wall_us));
     stop_capture(r);
   } catch (const std::exception& e) {
     r.pool = nullptr;
@@ -310,9 +319,13 @@ loadgen::audit_source audit_source_for(const scenario& s, const lab::lab* the_la
   if (audit.contains("timeout")) src.timeout_us = std::max<std::int64_t>(1000, duration_us(audit["timeout"]));
   if (audit.contains("retries")) src.retries = audit["retries"].get<int>();
   if (src.via_sql) {
-    if (audit.contains("dsn")) src.dsn = resolve_env(audit["dsn"].get<std::string>());
-    else if (the_lab) src.dsn = the_lab->db_dsn();
-    else throw std::invalid_argument("scenario.target.audit: found via \"sql\" without a dsn; expected a dsn for an endpoints target");
+    if (audit.contains("dsn"))
+      src.dsn = resolve_env(audit["dsn"].get<std::string>());
+    else if (the_lab)
+      src.dsn = the_lab->db_dsn();
+    else
+      throw std::invalid_argument(
+          "scenario.target.audit: found via \"sql\" without a dsn; expected a dsn for an endpoints target");
     return src;
   }
   src.http_base = loadgen::target_http_url(s.target, the_lab ? lab_base : std::string(), "audit", true);
@@ -338,14 +351,16 @@ void run_audit_stage(run_state& r) {
     for (const auto& d : ain.delivered) seen.insert(d.stream);  // every delivered change is compared
     const std::vector<std::string> streams(seen.begin(), seen.end());
     const loadgen::audit_source src = audit_source_for(r.s, r.target->lab(), r.target->http_base());
-    std::cerr << "audit: reading " << streams.size() << " streams back " << (src.via_sql ? "from PostgreSQL" : "through the API") << "\n";
+    std::cerr << "audit: reading " << streams.size() << " streams back "
+              << (src.via_sql ? "from PostgreSQL" : "through the API") << "\n";
     auto state = loadgen::read_server_state(src, streams);
     ain.changes = std::move(state.changes);
     ain.records = std::move(state.records);
     ain.source = state.source;
     ain.orders_are_cursors = state.orders_are_cursors;
     r.audit = run_audit(ain);
-    r.events->write("audit_done", {{"lost", r.audit->lost}, {"duplicates", r.audit->duplicates}, {"diverged", r.audit->diverged}});
+    r.events->write("audit_done",
+                    {{"lost", r.audit->lost}, {"duplicates", r.audit->duplicates}, {"diverged", r.audit->diverged}});
   } catch (const std::exception& e) {
     r.error = std::string("audit: ") + e.what();
     r.events->write("audit_failed", {{"error", r.error}});
@@ -356,8 +371,10 @@ void run_audit_stage(run_state& r) {
 void close_load_phase(run_state& r, const cpu_times& cpu_at_start, double& cpu_cores) {
   if (r.wire) r.wire->stop();  // the load never started: the threads end here, before the lab goes down
   r.wall_end = std::chrono::system_clock::now();
-  if (r.run_end_us == 0) r.run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - r.start).count();
-  cpu_cores = static_cast<double>(process_cpu_times().cpu_us - cpu_at_start.cpu_us) / static_cast<double>(std::max<std::int64_t>(1, r.run_end_us));
+  if (r.run_end_us == 0)
+    r.run_end_us = std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - r.start).count();
+  cpu_cores = static_cast<double>(process_cpu_times().cpu_us - cpu_at_start.cpu_us) /
+              static_cast<double>(std::max<std::int64_t>(1, r.run_end_us));
   r.interrupted = r.signals->fired() || (r.end == loadgen::worker_pool::run_end::interrupted && !r.aborts->fired());
   if (r.error.empty() && !r.fault_error.empty()) r.error = r.fault_error;
   r.events->write(r.interrupted ? "run_interrupted" : "run_stopped", {{"error", r.error}});
@@ -378,8 +395,10 @@ run_result decide_and_report(run_state& r, const nlohmann::json& lab_events, dou
   const delivery_totals delivered = r.loads.delivery();
   if (delivered.any && r.error.empty() && !r.interrupted) ji.delivery = delivered;
   ji.audit = r.audit ? &*r.audit : nullptr;
-  ji.audit_absent = !r.loads.audited() ? "no load in this run keeps client-side op records (terminal, fanout, bootstrap)"
-                                       : "the audit did not run (" + (r.error.empty() ? std::string("the run was interrupted") : r.error) + ")";
+  ji.audit_absent =
+      !r.loads.audited()
+          ? "no load in this run keeps client-side op records (terminal, fanout, bootstrap)"
+          : "the audit did not run (" + (r.error.empty() ? std::string("the run was interrupted") : r.error) + ")";
   if (r.aborts->fired()) ji.abort = std::make_pair(r.aborts->name(), r.aborts->reason());
   const auto abort = ji.abort;
   judgement j = judge(std::move(ji));
@@ -461,16 +480,20 @@ run_result run(const scenario& s, const plan& p, const run_options& o) {
     r.events->write("signal", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
     if (auto* pl = r.pool.load()) pl->interrupt();
   });
-  r.events->write("run_started", {{"scenario", s.name}, {"seed", s.seed}, {"time_scale", s.time_scale}, {"threads", o.threads}});
+  r.events->write("run_started",
+                  {{"scenario", s.name}, {"seed", s.seed}, {"time_scale", s.time_scale}, {"threads", o.threads}});
 
   r.target = std::make_unique<target_stage>(s, r.dir.string(), *r.events);
   r.error = r.target->open([&r] { return !r.signals->fired(); });
   if (r.error.empty()) build_loads(r);
-  r.aborts = std::make_unique<injectors::abort_watch>(s.aborts, [&r](const std::string& name, const std::string& reason) {
-    std::cerr << "\nabort: " << name << ": " << reason << "\n";
-    r.events->write("abort", {{"condition", name}, {"reason", reason}});
-    if (auto* pl = r.pool.load()) pl->interrupt();
-  }, abort_probe_target(s));
+  r.aborts = std::make_unique<injectors::abort_watch>(
+      s.aborts,
+      [&r](const std::string& name, const std::string& reason) {
+        std::cerr << "\nabort: " << name << ": " << reason << "\n";
+        r.events->write("abort", {{"condition", name}, {"reason", reason}});
+        if (auto* pl = r.pool.load()) pl->interrupt();
+      },
+      abort_probe_target(s));
   const cpu_times cpu_at_start = process_cpu_times();
   if (r.error.empty()) check_limits(r);
   if (r.proceed() && !s.capture.is_null()) start_capture(r);

@@ -29,8 +29,8 @@ struct run_options {
 
 struct run_result {
   int exit_code = 3;
-  std::string run_dir;       // empty when none was made
-  nlohmann::json report;     // report.json as written (null when no run directory was made)
+  std::string run_dir;    // empty when none was made
+  nlohmann::json report;  // report.json as written (null when no run directory was made)
 };
 
 // Runs the plan and writes the run directory. Prints progress and problems on stderr, the

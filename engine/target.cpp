@@ -77,9 +77,12 @@ std::string target_stage::ws_base() const { return lab_ ? lab_->lb_ws_url() : st
 
 std::string target_stage::open(const std::function<bool()>& proceed) {
   std::string error;
-  if (s_.target.contains("endpoints")) error = preflight_endpoints();
-  else if (s_.target.contains("lab") && s_.target["lab"].contains("id")) error = attach_lab();
-  else if (s_.target.contains("lab")) error = start_lab();
+  if (s_.target.contains("endpoints"))
+    error = preflight_endpoints();
+  else if (s_.target.contains("lab") && s_.target["lab"].contains("id"))
+    error = attach_lab();
+  else if (s_.target.contains("lab"))
+    error = start_lab();
   if (error.empty() && s_.target.contains("proxy") && proceed()) error = start_proxy();
   return error;
 }
@@ -115,7 +118,8 @@ std::string target_stage::attach_lab() {
     events_.write("lab_up", {{"lab", id}, {"attached", true}, {"http", http_base_}, {"ws", lab_->lb_ws_url()}});
     return {};
   } catch (const std::exception& e) {
-    return "target.lab.id: found \"" + id + "\"; expected a lab that is up (syncstorm lab up --id " + id + "): " + e.what();
+    return "target.lab.id: found \"" + id + "\"; expected a lab that is up (syncstorm lab up --id " + id +
+           "): " + e.what();
   }
 }
 
@@ -136,8 +140,8 @@ std::string target_stage::start_lab() {
   }
   lo.keep = t.value("keep", false);
   events_.write("lab_starting", {{"options", lo.to_json()}});
-  std::cerr << "lab: starting " << lo.pods << " pods" << (lo.replica ? " with a replica" : "") << (lo.bug.empty() ? "" : ", bug " + lo.bug)
-            << "\n";
+  std::cerr << "lab: starting " << lo.pods << " pods" << (lo.replica ? " with a replica" : "")
+            << (lo.bug.empty() ? "" : ", bug " + lo.bug) << "\n";
   try {
     lab_ = std::make_unique<lab::lab>(lab::lab::up(lo));
     http_base_ = lab_->lb_http_url();
@@ -171,7 +175,8 @@ std::string target_stage::start_proxy() {
       std::string ip = lab::numeric_address(u.host);
       if (ip.empty()) throw std::runtime_error("target.endpoints." + std::string(name) + ": cannot resolve " + u.host);
       original[name] = u;
-      pc.paths.push_back({name, listen + ":0", ip + ":" + std::to_string(u.port), {}, std::string(name) == "http" && !u.tls});
+      pc.paths.push_back(
+          {name, listen + ":0", ip + ":" + std::to_string(u.port), {}, std::string(name) == "http" && !u.tls});
     }
     proxy_ = std::make_unique<injectors::run_proxy>(pc);
     for (auto& [name, u] : original) {
@@ -181,13 +186,15 @@ std::string target_stage::start_proxy() {
       const std::string url = ep[name].get<std::string>();
       const auto authority = url.find("://") + 3;
       const auto rest = url.find_first_of("/?", authority);
-      model_target_["endpoints"][name] =
-          url.substr(0, authority) + (v6 ? "[" + listen + "]" : listen) + ":" + port + (rest == std::string::npos ? "" : url.substr(rest));
+      model_target_["endpoints"][name] = url.substr(0, authority) + (v6 ? "[" + listen + "]" : listen) + ":" + port +
+                                         (rest == std::string::npos ? "" : url.substr(rest));
       // TLS passes through the proxy untouched: the client still names and verifies the real host.
-      if (u.tls && !model_target_.value("tls", nlohmann::json::object()).contains("server_name")) model_target_["tls"]["server_name"] = u.host;
+      if (u.tls && !model_target_.value("tls", nlohmann::json::object()).contains("server_name"))
+        model_target_["tls"]["server_name"] = u.host;
     }
     std::cerr << "proxy: the run's fault proxy in front of the endpoints:";
-    for (auto& [name, u] : original) std::cerr << " " << name << " " << proxy_->listen(name) << " -> " << u.host << ":" << u.port;
+    for (auto& [name, u] : original)
+      std::cerr << " " << name << " " << proxy_->listen(name) << " -> " << u.host << ":" << u.port;
     std::cerr << "\n";
     return {};
   } catch (const std::exception& e) {
@@ -213,7 +220,8 @@ nlohmann::json target_stage::lab_events(run_clock::time_point start) const {
   nlohmann::json out = nlohmann::json::array();
   if (!lab_) return out;
   // Lab events carry CLOCK_MONOTONIC µs, the engine clock's base: place them on the run's axis.
-  const std::int64_t start_mono = std::chrono::duration_cast<std::chrono::microseconds>(start.time_since_epoch()).count();
+  const std::int64_t start_mono =
+      std::chrono::duration_cast<std::chrono::microseconds>(start.time_since_epoch()).count();
   try {
     for (auto e : lab_->events()) {
       if (attached_mono_us_ && e.value("mono_us", std::int64_t{0}) < attached_mono_us_) continue;

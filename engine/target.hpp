@@ -37,7 +37,7 @@ class target_stage {
   // The target as the models reach it (the proxy's URLs in place of the endpoints').
   const nlohmann::json& model_target() const { return model_target_; }
   lab::lab* lab() const { return lab_.get(); }
-  const std::string& http_base() const { return http_base_; }   // the lab's LB; empty for endpoints
+  const std::string& http_base() const { return http_base_; }  // the lab's LB; empty for endpoints
   std::string ws_base() const;
   injectors::run_proxy* proxy() const { return proxy_.get(); }
   bool ledger_started() const { return ledger_started_; }

@@ -17,8 +17,13 @@ namespace {
 using namespace syncstorm;
 namespace link_type = capture::link_type;
 
-constexpr std::array<int, 7> links = {link_type::ethernet, link_type::linux_sll, link_type::linux_sll2, link_type::null,
-                                      link_type::raw_dlt,  link_type::raw,       105 /* 802.11: not understood */};
+constexpr std::array<int, 7> links = {link_type::ethernet,
+                                      link_type::linux_sll,
+                                      link_type::linux_sll2,
+                                      link_type::null,
+                                      link_type::raw_dlt,
+                                      link_type::raw,
+                                      105 /* 802.11: not understood */};
 
 }  // namespace
 

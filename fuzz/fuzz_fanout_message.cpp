@@ -77,8 +77,10 @@ bool handshake(net::io_context& ioc, Ws& ws, beast::test::stream& server, std::s
   if (at == std::string::npos) return false;
   const auto end = request.find("\r\n", at);
   beast::websocket::detail::sec_ws_accept_type accept;
-  beast::websocket::detail::make_sec_ws_accept(accept, std::string_view(request).substr(at + field.size(), end - at - field.size()));
-  std::string reply = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
+  beast::websocket::detail::make_sec_ws_accept(
+      accept, std::string_view(request).substr(at + field.size(), end - at - field.size()));
+  std::string reply =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
   reply.append(accept.data(), accept.size());
   reply += "\r\n\r\n";
   reply += server_bytes;

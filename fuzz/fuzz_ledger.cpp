@@ -127,7 +127,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (check_created() && !r->second.applied_ok && undo.is_array())
       for (const json& s : undo)
         if (s.is_object() && text_of(s, "op") == "remove_file")
-          fuzz::violated("undo " + s.dump() + " for " + f->id + ", whose apply the ledger does not record as done and ok");
+          fuzz::violated("undo " + s.dump() + " for " + f->id +
+                         ", whose apply the ledger does not record as done and ok");
   }
   return 0;
 }

@@ -55,7 +55,8 @@ outcome run(std::string_view stream, std::uint8_t drops, const std::vector<std::
       if (a.close && k + 1 != r.answers.size()) fuzz::violated("an answer after a close answer");
       // Adjacent dropped requests share one segment, so an answer may fall inside one.
       bool in_dropped = false;
-      for (const auto& s : r.segments) in_dropped = in_dropped || (!s.forward && s.offset < a.after && a.after <= s.offset + s.length);
+      for (const auto& s : r.segments)
+        in_dropped = in_dropped || (!s.forward && s.offset < a.after && a.after <= s.offset + s.length);
       if (!in_dropped) fuzz::violated("an answer after bytes that were not dropped");
       last = a.after;
       o.answers.push_back(a.close);

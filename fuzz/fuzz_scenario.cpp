@@ -56,7 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (r.value) {
     load_result again = load_scenario(r.value->document, load_options{});
     if (!again.value)
-      fuzz::violated("a loaded scenario's own document does not load again: " + (again.errors.empty() ? "" : again.errors.front()));
+      fuzz::violated("a loaded scenario's own document does not load again: " +
+                     (again.errors.empty() ? "" : again.errors.front()));
   }
   return 0;
 }

@@ -44,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       push_reply r = parse_push_reply(p, body);
       if (r.malformed) {
         fuzz::check_reason(r.reason, max_reason, "parse_push_reply");
-        if (!r.acked.empty() || !r.conflicts.empty() || !r.rejected.empty()) fuzz::violated("a malformed push reply with results");
+        if (!r.acked.empty() || !r.conflicts.empty() || !r.rejected.empty())
+          fuzz::violated("a malformed push reply with results");
       }
       break;
     }
@@ -66,8 +67,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     default: {
       std::string reason;
       auto c = parse_change_frame(p, body, reason);
-      if (!c) fuzz::check_reason(reason, max_reason, "parse_change_frame");
-      else if (c->id.empty()) fuzz::violated("a change frame without an id");
+      if (!c)
+        fuzz::check_reason(reason, max_reason, "parse_change_frame");
+      else if (c->id.empty())
+        fuzz::violated("a change frame without an id");
       break;
     }
   }

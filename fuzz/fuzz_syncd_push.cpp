@@ -74,7 +74,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::input in(data, size);
   const std::uint8_t mode = in.byte();
   const std::uint8_t actions = in.byte();
-  if (mode & 1) request_target(in.rest());
-  else push(actions, in.rest());
+  if (mode & 1)
+    request_target(in.rest());
+  else
+    push(actions, in.rest());
   return 0;
 }

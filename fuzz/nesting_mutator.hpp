@@ -32,8 +32,10 @@ inline std::size_t value_end(const std::uint8_t* d, std::size_t size, std::size_
   const std::uint8_t c = d[b];
   if (c == '"') {
     for (std::size_t i = b + 1; i < size; ++i) {
-      if (d[i] == '\\') ++i;
-      else if (d[i] == '"') return i + 1;
+      if (d[i] == '\\')
+        ++i;
+      else if (d[i] == '"')
+        return i + 1;
     }
     return 0;
   }
@@ -65,8 +67,10 @@ void each_value_start(const std::uint8_t* d, std::size_t size, F&& f) {
   for (std::size_t i = 0; i < size; ++i) {
     const std::uint8_t c = d[i];
     if (after && !is_space(c) && starts_value(c)) f(i);
-    if (c == ':' || c == '[' || c == ',') after = true;
-    else if (!is_space(c)) after = false;
+    if (c == ':' || c == '[' || c == ',')
+      after = true;
+    else if (!is_space(c))
+      after = false;
   }
 }
 
@@ -95,8 +99,10 @@ inline std::size_t nest_value(std::uint8_t* d, std::size_t size, std::size_t max
   std::memmove(d + e + opens + levels, d + e, size - e);
   std::memmove(d + b + opens, d + b, e - b);
   for (std::size_t k = 0; k < levels; ++k) {
-    if (objects) std::memcpy(d + b + k * open_len, open_obj, open_len);
-    else d[b + k] = '[';
+    if (objects)
+      std::memcpy(d + b + k * open_len, open_obj, open_len);
+    else
+      d[b + k] = '[';
   }
   std::memset(d + e + opens, objects ? '}' : ']', levels);
   return n;
@@ -114,7 +120,8 @@ inline std::size_t mutate_with_nesting(std::uint8_t* data, std::size_t size, std
   if (size > 0 && rng() % 8 == 0) {
     if (const std::size_t starts = value_starts(data, size); starts > 0) {
       const std::size_t levels = std::size_t{1} << (rng() % 17);
-      if (const std::size_t n = nest_value(data, size, max_size, rng() % starts, levels, rng() % 4 == 0); n > 0) return n;
+      if (const std::size_t n = nest_value(data, size, max_size, rng() % starts, levels, rng() % 4 == 0); n > 0)
+        return n;
     }
   }
   return LLVMFuzzerMutate(data, size, max_size);
@@ -122,8 +129,8 @@ inline std::size_t mutate_with_nesting(std::uint8_t* data, std::size_t size, std
 
 }  // namespace syncstorm::fuzz
 
-#define SYNCSTORM_FUZZ_NESTING_MUTATOR()                                                                          \
+#define SYNCSTORM_FUZZ_NESTING_MUTATOR()                                                                     \
   extern "C" std::size_t LLVMFuzzerCustomMutator(std::uint8_t* data, std::size_t size, std::size_t max_size, \
                                                  unsigned int seed) {                                        \
-    return ::syncstorm::fuzz::mutate_with_nesting(data, size, max_size, seed);                                \
+    return ::syncstorm::fuzz::mutate_with_nesting(data, size, max_size, seed);                               \
   }

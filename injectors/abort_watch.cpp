@@ -145,7 +145,8 @@ std::string add_ca_file(SSL_CTX* ctx, const std::string& path) {
 // OpenSSL's error, else the socket's.
 std::string handshake_failure(SSL* ssl, int rc, int timeout_ms) {
   long verdict = SSL_get_verify_result(ssl);
-  if (verdict != X509_V_OK) return std::string("certificate verify failed (") + X509_verify_cert_error_string(verdict) + ")";
+  if (verdict != X509_V_OK)
+    return std::string("certificate verify failed (") + X509_verify_cert_error_string(verdict) + ")";
   if (unsigned long e = ERR_peek_last_error()) {
     char buf[256];
     ERR_error_string_n(e, buf, sizeof buf);
@@ -213,7 +214,8 @@ std::string http_probe(const std::string& url, int timeout_ms, const probe_tls& 
     if (rc != 1) err = "TLS handshake with " + host + ": " + handshake_failure(ssl.get(), rc, timeout_ms);
   }
   if (err.empty()) {
-    int n = tls ? SSL_write(ssl.get(), req.data(), static_cast<int>(req.size())) : static_cast<int>(::send(fd, req.data(), req.size(), MSG_NOSIGNAL));
+    int n = tls ? SSL_write(ssl.get(), req.data(), static_cast<int>(req.size()))
+                : static_cast<int>(::send(fd, req.data(), req.size(), MSG_NOSIGNAL));
     if (n != static_cast<int>(req.size())) err = "send to " + host + ": " + std::strerror(errno);
   }
   // The status line within the timeout in all (a reply drip-fed a byte at a time does not reset
@@ -232,7 +234,8 @@ std::string http_probe(const std::string& url, int timeout_ms, const probe_tls& 
     int n = tls ? SSL_read(ssl.get(), buf, sizeof buf) : static_cast<int>(::recv(fd, buf, sizeof buf, 0));
     if (n <= 0) {
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
-      err = ms >= timeout_ms ? "no answer within " + std::to_string(timeout_ms) + " ms" : "connection closed before a status line";
+      err = ms >= timeout_ms ? "no answer within " + std::to_string(timeout_ms) + " ms"
+                             : "connection closed before a status line";
       break;
     }
     reply.append(buf, static_cast<std::size_t>(n));
@@ -317,7 +320,8 @@ void abort_watch::check_metrics(const metrics_shard& snap, std::int64_t at_us) {
     r.window = "all";
     r.for_us.reset();
     verdict v = evaluate(r, ctx);
-    bool broken = v.value && v.bound && ((v.op == "<=" && *v.value > *v.bound) || (v.op == ">=" && *v.value < *v.bound));
+    bool broken =
+        v.value && v.bound && ((v.op == "<=" && *v.value > *v.bound) || (v.op == ">=" && *v.value < *v.bound));
     if (!broken) {
       broken_since_.erase(c.name);
       continue;
@@ -348,10 +352,14 @@ void abort_watch::probe_loop() {
     if (c.rule || !c.probe.is_object()) continue;
     const auto& p = c.probe;
     const std::string url = resolve_env(p.value("url", ""));
-    state s{&c, url, probe_tls_for(url, target_),
+    state s{&c,
+            url,
+            probe_tls_for(url, target_),
             static_cast<int>(p.contains("timeout") ? duration_us(p["timeout"]) / 1000 : 2000),
             p.value("fail_after", 3),
-            p.contains("every") ? duration_us(p["every"]) : 1'000'000, 0, steady::now()};
+            p.contains("every") ? duration_us(p["every"]) : 1'000'000,
+            0,
+            steady::now()};
     ps.push_back(s);
   }
   for (;;) {
@@ -370,7 +378,8 @@ void abort_watch::probe_loop() {
         continue;
       }
       if (++s.failures >= s.fail_after) {
-        fire(s.c->name, "probe " + without_userinfo(s.c->probe.value("url", "")) + " failed " + std::to_string(s.failures) + " times in a row (last: " + why + ")");
+        fire(s.c->name, "probe " + without_userinfo(s.c->probe.value("url", "")) + " failed " +
+                            std::to_string(s.failures) + " times in a row (last: " + why + ")");
         return;
       }
     }

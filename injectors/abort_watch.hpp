@@ -66,8 +66,8 @@ class abort_watch {
   abort_watch(const std::vector<abort_entry>& conditions, fire_fn on_fire, probe_target target = {});
   ~abort_watch();
 
-  void start();   // probe thread (when there are probes)
-  void stop();    // idempotent
+  void start();  // probe thread (when there are probes)
+  void stop();   // idempotent
   // Judges the metric conditions on a snapshot taken at `at_us` (run clock).
   void check_metrics(const metrics_shard& snapshot, std::int64_t at_us);
 

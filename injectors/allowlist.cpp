@@ -26,20 +26,24 @@ using json = nlohmann::json;
 struct kind_info {
   std::vector<std::string> safety_policy::*list;
   std::vector<std::string> allow_flags::*flag_list;
-  const char* flag;      // --allow-pid
-  const char* env;       // SYNCSTORM_ALLOW_PIDS
-  const char* key;       // "pids"
+  const char* flag;  // --allow-pid
+  const char* env;   // SYNCSTORM_ALLOW_PIDS
+  const char* key;   // "pids"
 };
 
 constexpr kind_info kinds[] = {
     {&safety_policy::pids, &allow_flags::pids, "--allow-pid", "SYNCSTORM_ALLOW_PIDS", "pids"},
     {&safety_policy::pidfiles, &allow_flags::pidfiles, "--allow-pidfile", "SYNCSTORM_ALLOW_PIDFILES", "pidfiles"},
-    {&safety_policy::containers, &allow_flags::containers, "--allow-container", "SYNCSTORM_ALLOW_CONTAINERS", "containers"},
-    {&safety_policy::docker_hosts, &allow_flags::docker_hosts, "--allow-docker-host", "SYNCSTORM_ALLOW_DOCKER_HOSTS", "docker_hosts"},
+    {&safety_policy::containers, &allow_flags::containers, "--allow-container", "SYNCSTORM_ALLOW_CONTAINERS",
+     "containers"},
+    {&safety_policy::docker_hosts, &allow_flags::docker_hosts, "--allow-docker-host", "SYNCSTORM_ALLOW_DOCKER_HOSTS",
+     "docker_hosts"},
     {&safety_policy::kube_contexts, &allow_flags::contexts, "--allow-context", "SYNCSTORM_ALLOW_CONTEXTS", "contexts"},
-    {&safety_policy::namespaces, &allow_flags::namespaces, "--allow-namespace", "SYNCSTORM_ALLOW_NAMESPACES", "namespaces"},
+    {&safety_policy::namespaces, &allow_flags::namespaces, "--allow-namespace", "SYNCSTORM_ALLOW_NAMESPACES",
+     "namespaces"},
     {&safety_policy::paths, &allow_flags::paths, "--allow-path", "SYNCSTORM_ALLOW_PATHS", "paths"},
-    {&safety_policy::interfaces, &allow_flags::interfaces, "--allow-interface", "SYNCSTORM_ALLOW_INTERFACES", "interfaces"},
+    {&safety_policy::interfaces, &allow_flags::interfaces, "--allow-interface", "SYNCSTORM_ALLOW_INTERFACES",
+     "interfaces"},
 };
 
 const kind_info& kind_of(std::vector<std::string> safety_policy::*list) {
@@ -62,9 +66,11 @@ std::vector<std::string> split_list(const std::string& v) {
 
 // An entry is a non-empty glob of printable characters; paths must be absolute.
 std::string check_entry(const kind_info& k, const std::string& where, const std::string& v) {
-  if (v.size() > 4096) return where + ": found an entry of " + std::to_string(v.size()) + " bytes; expected at most 4096";
+  if (v.size() > 4096)
+    return where + ": found an entry of " + std::to_string(v.size()) + " bytes; expected at most 4096";
   for (unsigned char c : v)
-    if (c < 0x20 || c == 0x7f) return where + ": found " + json(v).dump() + " with a control character; expected a name or glob";
+    if (c < 0x20 || c == 0x7f)
+      return where + ": found " + json(v).dump() + " with a control character; expected a name or glob";
   if ((k.list == &safety_policy::paths || k.list == &safety_policy::pidfiles) && v.front() != '/')
     return where + ": found " + json(v).dump() + "; expected an absolute path";
   if (k.list == &safety_policy::pids && v.find_first_not_of("0123456789*?[]-") != std::string::npos)
@@ -72,7 +78,8 @@ std::string check_entry(const kind_info& k, const std::string& where, const std:
   return {};
 }
 
-void add(safety_policy& p, const kind_info& k, const std::string& where, const std::string& v, std::vector<std::string>& errors) {
+void add(safety_policy& p, const kind_info& k, const std::string& where, const std::string& v,
+         std::vector<std::string>& errors) {
   if (auto e = check_entry(k, where, v); !e.empty()) {
     errors.push_back(e);
     return;
@@ -95,9 +102,11 @@ std::optional<std::size_t> parse_cap(const std::string& where, const std::string
 // The allow file is trusted like sudoers: a regular file (not a symlink) owned by root or by this
 // user, writable by nobody else.
 void read_allow_file(safety_policy& p, const std::string& path, bool given, std::vector<std::string>& errors) {
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
-    if (given) errors.push_back("allow file " + path + ": found nothing (" + std::strerror(errno) + "); expected a JSON allow file");
+    if (given)
+      errors.push_back("allow file " + path + ": found nothing (" + std::strerror(errno) +
+                       "); expected a JSON allow file");
     return;
   }
   if (!S_ISREG(st.st_mode)) {
@@ -106,8 +115,8 @@ void read_allow_file(safety_policy& p, const std::string& path, bool given, std:
     return;
   }
   if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
-    errors.push_back("allow file " + path + ": found owner uid " + std::to_string(st.st_uid) + "; expected root or this user (uid " +
-                     std::to_string(::geteuid()) + ")");
+    errors.push_back("allow file " + path + ": found owner uid " + std::to_string(st.st_uid) +
+                     "; expected root or this user (uid " + std::to_string(::geteuid()) + ")");
     return;
   }
   if (st.st_mode & (S_IWGRP | S_IWOTH)) {
@@ -127,23 +136,28 @@ void read_allow_file(safety_policy& p, const std::string& path, bool given, std:
   ss << in.rdbuf();
   json doc = parse_bounded(ss.str());  // within the nesting bound (core/json_limits.hpp)
   if (doc.is_discarded() || !doc.is_object()) {
-    errors.push_back("allow file " + path + ": found no JSON object; expected {\"pids\": [...], \"containers\": [...], ...}");
+    errors.push_back("allow file " + path +
+                     ": found no JSON object; expected {\"pids\": [...], \"containers\": [...], ...}");
     return;
   }
   p.sources.push_back("file " + path);
   for (const auto& [key, v] : doc.items()) {
     std::string where = "allow file " + path + ": " + key;
     if (key == "max_fault_targets") {
-      if (v.is_number_unsigned() && v.get<std::uint64_t>() >= 1 && v.get<std::uint64_t>() <= 100000) p.max_targets = v.get<std::size_t>();
-      else errors.push_back(where + ": found " + v.dump().substr(0, 40) + "; expected a whole number from 1 to 100000");
+      if (v.is_number_unsigned() && v.get<std::uint64_t>() >= 1 && v.get<std::uint64_t>() <= 100000)
+        p.max_targets = v.get<std::size_t>();
+      else
+        errors.push_back(where + ": found " + v.dump().substr(0, 40) + "; expected a whole number from 1 to 100000");
       continue;
     }
     const kind_info* k = nullptr;
     for (const auto& x : kinds)
       if (key == x.key) k = &x;
     if (!k) {
-      errors.push_back(where + ": found an unknown key; expected pids, pidfiles, containers, docker_hosts, contexts, namespaces, paths, "
-                               "interfaces or max_fault_targets");
+      errors.push_back(
+          where +
+          ": found an unknown key; expected pids, pidfiles, containers, docker_hosts, contexts, namespaces, paths, "
+          "interfaces or max_fault_targets");
       continue;
     }
     if (!v.is_array()) {
@@ -152,9 +166,12 @@ void read_allow_file(safety_policy& p, const std::string& path, bool given, std:
     }
     for (std::size_t i = 0; i < v.size(); ++i) {
       std::string w = where + "[" + std::to_string(i) + "]";
-      if (v[i].is_string()) add(p, *k, w, v[i].get<std::string>(), errors);
-      else if (k->list == &safety_policy::pids && v[i].is_number_unsigned()) add(p, *k, w, std::to_string(v[i].get<std::uint64_t>()), errors);
-      else errors.push_back(w + ": found " + std::string(v[i].type_name()) + "; expected a string");
+      if (v[i].is_string())
+        add(p, *k, w, v[i].get<std::string>(), errors);
+      else if (k->list == &safety_policy::pids && v[i].is_number_unsigned())
+        add(p, *k, w, std::to_string(v[i].get<std::uint64_t>()), errors);
+      else
+        errors.push_back(w + ": found " + std::string(v[i].type_name()) + "; expected a string");
     }
   }
 }
@@ -165,7 +182,8 @@ bool matches_any(const std::vector<std::string>& globs, const std::string& name)
 
 // The value as a shell would need it after the flag.
 std::string shell_word(const std::string& v) {
-  if (!v.empty() && v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._:@%+=,-") == std::string::npos)
+  if (!v.empty() && v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._:@%+=,-") ==
+                        std::string::npos)
     return v;
   std::string q = "'";
   for (char c : v) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -173,7 +191,8 @@ std::string shell_word(const std::string& v) {
 }
 
 std::string how_to_allow(const kind_info& k, const std::string& value) {
-  return "allow it with " + std::string(k.flag) + " " + shell_word(value) + ", $" + k.env + " or \"" + k.key + "\" in the allow file";
+  return "allow it with " + std::string(k.flag) + " " + shell_word(value) + ", $" + k.env + " or \"" + k.key +
+         "\" in the allow file";
 }
 
 }  // namespace
@@ -190,7 +209,8 @@ safety_policy operator_policy(const allow_flags& flags, std::vector<std::string>
   if (flags.max_targets) {
     if (*flags.max_targets < 1 || *flags.max_targets > 100000)
       errors.push_back("--max-fault-targets: found " + std::to_string(*flags.max_targets) + "; expected 1 to 100000");
-    else p.max_targets = *flags.max_targets;
+    else
+      p.max_targets = *flags.max_targets;
     any_flag = true;
   }
   if (any_flag) p.sources.push_back("flags");
@@ -203,9 +223,12 @@ safety_policy operator_policy(const allow_flags& flags, std::vector<std::string>
     if (auto n = parse_cap("$SYNCSTORM_MAX_FAULT_TARGETS", v, errors)) p.max_targets = *n;
     p.sources.push_back("$SYNCSTORM_MAX_FAULT_TARGETS");
   }
-  if (!flags.file.empty()) read_allow_file(p, flags.file, true, errors);
-  else if (const char* f = std::getenv("SYNCSTORM_ALLOW_FILE"); f && *f) read_allow_file(p, f, true, errors);
-  else read_allow_file(p, "/etc/syncstorm/allow.json", false, errors);
+  if (!flags.file.empty())
+    read_allow_file(p, flags.file, true, errors);
+  else if (const char* f = std::getenv("SYNCSTORM_ALLOW_FILE"); f && *f)
+    read_allow_file(p, f, true, errors);
+  else
+    read_allow_file(p, "/etc/syncstorm/allow.json", false, errors);
   return p;
 }
 
@@ -221,8 +244,8 @@ void narrow_by_scenario(safety_policy& p, const nlohmann::json& document, std::v
       std::string v = s[key][i];
       if (!matches_any(p.*list, v)) {
         errors.push_back("safety." + std::string(key) + "[" + std::to_string(i) + "]: found " + json(v).dump() +
-                         ", which the operator has not allowed; expected a value also given with " + k.flag + " or $" + k.env +
-                         " (a scenario's safety keys only narrow the operator's allowlist)");
+                         ", which the operator has not allowed; expected a value also given with " + k.flag + " or $" +
+                         k.env + " (a scenario's safety keys only narrow the operator's allowlist)");
         continue;
       }
       kept.push_back(v);
@@ -237,18 +260,21 @@ void narrow_by_scenario(safety_policy& p, const nlohmann::json& document, std::v
 nlohmann::json safety_policy::to_json() const {
   json allow = json::object();
   for (const auto& k : kinds) allow[k.key] = this->*(k.list);
-  return {{"allow", allow}, {"max_fault_targets", max_targets}, {"sources", sources}, {"narrowed_by_scenario", narrowed}};
+  return {
+      {"allow", allow}, {"max_fault_targets", max_targets}, {"sources", sources}, {"narrowed_by_scenario", narrowed}};
 }
 
 std::string refuse_pid_target(const std::string& pid, const safety_policy& p) {
   if (matches_any(p.pids, pid)) return {};
-  return "pid " + pid + ": refused: not in the operator's allowlist (" + how_to_allow(kind_of(&safety_policy::pids), pid) + ")";
+  return "pid " + pid + ": refused: not in the operator's allowlist (" +
+         how_to_allow(kind_of(&safety_policy::pids), pid) + ")";
 }
 
 std::string refuse_pidfile(const std::string& path, const safety_policy& p) {
   std::string abs = fs::absolute(path).lexically_normal().string();
   if (matches_any(p.pidfiles, abs)) return {};
-  return "pidfile " + abs + ": refused: not in the operator's allowlist (" + how_to_allow(kind_of(&safety_policy::pidfiles), abs) + ")";
+  return "pidfile " + abs + ": refused: not in the operator's allowlist (" +
+         how_to_allow(kind_of(&safety_policy::pidfiles), abs) + ")";
 }
 
 std::string refuse_container(const std::string& name, const safety_policy& p) {
@@ -259,7 +285,8 @@ std::string refuse_container(const std::string& name, const safety_policy& p) {
 
 std::string refuse_context(const std::string& context, const safety_policy& p) {
   if (matches_any(p.kube_contexts, context)) return {};
-  return "kubectl context \"" + context + "\": refused: not in the allowlist (" + how_to_allow(kind_of(&safety_policy::kube_contexts), context) + ")";
+  return "kubectl context \"" + context + "\": refused: not in the allowlist (" +
+         how_to_allow(kind_of(&safety_policy::kube_contexts), context) + ")";
 }
 
 std::string refuse_namespace(const std::string& context, const std::string& ns, const safety_policy& p) {
@@ -279,7 +306,8 @@ std::string refuse_path(const std::string& dir, const safety_policy& p) {
     std::string prefix = a == "/" ? a : a + "/";
     if (r == a || (r.starts_with(prefix) && a.find_first_of("*?[") == std::string::npos)) return {};
   }
-  return "path " + r + ": refused: not in the operator's allowlist (" + how_to_allow(kind_of(&safety_policy::paths), r) + ")";
+  return "path " + r + ": refused: not in the operator's allowlist (" +
+         how_to_allow(kind_of(&safety_policy::paths), r) + ")";
 }
 
 std::string refuse_interface(const std::string& name, const safety_policy& p) {
@@ -291,8 +319,8 @@ std::string refuse_interface(const std::string& name, const safety_policy& p) {
 std::string refuse_docker_host(const safety_policy& p) {
   const char* h = std::getenv("DOCKER_HOST");
   std::string host = h ? h : "";
-  if (host.empty() || host.starts_with("unix://") || host.starts_with("tcp://127.") || host.starts_with("tcp://localhost") ||
-      host.starts_with("tcp://[::1]"))
+  if (host.empty() || host.starts_with("unix://") || host.starts_with("tcp://127.") ||
+      host.starts_with("tcp://localhost") || host.starts_with("tcp://[::1]"))
     return {};
   if (matches_any(p.docker_hosts, host)) return {};
   return "DOCKER_HOST \"" + host + "\": refused: not local and not in the allowlist (" +

@@ -17,17 +17,17 @@ namespace syncstorm::injectors {
 
 // The allowlist in force for a run. Empty lists allow nothing of their kind.
 struct safety_policy {
-  std::vector<std::string> pids;          // local process ids, e.g. "4242"
-  std::vector<std::string> pidfiles;      // absolute paths of pid files
-  std::vector<std::string> containers;    // docker container names
-  std::vector<std::string> docker_hosts;  // non-local DOCKER_HOST values
-  std::vector<std::string> kube_contexts; // kubectl contexts
-  std::vector<std::string> namespaces;    // kubectl namespaces: "shop" or "kind-lab/shop"
-  std::vector<std::string> paths;         // directories disk_fill may fill (each with what is below it)
-  std::vector<std::string> interfaces;    // capture interfaces besides lo and the lab's
-  std::size_t max_targets = 10;           // targets one fault occurrence may hit outside the lab
-  std::vector<std::string> sources;       // where it came from: "--allow-*", "$SYNCSTORM_ALLOW_PIDS", "file …"
-  bool narrowed = false;                  // the scenario's safety keys narrowed it
+  std::vector<std::string> pids;           // local process ids, e.g. "4242"
+  std::vector<std::string> pidfiles;       // absolute paths of pid files
+  std::vector<std::string> containers;     // docker container names
+  std::vector<std::string> docker_hosts;   // non-local DOCKER_HOST values
+  std::vector<std::string> kube_contexts;  // kubectl contexts
+  std::vector<std::string> namespaces;     // kubectl namespaces: "shop" or "kind-lab/shop"
+  std::vector<std::string> paths;          // directories disk_fill may fill (each with what is below it)
+  std::vector<std::string> interfaces;     // capture interfaces besides lo and the lab's
+  std::size_t max_targets = 10;            // targets one fault occurrence may hit outside the lab
+  std::vector<std::string> sources;        // where it came from: "--allow-*", "$SYNCSTORM_ALLOW_PIDS", "file …"
+  bool narrowed = false;                   // the scenario's safety keys narrowed it
 
   // report.json's `safety`: {"allow": {kind: [...]}, "max_fault_targets", "sources", "narrowed_by_scenario"}.
   nlohmann::json to_json() const;
@@ -36,8 +36,8 @@ struct safety_policy {
 // What `run` was given on its command line (each list may also hold comma-separated items).
 struct allow_flags {
   std::vector<std::string> pids, pidfiles, containers, docker_hosts, contexts, namespaces, paths, interfaces;
-  std::string file;                       // --allow-file
-  std::optional<std::size_t> max_targets; // --max-fault-targets
+  std::string file;                        // --allow-file
+  std::optional<std::size_t> max_targets;  // --max-fault-targets
 };
 
 // The operator's allowlist: the flags, then $SYNCSTORM_ALLOW_{PIDS,PIDFILES,CONTAINERS,

@@ -11,9 +11,9 @@
 namespace syncstorm::injectors {
 
 struct command_result {
-  int exit_code = -1;      // -1: did not run or was killed at the deadline
-  std::string output;      // stdout and stderr, as printed
-  std::string error;       // empty on exit 0; else one line: what ran, how it ended, last output line
+  int exit_code = -1;  // -1: did not run or was killed at the deadline
+  std::string output;  // stdout and stderr, as printed
+  std::string error;   // empty on exit 0; else one line: what ran, how it ended, last output line
   bool ok() const { return error.empty(); }
 };
 

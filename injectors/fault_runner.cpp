@@ -25,9 +25,16 @@ json seconds_or_null(const std::optional<std::int64_t>& us) {
 }  // namespace
 
 json fault_record::to_report() const {
-  json j = {{"name", name}, {"kind", kind}, {"targets", targets}, {"scheduled_at", static_cast<double>(scheduled_us) / 1e6},
-            {"applied_at", seconds_or_null(applied_us)}, {"reverted_at", seconds_or_null(reverted_us)},
-            {"recovery_s", nullptr}, {"ready_s", nullptr}, {"detect_s", nullptr}, {"inflight_ops", nullptr},
+  json j = {{"name", name},
+            {"kind", kind},
+            {"targets", targets},
+            {"scheduled_at", static_cast<double>(scheduled_us) / 1e6},
+            {"applied_at", seconds_or_null(applied_us)},
+            {"reverted_at", seconds_or_null(reverted_us)},
+            {"recovery_s", nullptr},
+            {"ready_s", nullptr},
+            {"detect_s", nullptr},
+            {"inflight_ops", nullptr},
             {"occurrence", occurrence}};
   if (!error.empty()) j["error"] = error;
   return j;
@@ -56,7 +63,8 @@ void start_run_ledger(const std::string& run_dir) {
   ledger l = ledger::create(run_dir + "/ledger.jsonl");
   index_add_run(run_dir);  // before the reaper, which acts only on runs the index lists
   auto me = read_proc(::getpid());
-  l.append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL}});
+  l.append(
+      {{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL}});
   start_reaper(run_dir);
 }
 
@@ -77,7 +85,9 @@ void fault_runner::start(steady::time_point run_start) {
   if (!c_.ledger_started) index_add_run(c_.run_dir);
   if (!c_.ledger_started) {
     auto me = read_proc(::getpid());
-    ledger_->append({{"step", "controller"}, {"pid", static_cast<long>(::getpid())}, {"start_time", me ? me->start_time : 0ULL},
+    ledger_->append({{"step", "controller"},
+                     {"pid", static_cast<long>(::getpid())},
+                     {"start_time", me ? me->start_time : 0ULL},
                      {"run_start_mono_us", start_mono_us_}});
     if (c_.start_reaper) start_reaper(c_.run_dir);
   }
@@ -101,8 +111,9 @@ bool fault_runner::ensure_reaper() {
     std::lock_guard lock(mu_);
     n = ++reapers_restarted_;
   }
-  const std::string line = why.empty() ? "the reaper (" + c_.run_dir + "/reaper.log) was gone; started another"
-                                       : "the reaper (" + c_.run_dir + "/reaper.log) was gone and could not be started again: " + why;
+  const std::string line =
+      why.empty() ? "the reaper (" + c_.run_dir + "/reaper.log) was gone; started another"
+                  : "the reaper (" + c_.run_dir + "/reaper.log) was gone and could not be started again: " + why;
   if (c_.log) c_.log(line);
   event("reaper_restarted", {{"restarts", n}, {"ok", why.empty()}, {"error", why}});
   return why.empty();
@@ -133,7 +144,8 @@ void fault_runner::report_network_preflight() {
   if (!partition) return;
   auto left = leftover_partition_rules(c_.env.run_tag);
   for (const auto& line : left)
-    if (c_.log) c_.log("leftover partition rule of another run (run `syncstorm revert` on it, or iptables -D): " + line);
+    if (c_.log)
+      c_.log("leftover partition rule of another run (run `syncstorm revert` on it, or iptables -D): " + line);
   if (!left.empty()) event("leftover_rules", {{"rules", left}});
 }
 
@@ -173,7 +185,8 @@ void fault_runner::run_occurrence(occurrence& o) {
   } catch (const std::exception& e) {
     fail("resolve", e.what());
     if (c_.log) c_.log("fault " + rec.id + " (" + rec.kind + "): not applied: " + rec.error);
-    event("fault_failed", {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "resolve"}, {"error", rec.error}});
+    event("fault_failed",
+          {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "resolve"}, {"error", rec.error}});
     return;
   }
   {
@@ -184,29 +197,42 @@ void fault_runner::run_occurrence(occurrence& o) {
   // Nothing is applied without a reaper to undo it if this process dies.
   if (!ensure_reaper()) {
     fail("reaper", "no reaper running for " + c_.run_dir + " and none could be started: not applied");
-    event("fault_failed", {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "reaper"}, {"error", rec.error}});
+    event("fault_failed",
+          {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "reaper"}, {"error", rec.error}});
     return;
   }
   std::int64_t ttl_rel = o.pf.revert_us ? *o.pf.revert_us + 30'000'000 : c_.s->duration_us + 120'000'000;
   try {
-    ledger_->append({{"step", "apply"}, {"phase", "intent"}, {"id", rec.id}, {"fault", rec.name}, {"kind", rec.kind},
-                     {"occurrence", rec.occurrence}, {"targets", p.targets}, {"undo", p.undo}, {"apply", p.apply},
-                     {"ttl_mono_us", start_mono_us_ + ttl_rel}, {"target_keys", p.target_keys},
-                     {"scheduled_at", static_cast<double>(rec.scheduled_us) / 1e6}, {"irreversible", p.irreversible}});
+    ledger_->append({{"step", "apply"},
+                     {"phase", "intent"},
+                     {"id", rec.id},
+                     {"fault", rec.name},
+                     {"kind", rec.kind},
+                     {"occurrence", rec.occurrence},
+                     {"targets", p.targets},
+                     {"undo", p.undo},
+                     {"apply", p.apply},
+                     {"ttl_mono_us", start_mono_us_ + ttl_rel},
+                     {"target_keys", p.target_keys},
+                     {"scheduled_at", static_cast<double>(rec.scheduled_us) / 1e6},
+                     {"irreversible", p.irreversible}});
   } catch (const std::exception& e) {
     fail("ledger", e.what());
-    event("fault_failed", {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "ledger"}, {"error", rec.error}});
+    event("fault_failed",
+          {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "ledger"}, {"error", rec.error}});
     return;
   }
   injector inj(p, env.clients);
   std::int64_t applying = now_us();
   step_result a = inj.apply();
-  ledger_->append({{"step", "apply"}, {"phase", "done"}, {"id", rec.id}, {"ok", a.ok}, {"error", a.error}, {"did", a.did}});
+  ledger_->append(
+      {{"step", "apply"}, {"phase", "done"}, {"id", rec.id}, {"ok", a.ok}, {"error", a.error}, {"did", a.did}});
   bool applied = a.ok;
   if (!a.ok) {
     fail("apply", a.error);
     if (c_.log) c_.log("fault " + rec.id + " (" + rec.kind + "): apply failed: " + a.error);
-    event("fault_failed", {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "apply"}, {"error", a.error}});
+    event("fault_failed",
+          {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "apply"}, {"error", a.error}});
   } else {
     {
       std::lock_guard lock(mu_);
@@ -216,16 +242,24 @@ void fault_runner::run_occurrence(occurrence& o) {
     ledger_->append({{"step", "verify"}, {"id", rec.id}, {"ok", v.ok}, {"error", v.error}});
     if (!v.ok) {
       fail("verify", v.error);
-      event("fault_failed", {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "verify"}, {"error", v.error}});
+      event("fault_failed",
+            {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "verify"}, {"error", v.error}});
     }
-    if (c_.log) c_.log("fault " + rec.id + " (" + rec.kind + ") applied at " + std::to_string(applying / 1000) + " ms: " + a.did);
-    event("fault_applied", {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"targets", p.targets},
-                            {"scheduled_s", static_cast<double>(rec.scheduled_us) / 1e6}, {"applied_s", static_cast<double>(applying) / 1e6},
+    if (c_.log)
+      c_.log("fault " + rec.id + " (" + rec.kind + ") applied at " + std::to_string(applying / 1000) + " ms: " + a.did);
+    event("fault_applied", {{"fault", rec.name},
+                            {"id", rec.id},
+                            {"kind", rec.kind},
+                            {"targets", p.targets},
+                            {"scheduled_s", static_cast<double>(rec.scheduled_us) / 1e6},
+                            {"applied_s", static_cast<double>(applying) / 1e6},
                             {"did", a.did}});
     // Hold the fault: until its `for` ends, or (no `for`) until the run stops unless it heals.
     std::unique_lock lock(mu_);
-    if (o.pf.revert_us) cv_.wait_until(lock, start_ + std::chrono::microseconds(*o.pf.revert_us), [&] { return stopping_; });
-    else if (!p.heals && v.ok) cv_.wait(lock, [&] { return stopping_; });
+    if (o.pf.revert_us)
+      cv_.wait_until(lock, start_ + std::chrono::microseconds(*o.pf.revert_us), [&] { return stopping_; });
+    else if (!p.heals && v.ok)
+      cv_.wait(lock, [&] { return stopping_; });
   }
   // Undo always happens, also after a failed apply (it may have half-taken; undo is idempotent).
   // A ledger that cannot be written (its disk full beyond the reserve) never stops the revert.
@@ -233,12 +267,20 @@ void fault_runner::run_occurrence(occurrence& o) {
   step_result r = inj.revert();
   step_result vr = r.ok ? inj.verify_reverted() : r;
   if (r.ok) ledger_->try_append({{"step", "verify_reverted"}, {"id", rec.id}, {"ok", vr.ok}, {"error", vr.error}});
-  if (!ledger_->try_append({{"step", "revert"}, {"phase", "done"}, {"id", rec.id}, {"ok", vr.ok}, {"error", vr.error}, {"did", r.did}}) && c_.log)
-    c_.log("fault " + rec.id + ": reverted, but the ledger " + ledger_->path() + " could not record it (a later revert finds nothing to undo)");
+  if (!ledger_->try_append({{"step", "revert"},
+                            {"phase", "done"},
+                            {"id", rec.id},
+                            {"ok", vr.ok},
+                            {"error", vr.error},
+                            {"did", r.did}}) &&
+      c_.log)
+    c_.log("fault " + rec.id + ": reverted, but the ledger " + ledger_->path() +
+           " could not record it (a later revert finds nothing to undo)");
   if (!vr.ok) {
     fail("revert", vr.error);
     if (c_.log) c_.log("fault " + rec.id + " (" + rec.kind + "): revert failed: " + vr.error);
-    event("fault_failed", {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "revert"}, {"error", vr.error}});
+    event("fault_failed",
+          {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"step", "revert"}, {"error", vr.error}});
     return;
   }
   if (!applied) return;
@@ -247,8 +289,13 @@ void fault_runner::run_occurrence(occurrence& o) {
     std::lock_guard lock(mu_);
     rec.reverted_us = t;
   }
-  if (c_.log) c_.log("fault " + rec.id + " (" + rec.kind + ") reverted at " + std::to_string(t / 1000) + " ms" + (r.did.empty() ? "" : ": " + r.did));
-  event("fault_reverted", {{"fault", rec.name}, {"id", rec.id}, {"kind", rec.kind}, {"reverted_s", static_cast<double>(t) / 1e6},
+  if (c_.log)
+    c_.log("fault " + rec.id + " (" + rec.kind + ") reverted at " + std::to_string(t / 1000) + " ms" +
+           (r.did.empty() ? "" : ": " + r.did));
+  event("fault_reverted", {{"fault", rec.name},
+                           {"id", rec.id},
+                           {"kind", rec.kind},
+                           {"reverted_s", static_cast<double>(t) / 1e6},
                            {"did", r.did}});
 }
 

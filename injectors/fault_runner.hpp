@@ -39,19 +39,19 @@ struct fault_record {
   nlohmann::json targets = nlohmann::json::array();
   std::int64_t scheduled_us = 0;
   std::optional<std::int64_t> applied_us, reverted_us;
-  std::string error;            // apply, verify or revert failure (one line); empty when fine
+  std::string error;  // apply, verify or revert failure (one line); empty when fine
   bool failed = false;
-  nlohmann::json to_report() const;   // report.json faults[] entry (seconds)
+  nlohmann::json to_report() const;  // report.json faults[] entry (seconds)
 };
 
 struct fault_runner_config {
   const scenario* s = nullptr;
   const plan* p = nullptr;
   std::string run_dir;
-  fault_env env;                // lab facts are refreshed from `lab_id` at each firing
-  std::string lab_id;           // empty: no lab
+  fault_env env;       // lab facts are refreshed from `lab_id` at each firing
+  std::string lab_id;  // empty: no lab
   std::function<void(const std::string& event, nlohmann::json fields)> on_event;
-  std::function<void(const std::string& line)> log;   // console lines (stderr)
+  std::function<void(const std::string& line)> log;  // console lines (stderr)
   bool start_reaper = true;
   // The run already wrote the controller record and started the reaper (start_run_ledger), for
   // something it recorded before the load (its proxy): start() then does neither.

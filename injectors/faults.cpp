@@ -35,7 +35,6 @@ int signal_number(const std::string& name) {
   return SIGKILL;
 }
 
-
 std::string sanitize(const std::string& s) {
   std::string o;
   for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
@@ -43,7 +42,9 @@ std::string sanitize(const std::string& s) {
 }
 
 const lab_facts& need_lab(const fault_env& env, const std::string& what) {
-  if (!env.lab) throw fault_error(what + ": found no lab in this run; expected target.lab (or a pid, pidfile, container or selector target)");
+  if (!env.lab)
+    throw fault_error(
+        what + ": found no lab in this run; expected target.lab (or a pid, pidfile, container or selector target)");
   return *env.lab;
 }
 
@@ -83,14 +84,19 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
     r.key = "lab-" + lab.id;
     if (t["pods"].is_string()) {
       std::string g = t["pods"];
-      for (const auto& p : lab.pods) if (glob_match(g, p)) candidates.push_back(p);
-      if (candidates.empty()) throw fault_error("target.pods: found " + json(g).dump() + " matching no pod; expected a pod of the lab (pod-0 … pod-" + std::to_string(lab.pods.size() - 1) + ")");
+      for (const auto& p : lab.pods)
+        if (glob_match(g, p)) candidates.push_back(p);
+      if (candidates.empty())
+        throw fault_error("target.pods: found " + json(g).dump() +
+                          " matching no pod; expected a pod of the lab (pod-0 … pod-" +
+                          std::to_string(lab.pods.size() - 1) + ")");
       if (has_glob(g)) default_pick = default_pick_for_many;
     } else {
       for (const auto& n : t["pods"]) {
         std::string name = n;
         if (std::find(lab.pods.begin(), lab.pods.end(), name) == lab.pods.end())
-          throw fault_error("target.pods: found " + json(name).dump() + "; expected a pod of the lab (pod-0 … pod-" + std::to_string(lab.pods.size() - 1) + ")");
+          throw fault_error("target.pods: found " + json(name).dump() + "; expected a pod of the lab (pod-0 … pod-" +
+                            std::to_string(lab.pods.size() - 1) + ")");
         candidates.push_back(name);
       }
     }
@@ -98,19 +104,27 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
     std::string role = t["role"];
     if (role == "clients") {
       r.backend = "clients";
-      if (env.dry_run && !env.clients) candidates = {"<the terminals of the run>"};
-      else if (!env.clients) throw fault_error("target.role: found \"clients\" but no load model with terminals runs; expected a terminal load");
-      else candidates = env.clients->clients();
+      if (env.dry_run && !env.clients)
+        candidates = {"<the terminals of the run>"};
+      else if (!env.clients)
+        throw fault_error(
+            "target.role: found \"clients\" but no load model with terminals runs; expected a terminal load");
+      else
+        candidates = env.clients->clients();
       if (candidates.empty()) throw fault_error("target.role: found \"clients\" but no terminal exists yet");
       default_pick = default_pick_for_many;
     } else {
       const auto& lab = need_lab(env, "target.role");
       r.backend = "lab";
       r.key = "lab-" + lab.id;
-      if (role == "db-primary") candidates = {lab.primary};
-      else if (role == "lb") candidates = {"lb"};
+      if (role == "db-primary")
+        candidates = {lab.primary};
+      else if (role == "lb")
+        candidates = {"lb"};
       else if (role == "db-replica") {
-        if (!lab.replica) throw fault_error("target.role: found \"db-replica\" but the lab has no replica; expected target.lab.replica true");
+        if (!lab.replica)
+          throw fault_error(
+              "target.role: found \"db-replica\" but the lab has no replica; expected target.lab.replica true");
         candidates = {*lab.replica};
       }
     }
@@ -132,8 +146,10 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
       std::ifstream in(pf);
       long pid = 0;
       if (!(in >> pid) || pid <= 0) {
-        if (env.dry_run) candidates = {"<pid in " + pf + ">"};
-        else throw fault_error("target.pidfile: found no pid in " + pf + "; expected a file holding a process id");
+        if (env.dry_run)
+          candidates = {"<pid in " + pf + ">"};
+        else
+          throw fault_error("target.pidfile: found no pid in " + pf + "; expected a file holding a process id");
       } else {
         candidates = {std::to_string(pid)};
       }
@@ -156,8 +172,11 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
       } else {
         auto out = run_command({"docker", "ps", "--format", "{{.Names}}"}, 30s);
         if (!out.ok()) throw fault_error("target.container: " + out.error);
-        for (auto& n : words(out.output)) if (glob_match(c, n)) candidates.push_back(n);
-        if (candidates.empty()) throw fault_error("target.container: found " + json(c).dump() + " matching no running container; expected a container name or glob");
+        for (auto& n : words(out.output))
+          if (glob_match(c, n)) candidates.push_back(n);
+        if (candidates.empty())
+          throw fault_error("target.container: found " + json(c).dump() +
+                            " matching no running container; expected a container name or glob");
       }
     } else {
       candidates = {c};
@@ -168,7 +187,8 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
     // An empty selector matches every pod of the namespace (`-l ""`), and `rollout restart` then
     // restarts every deployment in it: refused here as well as by validation.
     if (!sel.contains("labels") || !sel["labels"].is_object() || sel["labels"].empty())
-      throw fault_error("target.selector.labels: found none; expected at least one label (an empty selector matches every pod of the namespace)");
+      throw fault_error(
+          "target.selector.labels: found none; expected at least one label (an empty selector matches every pod of the namespace)");
     std::string ctx = sel.value("context", "");
     if (ctx.empty()) ctx = kube_current_context();
     std::string why = refuse_context(ctx, env.safety);
@@ -177,7 +197,8 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
     why = refuse_namespace(ctx, ns, env.safety);
     if (!why.empty()) throw fault_error("target.selector.namespace: " + why);
     r.kubectl = {"kubectl", "--context", ctx, "-n", ns};
-    for (const auto& [k, v] : sel["labels"].items()) r.selector += (r.selector.empty() ? "" : ",") + k + "=" + v.get<std::string>();
+    for (const auto& [k, v] : sel["labels"].items())
+      r.selector += (r.selector.empty() ? "" : ",") + k + "=" + v.get<std::string>();
     r.key = "kube-" + sanitize(ctx) + "-" + sanitize(ns);
     default_pick = default_pick_for_many;
     if (env.dry_run) {
@@ -187,7 +208,9 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
       auto out = run_command(argv, 30s);
       if (!out.ok()) throw fault_error("target.selector: " + out.error);
       candidates = words(out.output);
-      if (candidates.empty()) throw fault_error("target.selector: found no pod with labels " + r.selector + " in " + ns + " (context " + ctx + ")");
+      if (candidates.empty())
+        throw fault_error("target.selector: found no pod with labels " + r.selector + " in " + ns + " (context " + ctx +
+                          ")");
     }
   } else {
     throw fault_error("target: found none of pods, role, pid, pidfile, container, selector");
@@ -199,9 +222,11 @@ resolved resolve(const fault_entry& f, int occ, const fault_env& env, const std:
   r.names = pick_targets(candidates, pick, default_pick, seed);
   if (r.backend == "docker")
     for (const auto& n : r.names)
-      if (std::string why = refuse_container(n, env.safety); !why.empty()) throw fault_error("target.container: " + why);
+      if (std::string why = refuse_container(n, env.safety); !why.empty())
+        throw fault_error("target.container: " + why);
   if (r.backend == "local" || r.backend == "docker" || r.backend == "kubectl")
-    if (std::string why = refuse_target_count(r.names.size(), env.safety); !why.empty()) throw fault_error("target: " + why);
+    if (std::string why = refuse_target_count(r.names.size(), env.safety); !why.empty())
+      throw fault_error("target: " + why);
   return r;
 }
 
@@ -231,8 +256,10 @@ lab_facts::proc unit_proc(const lab_facts& lab, const std::string& unit, bool dr
   return it->second;
 }
 
-json signal_step(long pid, unsigned long long start, bool group, int sig, const std::string& sig_name, const std::string& what) {
-  return {{"op", "signal"}, {"pid", pid}, {"start_time", start}, {"group", group}, {"signal", sig}, {"signal_name", sig_name}, {"what", what}};
+json signal_step(long pid, unsigned long long start, bool group, int sig, const std::string& sig_name,
+                 const std::string& what) {
+  return {{"op", "signal"},          {"pid", pid},  {"start_time", start}, {"group", group}, {"signal", sig},
+          {"signal_name", sig_name}, {"what", what}};
 }
 
 json cmd(std::vector<std::string> argv, json extra) {
@@ -246,14 +273,21 @@ std::vector<std::string> exec_prefix(const resolved& r, const std::string& name)
   return concat(r.kubectl, {"exec", name, "--"});
 }
 
-void lab_kill_steps(prepared_fault& p, const lab_facts& lab, const std::vector<std::string>& units, int sig, const std::string& sig_name,
-                    bool restart, bool dry) {
+void lab_kill_steps(prepared_fault& p, const lab_facts& lab, const std::vector<std::string>& units, int sig,
+                    const std::string& sig_name, bool restart, bool dry) {
   for (const auto& u : units) {
     auto pr = unit_proc(lab, u, dry);
     p.targets.push_back({{"backend", "lab"}, {"name", u}, {"lab", lab.id}, {"pid", pr.pid}});
-    p.apply.push_back({{"op", "lab_kill"}, {"lab", lab.id}, {"unit", u}, {"signal", sig}, {"signal_name", sig_name}, {"restart", restart}});
-    p.undo.push_back({{"op", "lab_start_unit"}, {"lab", lab.id}, {"unit", u}, {"after_pid", pr.pid}, {"wait_ms", 90000}});
-    if (pr.pid > 0) p.verify.push_back({{"op", "proc_gone"}, {"pid", pr.pid}, {"start_time", pr.start_time}, {"what", u}});
+    p.apply.push_back({{"op", "lab_kill"},
+                       {"lab", lab.id},
+                       {"unit", u},
+                       {"signal", sig},
+                       {"signal_name", sig_name},
+                       {"restart", restart}});
+    p.undo.push_back(
+        {{"op", "lab_start_unit"}, {"lab", lab.id}, {"unit", u}, {"after_pid", pr.pid}, {"wait_ms", 90000}});
+    if (pr.pid > 0)
+      p.verify.push_back({{"op", "proc_gone"}, {"pid", pr.pid}, {"start_time", pr.start_time}, {"what", u}});
   }
   p.heals = restart;
 }
@@ -261,27 +295,37 @@ void lab_kill_steps(prepared_fault& p, const lab_facts& lab, const std::vector<s
 step_result check_applied(const json& v) {
   std::string op = v.value("op", "");
   if (op == "proc_gone") {
-    if (same_process(v["pid"].get<pid_t>(), v["start_time"].get<unsigned long long>())) return {false, v.value("what", "") + " (pid " + std::to_string(v["pid"].get<long>()) + ") is still alive", {}};
+    if (same_process(v["pid"].get<pid_t>(), v["start_time"].get<unsigned long long>()))
+      return {false, v.value("what", "") + " (pid " + std::to_string(v["pid"].get<long>()) + ") is still alive", {}};
     return {true, {}, "gone"};
   }
   if (op == "proc_stopped") {
     auto p = read_proc(v["pid"].get<pid_t>());
-    if (!p || p->start_time != v["start_time"].get<unsigned long long>()) return {false, v.value("what", "") + ": the process is gone", {}};
-    if (p->state != 'T' && p->state != 't') return {false, v.value("what", "") + " (pid " + std::to_string(v["pid"].get<long>()) + ") is not stopped (state " + std::string(1, p->state) + ")", {}};
+    if (!p || p->start_time != v["start_time"].get<unsigned long long>())
+      return {false, v.value("what", "") + ": the process is gone", {}};
+    if (p->state != 'T' && p->state != 't')
+      return {false,
+              v.value("what", "") + " (pid " + std::to_string(v["pid"].get<long>()) + ") is not stopped (state " +
+                  std::string(1, p->state) + ")",
+              {}};
     return {true, {}, "stopped"};
   }
   if (op == "file_allocated") {
-    struct stat st{};
+    struct stat st {};
     std::string path = v["path"];
     if (::stat(path.c_str(), &st) != 0) return {false, path + " does not exist", {}};
     auto want = v["bytes"].get<std::int64_t>();
-    if (st.st_blocks * 512 < want * 99 / 100) return {false, path + " holds " + std::to_string(st.st_blocks * 512) + " bytes; expected " + std::to_string(want), {}};
+    if (st.st_blocks * 512 < want * 99 / 100)
+      return {false,
+              path + " holds " + std::to_string(st.st_blocks * 512) + " bytes; expected " + std::to_string(want),
+              {}};
     return {true, {}, "allocated"};
   }
   if (op == "lab_primary") {
     try {
       auto l = lab::lab::attach(v["lab"].get<std::string>());
-      if (l.primary_unit() != v["unit"].get<std::string>()) return {false, "primary is " + l.primary_unit() + ", not " + v["unit"].get<std::string>(), {}};
+      if (l.primary_unit() != v["unit"].get<std::string>())
+        return {false, "primary is " + l.primary_unit() + ", not " + v["unit"].get<std::string>(), {}};
       return {true, {}, "promoted"};
     } catch (const std::exception& e) {
       return {false, e.what(), {}};
@@ -291,7 +335,10 @@ step_result check_applied(const json& v) {
     auto r = run_command(v["argv"].get<std::vector<std::string>>(), 30s);
     if (!r.ok()) return {false, r.error, {}};
     if (r.output.find(v["expect"].get<std::string>()) == std::string::npos)
-      return {false, command_line(v["argv"]) + ": found \"" + r.output.substr(0, r.output.find('\n')) + "\"; expected \"" + v["expect"].get<std::string>() + "\"", {}};
+      return {false,
+              command_line(v["argv"]) + ": found \"" + r.output.substr(0, r.output.find('\n')) + "\"; expected \"" +
+                  v["expect"].get<std::string>() + "\"",
+              {}};
     return {true, {}, "verified"};
   }
   return {true, {}, "nothing to check"};
@@ -345,7 +392,9 @@ lab_facts lab_facts::from_scenario(const json& t) {
       for (const auto& p : l.pods()) f.pods.push_back(p.name);
       json db = l.state().value("db", json::object());
       f.primary = db.value("primary", f.primary);
-      f.replica = db.contains("replica") && db["replica"].is_string() ? std::optional<std::string>(db["replica"].get<std::string>()) : std::nullopt;
+      f.replica = db.contains("replica") && db["replica"].is_string()
+                      ? std::optional<std::string>(db["replica"].get<std::string>())
+                      : std::nullopt;
       f.data_dirs.clear();
       const json instances = db.value("instances", json::object());  // named: items() would outlive a temporary
       for (auto& [name, d] : instances.items()) f.data_dirs[name] = d.value("data_dir", "");
@@ -373,12 +422,16 @@ std::vector<std::string> scenario_target_keys(const scenario& s) {
   std::vector<std::string> keys;
   for (const auto& f : s.faults) {
     const json& t = f.target;
-    if (t.contains("pid")) keys.push_back("pid-" + std::to_string(t["pid"].get<long>()));
-    else if (t.contains("pidfile")) keys.push_back("pidfile-" + sanitize(t["pidfile"].get<std::string>()));
-    else if (t.contains("container")) keys.push_back("docker-" + sanitize(t["container"].get<std::string>()));
+    if (t.contains("pid"))
+      keys.push_back("pid-" + std::to_string(t["pid"].get<long>()));
+    else if (t.contains("pidfile"))
+      keys.push_back("pidfile-" + sanitize(t["pidfile"].get<std::string>()));
+    else if (t.contains("container"))
+      keys.push_back("docker-" + sanitize(t["container"].get<std::string>()));
     else if (t.contains("selector")) {
       const json& sel = t["selector"];
-      keys.push_back("kube-" + sanitize(sel.value("context", "current")) + "-" + sanitize(sel.value("namespace", "default")));
+      keys.push_back("kube-" + sanitize(sel.value("context", "current")) + "-" +
+                     sanitize(sel.value("namespace", "default")));
     } else if (const fault_kind* k = find_fault_kind(f.kind); k && k->target_keys) {
       k->target_keys(f, keys);
     }
@@ -418,17 +471,21 @@ std::vector<std::string> refuse_scenario_targets(const scenario& s, const safety
         refuse(".target.selector.context", refuse_context(ctx, policy));
         refuse(".target.selector.namespace", refuse_namespace(ctx, sel.value("namespace", "default"), policy));
       } else if (policy.kube_contexts.empty()) {
-        refuse(".target.selector", "the current kubectl context: refused: the allowlist holds no context (allow one with --allow-context, "
-                                   "$SYNCSTORM_ALLOW_CONTEXTS or \"contexts\" in the allow file)");
+        refuse(".target.selector",
+               "the current kubectl context: refused: the allowlist holds no context (allow one with --allow-context, "
+               "$SYNCSTORM_ALLOW_CONTEXTS or \"contexts\" in the allow file)");
       }
     }
-    const bool external = t.contains("pid") || t.contains("pidfile") || t.contains("container") || t.contains("selector");
-    if (external && t.contains("pick") && t["pick"].is_object() && t["pick"].contains("n") && t["pick"]["n"].is_number_unsigned())
+    const bool external =
+        t.contains("pid") || t.contains("pidfile") || t.contains("container") || t.contains("selector");
+    if (external && t.contains("pick") && t["pick"].is_object() && t["pick"].contains("n") &&
+        t["pick"]["n"].is_number_unsigned())
       refuse(".target.pick", refuse_target_count(t["pick"]["n"].get<std::size_t>(), policy));
     // disk_fill on a local directory (not the lab's "db", not inside a container or pod).
     if (f.kind == "disk_fill" && !external && f.fields.contains("volume") && f.fields["volume"].is_string()) {
       std::string vol = f.fields["volume"];
-      if (vol != "db" && !vol.empty() && vol.front() == '/' && !own_lab_path(vol)) refuse(".volume", refuse_path(vol, policy));
+      if (vol != "db" && !vol.empty() && vol.front() == '/' && !own_lab_path(vol))
+        refuse(".volume", refuse_path(vol, policy));
     }
   }
   if (s.capture.is_object() && s.capture.contains("interfaces") && s.capture["interfaces"].is_array())

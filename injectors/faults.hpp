@@ -32,14 +32,17 @@ namespace syncstorm::injectors {
 
 // What a fault may know about the lab: from a running lab, or (dry-run) from the scenario.
 struct lab_facts {
-  std::string id;                                   // "<lab id>" when planned
+  std::string id;  // "<lab id>" when planned
   std::string dir;
   std::vector<std::string> pods;
   std::string primary;
   std::optional<std::string> replica;
-  struct proc { long pid = 0; unsigned long long start_time = 0; };
-  std::map<std::string, proc> units;                // running units (empty when planned)
-  std::map<std::string, std::string> data_dirs;     // db unit → data directory (the volume)
+  struct proc {
+    long pid = 0;
+    unsigned long long start_time = 0;
+  };
+  std::map<std::string, proc> units;             // running units (empty when planned)
+  std::map<std::string, std::string> data_dirs;  // db unit → data directory (the volume)
   bool planned = false;
 
   static lab_facts of(const lab::lab& l);
@@ -48,29 +51,29 @@ struct lab_facts {
 
 // The run's own fault proxy in front of the user's endpoints (target.proxy, run_proxy.hpp).
 struct proxy_facts {
-  std::string control;                              // its control socket
-  std::vector<std::string> paths;                   // relay paths: "http", "ws"
-  std::vector<std::string> http_paths;              // those carrying HTTP/1.1 requests
+  std::string control;                  // its control socket
+  std::vector<std::string> paths;       // relay paths: "http", "ws"
+  std::vector<std::string> http_paths;  // those carrying HTTP/1.1 requests
 };
 
 struct fault_env {
-  std::optional<lab_facts> lab;                     // the run's lab, if it targets one
-  std::optional<proxy_facts> proxy;                 // the run's proxy, if target.proxy
+  std::optional<lab_facts> lab;      // the run's lab, if it targets one
+  std::optional<proxy_facts> proxy;  // the run's proxy, if target.proxy
   client_control* clients = nullptr;
   safety_policy safety;
   std::uint64_t seed = 1;
-  std::string run_tag = "run";                      // names fill files: .syncstorm-fill-<tag>-<id>
-  bool dry_run = false;                             // contact nothing; leave unknowns open
+  std::string run_tag = "run";  // names fill files: .syncstorm-fill-<tag>-<id>
+  bool dry_run = false;         // contact nothing; leave unknowns open
 };
 
 struct prepared_fault {
-  std::string id, name, kind;                       // id: "<name>#<occurrence>"
+  std::string id, name, kind;  // id: "<name>#<occurrence>"
   int occurrence = 0;
-  nlohmann::json targets = nlohmann::json::array(); // [{"backend", "name", ...}]
-  std::vector<nlohmann::json> apply, undo, verify;  // verify: checks that it took (signal, file, command)
-  bool heals = false;        // the effect ends by itself (revert = wait for and check the recovery)
-  bool irreversible = false; // nothing to undo by design (db_failover: repair is separate)
-  std::vector<std::string> target_keys;             // for the unreverted-ledger index
+  nlohmann::json targets = nlohmann::json::array();  // [{"backend", "name", ...}]
+  std::vector<nlohmann::json> apply, undo, verify;   // verify: checks that it took (signal, file, command)
+  bool heals = false;                    // the effect ends by itself (revert = wait for and check the recovery)
+  bool irreversible = false;             // nothing to undo by design (db_failover: repair is separate)
+  std::vector<std::string> target_keys;  // for the unreverted-ledger index
 };
 
 class fault_error : public std::runtime_error {

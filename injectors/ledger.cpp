@@ -32,12 +32,12 @@ ledger::ledger(std::string path) : ledger(std::move(path), O_CREAT) {}
 ledger::ledger(std::string path, int flags) : path_(std::move(path)) {
   fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | flags, 0600);
   if (fd_ < 0) {
-    std::string why = errno == EEXIST ? "found a file already there; expected to create it (a ledger is never adopted)"
+    std::string why = errno == EEXIST  ? "found a file already there; expected to create it (a ledger is never adopted)"
                       : errno == ELOOP ? "found a symbolic link; expected a regular file"
                                        : std::string("cannot open: ") + std::strerror(errno);
     throw std::runtime_error("ledger " + path_ + ": " + why);
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd_);
     fd_ = -1;
@@ -48,10 +48,12 @@ ledger::ledger(std::string path, int flags) : path_(std::move(path)) {
 
 ledger ledger::create(std::string path) { return ledger(std::move(path), O_CREAT | O_EXCL); }
 
-ledger::ledger(ledger&& other) noexcept : path_(std::move(other.path_)), by_(std::move(other.by_)), fd_(other.fd_) { other.fd_ = -1; }
+ledger::ledger(ledger&& other) noexcept : path_(std::move(other.path_)), by_(std::move(other.by_)), fd_(other.fd_) {
+  other.fd_ = -1;
+}
 
 void ledger::reserve() {
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd_, &st) != 0) return;
   const std::int64_t allocated = static_cast<std::int64_t>(st.st_blocks) * 512;
   if (allocated - st.st_size >= reserve_bytes / 2) return;

@@ -67,19 +67,19 @@ class ledger {
 // One fault occurrence as replayed from the ledger.
 struct ledger_fault {
   std::string id, fault, kind;
-  nlohmann::json intent;            // the apply intent (undo, targets, ttl)
+  nlohmann::json intent;  // the apply intent (undo, targets, ttl)
   bool apply_done = false, apply_ok = false, verified = false;
-  bool reverted = false;            // a revert done with ok true
-  std::string error;                // last failure recorded
+  bool reverted = false;  // a revert done with ok true
+  std::string error;      // last failure recorded
   std::int64_t ttl_mono_us = 0;
 };
 
 struct ledger_view {
-  std::vector<ledger_fault> faults;         // in apply order
+  std::vector<ledger_fault> faults;  // in apply order
   std::optional<long> controller_pid;
   std::optional<unsigned long long> controller_start;
   bool run_end = false;
-  std::vector<std::string> bad_lines;       // lines that did not parse (a torn last write)
+  std::vector<std::string> bad_lines;  // lines that did not parse (a torn last write)
   std::vector<const ledger_fault*> unreverted() const;
 };
 

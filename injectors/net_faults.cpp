@@ -46,8 +46,10 @@ std::string dns_name(const std::string& s) {
   std::string o;
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u)) o += static_cast<char>(std::tolower(u));
-    else if (!o.empty() && o.back() != '-') o += '-';
+    if (std::isalnum(u))
+      o += static_cast<char>(std::tolower(u));
+    else if (!o.empty() && o.back() != '-')
+      o += '-';
   }
   if (o.size() > 63) o = o.substr(0, 63);
   while (!o.empty() && o.back() == '-') o.pop_back();
@@ -64,7 +66,9 @@ std::vector<std::string> relay_paths(const std::string& path, const network_sett
 
 // The relay's fault: its kind is the scenario's (the relay knows the same names).
 json proxy_spec(const fault_entry& f, const network_settings& x, std::uint64_t seed) {
-  json s = {{"kind", f.kind}, {"direction", x.action == net_action::http_error ? std::string("up") : x.direction}, {"seed", seed}};
+  json s = {{"kind", f.kind},
+            {"direction", x.action == net_action::http_error ? std::string("up") : x.direction},
+            {"seed", seed}};
   if (x.latency_us) s["latency_us"] = *x.latency_us;
   if (x.spread_us) s["spread_us"] = *x.spread_us;
   if (x.rate_bps) s["rate_bps"] = *x.rate_bps;
@@ -82,7 +86,8 @@ bool socket_gone(const std::string& path) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-  bool refused = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && (errno == ECONNREFUSED || errno == ENOENT);
+  bool refused =
+      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && (errno == ECONNREFUSED || errno == ENOENT);
   ::close(fd);
   return refused;
 }
@@ -126,7 +131,9 @@ struct lab_net {
   bool namespaces = false, planned = false;
   std::string gateway;
   std::vector<std::string> lb_sources;
-  struct pod { std::string netns, address, veth_host; };
+  struct pod {
+    std::string netns, address, veth_host;
+  };
   std::map<std::string, pod> pods;
   int db_relay_port = 0;
 };
@@ -138,7 +145,8 @@ lab_net lab_network(const lab_facts& facts) {
     n.namespaces = ::geteuid() == 0;
     n.gateway = "<bridge gateway>";
     n.lb_sources = {"<HAProxy source addresses>"};
-    for (auto& p : facts.pods) n.pods[p] = {"ss-<id>-pod" + p.substr(p.find('-') + 1), "<" + p + " address>", "<veth of " + p + ">"};
+    for (auto& p : facts.pods)
+      n.pods[p] = {"ss-<id>-pod" + p.substr(p.find('-') + 1), "<" + p + " address>", "<veth of " + p + ">"};
     return n;
   }
   json net = lab::lab::attach(facts.id).state().value("network", json::object());
@@ -153,8 +161,10 @@ lab_net lab_network(const lab_facts& facts) {
 
 std::vector<std::string> group_list(const json& v) {
   std::vector<std::string> out;
-  if (v.is_string()) out.push_back(v.get<std::string>());
-  else for (auto& x : v) out.push_back(x.get<std::string>());
+  if (v.is_string())
+    out.push_back(v.get<std::string>());
+  else
+    for (auto& x : v) out.push_back(x.get<std::string>());
   return out;
 }
 
@@ -170,13 +180,14 @@ std::vector<std::string> iptables_argv(const std::string& netns, const std::stri
 
 bool absent_output(const std::string& out) {
   return out.find("does a matching rule exist") != std::string::npos || out.find("Bad rule") != std::string::npos ||
-         out.find("Cannot open network namespace") != std::string::npos || out.find("No such file") != std::string::npos;
+         out.find("Cannot open network namespace") != std::string::npos ||
+         out.find("No such file") != std::string::npos;
 }
 
 struct partition_plan {
-  std::vector<json> rules;                        // {netns, chain, rule[]}
+  std::vector<json> rules;                                  // {netns, chain, rule[]}
   std::map<std::string, std::set<std::string>> blackholes;  // relay path → directions
-  std::vector<std::string> edges;                 // "pod-0→db" as shown in targets
+  std::vector<std::string> edges;                           // "pod-0→db" as shown in targets
 };
 
 void plan_edge(partition_plan& pl, const lab_net& n, const std::string& from, const std::string& to, bool all_pods_from,
@@ -202,25 +213,34 @@ void plan_edge(partition_plan& pl, const lab_net& n, const std::string& from, co
   if ((is_pod(from) && to == "db") || (from == "db" && is_pod(to))) {
     const std::string pod = is_pod(from) ? from : to;
     if (n.namespaces) {
-      if (is_pod(from)) drop("", "INPUT", {"-s", n.pods.at(pod).address, "-d", n.gateway});
-      else drop(n.pods.at(pod).netns, "INPUT", {"-s", n.gateway});
+      if (is_pod(from))
+        drop("", "INPUT", {"-s", n.pods.at(pod).address, "-d", n.gateway});
+      else
+        drop(n.pods.at(pod).netns, "INPUT", {"-s", n.gateway});
       return;
     }
     // Loopback lab: every pod reaches the DB through the one db relay path, so the fallback
     // (a proxy blackhole) cuts all pods at once.
     if (!(is_pod(from) ? all_pods_from : all_pods_to))
-      throw fault_error("partition " + edge + ": the lab runs on loopback, where the fallback (a blackhole on the db path of the fault proxy) "
-                        "cuts every pod; found one pod; expected \"pods\" (or a lab with network namespaces: run as root)");
+      throw fault_error(
+          "partition " + edge +
+          ": the lab runs on loopback, where the fallback (a blackhole on the db path of the fault proxy) "
+          "cuts every pod; found one pod; expected \"pods\" (or a lab with network namespaces: run as root)");
     pl.blackholes["db"].insert(is_pod(from) ? "up" : "down");
     return;
   }
   if ((from == "lb" && is_pod(to)) || (is_pod(from) && to == "lb")) {
     const std::string pod = is_pod(from) ? from : to;
-    if (!root) throw fault_error("partition " + edge + ": needs root for iptables (no proxy sits between HAProxy and the pods); found uid " + std::to_string(::geteuid()));
+    if (!root)
+      throw fault_error("partition " + edge +
+                        ": needs root for iptables (no proxy sits between HAProxy and the pods); found uid " +
+                        std::to_string(::geteuid()));
     for (const auto& src : n.lb_sources) {
       if (from == "lb") {
-        if (n.namespaces) drop(n.pods.at(pod).netns, "INPUT", {"-s", src});
-        else drop("", "INPUT", {"-s", src, "-d", n.pods.at(pod).address});
+        if (n.namespaces)
+          drop(n.pods.at(pod).netns, "INPUT", {"-s", src});
+        else
+          drop("", "INPUT", {"-s", src, "-d", n.pods.at(pod).address});
       } else {
         drop("", "INPUT", {"-s", n.pods.at(pod).address, "-d", src});
       }
@@ -229,7 +249,8 @@ void plan_edge(partition_plan& pl, const lab_net& n, const std::string& from, co
   }
   if (is_pod(from) && is_pod(to)) {
     if (from == to) return;
-    if (!root) throw fault_error("partition " + edge + ": needs root for iptables; found uid " + std::to_string(::geteuid()));
+    if (!root)
+      throw fault_error("partition " + edge + ": needs root for iptables; found uid " + std::to_string(::geteuid()));
     if (n.namespaces) {
       drop(n.pods.at(to).netns, "INPUT", {"-s", n.pods.at(from).address});
       // Bridged traffic meets FORWARD too when br_netfilter is loaded.
@@ -245,7 +266,8 @@ void plan_edge(partition_plan& pl, const lab_net& n, const std::string& from, co
 }
 
 void partition_fault(prepared_fault& p, const fault_entry& f, const fault_env& env) {
-  if (!env.lab) throw fault_error("partition: found no lab in this run; expected target.lab (or a selector target for Chaos Mesh)");
+  if (!env.lab)
+    throw fault_error("partition: found no lab in this run; expected target.lab (or a selector target for Chaos Mesh)");
   const lab_facts& facts = *env.lab;
   lab_net n = lab_network(facts);
   auto expand = [&](const std::vector<std::string>& groups, bool& all_pods, const std::string& key) {
@@ -258,7 +280,8 @@ void partition_fault(prepared_fault& p, const fault_entry& f, const fault_env& e
       } else if (g == "db" || g == "lb" || g == "clients" || n.pods.count(g)) {
         out.push_back(g);
       } else {
-        throw fault_error("partition." + key + ": found \"" + g + "\"; expected pods, db, lb, clients or a pod of the lab (pod-0 … pod-" +
+        throw fault_error("partition." + key + ": found \"" + g +
+                          "\"; expected pods, db, lb, clients or a pod of the lab (pod-0 … pod-" +
                           std::to_string(n.pods.size() - 1) + ")");
       }
     }
@@ -288,14 +311,22 @@ void partition_fault(prepared_fault& p, const fault_entry& f, const fault_env& e
   for (const auto& [path, dirs] : pl.blackholes) {
     std::string dir = dirs.size() == 2 ? "both" : *dirs.begin();
     std::string id = env.run_tag + "/" + p.id;
-    p.apply.push_back({{"op", "proxy_fault"}, {"lab", facts.id}, {"path", path}, {"id", id},
+    p.apply.push_back({{"op", "proxy_fault"},
+                       {"lab", facts.id},
+                       {"path", path},
+                       {"id", id},
                        {"fault", {{"kind", "blackhole"}, {"direction", dir}}}});
     p.undo.push_back({{"op", "proxy_clear"}, {"lab", facts.id}, {"path", path}, {"id", id}});
   }
   // The undo list runs in full even when one step fails; deleting rules first, then clearing
   // blackholes, keeps no order dependency.
-  p.targets.push_back({{"backend", "lab"}, {"name", "partition"}, {"lab", facts.id}, {"edges", pl.edges},
-                       {"mechanism", pl.rules.empty() ? "proxy blackhole" : pl.blackholes.empty() ? "iptables" : "iptables + proxy blackhole"},
+  p.targets.push_back({{"backend", "lab"},
+                       {"name", "partition"},
+                       {"lab", facts.id},
+                       {"edges", pl.edges},
+                       {"mechanism", pl.rules.empty()        ? "proxy blackhole"
+                                     : pl.blackholes.empty() ? "iptables"
+                                                             : "iptables + proxy blackhole"},
                        {"tag", tag}});
 }
 
@@ -307,15 +338,18 @@ void partition_fault(prepared_fault& p, const fault_entry& f, const fault_env& e
 // each pod's eth0 inside its namespace, packets to the gateway's db relay port; down (db →
 // pods): each pod's host-side veth, packets from that port. The root qdisc carries a handle
 // derived from the occurrence, so the undo deletes only its own.
-void tc_bandwidth_fault(prepared_fault& p, const fault_entry& f, const fault_env& env, const json& spec, const std::string& id) {
+void tc_bandwidth_fault(prepared_fault& p, const fault_entry& f, const fault_env& env, const json& spec,
+                        const std::string& id) {
   const lab_facts& facts = *env.lab;
   lab_net n = lab_network(facts);
   if (!n.planned && !n.namespaces)
-    throw fault_error("bandwidth.via: found \"tc\" on a loopback lab; expected a lab with network namespaces (run as root), or \"proxy\"");
+    throw fault_error(
+        "bandwidth.via: found \"tc\" on a loopback lab; expected a lab with network namespaces (run as root), or \"proxy\"");
   const double bps = spec.value("rate_bps", 0.0);
   const std::string rate = std::to_string(static_cast<std::uint64_t>(bps)) + "bit";
   // Burst: 10 ms of rate, at least 16 KiB (an MTU-sized packet must always fit).
-  const std::string burst = std::to_string(std::max<std::uint64_t>(16384, static_cast<std::uint64_t>(bps / 8 / 100))) + "b";
+  const std::string burst =
+      std::to_string(std::max<std::uint64_t>(16384, static_cast<std::uint64_t>(bps / 8 / 100))) + "b";
   char handle[8];
   std::snprintf(handle, sizeof handle, "%x", static_cast<unsigned>(std::hash<std::string>{}(id) % 0xfff0 + 0x10));
   const std::string dir = settings_of<network_settings>(f)->direction;
@@ -323,7 +357,8 @@ void tc_bandwidth_fault(prepared_fault& p, const fault_entry& f, const fault_env
   json shaped = json::array();
   for (const auto& [name, pod] : n.pods) {
     auto add = [&](const std::string& netns, const std::string& dev, const std::vector<std::string>& match) {
-      json step = {{"netns", netns}, {"dev", dev}, {"handle", handle}, {"rate", rate}, {"burst", burst}, {"match", match}};
+      json step = {{"netns", netns}, {"dev", dev},     {"handle", handle},
+                   {"rate", rate},   {"burst", burst}, {"match", match}};
       json apply = step;
       apply["op"] = "tc_shape";
       json undo = {{"op", "tc_unshape"}, {"netns", netns}, {"dev", dev}, {"handle", handle}};
@@ -331,12 +366,19 @@ void tc_bandwidth_fault(prepared_fault& p, const fault_entry& f, const fault_env
       p.undo.push_back(undo);
       shaped.push_back((netns.empty() ? "host " : netns + " ") + dev);
     };
-    if (dir == "up" || dir == "both") add(pod.netns, "eth0", {"match", "ip", "dst", n.gateway + "/32", "match", "ip", "dport", port, "0xffff"});
+    if (dir == "up" || dir == "both")
+      add(pod.netns, "eth0", {"match", "ip", "dst", n.gateway + "/32", "match", "ip", "dport", port, "0xffff"});
     if (dir == "down" || dir == "both")
-      add("", n.planned ? "<veth of " + name + ">" : pod.veth_host, {"match", "ip", "src", n.gateway + "/32", "match", "ip", "sport", port, "0xffff"});
+      add("", n.planned ? "<veth of " + name + ">" : pod.veth_host,
+          {"match", "ip", "src", n.gateway + "/32", "match", "ip", "sport", port, "0xffff"});
   }
   p.target_keys = {"lab-" + facts.id};
-  p.targets.push_back({{"backend", "lab"}, {"name", "pods-db"}, {"lab", facts.id}, {"mechanism", "tc htb"}, {"devices", shaped}, {"rate", rate}});
+  p.targets.push_back({{"backend", "lab"},
+                       {"name", "pods-db"},
+                       {"lab", facts.id},
+                       {"mechanism", "tc htb"},
+                       {"devices", shaped},
+                       {"rate", rate}});
 }
 
 std::vector<std::string> in_netns(const std::string& netns, std::vector<std::string> argv) {
@@ -348,12 +390,13 @@ std::vector<std::string> in_netns(const std::string& netns, std::vector<std::str
 
 std::vector<std::vector<std::string>> tc_shape_argvs(const json& s) {
   const std::string dev = s.at("dev"), h = s.at("handle"), netns = s.value("netns", "");
-  std::vector<std::string> filter = {"tc", "filter", "add", "dev", dev, "parent", h + ":", "protocol", "ip", "prio", "1", "u32"};
+  std::vector<std::string> filter = {"tc",    "filter",   "add", "dev",  dev, "parent",
+                                     h + ":", "protocol", "ip",  "prio", "1", "u32"};
   for (auto& m : s.at("match")) filter.push_back(m.get<std::string>());
   filter.insert(filter.end(), {"flowid", h + ":1"});
   return {in_netns(netns, {"tc", "qdisc", "add", "dev", dev, "root", "handle", h + ":", "htb", "default", "0"}),
-          in_netns(netns, {"tc", "class", "add", "dev", dev, "parent", h + ":", "classid", h + ":1", "htb", "rate", s.at("rate"), "ceil",
-                           s.at("rate"), "burst", s.at("burst")}),
+          in_netns(netns, {"tc", "class", "add", "dev", dev, "parent", h + ":", "classid", h + ":1", "htb", "rate",
+                           s.at("rate"), "ceil", s.at("rate"), "burst", s.at("burst")}),
           in_netns(netns, filter)};
 }
 
@@ -374,9 +417,12 @@ std::string yaml_str(const std::string& s) { return json(s).dump(); }  // a JSON
 
 std::string chaos_rate(double bps) {
   // NetworkChaos bandwidth.rate: a number with bps, kbps, mbps, gbps (bits per second).
-  if (bps >= 1e9 && static_cast<std::uint64_t>(bps) % 1000000000 == 0) return std::to_string(static_cast<std::uint64_t>(bps / 1e9)) + "gbps";
-  if (bps >= 1e6 && static_cast<std::uint64_t>(bps) % 1000000 == 0) return std::to_string(static_cast<std::uint64_t>(bps / 1e6)) + "mbps";
-  if (bps >= 1e3 && static_cast<std::uint64_t>(bps) % 1000 == 0) return std::to_string(static_cast<std::uint64_t>(bps / 1e3)) + "kbps";
+  if (bps >= 1e9 && static_cast<std::uint64_t>(bps) % 1000000000 == 0)
+    return std::to_string(static_cast<std::uint64_t>(bps / 1e9)) + "gbps";
+  if (bps >= 1e6 && static_cast<std::uint64_t>(bps) % 1000000 == 0)
+    return std::to_string(static_cast<std::uint64_t>(bps / 1e6)) + "mbps";
+  if (bps >= 1e3 && static_cast<std::uint64_t>(bps) % 1000 == 0)
+    return std::to_string(static_cast<std::uint64_t>(bps / 1e3)) + "kbps";
   return std::to_string(static_cast<std::uint64_t>(bps)) + "bps";
 }
 
@@ -398,18 +444,30 @@ std::string network_chaos_yaml(const fault_entry& f, const std::string& name, co
     for (auto& [k, v] : ls) y << indent << "    " << yaml_str(k) << ": " << yaml_str(v) << "\n";
   };
   std::string action;
-  if (x.action == net_action::delay) action = "delay";
-  else if (x.action == net_action::bandwidth) action = "bandwidth";
-  else if (x.action == net_action::loss) action = "loss";
-  else if (x.action == net_action::partition) action = "partition";
+  if (x.action == net_action::delay)
+    action = "delay";
+  else if (x.action == net_action::bandwidth)
+    action = "bandwidth";
+  else if (x.action == net_action::loss)
+    action = "loss";
+  else if (x.action == net_action::partition)
+    action = "partition";
   else
-    throw fault_error(f.kind + ": found a selector target; expected a lab target (Chaos Mesh NetworkChaos has no action for " + f.kind + ")");
+    throw fault_error(f.kind +
+                      ": found a selector target; expected a lab target (Chaos Mesh NetworkChaos has no action for " +
+                      f.kind + ")");
   // mode from the target's pick
   std::string mode = "all", value;
   const json pick = f.target.value("pick", json());
-  if (pick.is_string()) mode = pick == "all" ? "all" : "one";
-  else if (pick.is_object() && pick.contains("n")) { mode = "fixed"; value = std::to_string(pick["n"].get<long>()); }
-  else if (pick.is_object() && pick.contains("percent")) { mode = "fixed-percent"; value = std::to_string(static_cast<long>(percent_value(pick["percent"]))); }
+  if (pick.is_string())
+    mode = pick == "all" ? "all" : "one";
+  else if (pick.is_object() && pick.contains("n")) {
+    mode = "fixed";
+    value = std::to_string(pick["n"].get<long>());
+  } else if (pick.is_object() && pick.contains("percent")) {
+    mode = "fixed-percent";
+    value = std::to_string(static_cast<long>(percent_value(pick["percent"])));
+  }
   // direction: the selected pods are the servers; "down" (toward clients) is their egress ("to").
   std::string dir = x.direction;
   std::string chaos_dir = dir == "up" ? "from" : dir == "down" ? "to" : "both";
@@ -431,7 +489,8 @@ std::string network_chaos_yaml(const fault_entry& f, const std::string& name, co
     for (const auto& g : to) {
       auto eq = g.find('=');
       if (eq == std::string::npos)
-        throw fault_error("partition.to: found \"" + g + "\"; expected a pod label like \"app=postgres\" for a selector target");
+        throw fault_error("partition.to: found \"" + g +
+                          "\"; expected a pod label like \"app=postgres\" for a selector target");
       target_labels.emplace_back(g.substr(0, eq), g.substr(eq + 1));
     }
     y << "  direction: " << (x.symmetric ? "both" : "to") << "\n";
@@ -443,14 +502,16 @@ std::string network_chaos_yaml(const fault_entry& f, const std::string& name, co
   if (x.action == net_action::delay) {
     std::int64_t lat = x.latency_us.value_or(0);
     std::int64_t spread = x.spread_us.value_or(0);
-    y << "  delay:\n    latency: " << yaml_str(chaos_duration(lat)) << "\n    correlation: \"0\"\n    jitter: " << yaml_str(chaos_duration(spread)) << "\n";
+    y << "  delay:\n    latency: " << yaml_str(chaos_duration(lat))
+      << "\n    correlation: \"0\"\n    jitter: " << yaml_str(chaos_duration(spread)) << "\n";
   } else if (x.action == net_action::bandwidth) {
     double bps = x.rate_bps.value_or(0);
     // limit: bytes that may wait in the queue; buffer: the bucket (burst) in bytes. Both
     // required by the CRD; sized from the rate (100 ms of queue, 10 ms of burst, sane floors).
     auto limit = std::max<std::uint64_t>(20000, static_cast<std::uint64_t>(bps / 8 / 10));
     auto buffer = std::max<std::uint64_t>(10000, static_cast<std::uint64_t>(bps / 8 / 100));
-    y << "  bandwidth:\n    rate: " << yaml_str(chaos_rate(bps)) << "\n    limit: " << limit << "\n    buffer: " << buffer << "\n";
+    y << "  bandwidth:\n    rate: " << yaml_str(chaos_rate(bps)) << "\n    limit: " << limit
+      << "\n    buffer: " << buffer << "\n";
   } else if (x.action == net_action::loss) {
     y << "  loss:\n    loss: \"100\"\n    correlation: \"0\"\n";
   }
@@ -467,7 +528,9 @@ std::shared_ptr<const fault_settings> parse_network(const fault_entry& f, net_ac
   if (x.contains("latency")) s->latency_us = duration_us(x["latency"]);
   if (x.contains("spread")) s->spread_us = duration_us(x["spread"]);
   if (x.contains("rate"))
-    s->rate_bps = (x["rate"].is_number() ? std::optional<double>(x["rate"].get<double>()) : units::parse_bandwidth_bps(x["rate"].get<std::string>())).value_or(0);
+    s->rate_bps = (x["rate"].is_number() ? std::optional<double>(x["rate"].get<double>())
+                                         : units::parse_bandwidth_bps(x["rate"].get<std::string>()))
+                      .value_or(0);
   if (x.contains("percent")) s->percent = percent_value(x["percent"]);
   if (x.contains("status")) s->status = x["status"].get<int>();
   s->via_tc = x.value("via", "proxy") == "tc";
@@ -483,7 +546,8 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
     const json& sel = f.target["selector"];
     std::string ctx = sel.value("context", "");
     if (ctx.empty()) {
-      if (env.dry_run) ctx = "<current context>";
+      if (env.dry_run)
+        ctx = "<current context>";
       else {
         auto r = run_command({"kubectl", "config", "current-context"}, 15s);
         if (!r.ok()) throw fault_error("kubectl config current-context: " + r.error);
@@ -506,7 +570,8 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
     std::string file = "/var/tmp/syncstorm/chaos/" + name + ".yaml";
     std::vector<std::string> kubectl = {"kubectl", "--context", ctx, "-n", ns};
     p.target_keys = {"kube-" + sanitize(ctx) + "-" + sanitize(ns)};
-    p.targets.push_back({{"backend", "kubectl"}, {"name", "NetworkChaos/" + name}, {"namespace", ns}, {"manifest", yaml}});
+    p.targets.push_back(
+        {{"backend", "kubectl"}, {"name", "NetworkChaos/" + name}, {"namespace", ns}, {"manifest", yaml}});
     p.apply.push_back({{"op", "write_file"}, {"path", file}, {"text", yaml}});
     auto apply = kubectl;
     apply.insert(apply.end(), {"apply", "-f", file});
@@ -525,21 +590,28 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
   if (path == "clients-endpoints") {
     // The run's proxy in front of the user's endpoints (target.proxy).
     if (!env.proxy)
-      throw fault_error(f.kind + ".path: found \"clients-endpoints\" without target.proxy; expected target.proxy (the run's proxy in front of the endpoints)");
+      throw fault_error(
+          f.kind +
+          ".path: found \"clients-endpoints\" without target.proxy; expected target.proxy (the run's proxy in front of the endpoints)");
     std::vector<std::string> paths = http_only ? env.proxy->http_paths : env.proxy->paths;
     if (paths.empty())
-      throw fault_error(f.kind + ": found no " + std::string(http_only ? "plain HTTP " : "") + "path through the run's proxy; expected target.endpoints.http");
+      throw fault_error(f.kind + ": found no " + std::string(http_only ? "plain HTTP " : "") +
+                        "path through the run's proxy; expected target.endpoints.http");
     json spec = proxy_spec(f, x, seed);
     std::string id = env.run_tag + "/" + p.id;
     for (const auto& rp : paths) {
-      p.apply.push_back({{"op", "proxy_fault"}, {"control", env.proxy->control}, {"path", rp}, {"id", id}, {"fault", spec}});
+      p.apply.push_back(
+          {{"op", "proxy_fault"}, {"control", env.proxy->control}, {"path", rp}, {"id", id}, {"fault", spec}});
       p.undo.push_back({{"op", "proxy_clear"}, {"control", env.proxy->control}, {"path", rp}, {"id", id}});
     }
     // No refusal key: the proxy is this run's own, so no other run can have left faults on it.
     p.targets.push_back({{"backend", "proxy"}, {"name", path}, {"relay_paths", paths}, {"fault", spec}});
     return;
   }
-  if (!env.lab) throw fault_error(f.kind + ": found no lab in this run; expected target.lab (the fault proxy sits on the lab's paths), target.proxy or a selector target");
+  if (!env.lab)
+    throw fault_error(
+        f.kind +
+        ": found no lab in this run; expected target.lab (the fault proxy sits on the lab's paths), target.proxy or a selector target");
   json spec = proxy_spec(f, x, seed);
   std::string id = env.run_tag + "/" + p.id;
   if (x.via_tc) return tc_bandwidth_fault(p, f, env, spec, id);
@@ -548,7 +620,11 @@ void network_fault(prepared_fault& p, const fault_entry& f, const fault_env& env
     p.apply.push_back({{"op", "proxy_fault"}, {"lab", env.lab->id}, {"path", rp}, {"id", id}, {"fault", spec}});
     p.undo.push_back({{"op", "proxy_clear"}, {"lab", env.lab->id}, {"path", rp}, {"id", id}});
   }
-  p.targets.push_back({{"backend", "lab"}, {"name", path}, {"lab", env.lab->id}, {"relay_paths", relay_paths(path, x)}, {"fault", spec}});
+  p.targets.push_back({{"backend", "lab"},
+                       {"name", path},
+                       {"lab", env.lab->id},
+                       {"relay_paths", relay_paths(path, x)},
+                       {"fault", spec}});
 }
 
 std::optional<step_result> run_net_step(const json& s, bool undoing) {
@@ -563,12 +639,16 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
     const std::string what = s.at("path").get<std::string>() + " " + s.at("id").get<std::string>();
     if (a.is_null()) {
       if (undoing && gone)
-        return done((s.contains("control") ? std::string("the run's proxy") : "lab " + s.value("lab", "")) + " is gone: no proxy fault left on " + what);
+        return done((s.contains("control") ? std::string("the run's proxy") : "lab " + s.value("lab", "")) +
+                    " is gone: no proxy fault left on " + what);
       return fail(proxy_name(s) + " " + what + ": " + err);
     }
     if (!a.value("ok", false)) return fail(proxy_name(s) + " " + what + ": " + a.value("error", a.dump()));
-    if (set) return done("fault proxy " + s.at("path").get<std::string>() + ": " + s["fault"].value("kind", "") + " " + s["fault"].dump());
-    return done("fault proxy " + s.at("path").get<std::string>() + ": cleared " + s.at("id").get<std::string>() + " (" + std::to_string(a.value("cleared", 0)) + ")");
+    if (set)
+      return done("fault proxy " + s.at("path").get<std::string>() + ": " + s["fault"].value("kind", "") + " " +
+                  s["fault"].dump());
+    return done("fault proxy " + s.at("path").get<std::string>() + ": cleared " + s.at("id").get<std::string>() + " (" +
+                std::to_string(a.value("cleared", 0)) + ")");
   }
   if (op == "iptables" || op == "iptables_delete") {
     const std::string netns = s.value("netns", "");
@@ -591,20 +671,27 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
     return fail("iptables -D in " + where + ": the rule is still there after 16 deletions");
   }
   if (op == "tc_shape") {
-    const std::string where = (s.value("netns", "").empty() ? std::string("host") : "netns " + s["netns"].get<std::string>()) + " " + s.at("dev").get<std::string>();
+    const std::string where =
+        (s.value("netns", "").empty() ? std::string("host") : "netns " + s["netns"].get<std::string>()) + " " +
+        s.at("dev").get<std::string>();
     for (const auto& argv : tc_shape_argvs(s)) {
       auto r = run_command(argv, 15s);
       if (!r.ok()) return fail("tc on " + where + ": " + r.error);
     }
-    return done(where + ": htb " + s.at("handle").get<std::string>() + ": " + s.at("rate").get<std::string>() + " for the DB traffic");
+    return done(where + ": htb " + s.at("handle").get<std::string>() + ": " + s.at("rate").get<std::string>() +
+                " for the DB traffic");
   }
   if (op == "tc_unshape") {
-    const std::string where = (s.value("netns", "").empty() ? std::string("host") : "netns " + s["netns"].get<std::string>()) + " " + s.at("dev").get<std::string>();
+    const std::string where =
+        (s.value("netns", "").empty() ? std::string("host") : "netns " + s["netns"].get<std::string>()) + " " +
+        s.at("dev").get<std::string>();
     std::string err;
     std::string has = tc_has_root(s, err);
     if (has == "error") return fail("tc qdisc show on " + where + ": " + err);
     if (has != "yes") return done(where + ": no htb " + s.at("handle").get<std::string>() + ": left");
-    auto r = run_command(in_netns(s.value("netns", ""), {"tc", "qdisc", "del", "dev", s.at("dev"), "root", "handle", s.at("handle").get<std::string>() + ":"}), 15s);
+    auto r = run_command(in_netns(s.value("netns", ""), {"tc", "qdisc", "del", "dev", s.at("dev"), "root", "handle",
+                                                         s.at("handle").get<std::string>() + ":"}),
+                         15s);
     if (!r.ok()) return fail("tc qdisc del on " + where + ": " + r.error);
     return done(where + ": removed htb " + s.at("handle").get<std::string>() + ":");
   }
@@ -627,7 +714,8 @@ std::optional<step_result> check_net_undone(const json& s) {
     json a = relay_request(s, {{"cmd", "status"}}, err, gone);
     if (gone) return done(s.contains("control") ? "the run's proxy is gone" : "lab gone");
     if (a.is_null()) return fail(proxy_name(s) + ": " + err);
-    const json faults = a["paths"].value(s.at("path").get<std::string>(), json::object()).value("faults", json::object());
+    const json faults =
+        a["paths"].value(s.at("path").get<std::string>(), json::object()).value("faults", json::object());
     if (faults.contains(s.at("id").get<std::string>()))
       return fail("fault proxy " + s.at("path").get<std::string>() + " still holds " + s.at("id").get<std::string>());
     return done("pass-through");
@@ -636,13 +724,17 @@ std::optional<step_result> check_net_undone(const json& s) {
     std::string err;
     std::string has = tc_has_root(s, err);
     if (has == "error") return fail("tc qdisc show: " + err);
-    if (has == "yes") return fail(s.at("dev").get<std::string>() + ": htb " + s.at("handle").get<std::string>() + ": is still the root qdisc");
+    if (has == "yes")
+      return fail(s.at("dev").get<std::string>() + ": htb " + s.at("handle").get<std::string>() +
+                  ": is still the root qdisc");
     return done("unshaped");
   }
   if (op == "iptables_delete") {
     const std::string netns = s.value("netns", "");
     auto r = run_command(iptables_argv(netns, "-C", s.at("chain"), s.at("rule").get<std::vector<std::string>>()), 15s);
-    if (r.ok()) return fail((netns.empty() ? std::string("host") : "netns " + netns) + ": rule still present: " + command_line(s.at("rule").get<std::vector<std::string>>()));
+    if (r.ok())
+      return fail((netns.empty() ? std::string("host") : "netns " + netns) +
+                  ": rule still present: " + command_line(s.at("rule").get<std::vector<std::string>>()));
     if (absent_output(r.output)) return done("rule gone");
     return fail("iptables -C: " + r.error);
   }
@@ -652,8 +744,9 @@ std::optional<step_result> check_net_undone(const json& s) {
 std::optional<std::string> describe_net_step(const json& s) {
   const std::string op = s.value("op", "");
   const std::string where = s.contains("control") ? "the run's proxy (" + s["control"].get<std::string>() + ") path "
-                                                   : "lab " + s.value("lab", "<lab>") + ": fault proxy (relay) path ";
-  if (op == "proxy_fault") return where + s.value("path", "") + ": " + s.value("fault", json::object()).dump() + " as " + s.value("id", "");
+                                                  : "lab " + s.value("lab", "<lab>") + ": fault proxy (relay) path ";
+  if (op == "proxy_fault")
+    return where + s.value("path", "") + ": " + s.value("fault", json::object()).dump() + " as " + s.value("id", "");
   if (op == "proxy_clear") return where + s.value("path", "") + ": clear " + s.value("id", "");
   if (op == "iptables" || op == "iptables_delete")
     return command_line(iptables_argv(s.value("netns", ""), op == "iptables" ? "-I" : "-D", s.value("chain", ""),
@@ -664,7 +757,8 @@ std::optional<std::string> describe_net_step(const json& s) {
     return out;
   }
   if (op == "tc_unshape")
-    return command_line(in_netns(s.value("netns", ""), {"tc", "qdisc", "del", "dev", s.value("dev", ""), "root", "handle", s.value("handle", "") + ":"}));
+    return command_line(in_netns(s.value("netns", ""), {"tc", "qdisc", "del", "dev", s.value("dev", ""), "root",
+                                                        "handle", s.value("handle", "") + ":"}));
   if (op == "write_file") return "write " + s.value("path", "") + ":\n" + s.value("text", "");
   return std::nullopt;
 }
@@ -706,7 +800,8 @@ std::string netem_unavailable_reason() {
   static std::once_flag once;
   static std::string reason;
   std::call_once(once, [] {
-    const std::string proxy = "; latency, jitter, bandwidth and blackhole go through syncstorm's fault proxy instead (the lab relay, or the run's proxy in front of the endpoints)";
+    const std::string proxy =
+        "; latency, jitter, bandwidth and blackhole go through syncstorm's fault proxy instead (the lab relay, or the run's proxy in front of the endpoints)";
     if (::geteuid() != 0) {
       reason = "tc netem: not probed (needs root)" + proxy;
       return;

@@ -32,13 +32,13 @@ enum class net_action { delay, bandwidth, loss, reset, http_error, partition };
 // The typed settings every network kind parses into (only its own keys are set).
 struct network_settings final : fault_settings {
   net_action action = net_action::delay;
-  std::string path;                              // empty: the default path (clients-lb, or clients-endpoints)
-  std::string direction = "both";                // up, down, both
+  std::string path;                // empty: the default path (clients-lb, or clients-endpoints)
+  std::string direction = "both";  // up, down, both
   std::optional<std::int64_t> latency_us, spread_us;
   std::optional<double> rate_bps, percent;
   std::optional<int> status;
-  bool via_tc = false;                           // bandwidth through the kernel (tc htb)
-  nlohmann::json from, to;                       // partition: a group or an array of them, as written
+  bool via_tc = false;      // bandwidth through the kernel (tc htb)
+  nlohmann::json from, to;  // partition: a group or an array of them, as written
   bool symmetric = true;
 };
 

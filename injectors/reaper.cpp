@@ -79,7 +79,7 @@ void index_add_run(const std::string& run_dir) { index_add({"run"}, run_dir); }
 bool index_has_run(const std::string& run_dir) {
   const std::string d = abs_dir(run_dir);
   const std::string path = index_dir() + "/run@" + run_hash(d);
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) return false;
   std::ifstream in(path);
   std::string listed;
@@ -116,8 +116,10 @@ std::string refuse_unreverted(const std::vector<std::string>& keys) {
     }
     std::string what = key.starts_with("lab-") ? "target lab " + key.substr(4) : "target " + key;
     if (controller_alive(v))
-      return what + ": run " + dir + " is applying faults now (pid " + std::to_string(*v.controller_pid) + "); wait for it to end";
-    return what + ": run " + dir + " left faults unreverted (" + fault_list(v) + "); run `syncstorm revert " + dir + "` first";
+      return what + ": run " + dir + " is applying faults now (pid " + std::to_string(*v.controller_pid) +
+             "); wait for it to end";
+    return what + ": run " + dir + " left faults unreverted (" + fault_list(v) + "); run `syncstorm revert " + dir +
+           "` first";
   }
   return {};
 }
@@ -148,7 +150,8 @@ int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err)
   }
   if (!fs::exists(path)) {
     if (!fs::exists(run_dir + "/scenario.json")) {
-      err << "RUN_DIR: found " << json(run_dir).dump() << " without scenario.json or ledger.jsonl; expected a run directory\n";
+      err << "RUN_DIR: found " << json(run_dir).dump()
+          << " without scenario.json or ledger.jsonl; expected a run directory\n";
       return 2;
     }
     out << "nothing to revert (the run applied no fault)\n";
@@ -171,7 +174,9 @@ int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err)
   }
   struct closer {
     int fd;
-    ~closer() { if (fd >= 0) ::close(fd); }
+    ~closer() {
+      if (fd >= 0) ::close(fd);
+    }
   } close_lock{lock};
   ledger_view v = read_ledger(path);
   if (controller_alive(v)) {
@@ -187,7 +192,8 @@ int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err)
   }
   if (!index_has_run(run_dir)) {
     err << "RUN_DIR: found a ledger with " << left.size() << " unreverted fault(s) that this host's ledger index ("
-        << index_dir() << ") does not list; expected a run that syncstorm made on this host: its undo steps are not run\n";
+        << index_dir()
+        << ") does not list; expected a run that syncstorm made on this host: its undo steps are not run\n";
     return 2;
   }
   ledger l(path);
@@ -195,7 +201,8 @@ int revert_run(const std::string& run_dir, std::ostream& out, std::ostream& err)
   int rc = 0;
   for (auto* f : left) {
     auto o = revert_from_ledger(l, *f);
-    if (o.ok) out << "reverted " << f->id << " (" << f->kind << "): " << o.did << "\n";
+    if (o.ok)
+      out << "reverted " << f->id << " (" << f->kind << "): " << o.did << "\n";
     else {
       err << "could not revert " << f->id << " (" << f->kind << "): " << o.error << "\n";
       rc = 3;
@@ -260,9 +267,11 @@ int reaper_main(const std::string& run_dir, int ready_fd) {
       bool expired = f->ttl_mono_us > 0 && now >= f->ttl_mono_us;
       if (!gone && !expired) continue;
       if (failures[f->id] >= 30) continue;
-      log(std::string(gone ? "controller gone" : "time-to-live passed") + ": reverting " + f->id + " (" + f->kind + ")");
+      log(std::string(gone ? "controller gone" : "time-to-live passed") + ": reverting " + f->id + " (" + f->kind +
+          ")");
       auto o = revert_from_ledger(l, *f);
-      if (o.ok) log("reverted " + f->id + ": " + o.did);
+      if (o.ok)
+        log("reverted " + f->id + ": " + o.did);
       else {
         ++failures[f->id];
         log("could not revert " + f->id + " (attempt " + std::to_string(failures[f->id]) + "): " + o.error);

@@ -34,7 +34,8 @@ step_result done(std::string d) { return {true, {}, std::move(d)}; }
 
 json config_json(const std::vector<lab::relay_path_config>& paths, const std::string& control) {
   json p = json::array();
-  for (const auto& x : paths) p.push_back({{"name", x.name}, {"listen", x.listen}, {"upstream", x.upstream}, {"http", x.http}});
+  for (const auto& x : paths)
+    p.push_back({{"name", x.name}, {"listen", x.listen}, {"upstream", x.upstream}, {"http", x.http}});
   return {{"paths", p}, {"control", control}};
 }
 
@@ -42,7 +43,10 @@ void write_atomic(const std::string& path, const std::string& text) {
   if (std::string err = replace_file(path, text); !err.empty()) throw std::runtime_error("proxy: " + err);
 }
 
-struct recorded { long pid = 0; unsigned long long start = 0; };
+struct recorded {
+  long pid = 0;
+  unsigned long long start = 0;
+};
 std::optional<recorded> read_pidfile(const std::string& path) {
   std::ifstream in(path);
   recorded r;
@@ -102,18 +106,30 @@ run_proxy::run_proxy(run_proxy_config c) : c_(std::move(c)) {
   pidfile_ = dir_ + "/relay.pid";
   // sun_path holds 108 bytes: a deep run directory gets its socket under /tmp.
   control_ = dir_ + "/control.sock";
-  if (control_.size() >= 100) control_ = "/tmp/syncstorm-proxy-" + std::to_string(std::hash<std::string>{}(dir_)) + ".sock";
+  if (control_.size() >= 100)
+    control_ = "/tmp/syncstorm-proxy-" + std::to_string(std::hash<std::string>{}(dir_)) + ".sock";
   exe_ = syncstorm_executable();
   write_atomic(config_path_, config_json(c_.paths, control_).dump(2) + "\n");
   {
     ledger l(c_.run_dir + "/ledger.jsonl");
-    json undo = json::array({{{"op", "proxy_stop"}, {"pidfile", pidfile_}, {"config", config_path_}, {"control", control_}}});
+    json undo =
+        json::array({{{"op", "proxy_stop"}, {"pidfile", pidfile_}, {"config", config_path_}, {"control", control_}}});
     json targets = json::array();
-    for (const auto& p : c_.paths) targets.push_back({{"backend", "proxy"}, {"name", p.name}, {"upstream", p.upstream}});
+    for (const auto& p : c_.paths)
+      targets.push_back({{"backend", "proxy"}, {"name", p.name}, {"upstream", p.upstream}});
     // No time-to-live: the proxy lives as long as its controller (the reaper stops it when the
     // controller is gone); faults on it have their own.
-    l.append({{"step", "apply"}, {"phase", "intent"}, {"id", proxy_id}, {"fault", "proxy"}, {"kind", "proxy"}, {"occurrence", 0},
-              {"targets", targets}, {"undo", undo}, {"apply", json::array()}, {"ttl_mono_us", 0}, {"target_keys", json::array()},
+    l.append({{"step", "apply"},
+              {"phase", "intent"},
+              {"id", proxy_id},
+              {"fault", "proxy"},
+              {"kind", "proxy"},
+              {"occurrence", 0},
+              {"targets", targets},
+              {"undo", undo},
+              {"apply", json::array()},
+              {"ttl_mono_us", 0},
+              {"target_keys", json::array()},
               {"scheduled_at", 0.0}});
   }
   supervisor_ = std::thread([this] { supervise(); });
@@ -126,7 +142,12 @@ run_proxy::run_proxy(run_proxy_config c) : c_(std::move(c)) {
     throw std::runtime_error("target.proxy: the run's proxy did not start: " + why + " (log " + dir_ + "/relay.log)");
   }
   ledger l(c_.run_dir + "/ledger.jsonl");
-  l.append({{"step", "apply"}, {"phase", "done"}, {"id", proxy_id}, {"ok", true}, {"error", ""}, {"did", "proxy pid " + std::to_string(pid_.load())}});
+  l.append({{"step", "apply"},
+            {"phase", "done"},
+            {"id", proxy_id},
+            {"ok", true},
+            {"error", ""},
+            {"did", "proxy pid " + std::to_string(pid_.load())}});
 }
 
 run_proxy::~run_proxy() { stop(); }
@@ -166,7 +187,8 @@ bool run_proxy::wait_listening(std::chrono::milliseconds limit) {
     int st = 0;
     if (::waitpid(static_cast<pid_t>(pid_.load()), &st, WNOHANG) == pid_.load()) {
       std::lock_guard lock(mu_);
-      fail_reason_ = WIFEXITED(st) ? "exited with " + std::to_string(WEXITSTATUS(st)) : "killed by signal " + std::to_string(WTERMSIG(st));
+      fail_reason_ = WIFEXITED(st) ? "exited with " + std::to_string(WEXITSTATUS(st))
+                                   : "killed by signal " + std::to_string(WTERMSIG(st));
       pid_ = 0;
       return false;
     }
@@ -193,8 +215,9 @@ void run_proxy::reapply_faults() {
     for (const auto& s : f->intent.value("apply", json::array())) {
       if (s.value("op", "") != "proxy_fault" || s.value("control", "") != control_) continue;
       step_result r = run_step(s, false);
-      if (c_.log) c_.log("proxy: " + std::string(r.ok ? "set again " : "could not set again ") + f->id + " on " + s.value("path", "") +
-                         (r.ok ? "" : ": " + r.error));
+      if (c_.log)
+        c_.log("proxy: " + std::string(r.ok ? "set again " : "could not set again ") + f->id + " on " +
+               s.value("path", "") + (r.ok ? "" : ": " + r.error));
     }
   }
 }
@@ -234,7 +257,8 @@ void run_proxy::supervise() {
         }
       }
       json paths = json::object();
-      for (const auto& p : c_.paths) paths[p.name] = {{"listen", listen(p.name)}, {"upstream", p.upstream}, {"http", p.http}};
+      for (const auto& p : c_.paths)
+        paths[p.name] = {{"listen", listen(p.name)}, {"upstream", p.upstream}, {"http", p.http}};
       if (first) {
         if (c_.on_event) c_.on_event("proxy_up", {{"pid", pid_.load()}, {"paths", paths}, {"control", control_}});
       } else {
@@ -246,7 +270,8 @@ void run_proxy::supervise() {
     std::string how;
     if (pid > 0) {
       int st = 0;
-      while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+      while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
       pid_ = 0;
       how = WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st)) : "signal " + std::to_string(WTERMSIG(st));
     } else {
@@ -275,12 +300,14 @@ std::string run_proxy::stop() {
   std::string error;
   try {
     ledger l(c_.run_dir + "/ledger.jsonl");
-    json undo = json::array({{{"op", "proxy_stop"}, {"pidfile", pidfile_}, {"config", config_path_}, {"control", control_}}});
+    json undo =
+        json::array({{{"op", "proxy_stop"}, {"pidfile", pidfile_}, {"config", config_path_}, {"control", control_}}});
     l.append({{"step", "revert"}, {"phase", "intent"}, {"id", proxy_id}});
     step_result r = revert_steps(undo);
     step_result vr = r.ok ? verify_reverted_steps(undo) : r;
     if (r.ok) l.append({{"step", "verify_reverted"}, {"id", proxy_id}, {"ok", vr.ok}, {"error", vr.error}});
-    l.append({{"step", "revert"}, {"phase", "done"}, {"id", proxy_id}, {"ok", vr.ok}, {"error", vr.error}, {"did", r.did}});
+    l.append(
+        {{"step", "revert"}, {"phase", "done"}, {"id", proxy_id}, {"ok", vr.ok}, {"error", vr.error}, {"did", r.did}});
     if (!vr.ok) error = "proxy: " + vr.error;
   } catch (const std::exception& e) {
     error = std::string("proxy: ") + e.what();

@@ -61,7 +61,7 @@ class run_proxy {
 
  private:
   void supervise();
-  long spawn();                // forks + execs the relay; writes the pidfile
+  long spawn();  // forks + execs the relay; writes the pidfile
   bool wait_listening(std::chrono::milliseconds limit);
   void reapply_faults();
 

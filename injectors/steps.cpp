@@ -82,7 +82,8 @@ step_result start_unit(const json& s, bool undoing) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (!l->wait_ready(unit, std::max(left, 1ms))) {
       json now = unit_status(*l, unit);
-      return fail(unit + ": not ready within " + std::to_string(s.value("wait_ms", 60000)) + " ms (status " + now.value("status", "?") + ")");
+      return fail(unit + ": not ready within " + std::to_string(s.value("wait_ms", 60000)) + " ms (status " +
+                  now.value("status", "?") + ")");
     }
     return done(unit + (started ? " started and ready" : " ready"));
   } catch (const std::exception& e) {
@@ -106,7 +107,8 @@ step_result wait_lb_up(const json& s) {
     }
     std::this_thread::sleep_for(50ms);
   }
-  return fail(unit + ": HAProxy did not mark it UP within " + std::to_string(s.value("wait_ms", 60000)) + " ms (last: " + last + ")");
+  return fail(unit + ": HAProxy did not mark it UP within " + std::to_string(s.value("wait_ms", 60000)) +
+              " ms (last: " + last + ")");
 }
 
 step_result fill(const json& s) {
@@ -115,7 +117,8 @@ step_result fill(const json& s) {
   // Created here and never adopted or followed (a link or a file planted at the name is refused),
   // so the revert's unlink removes only what this step made.
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0 && errno == EEXIST) return fail("fill " + path + ": found something already there; expected to create the file");
+  if (fd < 0 && errno == EEXIST)
+    return fail("fill " + path + ": found something already there; expected to create the file");
   if (fd < 0) return fail("fill " + path + ": " + std::strerror(errno));
   int rc = bytes > 0 ? ::posix_fallocate(fd, 0, bytes) : 0;
   ::fsync(fd);
@@ -129,7 +132,8 @@ step_result command(const json& s, bool undoing) {
   auto r = run_command(argv, std::chrono::milliseconds(s.value("timeout_ms", 60000)));
   if (r.ok()) return done(command_line(argv));
   for (const auto& ok : s.value("ok_if", json::array()))
-    if (r.output.find(ok.get<std::string>()) != std::string::npos) return done(command_line(argv) + " (already so: " + ok.get<std::string>() + ")");
+    if (r.output.find(ok.get<std::string>()) != std::string::npos)
+      return done(command_line(argv) + " (already so: " + ok.get<std::string>() + ")");
   (void)undoing;
   return fail(r.error);
 }
@@ -145,15 +149,19 @@ step_result run_step(const json& s, bool undoing, client_control* clients) {
       pid_t pid = s.at("pid").get<pid_t>();
       auto start = s.value("start_time", 0ULL);
       if (!same_process(pid, start)) {
-        if (undoing) return done("pid " + std::to_string(pid) + " (" + s.value("what", "") + ") is gone: nothing to " + sig_name(s));
-        return fail("pid " + std::to_string(pid) + " (" + s.value("what", "") + "): the process is gone (or its pid was reused)");
+        if (undoing)
+          return done("pid " + std::to_string(pid) + " (" + s.value("what", "") + ") is gone: nothing to " +
+                      sig_name(s));
+        return fail("pid " + std::to_string(pid) + " (" + s.value("what", "") +
+                    "): the process is gone (or its pid was reused)");
       }
       int sig = s.at("signal").get<int>();
       bool group = s.value("group", false);
       int rc = group ? ::kill(-pid, sig) : ::kill(pid, sig);
       if (rc != 0 && group) rc = ::kill(pid, sig);
       if (rc != 0) return fail(sig_name(s) + " pid " + std::to_string(pid) + ": " + std::strerror(errno));
-      return done(sig_name(s) + (group ? " process group " : " pid ") + std::to_string(pid) + " (" + s.value("what", "") + ")");
+      return done(sig_name(s) + (group ? " process group " : " pid ") + std::to_string(pid) + " (" +
+                  s.value("what", "") + ")");
     }
     if (op == "lab_kill") {
       std::string err;
@@ -161,7 +169,7 @@ step_result run_step(const json& s, bool undoing, client_control* clients) {
       if (!l) return fail(err);
       pid_t pid = l->kill_unit(s.at("unit"), s.at("signal").get<int>(), s.value("restart", true));
       step_result r = done(sig_name(s) + " " + s.at("unit").get<std::string>() + " (pid " + std::to_string(pid) + ")" +
-                  (s.value("restart", true) ? "" : ", no restart"));
+                           (s.value("restart", true) ? "" : ", no restart"));
       r.pid = pid;
       return r;
     }
@@ -179,7 +187,7 @@ step_result run_step(const json& s, bool undoing, client_control* clients) {
       std::string path = s.at("path");
       int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (fd < 0 && errno == EEXIST) {
-        struct stat st{};
+        struct stat st {};
         if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return done(path + " was already there");
         return fail("marker " + path + ": found something other than a file there");
       }
@@ -195,9 +203,12 @@ step_result run_step(const json& s, bool undoing, client_control* clients) {
     }
     if (op == "command") return command(s, undoing);
     if (op == "client_crash" || op == "journal_corrupt") {
-      if (!clients) return undoing ? done("the run's clients are gone with it") : fail(op + ": no client model in this run");
-      if (op == "client_crash") clients->crash(s.at("client"));
-      else clients->corrupt_journal(s.at("client"), s.value("bytes", 16), s.value("seed", 1ULL));
+      if (!clients)
+        return undoing ? done("the run's clients are gone with it") : fail(op + ": no client model in this run");
+      if (op == "client_crash")
+        clients->crash(s.at("client"));
+      else
+        clients->corrupt_journal(s.at("client"), s.value("bytes", 16), s.value("seed", 1ULL));
       return done(op + " " + s.at("client").get<std::string>());
     }
     return fail("unknown step op \"" + op + "\"");
@@ -225,12 +236,14 @@ step_result check_undone(const json& s) {
       if (!l) return done("lab gone");
       json u = unit_status(*l, s.at("unit"));
       if (u.value("role", "") == "db-fenced") return done("fenced");
-      if (u.value("pid", 0L) > 0 && u.value("status", "") == "ready") return done(s.at("unit").get<std::string>() + " ready");
+      if (u.value("pid", 0L) > 0 && u.value("status", "") == "ready")
+        return done(s.at("unit").get<std::string>() + " ready");
       return fail(s.at("unit").get<std::string>() + " is " + u.value("status", "?") + ", not ready");
     }
     if (op == "remove_file") {
       std::error_code ec;
-      if (fs::exists(s.at("path").get<std::string>(), ec)) return fail(s.at("path").get<std::string>() + " still exists");
+      if (fs::exists(s.at("path").get<std::string>(), ec))
+        return fail(s.at("path").get<std::string>() + " still exists");
       return done("gone");
     }
     if (op == "command" && s.contains("verify")) {
@@ -238,11 +251,13 @@ step_result check_undone(const json& s) {
       auto r = run_command(v.at("argv").get<std::vector<std::string>>(), std::chrono::milliseconds(30000));
       std::string out = r.output;
       while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\r')) out.pop_back();
-      if (!r.ok() && !v.value("gone_ok", std::string()).empty() && r.output.find(v["gone_ok"].get<std::string>()) != std::string::npos)
+      if (!r.ok() && !v.value("gone_ok", std::string()).empty() &&
+          r.output.find(v["gone_ok"].get<std::string>()) != std::string::npos)
         return done("target gone");
       if (!r.ok()) return fail(r.error);
       if (out.find(v.at("expect").get<std::string>()) == std::string::npos)
-        return fail(command_line(v.at("argv")) + ": found \"" + out + "\"; expected \"" + v.at("expect").get<std::string>() + "\"");
+        return fail(command_line(v.at("argv")) + ": found \"" + out + "\"; expected \"" +
+                    v.at("expect").get<std::string>() + "\"");
       return done("verified");
     }
     return done("nothing to check");
@@ -259,23 +274,30 @@ std::string describe_step(const json& s) {
     return pid > 0 ? std::to_string(pid) : std::string("<pid at fire time>");
   };
   if (op == "signal")
-    return "kill(" + std::string(s.value("group", false) ? "-" : "") + pid_text() + ", " + sig_name(s) + ")  # " + s.value("what", "");
+    return "kill(" + std::string(s.value("group", false) ? "-" : "") + pid_text() + ", " + sig_name(s) + ")  # " +
+           s.value("what", "");
   if (op == "lab_kill")
     return "lab " + s.value("lab", "<lab>") + ": supervisor kill " + s.value("unit", "") + " with " + sig_name(s) +
            (s.value("restart", true) ? " (restarted by the supervisor)" : " (no restart)");
-  if (op == "lab_start_unit") return "lab " + s.value("lab", "<lab>") + ": ensure " + s.value("unit", "") + " is running and ready";
-  if (op == "lab_wait_lb_up") return "lab " + s.value("lab", "<lab>") + ": wait until HAProxy marks " + s.value("unit", "") + " UP";
-  if (op == "lab_promote") return "lab " + s.value("lab", "<lab>") + ": fence the primary, pg_ctl promote the replica, repoint the db path";
-  if (op == "proxy_stop") return "stop the run's proxy (SIGTERM the pid in " + s.value("pidfile", "") + " if it is still that relay)";
+  if (op == "lab_start_unit")
+    return "lab " + s.value("lab", "<lab>") + ": ensure " + s.value("unit", "") + " is running and ready";
+  if (op == "lab_wait_lb_up")
+    return "lab " + s.value("lab", "<lab>") + ": wait until HAProxy marks " + s.value("unit", "") + " UP";
+  if (op == "lab_promote")
+    return "lab " + s.value("lab", "<lab>") + ": fence the primary, pg_ctl promote the replica, repoint the db path";
+  if (op == "proxy_stop")
+    return "stop the run's proxy (SIGTERM the pid in " + s.value("pidfile", "") + " if it is still that relay)";
   if (op == "marker") return "touch " + s.value("path", "");
   if (op == "fill") {
     auto b = s.value("bytes", std::int64_t{-1});
-    return "fallocate -l " + (b >= 0 ? std::to_string(b) : std::string("<computed from statvfs at fire time>")) + " " + s.value("path", "");
+    return "fallocate -l " + (b >= 0 ? std::to_string(b) : std::string("<computed from statvfs at fire time>")) + " " +
+           s.value("path", "");
   }
   if (op == "remove_file") return "rm -f " + s.value("path", "");
   if (op == "command") return command_line(s.value("argv", std::vector<std::string>{}));
   if (op == "client_crash") return "crash terminal " + s.value("client", "") + " (restart from its journal)";
-  if (op == "journal_corrupt") return "flip " + std::to_string(s.value("bytes", 16)) + " bytes in the journal of " + s.value("client", "");
+  if (op == "journal_corrupt")
+    return "flip " + std::to_string(s.value("bytes", 16)) + " bytes in the journal of " + s.value("client", "");
   return s.dump();
 }
 

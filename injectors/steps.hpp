@@ -27,9 +27,9 @@ namespace syncstorm::injectors {
 
 struct step_result {
   bool ok = true;
-  std::string error;   // one line
-  std::string did;     // what happened, for the console and the ledger ("SIGCONT pid 123")
-  long pid = 0;        // lab_kill: the pid the supervisor signalled
+  std::string error;  // one line
+  std::string did;    // what happened, for the console and the ledger ("SIGCONT pid 123")
+  long pid = 0;       // lab_kill: the pid the supervisor signalled
 };
 
 // Runs one step. `undoing`: the step is part of a revert (a process that is already gone is

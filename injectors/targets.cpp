@@ -97,13 +97,15 @@ std::string refuse_pid(pid_t pid) {
   if (!p || p->state == 'Z' || p->state == 'X') return who + ": no such process";
   if (p->ppid == 2 || pid == 2) return who + " (" + p->comm + "): refused: a kernel thread";
   for (pid_t a = ::getpid(); a > 1;) {
-    if (a == pid) return who + " (" + p->comm + "): refused: syncstorm itself or one of its ancestors (the run, its shell or CI runner)";
+    if (a == pid)
+      return who + " (" + p->comm +
+             "): refused: syncstorm itself or one of its ancestors (the run, its shell or CI runner)";
     auto ap = read_proc(a);
     if (!ap) break;
     a = ap->ppid;
   }
   if (::geteuid() != 0) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(("/proc/" + std::to_string(pid)).c_str(), &st) == 0 && st.st_uid != ::geteuid())
       return who + " (" + p->comm + "): refused: owned by uid " + std::to_string(st.st_uid) + ", not by this user";
   }

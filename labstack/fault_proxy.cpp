@@ -18,7 +18,8 @@ std::string lower(std::string s) {
 std::int64_t non_negative(const json& spec, const char* key) {
   if (!spec.contains(key)) return 0;
   if (!spec[key].is_number() || spec[key].get<double>() < 0)
-    throw std::invalid_argument(std::string("fault.") + key + ": found " + spec[key].dump() + "; expected a number >= 0");
+    throw std::invalid_argument(std::string("fault.") + key + ": found " + spec[key].dump() +
+                                "; expected a number >= 0");
   return spec[key].get<std::int64_t>();
 }
 
@@ -29,18 +30,22 @@ void path_faults::set(const std::string& id, const json& spec) {
   static const char* kinds[] = {"latency", "jitter", "bandwidth", "reset", "blackhole", "http_error"};
   std::string kind = spec.value("kind", "");
   if (std::find(std::begin(kinds), std::end(kinds), kind) == std::end(kinds))
-    throw std::invalid_argument("fault.kind: found \"" + kind + "\"; expected latency, jitter, bandwidth, reset, blackhole or http_error");
+    throw std::invalid_argument("fault.kind: found \"" + kind +
+                                "\"; expected latency, jitter, bandwidth, reset, blackhole or http_error");
   std::string dir = spec.value("direction", "both");
   if (dir != "up" && dir != "down" && dir != "both")
     throw std::invalid_argument("fault.direction: found \"" + dir + "\"; expected up, down or both");
   non_negative(spec, "latency_us");
   non_negative(spec, "spread_us");
   if (kind == "bandwidth" && spec.value("rate_bps", 0.0) <= 0)
-    throw std::invalid_argument("fault.rate_bps: found " + spec.value("rate_bps", json(0)).dump() + "; expected bits per second > 0");
+    throw std::invalid_argument("fault.rate_bps: found " + spec.value("rate_bps", json(0)).dump() +
+                                "; expected bits per second > 0");
   double pc = spec.value("percent", 100.0);
-  if (pc < 0 || pc > 100) throw std::invalid_argument("fault.percent: found " + std::to_string(pc) + "; expected 0..100");
+  if (pc < 0 || pc > 100)
+    throw std::invalid_argument("fault.percent: found " + std::to_string(pc) + "; expected 0..100");
   int status = spec.value("status", 503);
-  if (status < 500 || status > 599) throw std::invalid_argument("fault.status: found " + std::to_string(status) + "; expected 500..599");
+  if (status < 500 || status > 599)
+    throw std::invalid_argument("fault.status: found " + std::to_string(status) + "; expected 500..599");
   faults_[id] = spec;
   recompute();
 }
@@ -136,7 +141,8 @@ bool http_request_tracker::parse_length() {
     if (name == "transfer-encoding" && value != "identity") return false;
     if (name == "upgrade") return false;
     if (name == "content-length") {
-      if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos || value.size() > 15) return false;
+      if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos || value.size() > 15)
+        return false;
       body_left_ = std::stoull(value);
     }
   }
@@ -144,15 +150,15 @@ bool http_request_tracker::parse_length() {
 }
 
 std::string http_error_response(int status, bool close) {
-  std::string reason = status == 500 ? "Internal Server Error"
+  std::string reason = status == 500   ? "Internal Server Error"
                        : status == 502 ? "Bad Gateway"
                        : status == 503 ? "Service Unavailable"
                        : status == 504 ? "Gateway Timeout"
                                        : "Server Error";
   std::string body = R"({"error":"injected by syncstorm http_error"})";
-  return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\nX-Syncstorm-Fault: http_error\r\nConnection: " + (close ? "close" : "keep-alive") +
-         "\r\n\r\n" + body;
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nX-Syncstorm-Fault: http_error\r\nConnection: " + (close ? "close" : "keep-alive") + "\r\n\r\n" + body;
 }
 
 }  // namespace syncstorm::lab

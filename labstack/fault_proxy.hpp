@@ -32,10 +32,10 @@ enum class direction { up = 0, down = 1 };
 
 // What the faults of a path mean for one direction right now.
 struct direction_effect {
-  std::int64_t delay_us = 0;    // added to every byte's passage
-  std::int64_t spread_us = 0;   // uniform ± around the delay (order is kept: never earlier than the last)
-  double rate_Bps = 0;          // bytes per second; 0: unlimited
-  bool blackhole = false;       // nothing passes (held, not lost: TCP's own stall)
+  std::int64_t delay_us = 0;   // added to every byte's passage
+  std::int64_t spread_us = 0;  // uniform ± around the delay (order is kept: never earlier than the last)
+  double rate_Bps = 0;         // bytes per second; 0: unlimited
+  bool blackhole = false;      // nothing passes (held, not lost: TCP's own stall)
   bool idle() const { return delay_us == 0 && spread_us == 0 && rate_Bps == 0 && !blackhole; }
 };
 
@@ -48,11 +48,11 @@ class path_faults {
   // Removes `id` ("*": all). Returns how many were removed (0 is fine: clearing is idempotent).
   std::size_t clear(const std::string& id);
   bool empty() const { return faults_.empty(); }
-  nlohmann::json to_json() const;   // {id: spec}
+  nlohmann::json to_json() const;  // {id: spec}
 
   const direction_effect& effect(direction d) const { return effect_[static_cast<int>(d)]; }
-  double reset_percent() const { return reset_percent_; }       // new connections reset
-  double http_error_percent() const { return http_percent_; }   // requests answered with a 5xx
+  double reset_percent() const { return reset_percent_; }      // new connections reset
+  double http_error_percent() const { return http_percent_; }  // requests answered with a 5xx
   int http_error_status() const { return http_status_; }
   std::uint64_t seed() const { return seed_; }
 
@@ -119,8 +119,10 @@ class http_request_tracker {
         bool done = false;
         while (i < n && !done) {
           header_.push_back(data[i++]);
-          if (header_.size() >= 4 && header_.compare(header_.size() - 4, 4, "\r\n\r\n") == 0) done = true;
-          else if (header_.size() > 65536) break;
+          if (header_.size() >= 4 && header_.compare(header_.size() - 4, 4, "\r\n\r\n") == 0)
+            done = true;
+          else if (header_.size() > 65536)
+            break;
         }
         add(r, start, i - start, !dropping_);
         if (!done && header_.size() <= 65536) continue;
@@ -154,7 +156,8 @@ class http_request_tracker {
   enum class state { idle, headers, body, passthrough };
   void add(result& r, std::size_t off, std::size_t len, bool fwd) {
     if (len == 0) return;
-    if (!r.segments.empty() && r.segments.back().forward == fwd && r.segments.back().offset + r.segments.back().length == off)
+    if (!r.segments.empty() && r.segments.back().forward == fwd &&
+        r.segments.back().offset + r.segments.back().length == off)
       r.segments.back().length += len;
     else
       r.segments.push_back({off, len, fwd});

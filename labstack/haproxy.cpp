@@ -22,8 +22,8 @@ std::string render_haproxy_config(const haproxy_config& c) {
     throw std::invalid_argument("haproxy: check interval: found " + std::to_string(c.check_interval_ms) +
                                 " ms; expected at least 10 ms");
   if (c.fall < 1 || c.rise < 1)
-    throw std::invalid_argument("haproxy: fall/rise: found " + std::to_string(c.fall) + "/" +
-                                std::to_string(c.rise) + "; expected at least 1 each");
+    throw std::invalid_argument("haproxy: fall/rise: found " + std::to_string(c.fall) + "/" + std::to_string(c.rise) +
+                                "; expected at least 1 each");
   const std::string inter = std::to_string(c.check_interval_ms) + "ms";
   const std::string maxconn = std::to_string(c.maxconn);
   std::ostringstream o;
@@ -53,8 +53,8 @@ std::string render_haproxy_config(const haproxy_config& c) {
     // A stopped (SIGSTOP) pod must fail its check within about an interval, not after `timeout
     // server`; but not less than 1 s, or a busy machine makes checks flap.
     << "  timeout check " << std::max(c.check_interval_ms, 1000) << "ms\n"
-    << "  default-server inter " << inter << " fastinter " << inter << " downinter " << inter
-    << " fall " << c.fall << " rise " << c.rise << "\n"
+    << "  default-server inter " << inter << " fastinter " << inter << " downinter " << inter << " fall " << c.fall
+    << " rise " << c.rise << "\n"
     << "\n"
     << "frontend fe_http\n"
     << "  bind " << c.http_bind << "\n"
@@ -155,8 +155,7 @@ std::vector<haproxy_server_state> parse_show_stat(const std::string& csv) {
   return out;
 }
 
-std::vector<haproxy_server_state> haproxy_show_stat(const std::string& socket_path,
-                                                    std::chrono::milliseconds timeout) {
+std::vector<haproxy_server_state> haproxy_show_stat(const std::string& socket_path, std::chrono::milliseconds timeout) {
   return parse_show_stat(haproxy_command(socket_path, "show stat", timeout));
 }
 

@@ -30,11 +30,11 @@ struct haproxy_server {
 };
 
 struct haproxy_config {
-  std::string stats_socket;            // unix socket path
-  std::string http_bind;               // "127.0.0.1:port" of fe_http
-  std::string ws_bind;                 // "127.0.0.1:port" of fe_ws
+  std::string stats_socket;  // unix socket path
+  std::string http_bind;     // "127.0.0.1:port" of fe_http
+  std::string ws_bind;       // "127.0.0.1:port" of fe_ws
   std::vector<haproxy_server> servers;
-  std::vector<std::string> sources;    // source addresses toward the pods (at least one)
+  std::vector<std::string> sources;  // source addresses toward the pods (at least one)
   int check_interval_ms = 1000;
   int fall = 3;
   int rise = 2;
@@ -49,8 +49,8 @@ std::string render_haproxy_config(const haproxy_config& c);
 struct haproxy_server_state {
   std::string backend;
   std::string server;
-  std::string status;     // as HAProxy prints it: "UP", "DOWN", "UP 1/3", "MAINT", "no check"…
-  bool up = false;        // UP (incl. going down), "no check", OPEN
+  std::string status;  // as HAProxy prints it: "UP", "DOWN", "UP 1/3", "MAINT", "no check"…
+  bool up = false;     // UP (incl. going down), "no check", OPEN
   long current_sessions = 0;
   long total_sessions = 0;
 };
@@ -61,9 +61,8 @@ std::string haproxy_command(const std::string& socket_path, const std::string& c
                             std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
 
 // `show stat` parsed (servers and BACKEND rows; FRONTEND rows dropped).
-std::vector<haproxy_server_state> haproxy_show_stat(const std::string& socket_path,
-                                                    std::chrono::milliseconds timeout =
-                                                        std::chrono::milliseconds(1000));
+std::vector<haproxy_server_state> haproxy_show_stat(
+    const std::string& socket_path, std::chrono::milliseconds timeout = std::chrono::milliseconds(1000));
 std::vector<haproxy_server_state> parse_show_stat(const std::string& csv);
 
 }  // namespace syncstorm::lab

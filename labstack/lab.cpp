@@ -149,7 +149,8 @@ postgres_instance db_instance(const json& st, const std::string& unit) {
   o.listen_addresses = "127.0.0.1";
   o.hba_networks = {"127.0.0.0/8"};
   o.lab_id = st.value("id", "");  // initdb, pg_basebackup, psql carry the lab's marker
-  for (json items_of = d.value("settings", json::object()); auto& [k, v] : items_of.items()) o.settings[k] = v.get<std::string>();
+  for (json items_of = d.value("settings", json::object()); auto& [k, v] : items_of.items())
+    o.settings[k] = v.get<std::string>();
   return postgres_instance(o);
 }
 
@@ -158,7 +159,8 @@ std::string endpoint(const std::string& host, std::uint16_t port) { return host 
 std::optional<std::uint32_t> postgres_uid() {
   if (::geteuid() != 0) return std::nullopt;
   struct passwd* pw = ::getpwnam("postgres");
-  if (!pw) throw std::runtime_error("lab: found no `postgres` user; expected the postgresql-15 package (scripts/setup.sh)");
+  if (!pw)
+    throw std::runtime_error("lab: found no `postgres` user; expected the postgresql-15 package (scripts/setup.sh)");
   return pw->pw_uid;
 }
 
@@ -286,8 +288,8 @@ lab lab::up(const lab_options& o) {
     long sup = old.value("supervisor", json::object()).value("pid", 0L);
     if (sup > 0 && process_alive(static_cast<pid_t>(sup)))
       throw std::runtime_error("lab " + id + ": found it already up (phase " + old.value("phase", "?") +
-                               ", supervisor pid " + std::to_string(sup) + "); expected no lab with this id — run `syncstorm lab down --id " +
-                               id + "` first");
+                               ", supervisor pid " + std::to_string(sup) +
+                               "); expected no lab with this id — run `syncstorm lab down --id " + id + "` first");
   }
   if (fs::exists(dir)) down(id);  // remnants of a lab that is not running
 
@@ -329,8 +331,8 @@ lab lab::up(const lab_options& o) {
     for (auto& s : others) other_nets.push_back(s.value("network", json::object()));
     const std::uint16_t pod_port = ns ? 8080 : ports.next();
     network_layout net = plan_network(id, o.pods, ns, other_nets, pod_port);
-    json port_map = {{"db-0", ports.next()},      {"haproxy_http", ports.next()}, {"haproxy_ws", ports.next()},
-                     {"lb_http", ports.next()},   {"lb_ws", ports.next()},        {"db_relay", ports.next()},
+    json port_map = {{"db-0", ports.next()},    {"haproxy_http", ports.next()}, {"haproxy_ws", ports.next()},
+                     {"lb_http", ports.next()}, {"lb_ws", ports.next()},        {"db_relay", ports.next()},
                      {"pod", pod_port}};
     if (o.replica) port_map["db-1"] = ports.next();
     json net_j = net.to_json();
@@ -341,15 +343,17 @@ lab lab::up(const lab_options& o) {
     const std::string stats_sock = dir + "/haproxy.sock";
     const std::string db_relay_host = net.gateway;
     auto port_of = [&](const char* k) { return port_map.at(k).get<std::uint16_t>(); };
-    json paths = {
-        {"lb_http", {{"listen", endpoint("127.0.0.1", port_of("lb_http"))},
-                     {"upstream", endpoint("127.0.0.1", port_of("haproxy_http"))},
-                     {"sources", {"127.0.0.1", "127.0.2.1", "127.0.2.2", "127.0.2.3"}}}},
-        {"lb_ws", {{"listen", endpoint("127.0.0.1", port_of("lb_ws"))},
-                   {"upstream", endpoint("127.0.0.1", port_of("haproxy_ws"))},
-                   {"sources", {"127.0.0.1", "127.0.2.1", "127.0.2.2", "127.0.2.3"}}}},
-        {"db", {{"listen", endpoint(db_relay_host, port_of("db_relay"))},
-                {"upstream", endpoint("127.0.0.1", port_of("db-0"))}}}};
+    json paths = {{"lb_http",
+                   {{"listen", endpoint("127.0.0.1", port_of("lb_http"))},
+                    {"upstream", endpoint("127.0.0.1", port_of("haproxy_http"))},
+                    {"sources", {"127.0.0.1", "127.0.2.1", "127.0.2.2", "127.0.2.3"}}}},
+                  {"lb_ws",
+                   {{"listen", endpoint("127.0.0.1", port_of("lb_ws"))},
+                    {"upstream", endpoint("127.0.0.1", port_of("haproxy_ws"))},
+                    {"sources", {"127.0.0.1", "127.0.2.1", "127.0.2.2", "127.0.2.3"}}}},
+                  {"db",
+                   {{"listen", endpoint(db_relay_host, port_of("db_relay"))},
+                    {"upstream", endpoint("127.0.0.1", port_of("db-0"))}}}};
     st.update([&](json& j) {
       j["privileged"] = ::geteuid() == 0;
       j["network"] = net_j;
@@ -450,7 +454,10 @@ lab lab::up(const lab_options& o) {
     // -- relay --------------------------------------------------------------------------------------
     step = "relay";
     st.update([&](json& j) {
-      json d = {{"role", "relay"}, {"kind", "relay"}, {"log", dir + "/logs/relay.log"}, {"restart", true},
+      json d = {{"role", "relay"},
+                {"kind", "relay"},
+                {"log", dir + "/logs/relay.log"},
+                {"restart", true},
                 {"nofile", pod_nofile}};
       json addrs = json::array();
       for (auto& [k, p] : j["paths"].items()) addrs.push_back(p["listen"]);
@@ -470,7 +477,7 @@ lab lab::up(const lab_options& o) {
     st.update([&](json& j) {
       j["db"]["pod_dsn"] = pod_dsn;
       for (auto& p : net.pods) {
-        std::vector<std::string> argv = {syncd, "--db", pod_dsn, "--listen", endpoint(p.address, pod_port),
+        std::vector<std::string> argv = {syncd,        "--db", pod_dsn, "--listen", endpoint(p.address, pod_port),
                                          "--pod-name", p.name};
         if (!o.bug.empty()) {
           argv.insert(argv.end(), {"--bug", o.bug, "--bug-log", dir + "/logs/" + p.name + ".bug.log"});
@@ -564,7 +571,8 @@ lab lab::up(const lab_options& o) {
       json s = st.read();
       for (json items_of = s.value("units", json::object()); auto& [name, u] : items_of.items()) {
         std::string status = u.value("runtime", json::object()).value("status", "");
-        if (status == "restarting" || status == "dead" || (status == "starting" && step.find(name) != std::string::npos))
+        if (status == "restarting" || status == "dead" ||
+            (status == "starting" && step.find(name) != std::string::npos))
           msg += "; " + name + " log: " + tail_of(u.value("log", ""));
       }
     } catch (...) {
@@ -590,8 +598,8 @@ bool lab::wait_ready(const std::string& unit, milliseconds timeout) const {
     // While the lab comes up, a death is a failure to report, not something to wait out.
     const bool coming_up = state().value("phase", "") != "ready";
     if (coming_up && (status == "dead" || status == "restarting"))
-      throw std::runtime_error(unit + " died while starting (" + u.value("last_exit", json()).dump() + "); log: " +
-                               tail_of(state()["units"][unit].value("log", "")));
+      throw std::runtime_error(unit + " died while starting (" + u.value("last_exit", json()).dump() +
+                               "); log: " + tail_of(state()["units"][unit].value("log", "")));
     if (std::chrono::steady_clock::now() >= deadline) {
       if (coming_up)
         throw std::runtime_error(unit + " not ready after " + std::to_string(timeout.count()) + " ms (status " +
@@ -634,7 +642,8 @@ std::vector<std::string> lab::down(const std::string& id) {
   const std::string rly_comm = "ss-rly-" + id;
   long sup_pid = s.value("supervisor", json::object()).value("pid", 0L);
   try {
-    json a = supervisor_request(dir + "/supervisor.sock", {{"cmd", "shutdown"}, {"grace_ms", 5000}}, milliseconds(3000));
+    json a =
+        supervisor_request(dir + "/supervisor.sock", {{"cmd", "shutdown"}, {"grace_ms", 5000}}, milliseconds(3000));
     if (a.value("ok", false)) sup_pid = a.value("pid", sup_pid);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (sup_pid > 0 && process_alive(static_cast<pid_t>(sup_pid)) && std::chrono::steady_clock::now() < deadline)
@@ -652,8 +661,8 @@ std::vector<std::string> lab::down(const std::string& id) {
       if (comm == sup_comm) terminate_processes({p}, SIGKILL, milliseconds(2000));
     }
   }
-  const std::vector<std::string> tools = {"postgres", "postmaster", "initdb", "pg_basebackup", "pg_ctl", "psql",
-                                          "pg_isready", "haproxy", "syncd"};
+  const std::vector<std::string> tools = {"postgres", "postmaster", "initdb",  "pg_basebackup", "pg_ctl",
+                                          "psql",     "pg_isready", "haproxy", "syncd"};
   const bool debug = std::getenv("SYNCSTORM_LAB_DEBUG") != nullptr;
   for (int round = 0; round < 5; ++round) {
     auto pids = find_lab_processes(id, {sup_comm, rly_comm}, dir + "/", tools);
@@ -663,7 +672,8 @@ std::vector<std::string> lab::down(const std::string& id) {
         std::ifstream c("/proc/" + std::to_string(p) + "/cmdline");
         std::string cmd((std::istreambuf_iterator<char>(c)), std::istreambuf_iterator<char>());
         std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-        std::fprintf(stderr, "lab down %s: round %d: leftover pid %d: %s\n", id.c_str(), round, static_cast<int>(p), cmd.c_str());
+        std::fprintf(stderr, "lab down %s: round %d: leftover pid %d: %s\n", id.c_str(), round, static_cast<int>(p),
+                     cmd.c_str());
       }
     auto left = terminate_processes(pids, round == 0 ? SIGTERM : SIGKILL, milliseconds(round == 0 ? 3000 : 2000));
     if (round == 4)
@@ -704,9 +714,7 @@ std::vector<std::string> lab::down(const std::string& id) {
 std::string lab::lb_http_url() const {
   return "http://" + state().at("paths").at("lb_http").at("listen").get<std::string>();
 }
-std::string lab::lb_ws_url() const {
-  return "ws://" + state().at("paths").at("lb_ws").at("listen").get<std::string>();
-}
+std::string lab::lb_ws_url() const { return "ws://" + state().at("paths").at("lb_ws").at("listen").get<std::string>(); }
 
 std::string lab::db_dsn() const {
   json s = state();
@@ -826,10 +834,8 @@ void lab::set_path_upstream(const std::string& path, const std::string& upstream
                          {{"cmd", "set_upstream"}, {"path", path}, {"upstream", upstream}, {"reset", reset_open}});
   if (!a.value("ok", false))
     throw std::runtime_error("lab " + id_ + ": relay refused set_upstream " + path + ": " + a.value("error", a.dump()));
-  append_event(events_path(), {{"event", "path_upstream"},
-                               {"path", path},
-                               {"upstream", upstream},
-                               {"reset", a.value("reset", 0)}});
+  append_event(events_path(),
+               {{"event", "path_upstream"}, {"path", path}, {"upstream", upstream}, {"reset", a.value("reset", 0)}});
 }
 
 std::vector<json> lab::events() const { return read_events(events_path()); }
@@ -868,7 +874,8 @@ json lab::status() const {
   for (auto& [name, p] : paths.items()) {
     json e = {{"listen", p.value("listen", "")}, {"upstream", p.value("upstream", "")}};
     if (relay_live.is_object() && relay_live["paths"].contains(name)) {
-      for (auto k : {"active", "accepted", "upstream_failures", "bytes_up", "bytes_down", "faults", "injected_errors", "injected_resets"})
+      for (auto k : {"active", "accepted", "upstream_failures", "bytes_up", "bytes_down", "faults", "injected_errors",
+                     "injected_resets"})
         e[k] = relay_live["paths"][name][k];
     }
     out["paths"][name] = e;
@@ -914,12 +921,9 @@ json lab::status() const {
   out["limits"] = s.value("limits", json::object());
   out["created"] = s.value("created", json::object());
   out["sysctls"] = s.value("sysctls", json::object());
-  out["files"] = {{"state", state_path()},
-                  {"events", events_path()},
-                  {"supervisor_log", dir() + "/supervisor.log"},
-                  {"logs", dir() + "/logs"},
-                  {"pidfiles", dir() + "/run"},
-                  {"norestart", dir() + "/norestart"}};
+  out["files"] = {
+      {"state", state_path()},   {"events", events_path()},    {"supervisor_log", dir() + "/supervisor.log"},
+      {"logs", dir() + "/logs"}, {"pidfiles", dir() + "/run"}, {"norestart", dir() + "/norestart"}};
   return out;
 }
 

@@ -49,22 +49,22 @@ struct lab_options {
   int check_interval_ms = 1000;                  // HAProxy health checks on /readyz
   int check_fall = 3;
   int check_rise = 2;
-  bool keep = false;        // for `run`: leave the lab up after the run (recorded; not used here)
-  std::string id;           // [a-z0-9]{1,8}; empty: a random one
+  bool keep = false;             // for `run`: leave the lab up after the run (recorded; not used here)
+  std::string id;                // [a-z0-9]{1,8}; empty: a random one
   std::string network = "auto";  // auto | namespaces | loopback
-  std::string syncd_path;   // empty: $SYNCSTORM_SYNCD, next to this program, $SYNCSTORM_BUILD_DIR
+  std::string syncd_path;        // empty: $SYNCSTORM_SYNCD, next to this program, $SYNCSTORM_BUILD_DIR
   std::chrono::milliseconds ready_timeout{std::chrono::seconds(90)};  // bound on `up`
 
   nlohmann::json to_json() const;
 };
 
 struct pod_info {
-  std::string name;      // pod-<i> (also the HAProxy server name)
-  pid_t pid = 0;         // 0 while down
-  std::string address;   // the pod's own address
+  std::string name;     // pod-<i> (also the HAProxy server name)
+  pid_t pid = 0;        // 0 while down
+  std::string address;  // the pod's own address
   std::uint16_t port = 0;
-  std::string netns;     // empty when unprivileged
-  std::string status;    // supervisor status: starting, ready, restarting, dead, stopped…
+  std::string netns;   // empty when unprivileged
+  std::string status;  // supervisor status: starting, ready, restarting, dead, stopped…
   int restarts = 0;
 };
 

@@ -47,8 +47,7 @@ std::optional<std::uint64_t> process_start_ticks(pid_t pid) {
 }
 
 std::vector<pid_t> find_lab_processes(const std::string& lab_id, const std::vector<std::string>& comms,
-                                      const std::string& path_hint,
-                                      const std::vector<std::string>& hint_comms) {
+                                      const std::string& path_hint, const std::vector<std::string>& hint_comms) {
   std::vector<pid_t> out;
   if (lab_id.empty()) return out;
   const std::string marker = std::string(lab_marker_env) + "=" + lab_id;
@@ -97,12 +96,9 @@ std::vector<pid_t> find_lab_processes(const std::string& lab_id, const std::vect
   return out;
 }
 
-void set_process_name(const std::string& name) {
-  ::prctl(PR_SET_NAME, name.substr(0, 15).c_str(), 0, 0, 0);
-}
+void set_process_name(const std::string& name) { ::prctl(PR_SET_NAME, name.substr(0, 15).c_str(), 0, 0, 0); }
 
-std::vector<pid_t> terminate_processes(const std::vector<pid_t>& pids, int sig,
-                                       std::chrono::milliseconds grace) {
+std::vector<pid_t> terminate_processes(const std::vector<pid_t>& pids, int sig, std::chrono::milliseconds grace) {
   const pid_t own_group = ::getpgrp();
   auto signal_all = [&](int s) {
     for (pid_t p : pids) {

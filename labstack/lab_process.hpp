@@ -50,8 +50,7 @@ std::optional<std::uint64_t> process_start_ticks(pid_t pid);
 // whose comm is one of `hint_comms` and whose command line mentions `path_hint` (e.g. initdb,
 // pg_basebackup or psql on the lab dir, which PostgreSQL tooling starts without the marker; a
 // user's `tail -f` on the events file is not matched).
-std::vector<pid_t> find_lab_processes(const std::string& lab_id,
-                                      const std::vector<std::string>& comms = {},
+std::vector<pid_t> find_lab_processes(const std::string& lab_id, const std::vector<std::string>& comms = {},
                                       const std::string& path_hint = {},
                                       const std::vector<std::string>& hint_comms = {});
 
@@ -61,8 +60,7 @@ void set_process_name(const std::string& name);
 // Sends `sig` to each pid's process group (and the pid itself), then waits up to `grace` for all
 // to be gone; what is left then gets SIGKILL and another wait. Returns the pids still alive.
 // Reaps those that are this process's children.
-std::vector<pid_t> terminate_processes(const std::vector<pid_t>& pids, int sig,
-                                       std::chrono::milliseconds grace);
+std::vector<pid_t> terminate_processes(const std::vector<pid_t>& pids, int sig, std::chrono::milliseconds grace);
 
 // Microseconds since the Unix epoch (CLOCK_REALTIME) and since boot (CLOCK_MONOTONIC; the same
 // clock in every process on the machine, so events from the lab line up with the engine clock).

@@ -53,13 +53,10 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 tcp::endpoint parse_endpoint(const std::string& s) {
   auto colon = s.rfind(':');
   if (colon == std::string::npos) throw std::runtime_error("relay: found address \"" + s + "\"; expected IP:PORT");
-  return {net::ip::make_address(s.substr(0, colon)),
-          static_cast<unsigned short>(std::stoi(s.substr(colon + 1)))};
+  return {net::ip::make_address(s.substr(0, colon)), static_cast<unsigned short>(std::stoi(s.substr(colon + 1)))};
 }
 
-std::string format_endpoint(const tcp::endpoint& e) {
-  return e.address().to_string() + ":" + std::to_string(e.port());
-}
+std::string format_endpoint(const tcp::endpoint& e) { return e.address().to_string() + ":" + std::to_string(e.port()); }
 
 // Buffers exist only while bytes are in flight; idle connections hold none.
 class buffer_pool {
@@ -106,8 +103,10 @@ class pipe_pool {
   }
   // `empty`: the round drained it (else its bytes are dropped with it).
   void give(const pipe_fds& p, bool empty) {
-    if (empty && free_.size() < 16) free_.push_back(p);
-    else close(p);
+    if (empty && free_.size() < 16)
+      free_.push_back(p);
+    else
+      close(p);
   }
 
  private:
@@ -130,7 +129,7 @@ struct chunk {
   std::size_t offset = 0, length = 0;
   std::int64_t due_us = 0;
   bool eof = false, close_after = false;
-  bool paid = false;                         // its bytes were taken from the bucket
+  bool paid = false;  // its bytes were taken from the bucket
 };
 
 struct flow {
@@ -140,19 +139,22 @@ struct flow {
   std::int64_t last_due = 0;
   net::steady_timer wake_writer, wake_reader;
   bool done = false;
-  bool splicing = false;      // a splice round owns the destination socket; the writer waits
-  bool readable_hint = false; // readiness already seen (edge-triggered epoll): read without waiting
+  bool splicing = false;       // a splice round owns the destination socket; the writer waits
+  bool readable_hint = false;  // readiness already seen (edge-triggered epoll): read without waiting
 };
 
 constexpr std::size_t max_queued = 4 << 20;
 
 struct connection {
   connection(tcp::socket client, path_state& p)
-      : down(std::move(client)), up(down.get_executor()), path(&p), flows{flow(down.get_executor()), flow(down.get_executor())} {}
+      : down(std::move(client)),
+        up(down.get_executor()),
+        path(&p),
+        flows{flow(down.get_executor()), flow(down.get_executor())} {}
   tcp::socket down;  // client side
   tcp::socket up;    // upstream side
   path_state* path;
-  flow flows[2];     // [0]: up (client → upstream), [1]: down
+  flow flows[2];  // [0]: up (client → upstream), [1]: down
   lab::http_request_tracker http;
   bool closed = false;
   void close() {
@@ -175,7 +177,8 @@ struct connection {
 };
 
 std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 struct path_state {
@@ -262,7 +265,8 @@ class relay_host {
       paths_[pc.name] = std::move(ps);
     }
     std::filesystem::remove(cfg_.control);
-    control_ = std::make_unique<net::local::stream_protocol::acceptor>(io_, net::local::stream_protocol::endpoint(cfg_.control));
+    control_ = std::make_unique<net::local::stream_protocol::acceptor>(
+        io_, net::local::stream_protocol::endpoint(cfg_.control));
     ::chmod(cfg_.control.c_str(), 0600);  // root's (or the runner's) alone
     net::co_spawn(io_, control_loop(), net::detached);
     if (cfg_.on_listening) cfg_.on_listening(handle({{"cmd", "status"}}));
@@ -453,7 +457,8 @@ class relay_host {
       const direction_effect& eff = p.faults.effect(d);
       std::int64_t due = 0;
       if (eff.delay_us > 0 || eff.spread_us > 0) {
-        std::int64_t jitter = eff.spread_us > 0 ? std::uniform_int_distribution<std::int64_t>(-eff.spread_us, eff.spread_us)(p.rng) : 0;
+        std::int64_t jitter =
+            eff.spread_us > 0 ? std::uniform_int_distribution<std::int64_t>(-eff.spread_us, eff.spread_us)(p.rng) : 0;
         due = now_us() + std::max<std::int64_t>(0, eff.delay_us + jitter);
       }
       if (d == direction::up && p.http && c->http.tracking()) {
@@ -518,8 +523,10 @@ class relay_host {
       const direction_effect& eff = p.faults.effect(d);
       std::int64_t now = now_us();
       std::int64_t wait_us = 0;
-      if (eff.blackhole) wait_us = 50'000;
-      else if (ch.due_us > now) wait_us = ch.due_us - now;
+      if (eff.blackhole)
+        wait_us = 50'000;
+      else if (ch.due_us > now)
+        wait_us = ch.due_us - now;
       else if (!ch.paid && bucket.rate() > 0) {
         ch.paid = true;
         wait_us = bucket.take(ch.length, now);
@@ -594,9 +601,13 @@ class relay_host {
       bool too_deep = false;
       json req = parse_bounded(line, max_json_depth, &too_deep);
       try {
-        if (req.is_discarded()) answer = {{"ok", false}, {"error", too_deep ? "request nested too deep" : "request is not JSON: " + text_excerpt(line)}};
-        else if (!req.is_object()) answer = {{"ok", false}, {"error", "request: found " + json_excerpt(req) + "; expected an object"}};
-        else answer = handle(req);
+        if (req.is_discarded())
+          answer = {{"ok", false},
+                    {"error", too_deep ? "request nested too deep" : "request is not JSON: " + text_excerpt(line)}};
+        else if (!req.is_object())
+          answer = {{"ok", false}, {"error", "request: found " + json_excerpt(req) + "; expected an object"}};
+        else
+          answer = handle(req);
       } catch (const std::exception& e) {
         answer = {{"ok", false}, {"error", e.what()}};
       }
@@ -611,13 +622,21 @@ class relay_host {
     if (cmd == "status") {
       json paths = json::object();
       for (auto& [name, p] : paths_)
-        paths[name] = {{"listen", format_endpoint(p->listen)}, {"upstream", format_endpoint(p->upstream)},
-                       {"active", p->active()},                {"accepted", p->accepted},
-                       {"upstream_failures", p->upstream_failures}, {"bytes_up", p->bytes_up},
-                       {"bytes_down", p->bytes_down},          {"faults", p->faults.to_json()},
-                       {"injected_errors", p->injected_errors}, {"injected_resets", p->injected_resets},
+        paths[name] = {{"listen", format_endpoint(p->listen)},
+                       {"upstream", format_endpoint(p->upstream)},
+                       {"active", p->active()},
+                       {"accepted", p->accepted},
+                       {"upstream_failures", p->upstream_failures},
+                       {"bytes_up", p->bytes_up},
+                       {"bytes_down", p->bytes_down},
+                       {"faults", p->faults.to_json()},
+                       {"injected_errors", p->injected_errors},
+                       {"injected_resets", p->injected_resets},
                        {"held_connects", p->held_connects}};
-      return {{"ok", true}, {"pid", static_cast<long>(::getpid())}, {"paths", paths}, {"control_refused", control_refused_}};
+      return {{"ok", true},
+              {"pid", static_cast<long>(::getpid())},
+              {"paths", paths},
+              {"control_refused", control_refused_}};
     }
     const std::string name = req.value("path", "");
     auto it = paths_.find(name);
@@ -647,7 +666,8 @@ class relay_host {
       retune(p);
       return {{"ok", true}, {"cleared", n}, {"faults", p.faults.to_json()}};
     }
-    return {{"ok", false}, {"error", "cmd: found \"" + cmd + "\"; expected status, set_upstream, reset, fault or clear"}};
+    return {{"ok", false},
+            {"error", "cmd: found \"" + cmd + "\"; expected status, set_upstream, reset, fault or clear"}};
   }
 
   // After a fault change: the buckets take the new rate (a small burst, so a per-second
@@ -726,8 +746,9 @@ std::string numeric_address(const std::string& host, std::string* error) {
     return {};
   }
   char buf[INET6_ADDRSTRLEN] = {};
-  const void* a = res->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
-                                             : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+  const void* a = res->ai_family == AF_INET6
+                      ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
+                      : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
   std::string ip = ::inet_ntop(res->ai_family, a, buf, sizeof buf) ? buf : "";
   ::freeaddrinfo(res);
   if (ip.empty() && error) *error = "inet_ntop failed";

@@ -63,11 +63,11 @@ struct relay_path_config {
 
 struct relay_config {
   std::vector<relay_path_config> paths;
-  std::string control;         // the control socket's path (created; an old one is replaced)
-  std::string state_path;      // the lab's state file, or empty (nothing is written back)
+  std::string control;     // the control socket's path (created; an old one is replaced)
+  std::string state_path;  // the lab's state file, or empty (nothing is written back)
   // Called once every listener is open, with the `status` answer (actual listen addresses).
   std::function<void(const nlohmann::json& status)> on_listening;
-  bool splice = true;          // zero-copy forwarding while a direction has no byte-shaping fault
+  bool splice = true;  // zero-copy forwarding while a direction has no byte-shaping fault
 };
 
 // The relay config of the lab whose state file is `state_path` (paths.<name>, relay.control).

@@ -36,17 +36,20 @@ std::string secure_labs_root() {
   std::error_code ec;
   fs::create_directories(fs::path(root).parent_path(), ec);
   if (::mkdir(root.c_str(), 0711) == 0) return {};
-  struct stat st{};
-  if (::lstat(root.c_str(), &st) != 0) return root + ": cannot be created (" + std::strerror(errno) + "); expected a writable parent";
+  struct stat st {};
+  if (::lstat(root.c_str(), &st) != 0)
+    return root + ": cannot be created (" + std::strerror(errno) + "); expected a writable parent";
   if (S_ISLNK(st.st_mode)) return root + ": found a symbolic link; expected a directory (remove it)";
   if (!S_ISDIR(st.st_mode)) return root + ": found no directory; expected one (remove what is there)";
   if (st.st_uid != ::geteuid())
-    return root + ": found it owned by uid " + std::to_string(st.st_uid) + "; expected uid " + std::to_string(::geteuid()) +
+    return root + ": found it owned by uid " + std::to_string(st.st_uid) + "; expected uid " +
+           std::to_string(::geteuid()) +
            " (this user): syncstorm trusts no state directory made by another user (remove it, or set $SYNCSTORM_LAB_ROOT)";
   if (st.st_mode & (S_IWGRP | S_IWOTH)) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return root + ": found mode " + mode + ", writable by others; expected 0711 (check what is in it, then chmod 0711 " + root + ")";
+    return root + ": found mode " + mode +
+           ", writable by others; expected 0711 (check what is in it, then chmod 0711 " + root + ")";
   }
   if ((st.st_mode & 07777) != 0711) ::chmod(root.c_str(), 0711);
   return {};
@@ -58,11 +61,9 @@ std::string state_path_of(const std::string& id) { return lab_dir(id) + "/state.
 std::vector<std::string> list_lab_ids() {
   std::vector<std::string> ids;
   std::error_code ec;
-  for (auto it = fs::directory_iterator(labs_root(), ec); !ec && it != fs::directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::directory_iterator(labs_root(), ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
     std::string n = it->path().filename().string();
-    if (n.rfind("lab-", 0) == 0 && it->is_directory(ec) && valid_lab_id(n.substr(4)))
-      ids.push_back(n.substr(4));
+    if (n.rfind("lab-", 0) == 0 && it->is_directory(ec) && valid_lab_id(n.substr(4))) ids.push_back(n.substr(4));
   }
   std::sort(ids.begin(), ids.end());
   return ids;
@@ -70,8 +71,7 @@ std::vector<std::string> list_lab_ids() {
 
 bool valid_lab_id(const std::string& id) {
   if (id.empty() || id.size() > 8) return false;
-  return std::all_of(id.begin(), id.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
+  return std::all_of(id.begin(), id.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
 }
 
 std::string random_lab_id() {
@@ -99,8 +99,7 @@ nlohmann::json state_file::read() const {
 nlohmann::json state_file::update(const std::function<void(nlohmann::json&)>& fn) const {
   const std::string lock_path = fs::path(path_).parent_path() / "state.lock";
   int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock < 0)
-    throw std::runtime_error("lab state: cannot open lock " + lock_path + ": " + std::strerror(errno));
+  if (lock < 0) throw std::runtime_error("lab state: cannot open lock " + lock_path + ": " + std::strerror(errno));
   while (::flock(lock, LOCK_EX) != 0 && errno == EINTR) {
   }
   struct unlock_at_exit {
@@ -143,8 +142,7 @@ void append_event(const std::string& path, nlohmann::json event) {
     return;
   }
   ssize_t n = ::write(fd, line.data(), line.size());
-  if (n != static_cast<ssize_t>(line.size()))
-    std::fprintf(stderr, "lab events: short write to %s\n", path.c_str());
+  if (n != static_cast<ssize_t>(line.size())) std::fprintf(stderr, "lab events: short write to %s\n", path.c_str());
   ::close(fd);
 }
 
@@ -162,8 +160,8 @@ std::vector<nlohmann::json> read_events(const std::string& path) {
   return out;
 }
 
-std::string unix_exchange(const std::string& socket_path, const std::string& request,
-                          std::chrono::milliseconds timeout, const std::string& what, bool until_newline) {
+std::string unix_exchange(const std::string& socket_path, const std::string& request, std::chrono::milliseconds timeout,
+                          const std::string& what, bool until_newline) {
   const std::string who = what + " " + socket_path;
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) throw std::runtime_error(who + ": socket: " + std::strerror(errno));

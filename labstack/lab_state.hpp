@@ -72,8 +72,8 @@ std::vector<nlohmann::json> read_events(const std::string& path);
 // Sends `request` over the Unix socket and returns what comes back: everything until the peer
 // closes, or (until_newline) the first line. Throws naming `what` and the path on failure or when
 // `timeout` passes. Blocking; any thread.
-std::string unix_exchange(const std::string& socket_path, const std::string& request,
-                          std::chrono::milliseconds timeout, const std::string& what, bool until_newline);
+std::string unix_exchange(const std::string& socket_path, const std::string& request, std::chrono::milliseconds timeout,
+                          const std::string& what, bool until_newline);
 
 nlohmann::json unix_json_request(const std::string& socket_path, const nlohmann::json& request,
                                  std::chrono::milliseconds timeout);

@@ -177,10 +177,13 @@ constexpr const char* wide_range = "1024 65535";
 json network_layout::to_json() const {
   json pods_j = json::array();
   for (auto& p : pods)
-    pods_j.push_back({{"name", p.name}, {"netns", p.netns}, {"veth_host", p.veth_host},
-                      {"address", p.address}});
-  return {{"namespaces", namespaces}, {"subnet", subnet},     {"bridge", bridge},
-          {"gateway", gateway},       {"lb_sources", lb_sources}, {"pods", pods_j},
+    pods_j.push_back({{"name", p.name}, {"netns", p.netns}, {"veth_host", p.veth_host}, {"address", p.address}});
+  return {{"namespaces", namespaces},
+          {"subnet", subnet},
+          {"bridge", bridge},
+          {"gateway", gateway},
+          {"lb_sources", lb_sources},
+          {"pods", pods_j},
           {"chain_comment", chain_comment}};
 }
 
@@ -193,8 +196,7 @@ network_layout network_layout::from_json(const json& j) {
   n.chain_comment = j.value("chain_comment", "");
   for (auto& s : j.value("lb_sources", json::array())) n.lb_sources.push_back(s.get<std::string>());
   for (auto& p : j.value("pods", json::array()))
-    n.pods.push_back({p.value("name", ""), p.value("netns", ""), p.value("veth_host", ""),
-                      p.value("address", "")});
+    n.pods.push_back({p.value("name", ""), p.value("netns", ""), p.value("veth_host", ""), p.value("address", "")});
   return n;
 }
 
@@ -218,8 +220,8 @@ bool namespaces_supported(const std::string& probe_name, std::string* why) {
   return true;
 }
 
-network_layout plan_network(const std::string& id, int pods, bool namespaces,
-                            const std::vector<json>& taken, std::uint16_t pod_port) {
+network_layout plan_network(const std::string& id, int pods, bool namespaces, const std::vector<json>& taken,
+                            std::uint16_t pod_port) {
   if (pods < 1 || pods > 200)
     throw std::runtime_error("lab: pods: found " + std::to_string(pods) + "; expected 1 to 200");
   network_layout n;
@@ -241,16 +243,16 @@ network_layout plan_network(const std::string& id, int pods, bool namespaces,
       if (!clash) base = b;
     }
     if (!base)
-      throw std::runtime_error("lab network: found every /24 in 10.200.0.0/16–10.254.0.0/16 in use; "
-                               "expected a free one for the lab's bridge");
+      throw std::runtime_error(
+          "lab network: found every /24 in 10.200.0.0/16–10.254.0.0/16 in use; "
+          "expected a free one for the lab's bridge");
     n.subnet = format_ipv4(*base) + "/24";
     n.bridge = "ssb-" + id;
     n.gateway = format_ipv4(*base + 1);
     for (std::uint32_t s = 2; s <= 5; ++s) n.lb_sources.push_back(format_ipv4(*base + s));
     for (int i = 0; i < pods; ++i)
       n.pods.push_back({"pod-" + std::to_string(i), "ss-" + id + "-pod" + std::to_string(i),
-                        "sv-" + id + "-" + std::to_string(i),
-                        format_ipv4(*base + 10 + static_cast<std::uint32_t>(i))});
+                        "sv-" + id + "-" + std::to_string(i), format_ipv4(*base + 10 + static_cast<std::uint32_t>(i))});
     return n;
   }
   // Loopback: a block of `pods` addresses 127.0.0.x with no listener and no other lab on them.
@@ -280,8 +282,7 @@ network_layout plan_network(const std::string& id, int pods, bool namespaces,
   for (std::uint32_t s = 1; s <= 4; ++s)
     n.lb_sources.push_back(format_ipv4(lo | (1u << 8) | (static_cast<std::uint32_t>(*start) + s - 1)));
   for (int i = 0; i < pods; ++i)
-    n.pods.push_back({"pod-" + std::to_string(i), "", "",
-                      format_ipv4(lo | static_cast<std::uint32_t>(*start + i))});
+    n.pods.push_back({"pod-" + std::to_string(i), "", "", format_ipv4(lo | static_cast<std::uint32_t>(*start + i))});
   return n;
 }
 
@@ -292,8 +293,7 @@ void create_network(const std::string& id, const network_layout& n, const state_
   ip(id, "create the lab bridge", {"link", "add", n.bridge, "type", "bridge"});
   ip(id, "bring the lab bridge up", {"link", "set", n.bridge, "up"});
   ip(id, "give the bridge its gateway address", {"addr", "add", n.gateway + "/" + pfx, "dev", n.bridge});
-  for (auto& s : n.lb_sources)
-    ip(id, "add an LB source address", {"addr", "add", s + "/" + pfx, "dev", n.bridge});
+  for (auto& s : n.lb_sources) ip(id, "add an LB source address", {"addr", "add", s + "/" + pfx, "dev", n.bridge});
   for (std::size_t i = 0; i < n.pods.size(); ++i) {
     const auto& p = n.pods[i];
     record(st, "namespaces", p.netns);
@@ -307,15 +307,15 @@ void create_network(const std::string& id, const network_layout& n, const state_
     ip(id, "address " + p.name, {"-n", p.netns, "addr", "add", p.address + "/" + pfx, "dev", "eth0"});
     ip(id, "bring up eth0 of " + p.name, {"-n", p.netns, "link", "set", "eth0", "up"});
     ip(id, "bring up lo of " + p.name, {"-n", p.netns, "link", "set", "lo", "up"});
-    ip(id, "route " + p.name + " via the bridge",
-       {"-n", p.netns, "route", "add", "default", "via", n.gateway});
+    ip(id, "route " + p.name + " via the bridge", {"-n", p.netns, "route", "add", "default", "via", n.gateway});
   }
   const std::vector<json> rules = {
-      {{"table", "filter"}, {"chain", "INPUT"},
+      {{"table", "filter"},
+       {"chain", "INPUT"},
        {"args", {"-i", n.bridge, "-m", "comment", "--comment", n.chain_comment, "-j", "ACCEPT"}}},
-      {{"table", "filter"}, {"chain", "FORWARD"},
-       {"args", {"-i", n.bridge, "-o", n.bridge, "-m", "comment", "--comment", n.chain_comment, "-j",
-                 "ACCEPT"}}},
+      {{"table", "filter"},
+       {"chain", "FORWARD"},
+       {"args", {"-i", n.bridge, "-o", n.bridge, "-m", "comment", "--comment", n.chain_comment, "-j", "ACCEPT"}}},
   };
   for (auto& r : rules) {
     record(st, "rules", r);
@@ -410,8 +410,8 @@ std::vector<std::string> destroy_network(const std::string& id, const json& stat
   const std::string comment = "syncstorm-lab-" + id;
   for (auto& rule : created.value("rules", json::array())) {
     for (int i = 0; i < 10; ++i) {
-      std::vector<std::string> a = {"iptables", "-w", "-t", rule.value("table", "filter"), "-D",
-                                    rule.value("chain", "INPUT")};
+      std::vector<std::string> a = {
+          "iptables", "-w", "-t", rule.value("table", "filter"), "-D", rule.value("chain", "INPUT")};
       for (auto& x : rule_args(rule)) a.push_back(x);
       if (quiet(a).exit_code != 0) break;
     }

@@ -45,7 +45,7 @@ struct network_layout {
   std::string gateway;                  // host side: 10.a.b.1, or 127.0.0.1
   std::vector<std::string> lb_sources;  // HAProxy's source addresses toward the pods
   std::vector<pod_network> pods;
-  std::string chain_comment;            // syncstorm-lab-<id>
+  std::string chain_comment;  // syncstorm-lab-<id>
 
   nlohmann::json to_json() const;
   static network_layout from_json(const nlohmann::json& j);
@@ -58,8 +58,8 @@ bool namespaces_supported(const std::string& probe_name, std::string* why);
 // Chooses addresses for `pods` pods. `taken` holds the network sections of other labs' states
 // (their subnets and loopback blocks are avoided). `pod_port` is the port pods listen on: in
 // loopback mode a block is only chosen if nothing listens on its addresses at that port.
-network_layout plan_network(const std::string& id, int pods, bool namespaces,
-                            const std::vector<nlohmann::json>& taken, std::uint16_t pod_port);
+network_layout plan_network(const std::string& id, int pods, bool namespaces, const std::vector<nlohmann::json>& taken,
+                            std::uint16_t pod_port);
 
 // Creates the bridge, namespaces, veths, addresses, routes and rules of `n` (namespaces mode;
 // a no-op otherwise), recording each in `st` under "created" before creating it. Throws on the

@@ -215,7 +215,7 @@ class supervisor {
   }
 
   void save_runtime(const unit& u) {
-    json rt = {{"pid", static_cast<long>(u.pid)}, {"status", u.status},   {"restarts", u.restarts},
+    json rt = {{"pid", static_cast<long>(u.pid)}, {"status", u.status},     {"restarts", u.restarts},
                {"started_us", u.started_us},      {"ready_us", u.ready_us}, {"last_exit", u.last_exit}};
     try {
       st_.update([&](json& j) { j["units"][u.name]["runtime"] = rt; });
@@ -423,8 +423,9 @@ class supervisor {
       if (r.backend != "be_http") continue;
       if (r.server == "BACKEND") {
         if (!lb_backend_known_ || r.up != lb_backend_up_) {
-          append_event(events_, {{"event", r.up ? "lb_backend_up" : "lb_backend_down"},
-                                 {"backend", r.backend}, {"status", r.status}});
+          append_event(
+              events_,
+              {{"event", r.up ? "lb_backend_up" : "lb_backend_down"}, {"backend", r.backend}, {"status", r.status}});
           lb_backend_known_ = true;
           lb_backend_up_ = r.up;
         }
@@ -434,7 +435,9 @@ class supervisor {
       auto it = lb_status_.find(r.server);
       if (it == lb_status_.end() || it->second.up != r.up) {
         append_event(events_, {{"event", r.up ? "lb_server_up" : "lb_server_down"},
-                               {"server", r.server}, {"backend", r.backend}, {"status", r.status}});
+                               {"server", r.server},
+                               {"backend", r.backend},
+                               {"status", r.status}});
       }
       lb_status_[r.server] = r;
     }
@@ -447,7 +450,8 @@ class supervisor {
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
       // One line of at most 64 KiB within 2 s, JSON nested at most 64 deep (issue #23).
       constexpr std::size_t max_line = 64 * 1024;
-      std::string line = recv_until(fd, deadline, [](const std::string& s) { return s.find('\n') != std::string::npos || s.size() > max_line; });
+      std::string line = recv_until(
+          fd, deadline, [](const std::string& s) { return s.find('\n') != std::string::npos || s.size() > max_line; });
       json answer;
       bool then_shutdown = false;
       int grace_ms = 5000;
@@ -457,7 +461,9 @@ class supervisor {
           throw std::runtime_error(line.size() > max_line ? "request line over 64 KiB" : "no request line within 2 s");
         bool too_deep = false;
         json req = parse_bounded(std::string_view(line).substr(0, eol), max_json_depth, &too_deep);
-        if (req.is_discarded()) throw std::runtime_error(too_deep ? "request nested too deep" : "request is not JSON: " + text_excerpt(line.substr(0, eol)));
+        if (req.is_discarded())
+          throw std::runtime_error(too_deep ? "request nested too deep"
+                                            : "request is not JSON: " + text_excerpt(line.substr(0, eol)));
         if (!req.is_object()) throw std::runtime_error("request: found " + json_excerpt(req) + "; expected an object");
         if (req.value("cmd", "") == "shutdown") {
           then_shutdown = true;
@@ -476,8 +482,8 @@ class supervisor {
   }
 
   json unit_json(const unit& u) const {
-    return {{"role", u.role()},           {"pid", static_cast<long>(u.pid)}, {"status", u.status},
-            {"restarts", u.restarts},     {"started_us", u.started_us},     {"ready_us", u.ready_us},
+    return {{"role", u.role()},        {"pid", static_cast<long>(u.pid)}, {"status", u.status},
+            {"restarts", u.restarts},  {"started_us", u.started_us},      {"ready_us", u.ready_us},
             {"last_exit", u.last_exit}};
   }
 
@@ -506,7 +512,10 @@ class supervisor {
       for (auto& [n, u] : units_) units[n] = unit_json(u);
       json lb = json::object();
       for (auto& [n, r] : lb_status_) lb[n] = {{"status", r.status}, {"up", r.up}};
-      return {{"ok", true}, {"pid", static_cast<long>(::getpid())}, {"units", units}, {"lb", lb},
+      return {{"ok", true},
+              {"pid", static_cast<long>(::getpid())},
+              {"units", units},
+              {"lb", lb},
               {"lb_backend_up", lb_backend_up_}};
     }
     if (cmd == "reload") {
@@ -547,7 +556,8 @@ class supervisor {
       save_runtime(u);
       return {{"ok", true}, {"pid", static_cast<long>(u.pid)}};
     }
-    return {{"ok", false}, {"error", "cmd: found \"" + cmd + "\"; expected ping, status, start, kill, stop, reload or shutdown"}};
+    return {{"ok", false},
+            {"error", "cmd: found \"" + cmd + "\"; expected ping, status, start, kill, stop, reload or shutdown"}};
   }
 
   // Stops every unit, tier by tier (LB, pods, relay, databases), each tier with `grace_ms` before
@@ -660,15 +670,16 @@ bool probe_tcp(const std::string& host, std::uint16_t port, std::chrono::millise
   return true;
 }
 
-bool probe_http(const std::string& host, std::uint16_t port, const std::string& path,
-                std::chrono::milliseconds timeout, int* status) {
+bool probe_http(const std::string& host, std::uint16_t port, const std::string& path, std::chrono::milliseconds timeout,
+                int* status) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int fd = connect_tcp(host, port, timeout);
   if (fd < 0) return false;
   const std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
   bool ok = false;
   if (send_all(fd, req, deadline)) {
-    std::string resp = recv_until(fd, deadline, [](const std::string& s) { return s.find("\r\n") != std::string::npos; });
+    std::string resp =
+        recv_until(fd, deadline, [](const std::string& s) { return s.find("\r\n") != std::string::npos; });
     // "HTTP/1.1 200 OK"
     if (resp.rfind("HTTP/1.", 0) == 0 && resp.size() >= 12) {
       int code = std::atoi(resp.c_str() + 9);

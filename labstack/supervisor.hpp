@@ -55,8 +55,7 @@ namespace syncstorm::lab {
 // own session, re-parented to init, stdout/stderr to lab_dir/supervisor.log) and returns its pid
 // once its control socket answers. Works from any program: the supervisor is a fork of the
 // caller that never returns into it. Throws std::runtime_error with the log tail on timeout.
-pid_t start_supervisor(const std::string& state_path,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(10));
+pid_t start_supervisor(const std::string& state_path, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // The supervisor loop itself (what start_supervisor runs in the detached process). Returns when
 // shut down; the return value is an exit code.
@@ -68,8 +67,8 @@ nlohmann::json supervisor_request(const std::string& socket_path, const nlohmann
                                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // Readiness probes (blocking, bounded by `timeout`), also used by `lab up` and the tests.
-bool probe_http(const std::string& host, std::uint16_t port, const std::string& path,
-                std::chrono::milliseconds timeout, int* status = nullptr);
+bool probe_http(const std::string& host, std::uint16_t port, const std::string& path, std::chrono::milliseconds timeout,
+                int* status = nullptr);
 bool probe_pg(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
 bool probe_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
 

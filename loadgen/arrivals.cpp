@@ -14,12 +14,11 @@ std::size_t split_count(std::size_t total, std::size_t index, std::size_t count)
   return total / count + (index < total % count ? 1 : 0);
 }
 
-arrival_schedule::arrival_schedule(std::vector<phase_spec> phases, std::size_t worker,
-                                   std::size_t workers)
+arrival_schedule::arrival_schedule(std::vector<phase_spec> phases, std::size_t worker, std::size_t workers)
     : k_(worker), step_(workers) {
   if (workers == 0 || worker >= workers)
-    throw std::invalid_argument("arrival_schedule: worker " + std::to_string(worker) +
-                                " out of " + std::to_string(workers));
+    throw std::invalid_argument("arrival_schedule: worker " + std::to_string(worker) + " out of " +
+                                std::to_string(workers));
   double previous_rate = 0, n = 0;
   std::int64_t at = 0;
   for (std::size_t i = 0; i < phases.size(); ++i) {
@@ -29,8 +28,7 @@ arrival_schedule::arrival_schedule(std::vector<phase_spec> phases, std::size_t w
       throw std::invalid_argument(where + ": expected exactly one of rate and to");
     if (p.for_us <= 0) throw std::invalid_argument(where + ".for: expected a positive duration");
     const double r1 = p.rate ? *p.rate : *p.to;
-    if (!(r1 >= 0) || !std::isfinite(r1))
-      throw std::invalid_argument(where + ": expected a rate >= 0");
+    if (!(r1 >= 0) || !std::isfinite(r1)) throw std::invalid_argument(where + ": expected a rate >= 0");
     const double r0 = p.rate ? r1 : previous_rate;
     const double d = static_cast<double>(p.for_us) / 1e6;
     segment s{at, at + p.for_us, r0, r1, n, (r0 + r1) / 2 * d};

@@ -24,9 +24,9 @@ namespace syncstorm::loadgen {
 // core validates the scenario, `arrival_schedule` throws std::invalid_argument on a bad one.
 struct phase_spec {
   std::string name;
-  std::int64_t for_us = 0;      // duration, > 0
-  std::optional<double> rate;   // constant arrivals per second, >= 0
-  std::optional<double> to;     // ramp end rate per second, >= 0
+  std::int64_t for_us = 0;     // duration, > 0
+  std::optional<double> rate;  // constant arrivals per second, >= 0
+  std::optional<double> to;    // ramp end rate per second, >= 0
 };
 
 // The share of `total` items that worker `index` of `count` takes: total / count, plus one for
@@ -56,9 +56,9 @@ class arrival_schedule {
  private:
   struct segment {
     std::int64_t begin_us, end_us;
-    double r0, r1;        // arrivals per µs at begin and end
-    double n_begin;       // arrivals of the run due before begin_us (the integral, not rounded)
-    double n_total;       // arrivals due within the segment
+    double r0, r1;   // arrivals per µs at begin and end
+    double n_begin;  // arrivals of the run due before begin_us (the integral, not rounded)
+    double n_total;  // arrivals due within the segment
   };
   std::vector<segment> segments_;
   std::size_t cursor_ = 0;

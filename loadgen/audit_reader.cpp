@@ -45,7 +45,7 @@ namespace {
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-constexpr std::size_t max_pages = 10'000'000;      // a bound on a feed that never ends
+constexpr std::size_t max_pages = 10'000'000;  // a bound on a feed that never ends
 constexpr int sql_fetch_rows = 10'000;
 constexpr std::uint64_t body_limit = 512ull << 20;  // one records reply may be large
 
@@ -78,7 +78,8 @@ bool assign_orders(std::vector<audit_change>& changes, const std::vector<std::st
     numeric = v.has_value();
     if (v) values[i] = *v;
   }
-  for (std::size_t i = 0; i < changes.size(); ++i) changes[i].order = numeric ? values[i] : static_cast<std::int64_t>(i);
+  for (std::size_t i = 0; i < changes.size(); ++i)
+    changes[i].order = numeric ? values[i] : static_cast<std::int64_t>(i);
   return numeric;
 }
 
@@ -97,11 +98,10 @@ audit_change to_audit(server_change&& c) {
 
 // ---- API ----------------------------------------------------------------------------------------
 
-
 struct api_reply {
-  int status = 0;      // 0: no reply (see error)
+  int status = 0;  // 0: no reply (see error)
   std::string body;
-  std::string error;   // transport failure, one line
+  std::string error;  // transport failure, one line
   bool transient() const { return status == 0 || status >= 500 || status == 429; }
 };
 
@@ -190,8 +190,10 @@ class api_client {
         out.error = "resolve " + url_.host + ": " + rec.message();
         co_return;
       }
-      if (ssl_) tls_.emplace(io_, *ssl_);
-      else plain_.emplace(io_);
+      if (ssl_)
+        tls_.emplace(io_, *ssl_);
+      else
+        plain_.emplace(io_);
       lowest().expires_at(deadline);
       auto [cec, ep] = co_await lowest().async_connect(results, use_tuple);
       if (cec) {
@@ -216,8 +218,10 @@ class api_client {
     req.keep_alive(true);
     lowest().expires_at(deadline);
     error_code wec;
-    if (tls_) std::tie(wec, std::ignore) = co_await http::async_write(*tls_, req, use_tuple);
-    else std::tie(wec, std::ignore) = co_await http::async_write(*plain_, req, use_tuple);
+    if (tls_)
+      std::tie(wec, std::ignore) = co_await http::async_write(*tls_, req, use_tuple);
+    else
+      std::tie(wec, std::ignore) = co_await http::async_write(*plain_, req, use_tuple);
     if (wec) {
       out.error = "write: " + (wec == beast::error::timeout ? std::string("timeout") : wec.message());
       co_return;
@@ -225,8 +229,10 @@ class api_client {
     http::response_parser<http::string_body> parser;
     parser.body_limit(body_limit);
     error_code rec;
-    if (tls_) std::tie(rec, std::ignore) = co_await http::async_read(*tls_, buffer_, parser, use_tuple);
-    else std::tie(rec, std::ignore) = co_await http::async_read(*plain_, buffer_, parser, use_tuple);
+    if (tls_)
+      std::tie(rec, std::ignore) = co_await http::async_read(*tls_, buffer_, parser, use_tuple);
+    else
+      std::tie(rec, std::ignore) = co_await http::async_read(*plain_, buffer_, parser, use_tuple);
     if (rec) {
       out.error = "read: " + (rec == beast::error::timeout ? std::string("timeout") : rec.message());
       co_return;
@@ -280,7 +286,8 @@ server_state read_via_api(const audit_source& src, const std::vector<std::string
     for (std::size_t page = 0; page < max_pages; ++page) {
       const std::string target = changes_target(p, stream, cursor, std::max<std::size_t>(1, src.page_limit));
       changes_page cp = parse_changes(p, get_ok(client, src, target, st.requests));
-      if (cp.malformed) throw audit_read_error("audit via api: " + client.where(target) + ": " + one_line(cp.reason, 240));
+      if (cp.malformed)
+        throw audit_read_error("audit via api: " + client.where(target) + ": " + one_line(cp.reason, 240));
       if (cp.changes.empty()) return;
       for (auto& c : cp.changes) {
         if (keep && !keep->contains(c.stream)) continue;
@@ -311,7 +318,8 @@ server_state read_via_api(const audit_source& src, const std::vector<std::string
     if (!p.has_records) break;
     const std::string target = records_target(p, s);
     records_page rp = parse_records(p, get_ok(client, src, target, st.requests));
-    if (rp.malformed) throw audit_read_error("audit via api: " + client.where(target) + ": " + one_line(rp.reason, 240));
+    if (rp.malformed)
+      throw audit_read_error("audit via api: " + client.where(target) + ": " + one_line(rp.reason, 240));
     for (auto& r : rp.records) st.records.push_back({s, std::move(r.key), std::move(r.value), r.version});
   }
   return st;
@@ -375,23 +383,28 @@ class sql_reader {
   std::optional<sql_failure> read(const std::vector<std::string>& streams) {
     st_.changes.clear();
     st_.records.clear();
-    const std::string connect_timeout = std::to_string(std::max<std::int64_t>(1, (src_.timeout_us + 999'999) / 1'000'000));
+    const std::string connect_timeout =
+        std::to_string(std::max<std::int64_t>(1, (src_.timeout_us + 999'999) / 1'000'000));
     // Our defaults first; the DSN (expanded as a URI or key=value string) comes last and overrides them.
-    const char* keys[] = {"connect_timeout", "application_name", "keepalives", "keepalives_idle",
-                          "keepalives_interval", "keepalives_count", "dbname", nullptr};
+    const char* keys[] = {"connect_timeout",     "application_name", "keepalives", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "dbname",     nullptr};
     const char* values[] = {connect_timeout.c_str(), "syncstorm-audit", "1", "5", "2", "3", src_.dsn.c_str(), nullptr};
     conn_.reset(PQconnectdbParams(keys, values, 1));
     if (!conn_) return sql_failure{"connect: out of memory", false};
     ++st_.requests;
     if (PQstatus(conn_.get()) != CONNECTION_OK)
       return sql_failure{"connect: " + one_line(PQerrorMessage(conn_.get()), 240), true};
-    PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn_.get(), [](void*, const char*) {}, nullptr);
 
-    if (auto f = command("SET statement_timeout = " + std::to_string(std::max<std::int64_t>(1, src_.timeout_us / 1000)))) return f;
+    if (auto f =
+            command("SET statement_timeout = " + std::to_string(std::max<std::int64_t>(1, src_.timeout_us / 1000))))
+      return f;
     if (auto f = command("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) return f;
     const std::string in_streams = "stream = ANY (ARRAY[" + literals(streams) + "]::text[])";
     if (auto f = command("DECLARE audit_changes NO SCROLL CURSOR FOR SELECT cseq, id, stream, seq, kind, key, "
-                         "value::text, delta::text FROM syncd_changes WHERE " + in_streams + " ORDER BY cseq"))
+                         "value::text, delta::text FROM syncd_changes WHERE " +
+                         in_streams + " ORDER BY cseq"))
       return f;
     if (auto f = fetch_all("audit_changes", 8, [&](const PGresult* r, int i) {
           audit_change c;
@@ -407,7 +420,8 @@ class sql_reader {
         }))
       return f;
     if (auto f = command("DECLARE audit_records NO SCROLL CURSOR FOR SELECT stream, key, value::text, version "
-                         "FROM syncd_records WHERE " + in_streams + " AND version > 0 ORDER BY stream, key"))
+                         "FROM syncd_records WHERE " +
+                         in_streams + " AND version > 0 ORDER BY stream, key"))
       return f;
     if (auto f = fetch_all("audit_records", 4, [&](const PGresult* r, int i) {
           st_.records.push_back({text_at(r, i, 0), text_at(r, i, 1), json_at(r, i, 2), int_at(r, i, 3)});
@@ -442,8 +456,10 @@ class sql_reader {
     for (;;) {
       ++st_.requests;
       pg_result r(PQexec(conn_.get(), sql.c_str()));
-      if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) return failure_of(conn_.get(), r.get(), std::string("FETCH ") + cursor);
-      if (PQnfields(r.get()) != columns) return sql_failure{std::string("FETCH ") + cursor + ": unexpected columns", false};
+      if (PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+        return failure_of(conn_.get(), r.get(), std::string("FETCH ") + cursor);
+      if (PQnfields(r.get()) != columns)
+        return sql_failure{std::string("FETCH ") + cursor + ": unexpected columns", false};
       const int n = PQntuples(r.get());
       for (int i = 0; i < n; ++i) on_row(r.get(), i);
       if (n < sql_fetch_rows) return std::nullopt;
@@ -460,8 +476,9 @@ server_state read_via_sql(const audit_source& src, const std::vector<std::string
   const std::string where = redact_dsn(src.dsn);
   st.source = "sql " + where;
   if (where == "(unparsable DSN)")
-    throw audit_read_error("audit via sql: target.audit.dsn: found a string libpq cannot parse; expected a "
-                           "PostgreSQL URI or key=value connection string");
+    throw audit_read_error(
+        "audit via sql: target.audit.dsn: found a string libpq cannot parse; expected a "
+        "PostgreSQL URI or key=value connection string");
   sql_reader reader(src, st);
   for (int attempt = 1;; ++attempt) {
     auto failure = reader.read(streams);
@@ -504,7 +521,8 @@ server_state read_server_state(const audit_source& source, const std::vector<std
   } catch (const audit_read_error&) {
     throw;
   } catch (const std::exception& e) {
-    throw audit_read_error(std::string("audit via ") + (source.via_sql ? "sql" : "api") + ": " + one_line(e.what(), 240));
+    throw audit_read_error(std::string("audit via ") + (source.via_sql ? "sql" : "api") + ": " +
+                           one_line(e.what(), 240));
   }
 }
 

@@ -52,10 +52,10 @@ struct audit_source {
   tls_spec tls;
   sync_profile profile;
   // via SQL
-  std::string dsn;                                           // resolved; the password is never logged
-  std::int64_t timeout_us = 10'000'000;                      // per request / statement
-  int retries = 5;                                           // extra attempts on a transient failure
-  std::size_t page_limit = 1000;                             // changes per API page (>= 1)
+  std::string dsn;                       // resolved; the password is never logged
+  std::int64_t timeout_us = 10'000'000;  // per request / statement
+  int retries = 5;                       // extra attempts on a transient failure
+  std::size_t page_limit = 1000;         // changes per API page (>= 1)
 };
 
 struct server_state {

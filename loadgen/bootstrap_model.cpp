@@ -118,7 +118,8 @@ struct bootstrap_model::impl {
           error = pr.reason;
           break;
         }
-        const std::int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - run_start).count();
+        const std::int64_t now =
+            std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - run_start).count();
         std::size_t acked = 0;
         for (std::size_t k = from; k < to; ++k) {
           seeded[k].first_sent_us = now;
@@ -143,7 +144,8 @@ struct bootstrap_model::impl {
     };
     for (std::size_t i = 0; i < seed_parallel; ++i) net::co_spawn(io, pusher(), net::detached);
     io.run();
-    if (!error.empty()) throw std::runtime_error("load " + c.name + ": seeding stream " + c.stream + " failed: " + error);
+    if (!error.empty())
+      throw std::runtime_error("load " + c.name + ": seeding stream " + c.stream + " failed: " + error);
     seed_us = std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - t0).count();
   }
 };
@@ -182,7 +184,8 @@ net::awaitable<void> run_client(boot_worker& bw, const bootstrap_model::impl& m)
         ok = false;
         break;
       }
-      net::steady_timer t(io, std::chrono::microseconds(detail::backoff_us(failures, 100'000, 2'000'000, detail::mix64(now))));
+      net::steady_timer t(
+          io, std::chrono::microseconds(detail::backoff_us(failures, 100'000, 2'000'000, detail::mix64(now))));
       co_await t.async_wait(use_tuple);
       continue;
     }
@@ -274,9 +277,11 @@ std::unique_ptr<bootstrap_model> make_bootstrap_model(const bootstrap_config& co
   if (config.page == 0) throw std::invalid_argument(where + "page: found 0; expected an integer >= 1");
   if (config.seed_batch == 0) throw std::invalid_argument(where + "seed_batch: found 0; expected an integer >= 1");
   if (config.timeout_us <= 0)
-    throw std::invalid_argument(where + "timeout: found " + std::to_string(config.timeout_us) + " µs; expected a positive duration");
+    throw std::invalid_argument(where + "timeout: found " + std::to_string(config.timeout_us) +
+                                " µs; expected a positive duration");
   if (config.phases.empty()) throw std::invalid_argument(where + "phases: found none; expected at least one phase");
-  if (config.run_tag.empty()) throw std::invalid_argument(where + "run tag: found \"\"; expected a tag that makes op ids unique");
+  if (config.run_tag.empty())
+    throw std::invalid_argument(where + "run tag: found \"\"; expected a tag that makes op ids unique");
   arrival_schedule check(config.phases);
   if (m->config.stream.empty()) m->config.stream = config.run_tag + "-" + config.name + "-boot";
   m->site = detail::http_site::make(config.http_url, config.headers, config.tls, "scenario.target.endpoints.http");
@@ -285,7 +290,8 @@ std::unique_ptr<bootstrap_model> make_bootstrap_model(const bootstrap_config& co
 
 bootstrap_config bootstrap_config_from(const std::string& name, const json& f, const std::vector<phase_spec>& phases,
                                        const json& target, const std::string& base_http_url, const std::string&,
-                                       const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
+                                       const std::string& run_tag, std::uint64_t seed, bool resolve,
+                                       const std::string& where) {
   bootstrap_config c = bootstrap_settings_from(name, f, phases, where);
   bind_bootstrap(c, target, base_http_url, run_tag, seed, resolve);
   return c;
@@ -325,8 +331,8 @@ bootstrap_config bootstrap_settings_from(const std::string& name, const json& f,
   return c;
 }
 
-void bind_bootstrap(bootstrap_config& c, const json& target, const std::string& base_http_url, const std::string& run_tag,
-                    std::uint64_t seed, bool resolve) {
+void bind_bootstrap(bootstrap_config& c, const json& target, const std::string& base_http_url,
+                    const std::string& run_tag, std::uint64_t seed, bool resolve) {
   c.run_tag = run_tag;
   c.seed = seed;
   c.http_url = target_http_url(target, base_http_url, c.name, resolve);

@@ -45,8 +45,8 @@ struct bootstrap_config {
   tls_spec tls;
   sync_profile profile;
   std::size_t clients = 1;
-  std::string stream;          // empty: "<run tag>-<name>-boot"
-  std::size_t changes = 0;     // seeded first
+  std::string stream;       // empty: "<run tag>-<name>-boot"
+  std::size_t changes = 0;  // seeded first
   std::size_t page = 1000;
   std::size_t seed_batch = 2000;
   std::int64_t timeout_us = 30'000'000;

@@ -59,7 +59,8 @@ constexpr auto tick = std::chrono::milliseconds(100);
 bool cancelled(const net::cancellation_state& cs) { return cs.cancelled() != net::cancellation_type::none; }
 
 std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::optional<std::int64_t> to_int(std::string_view s) {
@@ -71,7 +72,8 @@ std::optional<std::int64_t> to_int(std::string_view s) {
 
 enum class ws_bucket { connect, status, read, timeout, protocol, closed };
 constexpr std::size_t ws_bucket_count = 6;
-constexpr std::array<const char*, ws_bucket_count> ws_bucket_names = {"connect", "status", "read", "timeout", "protocol", "closed"};
+constexpr std::array<const char*, ws_bucket_count> ws_bucket_names = {"connect", "status",   "read",
+                                                                      "timeout", "protocol", "closed"};
 
 enum class op_state : std::uint8_t { created, sent, acked, rejected };
 
@@ -110,7 +112,8 @@ struct shared_state {
 
   char kind_of(std::int64_t seq) const { return seq % 2 == 1 ? 'a' : 'd'; }
   std::string key_of(std::int64_t seq) const {
-    return seq % 2 == 1 ? std::string() : "fanout-c" + std::to_string((seq / 2) % static_cast<std::int64_t>(config.keys));
+    return seq % 2 == 1 ? std::string()
+                        : "fanout-c" + std::to_string((seq / 2) % static_cast<std::int64_t>(config.keys));
   }
   double delta_of(std::int64_t seq) const { return seq % 2 == 1 ? 0.0 : static_cast<double>(1 + (seq / 2) % 3); }
 };
@@ -129,9 +132,9 @@ struct subscriber {
   std::vector<std::uint32_t> streams;  // slot → stream index
   detail::delivery_tracker tracker;
   std::unique_ptr<view_state> view;
-  tcp::socket* socket = nullptr;  // while a connection attempt or connection is alive
+  tcp::socket* socket = nullptr;          // while a connection attempt or connection is alive
   net::steady_timer* sleeping = nullptr;  // while waiting to (re)connect
-  std::int64_t deadline_us = 0;   // connect + handshake deadline (0: none)
+  std::int64_t deadline_us = 0;           // connect + handshake deadline (0: none)
   kick kicked = kick::none;
   std::int64_t first_connected_us = -1, first_connected_wall_us = -1;  // the subscription's start
   bool connected = false, ever_connected = false, done = false;
@@ -173,20 +176,23 @@ struct fanout_worker {
   std::array<int, error_bucket_count> push_samples{};
   void sample(const char* event, const char* bucket, int& taken, const std::string& reason, std::string_view body) {
     if (!s.config.on_event || taken++ >= 3) return;
-    json f = {{"load", s.config.name}, {"bucket", bucket}, {"reason", text_excerpt(reason, 240)},
+    json f = {{"load", s.config.name},
+              {"bucket", bucket},
+              {"reason", text_excerpt(reason, 240)},
               {"at_s", static_cast<double>(w.now_us()) / 1e6}};
     if (!body.empty()) f["sample"] = text_excerpt(body, 200), f["bytes"] = body.size();
     s.config.on_event(event, f);
   }
   void ws_error(ws_bucket b, const std::string& reason, std::string_view frame = {}) {
-    sample("ws_error", ws_bucket_names[static_cast<std::size_t>(b)], ws_samples[static_cast<std::size_t>(b)], reason, frame);
+    sample("ws_error", ws_bucket_names[static_cast<std::size_t>(b)], ws_samples[static_cast<std::size_t>(b)], reason,
+           frame);
   }
 
   worker& w;
   shared_state& s;
   detail::connect_pacer pacer;
-  timed_metric &delivery, &delivery_commit, &early, &catchup, &frames, &foreign, &duplicates, &out_of_order, &gaps, &repaired,
-      &reconnects, &dropped, &missing_metric, &stale, &ws_connect, &push_latency, &push_requests;
+  timed_metric &delivery, &delivery_commit, &early, &catchup, &frames, &foreign, &duplicates, &out_of_order, &gaps,
+      &repaired, &reconnects, &dropped, &missing_metric, &stale, &ws_connect, &push_latency, &push_requests;
   gauge_series& connected_gauge;
   std::array<timed_metric*, ws_bucket_count> ws_errors{};
   std::array<timed_metric*, error_bucket_count> push_errors{};
@@ -237,7 +243,8 @@ struct fanout_worker {
   bool pusher_idle() const {
     for (std::size_t i : my_streams) {
       const auto& st = *s.streams[i];
-      if (st.in_flight || st.resolved.load(std::memory_order_relaxed) < st.created.load(std::memory_order_relaxed)) return false;
+      if (st.in_flight || st.resolved.load(std::memory_order_relaxed) < st.created.load(std::memory_order_relaxed))
+        return false;
     }
     return true;
   }
@@ -298,7 +305,8 @@ net::awaitable<void> run_push_arrivals(fanout_worker& fw, arrival_schedule sched
         const std::size_t i = fw.my_streams[fw.rr++ % fw.my_streams.size()];
         stream_state& st = *fw.s.streams[i];
         const std::int64_t seq = st.created.load(std::memory_order_relaxed) + 1;
-        if (static_cast<std::size_t>(seq) > st.cap) return;  // beyond the plan's count (cannot happen with exact phases)
+        if (static_cast<std::size_t>(seq) > st.cap)
+          return;  // beyond the plan's count (cannot happen with exact phases)
         st.ops.push_back(op_meta{due, -1, op_state::created});
         st.created.store(seq, std::memory_order_release);
         enqueue_stream(fw, i);
@@ -387,8 +395,10 @@ net::awaitable<void> run_pusher(fanout_worker& fw) {
     std::string why;
     if (!failed) {
       auto pr = parse_push_reply(cfg.profile, reply.body);
-      if (pr.malformed) failed = error_bucket::protocol, why = pr.reason;
-      else complete = apply_push_reply(st, first, last, pr, now);
+      if (pr.malformed)
+        failed = error_bucket::protocol, why = pr.reason;
+      else
+        complete = apply_push_reply(st, first, last, pr, now);
     } else {
       why = reply.status ? "HTTP " + std::to_string(reply.status) : std::string(to_string(*failed));
     }
@@ -396,7 +406,8 @@ net::awaitable<void> run_pusher(fanout_worker& fw) {
     fw.push_requests.add(now, 1, !failed);
     if (failed) {
       fw.push_errors[static_cast<std::size_t>(*failed)]->add(now, 1, false);
-      fw.sample("push_error", std::string(to_string(*failed)).c_str(), fw.push_samples[static_cast<std::size_t>(*failed)], why, reply.body);
+      fw.sample("push_error", std::string(to_string(*failed)).c_str(),
+                fw.push_samples[static_cast<std::size_t>(*failed)], why, reply.body);
     }
     st.in_flight = false;
     if (failed || !complete) {
@@ -421,11 +432,13 @@ net::awaitable<void> run_pusher(fanout_worker& fw) {
 // --- subscribers ----------------------------------------------------------------------------
 
 template <bool Tls>
-using ws_stream = std::conditional_t<Tls, websocket::stream<net::ssl::stream<tcp::socket>>, websocket::stream<tcp::socket>>;
+using ws_stream =
+    std::conditional_t<Tls, websocket::stream<net::ssl::stream<tcp::socket>>, websocket::stream<tcp::socket>>;
 
 // Keeps the change received at (stream, cursor) for the audit; the same frame text again costs
 // one hash of the text.
-void note_delivery(fanout_worker& fw, std::size_t stream, std::int64_t cursor, std::string_view text, const server_change& c) {
+void note_delivery(fanout_worker& fw, std::size_t stream, std::int64_t cursor, std::string_view text,
+                   const server_change& c) {
   if (fw.delivered.size() <= stream) fw.delivered.resize(fw.s.streams.size());
   const std::uint64_t raw = fnv1a(text);
   auto [it, fresh] = fw.delivered[stream].try_emplace(cursor);
@@ -450,7 +463,11 @@ void handle_frame(fanout_worker& fw, subscriber& sub, std::string_view text) {
       if (s.streams[sub.streams[k]]->name == c->stream) slot = k;
   if (!c || !cursor || slot == sub.streams.size()) {
     fw.ws_errors[static_cast<std::size_t>(ws_bucket::protocol)]->add(now, 1, false);
-    fw.ws_error(ws_bucket::protocol, !c ? reason : !cursor ? "the cursor is not an integer" : "a stream this subscriber did not ask for", text);
+    fw.ws_error(ws_bucket::protocol,
+                !c        ? reason
+                : !cursor ? "the cursor is not an integer"
+                          : "a stream this subscriber did not ask for",
+                text);
     return;
   }
   const stream_state& st = *s.streams[sub.streams[slot]];
@@ -478,7 +495,8 @@ void handle_frame(fanout_worker& fw, subscriber& sub, std::string_view text) {
   }
   if (c->commit_us > 0) fw.delivery_commit.record(now, std::max<std::int64_t>(0, wall_us() - c->commit_us));
   if (own > 0) {
-    const std::int64_t ack = static_cast<std::size_t>(own) <= st.cap ? st.ack_us[own - 1].load(std::memory_order_acquire) : -1;
+    const std::int64_t ack =
+        static_cast<std::size_t>(own) <= st.cap ? st.ack_us[own - 1].load(std::memory_order_acquire) : -1;
     if (ack >= 0 && ack < sub.first_connected_us) {
       fw.catchup.add(now);
     } else if (ack >= 0 && ack <= now) {
@@ -511,7 +529,8 @@ net::awaitable<void> run_subscriber(fanout_worker& fw, subscriber& sub) {
     std::int64_t at = now;
     if (!immediate) {
       if (first || !cfg.storm) at = fw.pacer.reserve(now);
-      if (!first && !cfg.storm) at += detail::backoff_us(sub.attempt, cfg.reconnect_base_us, cfg.reconnect_max_us, fw.random());
+      if (!first && !cfg.storm)
+        at += detail::backoff_us(sub.attempt, cfg.reconnect_base_us, cfg.reconnect_max_us, fw.random());
     }
     immediate = false;
     if (at > now) {
@@ -574,13 +593,15 @@ net::awaitable<void> run_subscriber(fanout_worker& fw, subscriber& sub) {
       sub.tracker.on_connect();
       std::vector<std::string> names;
       for (auto i : sub.streams) names.push_back(s.streams[i]->name);
-      const std::string target = s.ws.prefix + ws_target(cfg.profile, names, std::to_string(sub.tracker.resume_cursor()));
+      const std::string target =
+          s.ws.prefix + ws_target(cfg.profile, names, std::to_string(sub.tracker.resume_cursor()));
       websocket::response_type reply;
       std::tie(ec) = co_await ws->async_handshake(reply, s.ws_host, target, use_tuple);
       if (!ec && !cfg.server_header.empty()) sub.server = fw.server_index(reply[cfg.server_header]);
-      if (ec) failed = ec == websocket::error::upgrade_declined ? ws_bucket::status
-                       : sub.kicked == kick::timeout || ec == beast::error::timeout                   ? ws_bucket::timeout
-                                                                                                       : ws_bucket::connect;
+      if (ec)
+        failed = ec == websocket::error::upgrade_declined                     ? ws_bucket::status
+                 : sub.kicked == kick::timeout || ec == beast::error::timeout ? ws_bucket::timeout
+                                                                              : ws_bucket::connect;
     }
     sub.deadline_us = 0;
     if (failed && sub.kicked == kick::timeout) failed = ws_bucket::timeout;
@@ -678,7 +699,8 @@ net::awaitable<void> run_view_check(fanout_worker& fw) {
     std::map<std::size_t, std::vector<server_record>> records;
     bool read_all = true;
     for (std::size_t i : viewed) {
-      auto r = co_await conn.async_request("GET", records_target(cfg.profile, fw.s.streams[i]->name), "", cfg.timeout_us);
+      auto r =
+          co_await conn.async_request("GET", records_target(cfg.profile, fw.s.streams[i]->name), "", cfg.timeout_us);
       if (fw.closing || cancelled(cs)) co_return;
       records_page page;
       if (!r.failed) page = parse_records(cfg.profile, r.body);
@@ -785,8 +807,10 @@ struct fanout_model::impl {
       }
       if (r.failed)
         throw std::runtime_error("load " + cfg.name + ": cannot read the records of stream " + st.name + " (" +
-                                 std::string(to_string(*r.failed)) + (r.status ? " " + std::to_string(r.status) : "") + ")");
-      if (page.malformed) throw std::runtime_error("load " + cfg.name + ": records of stream " + st.name + ": " + page.reason);
+                                 std::string(to_string(*r.failed)) + (r.status ? " " + std::to_string(r.status) : "") +
+                                 ")");
+      if (page.malformed)
+        throw std::runtime_error("load " + cfg.name + ": records of stream " + st.name + ": " + page.reason);
       const json doc = parse_bounded(r.body);
       const json* cseq = nullptr;
       if (doc.is_object() && doc.contains("cseq") && doc["cseq"].is_number_integer()) cseq = &doc["cseq"];
@@ -895,10 +919,10 @@ void fanout_model::collect(std::vector<audit_op>& out) const {
       op.first_sent_us = meta.first_sent_us;
       const std::int64_t ack = st.ack_us[k].load(std::memory_order_acquire);
       op.acked_us = ack;
-      op.state = ack >= 0                               ? audit_op_state::acked
-                 : meta.state == op_state::rejected     ? audit_op_state::rejected
-                 : meta.first_sent_us >= 0              ? audit_op_state::in_doubt
-                                                        : audit_op_state::unsent;
+      op.state = ack >= 0                           ? audit_op_state::acked
+                 : meta.state == op_state::rejected ? audit_op_state::rejected
+                 : meta.first_sent_us >= 0          ? audit_op_state::in_doubt
+                                                    : audit_op_state::unsent;
       out.push_back(std::move(op));
     }
   }
@@ -971,13 +995,15 @@ std::unique_ptr<fanout_model> make_fanout_model(const fanout_config& config) {
   if (config.subscribers == 0) bad("subscribers", "0", "an integer >= 1");
   if (config.streams == 0) bad("streams", "0", "an integer >= 1");
   if (config.streams_per_subscriber == 0 || config.streams_per_subscriber > config.streams)
-    bad("streams_per_subscriber", std::to_string(config.streams_per_subscriber), "1 to streams (" + std::to_string(config.streams) + ")");
+    bad("streams_per_subscriber", std::to_string(config.streams_per_subscriber),
+        "1 to streams (" + std::to_string(config.streams) + ")");
   if (config.keys == 0) bad("keys", "0", "an integer >= 1");
   if (config.push_connections == 0) bad("push_connections", "0", "an integer >= 1");
   if (config.max_batch == 0) bad("max_batch", "0", "an integer >= 1");
   if (!(config.connect_rate > 0)) bad("connect_rate", std::to_string(config.connect_rate), "a rate > 0");
   if (config.timeout_us <= 0) bad("timeout", std::to_string(config.timeout_us) + " µs", "a positive duration");
-  if (config.idle_timeout_us <= 0) bad("idle_timeout", std::to_string(config.idle_timeout_us) + " µs", "a positive duration");
+  if (config.idle_timeout_us <= 0)
+    bad("idle_timeout", std::to_string(config.idle_timeout_us) + " µs", "a positive duration");
   if (config.reconnect_base_us <= 0 || config.reconnect_max_us < config.reconnect_base_us)
     bad("reconnect", std::to_string(config.reconnect_base_us) + "/" + std::to_string(config.reconnect_max_us) + " µs",
         "a positive base and a max >= base");
@@ -1006,13 +1032,15 @@ std::unique_ptr<fanout_model> make_fanout_model(const fanout_config& config) {
 
 fanout_config fanout_config_from(const std::string& name, const json& f, const std::vector<phase_spec>& phases,
                                  const json& target, const std::string& base_http_url, const std::string& base_ws_url,
-                                 const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
+                                 const std::string& run_tag, std::uint64_t seed, bool resolve,
+                                 const std::string& where) {
   fanout_config c = fanout_settings_from(name, f, phases, where);
   bind_fanout(c, target, base_http_url, base_ws_url, run_tag, seed, resolve);
   return c;
 }
 
-fanout_config fanout_settings_from(const std::string& name, const json& f, const std::vector<phase_spec>& phases, const std::string& where) {
+fanout_config fanout_settings_from(const std::string& name, const json& f, const std::vector<phase_spec>& phases,
+                                   const std::string& where) {
   fanout_config c;
   c.name = name;
   auto bad = [&](const std::string& key, const json& found, const std::string& expected) {
@@ -1020,7 +1048,8 @@ fanout_config fanout_settings_from(const std::string& name, const json& f, const
   };
   auto get_int = [&](const json& o, const char* key, std::int64_t def, std::int64_t min) -> std::int64_t {
     if (!o.contains(key)) return def;
-    if (!o[key].is_number_integer() || o[key].get<std::int64_t>() < min) bad(key, o[key], "an integer >= " + std::to_string(min));
+    if (!o[key].is_number_integer() || o[key].get<std::int64_t>() < min)
+      bad(key, o[key], "an integer >= " + std::to_string(min));
     return o[key].get<std::int64_t>();
   };
   auto get_dur = [&](const json& o, const char* key, const std::string& path, std::int64_t def) -> std::int64_t {
@@ -1054,7 +1083,8 @@ fanout_config fanout_settings_from(const std::string& name, const json& f, const
     const json& r = f["reconnect"];
     c.reconnect_base_us = get_dur(r, "base", "reconnect.base", c.reconnect_base_us);
     c.reconnect_max_us = get_dur(r, "max", "reconnect.max", c.reconnect_max_us);
-    if (c.reconnect_max_us < c.reconnect_base_us) bad("reconnect.max", r.value("max", json()), "a duration >= reconnect.base");
+    if (c.reconnect_max_us < c.reconnect_base_us)
+      bad("reconnect.max", r.value("max", json()), "a duration >= reconnect.base");
   }
   c.storm = get_bool("storm", c.storm);
   c.repair = get_bool("repair", c.repair);
@@ -1069,7 +1099,8 @@ fanout_config fanout_settings_from(const std::string& name, const json& f, const
   c.idle_timeout_us = get_dur(f, "idle_timeout", "idle_timeout", c.idle_timeout_us);
   c.views = static_cast<std::size_t>(get_int(f, "views", static_cast<std::int64_t>(c.views), 0));
   c.keys = static_cast<std::size_t>(get_int(f, "keys", static_cast<std::int64_t>(c.keys), 1));
-  c.push_connections = static_cast<std::size_t>(get_int(f, "push_connections", static_cast<std::int64_t>(c.push_connections), 1));
+  c.push_connections =
+      static_cast<std::size_t>(get_int(f, "push_connections", static_cast<std::int64_t>(c.push_connections), 1));
   c.max_batch = static_cast<std::size_t>(get_int(f, "max_batch", static_cast<std::int64_t>(c.max_batch), 1));
   if (f.contains("stream_prefix")) {
     if (!f["stream_prefix"].is_string()) bad("stream_prefix", f["stream_prefix"], "a string");
@@ -1089,10 +1120,13 @@ void bind_fanout(fanout_config& c, const json& target, const std::string& base_h
     if (ws_base.empty()) ws_base = target["endpoints"].value("ws", "");
   }
   if (http_base.empty())
-    throw std::invalid_argument("scenario.target.endpoints.http: found nothing; expected the sync API's URL for load " + name);
+    throw std::invalid_argument("scenario.target.endpoints.http: found nothing; expected the sync API's URL for load " +
+                                name);
   if (ws_base.empty()) {
-    if (http_base.starts_with("https://")) ws_base = "wss://" + http_base.substr(8);
-    else if (http_base.starts_with("http://")) ws_base = "ws://" + http_base.substr(7);
+    if (http_base.starts_with("https://"))
+      ws_base = "wss://" + http_base.substr(8);
+    else if (http_base.starts_with("http://"))
+      ws_base = "ws://" + http_base.substr(7);
   }
   c.http_url = resolve ? resolve_env(http_base) : http_base;
   c.ws_url = resolve ? resolve_env(ws_base) : ws_base;

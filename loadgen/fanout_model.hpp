@@ -97,15 +97,15 @@
 namespace syncstorm::loadgen {
 
 struct fanout_config {
-  std::string name;       // the load entry's name
-  std::string http_url;   // the sync API's base URL (pushes, records)
-  std::string ws_url;     // the WebSocket base URL, ws(s)://host:port[/prefix]
+  std::string name;                                          // the load entry's name
+  std::string http_url;                                      // the sync API's base URL (pushes, records)
+  std::string ws_url;                                        // the WebSocket base URL, ws(s)://host:port[/prefix]
   std::vector<std::pair<std::string, std::string>> headers;  // resolved in memory; never logged
   tls_spec tls;
   sync_profile profile;
   std::size_t subscribers = 1, streams = 1, streams_per_subscriber = 1;
-  std::vector<phase_spec> phases;        // this model's push rate (total)
-  double connect_rate = 500;             // new connections per second (process)
+  std::vector<phase_spec> phases;  // this model's push rate (total)
+  double connect_rate = 500;       // new connections per second (process)
   std::int64_t reconnect_base_us = 100'000, reconnect_max_us = 10'000'000;
   bool storm = false;
   bool repair = true;
@@ -115,7 +115,7 @@ struct fanout_config {
   std::int64_t idle_timeout_us = 30'000'000;
   std::size_t views = 100;
   std::size_t keys = 4;
-  std::size_t push_connections = 4;      // per worker
+  std::size_t push_connections = 4;  // per worker
   std::size_t max_batch = 200;
   bool spread_sources = true;
   std::string stream_prefix = "store-";

@@ -61,9 +61,7 @@ class response_sink final : public http::basic_parser<false> {
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
   std::size_t on_body_impl(beast::string_view body, error_code&) override { return body.size(); }
   void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
-    return body.size();
-  }
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override { return body.size(); }
   void on_finish_impl(error_code&) override {}
 
   int status_ = 0;
@@ -75,7 +73,7 @@ struct shared_state {
   url_parts url;
   std::string request;  // serialized once
   std::string server_name;
-  bool sni = false;     // server_name is a DNS name (SNI must not carry an IP literal)
+  bool sni = false;  // server_name is a DNS name (SNI must not carry an IP literal)
   bool head = false;
   std::int64_t end_us = 0;  // end of the phases (closed model: 0 = until stop())
   std::vector<tcp::endpoint> endpoints;
@@ -99,7 +97,6 @@ struct waiting_arrival {
   std::int64_t intended_us, issued_us;
 };
 
-
 // One worker's share of the model: its connections, its queue, its metrics. Only touched on
 // the worker's thread once start() returned.
 struct http_worker {
@@ -113,7 +110,8 @@ struct http_worker {
         unsent(w.metrics().metric("http.unsent@" + s.config.name)) {
     detail::register_arrival_metrics(w);
     for (std::size_t b = 0; b < error_bucket_count; ++b)
-      errors[b] = &w.metrics().metric("http.errors." + std::string(to_string(static_cast<error_bucket>(b))) + "@" + s.config.name);
+      errors[b] = &w.metrics().metric("http.errors." + std::string(to_string(static_cast<error_bucket>(b))) + "@" +
+                                      s.config.name);
     if (s.url.tls) ssl = detail::make_client_ssl_context(s.config.tls);
   }
 
@@ -316,7 +314,8 @@ net::awaitable<void> run_connection(http_worker& hw) {
       }
       while (!failed && at < s.request.size()) {
         std::size_t n;
-        std::tie(ec, n) = co_await stream->async_write_some(net::buffer(s.request.data() + at, s.request.size() - at), use_tuple);
+        std::tie(ec, n) =
+            co_await stream->async_write_some(net::buffer(s.request.data() + at, s.request.size() - at), use_tuple);
         if (ec) {
           failed = error_bucket::write;
           break;
@@ -423,8 +422,7 @@ class http_model final : public load_model {
     error_code ec;
     auto results = resolver.resolve(s_.url.host, std::to_string(s_.url.port), ec);
     if (ec || results.empty())
-      throw std::runtime_error("load " + s_.config.name + ": cannot resolve " + s_.url.host + ": " +
-                               ec.message());
+      throw std::runtime_error("load " + s_.config.name + ": cannot resolve " + s_.url.host + ": " + ec.message());
     for (const auto& r : results) s_.endpoints.push_back(r.endpoint());
   }
 
@@ -439,8 +437,7 @@ std::unique_ptr<load_model> make_http_model(const http_model_config& config) {
   s.config = config;
   s.url = parse_url(config.url);
   const std::string where = "load " + config.name + ": ";
-  if (config.connections == 0)
-    throw std::invalid_argument(where + "connections: found 0; expected at least 1");
+  if (config.connections == 0) throw std::invalid_argument(where + "connections: found 0; expected at least 1");
   if (config.timeout_us <= 0)
     throw std::invalid_argument(where + "timeout: found " + std::to_string(config.timeout_us) +
                                 " µs; expected a positive duration");
@@ -455,7 +452,7 @@ std::unique_ptr<load_model> make_http_model(const http_model_config& config) {
   s.server_name = config.tls.server_name.empty() ? s.url.host : config.tls.server_name;
   error_code ec;
   net::ip::make_address(s.server_name, ec);
-  s.sni = bool(ec);  // not an IP literal
+  s.sni = bool(ec);                                            // not an IP literal
   if (s.url.tls) detail::make_client_ssl_context(config.tls);  // validates the files now, with their field names
   return std::make_unique<http_model>(std::move(s));
 }

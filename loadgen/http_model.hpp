@@ -76,15 +76,15 @@ struct tls_spec {
 };
 
 struct http_model_config {
-  std::string name;                       // the load entry's name
-  std::string url;                        // http(s)://host:port/path?query
+  std::string name;  // the load entry's name
+  std::string url;   // http(s)://host:port/path?query
   std::string method = "GET";
   std::vector<std::pair<std::string, std::string>> headers;  // resolved in memory; never log values
   std::string body;
-  bool open = true;                       // false: closed model
-  std::size_t connections = 64;           // pool size (closed: concurrent connections)
+  bool open = true;              // false: closed model
+  std::size_t connections = 64;  // pool size (closed: concurrent connections)
   std::int64_t timeout_us = 5'000'000;
-  std::vector<int> expect_status;         // empty: any 2xx is ok
+  std::vector<int> expect_status;  // empty: any 2xx is ok
   std::vector<phase_spec> phases;
   tls_spec tls;
 };
@@ -94,7 +94,7 @@ struct http_model_config {
 // std::invalid_argument ("url: found \"...\"; expected http(s)://host[:port][/path]").
 struct url_parts {
   bool tls = false;
-  std::string host;    // without brackets
+  std::string host;  // without brackets
   std::uint16_t port = 0;
   std::string target;  // path and query, starting with '/'
 };

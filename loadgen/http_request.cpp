@@ -10,20 +10,25 @@ namespace syncstorm::loadgen {
 
 std::string_view to_string(error_bucket b) noexcept {
   switch (b) {
-    case error_bucket::connect: return "connect";
-    case error_bucket::read: return "read";
-    case error_bucket::write: return "write";
-    case error_bucket::status: return "status";
-    case error_bucket::timeout: return "timeout";
-    case error_bucket::protocol: return "protocol";
+    case error_bucket::connect:
+      return "connect";
+    case error_bucket::read:
+      return "read";
+    case error_bucket::write:
+      return "write";
+    case error_bucket::status:
+      return "status";
+    case error_bucket::timeout:
+      return "timeout";
+    case error_bucket::protocol:
+      return "protocol";
   }
   return "unknown";
 }
 
 url_parts parse_url(std::string_view url) {
   auto fail = [&] {
-    throw std::invalid_argument("url: found \"" + std::string(url) +
-                                "\"; expected http(s)://host[:port][/path]");
+    throw std::invalid_argument("url: found \"" + std::string(url) + "\"; expected http(s)://host[:port][/path]");
   };
   url_parts u;
   std::string_view rest;
@@ -85,8 +90,8 @@ std::string serialize_request(const http_model_config& config, const url_parts& 
   r += "\r\n";
   bool has_length = false;
   for (const auto& [k, v] : config.headers) {
-    if (k.size() == 14 && std::equal(k.begin(), k.end(), "content-length",
-                                     [](char a, char b) { return (a | 0x20) == b; }))
+    if (k.size() == 14 &&
+        std::equal(k.begin(), k.end(), "content-length", [](char a, char b) { return (a | 0x20) == b; }))
       has_length = true;
     r += k;
     r += ": ";

@@ -74,10 +74,14 @@ std::optional<sync_op> op_from(const json& j) {
   op.seq = j.value("seq", std::int64_t{0});
   op.t_us = j.value("t_us", std::int64_t{0});
   const std::string k = j["kind"];
-  if (k == "append") op.kind = op_kind::append;
-  else if (k == "add") op.kind = op_kind::add;
-  else if (k == "set") op.kind = op_kind::set;
-  else return std::nullopt;
+  if (k == "append")
+    op.kind = op_kind::append;
+  else if (k == "add")
+    op.kind = op_kind::add;
+  else if (k == "set")
+    op.kind = op_kind::set;
+  else
+    return std::nullopt;
   op.key = j.value("key", "");
   op.delta = j.value("delta", 0.0);
   op.base_version = j.value("base_version", std::int64_t{0});
@@ -96,8 +100,8 @@ std::uint32_t crc32(const void* data, std::size_t n, std::uint32_t crc) noexcept
 }
 
 std::string journal_op_payload(const sync_op& op) {
-  json j = {{"t", "op"}, {"id", op.id}, {"stream", op.stream}, {"seq", op.seq}, {"t_us", op.t_us},
-            {"kind", std::string(to_string(op.kind))}};
+  json j = {{"t", "op"},     {"id", op.id},     {"stream", op.stream},
+            {"seq", op.seq}, {"t_us", op.t_us}, {"kind", std::string(to_string(op.kind))}};
   if (!op.key.empty()) j["key"] = op.key;
   if (op.kind == op_kind::add) j["delta"] = op.delta;
   if (op.kind == op_kind::set) j["base_version"] = op.base_version;
@@ -141,7 +145,9 @@ bool journal::append_acks(const std::vector<std::string>& ids) {
 
 bool journal::append_rebase(const std::string& id, std::int64_t base_version) {
   const bool was_dirty = dirty_;
-  const bool ok = append(json{{"t", "rebase"}, {"id", id}, {"base_version", base_version}}.dump(-1, ' ', false, json::error_handler_t::replace), false);
+  const bool ok = append(json{{"t", "rebase"}, {"id", id}, {"base_version", base_version}}.dump(
+                             -1, ' ', false, json::error_handler_t::replace),
+                         false);
   dirty_ = was_dirty;
   return ok;
 }
@@ -149,7 +155,8 @@ bool journal::append_rebase(const std::string& id, std::int64_t base_version) {
 bool journal::append_rejects(const std::vector<std::string>& ids) {
   if (ids.empty()) return true;
   const bool was_dirty = dirty_;
-  const bool ok = append(json{{"t", "reject"}, {"ids", ids}}.dump(-1, ' ', false, json::error_handler_t::replace), false);
+  const bool ok =
+      append(json{{"t", "reject"}, {"ids", ids}}.dump(-1, ' ', false, json::error_handler_t::replace), false);
   dirty_ = was_dirty;
   return ok;
 }
@@ -234,7 +241,8 @@ journal_replay journal::replay(const std::filesystem::path& path) {
       }
       r.last_seq = std::max(r.last_seq, op->seq);
       ++r.ops;
-      if (auto it = index.find(op->id); it != index.end()) ops[it->second] = std::move(*op);
+      if (auto it = index.find(op->id); it != index.end())
+        ops[it->second] = std::move(*op);
       else {
         index.emplace(op->id, ops.size());
         ops.push_back(std::move(*op));

@@ -40,15 +40,15 @@ enum class fsync_policy { always, batch, never };
 std::uint32_t crc32(const void* data, std::size_t n, std::uint32_t crc = 0) noexcept;
 
 struct journal_replay {
-  std::vector<sync_op> pending;     // ops of the good prefix neither acked nor rejected, in order,
-                                    // with their latest rebase applied
-  std::vector<std::string> acked;   // ids acked in the good prefix
+  std::vector<sync_op> pending;    // ops of the good prefix neither acked nor rejected, in order,
+                                   // with their latest rebase applied
+  std::vector<std::string> acked;  // ids acked in the good prefix
   std::vector<std::string> rejected;
   std::size_t records = 0, ops = 0;
-  std::int64_t last_seq = 0;        // highest op seq in the good prefix
+  std::int64_t last_seq = 0;  // highest op seq in the good prefix
   std::uint64_t good_bytes = 0, file_bytes = 0;
-  bool corrupt = false;             // bytes after the good prefix
-  std::string reason;               // why the record at good_bytes was refused
+  bool corrupt = false;  // bytes after the good prefix
+  std::string reason;    // why the record at good_bytes was refused
 };
 
 class journal {

@@ -39,7 +39,8 @@ system_limits read_system_limits() {
 std::uint64_t raise_nofile() {
   rlimit r{};
   if (getrlimit(RLIMIT_NOFILE, &r) != 0) return 0;
-  if (auto nr = read_number<std::uint64_t>("/proc/sys/fs/nr_open"); nr && r.rlim_max != RLIM_INFINITY && *nr > r.rlim_max) {
+  if (auto nr = read_number<std::uint64_t>("/proc/sys/fs/nr_open");
+      nr && r.rlim_max != RLIM_INFINITY && *nr > r.rlim_max) {
     rlimit up{static_cast<rlim_t>(*nr), static_cast<rlim_t>(*nr)};
     if (setrlimit(RLIMIT_NOFILE, &up) == 0) return *nr;  // CAP_SYS_RESOURCE: both raised
   }
@@ -59,13 +60,14 @@ std::vector<std::string> limit_problems(const connection_plan& plan, const syste
   // The soft limit is raised to the hard one at start, so the hard limit is what counts.
   if (l.nofile_hard < need_fds)
     out.push_back("limits.nofile: found hard RLIMIT_NOFILE " + std::to_string(l.nofile_hard) + "; expected at least " +
-                  std::to_string(need_fds) + for_n + " (raise it with ulimit -Hn or LimitNOFILE; needs CAP_SYS_RESOURCE)");
+                  std::to_string(need_fds) + for_n +
+                  " (raise it with ulimit -Hn or LimitNOFILE; needs CAP_SYS_RESOURCE)");
   if (l.nr_open && *l.nr_open < need_fds)
-    out.push_back("limits.fs.nr_open: found " + std::to_string(*l.nr_open) + "; expected at least " + std::to_string(need_fds) +
-                  for_n + " (sysctl -w fs.nr_open=" + std::to_string(need_fds) + ")");
+    out.push_back("limits.fs.nr_open: found " + std::to_string(*l.nr_open) + "; expected at least " +
+                  std::to_string(need_fds) + for_n + " (sysctl -w fs.nr_open=" + std::to_string(need_fds) + ")");
   if (l.file_max && *l.file_max < need_fds)
-    out.push_back("limits.fs.file-max: found " + std::to_string(*l.file_max) + "; expected at least " + std::to_string(need_fds) +
-                  for_n + " (sysctl -w fs.file-max=" + std::to_string(need_fds) + ")");
+    out.push_back("limits.fs.file-max: found " + std::to_string(*l.file_max) + "; expected at least " +
+                  std::to_string(need_fds) + for_n + " (sysctl -w fs.file-max=" + std::to_string(need_fds) + ")");
   if (l.port_low && l.port_high) {
     const std::uint64_t ports = *l.port_high >= *l.port_low ? *l.port_high - *l.port_low + 1 : 0;
     // One destination (the LB); each source address has its own ports. Loopback spreading
@@ -79,9 +81,10 @@ std::vector<std::string> limit_problems(const connection_plan& plan, const syste
                     " (sysctl -w net.ipv4.ip_local_port_range=\"1024 65535\")");
   }
   if (plan.lb_maxconn && plan.through_lb > *plan.lb_maxconn)
-    out.push_back("limits.lb.maxconn: found HAProxy maxconn " + std::to_string(*plan.lb_maxconn) + "; expected at least " +
-                  std::to_string(plan.through_lb) + " for " + std::to_string(plan.through_lb) +
-                  " connections through the lab's load balancer (its RLIMIT_NOFILE bounds it: see limits in lab status --json)");
+    out.push_back(
+        "limits.lb.maxconn: found HAProxy maxconn " + std::to_string(*plan.lb_maxconn) + "; expected at least " +
+        std::to_string(plan.through_lb) + " for " + std::to_string(plan.through_lb) +
+        " connections through the lab's load balancer (its RLIMIT_NOFILE bounds it: see limits in lab status --json)");
   return out;
 }
 

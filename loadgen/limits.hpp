@@ -19,10 +19,10 @@
 namespace syncstorm::loadgen {
 
 struct system_limits {
-  std::uint64_t nofile_soft = 0, nofile_hard = 0;  // RLIMIT_NOFILE of this process
-  std::optional<std::uint64_t> nr_open;            // fs.nr_open (the ceiling of any hard limit)
+  std::uint64_t nofile_soft = 0, nofile_hard = 0;    // RLIMIT_NOFILE of this process
+  std::optional<std::uint64_t> nr_open;              // fs.nr_open (the ceiling of any hard limit)
   std::optional<std::uint32_t> port_low, port_high;  // net.ipv4.ip_local_port_range
-  std::optional<std::uint64_t> file_max;           // fs.file-max (system-wide)
+  std::optional<std::uint64_t> file_max;             // fs.file-max (system-wide)
 };
 
 // Reads the limits as they are now (a /proc file that cannot be read leaves its field empty).
@@ -34,9 +34,9 @@ std::uint64_t raise_nofile();
 
 // What a scenario plans to hold at once.
 struct connection_plan {
-  std::uint64_t connections = 0;        // sockets this process holds at the peak (all loads)
-  bool loopback_spread = false;         // sockets spread over 127.0.0.2-254 (fanout on 127.0.0.1)
-  std::uint64_t through_lb = 0;         // of those, connections through the lab's load balancer
+  std::uint64_t connections = 0;            // sockets this process holds at the peak (all loads)
+  bool loopback_spread = false;             // sockets spread over 127.0.0.2-254 (fanout on 127.0.0.1)
+  std::uint64_t through_lb = 0;             // of those, connections through the lab's load balancer
   std::optional<std::uint64_t> lb_maxconn;  // the lab's HAProxy maxconn (lab status limits)
 };
 

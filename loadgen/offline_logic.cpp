@@ -20,7 +20,8 @@ double unit(std::uint64_t& state) { return static_cast<double>(splitmix(state) >
 
 }  // namespace
 
-std::vector<offline_window> random_windows(double duty, std::int64_t period_us, std::int64_t horizon_us, std::uint64_t seed) {
+std::vector<offline_window> random_windows(double duty, std::int64_t period_us, std::int64_t horizon_us,
+                                           std::uint64_t seed) {
   std::vector<offline_window> out;
   if (duty <= 0 || horizon_us <= 0 || period_us < min_offline_period_us) return out;
   if (duty >= 1) {
@@ -28,7 +29,9 @@ std::vector<offline_window> random_windows(double duty, std::int64_t period_us, 
     return out;
   }
   std::uint64_t state = seed;
-  auto cycle = [&] { return static_cast<std::int64_t>(std::llround(static_cast<double>(period_us) * (0.5 + unit(state)))); };
+  auto cycle = [&] {
+    return static_cast<std::int64_t>(std::llround(static_cast<double>(period_us) * (0.5 + unit(state))));
+  };
   // The first cycle started before the run at a seeded phase of it.
   std::int64_t len = cycle();
   std::int64_t start = -static_cast<std::int64_t>(std::llround(static_cast<double>(len) * unit(state)));
@@ -45,7 +48,8 @@ std::vector<offline_window> random_windows(double duty, std::int64_t period_us, 
 
 std::vector<offline_window> normalize_windows(std::vector<offline_window> w) {
   w.erase(std::remove_if(w.begin(), w.end(), [](const offline_window& x) { return x.end_us <= x.start_us; }), w.end());
-  std::sort(w.begin(), w.end(), [](const offline_window& a, const offline_window& b) { return a.start_us < b.start_us; });
+  std::sort(w.begin(), w.end(),
+            [](const offline_window& a, const offline_window& b) { return a.start_us < b.start_us; });
   std::vector<offline_window> out;
   for (const auto& x : w) {
     if (!out.empty() && x.start_us <= out.back().end_us)
@@ -56,7 +60,8 @@ std::vector<offline_window> normalize_windows(std::vector<offline_window> w) {
   return out;
 }
 
-std::vector<offline_window> client_windows(const offline_plan& plan, std::size_t client, std::uint64_t seed, std::int64_t horizon_us) {
+std::vector<offline_window> client_windows(const offline_plan& plan, std::size_t client, std::uint64_t seed,
+                                           std::int64_t horizon_us) {
   std::vector<offline_window> w = plan.windows;
   std::uint64_t s = seed ^ (0x0ff1ull << 40) ^ (static_cast<std::uint64_t>(client) * 0x9e3779b97f4a7c15ull);
   const std::uint64_t client_seed = splitmix(s);
@@ -67,7 +72,8 @@ std::vector<offline_window> client_windows(const offline_plan& plan, std::size_t
 
 std::optional<offline_window> online_gate::window_at(std::int64_t now) const noexcept {
   // The last window starting at or before now.
-  auto it = std::upper_bound(w_.begin(), w_.end(), now, [](std::int64_t t, const offline_window& x) { return t < x.start_us; });
+  auto it = std::upper_bound(w_.begin(), w_.end(), now,
+                             [](std::int64_t t, const offline_window& x) { return t < x.start_us; });
   if (it == w_.begin()) return std::nullopt;
   --it;
   if (now < it->end_us) return *it;
@@ -76,7 +82,8 @@ std::optional<offline_window> online_gate::window_at(std::int64_t now) const noe
 
 std::int64_t online_gate::next_change(std::int64_t now) const noexcept {
   if (auto w = window_at(now)) return w->end_us;
-  auto it = std::upper_bound(w_.begin(), w_.end(), now, [](std::int64_t t, const offline_window& x) { return t < x.start_us; });
+  auto it = std::upper_bound(w_.begin(), w_.end(), now,
+                             [](std::int64_t t, const offline_window& x) { return t < x.start_us; });
   return it == w_.end() ? std::numeric_limits<std::int64_t>::max() : it->start_us;
 }
 

@@ -26,8 +26,8 @@ struct offline_window {
 // (each client its own seeded windows). Both may be given: a client is offline in the union.
 struct offline_plan {
   std::vector<offline_window> windows;
-  double duty_cycle = 0;         // share of time offline, 0..1; 0: no random windows
-  std::int64_t period_us = 0;    // mean cycle length (offline + online)
+  double duty_cycle = 0;       // share of time offline, 0..1; 0: no random windows
+  std::int64_t period_us = 0;  // mean cycle length (offline + online)
   bool empty() const noexcept { return windows.empty() && duty_cycle <= 0; }
 };
 
@@ -78,9 +78,9 @@ class online_gate {
 class reconnect_tracker {
  public:
   struct outcome {
-    std::optional<std::int64_t> resume_us;    // reconnect → first ack
-    std::optional<std::int64_t> drain_us;     // reconnect → backlog gone (or cut short)
-    bool drain_ok = true;                     // false: the drain was cut short (drain_us so far)
+    std::optional<std::int64_t> resume_us;  // reconnect → first ack
+    std::optional<std::int64_t> drain_us;   // reconnect → backlog gone (or cut short)
+    bool drain_ok = true;                   // false: the drain was cut short (drain_us so far)
   };
 
   // The network came back at at_us; `backlog`: ops from before then are still held.

@@ -7,16 +7,17 @@
 
 namespace syncstorm::loadgen {
 
-terminal_config offline_config_from(const std::string& name, const nlohmann::json& f, const std::vector<phase_spec>& phases,
-                                    const nlohmann::json& target, const std::string& base_url, const std::string& run_dir,
-                                    const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
+terminal_config offline_config_from(const std::string& name, const nlohmann::json& f,
+                                    const std::vector<phase_spec>& phases, const nlohmann::json& target,
+                                    const std::string& base_url, const std::string& run_dir, const std::string& run_tag,
+                                    std::uint64_t seed, bool resolve, const std::string& where) {
   terminal_config c = offline_settings_from(name, f, phases, where);
   bind_terminal(c, target, base_url, run_dir, run_tag, seed, resolve);
   return c;
 }
 
-terminal_config offline_settings_from(const std::string& name, const nlohmann::json& f, const std::vector<phase_spec>& phases,
-                                      const std::string& where) {
+terminal_config offline_settings_from(const std::string& name, const nlohmann::json& f,
+                                      const std::vector<phase_spec>& phases, const std::string& where) {
   using json = nlohmann::json;
   auto bad = [&](const std::string& key, const json& found, const std::string& expected) {
     throw std::invalid_argument(where + "." + key + ": found " + found.dump() + "; expected " + expected);
@@ -25,7 +26,8 @@ terminal_config offline_settings_from(const std::string& name, const nlohmann::j
     bad("clients", f.value("clients", json()), "an integer >= 1");
   // The terminal keys the offline model shares, under their own names.
   json t = json::object();
-  for (const char* k : {"rate", "ops", "keys", "batch", "timeout", "retry", "breaker", "conflict", "journal", "drain", "stream_prefix"})
+  for (const char* k :
+       {"rate", "ops", "keys", "batch", "timeout", "retry", "breaker", "conflict", "journal", "drain", "stream_prefix"})
     if (f.contains(k)) t[k] = f[k];
   t["stores"] = f["clients"];
   t["terminals_per_store"] = 1;

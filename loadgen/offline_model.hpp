@@ -35,6 +35,7 @@ terminal_config offline_config_from(const std::string& name, const nlohmann::jso
                                     std::uint64_t seed, bool resolve, const std::string& where = "scenario.load[]");
 // The entry's own part (as terminal_settings_from); bind_terminal adds the target and the run.
 terminal_config offline_settings_from(const std::string& name, const nlohmann::json& fields,
-                                      const std::vector<phase_spec>& phases, const std::string& where = "scenario.load[]");
+                                      const std::vector<phase_spec>& phases,
+                                      const std::string& where = "scenario.load[]");
 
 }  // namespace syncstorm::loadgen

@@ -43,7 +43,8 @@ const json* resolve(const json& doc, std::string_view ptr) {
       if (it == cur->end()) return nullptr;
       cur = &*it;
     } else if (cur->is_array()) {
-      if (token.empty() || token.size() > 9 || token.find_first_not_of("0123456789") != std::string::npos) return nullptr;
+      if (token.empty() || token.size() > 9 || token.find_first_not_of("0123456789") != std::string::npos)
+        return nullptr;
       const std::size_t idx = std::stoul(token);
       if (idx >= cur->size()) return nullptr;
       cur = &(*cur)[idx];
@@ -62,8 +63,10 @@ json parse_reply(std::string_view body, const char* what, std::string& reason) {
   bool deep = false;
   json doc = parse_bounded(body, max_json_depth, &deep);
   if (doc.is_discarded())
-    reason = std::string(what) + (deep ? " nests deeper than " + std::to_string(max_json_depth) + " levels: "
-                                       : std::string(" is not JSON: ")) + text_excerpt(body, 80);
+    reason =
+        std::string(what) +
+        (deep ? " nests deeper than " + std::to_string(max_json_depth) + " levels: " : std::string(" is not JSON: ")) +
+        text_excerpt(body, 80);
   return doc;
 }
 
@@ -75,7 +78,8 @@ std::optional<std::string> as_text(const json* v) {
   if (v->is_number_integer() || v->is_number_unsigned()) return v->dump();
   if (v->is_number_float()) {
     const double d = v->get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return std::to_string(static_cast<std::int64_t>(d));
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15)
+      return std::to_string(static_cast<std::int64_t>(d));
   }
   return std::nullopt;
 }
@@ -155,7 +159,8 @@ class profile_reader {
   void pointer(const json& obj, const std::string& path, const char* key, std::string& out, bool allow_empty = false) {
     auto it = obj.find(key);
     if (it == obj.end()) return;
-    if (!it->is_string() || (it->get_ref<const std::string&>().empty() ? !allow_empty : (*it).get<std::string>()[0] != '/')) {
+    if (!it->is_string() ||
+        (it->get_ref<const std::string&>().empty() ? !allow_empty : (*it).get<std::string>()[0] != '/')) {
       errors.push_back(path + "." + key + ": found " + shown(*it) + "; expected a JSON pointer like \"/" +
                        std::string(key) + "\"");
       return;
@@ -183,8 +188,10 @@ class profile_reader {
     bool ok = it->is_array() && !it->empty();
     if (ok)
       for (const auto& s : *it) {
-        if (auto t = status_text(&s)) v.push_back(*t);
-        else ok = false;
+        if (auto t = status_text(&s))
+          v.push_back(*t);
+        else
+          ok = false;
       }
     if (!ok) {
       errors.push_back(path + "." + key + ": found " + shown(*it) + "; expected a non-empty array of statuses");
@@ -202,11 +209,14 @@ class profile_reader {
     if (ok)
       for (const auto& [k, v] : it->items()) {
         auto t = status_text(&v);
-        if (k.empty() || !t) ok = false;
-        else q.emplace_back(k, *t);
+        if (k.empty() || !t)
+          ok = false;
+        else
+          q.emplace_back(k, *t);
       }
     if (!ok) {
-      errors.push_back(path + ".query: found " + shown(*it) + "; expected an object of parameter names to strings, like {\"include_docs\": \"true\"}");
+      errors.push_back(path + ".query: found " + shown(*it) +
+                       "; expected an object of parameter names to strings, like {\"include_docs\": \"true\"}");
       return;
     }
     out = std::move(q);
@@ -247,7 +257,8 @@ class profile_reader {
       if (!doc) {
         std::string list;
         for (const auto& n : shipped_profile_names()) list += (list.empty() ? "" : ", ") + n;
-        errors.push_back(where_ + ": found " + shown(j) + "; expected an object or the name of a shipped profile (" + list + ")");
+        errors.push_back(where_ + ": found " + shown(j) + "; expected an object or the name of a shipped profile (" +
+                         list + ")");
         return p;
       }
       p = read_object(*doc);
@@ -267,15 +278,23 @@ class profile_reader {
       bool ok = it->is_array() && !it->empty();
       if (ok)
         for (const auto& k : *it) {
-          if (k == "append") kinds.push_back(op_kind::append);
-          else if (k == "add") kinds.push_back(op_kind::add);
-          else if (k == "set") kinds.push_back(op_kind::set);
-          else ok = false;
+          if (k == "append")
+            kinds.push_back(op_kind::append);
+          else if (k == "add")
+            kinds.push_back(op_kind::add);
+          else if (k == "set")
+            kinds.push_back(op_kind::set);
+          else
+            ok = false;
         }
-      if (ok) p.kinds = std::move(kinds);
-      else errors.push_back(where_ + ".ops: found " + shown(*it) + "; expected a non-empty array of op kinds (\"append\", \"add\", \"set\")");
+      if (ok)
+        p.kinds = std::move(kinds);
+      else
+        errors.push_back(where_ + ".ops: found " + shown(*it) +
+                         "; expected a non-empty array of op kinds (\"append\", \"add\", \"set\")");
     }
-    const std::set<std::string> op_names = {"id", "stream", "seq", "t_us", "kind", "key", "delta", "base_version", "value", "client"};
+    const std::set<std::string> op_names = {"id",  "stream", "seq",          "t_us",  "kind",
+                                            "key", "delta",  "base_version", "value", "client"};
     if (auto it = j.find("push"); it != j.end()) {
       const std::string w = where_ + ".push";
       if (object_at(*it, w, {"path", "query", "method", "body", "op", "ack", "conflicts"})) {
@@ -284,7 +303,8 @@ class profile_reader {
         query(o, w, p.push_query);
         text(o, w, "method", p.push_method);
         if (o.contains("body")) {
-          if (!o["body"].is_object()) errors.push_back(w + ".body: found " + shown(o["body"]) + "; expected an object (the envelope template)");
+          if (!o["body"].is_object())
+            errors.push_back(w + ".body: found " + shown(o["body"]) + "; expected an object (the envelope template)");
           else {
             check_template(o["body"], w + ".body", {"client", "ops"});
             if (o["body"].dump().find("{{ops}}") == std::string::npos)
@@ -293,7 +313,8 @@ class profile_reader {
           }
         }
         if (o.contains("op")) {
-          if (!o["op"].is_object()) errors.push_back(w + ".op: found " + shown(o["op"]) + "; expected an object (one op's template)");
+          if (!o["op"].is_object())
+            errors.push_back(w + ".op: found " + shown(o["op"]) + "; expected an object (one op's template)");
           else {
             check_template(o["op"], w + ".op", op_names);
             p.push_op = o["op"];
@@ -301,7 +322,8 @@ class profile_reader {
         }
         if (o.contains("ack")) {
           const std::string a = w + ".ack";
-          if (object_at(o["ack"], a, {"acked", "results", "id", "status", "ok", "conflict", "ok_flag", "missing_status"})) {
+          if (object_at(o["ack"], a,
+                        {"acked", "results", "id", "status", "ok", "conflict", "ok_flag", "missing_status"})) {
             const json& ack = o["ack"];
             if (ack.contains("acked") && ack.contains("results"))
               errors.push_back(a + ": found both \"acked\" and \"results\"; expected one of them");
@@ -315,12 +337,15 @@ class profile_reader {
               strings(ack, a, "conflict", p.result_conflict);
               pointer(ack, a, "ok_flag", p.result_flag_ptr);
               if (auto ms = ack.find("missing_status"); ms != ack.end()) {
-                if (auto t = status_text(&*ms)) p.missing_status = *t;
-                else errors.push_back(a + ".missing_status: found " + shown(*ms) + "; expected a status like \"ok\"");
+                if (auto t = status_text(&*ms))
+                  p.missing_status = *t;
+                else
+                  errors.push_back(a + ".missing_status: found " + shown(*ms) + "; expected a status like \"ok\"");
               }
             } else {
               for (const char* k : {"id", "status", "ok", "conflict", "ok_flag", "missing_status"})
-                if (ack.contains(k)) errors.push_back(a + "." + k + ": found a per-op result key; expected \"results\" beside it");
+                if (ack.contains(k))
+                  errors.push_back(a + "." + k + ": found a per-op result key; expected \"results\" beside it");
             }
           }
         }
@@ -341,15 +366,19 @@ class profile_reader {
     }
     if (auto it = j.find("changes"); it != j.end()) {
       const std::string w = where_ + ".changes";
-      if (object_at(*it, w, {"path", "query", "feed", "stream_param", "cursor_param", "limit_param", "list", "next", "id", "stream",
-                             "seq", "cursor", "commit_us", "kind", "key", "delta", "value"})) {
+      if (object_at(*it, w,
+                    {"path", "query", "feed", "stream_param", "cursor_param", "limit_param", "list", "next", "id",
+                     "stream", "seq", "cursor", "commit_us", "kind", "key", "delta", "value"})) {
         const json& o = *it;
         text(o, w, "path", p.changes_path, true);
         query(o, w, p.changes_query);
         if (o.contains("feed")) {
-          if (o["feed"] == "global") p.changes_per_stream = false;
-          else if (o["feed"] == "per_stream") p.changes_per_stream = true;
-          else errors.push_back(w + ".feed: found " + shown(o["feed"]) + "; expected \"global\" or \"per_stream\"");
+          if (o["feed"] == "global")
+            p.changes_per_stream = false;
+          else if (o["feed"] == "per_stream")
+            p.changes_per_stream = true;
+          else
+            errors.push_back(w + ".feed: found " + shown(o["feed"]) + "; expected \"global\" or \"per_stream\"");
         }
         text(o, w, "stream_param", p.stream_param);
         text(o, w, "cursor_param", p.cursor_param);
@@ -474,9 +503,10 @@ std::optional<json> expand(const json& t, const void* ctx, lookup_fn lookup) {
 }
 
 const json& v1_op_template() {
-  static const json t = {{"id", "{{id}}"},     {"stream", "{{stream}}"}, {"seq", "{{seq}}"},
-                         {"t_us", "{{t_us}}"}, {"kind", "{{kind}}"},     {"key", "{{key}}"},
-                         {"delta", "{{delta}}"}, {"base_version", "{{base_version}}"}, {"body", "{{value}}"}};
+  static const json t = {
+      {"id", "{{id}}"},     {"stream", "{{stream}}"}, {"seq", "{{seq}}"},     {"t_us", "{{t_us}}"},
+      {"kind", "{{kind}}"}, {"key", "{{key}}"},       {"delta", "{{delta}}"}, {"base_version", "{{base_version}}"},
+      {"body", "{{value}}"}};
   return t;
 }
 
@@ -494,7 +524,8 @@ std::string percent_encode(std::string_view s) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+      out += static_cast<char>(c);
     else {
       out += '%';
       out += hex[c >> 4];
@@ -559,9 +590,12 @@ std::optional<server_change> read_change(const sync_profile& p, const json& e, s
 
 std::string_view to_string(op_kind k) noexcept {
   switch (k) {
-    case op_kind::append: return "append";
-    case op_kind::add: return "add";
-    case op_kind::set: return "set";
+    case op_kind::append:
+      return "append";
+    case op_kind::add:
+      return "add";
+    case op_kind::set:
+      return "set";
   }
   return "append";
 }
@@ -620,8 +654,10 @@ push_reply parse_push_reply(const sync_profile& p, std::string_view body) {
     if (!id) return std::nullopt;
     c.id = *id;
     if (auto k = resolve(e, p.conflict_key_ptr); k && k->is_string()) c.key = k->get<std::string>();
-    if (auto v = as_int(resolve(e, p.conflict_version_ptr))) c.version = *v;
-    else return std::nullopt;  // a conflict without the current version cannot be rebased
+    if (auto v = as_int(resolve(e, p.conflict_version_ptr)))
+      c.version = *v;
+    else
+      return std::nullopt;  // a conflict without the current version cannot be rebased
     if (auto v = resolve(e, p.conflict_value_ptr)) c.value = *v;
     return c;
   };
@@ -632,7 +668,8 @@ push_reply parse_push_reply(const sync_profile& p, std::string_view body) {
                        "; expected an array of op ids");
     for (const auto& a : *acked) {
       auto id = as_text(&a);
-      if (!id) return malformed("push reply " + p.acked_ptr + ": found " + shown(a) + " in the list; expected an op id");
+      if (!id)
+        return malformed("push reply " + p.acked_ptr + ": found " + shown(a) + " in the list; expected an op id");
       r.acked.push_back(std::move(*id));
     }
   } else {
@@ -652,13 +689,15 @@ push_reply parse_push_reply(const sync_profile& p, std::string_view body) {
       auto status = status_text(status_at);
       if (!status_at && p.missing_status) status = p.missing_status;
       if (!id || !status)
-        return malformed("push reply result " + shown(e) + ": expected an id at " + p.result_id_ptr + " and a status at " +
-                         p.result_status_ptr);
+        return malformed("push reply result " + shown(e) + ": expected an id at " + p.result_id_ptr +
+                         " and a status at " + p.result_status_ptr);
       if (std::find(p.result_ok.begin(), p.result_ok.end(), *status) != p.result_ok.end()) {
         r.acked.push_back(std::move(*id));
       } else if (std::find(p.result_conflict.begin(), p.result_conflict.end(), *status) != p.result_conflict.end()) {
         auto c = read_conflict(e);
-        if (!c) return malformed("push reply conflict " + shown(e) + ": expected an id and an integer version at " + p.conflict_version_ptr);
+        if (!c)
+          return malformed("push reply conflict " + shown(e) + ": expected an id and an integer version at " +
+                           p.conflict_version_ptr);
         r.conflicts.push_back(std::move(*c));
       } else {
         r.rejected.push_back(std::move(*id));
@@ -668,7 +707,8 @@ push_reply parse_push_reply(const sync_profile& p, std::string_view body) {
   if (!p.conflicts_ptr.empty()) {
     if (const json* list = resolve(doc, p.conflicts_ptr); list && !list->is_null()) {
       if (!list->is_array())
-        return malformed("push reply " + p.conflicts_ptr + ": found " + shown(*list) + "; expected an array of conflicts");
+        return malformed("push reply " + p.conflicts_ptr + ": found " + shown(*list) +
+                         "; expected an array of conflicts");
       for (const auto& e : *list) {
         auto c = read_conflict(e);
         if (!c)
@@ -706,7 +746,8 @@ std::string profile_label(const sync_profile& p) {
 
 std::string push_target(const sync_profile& p) { return with_query(p.push_path, p.push_query); }
 
-std::string changes_target(const sync_profile& p, const std::string* stream, std::string_view cursor, std::size_t limit) {
+std::string changes_target(const sync_profile& p, const std::string* stream, std::string_view cursor,
+                           std::size_t limit) {
   std::string t = with_query(p.changes_path, p.changes_query);
   if (stream) add_param(t, p.stream_param, percent_encode(*stream));
   if (!cursor.empty()) add_param(t, p.cursor_param, percent_encode(cursor));
@@ -751,10 +792,12 @@ changes_page parse_changes(const sync_profile& p, std::string_view body) {
     if (!c) return malformed(reason);
     page.changes.push_back(std::move(*c));
   }
-  if (auto next = as_text(resolve(doc, p.next_ptr))) page.next = *next;
+  if (auto next = as_text(resolve(doc, p.next_ptr)))
+    page.next = *next;
   else if (const json* n = resolve(doc, p.next_ptr); n && !n->is_null())
     return malformed("changes reply " + p.next_ptr + ": found " + shown(*n) + "; expected a cursor");
-  else if (!page.changes.empty()) page.next = page.changes.back().cursor;
+  else if (!page.changes.empty())
+    page.next = page.changes.back().cursor;
   return page;
 }
 

@@ -58,10 +58,10 @@ struct sync_op {
   std::int64_t seq = 0;   // per client, from 1, increasing
   std::int64_t t_us = 0;  // created, µs since the run's start (engine clock)
   op_kind kind = op_kind::append;
-  std::string key;                        // add, set
-  double delta = 0;                       // add
-  std::int64_t base_version = 0;          // set
-  nlohmann::json value;                   // set (and optional append payload)
+  std::string key;                // add, set
+  double delta = 0;               // add
+  std::int64_t base_version = 0;  // set
+  nlohmann::json value;           // set (and optional append payload)
 };
 
 using query_params = std::vector<std::pair<std::string, std::string>>;  // name, value (not encoded)
@@ -73,11 +73,11 @@ struct sync_profile {
   // push
   std::string push_path = "/v1/push", push_method = "POST";
   nlohmann::json push_body = {{"client", "{{client}}"}, {"ops", "{{ops}}"}};
-  nlohmann::json push_op;   // null: protocol v1's op shape
+  nlohmann::json push_op;  // null: protocol v1's op shape
   bool ack_by_results = false;
-  std::string acked_ptr = "/acked";                                    // ack_by_results false
+  std::string acked_ptr = "/acked";  // ack_by_results false
   std::string results_ptr, result_id_ptr = "/id", result_status_ptr = "/status";
-  std::vector<std::string> result_ok = {"ok"};                         // statuses that ack an op
+  std::vector<std::string> result_ok = {"ok"};  // statuses that ack an op
   // Statuses that mark a conflict (a stale `set`): the result entry itself holds the conflict,
   // read with the conflict_*_ptr pointers (id, key, version, value). Other statuses: rejected.
   std::vector<std::string> result_conflict;

@@ -34,12 +34,13 @@ std::string target_http_url(const nlohmann::json& target, const std::string& bas
   if (base.empty() && target.contains("endpoints") && target["endpoints"].is_object())
     base = target["endpoints"].value("http", "");
   if (base.empty())
-    throw std::invalid_argument("scenario.target.endpoints.http: found nothing; expected the sync API's URL for load " + load);
+    throw std::invalid_argument("scenario.target.endpoints.http: found nothing; expected the sync API's URL for load " +
+                                load);
   return resolve ? resolve_env(base) : base;
 }
 
-void check_profile_use(const nlohmann::json& target, const nlohmann::json& entry, const std::string& path, profile_use use,
-                       std::vector<std::string>& out) {
+void check_profile_use(const nlohmann::json& target, const nlohmann::json& entry, const std::string& path,
+                       profile_use use, std::vector<std::string>& out) {
   if (!target.is_object() || !target.contains("profile")) return;
   auto add = [&](std::string line) {
     if (std::find(out.begin(), out.end(), line) == out.end()) out.push_back(std::move(line));
@@ -51,9 +52,11 @@ void check_profile_use(const nlohmann::json& target, const nlohmann::json& entry
   const std::string label = profile_label(p);
   const std::string model = entry.is_object() ? entry.value("model", "") : std::string();
   if (use.ws && !p.has_ws)
-    add(path + ".model: found \"" + model + "\"; expected a model that needs no WebSocket feed (" + label + " has none)");
+    add(path + ".model: found \"" + model + "\"; expected a model that needs no WebSocket feed (" + label +
+        " has none)");
   if (use.records && !p.has_records)
-    add(path + ".model: found \"" + model + "\"; expected a model that needs no records endpoint (" + label + " has none)");
+    add(path + ".model: found \"" + model + "\"; expected a model that needs no records endpoint (" + label +
+        " has none)");
   if (!use.writes_ops) return;
 
   // The entry's op mix as the terminal model reads it: `ops` as written, else its defaults.
@@ -82,15 +85,16 @@ void check_profile_use(const nlohmann::json& target, const nlohmann::json& entry
       refused.push_back(m.key);
       continue;
     }
-    const std::string why = !taken ? "under " + label + " (only " + allowed + " ops)"
-                                   : "under " + label + ": it has no records endpoint, so the audit could not judge " + m.key + " ops";
+    const std::string why =
+        !taken ? "under " + label + " (only " + allowed + " ops)"
+               : "under " + label + ": it has no records endpoint, so the audit could not judge " + m.key + " ops";
     add(path + ".ops." + m.key + ": found " + entry["ops"][m.key].dump() + "; expected 0 " + why);
   }
   if (!refused.empty()) {
     std::string list;
     for (const auto& r : refused) list += (list.empty() ? "" : ", ") + r;
-    add(path + ".ops: found nothing (the default mix has " + list + " ops); expected an op mix of " + (p.has_records ? allowed : std::string("append")) +
-        " ops only under " + label + ", like {\"append\": 100}");
+    add(path + ".ops: found nothing (the default mix has " + list + " ops); expected an op mix of " +
+        (p.has_records ? allowed : std::string("append")) + " ops only under " + label + ", like {\"append\": 100}");
   }
 }
 

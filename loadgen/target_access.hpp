@@ -43,7 +43,7 @@ struct profile_use {
 // `set`/`add` ops with a profile that has no records endpoint (the audit could not judge them),
 // and a model that needs an endpoint the profile has not (`"ws": null`, `"records": null`).
 // `entry` is the load entry as written; nothing is thrown.
-void check_profile_use(const nlohmann::json& target, const nlohmann::json& entry, const std::string& path, profile_use use,
-                       std::vector<std::string>& out);
+void check_profile_use(const nlohmann::json& target, const nlohmann::json& entry, const std::string& path,
+                       profile_use use, std::vector<std::string>& out);
 
 }  // namespace syncstorm::loadgen

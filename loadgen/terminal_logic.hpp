@@ -17,13 +17,13 @@ namespace syncstorm::loadgen {
 // --- batcher ---------------------------------------------------------------------------------
 
 struct batch_policy {
-  std::size_t max_ops = 50;          // ops per push
+  std::size_t max_ops = 50;            // ops per push
   std::int64_t max_wait_us = 100'000;  // longest an op waits for its batch to fill
 };
 
 struct batch_decision {
   bool send = false;
-  std::size_t ops = 0;        // when send: how many of the queued ops go in this push
+  std::size_t ops = 0;          // when send: how many of the queued ops go in this push
   std::int64_t wake_at_us = 0;  // when !send and ops are pending: when to ask again
 };
 
@@ -64,7 +64,7 @@ class backoff {
 struct retry_policy {
   std::int64_t base_us = 100'000;
   std::int64_t max_us = 10'000'000;
-  int limit = 8;                       // failed attempts in a row before the batch is parked; 0: never
+  int limit = 8;  // failed attempts in a row before the batch is parked; 0: never
   std::int64_t park_for_us = 30'000'000;
 };
 
@@ -95,9 +95,9 @@ enum class breaker_state { closed, open, half_open };
 std::string_view to_string(breaker_state s) noexcept;
 
 struct breaker_policy {
-  int threshold = 5;                   // consecutive failures that open it
+  int threshold = 5;  // consecutive failures that open it
   std::int64_t open_for_us = 5'000'000;
-  int half_open_probes = 1;            // successful probes in a row that close it again
+  int half_open_probes = 1;  // successful probes in a row that close it again
 };
 
 struct breaker_transition {
@@ -133,9 +133,9 @@ class circuit_breaker {
 enum class conflict_policy { lww, queue };
 
 struct conflict_action {
-  bool retry = false;              // lww: push the op again with the new base
-  std::int64_t base_version = 0;   // lww: the version the server reported (the rebase)
-  bool keep_aside = false;         // queue: never retried; counted, its state `rejected`
+  bool retry = false;             // lww: push the op again with the new base
+  std::int64_t base_version = 0;  // lww: the version the server reported (the rebase)
+  bool keep_aside = false;        // queue: never retried; counted, its state `rejected`
 };
 
 // A `set` op came back as a conflict: the server holds `server_version`. lww rebases the op on

@@ -72,7 +72,6 @@ net::awaitable<bool> async_fdatasync(int fd) {
       net::use_awaitable);
 }
 
-
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 using json = nlohmann::json;
@@ -89,7 +88,6 @@ std::uint64_t mix64(std::uint64_t z) {
 
 bool cancelled(const net::cancellation_state& cs) { return cs.cancelled() != net::cancellation_type::none; }
 
-
 std::string client_name(const terminal_config& c, std::size_t i) {
   if (!c.client_prefix.empty()) return c.client_prefix + std::to_string(i);
   return "s" + std::to_string(i / c.terminals_per_store) + "-t" + std::to_string(i % c.terminals_per_store);
@@ -103,7 +101,7 @@ std::string journal_file(const terminal_config& c, std::size_t i) {
 struct shared_state {
   terminal_config config;
   url_parts url;
-  std::string prefix;        // the base URL's path, without a trailing '/'
+  std::string prefix;  // the base URL's path, without a trailing '/'
   http::verb method = http::verb::post;
   std::string server_name;
   bool sni = false;
@@ -114,7 +112,7 @@ struct shared_state {
 
 struct queued_op {
   sync_op op;
-  std::size_t audit = 0;   // index into the worker's audit records
+  std::size_t audit = 0;  // index into the worker's audit records
 };
 
 struct terminal {
@@ -137,10 +135,10 @@ struct terminal {
   std::vector<std::int64_t> versions;  // last known version per set key
   std::int64_t next_period_us = 0;
   bool period_flushing = false;
-  std::uint64_t generation = 0;        // bumped by a crash: a push in flight is abandoned
-  online_gate gate;                    // empty: always online
-  bool offline = false;                // the gate was last seen closed
-  bool cut = false;                    // a window opened while a push was in flight
+  std::uint64_t generation = 0;  // bumped by a crash: a push in flight is abandoned
+  online_gate gate;              // empty: always online
+  bool offline = false;          // the gate was last seen closed
+  bool cut = false;              // a window opened while a push was in flight
   std::int64_t gate_next_us = std::numeric_limits<std::int64_t>::max();  // next gate change
   std::optional<offline_window> window;  // the window the terminal is in (while offline)
   reconnect_tracker reconnect;
@@ -317,8 +315,11 @@ struct impl_worker {
     journal_replay r = journal::replay(path);
     if (r.corrupt) {
       journal_corrupt.add(now, 1, false);
-      event("journal_corrupt", t, {{"detected_on", "crash_replay"}, {"good_bytes", r.good_bytes},
-                                   {"file_bytes", r.file_bytes}, {"reason", r.reason}});
+      event("journal_corrupt", t,
+            {{"detected_on", "crash_replay"},
+             {"good_bytes", r.good_bytes},
+             {"file_bytes", r.file_bytes},
+             {"reason", r.reason}});
     }
     try {
       t.jr = std::make_unique<journal>(path, s.config.fsync);
@@ -348,9 +349,14 @@ struct impl_worker {
     journal_replay r = journal::replay(t.jr->path());
     const bool detected = r.corrupt;
     if (detected) journal_corrupt.add(now, 1, false);
-    event("journal_corrupt", t, {{"detected_on", "verify"}, {"detected", detected}, {"bytes", bytes},
-                                 {"offset", offset ? json(*offset) : json(nullptr)}, {"good_bytes", r.good_bytes},
-                                 {"file_bytes", r.file_bytes}, {"reason", r.reason}});
+    event("journal_corrupt", t,
+          {{"detected_on", "verify"},
+           {"detected", detected},
+           {"bytes", bytes},
+           {"offset", offset ? json(*offset) : json(nullptr)},
+           {"good_bytes", r.good_bytes},
+           {"file_bytes", r.file_bytes},
+           {"reason", r.reason}});
     if (!detected) return;
     std::vector<sync_op> ops;
     for (const auto& q : t.queue) ops.push_back(q.op);
@@ -392,8 +398,10 @@ struct impl_worker {
         error_code ignored;
         t.conn->socket().cancel(ignored);
       }
-      event("client_offline", t, {{"window_start_s", static_cast<double>(w->start_us) / 1e6},
-                                  {"window_end_s", static_cast<double>(w->end_us) / 1e6}, {"queued", t.queue.size()}});
+      event("client_offline", t,
+            {{"window_start_s", static_cast<double>(w->start_us) / 1e6},
+             {"window_end_s", static_cast<double>(w->end_us) / 1e6},
+             {"queued", t.queue.size()}});
     } else if (!w && t.offline) {
       t.offline = false;
       // The network came back when the window ended, or when the run's drain began.
@@ -405,9 +413,11 @@ struct impl_worker {
       if (!t.queue.empty()) peak_queue->record(now, static_cast<std::int64_t>(t.queue.size()), true);
       t.not_before_us = 0;
       t.retry.on_success();
-      event("client_online", t, {{"window_start_s", static_cast<double>(t.window->start_us) / 1e6},
-                                 {"window_end_s", static_cast<double>(t.window->end_us) / 1e6}, {"queued", t.queue.size()},
-                                 {"reason", by_stop ? "stop" : "window_end"}});
+      event("client_online", t,
+            {{"window_start_s", static_cast<double>(t.window->start_us) / 1e6},
+             {"window_end_s", static_cast<double>(t.window->end_us) / 1e6},
+             {"queued", t.queue.size()},
+             {"reason", by_stop ? "stop" : "window_end"}});
       t.window.reset();
       wake(t);
     }
@@ -478,7 +488,8 @@ bool closed_by_peer(const error_code& ec) {
 // write, read the reply. One deadline for all of it (tcp_stream's timer).
 template <bool Tls>
 net::awaitable<exchange_result> async_exchange(impl_worker& iw, terminal& t, std::optional<stream_type<Tls>>& stream,
-                                               beast::flat_buffer& buffer, const http::request<http::string_body>& req) {
+                                               beast::flat_buffer& buffer,
+                                               const http::request<http::string_body>& req) {
   exchange_result r;
   const shared_state& s = iw.s;
   if (!stream) {
@@ -520,11 +531,15 @@ net::awaitable<exchange_result> async_exchange(impl_worker& iw, terminal& t, std
   parser.body_limit(body_limit);
   auto [rec, rn] = co_await http::async_read(*stream, buffer, parser, use_tuple);
   if (rec) {
-    if (rec == beast::error::timeout) r.failed = error_bucket::timeout;
-    else if (rec.category() == http::make_error_code(http::error::need_more).category() && rec != http::error::end_of_stream)
+    if (rec == beast::error::timeout)
+      r.failed = error_bucket::timeout;
+    else if (rec.category() == http::make_error_code(http::error::need_more).category() &&
+             rec != http::error::end_of_stream)
       r.failed = error_bucket::protocol;  // not HTTP
-    else if (rec.category() == net::error::get_ssl_category()) r.failed = error_bucket::protocol;
-    else r.failed = error_bucket::read;
+    else if (rec.category() == net::error::get_ssl_category())
+      r.failed = error_bucket::protocol;
+    else
+      r.failed = error_bucket::read;
     r.error = rec.message();
     r.stale = !fresh && closed_by_peer(rec) && !parser.got_some();
     co_return r;
@@ -664,7 +679,8 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
       }
       n = std::min(t.queue.size(), cfg.batch.max_ops);
     } else {
-      const batch_decision d = decide_batch(cfg.batch, t.queue.size(), iw.audit[t.queue.front().audit].created_us, now, flush);
+      const batch_decision d =
+          decide_batch(cfg.batch, t.queue.size(), iw.audit[t.queue.front().audit].created_us, now, flush);
       if (!d.send) {
         co_await wait_until(iw, t, timer, d.wake_at_us);
         continue;
@@ -734,7 +750,8 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
       reply = parse_push_reply(cfg.profile, r.body);
       if (reply.malformed) r.failed = error_bucket::protocol;
     }
-    if (r.failed && *r.failed != error_bucket::timeout && done - sent >= cfg.timeout_us) r.failed = error_bucket::timeout;
+    if (r.failed && *r.failed != error_bucket::timeout && done - sent >= cfg.timeout_us)
+      r.failed = error_bucket::timeout;
     const bool ok = !r.failed;
     iw.push_latency.record(done, done - sent, ok);
     iw.push_requests.add(done, 1, ok);
@@ -749,8 +766,11 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
       t.not_before_us = ra.retry_at_us;
       if (ra.parked) {
         iw.parked.add(done);
-        iw.event("batch_parked", t, {{"ops", n}, {"attempts", ra.attempt}, {"until_s", static_cast<double>(ra.retry_at_us) / 1e6},
-                                     {"error", std::string(to_string(*r.failed))}});
+        iw.event("batch_parked", t,
+                 {{"ops", n},
+                  {"attempts", ra.attempt},
+                  {"until_s", static_cast<double>(ra.retry_at_us) / 1e6},
+                  {"error", std::string(to_string(*r.failed))}});
       }
       if (t.breaker.state() == breaker_state::open) t.not_before_us = std::max(t.not_before_us, t.breaker.retry_at());
       continue;
@@ -813,7 +833,8 @@ net::awaitable<void> run_ticker(impl_worker& iw) {
   if (iw.stopping || iw.arrivals_done) {
     const std::int64_t now = iw.w.now_us();
     for (std::size_t i = 0; i < iw.audit.size(); ++i)
-      if (iw.audit[i].state != audit_op_state::acked && iw.audit[i].state != audit_op_state::rejected) iw.final_fate(i, now, false);
+      if (iw.audit[i].state != audit_op_state::acked && iw.audit[i].state != audit_op_state::rejected)
+        iw.final_fate(i, now, false);
     iw.depth.set(now, static_cast<double>(iw.depth_now()));
   }
 }
@@ -871,7 +892,10 @@ void terminal_model::start(worker& w) {
     t->versions.assign(cfg.keys, 0);
     t->gate = online_gate(offline_windows(g));
     // Periodic terminals spread their ticks over the period (seeded), as real lanes do.
-    t->next_period_us = cfg.periodic ? static_cast<std::int64_t>(mix64(cfg.seed ^ (g * 7919)) % static_cast<std::uint64_t>(cfg.every_us)) : 0;
+    t->next_period_us =
+        cfg.periodic
+            ? static_cast<std::int64_t>(mix64(cfg.seed ^ (g * 7919)) % static_cast<std::uint64_t>(cfg.every_us))
+            : 0;
     const auto path = journal_path(g);
     std::error_code rm;
     std::filesystem::remove(path, rm);  // a journal from an earlier run with the same dir
@@ -908,9 +932,7 @@ void terminal_model::crash(std::size_t i) {
   });
 }
 
-bool terminal_model::settled(std::size_t i) const {
-  return i >= impl_->s.terminals || impl_->pending[i].load() == 0;
-}
+bool terminal_model::settled(std::size_t i) const { return i >= impl_->s.terminals || impl_->pending[i].load() == 0; }
 
 void terminal_model::journal_corrupt(std::size_t i, std::size_t bytes) {
   if (i >= impl_->s.terminals || impl_->workers.empty()) return;
@@ -939,27 +961,36 @@ std::unique_ptr<terminal_model> make_terminal_model(const terminal_config& confi
   if (auto q = s.prefix.find('?'); q != std::string::npos) s.prefix.resize(q);
   while (!s.prefix.empty() && s.prefix.back() == '/') s.prefix.pop_back();
   if (config.stores == 0) throw std::invalid_argument(where + "stores: found 0; expected an integer >= 1");
-  if (config.terminals_per_store == 0) throw std::invalid_argument(where + "terminals_per_store: found 0; expected an integer >= 1");
+  if (config.terminals_per_store == 0)
+    throw std::invalid_argument(where + "terminals_per_store: found 0; expected an integer >= 1");
   if (config.keys == 0) throw std::invalid_argument(where + "keys: found 0; expected an integer >= 1");
-  if (config.pct_append < 0 || config.pct_add < 0 || config.pct_set < 0 || config.pct_append + config.pct_add + config.pct_set != 100)
+  if (config.pct_append < 0 || config.pct_add < 0 || config.pct_set < 0 ||
+      config.pct_append + config.pct_add + config.pct_set != 100)
     throw std::invalid_argument(where + "ops: found percentages summing to " +
                                 std::to_string(config.pct_append + config.pct_add + config.pct_set) + "; expected 100");
-  if (config.batch.max_ops == 0) throw std::invalid_argument(where + "batch.max_ops: found 0; expected an integer >= 1");
-  if (config.timeout_us <= 0) throw std::invalid_argument(where + "timeout: found " + std::to_string(config.timeout_us) + " µs; expected a positive duration");
-  if (config.periodic && config.every_us <= 0) throw std::invalid_argument(where + "sync.every: found nothing; expected a positive duration for periodic sync");
+  if (config.batch.max_ops == 0)
+    throw std::invalid_argument(where + "batch.max_ops: found 0; expected an integer >= 1");
+  if (config.timeout_us <= 0)
+    throw std::invalid_argument(where + "timeout: found " + std::to_string(config.timeout_us) +
+                                " µs; expected a positive duration");
+  if (config.periodic && config.every_us <= 0)
+    throw std::invalid_argument(where + "sync.every: found nothing; expected a positive duration for periodic sync");
   if (config.phases.empty()) throw std::invalid_argument(where + "phases: found none; expected at least one phase");
-  if (config.run_tag.empty()) throw std::invalid_argument(where + "run tag: found \"\"; expected a tag that makes op ids unique");
+  if (config.run_tag.empty())
+    throw std::invalid_argument(where + "run tag: found \"\"; expected a tag that makes op ids unique");
   arrival_schedule check(config.phases);  // throws on bad phases
   s.terminals = config.stores * config.terminals_per_store;
   for (const auto& p : config.phases) s.horizon_us += p.for_us;
   if (config.offline.duty_cycle < 0 || config.offline.duty_cycle > 1)
-    throw std::invalid_argument(where + "random.duty_cycle: found " + std::to_string(config.offline.duty_cycle * 100) + "%; expected 0% to 100%");
+    throw std::invalid_argument(where + "random.duty_cycle: found " + std::to_string(config.offline.duty_cycle * 100) +
+                                "%; expected 0% to 100%");
   if (config.offline.duty_cycle > 0 && config.offline.period_us < min_offline_period_us)
     throw std::invalid_argument(where + "random.period: found " + std::to_string(config.offline.period_us) +
                                 " µs; expected a duration >= 1s");
   s.method = http::string_to_verb(config.profile.push_method);
   if (s.method == http::verb::unknown)
-    throw std::invalid_argument("scenario.target.profile.push.method: found \"" + config.profile.push_method + "\"; expected an HTTP method");
+    throw std::invalid_argument("scenario.target.profile.push.method: found \"" + config.profile.push_method +
+                                "\"; expected an HTTP method");
   s.server_name = config.tls.server_name.empty() ? s.url.host : config.tls.server_name;
   error_code ec;
   net::ip::make_address(s.server_name, ec);
@@ -968,26 +999,30 @@ std::unique_ptr<terminal_model> make_terminal_model(const terminal_config& confi
   std::error_code fec;
   std::filesystem::create_directories(config.journal_dir, fec);
   if (fec)
-    throw std::invalid_argument(where + "journal.dir: found \"" + config.journal_dir + "\"; expected a writable directory (" + fec.message() + ")");
+    throw std::invalid_argument(where + "journal.dir: found \"" + config.journal_dir +
+                                "\"; expected a writable directory (" + fec.message() + ")");
   m->pending = std::make_unique<std::atomic<int>[]>(s.terminals);
   return std::make_unique<terminal_model>(std::move(m));
 }
 
-terminal_config terminal_config_from(const std::string& name, const nlohmann::json& f, const std::vector<phase_spec>& phases,
-                                     const nlohmann::json& target, const std::string& base_url, const std::string& run_dir,
-                                     const std::string& run_tag, std::uint64_t seed, bool resolve, const std::string& where) {
+terminal_config terminal_config_from(const std::string& name, const nlohmann::json& f,
+                                     const std::vector<phase_spec>& phases, const nlohmann::json& target,
+                                     const std::string& base_url, const std::string& run_dir,
+                                     const std::string& run_tag, std::uint64_t seed, bool resolve,
+                                     const std::string& where) {
   terminal_config c = terminal_settings_from(name, f, phases, where);
   bind_terminal(c, target, base_url, run_dir, run_tag, seed, resolve);
   return c;
 }
 
-void bind_terminal(terminal_config& c, const nlohmann::json& target, const std::string& base_url, const std::string& run_dir,
-                   const std::string& run_tag, std::uint64_t seed, bool resolve) {
+void bind_terminal(terminal_config& c, const nlohmann::json& target, const std::string& base_url,
+                   const std::string& run_dir, const std::string& run_tag, std::uint64_t seed, bool resolve) {
   c.run_tag = run_tag;
   c.seed = seed;
   c.journal_dir = c.journal_dir_setting.empty()
                       ? (std::filesystem::path(run_dir.empty() ? std::string(".") : run_dir) / "journals").string()
-                      : resolve ? resolve_env(c.journal_dir_setting) : c.journal_dir_setting;
+                  : resolve ? resolve_env(c.journal_dir_setting)
+                            : c.journal_dir_setting;
   c.url = target_http_url(target, base_url, c.name, resolve);
   auto access = target_access_from(target, resolve);
   c.headers = std::move(access.headers);
@@ -995,16 +1030,18 @@ void bind_terminal(terminal_config& c, const nlohmann::json& target, const std::
   c.profile = std::move(access.profile);
 }
 
-terminal_config terminal_settings_from(const std::string& name, const nlohmann::json& f, const std::vector<phase_spec>& phases,
-                                       const std::string& where) {
+terminal_config terminal_settings_from(const std::string& name, const nlohmann::json& f,
+                                       const std::vector<phase_spec>& phases, const std::string& where) {
   terminal_config c;
   c.name = name;
   auto bad = [&](const std::string& key, const json& found, const std::string& expected) {
     throw std::invalid_argument(where + "." + key + ": found " + found.dump() + "; expected " + expected);
   };
-  auto get_int = [&](const json& o, const char* key, const std::string& path, std::int64_t def, std::int64_t min) -> std::int64_t {
+  auto get_int = [&](const json& o, const char* key, const std::string& path, std::int64_t def,
+                     std::int64_t min) -> std::int64_t {
     if (!o.contains(key)) return def;
-    if (!o[key].is_number_integer() || o[key].get<std::int64_t>() < min) bad(path, o[key], "an integer >= " + std::to_string(min));
+    if (!o[key].is_number_integer() || o[key].get<std::int64_t>() < min)
+      bad(path, o[key], "an integer >= " + std::to_string(min));
     return o[key].get<std::int64_t>();
   };
   auto get_dur = [&](const json& o, const char* key, const std::string& path, std::int64_t def) -> std::int64_t {
@@ -1021,7 +1058,8 @@ terminal_config terminal_settings_from(const std::string& name, const nlohmann::
   for (std::size_t i = 0; i < phases.size(); ++i) {
     phase_spec p = phases[i];
     if (!p.rate && !p.to) {
-      if (!per_terminal) bad("phases[" + std::to_string(i) + "]", json(p.name), "a phase with a rate, or the entry's per-terminal rate");
+      if (!per_terminal)
+        bad("phases[" + std::to_string(i) + "]", json(p.name), "a phase with a rate, or the entry's per-terminal rate");
       p.rate = *per_terminal * terminals;
     }
     c.phases.push_back(p);
@@ -1032,8 +1070,8 @@ terminal_config terminal_settings_from(const std::string& name, const nlohmann::
     c.pct_add = o.contains("add") ? static_cast<int>(std::lround(percent_value(o["add"]))) : 0;
     c.pct_set = o.contains("set") ? static_cast<int>(std::lround(percent_value(o["set"]))) : 0;
     if (c.pct_append + c.pct_add + c.pct_set != 100)
-      throw std::invalid_argument(where + ".ops: found percentages summing to " + std::to_string(c.pct_append + c.pct_add + c.pct_set) +
-                                  "; expected 100");
+      throw std::invalid_argument(where + ".ops: found percentages summing to " +
+                                  std::to_string(c.pct_append + c.pct_add + c.pct_set) + "; expected 100");
   }
   c.keys = static_cast<std::size_t>(get_int(f, "keys", "keys", 8, 1));
   if (f.contains("batch")) {
@@ -1054,7 +1092,8 @@ terminal_config terminal_settings_from(const std::string& name, const nlohmann::
     const json& b = f["breaker"];
     c.breaker.threshold = static_cast<int>(get_int(b, "threshold", "breaker.threshold", c.breaker.threshold, 1));
     c.breaker.open_for_us = get_dur(b, "open_for", "breaker.open_for", c.breaker.open_for_us);
-    c.breaker.half_open_probes = static_cast<int>(get_int(b, "half_open_probes", "breaker.half_open_probes", c.breaker.half_open_probes, 1));
+    c.breaker.half_open_probes =
+        static_cast<int>(get_int(b, "half_open_probes", "breaker.half_open_probes", c.breaker.half_open_probes, 1));
   }
   if (f.contains("sync")) {
     const json& sy = f["sync"];

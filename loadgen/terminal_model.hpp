@@ -114,13 +114,13 @@ namespace syncstorm::loadgen {
 using model_event_fn = std::function<void(const std::string& event, const nlohmann::json& fields)>;
 
 struct terminal_config {
-  std::string name;                  // the load entry's name
-  std::string url;                   // the sync API's base URL, http(s)://host:port[/prefix]
+  std::string name;                                          // the load entry's name
+  std::string url;                                           // the sync API's base URL, http(s)://host:port[/prefix]
   std::vector<std::pair<std::string, std::string>> headers;  // resolved in memory; never logged
   tls_spec tls;
   sync_profile profile;
   std::size_t stores = 1, terminals_per_store = 1;
-  std::vector<phase_spec> phases;    // TOTAL rates of the load entry
+  std::vector<phase_spec> phases;  // TOTAL rates of the load entry
   int pct_append = 70, pct_add = 20, pct_set = 10;
   std::size_t keys = 8;
   batch_policy batch;
@@ -132,9 +132,9 @@ struct terminal_config {
   conflict_policy conflict = conflict_policy::lww;
   fsync_policy fsync = fsync_policy::batch;
   std::string journal_dir = "journals";
-  std::string journal_dir_setting;   // journal.dir as written (may hold ${env:}); empty: run_dir/journals
+  std::string journal_dir_setting;  // journal.dir as written (may hold ${env:}); empty: run_dir/journals
   std::int64_t drain_us = 30'000'000;
-  std::string run_tag = "run";       // op id prefix: unique per run
+  std::string run_tag = "run";  // op id prefix: unique per run
   std::string stream_prefix = "store-";
   // Non-empty: terminal i is named "<client_prefix><i>" (journal "<name>-<client>.journal")
   // instead of "s<store>-t<terminal>"; the offline model names its clients "c<i>".
@@ -143,7 +143,7 @@ struct terminal_config {
   // from this plan over the phases' total length (offline_logic.hpp). Empty: always online.
   offline_plan offline;
   std::uint64_t seed = 1;
-  model_event_fn on_event;           // optional
+  model_event_fn on_event;  // optional
 };
 
 // Maps a validated load entry onto a config. `fields` is the entry (load_entry::fields),
@@ -162,8 +162,8 @@ terminal_config terminal_config_from(const std::string& name, const nlohmann::js
                                      const std::string& where = "scenario.load[]");
 terminal_config terminal_settings_from(const std::string& name, const nlohmann::json& fields,
                                        const std::vector<phase_spec>& phases, const std::string& where);
-void bind_terminal(terminal_config& c, const nlohmann::json& target, const std::string& base_url, const std::string& run_dir,
-                   const std::string& run_tag, std::uint64_t seed, bool resolve);
+void bind_terminal(terminal_config& c, const nlohmann::json& target, const std::string& base_url,
+                   const std::string& run_dir, const std::string& run_tag, std::uint64_t seed, bool resolve);
 
 class terminal_model final : public load_model {
  public:

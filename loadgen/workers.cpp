@@ -132,8 +132,7 @@ worker_pool::run_end worker_pool::run_until(run_clock::time_point until, const p
     // Wake at the next progress tick, the deadline, or every 50 ms to notice a drained pool.
     auto wake = std::min({next_progress, until, run_clock::now() + std::chrono::milliseconds(50)});
     std::unique_lock lock(threads_->m);
-    if (threads_->cv.wait_until(lock, wake, [this] { return interrupted_.load(); }))
-      return run_end::interrupted;
+    if (threads_->cv.wait_until(lock, wake, [this] { return interrupted_.load(); })) return run_end::interrupted;
   }
 }
 

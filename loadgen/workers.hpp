@@ -143,8 +143,7 @@ class worker_pool {
   // Graceful stop: models' stop(), then up to `grace` for the workers' tasks to finish, then a
   // terminal cancellation and up to `cancel_wait` more, then the io_contexts stop and the threads
   // join. Returns the final merged metrics. Rethrows the first exception a task ended with.
-  metrics_shard stop(std::chrono::milliseconds grace,
-                     std::chrono::milliseconds cancel_wait = std::chrono::seconds(1));
+  metrics_shard stop(std::chrono::milliseconds grace, std::chrono::milliseconds cancel_wait = std::chrono::seconds(1));
 
   // CPU time each worker thread used so far, µs (for the generator's self-watch).
   std::vector<std::int64_t> cpu_us() const;

@@ -29,22 +29,32 @@ namespace {
 
 // What the child reports on the error pipe: {step, errno} when a step failed, or {pid_report,
 // pid} (a daemon's grandchild says who it is). Eight-byte writes to a pipe are atomic.
-enum class child_step : int { setsid, setns, setrlimit, dup, chdir, setgid, setgroups, setuid, exec, fork,
-                              pid_report };
+enum class child_step : int { setsid, setns, setrlimit, dup, chdir, setgid, setgroups, setuid, exec, fork, pid_report };
 
 const char* step_name(child_step s) {
   switch (s) {
-    case child_step::setsid: return "setsid/setpgid";
-    case child_step::setns: return "setns";
-    case child_step::setrlimit: return "setrlimit(RLIMIT_NOFILE)";
-    case child_step::dup: return "dup2";
-    case child_step::chdir: return "chdir";
-    case child_step::setgid: return "setgid";
-    case child_step::setgroups: return "setgroups";
-    case child_step::setuid: return "setuid";
-    case child_step::exec: return "execve";
-    case child_step::fork: return "fork (daemon)";
-    case child_step::pid_report: return "?";
+    case child_step::setsid:
+      return "setsid/setpgid";
+    case child_step::setns:
+      return "setns";
+    case child_step::setrlimit:
+      return "setrlimit(RLIMIT_NOFILE)";
+    case child_step::dup:
+      return "dup2";
+    case child_step::chdir:
+      return "chdir";
+    case child_step::setgid:
+      return "setgid";
+    case child_step::setgroups:
+      return "setgroups";
+    case child_step::setuid:
+      return "setuid";
+    case child_step::exec:
+      return "execve";
+    case child_step::fork:
+      return "fork (daemon)";
+    case child_step::pid_report:
+      return "?";
   }
   return "?";
 }
@@ -83,7 +93,8 @@ pid_t spawn_impl(const spawn_options& o, int out_fd) {
   const std::string program = o.child_main ? std::string() : resolve_program(o.argv[0]);
   const std::string label = o.child_main ? what_runs(o) : program;
   for (const auto& [from, to] : o.pass_fds)
-    if (from < 0 || to < 3) throw std::runtime_error("spawn " + label + ": pass_fds: expected an open fd passed as fd 3 or above");
+    if (from < 0 || to < 3)
+      throw std::runtime_error("spawn " + label + ": pass_fds: expected an open fd passed as fd 3 or above");
 
   // Environment: inherited, minus what extra_env and the marker replace.
   std::vector<std::string> env_strings = o.extra_env;
@@ -258,7 +269,8 @@ pid_t spawn_impl(const spawn_options& o, int out_fd) {
     throw std::runtime_error("cannot start " + what_runs(o) + ": " + step_name(static_cast<child_step>(msg[0])) +
                              " failed: " + std::strerror(msg[1]));
   }
-  if (pid <= 0) throw std::runtime_error("cannot start " + what_runs(o) + ": the daemon's child did not report its pid");
+  if (pid <= 0)
+    throw std::runtime_error("cannot start " + what_runs(o) + ": the daemon's child did not report its pid");
   return pid;
 }
 
@@ -319,7 +331,9 @@ run_result run(spawn_options o, std::chrono::milliseconds timeout) {
       break;
     }
     if (!eof) {
-      struct pollfd pfd {rd.fd, POLLIN, 0};
+      struct pollfd pfd {
+        rd.fd, POLLIN, 0
+      };
       ::poll(&pfd, 1, 20);
       eof = drain();
     } else {

@@ -26,27 +26,27 @@
 namespace syncstorm::process {
 
 struct spawn_options {
-  std::vector<std::string> argv;          // argv[0] is looked up in PATH when it has no '/'
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH when it has no '/'
   // Instead of argv: the forked child runs this and exits with its result, never returning to
   // the caller's code (see the threading note above).
   std::function<int()> child_main;
-  std::vector<std::string> extra_env;     // "K=V" added to (or replacing in) the inherited env
-  std::string lab_id;                     // non-empty: SYNCSTORM_LAB=<lab_id> is set
-  std::string netns;                      // non-empty: setns() into /run/netns/<netns> first
-  std::optional<std::string> user;        // run as this user (needs root); its primary group
-  std::string cwd;                        // non-empty: chdir here
-  std::string log_path;                   // stdout+stderr appended here; empty: /dev/null
-  std::optional<std::uint64_t> nofile;    // raise RLIMIT_NOFILE (soft and hard) to this, or
-                                          // as far as the hard limit allows without privilege
-  bool new_session = false;               // setsid() instead of only a new process group
+  std::vector<std::string> extra_env;   // "K=V" added to (or replacing in) the inherited env
+  std::string lab_id;                   // non-empty: SYNCSTORM_LAB=<lab_id> is set
+  std::string netns;                    // non-empty: setns() into /run/netns/<netns> first
+  std::optional<std::string> user;      // run as this user (needs root); its primary group
+  std::string cwd;                      // non-empty: chdir here
+  std::string log_path;                 // stdout+stderr appended here; empty: /dev/null
+  std::optional<std::uint64_t> nofile;  // raise RLIMIT_NOFILE (soft and hard) to this, or
+                                        // as far as the hard limit allows without privilege
+  bool new_session = false;             // setsid() instead of only a new process group
   // Detached: forked twice, the process is in a new session that it does not lead (so it can
   // never take a controlling terminal) and is re-parented to init (or the nearest subreaper) at
   // once: it outlives the caller and is never the caller's child to reap. spawn() returns its pid.
   bool daemon = false;
-  int parent_death_signal = 0;            // non-zero: the child gets it when the forking thread
-                                          // dies (PR_SET_PDEATHSIG), e.g. its controller's SIGKILL
-  std::vector<int> ignore_signals;        // set to SIG_IGN in the child (kept across exec); every
-                                          // other signal starts at its default
+  int parent_death_signal = 0;      // non-zero: the child gets it when the forking thread
+                                    // dies (PR_SET_PDEATHSIG), e.g. its controller's SIGKILL
+  std::vector<int> ignore_signals;  // set to SIG_IGN in the child (kept across exec); every
+                                    // other signal starts at its default
   // Parent fds the child keeps open, each as the given fd number (>= 3), e.g. a readiness pipe.
   std::vector<std::pair<int, int>> pass_fds;
 };
@@ -60,9 +60,9 @@ inline constexpr const char* lab_marker_env = "SYNCSTORM_LAB";
 pid_t spawn(const spawn_options& o);
 
 struct run_result {
-  int exit_code = -1;      // -1 when killed by a signal
+  int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
-  std::string output;      // stdout and stderr, interleaved (first 1 MiB)
+  std::string output;  // stdout and stderr, interleaved (first 1 MiB)
   bool timed_out = false;
 };
 

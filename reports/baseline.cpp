@@ -40,7 +40,8 @@ bool is_report_file(const fs::directory_entry& e) {
 
 fs::path baseline_folder(const std::string& dir, const std::string& scenario) {
   std::string n;
-  for (char ch : scenario) n += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-') ? ch : '_';
+  for (char ch : scenario)
+    n += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-') ? ch : '_';
   if (n.empty() || n == "." || n == "..") n = "_" + n;
   return fs::path(dir) / n;
 }
@@ -100,7 +101,8 @@ int apply_baseline(const json& report, const std::string& run_dir, const baselin
     const fs::path& newest = files.back();
     std::ifstream in(newest);
     json base = parse_bounded(std::string(std::istreambuf_iterator<char>(in), {}));
-    if (base.is_discarded() || !base.is_object()) return problem("found invalid JSON in " + newest.string() + "; expected a report.json");
+    if (base.is_discarded() || !base.is_object())
+      return problem("found invalid JSON in " + newest.string() + "; expected a report.json");
     comparison c = compare_reports(base, report, o.compare);
     out << "baseline: " << newest.string() << "\n" << format_comparison(c);
     json j = comparison_json(c);

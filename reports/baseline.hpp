@@ -18,8 +18,8 @@
 namespace syncstorm::reports {
 
 struct baseline_options {
-  std::string dir;        // empty: no baseline
-  std::size_t keep = 5;   // passing reports kept per scenario (>= 1)
+  std::string dir;       // empty: no baseline
+  std::size_t keep = 5;  // passing reports kept per scenario (>= 1)
   compare_options compare;
 };
 

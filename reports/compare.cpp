@@ -52,9 +52,12 @@ std::string fmt(const std::optional<double>& v, const std::string& unit) {
   std::ostringstream o;
   if (std::isinf(*v)) return "unbounded";
   o << std::setprecision(*v >= 1000 ? 10 : 4) << *v;
-  if (unit == "ms") o << " ms";
-  else if (unit == "percent") o << "%";
-  else if (unit == "per_s") o << "/s";
+  if (unit == "ms")
+    o << " ms";
+  else if (unit == "percent")
+    o << "%";
+  else if (unit == "per_s")
+    o << "/s";
   return o.str();
 }
 
@@ -90,7 +93,8 @@ comparison compare_reports(const json& base, const json& next, const compare_opt
   c.options = o;
   c.base_name = scenario_name(base);
   c.next_name = scenario_name(next);
-  if (c.base_name != c.next_name) c.notes.push_back("scenarios differ: BASE is \"" + c.base_name + "\", NEW is \"" + c.next_name + "\"");
+  if (c.base_name != c.next_name)
+    c.notes.push_back("scenarios differ: BASE is \"" + c.base_name + "\", NEW is \"" + c.next_name + "\"");
   if (base.value("outcome", "") != "pass" && base.contains("outcome"))
     c.notes.push_back("BASE outcome is " + base.value("outcome", "") + ", not pass");
 
@@ -148,8 +152,8 @@ comparison compare_reports(const json& base, const json& next, const compare_opt
     // generator.* measure syncstorm itself, not the system under test: shown, never judged.
     const bool judged = name.rfind("generator.", 0) != 0;
     // `subject` copies the structured binding: clang before 16 cannot capture one.
-    auto add = [&, subject = name](const std::string& what, const std::string& u, std::optional<double> bv, std::optional<double> nv,
-                                   const std::string& better, bool judged) {
+    auto add = [&, subject = name](const std::string& what, const std::string& u, std::optional<double> bv,
+                                   std::optional<double> nv, const std::string& better, bool judged) {
       if (!bv && !nv) return;
       figure_delta d;
       d.subject = subject;
@@ -240,23 +244,35 @@ std::string format_comparison(const comparison& c) {
   std::size_t n = 0;
   for (const auto& d : c.rules) n += d.regression;
   for (const auto& d : c.metrics) n += d.regression;
-  o << "compare: " << (c.regressed ? "REGRESSION" : "ok") << " (" << n << " regression" << (n == 1 ? "" : "s") << " past "
-    << c.options.max_regression_pct << "%, latency floor " << c.options.min_delta_ms << " ms)\n";
+  o << "compare: " << (c.regressed ? "REGRESSION" : "ok") << " (" << n << " regression" << (n == 1 ? "" : "s")
+    << " past " << c.options.max_regression_pct << "%, latency floor " << c.options.min_delta_ms << " ms)\n";
   return o.str();
 }
 
 json comparison_json(const comparison& c) {
   auto figure = [](const figure_delta& d) {
-    return json{{"subject", d.subject}, {"what", d.what}, {"unit", d.unit}, {"base", opt_json(d.base)},
-                {"new", opt_json(d.next)}, {"change_pct", opt_json(d.change_pct)}, {"better", d.better},
-                {"judged", d.judged}, {"regression", d.regression}, {"note", d.note}};
+    return json{{"subject", d.subject},
+                {"what", d.what},
+                {"unit", d.unit},
+                {"base", opt_json(d.base)},
+                {"new", opt_json(d.next)},
+                {"change_pct", opt_json(d.change_pct)},
+                {"better", d.better},
+                {"judged", d.judged},
+                {"regression", d.regression},
+                {"note", d.note}};
   };
   json rules = json::array(), metrics = json::array();
   for (const auto& d : c.rules) rules.push_back(figure(d));
   for (const auto& d : c.metrics) metrics.push_back(figure(d));
-  return {{"base", c.base_name}, {"new", c.next_name}, {"max_regression_pct", c.options.max_regression_pct},
-          {"min_delta_ms", c.options.min_delta_ms}, {"regressed", c.regressed}, {"notes", c.notes},
-          {"rules", rules}, {"metrics", metrics}};
+  return {{"base", c.base_name},
+          {"new", c.next_name},
+          {"max_regression_pct", c.options.max_regression_pct},
+          {"min_delta_ms", c.options.min_delta_ms},
+          {"regressed", c.regressed},
+          {"notes", c.notes},
+          {"rules", rules},
+          {"metrics", metrics}};
 }
 
 }  // namespace syncstorm::reports

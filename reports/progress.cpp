@@ -36,7 +36,8 @@ load_metrics metrics_of(const metrics_shard& snap, const progress_load& l) {
 
 std::string progress_line(const progress_input& in) {
   std::ostringstream o;
-  o << std::fixed << std::setprecision(0) << "[" << std::setw(5) << std::floor(in.elapsed_s) << "s/" << in.total_s << "s]";
+  o << std::fixed << std::setprecision(0) << "[" << std::setw(5) << std::floor(in.elapsed_s) << "s/" << in.total_s
+    << "s]";
   if (!in.now) return o.str();
   const metrics_shard& now = *in.now;
   for (const auto& l : in.loads) {
@@ -53,8 +54,8 @@ std::string progress_line(const progress_input& in) {
     o << " " << l.name << ": " << std::setprecision(0) << rate << "/s total " << req->count() << " errors "
       << req->error_count();
     if (req->count() > 0 && req->error_count() > 0) {
-      o << std::setprecision(1) << " (" << 100.0 * static_cast<double>(req->error_count()) / static_cast<double>(req->count())
-        << "%)";
+      o << std::setprecision(1) << " ("
+        << 100.0 * static_cast<double>(req->error_count()) / static_cast<double>(req->count()) << "%)";
     }
     // p99 of the last complete second: the live view, not the whole run's.
     const timed_metric* lat = names.latency.empty() ? nullptr : now.find(names.latency);

@@ -22,7 +22,7 @@ struct progress_input {
   const metrics_shard* now = nullptr;   // the merged snapshot at elapsed_s; required
   const metrics_shard* prev = nullptr;  // the one before it (nullptr at the first tick)
   double elapsed_s = 0;
-  double prev_elapsed_s = 0;            // when prev was taken
+  double prev_elapsed_s = 0;  // when prev was taken
   double total_s = 0;
   std::vector<progress_load> loads;
   std::vector<std::string> active_faults;  // names of the faults applied and not yet reverted

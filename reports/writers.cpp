@@ -24,14 +24,26 @@ std::string xml_escape(const std::string& s) {
   o.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&apos;"; break;
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      case '\'':
+        o += "&apos;";
+        break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') o += ' ';
-        else o += c;
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t')
+          o += ' ';
+        else
+          o += c;
     }
   }
   return o;
@@ -41,9 +53,12 @@ std::string xml_escape(const std::string& s) {
 std::string md_cell(const std::string& s) {
   std::string o;
   for (char c : s) {
-    if (c == '|') o += "\\|";
-    else if (c == '\n' || c == '\r') o += ' ';
-    else o += c;
+    if (c == '|')
+      o += "\\|";
+    else if (c == '\n' || c == '\r')
+      o += ' ';
+    else
+      o += c;
   }
   return o;
 }
@@ -55,8 +70,10 @@ std::string num(const json& v, int precision = 4) {
   if (std::isinf(d)) return "unbounded";
   std::ostringstream o;
   // Whole numbers at and above 10^precision (10000 ms, not 1e+04 ms).
-  if (std::fabs(d) >= std::pow(10.0, precision)) o << std::fixed << std::setprecision(0) << d;
-  else o << std::setprecision(precision) << d;
+  if (std::fabs(d) >= std::pow(10.0, precision))
+    o << std::fixed << std::setprecision(0) << d;
+  else
+    o << std::setprecision(precision) << d;
   return o.str();
 }
 
@@ -104,7 +121,8 @@ std::string value_text(const json& v) {
 }
 
 std::string scenario_name(const json& report) {
-  if (report.contains("scenario") && report["scenario"].is_object()) return report["scenario"].value("name", "scenario");
+  if (report.contains("scenario") && report["scenario"].is_object())
+    return report["scenario"].value("name", "scenario");
   return "scenario";
 }
 
@@ -171,7 +189,9 @@ std::string event_color(const std::string& ev) {
 
 std::string slug(const std::string& s) {
   std::string o;
-  for (char c : s) o += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : '-';
+  for (char c : s)
+    o += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
+                                                     : '-';
   return o;
 }
 
@@ -223,15 +243,16 @@ std::string svg_chart(const std::string& id, const std::string& kind, const std:
   auto y = [&](double v) { return T + (H - T - B) * (1 - v / vmax); };
   std::ostringstream o;
   o << std::fixed << std::setprecision(1);
-  o << "<svg id=\"" << xml_escape(id) << "\" class=\"chart\" data-kind=\"" << kind << "\" viewBox=\"0 0 " << W << " " << H
-    << "\" width=\"" << W << "\" height=\"" << H << "\" role=\"img\" aria-label=\"" << xml_escape(title) << "\">";
+  o << "<svg id=\"" << xml_escape(id) << "\" class=\"chart\" data-kind=\"" << kind << "\" viewBox=\"0 0 " << W << " "
+    << H << "\" width=\"" << W << "\" height=\"" << H << "\" role=\"img\" aria-label=\"" << xml_escape(title) << "\">";
   o << "<title>" << xml_escape(title) << "</title>";
   o << "<text x=\"" << L << "\" y=\"16\" class=\"ct\">" << xml_escape(title) << " (" << xml_escape(unit) << ")</text>";
   for (const auto& w : f.faults) {
-    o << "<rect class=\"fault\" x=\"" << x(w.from) << "\" y=\"" << T << "\" width=\"" << std::max(2.0, x(w.to) - x(w.from))
-      << "\" height=\"" << (H - T - B) << "\"><title>fault " << xml_escape(w.name) << ": " << num(w.from) << " s to "
-      << num(w.to) << " s</title></rect>";
-    o << "<text class=\"fl\" x=\"" << (x(w.from) + 2) << "\" y=\"" << (T + 10) << "\">" << xml_escape(w.name) << "</text>";
+    o << "<rect class=\"fault\" x=\"" << x(w.from) << "\" y=\"" << T << "\" width=\""
+      << std::max(2.0, x(w.to) - x(w.from)) << "\" height=\"" << (H - T - B) << "\"><title>fault " << xml_escape(w.name)
+      << ": " << num(w.from) << " s to " << num(w.to) << " s</title></rect>";
+    o << "<text class=\"fl\" x=\"" << (x(w.from) + 2) << "\" y=\"" << (T + 10) << "\">" << xml_escape(w.name)
+      << "</text>";
   }
   for (const auto& [t, what] : f.marks) {
     o << "<line class=\"mark\" x1=\"" << x(t) << "\" x2=\"" << x(t) << "\" y1=\"" << T << "\" y2=\"" << (H - B)
@@ -239,23 +260,28 @@ std::string svg_chart(const std::string& id, const std::string& kind, const std:
   }
   for (int i = 0; i * y_step <= vmax * 1.0001; ++i) {
     double v = i * y_step;
-    o << "<line class=\"grid\" x1=\"" << L << "\" x2=\"" << (W - R) << "\" y1=\"" << y(v) << "\" y2=\"" << y(v) << "\"/>";
-    o << "<text class=\"ax\" x=\"" << (L - 4) << "\" y=\"" << (y(v) + 4) << "\" text-anchor=\"end\">" << axis_num(v) << "</text>";
+    o << "<line class=\"grid\" x1=\"" << L << "\" x2=\"" << (W - R) << "\" y1=\"" << y(v) << "\" y2=\"" << y(v)
+      << "\"/>";
+    o << "<text class=\"ax\" x=\"" << (L - 4) << "\" y=\"" << (y(v) + 4) << "\" text-anchor=\"end\">" << axis_num(v)
+      << "</text>";
   }
   const double t_step = nice_step(t_end, 8);
   for (int i = 0; i * t_step <= t_end * 1.0001; ++i) {
     double t = i * t_step;
-    o << "<text class=\"ax\" x=\"" << x(t) << "\" y=\"" << (H - 10) << "\" text-anchor=\"middle\">" << axis_num(t) << "s</text>";
+    o << "<text class=\"ax\" x=\"" << x(t) << "\" y=\"" << (H - 10) << "\" text-anchor=\"middle\">" << axis_num(t)
+      << "s</text>";
   }
   if (!above.empty()) {
     std::string names;
     for (const auto& b : above) names += (names.empty() ? "" : "; ") + b.label;
-    o << "<text class=\"bl\" x=\"" << (L + 4) << "\" y=\"" << (T + 10) << "\">above the chart: " << xml_escape(names) << "</text>";
+    o << "<text class=\"bl\" x=\"" << (L + 4) << "\" y=\"" << (T + 10) << "\">above the chart: " << xml_escape(names)
+      << "</text>";
   }
   for (const auto& b : drawn) {
-    o << "<line class=\"bound\" x1=\"" << L << "\" x2=\"" << (W - R) << "\" y1=\"" << y(b.value) << "\" y2=\"" << y(b.value)
-      << "\"><title>" << xml_escape(b.label) << "</title></line>";
-    o << "<text class=\"bl\" x=\"" << (L + 4) << "\" y=\"" << (y(b.value) - 3) << "\">" << xml_escape(b.label) << "</text>";
+    o << "<line class=\"bound\" x1=\"" << L << "\" x2=\"" << (W - R) << "\" y1=\"" << y(b.value) << "\" y2=\""
+      << y(b.value) << "\"><title>" << xml_escape(b.label) << "</title></line>";
+    o << "<text class=\"bl\" x=\"" << (L + 4) << "\" y=\"" << (y(b.value) - 3) << "\">" << xml_escape(b.label)
+      << "</text>";
   }
   double lx = W - R - 170;
   for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -274,7 +300,8 @@ std::string svg_chart(const std::string& id, const std::string& kind, const std:
       o << "\"><title>" << xml_escape(l.label) << "</title></polyline>";
     }
     o << "<rect x=\"" << lx << "\" y=\"" << (6 + 12 * i) << "\" width=\"10\" height=\"3\" fill=\"" << l.color << "\"/>";
-    o << "<text class=\"ax\" x=\"" << (lx + 14) << "\" y=\"" << (10 + 12 * i) << "\">" << xml_escape(l.label) << "</text>";
+    o << "<text class=\"ax\" x=\"" << (lx + 14) << "\" y=\"" << (10 + 12 * i) << "\">" << xml_escape(l.label)
+      << "</text>";
   }
   o << "</svg>";
   return o.str();
@@ -283,11 +310,19 @@ std::string svg_chart(const std::string& id, const std::string& kind, const std:
 // The run as lanes: load phases, each fault's windows, and the lab's pod / database / load
 // balancer events as marks, on the same time axis as the charts.
 std::string svg_timeline(const json& report, const chart_frame& f) {
-  struct bar { double from, to; std::string label, cls; };
-  struct lane { std::string name; std::vector<bar> bars; std::vector<std::pair<double, std::string>> marks; };
+  struct bar {
+    double from, to;
+    std::string label, cls;
+  };
+  struct lane {
+    std::string name;
+    std::vector<bar> bars;
+    std::vector<std::pair<double, std::string>> marks;
+  };
   std::vector<lane> lanes;
   auto lane_of = [&](const std::string& name) -> lane& {
-    for (auto& l : lanes) if (l.name == name) return l;
+    for (auto& l : lanes)
+      if (l.name == name) return l;
     lanes.push_back({name, {}, {}});
     return lanes.back();
   };
@@ -312,7 +347,9 @@ std::string svg_timeline(const json& report, const chart_frame& f) {
     if (std::isnan(t) || t < 0 || !is_lab_event(e)) continue;
     std::string ev = e.value("event", "");
     std::string group = ev.substr(0, ev.find('_'));
-    lane_of(group == "pod" ? "pods" : group == "db" ? "database" : "load balancer")
+    lane_of(group == "pod"  ? "pods"
+            : group == "db" ? "database"
+                            : "load balancer")
         .marks.push_back({t, ev + " " + event_subject(e)});
   }
   for (const auto& e : events) {
@@ -328,28 +365,34 @@ std::string svg_timeline(const json& report, const chart_frame& f) {
   auto x = [&](double t) { return L + (W - L - R) * std::clamp(t, 0.0, f.t_end) / f.t_end; };
   std::ostringstream o;
   o << std::fixed << std::setprecision(1);
-  o << "<svg id=\"timeline-chart\" class=\"chart\" data-kind=\"timeline\" viewBox=\"0 0 " << W << " " << H << "\" width=\"" << W
-    << "\" height=\"" << H << "\" role=\"img\" aria-label=\"run timeline\"><title>run timeline</title>";
+  o << "<svg id=\"timeline-chart\" class=\"chart\" data-kind=\"timeline\" viewBox=\"0 0 " << W << " " << H
+    << "\" width=\"" << W << "\" height=\"" << H
+    << "\" role=\"img\" aria-label=\"run timeline\"><title>run timeline</title>";
   for (std::size_t i = 0; i < lanes.size(); ++i) {
     const lane& l = lanes[i];
     double y = T + row * static_cast<double>(i);
-    o << "<line class=\"grid\" x1=\"" << L << "\" x2=\"" << (W - R) << "\" y1=\"" << (y + row) << "\" y2=\"" << (y + row) << "\"/>";
-    o << "<text class=\"ln\" x=\"" << (L - 6) << "\" y=\"" << (y + 15) << "\" text-anchor=\"end\">" << xml_escape(l.name) << "</text>";
+    o << "<line class=\"grid\" x1=\"" << L << "\" x2=\"" << (W - R) << "\" y1=\"" << (y + row) << "\" y2=\""
+      << (y + row) << "\"/>";
+    o << "<text class=\"ln\" x=\"" << (L - 6) << "\" y=\"" << (y + 15) << "\" text-anchor=\"end\">"
+      << xml_escape(l.name) << "</text>";
     for (const auto& b : l.bars) {
-      o << "<rect class=\"" << b.cls << "\" x=\"" << x(b.from) << "\" y=\"" << (y + 4) << "\" width=\"" << std::max(2.0, x(b.to) - x(b.from))
-        << "\" height=\"" << (row - 8) << "\"><title>" << xml_escape(l.name + " " + b.label) << ": " << num(b.from) << " s to "
-        << num(b.to) << " s</title></rect>";
-      o << "<text class=\"bt\" x=\"" << (x(b.from) + 3) << "\" y=\"" << (y + 15) << "\">" << xml_escape(b.label) << "</text>";
+      o << "<rect class=\"" << b.cls << "\" x=\"" << x(b.from) << "\" y=\"" << (y + 4) << "\" width=\""
+        << std::max(2.0, x(b.to) - x(b.from)) << "\" height=\"" << (row - 8) << "\"><title>"
+        << xml_escape(l.name + " " + b.label) << ": " << num(b.from) << " s to " << num(b.to) << " s</title></rect>";
+      o << "<text class=\"bt\" x=\"" << (x(b.from) + 3) << "\" y=\"" << (y + 15) << "\">" << xml_escape(b.label)
+        << "</text>";
     }
     for (const auto& [t, what] : l.marks) {
-      o << "<rect class=\"evt\" x=\"" << (x(t) - 2) << "\" y=\"" << (y + 3) << "\" width=\"4\" height=\"" << (row - 6) << "\" fill=\""
-        << event_color(what) << "\"><title>" << num(t) << " s: " << xml_escape(what) << "</title></rect>";
+      o << "<rect class=\"evt\" x=\"" << (x(t) - 2) << "\" y=\"" << (y + 3) << "\" width=\"4\" height=\"" << (row - 6)
+        << "\" fill=\"" << event_color(what) << "\"><title>" << num(t) << " s: " << xml_escape(what)
+        << "</title></rect>";
     }
   }
   const double t_step = nice_step(f.t_end, 8);
   for (int i = 0; i * t_step <= f.t_end * 1.0001; ++i) {
     double t = i * t_step;
-    o << "<text class=\"ax\" x=\"" << x(t) << "\" y=\"" << (H - 8) << "\" text-anchor=\"middle\">" << axis_num(t) << "s</text>";
+    o << "<text class=\"ax\" x=\"" << x(t) << "\" y=\"" << (H - 8) << "\" text-anchor=\"middle\">" << axis_num(t)
+      << "s</text>";
   }
   o << "</svg>";
   return o.str();
@@ -357,8 +400,8 @@ std::string svg_timeline(const json& report, const chart_frame& f) {
 
 // Order of charts: the sync path first, then the rest alphabetically.
 int chart_rank(const std::string& m) {
-  static const std::vector<std::string> order = {"http.latency", "push.latency", "push.e2e", "pull.latency", "fanout.delivery",
-                                                 "local.write", "bootstrap.time", "http.requests"};
+  static const std::vector<std::string> order = {"http.latency",    "push.latency", "push.e2e",       "pull.latency",
+                                                 "fanout.delivery", "local.write",  "bootstrap.time", "http.requests"};
   std::string base = m.substr(0, m.find('@'));
   for (std::size_t i = 0; i < order.size(); ++i)
     if (base == order[i]) return static_cast<int>(i);
@@ -383,12 +426,20 @@ bool charted(const std::string& m, const json& series) {
 // out against the other paths; then the capture's own counts (interfaces, drops, pcap files).
 std::string wire_section(const json& report, const chart_frame& frame) {
   const json series = report.value("series", json::object());
-  struct group { std::vector<line> lines; };
-  static const std::vector<std::pair<std::string, std::string>> counters = {
-      {"packets", "packets"}, {"bytes", "bytes"}, {"retransmits", "retransmissions"}, {"rst", "RST"},
-      {"new_connections", "new connections"}, {"syn", "SYN"}, {"syn_ack", "SYN-ACK"}, {"fin", "FIN"},
-      {"zero_windows", "zero windows"}};
-  static const std::vector<std::string> directions = {"clients-lb", "lb-clients", "lb-pods", "pods-lb", "pods-db", "db-pods"};
+  struct group {
+    std::vector<line> lines;
+  };
+  static const std::vector<std::pair<std::string, std::string>> counters = {{"packets", "packets"},
+                                                                            {"bytes", "bytes"},
+                                                                            {"retransmits", "retransmissions"},
+                                                                            {"rst", "RST"},
+                                                                            {"new_connections", "new connections"},
+                                                                            {"syn", "SYN"},
+                                                                            {"syn_ack", "SYN-ACK"},
+                                                                            {"fin", "FIN"},
+                                                                            {"zero_windows", "zero windows"}};
+  static const std::vector<std::string> directions = {"clients-lb", "lb-clients", "lb-pods",
+                                                      "pods-lb",    "pods-db",    "db-pods"};
   static const std::vector<std::string> colors = {"#0969da", "#54aeff", "#1a7f37", "#4ac26b", "#cf222e", "#ff8182"};
   std::ostringstream o;
   bool any = false;
@@ -427,14 +478,17 @@ std::string wire_section(const json& report, const chart_frame& frame) {
       const json k = i.value("kernel", json::object());
       std::string files;
       for (const auto& f : i.value("files", json::array()))
-        files += (files.empty() ? "" : ", ") + std::filesystem::path(f.value("path", "")).filename().string() + " (" + std::to_string(f.value("packets", 0)) + ")";
+        files += (files.empty() ? "" : ", ") + std::filesystem::path(f.value("path", "")).filename().string() + " (" +
+                 std::to_string(f.value("packets", 0)) + ")";
       out << "<tr" << (k.value("dropped", 0) > 0 || i.contains("error") ? " class=\"FAILROW\"" : "") << "><td>"
           << xml_escape(i.value("name", "")) << "</td><td>" << xml_escape(i.value("filter", "")) << "</td><td>"
           << i.value("packets", 0) << "</td><td>" << i.value("classified", 0) << "</td><td>" << k.value("dropped", 0)
           << "</td><td>" << xml_escape(files.empty() ? std::string("none") : files) << "</td></tr>";
-      if (i.contains("error")) out << "<tr class=\"FAILROW\"><td colspan=\"6\">" << xml_escape(i.value("error", "")) << "</td></tr>";
+      if (i.contains("error"))
+        out << "<tr class=\"FAILROW\"><td colspan=\"6\">" << xml_escape(i.value("error", "")) << "</td></tr>";
     }
-    out << "</table><p class=\"ax\">" << (dropped ? "The capture dropped packets: rules on wire.* are inconclusive. " : "")
+    out << "</table><p class=\"ax\">"
+        << (dropped ? "The capture dropped packets: rules on wire.* are inconclusive. " : "")
         << "Series per direction between the named endpoints, at " << cap.value("resolution_ms", 100)
         << " ms, charted per second.</p>";
   }
@@ -448,8 +502,8 @@ std::string verdict_table(const json& report) {
   std::ostringstream o;
   std::vector<std::vector<std::string>> rows{{"RULE", "METRIC", "STAT", "WINDOW", "VALUE", "BOUND", "VERDICT"}};
   for (const auto& v : report.value("verdicts", json::array())) {
-    rows.push_back({v.value("name", ""), v.value("metric", ""), v.value("stat", ""), v.value("window", ""), value_text(v),
-                    bound_text(v), status_of(v)});
+    rows.push_back({v.value("name", ""), v.value("metric", ""), v.value("stat", ""), v.value("window", ""),
+                    value_text(v), bound_text(v), status_of(v)});
   }
   std::vector<std::size_t> w(rows[0].size(), 0);
   for (const auto& r : rows)
@@ -463,7 +517,8 @@ std::string verdict_table(const json& report) {
   }
   if (rows.size() == 1) o << "(no rules)\n";
   for (const auto& v : report.value("verdicts", json::array())) {
-    if (status_of(v) != "PASS" && !v.value("reason", "").empty()) o << "  " << v.value("name", "") << ": " << v.value("reason", "") << "\n";
+    if (status_of(v) != "PASS" && !v.value("reason", "").empty())
+      o << "  " << v.value("name", "") << ": " << v.value("reason", "") << "\n";
   }
   o << "outcome: " << report.value("outcome", "") << " (exit " << report.value("exit_code", 0) << ")";
   if (!report.value("reason", "").empty()) o << ": " << report.value("reason", "");
@@ -475,8 +530,10 @@ std::string junit_xml(const json& report) {
   const json verdicts = report.value("verdicts", json::array());
   std::size_t failures = 0, skipped = 0;
   for (const auto& v : verdicts) {
-    if (v.value("inconclusive", false)) ++skipped;
-    else if (!v.value("pass", false)) ++failures;
+    if (v.value("inconclusive", false))
+      ++skipped;
+    else if (!v.value("pass", false))
+      ++failures;
   }
   const std::string name = scenario_name(report);
   const std::string outcome = report.value("outcome", "");
@@ -487,10 +544,10 @@ std::string junit_xml(const json& report) {
   const std::string duration = dur.str();
   std::ostringstream o;
   o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  o << "<testsuites name=\"syncstorm\" tests=\"" << tests << "\" failures=\"" << failures << "\" errors=\"" << (errored ? 1 : 0)
-    << "\" time=\"" << duration << "\">\n";
-  o << "  <testsuite name=\"" << xml_escape(name) << "\" tests=\"" << tests << "\" failures=\"" << failures << "\" errors=\""
-    << (errored ? 1 : 0) << "\" skipped=\"" << skipped << "\" time=\"" << duration << "\"";
+  o << "<testsuites name=\"syncstorm\" tests=\"" << tests << "\" failures=\"" << failures << "\" errors=\""
+    << (errored ? 1 : 0) << "\" time=\"" << duration << "\">\n";
+  o << "  <testsuite name=\"" << xml_escape(name) << "\" tests=\"" << tests << "\" failures=\"" << failures
+    << "\" errors=\"" << (errored ? 1 : 0) << "\" skipped=\"" << skipped << "\" time=\"" << duration << "\"";
   // xs:dateTime without the fraction and zone, as Jenkins' own suites write it.
   const std::string started = report.value("started_at", "");
   if (started.size() >= 19 && started[10] == 'T') o << " timestamp=\"" << xml_escape(started.substr(0, 19)) << "\"";
@@ -499,14 +556,16 @@ std::string junit_xml(const json& report) {
   o << "      <property name=\"outcome\" value=\"" << xml_escape(outcome) << "\"/>\n";
   o << "      <property name=\"exit_code\" value=\"" << report.value("exit_code", 0) << "\"/>\n";
   o << "      <property name=\"seed\" value=\"" << report.value("seed", 0) << "\"/>\n";
-  o << "      <property name=\"syncstorm_version\" value=\"" << xml_escape(report.value("syncstorm_version", "")) << "\"/>\n";
+  o << "      <property name=\"syncstorm_version\" value=\"" << xml_escape(report.value("syncstorm_version", ""))
+    << "\"/>\n";
   if (!report.value("run_dir", "").empty())
     o << "      <property name=\"run_dir\" value=\"" << xml_escape(report.value("run_dir", "")) << "\"/>\n";
   o << "    </properties>\n";
   for (const auto& v : verdicts) {
     std::string classname = name + "." + v.value("metric", "");
     if (!v.value("load", "").empty()) classname += "@" + v.value("load", "");
-    o << "    <testcase name=\"" << xml_escape(v.value("name", "")) << "\" classname=\"" << xml_escape(classname) << "\" time=\"0\">\n";
+    o << "    <testcase name=\"" << xml_escape(v.value("name", "")) << "\" classname=\"" << xml_escape(classname)
+      << "\" time=\"0\">\n";
     const std::string detail = verdict_detail(v);
     if (v.value("inconclusive", false)) {
       o << "      <skipped message=\"" << xml_escape("inconclusive: " + v.value("reason", "")) << "\"/>\n";
@@ -514,25 +573,28 @@ std::string junit_xml(const json& report) {
     } else if (!v.value("pass", false)) {
       std::string body = detail;
       if (!v.value("reason", "").empty()) body += "\n" + v.value("reason", "");
-      o << "      <failure message=\"" << xml_escape(detail) << "\" type=\"sla\">" << xml_escape(body) << "</failure>\n";
+      o << "      <failure message=\"" << xml_escape(detail) << "\" type=\"sla\">" << xml_escape(body)
+        << "</failure>\n";
     } else {
       std::string out = detail;
-      if (v.value("warn", false)) out = "warning: " + detail + ", warn bound " + num(field(v, "warn_bound")) + unit_suffix(v);
+      if (v.value("warn", false))
+        out = "warning: " + detail + ", warn bound " + num(field(v, "warn_bound")) + unit_suffix(v);
       o << "      <system-out>" << xml_escape(out) << "</system-out>\n";
     }
     o << "    </testcase>\n";
   }
   if (errored) {
     o << "    <testcase name=\"run\" classname=\"" << xml_escape(name) << "\" time=\"" << duration << "\">\n";
-    o << "      <error message=\"" << xml_escape(outcome + ": " + report.value("reason", "")) << "\" type=\"" << xml_escape(outcome)
-      << "\"/>\n";
+    o << "      <error message=\"" << xml_escape(outcome + ": " + report.value("reason", "")) << "\" type=\""
+      << xml_escape(outcome) << "\"/>\n";
     o << "    </testcase>\n";
   }
   // The fault timeline, for whoever opens the suite in the CI's test view.
   std::ostringstream faults;
   for (const auto& f : report.value("faults", json::array())) {
-    faults << "fault " << f.value("name", "") << " (" << f.value("kind", "") << "): applied " << num(field(f, "applied_at"))
-           << " s, reverted " << num(field(f, "reverted_at")) << " s, recovery " << num(field(f, "recovery_s")) << " s";
+    faults << "fault " << f.value("name", "") << " (" << f.value("kind", "") << "): applied "
+           << num(field(f, "applied_at")) << " s, reverted " << num(field(f, "reverted_at")) << " s, recovery "
+           << num(field(f, "recovery_s")) << " s";
     if (!f.value("error", "").empty()) faults << ", error: " << f.value("error", "");
     faults << "\n";
   }
@@ -565,9 +627,10 @@ std::string summary_md(const json& report) {
   if (!verdicts.empty()) {
     o << "| verdict | rule | metric | window | value | bound |\n|---|---|---|---|---|---|\n";
     for (const auto& v : verdicts) {
-      o << "| **" << status_of(v) << "** | " << md_cell(v.value("name", "")) << " | " << md_cell(v.value("metric", "") + " " + v.value("stat", ""))
-        << (v.value("load", "").empty() ? "" : " @" + md_cell(v.value("load", ""))) << " | " << md_cell(v.value("window", "")) << " | "
-        << value_text(v) << " | " << bound_text(v) << " |\n";
+      o << "| **" << status_of(v) << "** | " << md_cell(v.value("name", "")) << " | "
+        << md_cell(v.value("metric", "") + " " + v.value("stat", ""))
+        << (v.value("load", "").empty() ? "" : " @" + md_cell(v.value("load", ""))) << " | "
+        << md_cell(v.value("window", "")) << " | " << value_text(v) << " | " << bound_text(v) << " |\n";
     }
     for (const auto& v : verdicts) {
       if (status_of(v) != "PASS" && !v.value("reason", "").empty())
@@ -585,7 +648,8 @@ std::string summary_md(const json& report) {
       double count = s.value("count", 0.0), errors = s.value("errors", 0.0);
       timed << "| " << md_cell(m) << " | " << num(count, 12) << " | " << num(errors, 12);
       if (count > 0) timed << " (" << num(100.0 * errors / count, 3) << "%)";
-      timed << " | " << num(field(s, "p50")) << " ms | " << num(field(s, "p99")) << " ms | " << num(field(s, "max")) << " ms |\n";
+      timed << " | " << num(field(s, "p50")) << " ms | " << num(field(s, "p99")) << " ms | " << num(field(s, "max"))
+            << " ms |\n";
     } else if (s.value("unit", "") == "value") {
       levels << "| " << md_cell(m) << " | " << num(field(s, "last")) << " | " << num(field(s, "peak")) << " |\n";
     }
@@ -601,32 +665,41 @@ std::string summary_md(const json& report) {
          "|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& f : faults) {
       std::string targets;
-      for (const auto& t : f.value("targets", json::array())) targets += (targets.empty() ? "" : ", ") + (t.is_string() ? t.get<std::string>() : t.dump(-1, ' ', false, json::error_handler_t::replace));
-      o << "| " << md_cell(f.value("name", "")) << " | " << md_cell(f.value("kind", "")) << " | " << md_cell(targets) << " | "
-        << num(field(f, "scheduled_at")) << " s | " << num(field(f, "applied_at")) << " s | " << num(field(f, "reverted_at")) << " s | "
-        << num(field(f, "recovery_s")) << " s | " << num(field(f, "ready_s")) << " s | " << num(field(f, "inflight_ops"), 12) << " |\n";
+      for (const auto& t : f.value("targets", json::array()))
+        targets += (targets.empty() ? "" : ", ") +
+                   (t.is_string() ? t.get<std::string>() : t.dump(-1, ' ', false, json::error_handler_t::replace));
+      o << "| " << md_cell(f.value("name", "")) << " | " << md_cell(f.value("kind", "")) << " | " << md_cell(targets)
+        << " | " << num(field(f, "scheduled_at")) << " s | " << num(field(f, "applied_at")) << " s | "
+        << num(field(f, "reverted_at")) << " s | " << num(field(f, "recovery_s")) << " s | " << num(field(f, "ready_s"))
+        << " s | " << num(field(f, "inflight_ops"), 12) << " |\n";
     }
     for (const auto& f : faults)
-      if (!f.value("error", "").empty()) o << "\n- " << md_cell(f.value("name", "")) << ": " << md_cell(f.value("error", ""));
+      if (!f.value("error", "").empty())
+        o << "\n- " << md_cell(f.value("name", "")) << ": " << md_cell(f.value("error", ""));
     o << "\n";
   }
   const json audit = report.contains("audit") ? report["audit"] : json();
   if (audit.is_object()) {
-    o << "\n### Audit\n\nacked " << num(field(audit, "acked"), 12) << ", present " << num(field(audit, "present"), 12) << ", lost **"
-      << num(field(audit, "lost"), 12) << "**, duplicates " << num(field(audit, "duplicates"), 12) << ", in doubt "
-      << num(field(audit, "in_doubt"), 12) << ", order violations " << num(field(audit, "order_violations"), 12) << ", diverged "
-      << num(field(audit, "diverged"), 12);
+    o << "\n### Audit\n\nacked " << num(field(audit, "acked"), 12) << ", present " << num(field(audit, "present"), 12)
+      << ", lost **" << num(field(audit, "lost"), 12) << "**, duplicates " << num(field(audit, "duplicates"), 12)
+      << ", in doubt " << num(field(audit, "in_doubt"), 12) << ", order violations "
+      << num(field(audit, "order_violations"), 12) << ", diverged " << num(field(audit, "diverged"), 12);
     if (audit.contains("mismatched"))
-      o << ", mismatched **" << num(field(audit, "mismatched"), 12) << "**, phantoms " << num(field(audit, "phantoms"), 12);
-    if (audit.contains("fanout_mismatched")) o << ", deliveries unlike the stored change " << num(field(audit, "fanout_mismatched"), 12);
+      o << ", mismatched **" << num(field(audit, "mismatched"), 12) << "**, phantoms "
+        << num(field(audit, "phantoms"), 12);
+    if (audit.contains("fanout_mismatched"))
+      o << ", deliveries unlike the stored change " << num(field(audit, "fanout_mismatched"), 12);
     o << ".\n";
-    if (const json& mm = audit.contains("mismatched_ids") ? audit["mismatched_ids"] : json(); mm.is_array() && !mm.empty()) {
+    if (const json& mm = audit.contains("mismatched_ids") ? audit["mismatched_ids"] : json();
+        mm.is_array() && !mm.empty()) {
       o << "\nMismatched (first " << mm.size() << "):";
       for (std::size_t i = 0; i < mm.size() && i < 10; ++i)
-        o << (i ? "," : "") << " " << md_cell(mm[i].value("id", "")) << " (" << md_cell(mm[i].value("field", "")) << ")";
+        o << (i ? "," : "") << " " << md_cell(mm[i].value("id", "")) << " (" << md_cell(mm[i].value("field", ""))
+          << ")";
       o << (mm.size() > 10 ? ", …" : "") << "\n";
     }
-    if (const std::string c = audit.value("convergence", ""); !c.empty() && c != "judged") o << "\nConvergence " << md_cell(c) << ".\n";
+    if (const std::string c = audit.value("convergence", ""); !c.empty() && c != "judged")
+      o << "\nConvergence " << md_cell(c) << ".\n";
   }
   const json cap = report.contains("capture") ? report["capture"] : json();
   if (cap.is_object()) {
@@ -634,13 +707,15 @@ std::string summary_md(const json& report) {
     for (const auto& i : cap.value("interfaces", json::array())) ifs += (ifs.empty() ? "" : ", ") + i.value("name", "");
     const std::uint64_t dropped = cap.value("dropped", std::uint64_t{0});
     o << "\nCapture: " << num(field(cap, "packets"), 12) << " packets on " << md_cell(ifs) << ", "
-      << (dropped ? "**" + std::to_string(dropped) + " dropped** (wire.* rules inconclusive)" : std::string("none dropped")) << ", "
-      << cap.value("files", json::array()).size() << " pcap files.\n";
+      << (dropped ? "**" + std::to_string(dropped) + " dropped** (wire.* rules inconclusive)"
+                  : std::string("none dropped"))
+      << ", " << cap.value("files", json::array()).size() << " pcap files.\n";
   }
   const json g = report.value("generator", json::object());
-  o << "\nGenerator: CPU " << num(g.value("cpu", json(0.0)), 3) << " cores, lag p99 " << num(field(g, "lag_p99")) << " ms"
-    << (g.value("saturated", false) ? " — **saturated**: " + md_cell(g.value("reason", "")) : "") << ". Seed " << report.value("seed", 0)
-    << ", " << report.value("started_at", "") << " to " << report.value("ended_at", "") << ".\n";
+  o << "\nGenerator: CPU " << num(g.value("cpu", json(0.0)), 3) << " cores, lag p99 " << num(field(g, "lag_p99"))
+    << " ms" << (g.value("saturated", false) ? " — **saturated**: " + md_cell(g.value("reason", "")) : "") << ". Seed "
+    << report.value("seed", 0) << ", " << report.value("started_at", "") << " to " << report.value("ended_at", "")
+    << ".\n";
   return o.str();
 }
 
@@ -658,21 +733,25 @@ std::string html(const json& report) {
   frame.t_end = report.value("duration_s", 0.0);
   for (const auto& [m, s] : series.items())
     for (const auto& row : s)
-      if (row.is_array() && !row.empty() && row[0].is_number()) frame.t_end = std::max(frame.t_end, row[0].get<double>() + 1);
+      if (row.is_array() && !row.empty() && row[0].is_number())
+        frame.t_end = std::max(frame.t_end, row[0].get<double>() + 1);
   for (const auto& [m, s] : gauges.items())
     for (const auto& row : s)
-      if (row.is_array() && !row.empty() && row[0].is_number()) frame.t_end = std::max(frame.t_end, row[0].get<double>() + 1);
+      if (row.is_array() && !row.empty() && row[0].is_number())
+        frame.t_end = std::max(frame.t_end, row[0].get<double>() + 1);
   if (frame.t_end <= 0) frame.t_end = 1;
   frame.t_end_run = report.value("duration_s", 0.0) > 0 ? report.value("duration_s", 0.0) : frame.t_end;
   frame.faults = fault_windows(report, frame.t_end);
   for (const auto& e : events) {
     double t = t_of(e);
-    if (!std::isnan(t) && t >= 0 && is_lab_event(e)) frame.marks.push_back({t, num(t) + " s: " + e.value("event", "") + " " + event_subject(e)});
+    if (!std::isnan(t) && t >= 0 && is_lab_event(e))
+      frame.marks.push_back({t, num(t) + " s: " + e.value("event", "") + " " + event_subject(e)});
   }
 
   std::ostringstream o;
   o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>syncstorm: "
-    << xml_escape(name) << " (" << xml_escape(outcome) << ")</title><style>"
+    << xml_escape(name) << " (" << xml_escape(outcome)
+    << ")</title><style>"
        "body{font:14px/1.4 system-ui,'DejaVu Sans',sans-serif;margin:24px;color:#1b1f24;max-width:920px}"
        "h1{font-size:20px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #d8dee4}"
        "table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #d8dee4;padding:4px 8px;text-align:left}"
@@ -689,10 +768,11 @@ std::string html(const json& report) {
        ".mark{stroke:#57606a;stroke-dasharray:2 3;opacity:.6}.bound{stroke:#cf222e;stroke-dasharray:6 4}.bl{font-size:10px;fill:#cf222e}"
        "details{margin:8px 0}summary{cursor:pointer;color:#0969da}"
        "</style></head><body>";
-  o << "<h1>" << xml_escape(name) << " <span class=\"badge " << xml_escape(outcome) << "\">" << xml_escape(outcome) << "</span></h1>";
+  o << "<h1>" << xml_escape(name) << " <span class=\"badge " << xml_escape(outcome) << "\">" << xml_escape(outcome)
+    << "</span></h1>";
   o << "<p>" << xml_escape(report.value("started_at", "")) << " → " << xml_escape(report.value("ended_at", "")) << " · "
-    << num(report.value("duration_s", 0.0), 4) << " s · seed " << report.value("seed", 0) << " · exit " << report.value("exit_code", 0)
-    << " · syncstorm " << xml_escape(report.value("syncstorm_version", "")) << "</p>";
+    << num(report.value("duration_s", 0.0), 4) << " s · seed " << report.value("seed", 0) << " · exit "
+    << report.value("exit_code", 0) << " · syncstorm " << xml_escape(report.value("syncstorm_version", "")) << "</p>";
 
   // The headline: what broke, in words, before any number.
   std::vector<std::string> broke;
@@ -720,9 +800,11 @@ std::string html(const json& report) {
   o << "<h2>Verdicts</h2><table id=\"verdicts\"><tr><th>verdict</th><th>rule</th><th>metric</th><th>window</th><th>value</th><th>bound</th></tr>";
   for (const auto& v : verdicts) {
     std::string st = status_of(v);
-    o << "<tr" << (st == "FAIL" ? " class=\"FAILROW\"" : "") << "><td class=\"" << st << "\" title=\"" << xml_escape(v.value("reason", ""))
-      << "\">" << st << "</td><td>" << xml_escape(v.value("name", "")) << "</td><td>"
-      << xml_escape(v.value("metric", "") + " " + v.value("stat", "") + (v.value("load", "").empty() ? "" : " @" + v.value("load", "")))
+    o << "<tr" << (st == "FAIL" ? " class=\"FAILROW\"" : "") << "><td class=\"" << st << "\" title=\""
+      << xml_escape(v.value("reason", "")) << "\">" << st << "</td><td>" << xml_escape(v.value("name", ""))
+      << "</td><td>"
+      << xml_escape(v.value("metric", "") + " " + v.value("stat", "") +
+                    (v.value("load", "").empty() ? "" : " @" + v.value("load", "")))
       << "</td><td>" << xml_escape(v.value("window", "")) << "</td><td>" << xml_escape(value_text(v)) << "</td><td>"
       << xml_escape(bound_text(v)) << "</td></tr>";
   }
@@ -736,15 +818,18 @@ std::string html(const json& report) {
     std::vector<std::pair<double, std::string>> rows;
     for (const auto& f : faults) {
       if (field(f, "applied_at").is_number())
-        rows.emplace_back(f["applied_at"].get<double>(), "fault " + f.value("name", "") + " (" + f.value("kind", "") + ") applied");
-      if (field(f, "reverted_at").is_number()) rows.emplace_back(f["reverted_at"].get<double>(), "fault " + f.value("name", "") + " reverted");
+        rows.emplace_back(f["applied_at"].get<double>(),
+                          "fault " + f.value("name", "") + " (" + f.value("kind", "") + ") applied");
+      if (field(f, "reverted_at").is_number())
+        rows.emplace_back(f["reverted_at"].get<double>(), "fault " + f.value("name", "") + " reverted");
     }
     for (const auto& e : events) {
       double t = t_of(e);
       if (!std::isnan(t)) rows.emplace_back(t, e.value("event", "") + " " + event_subject(e));
     }
     std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    o << "<details><summary>" << rows.size() << " events</summary><table id=\"timeline\"><tr><th>t (s)</th><th>what</th></tr>";
+    o << "<details><summary>" << rows.size()
+      << " events</summary><table id=\"timeline\"><tr><th>t (s)</th><th>what</th></tr>";
     for (const auto& [t, what] : rows) o << "<tr><td>" << num(t, 4) << "</td><td>" << xml_escape(what) << "</td></tr>";
     o << "</table></details>";
   }
@@ -753,7 +838,8 @@ std::string html(const json& report) {
   std::vector<std::string> names;
   for (const auto& [m, s] : series.items())
     if (s.is_array() && !s.empty() && charted(m, series) && m.rfind("wire.", 0) != 0) names.push_back(m);
-  std::stable_sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) { return chart_rank(a) < chart_rank(b); });
+  std::stable_sort(names.begin(), names.end(),
+                   [](const std::string& a, const std::string& b) { return chart_rank(a) < chart_rank(b); });
   std::ostringstream charts;
   const std::string wire = wire_section(report, frame);
   for (const auto& m : names) {
@@ -781,7 +867,8 @@ std::string html(const json& report) {
       const std::string base = m.substr(0, m.find('@'));
       for (const auto& v : verdicts) {
         if (v.value("metric", "") != base || v.value("unit", "") != "ms" || !field(v, "bound").is_number()) continue;
-        bounds.push_back({v.value("name", "") + ": " + v.value("stat", "") + " " + bound_text(v), v["bound"].get<double>()});
+        bounds.push_back(
+            {v.value("name", "") + ": " + v.value("stat", "") + " " + bound_text(v), v["bound"].get<double>()});
       }
       out << svg_chart("chart-" + slug(m) + "-latency", "latency", m + " latency per second", "ms", lat, frame, bounds);
     }
@@ -790,15 +877,19 @@ std::string html(const json& report) {
     const std::string suffix = m.find('@') == std::string::npos ? "" : m.substr(m.find('@'));
     if (base.rfind("generator.", 0) != 0 &&
         (base.ends_with(".requests") || !series.contains(base.substr(0, base.rfind('.')) + ".requests" + suffix)))
-      out << svg_chart("chart-" + slug(m) + "-throughput", "throughput", m + " throughput and errors", "per second", thr, frame);
+      out << svg_chart("chart-" + slug(m) + "-throughput", "throughput", m + " throughput and errors", "per second",
+                       thr, frame);
   }
   std::ostringstream levels;
   for (const auto& [g, rows] : gauges.items()) {
     if (!rows.is_array() || rows.empty()) continue;
     line l{g, g.rfind("ws.", 0) == 0 ? "#8250df" : "#0969da", {}, true};
     for (const auto& row : rows)
-      if (row.is_array() && row.size() >= 2 && row[0].is_number() && row[1].is_number()) l.points.emplace_back(row[0].get<double>(), row[1].get<double>());
-    std::string title = g == "queue.depth" ? "queue.depth: ops queued on the terminals" : g == "ws.connected" ? "ws.connected: open WebSocket subscribers" : g;
+      if (row.is_array() && row.size() >= 2 && row[0].is_number() && row[1].is_number())
+        l.points.emplace_back(row[0].get<double>(), row[1].get<double>());
+    std::string title = g == "queue.depth"    ? "queue.depth: ops queued on the terminals"
+                        : g == "ws.connected" ? "ws.connected: open WebSocket subscribers"
+                                              : g;
     levels << svg_chart("chart-" + slug(g) + "-level", "level", title, "value", {l}, frame);
   }
   o << "<h2>Charts</h2>";
@@ -814,51 +905,65 @@ std::string html(const json& report) {
          "<th>reverted</th><th>recovery</th><th>ready</th><th>detect</th><th>in flight</th></tr>";
     for (const auto& f : faults) {
       std::string targets;
-      for (const auto& t : f.value("targets", json::array())) targets += (targets.empty() ? "" : ", ") + (t.is_string() ? t.get<std::string>() : t.dump(-1, ' ', false, json::error_handler_t::replace));
-      o << "<tr><td>" << xml_escape(f.value("name", "")) << "</td><td>" << xml_escape(f.value("kind", "")) << "</td><td>" << xml_escape(targets)
-        << "</td><td>" << num(field(f, "scheduled_at")) << "</td><td>" << num(field(f, "applied_at")) << "</td><td>" << num(field(f, "reverted_at"))
-        << "</td><td>" << num(field(f, "recovery_s")) << "</td><td>" << num(field(f, "ready_s")) << "</td><td>" << num(field(f, "detect_s"))
-        << "</td><td>" << num(field(f, "inflight_ops"), 12) << "</td></tr>";
-      if (!f.value("error", "").empty()) o << "<tr class=\"FAILROW\"><td colspan=\"10\">" << xml_escape(f.value("error", "")) << "</td></tr>";
+      for (const auto& t : f.value("targets", json::array()))
+        targets += (targets.empty() ? "" : ", ") +
+                   (t.is_string() ? t.get<std::string>() : t.dump(-1, ' ', false, json::error_handler_t::replace));
+      o << "<tr><td>" << xml_escape(f.value("name", "")) << "</td><td>" << xml_escape(f.value("kind", ""))
+        << "</td><td>" << xml_escape(targets) << "</td><td>" << num(field(f, "scheduled_at")) << "</td><td>"
+        << num(field(f, "applied_at")) << "</td><td>" << num(field(f, "reverted_at")) << "</td><td>"
+        << num(field(f, "recovery_s")) << "</td><td>" << num(field(f, "ready_s")) << "</td><td>"
+        << num(field(f, "detect_s")) << "</td><td>" << num(field(f, "inflight_ops"), 12) << "</td></tr>";
+      if (!f.value("error", "").empty())
+        o << "<tr class=\"FAILROW\"><td colspan=\"10\">" << xml_escape(f.value("error", "")) << "</td></tr>";
     }
     o << "</table><p class=\"ax\">Times in seconds from the run's start; recovery, ready and detect in seconds after the fault.</p>";
   }
   const json audit = report.contains("audit") ? report["audit"] : json();
   if (audit.is_object()) {
     o << "<h2>Audit</h2><table id=\"audit\"><tr>";
-    for (const char* k : {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged", "mismatched", "phantoms"})
+    for (const char* k : {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged",
+                          "mismatched", "phantoms"})
       o << "<th>" << k << "</th>";
     o << "</tr><tr>";
-    for (const char* k : {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged", "mismatched", "phantoms"}) {
-      bool bad = std::string(k) != "acked" && std::string(k) != "present" && std::string(k) != "in_doubt" && field(audit, k).is_number() &&
-                 audit[k].get<double>() > 0;
+    for (const char* k : {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged",
+                          "mismatched", "phantoms"}) {
+      bool bad = std::string(k) != "acked" && std::string(k) != "present" && std::string(k) != "in_doubt" &&
+                 field(audit, k).is_number() && audit[k].get<double>() > 0;
       o << "<td" << (bad ? " class=\"FAIL\"" : "") << ">" << num(field(audit, k), 12) << "</td>";
     }
     o << "</tr></table>";
-    if (const json& mm = audit.contains("mismatched_ids") ? audit["mismatched_ids"] : json(); mm.is_array() && !mm.empty()) {
+    if (const json& mm = audit.contains("mismatched_ids") ? audit["mismatched_ids"] : json();
+        mm.is_array() && !mm.empty()) {
       o << "<p class=\"ax\">Mismatched (first " << mm.size() << "):";
       for (std::size_t i = 0; i < mm.size() && i < 10; ++i)
-        o << (i ? "," : "") << " " << xml_escape(mm[i].value("id", "")) << " (" << xml_escape(mm[i].value("field", "")) << ")";
+        o << (i ? "," : "") << " " << xml_escape(mm[i].value("id", "")) << " (" << xml_escape(mm[i].value("field", ""))
+          << ")";
       o << (mm.size() > 10 ? ", …" : "") << "</p>";
     }
-    if (const std::string c = audit.value("convergence", ""); !c.empty() && c != "judged") o << "<p class=\"ax\">Convergence " << xml_escape(c) << ".</p>";
+    if (const std::string c = audit.value("convergence", ""); !c.empty() && c != "judged")
+      o << "<p class=\"ax\">Convergence " << xml_escape(c) << ".</p>";
   }
   o << "<h2>Metrics</h2><table id=\"metrics\"><tr><th>metric</th><th>count</th><th>errors</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th></tr>";
   for (const auto& [m, s] : metrics.items()) {
     if (!s.is_object()) continue;
     if (s.value("unit", "") == "value") {
-      o << "<tr><td>" << xml_escape(m) << "</td><td colspan=\"6\">last " << num(field(s, "last")) << " · peak " << num(field(s, "peak")) << "</td></tr>";
+      o << "<tr><td>" << xml_escape(m) << "</td><td colspan=\"6\">last " << num(field(s, "last")) << " · peak "
+        << num(field(s, "peak")) << "</td></tr>";
       continue;
     }
     std::string u = s.value("unit", "") == "ms" ? " ms" : "";
-    o << "<tr><td>" << xml_escape(m) << "</td><td>" << num(s.value("count", json(0)), 12) << "</td><td>" << num(s.value("errors", json(0)), 12)
-      << "</td><td>" << num(field(s, "p50")) << u << "</td><td>" << num(field(s, "p99")) << u << "</td><td>" << num(field(s, "p99_9")) << u
-      << "</td><td>" << num(field(s, "max")) << u << "</td></tr>";
+    o << "<tr><td>" << xml_escape(m) << "</td><td>" << num(s.value("count", json(0)), 12) << "</td><td>"
+      << num(s.value("errors", json(0)), 12) << "</td><td>" << num(field(s, "p50")) << u << "</td><td>"
+      << num(field(s, "p99")) << u << "</td><td>" << num(field(s, "p99_9")) << u << "</td><td>" << num(field(s, "max"))
+      << u << "</td></tr>";
   }
   o << "</table>";
   const json g = report.value("generator", json::object());
-  o << "<h2>Generator</h2><p>CPU " << num(g.value("cpu", json(0.0)), 3) << " cores · lag p99 " << num(field(g, "lag_p99")) << " ms · "
-    << (g.value("saturated", false) ? "<b>saturated</b>: " + xml_escape(g.value("reason", "")) : std::string("not saturated")) << "</p>";
+  o << "<h2>Generator</h2><p>CPU " << num(g.value("cpu", json(0.0)), 3) << " cores · lag p99 "
+    << num(field(g, "lag_p99")) << " ms · "
+    << (g.value("saturated", false) ? "<b>saturated</b>: " + xml_escape(g.value("reason", ""))
+                                    : std::string("not saturated"))
+    << "</p>";
   o << "</body></html>\n";
   return o.str();
 }

@@ -31,11 +31,15 @@ model_kind bootstrap_kind() {
   model_kind k;
   k.info.name = "bootstrap";
   k.info.doc = "new terminals pulling a stream from zero";
-  k.info.fields = {req("clients", integer("new terminals", 1)), opt("stream", spec::string("the stream to pull (default: one this run seeds)")),
-                   opt("changes", integer("changes seeded into the stream first", 0)), opt("page", integer("page size", 1, 100000)),
-                   opt("seed_batch", integer("ops per seeding push", 1, 100000)), opt("timeout", duration("per-request timeout")),
+  k.info.fields = {req("clients", integer("new terminals", 1)),
+                   opt("stream", spec::string("the stream to pull (default: one this run seeds)")),
+                   opt("changes", integer("changes seeded into the stream first", 0)),
+                   opt("page", integer("page size", 1, 100000)),
+                   opt("seed_batch", integer("ops per seeding push", 1, 100000)),
+                   opt("timeout", duration("per-request timeout")),
                    opt("retries", integer("consecutive failures before a client gives up", 0, 1000))};
-  k.info.metrics = {{"bootstrap.time", metric_unit::time, "time to a usable state"}, {"pull.latency", metric_unit::time, "one page"},
+  k.info.metrics = {{"bootstrap.time", metric_unit::time, "time to a usable state"},
+                    {"pull.latency", metric_unit::time, "one page"},
                     {"bootstrap.changes", metric_unit::count, "changes pulled"},
                     {"bootstrap.incomplete", metric_unit::count, "clients that pulled fewer changes than seeded"}};
   k.info.progress_latency = "bootstrap.time";

@@ -17,7 +17,8 @@ struct fanout_settings final : load_settings {
 
 class fanout_load final : public load_instance {
  public:
-  explicit fanout_load(const loadgen::fanout_config& c) : model_(loadgen::make_fanout_model(c)), drain_us_(c.drain_us + 1'000'000) {}
+  explicit fanout_load(const loadgen::fanout_config& c)
+      : model_(loadgen::make_fanout_model(c)), drain_us_(c.drain_us + 1'000'000) {}
   loadgen::load_model& model() override { return *model_; }
   std::int64_t drain_us() const override { return drain_us_; }
   bool drains_after_writers() const override { return true; }
@@ -40,24 +41,30 @@ class fanout_load final : public load_instance {
 };
 
 std::vector<field> keys() {
-  return {req("subscribers", integer("subscribers", 1)), req("streams", integer("streams", 1)),
-          opt("streams_per_subscriber", integer("streams each subscriber takes", 1)),
-          opt("stream_prefix", spec::string("stream name prefix; stream i is <prefix><i> (default \"store-\")")),
-          opt("rate", rate("changes pushed per second by this model")),
-          opt("connect_rate", rate("new connections per second")),
-          opt("reconnect", object("reconnect backoff", {opt("base", duration("first")), opt("max", duration("largest"))})),
-          opt("storm", boolean("reconnect all at once after a drop (a reconnect storm)")),
-          opt("repair", boolean("reconnect with after= when a hole outlives gap_grace (default true)")),
-          opt("gap_grace", duration("how long a hole may stay open before it is a gap")),
-          opt("drain", duration("how long stopping waits for the last frames and for the views to equal the records, counted from the end of the writers' drain (default 5s)")),
-          opt("timeout", duration("push timeout; connect + handshake timeout")),
-          opt("idle_timeout", duration("no frame nor pong for this long drops a connection")),
-          opt("views", integer("subscribers that keep a materialized view for the audit", 0)),
-          opt("keys", integer("counter keys per stream", 1)),
-          opt("push_connections", integer("push connections per worker", 1)),
-          opt("max_batch", integer("ops per push", 1)),
-          opt("spread_sources", boolean("bind sockets to 127.0.0.2-254 when the target is 127.0.0.1")),
-          opt("server_header", spec::string("the WebSocket handshake reply's header naming the server (default \"X-Served-By\"; \"\" for none)"))};
+  return {
+      req("subscribers", integer("subscribers", 1)),
+      req("streams", integer("streams", 1)),
+      opt("streams_per_subscriber", integer("streams each subscriber takes", 1)),
+      opt("stream_prefix", spec::string("stream name prefix; stream i is <prefix><i> (default \"store-\")")),
+      opt("rate", rate("changes pushed per second by this model")),
+      opt("connect_rate", rate("new connections per second")),
+      opt("reconnect", object("reconnect backoff", {opt("base", duration("first")), opt("max", duration("largest"))})),
+      opt("storm", boolean("reconnect all at once after a drop (a reconnect storm)")),
+      opt("repair", boolean("reconnect with after= when a hole outlives gap_grace (default true)")),
+      opt("gap_grace", duration("how long a hole may stay open before it is a gap")),
+      opt("drain",
+          duration(
+              "how long stopping waits for the last frames and for the views to equal the records, counted from the end of the writers' drain (default 5s)")),
+      opt("timeout", duration("push timeout; connect + handshake timeout")),
+      opt("idle_timeout", duration("no frame nor pong for this long drops a connection")),
+      opt("views", integer("subscribers that keep a materialized view for the audit", 0)),
+      opt("keys", integer("counter keys per stream", 1)),
+      opt("push_connections", integer("push connections per worker", 1)),
+      opt("max_batch", integer("ops per push", 1)),
+      opt("spread_sources", boolean("bind sockets to 127.0.0.2-254 when the target is 127.0.0.1")),
+      opt("server_header",
+          spec::string(
+              "the WebSocket handshake reply's header naming the server (default \"X-Served-By\"; \"\" for none)"))};
 }
 
 std::vector<metric_info> metrics() {
@@ -66,8 +73,10 @@ std::vector<metric_info> metrics() {
           {"fanout.missing", metric_unit::count, "acked changes a subscriber never received"},
           {"fanout.duplicates", metric_unit::count, "changes received twice"},
           {"fanout.out_of_order", metric_unit::count, "frames with a lower cursor than the previous one"},
-          {"fanout.stale", metric_unit::count, "frames at or below the cursor the connection resumed from (reads went backwards)"},
-          {"fanout.mismatched", metric_unit::count, "delivered changes that differ from the stored change at their cursor (judged after the audit)"},
+          {"fanout.stale", metric_unit::count,
+           "frames at or below the cursor the connection resumed from (reads went backwards)"},
+          {"fanout.mismatched", metric_unit::count,
+           "delivered changes that differ from the stored change at their cursor (judged after the audit)"},
           {"fanout.gaps", metric_unit::count, "holes older than gap_grace"},
           {"fanout.repaired", metric_unit::count, "changes first received in a replay"},
           {"fanout.reconnects", metric_unit::count, "connections after the first"},
@@ -77,7 +86,8 @@ std::vector<metric_info> metrics() {
           {"ws.connect", metric_unit::time, "connect and WebSocket handshake"},
           {"ws.connected", metric_unit::gauge, "connected subscribers"},
           {"ws.dropped", metric_unit::count, "established connections lost (server close, read error, idle)"},
-          {"ws.dropped.bystanders", metric_unit::count, "connections lost on servers no fault touched at the time (after the run)"}};
+          {"ws.dropped.bystanders", metric_unit::count,
+           "connections lost on servers no fault touched at the time (after the run)"}};
 }
 
 }  // namespace

@@ -17,27 +17,32 @@ using namespace spec;
 // The entry's own part of the request; the target's part (base URL, headers, TLS) and the
 // environment's values come in at build time.
 struct http_settings final : load_settings {
-  loadgen::http_model_config c;           // url, headers and tls left to bind()
-  std::optional<std::string> url;         // request.url, as written
+  loadgen::http_model_config c;    // url, headers and tls left to bind()
+  std::optional<std::string> url;  // request.url, as written
   std::string path = "/";
   std::vector<std::pair<std::string, std::string>> request_headers;  // unresolved
   bool json_body = false;
 };
 
 std::vector<field> keys() {
-  return {opt("mode", enumeration("open: arrivals follow the phases' rates; closed: N connections back to back", {"open", "closed"})),
+  return {opt("mode", enumeration("open: arrivals follow the phases' rates; closed: N connections back to back",
+                                  {"open", "closed"})),
           opt("connections", integer("keep-alive pool size (closed: concurrent connections)", 1, 1000000)),
-          opt("request", [] {
-            auto n = object("the request template",
-                            {opt("method", enumeration("HTTP method", {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})),
-                             opt("path", spec::string("path and query on target.endpoints.http", "^/.*", "a path starting with \"/\"")),
-                             opt("url", spec::string("an absolute URL", "^https?://.+", "an http:// or https:// URL")),
-                             opt("headers", string_map("extra headers; values may hold ${env:NAME}")),
-                             opt("body", any("request body: a string, or JSON sent as application/json"))});
-            return with(n, [](node& x) { x.at_most_one = {{"path", "url"}}; });
-          }()),
+          opt("request",
+              [] {
+                auto n = object(
+                    "the request template",
+                    {opt("method", enumeration("HTTP method", {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})),
+                     opt("path",
+                         spec::string("path and query on target.endpoints.http", "^/.*", "a path starting with \"/\"")),
+                     opt("url", spec::string("an absolute URL", "^https?://.+", "an http:// or https:// URL")),
+                     opt("headers", string_map("extra headers; values may hold ${env:NAME}")),
+                     opt("body", any("request body: a string, or JSON sent as application/json"))});
+                return with(n, [](node& x) { x.at_most_one = {{"path", "url"}}; });
+              }()),
           opt("timeout", duration("per-request timeout")),
-          opt("expect_status", array("statuses that count as success (default: any 2xx)", integer("an HTTP status", 100, 599), 1))};
+          opt("expect_status",
+              array("statuses that count as success (default: any 2xx)", integer("an HTTP status", 100, 599), 1))};
 }
 
 std::shared_ptr<const load_settings> parse(const load_entry& e, const std::string&) {
@@ -97,8 +102,8 @@ class http_load final : public load_instance {
 std::string describe(const load_entry& e, const plan_context& ctx) {
   auto c = bind(e, ctx.s->target, {}, false);
   std::ostringstream out;
-  out << "  load " << e.name << ": " << (c.open ? "open" : "closed") << " model, " << c.connections << " connections, " << c.method
-      << " " << c.url << ", timeout " << units::format_duration(c.timeout_us);
+  out << "  load " << e.name << ": " << (c.open ? "open" : "closed") << " model, " << c.connections << " connections, "
+      << c.method << " " << c.url << ", timeout " << units::format_duration(c.timeout_us);
   if (!c.headers.empty()) {
     out << ", headers:";
     for (const auto& [k, v] : c.headers) out << " " << k << (has_env_ref(v) ? "=<from environment>" : "=<set>");
@@ -122,7 +127,8 @@ model_kind http_kind() {
   k.info.phase_needs_rate = [](const nlohmann::json& l) { return l.value("mode", "") != "closed"; };
   k.info.check = [](const nlohmann::json& l, const reference_context& ctx, const std::string& p, spec::errors& out) {
     const bool has_url = l.contains("request") && l["request"].contains("url");
-    if (!has_url && ctx.http_endpoint.empty() && !ctx.lab) out.push_back(p + ".request.url: found nothing; expected a URL here or target.endpoints.http");
+    if (!has_url && ctx.http_endpoint.empty() && !ctx.lab)
+      out.push_back(p + ".request.url: found nothing; expected a URL here or target.endpoints.http");
   };
   k.info.peak_requests = [](const nlohmann::json& l, double peak) {
     // A closed loop has no rate: take a ceiling this class of machine reaches per connection.

@@ -14,24 +14,27 @@ namespace {
 using namespace spec;
 
 std::vector<field> keys() {
-  std::vector<field> f = {req("clients", integer("clients (each its own stream)", 1)),
-                          opt("offline", array("offline windows", object("an offline window",
-                                                                         {req("at", duration("when the window opens", true)),
-                                                                          req("for", duration("how long", true))}))),
-                          opt("random", object("random offline windows, each client its own (seeded)",
-                                               {req("duty_cycle", percent("share of time offline")),
-                                                req("period", duration("mean cycle length (>= 1s)", true))})),
-                          opt("rate", rate("transactions per second per client (phases may override)")),
-                          opt("stream_prefix", spec::string("stream name prefix; client i writes <prefix><i> (default \"<load name>-c\")"))};
+  std::vector<field> f = {
+      req("clients", integer("clients (each its own stream)", 1)),
+      opt("offline",
+          array("offline windows", object("an offline window", {req("at", duration("when the window opens", true)),
+                                                                req("for", duration("how long", true))}))),
+      opt("random", object("random offline windows, each client its own (seeded)",
+                           {req("duty_cycle", percent("share of time offline")),
+                            req("period", duration("mean cycle length (>= 1s)", true))})),
+      opt("rate", rate("transactions per second per client (phases may override)")),
+      opt("stream_prefix",
+          spec::string("stream name prefix; client i writes <prefix><i> (default \"<load name>-c\")"))};
   for (auto& x : sync_client_fields()) f.push_back(std::move(x));
   return f;
 }
 
 std::vector<metric_info> metrics() {
-  std::vector<metric_info> m = {{"offline.drain_time", metric_unit::time, "reconnect to the backlog held at reconnect acked"},
-                                {"offline.resume_time", metric_unit::time, "reconnect to first ack"},
-                                {"offline.peak_queue", metric_unit::count, "ops held at a reconnect (value)"},
-                                {"offline.cut", metric_unit::count, "pushes cut by a window opening"}};
+  std::vector<metric_info> m = {
+      {"offline.drain_time", metric_unit::time, "reconnect to the backlog held at reconnect acked"},
+      {"offline.resume_time", metric_unit::time, "reconnect to first ack"},
+      {"offline.peak_queue", metric_unit::count, "ops held at a reconnect (value)"},
+      {"offline.cut", metric_unit::count, "pushes cut by a window opening"}};
   for (auto& x : sync_client_metrics()) m.push_back(std::move(x));
   return m;
 }
@@ -41,20 +44,25 @@ void check(const nlohmann::json& l, const reference_context& ctx, const std::str
   if (!l.contains("offline") && !l.contains("random"))
     out.push_back(p + ": found neither \"offline\" nor \"random\"; expected offline windows or a random duty cycle");
   const nlohmann::json no_period;
-  const nlohmann::json& period = l.contains("random") && l["random"].is_object() && l["random"].contains("period") ? l["random"]["period"] : no_period;
-  const bool period_parsed = period.is_number() || (period.is_string() && units::parse_duration_us(period.get<std::string>()));
+  const nlohmann::json& period = l.contains("random") && l["random"].is_object() && l["random"].contains("period")
+                                     ? l["random"]["period"]
+                                     : no_period;
+  const bool period_parsed =
+      period.is_number() || (period.is_string() && units::parse_duration_us(period.get<std::string>()));
   // Shorter cycles than the gate's resolution would be noise (offline_logic.hpp).
-  if (period_parsed && duration_us(period) < 1'000'000) out.push_back(p + ".random.period: found " + period.dump() + "; expected a duration >= 1s");
+  if (period_parsed && duration_us(period) < 1'000'000)
+    out.push_back(p + ".random.period: found " + period.dump() + "; expected a duration >= 1s");
 }
 
 std::string describe(const load_entry& e, const plan_context& ctx) {
   const auto c = planned_sync_client(e, ctx);
   std::ostringstream out;
   out << "  load " << e.name << ": " << c.stores << " clients offline in";
-  for (const auto& w : c.offline.windows) out << " [" << units::format_duration(w.start_us) << ", " << units::format_duration(w.end_us) << ")";
+  for (const auto& w : c.offline.windows)
+    out << " [" << units::format_duration(w.start_us) << ", " << units::format_duration(w.end_us) << ")";
   if (c.offline.duty_cycle > 0)
-    out << " random windows (duty cycle " << c.offline.duty_cycle * 100 << "%, period " << units::format_duration(c.offline.period_us)
-        << ", seeded per client)";
+    out << " random windows (duty cycle " << c.offline.duty_cycle * 100 << "%, period "
+        << units::format_duration(c.offline.period_us) << ", seeded per client)";
   out << "; on reconnect they drain\n";
   return out.str() + describe_sync_client(c, e.name);
 }

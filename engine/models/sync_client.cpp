@@ -68,30 +68,38 @@ class sync_client_load final : public load_instance {
 }  // namespace
 
 std::vector<field> sync_client_fields() {
-  return {opt("ops", object("op mix in percent", {opt("append", percent("sales")), opt("add", percent("stock deltas")), opt("set", percent("value updates"))})),
-          opt("keys", integer("counter/value keys per store", 1)),
-          opt("batch", batch_node()), opt("timeout", duration("per-push timeout")), opt("retry", retry_node()),
-          opt("breaker", object("circuit breaker", {opt("threshold", integer("failures that open it", 1)),
-                                                    opt("open_for", duration("time open before half-open")),
-                                                    opt("half_open_probes", integer("probes while half-open", 1))})),
-          opt("conflict", enumeration("conflict policy for set ops", {"lww", "queue"})),
-          opt("journal", object("local journal", {opt("fsync", enumeration("fsync policy", {"always", "batch", "never"})),
-                                                  opt("dir", spec::string("journal directory"))})),
-          opt("drain", duration("how long stopping keeps pushing queued ops (default 30s)"))};
+  return {
+      opt("ops", object("op mix in percent", {opt("append", percent("sales")), opt("add", percent("stock deltas")),
+                                              opt("set", percent("value updates"))})),
+      opt("keys", integer("counter/value keys per store", 1)),
+      opt("batch", batch_node()),
+      opt("timeout", duration("per-push timeout")),
+      opt("retry", retry_node()),
+      opt("breaker", object("circuit breaker", {opt("threshold", integer("failures that open it", 1)),
+                                                opt("open_for", duration("time open before half-open")),
+                                                opt("half_open_probes", integer("probes while half-open", 1))})),
+      opt("conflict", enumeration("conflict policy for set ops", {"lww", "queue"})),
+      opt("journal", object("local journal", {opt("fsync", enumeration("fsync policy", {"always", "batch", "never"})),
+                                              opt("dir", spec::string("journal directory"))})),
+      opt("drain", duration("how long stopping keeps pushing queued ops (default 30s)"))};
 }
 
 std::vector<metric_info> sync_client_metrics() {
-  return {{"push.latency", metric_unit::time, "push round trip"}, {"push.e2e", metric_unit::time, "created to acked"},
-          {"local.write", metric_unit::time, "journal write"}, {"local.fsync", metric_unit::time, "journal fsync before a push (fsync batch)"},
+  return {{"push.latency", metric_unit::time, "push round trip"},
+          {"push.e2e", metric_unit::time, "created to acked"},
+          {"local.write", metric_unit::time, "journal write"},
+          {"local.fsync", metric_unit::time, "journal fsync before a push (fsync batch)"},
           {"queue.depth", metric_unit::gauge, "ops queued locally"},
-          {"conflicts", metric_unit::count, "set conflicts"}, {"push.requests", metric_unit::count, "push attempts (ok and errors)"},
+          {"conflicts", metric_unit::count, "set conflicts"},
+          {"push.requests", metric_unit::count, "push attempts (ok and errors)"},
           {"push.rejected", metric_unit::count, "ops a per-op result refused"},
           {"push.parked", metric_unit::count, "batches parked after the retry limit"},
           {"breaker.open", metric_unit::count, "circuit breaker openings"},
           {"journal.corrupt", metric_unit::count, "journal corruptions detected"}};
 }
 
-void sync_client_check(const nlohmann::json& entry, const reference_context& ctx, const std::string& path, spec::errors& out) {
+void sync_client_check(const nlohmann::json& entry, const reference_context& ctx, const std::string& path,
+                       spec::errors& out) {
   if (ctx.doc && ctx.doc->contains("target"))
     loadgen::check_profile_use((*ctx.doc)["target"], entry, path, {.writes_ops = true}, out);
 }
@@ -113,10 +121,11 @@ loadgen::terminal_config planned_sync_client(const load_entry& e, const plan_con
 
 std::string describe_sync_client(const loadgen::terminal_config& c, const std::string& name) {
   std::ostringstream out;
-  out << "  load " << name << ": " << c.stores << " stores x " << c.terminals_per_store << " terminals, mix append " << c.pct_append
-      << "% add " << c.pct_add << "% set " << c.pct_set << "%, " << (c.periodic ? "periodic" : "continuous") << " sync to " << c.url
-      << c.profile.push_path << ", timeout " << units::format_duration(c.timeout_us) << ", drain " << units::format_duration(c.drain_us)
-      << ", journals in " << c.journal_dir << "\n";
+  out << "  load " << name << ": " << c.stores << " stores x " << c.terminals_per_store << " terminals, mix append "
+      << c.pct_append << "% add " << c.pct_add << "% set " << c.pct_set << "%, "
+      << (c.periodic ? "periodic" : "continuous") << " sync to " << c.url << c.profile.push_path << ", timeout "
+      << units::format_duration(c.timeout_us) << ", drain " << units::format_duration(c.drain_us) << ", journals in "
+      << c.journal_dir << "\n";
   return out.str();
 }
 

@@ -19,7 +19,8 @@ std::vector<spec::field> sync_client_fields();
 std::vector<metric_info> sync_client_metrics();
 
 // The reference check both share: the op mix against target.profile (loadgen::check_profile_use).
-void sync_client_check(const nlohmann::json& entry, const reference_context& ctx, const std::string& path, spec::errors& out);
+void sync_client_check(const nlohmann::json& entry, const reference_context& ctx, const std::string& path,
+                       spec::errors& out);
 
 // Phases with neither rate nor to need the entry's per-client `rate`.
 bool sync_client_needs_rate(const nlohmann::json& entry);

@@ -11,12 +11,13 @@ namespace {
 using namespace spec;
 
 std::vector<field> keys() {
-  std::vector<field> f = {req("stores", integer("stores (a store is a stream)", 1)),
-                          req("terminals_per_store", integer("terminals per store", 1)),
-                          opt("rate", rate("transactions per second per terminal (phases may override)")),
-                          opt("sync", object("sync policy", {opt("mode", enumeration("continuous or periodic", {"continuous", "periodic"})),
-                                                             opt("every", duration("period of periodic sync", true))})),
-                          opt("stream_prefix", spec::string("stream name prefix; store i is <prefix><i> (default \"store-\")"))};
+  std::vector<field> f = {
+      req("stores", integer("stores (a store is a stream)", 1)),
+      req("terminals_per_store", integer("terminals per store", 1)),
+      opt("rate", rate("transactions per second per terminal (phases may override)")),
+      opt("sync", object("sync policy", {opt("mode", enumeration("continuous or periodic", {"continuous", "periodic"})),
+                                         opt("every", duration("period of periodic sync", true))})),
+      opt("stream_prefix", spec::string("stream name prefix; store i is <prefix><i> (default \"store-\")"))};
   for (auto& x : sync_client_fields()) f.push_back(std::move(x));
   return f;
 }
@@ -42,7 +43,9 @@ model_kind terminal_kind() {
     return s;
   };
   k.build = build_sync_client;
-  k.describe = [](const load_entry& e, const plan_context& ctx) { return describe_sync_client(planned_sync_client(e, ctx), e.name); };
+  k.describe = [](const load_entry& e, const plan_context& ctx) {
+    return describe_sync_client(planned_sync_client(e, ctx), e.name);
+  };
   return k;
 }
 

@@ -5,8 +5,8 @@
 namespace syncstorm::injectors::kinds {
 
 fault_kind blackhole_kind() {
-  return network_kind("blackhole", "drop everything on a path", {opt("path", path_node()), opt("direction", direction_node())},
-                      net_action::loss);
+  return network_kind("blackhole", "drop everything on a path",
+                      {opt("path", path_node()), opt("direction", direction_node())}, net_action::loss);
 }
 
 }  // namespace syncstorm::injectors::kinds

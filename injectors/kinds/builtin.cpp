@@ -6,8 +6,9 @@ namespace syncstorm::injectors {
 void register_builtin_fault_kinds() {
   static const bool done = [] {
     using namespace kinds;
-    for (auto make : {kill_kind, pause_kind, rolling_restart_kind, partition_kind, latency_kind, jitter_kind, bandwidth_kind, reset_kind,
-                      blackhole_kind, http_error_kind, disk_fill_kind, db_failover_kind, client_crash_kind, journal_corrupt_kind})
+    for (auto make : {kill_kind, pause_kind, rolling_restart_kind, partition_kind, latency_kind, jitter_kind,
+                      bandwidth_kind, reset_kind, blackhole_kind, http_error_kind, disk_fill_kind, db_failover_kind,
+                      client_crash_kind, journal_corrupt_kind})
       register_fault_kind(make());
     return true;
   }();

@@ -47,7 +47,8 @@ spec::node_ptr path_node();
 spec::node_ptr direction_node();
 
 // The client kinds' target check, and their steps: one `step(client, seed)` per picked terminal.
-void check_clients_target(const nlohmann::json& f, const reference_context& ctx, const std::string& p, spec::errors& out);
+void check_clients_target(const nlohmann::json& f, const reference_context& ctx, const std::string& p,
+                          spec::errors& out);
 void client_steps(prepared_fault& p, const fault_entry& f, const fault_env& env,
                   const std::function<nlohmann::json(const std::string& client, std::uint64_t seed)>& step);
 

@@ -9,7 +9,9 @@ fault_kind client_crash_kind() {
   k.info.instant = true;
   k.info.check = check_clients_target;
   k.prepare = [](prepared_fault& p, const fault_entry& f, const fault_env& env) {
-    client_steps(p, f, env, [](const std::string& c, std::uint64_t) { return nlohmann::json{{"op", "client_crash"}, {"client", c}}; });
+    client_steps(p, f, env, [](const std::string& c, std::uint64_t) {
+      return nlohmann::json{{"op", "client_crash"}, {"client", c}};
+    });
   };
   return k;
 }

@@ -9,9 +9,11 @@ namespace syncstorm::injectors::kinds {
 
 using namespace detail;
 
-void client_steps(prepared_fault& p, const fault_entry& f, const fault_env& env, const std::function<json(const std::string& client, std::uint64_t seed)>& step) {
+void client_steps(prepared_fault& p, const fault_entry& f, const fault_env& env,
+                  const std::function<json(const std::string& client, std::uint64_t seed)>& step) {
   resolved r = resolve(f, p.occurrence, env, "one");
-  if (r.backend != "clients") throw fault_error(f.kind + ": found a " + r.backend + " target; expected target.role \"clients\"");
+  if (r.backend != "clients")
+    throw fault_error(f.kind + ": found a " + r.backend + " target; expected target.role \"clients\"");
   p.heals = true;
   std::uint64_t seed = occurrence_seed(env.seed, f.name, p.occurrence);
   for (const auto& c : r.names) {
@@ -25,7 +27,8 @@ void client_steps(prepared_fault& p, const fault_entry& f, const fault_env& env,
 void check_clients_target(const nlohmann::json& f, const reference_context&, const std::string& p, spec::errors& out) {
   const nlohmann::json tgt = f.value("target", nlohmann::json::object());
   if (f.contains("target") && tgt.value("role", "") != "clients")
-    out.push_back(p + ".target: found " + tgt.dump() + "; expected {\"role\": \"clients\"} (" + f.value("kind", "") + " acts on terminals)");
+    out.push_back(p + ".target: found " + tgt.dump() + "; expected {\"role\": \"clients\"} (" + f.value("kind", "") +
+                  " acts on terminals)");
 }
 
 }  // namespace syncstorm::injectors::kinds

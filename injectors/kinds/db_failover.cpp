@@ -18,7 +18,8 @@ using namespace detail;
 void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   p.heals = true;
   p.irreversible = true;  // the promoted replica stays primary; bringing the old one back is repair
-  if (f.target.contains("container") || f.target.contains("selector") || f.target.contains("pid") || f.target.contains("pidfile")) {
+  if (f.target.contains("container") || f.target.contains("selector") || f.target.contains("pid") ||
+      f.target.contains("pidfile")) {
     // A remote stack: kill its primary; the user's HA (e.g. Patroni) promotes; recovery is measured.
     kill_steps(p, f, env, "SIGKILL", true);
     p.undo.clear();
@@ -26,9 +27,11 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
     return;
   }
   const auto& lab = need_lab(env, "db_failover");
-  if (!lab.replica && !lab.planned) throw fault_error("db_failover: found no replica in the lab (already promoted?); expected target.lab.replica true");
+  if (!lab.replica && !lab.planned)
+    throw fault_error("db_failover: found no replica in the lab (already promoted?); expected target.lab.replica true");
   p.target_keys = {"lab-" + lab.id};
-  p.targets.push_back({{"backend", "lab"}, {"name", lab.primary}, {"lab", lab.id}, {"promote", lab.replica.value_or("db-1")}});
+  p.targets.push_back(
+      {{"backend", "lab"}, {"name", lab.primary}, {"lab", lab.id}, {"promote", lab.replica.value_or("db-1")}});
   p.apply.push_back({{"op", "lab_promote"}, {"lab", lab.id}});
   p.verify.push_back({{"op", "lab_primary"}, {"lab", lab.id}, {"unit", lab.replica.value_or("db-1")}});
 }
@@ -37,12 +40,15 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
 
 fault_kind db_failover_kind() {
   fault_kind k = basic_kind("db_failover", "kill the primary, promote the replica",
-                            {opt("promote", boolean("promote the replica (default true)")), opt("timeout", duration("longest wait for the new primary"))},
+                            {opt("promote", boolean("promote the replica (default true)")),
+                             opt("timeout", duration("longest wait for the new primary"))},
                             false);
   k.info.instant = true;
   k.info.check = [](const nlohmann::json&, const reference_context& ctx, const std::string& p, spec::errors& out) {
     if (!ctx.replica && ctx.lab && !ctx.attached)
-      out.push_back(p + ".kind: found \"db_failover\" without a replica; expected target.lab.replica true (failover promotes the replica)");
+      out.push_back(
+          p +
+          ".kind: found \"db_failover\" without a replica; expected target.lab.replica true (failover promotes the replica)");
   };
   k.prepare = prepare;
   return k;

@@ -6,8 +6,8 @@ namespace syncstorm::injectors::kinds {
 
 fault_kind jitter_kind() {
   return network_kind("jitter", "random delay on a path",
-                      {opt("path", path_node()), opt("direction", direction_node()), opt("latency", duration("base delay")),
-                       req("spread", duration("uniform ± spread"))},
+                      {opt("path", path_node()), opt("direction", direction_node()),
+                       opt("latency", duration("base delay")), req("spread", duration("uniform ± spread"))},
                       net_action::delay);
 }
 

@@ -13,7 +13,8 @@ struct journal_corrupt_settings final : fault_settings {
 }  // namespace
 
 fault_kind journal_corrupt_kind() {
-  fault_kind k = basic_kind("journal_corrupt", "flip bytes in terminals' journals", {opt("bytes", integer("bytes to flip", 1, 4096))}, true);
+  fault_kind k = basic_kind("journal_corrupt", "flip bytes in terminals' journals",
+                            {opt("bytes", integer("bytes to flip", 1, 4096))}, true);
   k.info.instant = true;
   k.info.check = check_clients_target;
   k.info.parse = [](const fault_entry& f, const std::string&) -> std::shared_ptr<const fault_settings> {

@@ -5,10 +5,11 @@
 namespace syncstorm::injectors::kinds {
 
 fault_kind latency_kind() {
-  return network_kind("latency", "added delay on a path",
-                      {opt("path", path_node()), opt("direction", direction_node()), req("latency", duration("added delay")),
-                       opt("spread", duration("uniform ± spread around the delay"))},
-                      net_action::delay);
+  return network_kind(
+      "latency", "added delay on a path",
+      {opt("path", path_node()), opt("direction", direction_node()), req("latency", duration("added delay")),
+       opt("spread", duration("uniform ± spread around the delay"))},
+      net_action::delay);
 }
 
 }  // namespace syncstorm::injectors::kinds

@@ -8,8 +8,9 @@ namespace syncstorm::injectors::kinds {
 namespace {
 
 node_ptr groups_node(std::string doc) {
-  return choice(doc, {spec::string("a group: pods, db, lb, clients, or a pod name"), array("groups", spec::string("a group"), 1)},
-                "a group name or an array of them");
+  return choice(
+      doc, {spec::string("a group: pods, db, lb, clients, or a pod name"), array("groups", spec::string("a group"), 1)},
+      "a group name or an array of them");
 }
 
 }  // namespace
@@ -22,7 +23,9 @@ fault_kind partition_kind() {
   k.info.check = [](const nlohmann::json& f, const reference_context& ctx, const std::string& p, spec::errors& out) {
     const nlohmann::json tgt = f.value("target", nlohmann::json::object());
     if (!tgt.contains("selector") && !ctx.lab)
-      out.push_back(p + ".kind: found \"partition\" without target.lab; expected a lab target (iptables on the lab's namespaces) or a kubernetes selector");
+      out.push_back(
+          p +
+          ".kind: found \"partition\" without target.lab; expected a lab target (iptables on the lab's namespaces) or a kubernetes selector");
   };
   k.info.parse = [](const fault_entry& f, const std::string&) { return parse_network(f, net_action::partition); };
   k.prepare = network_fault;

@@ -17,7 +17,8 @@ using namespace detail;
 void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   resolved r = resolve(f, p.occurrence, env, "one");
   p.target_keys = {r.key};
-  if (r.backend == "clients") throw fault_error("pause: found target.role \"clients\"; expected a lab, process, container or pod target");
+  if (r.backend == "clients")
+    throw fault_error("pause: found target.role \"clients\"; expected a lab, process, container or pod target");
   if (r.backend == "lab" || r.backend == "local") {
     for (const auto& n : r.names) {
       long pid = 0;
@@ -42,15 +43,21 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
     for (const auto& c : r.names) {
       p.targets.push_back({{"backend", "docker"}, {"name", c}});
       p.apply.push_back(cmd({"docker", "pause", "--", c}));
-      p.verify.push_back({{"op", "command"}, {"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", "--", c}}, {"expect", "true"}});
-      p.undo.push_back(cmd({"docker", "unpause", "--", c}, {{"ok_if", {"is not paused", "No such container"}},
-                                                     {"verify", {{"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", "--", c}}, {"expect", "false"}, {"gone_ok", "No such"}}}}));
+      p.verify.push_back(
+          {{"op", "command"}, {"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", "--", c}}, {"expect", "true"}});
+      p.undo.push_back(
+          cmd({"docker", "unpause", "--", c}, {{"ok_if", {"is not paused", "No such container"}},
+                                               {"verify",
+                                                {{"argv", {"docker", "inspect", "-f", "{{.State.Paused}}", "--", c}},
+                                                 {"expect", "false"},
+                                                 {"gone_ok", "No such"}}}}));
     }
   } else {
     for (const auto& pod : r.names) {
       p.targets.push_back({{"backend", "kubectl"}, {"name", pod}, {"selector", r.selector}});
       p.apply.push_back(cmd(concat(r.kubectl, {"exec", pod, "--", "kill", "-STOP", "1"})));
-      p.undo.push_back(cmd(concat(r.kubectl, {"exec", pod, "--", "kill", "-CONT", "1"}), {{"ok_if", {"NotFound", "not found"}}}));
+      p.undo.push_back(
+          cmd(concat(r.kubectl, {"exec", pod, "--", "kill", "-CONT", "1"}), {{"ok_if", {"NotFound", "not found"}}}));
     }
   }
 }
@@ -62,7 +69,9 @@ fault_kind pause_kind() {
   k.info.check = [](const nlohmann::json& f, const reference_context&, const std::string& p, spec::errors& out) {
     const nlohmann::json tgt = f.value("target", nlohmann::json::object());
     if (tgt.value("role", "") == "clients")
-      out.push_back(p + ".target.role: found \"clients\"; expected a server-side role (db-primary, db-replica, lb) — terminals crash with a client_crash fault");
+      out.push_back(
+          p +
+          ".target.role: found \"clients\"; expected a server-side role (db-primary, db-replica, lb) — terminals crash with a client_crash fault");
   };
   k.prepare = prepare;
   return k;

@@ -4,9 +4,10 @@
 namespace syncstorm::injectors::kinds {
 
 fault_kind reset_kind() {
-  return network_kind("reset", "TCP resets on a share of connections",
-                      {opt("path", path_node()), opt("direction", direction_node()), opt("percent", percent("share of connections"))},
-                      net_action::reset);
+  return network_kind(
+      "reset", "TCP resets on a share of connections",
+      {opt("path", path_node()), opt("direction", direction_node()), opt("percent", percent("share of connections"))},
+      net_action::reset);
 }
 
 }  // namespace syncstorm::injectors::kinds

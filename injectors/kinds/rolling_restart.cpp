@@ -31,9 +31,16 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
     for (const auto& u : r.names) {
       auto pr = unit_proc(*env.lab, u, env.dry_run);
       p.targets.push_back({{"backend", "lab"}, {"name", u}, {"lab", env.lab->id}, {"pid", pr.pid}});
-      p.apply.push_back({{"op", "lab_kill"}, {"lab", env.lab->id}, {"unit", u}, {"signal", sig}, {"signal_name", sig_name}, {"restart", true}});
-      p.apply.push_back({{"op", "lab_start_unit"}, {"lab", env.lab->id}, {"unit", u}, {"after_pid", "killed"}, {"wait_ms", wait_ms}});
-      if (u != "lb" && !u.starts_with("db-")) p.apply.push_back({{"op", "lab_wait_lb_up"}, {"lab", env.lab->id}, {"unit", u}, {"wait_ms", wait_ms}});
+      p.apply.push_back({{"op", "lab_kill"},
+                         {"lab", env.lab->id},
+                         {"unit", u},
+                         {"signal", sig},
+                         {"signal_name", sig_name},
+                         {"restart", true}});
+      p.apply.push_back(
+          {{"op", "lab_start_unit"}, {"lab", env.lab->id}, {"unit", u}, {"after_pid", "killed"}, {"wait_ms", wait_ms}});
+      if (u != "lb" && !u.starts_with("db-"))
+        p.apply.push_back({{"op", "lab_wait_lb_up"}, {"lab", env.lab->id}, {"unit", u}, {"wait_ms", wait_ms}});
       p.undo.push_back({{"op", "lab_start_unit"}, {"lab", env.lab->id}, {"unit", u}, {"wait_ms", wait_ms}});
     }
   } else if (r.backend == "docker") {
@@ -43,11 +50,14 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
       p.undo.push_back(cmd({"docker", "start", "--", c}, {{"ok_if", {"No such container"}}}));
     }
   } else if (r.backend == "kubectl") {
-    p.targets.push_back({{"backend", "kubectl"}, {"name", "deployments matching " + r.selector}, {"selector", r.selector}});
+    p.targets.push_back(
+        {{"backend", "kubectl"}, {"name", "deployments matching " + r.selector}, {"selector", r.selector}});
     std::string timeout = "--timeout=" + std::to_string(std::max<std::int64_t>(1, wait_ms / 1000)) + "s";
     p.apply.push_back(cmd(concat(r.kubectl, {"rollout", "restart", "deployment", "-l", r.selector})));
-    p.apply.push_back(cmd(concat(r.kubectl, {"rollout", "status", "deployment", "-l", r.selector, timeout}), {{"timeout_ms", wait_ms + 30000}}));
-    p.undo.push_back(cmd(concat(r.kubectl, {"rollout", "status", "deployment", "-l", r.selector, timeout}), {{"timeout_ms", wait_ms + 30000}}));
+    p.apply.push_back(cmd(concat(r.kubectl, {"rollout", "status", "deployment", "-l", r.selector, timeout}),
+                          {{"timeout_ms", wait_ms + 30000}}));
+    p.undo.push_back(cmd(concat(r.kubectl, {"rollout", "status", "deployment", "-l", r.selector, timeout}),
+                         {{"timeout_ms", wait_ms + 30000}}));
   } else {
     throw fault_error("rolling_restart: found a " + r.backend + " target; expected pods, a container or a selector");
   }
@@ -56,15 +66,20 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
 }  // namespace
 
 fault_kind rolling_restart_kind() {
-  fault_kind k = basic_kind("rolling_restart", "SIGTERM pods one by one, waiting for ready",
-                            {opt("signal", signal_node()), opt("wait_ready", duration("longest wait for a pod to be ready"))}, true);
+  fault_kind k = basic_kind(
+      "rolling_restart", "SIGTERM pods one by one, waiting for ready",
+      {opt("signal", signal_node()), opt("wait_ready", duration("longest wait for a pod to be ready"))}, true);
   k.info.instant = true;
   k.info.check = [](const nlohmann::json& f, const reference_context&, const std::string& p, spec::errors& out) {
     const nlohmann::json tgt = f.value("target", nlohmann::json::object());
     if (tgt.value("role", "") == "clients")
-      out.push_back(p + ".target.role: found \"clients\"; expected a server-side role (db-primary, db-replica, lb) — terminals crash with a client_crash fault");
-    if (tgt.contains("pid") || tgt.contains("pidfile") || tgt.value("role", "") == "db-primary" || tgt.value("role", "") == "db-replica")
-      out.push_back(p + ".target: found " + tgt.dump() + "; expected pods, lb, a container or a selector (a rolling restart needs a set of replicas)");
+      out.push_back(
+          p +
+          ".target.role: found \"clients\"; expected a server-side role (db-primary, db-replica, lb) — terminals crash with a client_crash fault");
+    if (tgt.contains("pid") || tgt.contains("pidfile") || tgt.value("role", "") == "db-primary" ||
+        tgt.value("role", "") == "db-replica")
+      out.push_back(p + ".target: found " + tgt.dump() +
+                    "; expected pods, lb, a container or a selector (a rolling restart needs a set of replicas)");
   };
   k.info.parse = [](const fault_entry& f, const std::string&) -> std::shared_ptr<const fault_settings> {
     auto s = std::make_shared<rolling_restart_settings>();

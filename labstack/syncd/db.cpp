@@ -205,9 +205,9 @@ $fn$;
 )SQL";
 
 struct statement {
-    const char* name;
-    const char* sql;
-    int params;
+  const char* name;
+  const char* sql;
+  int params;
 };
 
 constexpr statement statements[] = {
@@ -237,21 +237,21 @@ constexpr statement statements[] = {
 };
 
 struct pg_result_holder {
-    PGresult* r;
-    explicit pg_result_holder(PGresult* p) : r(p) {}
-    ~pg_result_holder() {
-        if (r) PQclear(r);
-    }
-    pg_result_holder(const pg_result_holder&) = delete;
-    pg_result_holder& operator=(const pg_result_holder&) = delete;
+  PGresult* r;
+  explicit pg_result_holder(PGresult* p) : r(p) {}
+  ~pg_result_holder() {
+    if (r) PQclear(r);
+  }
+  pg_result_holder(const pg_result_holder&) = delete;
+  pg_result_holder& operator=(const pg_result_holder&) = delete;
 };
 
 std::string trim_message(const char* m) {
-    std::string s = m ? m : "";
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    for (auto& c : s)
-        if (c == '\n') c = ' ';
-    return s;
+  std::string s = m ? m : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  for (auto& c : s)
+    if (c == '\n') c = ' ';
+  return s;
 }
 
 bool retryable(const db_result& r) { return r.sqlstate == "40001" || r.sqlstate == "40P01"; }
@@ -259,70 +259,72 @@ bool retryable(const db_result& r) { return r.sqlstate == "40001" || r.sqlstate 
 }  // namespace
 
 PGconn* db_connect(const std::string& dsn, const std::string& application_name, std::string& error) {
-    // Our defaults first; the dsn (expanded as a conninfo/URI) comes last and overrides them.
-    const char* keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-                          "tcp_user_timeout", "connect_timeout", "application_name", "dbname", nullptr};
-    const char* values[] = {"1", "5", "2", "3", "10000", "3", application_name.c_str(), dsn.c_str(), nullptr};
-    PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
-    if (c == nullptr) {
-        error = "out of memory";
-        return nullptr;
-    }
-    if (PQstatus(c) != CONNECTION_OK) {
-        error = trim_message(PQerrorMessage(c));
-        PQfinish(c);
-        return nullptr;
-    }
-    // NOTICEs (e.g. "relation already exists, skipping") would break the JSON-lines log.
-    PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
-    return c;
+  // Our defaults first; the dsn (expanded as a conninfo/URI) comes last and overrides them.
+  const char* keys[] = {"keepalives",       "keepalives_idle",  "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout", "connect_timeout",
+                        "application_name", "dbname",           nullptr};
+  const char* values[] = {"1", "5", "2", "3", "10000", "3", application_name.c_str(), dsn.c_str(), nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (c == nullptr) {
+    error = "out of memory";
+    return nullptr;
+  }
+  if (PQstatus(c) != CONNECTION_OK) {
+    error = trim_message(PQerrorMessage(c));
+    PQfinish(c);
+    return nullptr;
+  }
+  // NOTICEs (e.g. "relation already exists, skipping") would break the JSON-lines log.
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
+  return c;
 }
 
 db_result db_classify(PGconn* conn, const void* pg_result, const char* what) {
-    auto* res = static_cast<const PGresult*>(pg_result);
-    db_result r;
-    const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-    r.sqlstate = state ? state : "";
-    std::string msg = res ? trim_message(PQresultErrorMessage(res)) : std::string{};
-    if (msg.empty() && conn) msg = trim_message(PQerrorMessage(conn));
-    r.error = std::string(what) + ": " + (msg.empty() ? "unknown error" : msg);
-    const std::string& s = r.sqlstate;
-    if (s == "53100") {
-        r.status = db_status::storage_full;
-    } else if (conn == nullptr || PQstatus(conn) == CONNECTION_BAD || s.empty() || s.rfind("08", 0) == 0 ||
-               s.rfind("57P", 0) == 0 || s.rfind("53", 0) == 0 || s == "57014" || s == "25006" ||
-               s == "40001" || s == "40P01" || s == "55P03") {
-        r.status = db_status::unavailable;
-    } else if (s.rfind("22", 0) == 0) {
-        r.status = db_status::bad_input;
-    } else {
-        r.status = db_status::failed;
-    }
-    return r;
+  auto* res = static_cast<const PGresult*>(pg_result);
+  db_result r;
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  r.sqlstate = state ? state : "";
+  std::string msg = res ? trim_message(PQresultErrorMessage(res)) : std::string{};
+  if (msg.empty() && conn) msg = trim_message(PQerrorMessage(conn));
+  r.error = std::string(what) + ": " + (msg.empty() ? "unknown error" : msg);
+  const std::string& s = r.sqlstate;
+  if (s == "53100") {
+    r.status = db_status::storage_full;
+  } else if (conn == nullptr || PQstatus(conn) == CONNECTION_BAD || s.empty() || s.rfind("08", 0) == 0 ||
+             s.rfind("57P", 0) == 0 || s.rfind("53", 0) == 0 || s == "57014" || s == "25006" || s == "40001" ||
+             s == "40P01" || s == "55P03") {
+    r.status = db_status::unavailable;
+  } else if (s.rfind("22", 0) == 0) {
+    r.status = db_status::bad_input;
+  } else {
+    r.status = db_status::failed;
+  }
+  return r;
 }
 
 db_result ensure_schema(PGconn* conn) {
-    pg_result_holder begin(PQexec(conn, "BEGIN"));
-    if (PQresultStatus(begin.r) != PGRES_COMMAND_OK) return db_classify(conn, begin.r, "schema");
-    pg_result_holder res(PQexec(conn, schema_sql));
-    if (PQresultStatus(res.r) != PGRES_COMMAND_OK && PQresultStatus(res.r) != PGRES_TUPLES_OK) {
-        auto r = db_classify(conn, res.r, "schema");
-        pg_result_holder rollback(PQexec(conn, "ROLLBACK"));
-        return r;
-    }
-    pg_result_holder commit(PQexec(conn, "COMMIT"));
-    if (PQresultStatus(commit.r) != PGRES_COMMAND_OK) return db_classify(conn, commit.r, "schema");
-    return {};
+  pg_result_holder begin(PQexec(conn, "BEGIN"));
+  if (PQresultStatus(begin.r) != PGRES_COMMAND_OK) return db_classify(conn, begin.r, "schema");
+  pg_result_holder res(PQexec(conn, schema_sql));
+  if (PQresultStatus(res.r) != PGRES_COMMAND_OK && PQresultStatus(res.r) != PGRES_TUPLES_OK) {
+    auto r = db_classify(conn, res.r, "schema");
+    pg_result_holder rollback(PQexec(conn, "ROLLBACK"));
+    return r;
+  }
+  pg_result_holder commit(PQexec(conn, "COMMIT"));
+  if (PQresultStatus(commit.r) != PGRES_COMMAND_OK) return db_classify(conn, commit.r, "schema");
+  return {};
 }
 
 std::optional<std::int64_t> db_current_cseq(PGconn* conn, db_result& result) {
-    pg_result_holder res(PQexec(conn, "SELECT cseq FROM syncd_counter WHERE id = 1"));
-    if (PQresultStatus(res.r) != PGRES_TUPLES_OK || PQntuples(res.r) != 1) {
-        result = db_classify(conn, res.r, "read cseq");
-        return std::nullopt;
-    }
-    result = {};
-    return std::stoll(PQgetvalue(res.r, 0, 0));
+  pg_result_holder res(PQexec(conn, "SELECT cseq FROM syncd_counter WHERE id = 1"));
+  if (PQresultStatus(res.r) != PGRES_TUPLES_OK || PQntuples(res.r) != 1) {
+    result = db_classify(conn, res.r, "read cseq");
+    return std::nullopt;
+  }
+  result = {};
+  return std::stoll(PQgetvalue(res.r, 0, 0));
 }
 
 db_session::db_session(std::string dsn, std::string application_name, metrics& m)
@@ -331,34 +333,34 @@ db_session::db_session(std::string dsn, std::string application_name, metrics& m
 db_session::~db_session() { drop_connection(); }
 
 void db_session::drop_connection() {
-    if (conn_) PQfinish(conn_);
-    conn_ = nullptr;
+  if (conn_) PQfinish(conn_);
+  conn_ = nullptr;
 }
 
 PGconn* db_session::connection(db_result& result) {
-    if (conn_ && PQstatus(conn_) == CONNECTION_OK) return conn_;
-    drop_connection();
-    std::string error;
-    PGconn* c = db_connect(dsn_, application_name_, error);
-    if (!c) {
-        metrics_.count_db_error(db_error_class::connection);
-        result = {db_status::unavailable, "connect: " + error, {}};
-        return nullptr;
+  if (conn_ && PQstatus(conn_) == CONNECTION_OK) return conn_;
+  drop_connection();
+  std::string error;
+  PGconn* c = db_connect(dsn_, application_name_, error);
+  if (!c) {
+    metrics_.count_db_error(db_error_class::connection);
+    result = {db_status::unavailable, "connect: " + error, {}};
+    return nullptr;
+  }
+  for (const auto& st : statements) {
+    pg_result_holder res(PQprepare(c, st.name, st.sql, st.params, nullptr));
+    if (PQresultStatus(res.r) != PGRES_COMMAND_OK) {
+      result = db_classify(c, res.r, "prepare");
+      // Before the schema exists (startup race) this is not a server fault: say unavailable.
+      if (result.status == db_status::failed) result.status = db_status::unavailable;
+      metrics_.count_db_error(db_error_class::other);
+      PQfinish(c);
+      return nullptr;
     }
-    for (const auto& st : statements) {
-        pg_result_holder res(PQprepare(c, st.name, st.sql, st.params, nullptr));
-        if (PQresultStatus(res.r) != PGRES_COMMAND_OK) {
-            result = db_classify(c, res.r, "prepare");
-            // Before the schema exists (startup race) this is not a server fault: say unavailable.
-            if (result.status == db_status::failed) result.status = db_status::unavailable;
-            metrics_.count_db_error(db_error_class::other);
-            PQfinish(c);
-            return nullptr;
-        }
-    }
-    metrics_.db_connects.fetch_add(1, std::memory_order_relaxed);
-    conn_ = c;
-    return conn_;
+  }
+  metrics_.db_connects.fetch_add(1, std::memory_order_relaxed);
+  conn_ = c;
+  return conn_;
 }
 
 namespace {
@@ -367,143 +369,143 @@ namespace {
 template <class OnRows>
 db_result exec_prepared(PGconn* conn, metrics& m, const char* name, std::initializer_list<const char*> params,
                         OnRows&& on_rows) {
-    std::vector<const char*> values(params);
-    pg_result_holder res(PQexecPrepared(conn, name, static_cast<int>(values.size()), values.data(), nullptr,
-                                        nullptr, 0));
-    if (PQresultStatus(res.r) != PGRES_TUPLES_OK) {
-        auto r = db_classify(conn, res.r, name);
-        db_error_class c = r.status == db_status::storage_full ? db_error_class::disk_full
-                           : retryable(r)                      ? db_error_class::retry
-                           : r.status == db_status::unavailable ? db_error_class::connection
-                                                                : db_error_class::other;
-        m.count_db_error(c);
-        return r;
-    }
-    on_rows(res.r);
-    return {};
+  std::vector<const char*> values(params);
+  pg_result_holder res(PQexecPrepared(conn, name, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0));
+  if (PQresultStatus(res.r) != PGRES_TUPLES_OK) {
+    auto r = db_classify(conn, res.r, name);
+    db_error_class c = r.status == db_status::storage_full  ? db_error_class::disk_full
+                       : retryable(r)                       ? db_error_class::retry
+                       : r.status == db_status::unavailable ? db_error_class::connection
+                                                            : db_error_class::other;
+    m.count_db_error(c);
+    return r;
+  }
+  on_rows(res.r);
+  return {};
 }
 
 }  // namespace
 
 template <class Out, class Fill>
 Out db_session::execute(const char* name, std::initializer_list<const char*> params, Fill fill) {
-    Out out;
-    for (int attempt = 0; attempt < 5; ++attempt) {
-        PGconn* c = connection(out.result);
-        if (!c) return out;
-        out = Out{};
-        out.result = exec_prepared(c, metrics_, name, params, [&](PGresult* r) { fill(r, out); });
-        const bool broken = PQstatus(c) != CONNECTION_OK;
-        if (broken) drop_connection();
-        if (out.result.ok()) return out;
-        // A connection that died while idle (e.g. the database restarted) fails its next call:
-        // retry once on a fresh one. Safe for pushes too, since op ids are idempotent.
-        if (broken && attempt == 0) continue;
-        if (!retryable(out.result)) return out;
-    }
-    return out;
+  Out out;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    PGconn* c = connection(out.result);
+    if (!c) return out;
+    out = Out{};
+    out.result = exec_prepared(c, metrics_, name, params, [&](PGresult* r) { fill(r, out); });
+    const bool broken = PQstatus(c) != CONNECTION_OK;
+    if (broken) drop_connection();
+    if (out.result.ok()) return out;
+    // A connection that died while idle (e.g. the database restarted) fails its next call:
+    // retry once on a fresh one. Safe for pushes too, since op ids are idempotent.
+    if (broken && attempt == 0) continue;
+    if (!retryable(out.result)) return out;
+  }
+  return out;
 }
 
 push_outcome db_session::push(const std::string& ops_json, const std::string& client, const std::string& pod,
                               bool dup_apply) {
-    return execute<push_outcome>(
-        "push", {ops_json.c_str(), client.c_str(), pod.c_str(), dup_apply ? "true" : "false"},
-        [](PGresult* r, push_outcome& out) {
-            out.body = PQgetvalue(r, 0, 0);
-            std::string dropped = PQgetvalue(r, 0, 1);
-            if (dropped.size() > 2) {
-                auto j = nlohmann::json::parse(dropped, nullptr, false);
-                if (j.is_array())
-                    for (auto& id : j) out.dropped.push_back(id.get<std::string>());
-            }
-            out.acked = std::stoll(PQgetvalue(r, 0, 2));
-            out.conflicts = std::stoll(PQgetvalue(r, 0, 3));
-            std::string corrupted = PQgetvalue(r, 0, 4);
-            if (corrupted.size() > 2) {
-                auto j = nlohmann::json::parse(corrupted, nullptr, false);
-                if (j.is_array())
-                    for (auto& id : j) out.corrupted.push_back(id.get<std::string>());
-            }
-        });
+  return execute<push_outcome>("push", {ops_json.c_str(), client.c_str(), pod.c_str(), dup_apply ? "true" : "false"},
+                               [](PGresult* r, push_outcome& out) {
+                                 out.body = PQgetvalue(r, 0, 0);
+                                 std::string dropped = PQgetvalue(r, 0, 1);
+                                 if (dropped.size() > 2) {
+                                   auto j = nlohmann::json::parse(dropped, nullptr, false);
+                                   if (j.is_array())
+                                     for (auto& id : j) out.dropped.push_back(id.get<std::string>());
+                                 }
+                                 out.acked = std::stoll(PQgetvalue(r, 0, 2));
+                                 out.conflicts = std::stoll(PQgetvalue(r, 0, 3));
+                                 std::string corrupted = PQgetvalue(r, 0, 4);
+                                 if (corrupted.size() > 2) {
+                                   auto j = nlohmann::json::parse(corrupted, nullptr, false);
+                                   if (j.is_array())
+                                     for (auto& id : j) out.corrupted.push_back(id.get<std::string>());
+                                 }
+                               });
 }
 
 text_outcome db_session::changes(const std::string& stream, std::int64_t after, std::int64_t limit) {
-    const std::string a = std::to_string(after), l = std::to_string(limit);
-    auto take = [](PGresult* r, text_outcome& out) { out.body = PQgetvalue(r, 0, 0); };
-    return stream.empty() ? execute<text_outcome>("changes_all", {a.c_str(), l.c_str()}, take)
-                          : execute<text_outcome>("changes_stream", {stream.c_str(), a.c_str(), l.c_str()}, take);
+  const std::string a = std::to_string(after), l = std::to_string(limit);
+  auto take = [](PGresult* r, text_outcome& out) { out.body = PQgetvalue(r, 0, 0); };
+  return stream.empty() ? execute<text_outcome>("changes_all", {a.c_str(), l.c_str()}, take)
+                        : execute<text_outcome>("changes_stream", {stream.c_str(), a.c_str(), l.c_str()}, take);
 }
 
 text_outcome db_session::records(const std::string& stream) {
-    return execute<text_outcome>("records", {stream.c_str()},
-                                 [](PGresult* r, text_outcome& out) { out.body = PQgetvalue(r, 0, 0); });
+  return execute<text_outcome>("records", {stream.c_str()},
+                               [](PGresult* r, text_outcome& out) { out.body = PQgetvalue(r, 0, 0); });
 }
 
 rows_outcome db_session::replay(const std::string& streams_array, std::int64_t after, std::int64_t limit) {
-    const std::string a = std::to_string(after), l = std::to_string(limit);
-    return execute<rows_outcome>("replay", {streams_array.c_str(), a.c_str(), l.c_str()},
-                                 [](PGresult* r, rows_outcome& out) {
-                                     const int n = PQntuples(r);
-                                     out.rows.reserve(static_cast<std::size_t>(n));
-                                     for (int i = 0; i < n; ++i)
-                                         out.rows.push_back({std::stoll(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1),
-                                                             PQgetvalue(r, i, 2)});
-                                 });
+  const std::string a = std::to_string(after), l = std::to_string(limit);
+  return execute<rows_outcome>(
+      "replay", {streams_array.c_str(), a.c_str(), l.c_str()}, [](PGresult* r, rows_outcome& out) {
+        const int n = PQntuples(r);
+        out.rows.reserve(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i)
+          out.rows.push_back({std::stoll(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)});
+      });
 }
 
 db_pool::db_pool(std::string dsn, std::string application_name, unsigned size, metrics& m, std::size_t max_queue)
-    : dsn_(std::move(dsn)), application_name_(std::move(application_name)), size_(size ? size : 1), metrics_(m),
+    : dsn_(std::move(dsn)),
+      application_name_(std::move(application_name)),
+      size_(size ? size : 1),
+      metrics_(m),
       max_queue_(max_queue) {}
 
 db_pool::~db_pool() { stop(); }
 
 void db_pool::start() {
-    for (unsigned i = 0; i < size_; ++i) threads_.emplace_back([this] { thread_main(); });
+  for (unsigned i = 0; i < size_; ++i) threads_.emplace_back([this] { thread_main(); });
 }
 
 void db_pool::stop() {
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_)
-        if (t.joinable()) t.join();
-    threads_.clear();
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
 }
 
 std::size_t db_pool::queue_depth() const {
-    std::lock_guard lock(mutex_);
-    return queue_.size();
+  std::lock_guard lock(mutex_);
+  return queue_.size();
 }
 
 void db_pool::enqueue(std::unique_ptr<job> j) {
-    {
-        std::lock_guard lock(mutex_);
-        if (!stopping_ && queue_.size() < max_queue_) {
-            queue_.push_back(std::move(j));
-            metrics_.db_queue_depth.store(static_cast<std::int64_t>(queue_.size()), std::memory_order_relaxed);
-            cv_.notify_one();
-            return;
-        }
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_ && queue_.size() < max_queue_) {
+      queue_.push_back(std::move(j));
+      metrics_.db_queue_depth.store(static_cast<std::int64_t>(queue_.size()), std::memory_order_relaxed);
+      cv_.notify_one();
+      return;
     }
-    j->run(nullptr);  // completes with `unavailable` on the caller's executor (posted)
+  }
+  j->run(nullptr);  // completes with `unavailable` on the caller's executor (posted)
 }
 
 void db_pool::thread_main() {
-    db_session session(dsn_, application_name_, metrics_);
-    for (;;) {
-        std::unique_ptr<job> j;
-        {
-            std::unique_lock lock(mutex_);
-            cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty()) return;
-            j = std::move(queue_.front());
-            queue_.pop_front();
-            metrics_.db_queue_depth.store(static_cast<std::int64_t>(queue_.size()), std::memory_order_relaxed);
-        }
-        j->run(&session);
+  db_session session(dsn_, application_name_, metrics_);
+  for (;;) {
+    std::unique_ptr<job> j;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      j = std::move(queue_.front());
+      queue_.pop_front();
+      metrics_.db_queue_depth.store(static_cast<std::int64_t>(queue_.size()), std::memory_order_relaxed);
     }
+    j->run(&session);
+  }
 }
 
 }  // namespace syncstorm::syncd

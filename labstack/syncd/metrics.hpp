@@ -23,39 +23,41 @@ enum class db_error_class : std::uint8_t { connection, disk_full, retry, other }
 inline constexpr std::size_t db_error_class_count = 4;
 
 struct metrics {
-    using counter = std::atomic<std::uint64_t>;
-    using gauge = std::atomic<std::int64_t>;
+  using counter = std::atomic<std::uint64_t>;
+  using gauge = std::atomic<std::int64_t>;
 
-    std::array<std::array<counter, counted_statuses.size()>, route_count> requests{};
-    counter push_batches{};
-    counter push_ops_acked{};
-    counter push_ops_conflict{};
-    counter bug_ops_dropped{};
-    counter connections_refused{};
-    counter bug_ops_duplicated{};
-    counter bug_ops_corrupted{};
-    std::array<counter, latency_buckets.size() + 1> push_latency{};
-    std::atomic<double> push_latency_sum{0};
-    gauge http_connections{};
-    gauge ws_subscribers{};
-    counter ws_connections{};
-    counter ws_closed_slow{};
-    counter fanout_frames_sent{};
-    counter fanout_frames_skipped{};
-    counter fanout_frames_stale{};
-    counter fanout_changes_read{};
-    gauge fanout_last_cseq{};
-    std::array<counter, db_error_class_count> db_errors{};
-    counter db_connects{};
-    gauge db_ready{};
-    gauge db_queue_depth{};
+  std::array<std::array<counter, counted_statuses.size()>, route_count> requests{};
+  counter push_batches{};
+  counter push_ops_acked{};
+  counter push_ops_conflict{};
+  counter bug_ops_dropped{};
+  counter connections_refused{};
+  counter bug_ops_duplicated{};
+  counter bug_ops_corrupted{};
+  std::array<counter, latency_buckets.size() + 1> push_latency{};
+  std::atomic<double> push_latency_sum{0};
+  gauge http_connections{};
+  gauge ws_subscribers{};
+  counter ws_connections{};
+  counter ws_closed_slow{};
+  counter fanout_frames_sent{};
+  counter fanout_frames_skipped{};
+  counter fanout_frames_stale{};
+  counter fanout_changes_read{};
+  gauge fanout_last_cseq{};
+  std::array<counter, db_error_class_count> db_errors{};
+  counter db_connects{};
+  gauge db_ready{};
+  gauge db_queue_depth{};
 
-    void count_request(route r, unsigned status);
-    void observe_push(std::chrono::microseconds latency);
-    void count_db_error(db_error_class c) { db_errors[static_cast<std::size_t>(c)].fetch_add(1, std::memory_order_relaxed); }
+  void count_request(route r, unsigned status);
+  void observe_push(std::chrono::microseconds latency);
+  void count_db_error(db_error_class c) {
+    db_errors[static_cast<std::size_t>(c)].fetch_add(1, std::memory_order_relaxed);
+  }
 
-    // Prometheus text exposition format 0.0.4.
-    std::string render(const std::string& pod) const;
+  // Prometheus text exposition format 0.0.4.
+  std::string render(const std::string& pod) const;
 };
 
 }  // namespace syncstorm::syncd

@@ -21,10 +21,10 @@ inline constexpr std::size_t max_push_ops = 5000;
 
 // A request target split into its path and percent-decoded query parameters (in order).
 struct target {
-    std::string path;
-    std::vector<std::pair<std::string, std::string>> query;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> query;
 
-    const std::string* param(std::string_view name) const;
+  const std::string* param(std::string_view name) const;
 };
 target parse_target(std::string_view raw);
 
@@ -42,9 +42,9 @@ enum class op_action : char { store = 's', drop = 'd', dup = 'D', corrupt = 'C' 
 // A push body that passed validation: the client name and the ops, normalized to the fields the
 // database function reads.
 struct push_batch {
-    std::string client;
-    nlohmann::json ops = nlohmann::json::array();
-    std::vector<std::string> ids;  // ops[i].id, in order
+  std::string client;
+  nlohmann::json ops = nlohmann::json::array();
+  std::vector<std::string> ids;  // ops[i].id, in order
 };
 
 // Validates `body` as {"client": C, "ops": [...]}. On failure returns false and sets `error` to

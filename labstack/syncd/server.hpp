@@ -21,18 +21,18 @@ namespace syncstorm::syncd {
 // Binds and starts accepting; throws std::system_error when the address cannot be bound.
 // The acceptor is owned by the returned server; `shutdown` closes it.
 class server {
-public:
-    server(app& a, const std::string& address, std::uint16_t port);
-    void start();
-    // SIGTERM: stop accepting, drain sessions (WebSockets close with 1012) and background
-    // commits for at most `drain_timeout`, then stop the io_context.
-    void async_shutdown(std::chrono::milliseconds drain_timeout);
-    std::uint16_t port() const { return port_; }
+ public:
+  server(app& a, const std::string& address, std::uint16_t port);
+  void start();
+  // SIGTERM: stop accepting, drain sessions (WebSockets close with 1012) and background
+  // commits for at most `drain_timeout`, then stop the io_context.
+  void async_shutdown(std::chrono::milliseconds drain_timeout);
+  std::uint16_t port() const { return port_; }
 
-private:
-    app& app_;
-    net::ip::tcp::acceptor acceptor_;
-    std::uint16_t port_ = 0;
+ private:
+  app& app_;
+  net::ip::tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
 };
 
 // Runs one WebSocket subscriber on `stream` (already on its strand) for an upgrade request that

@@ -35,8 +35,7 @@ class task_group {
   void spawn(net::awaitable<void> task) {
     auto it = signals_.emplace(signals_.end());
     live_.fetch_add(1, std::memory_order_relaxed);
-    net::co_spawn(io_, std::move(task),
-                  net::bind_cancellation_slot(it->slot(), [this, it](std::exception_ptr e) {
+    net::co_spawn(io_, std::move(task), net::bind_cancellation_slot(it->slot(), [this, it](std::exception_ptr e) {
                     signals_.erase(it);
                     live_.fetch_sub(1, std::memory_order_release);
                     if (e && !error_) error_ = e;

@@ -24,7 +24,8 @@ std::unique_ptr<net::ssl::context> make_client_ssl_context(const tls_spec& tls) 
   ctx->set_verify_mode(tls.verify ? net::ssl::verify_peer : net::ssl::verify_none);
   if (!tls.cert_file.empty()) {
     step("cert_file", tls.cert_file, [&](error_code& ec) { ctx->use_certificate_chain_file(tls.cert_file, ec); });
-    step("key_file", tls.key_file, [&](error_code& ec) { ctx->use_private_key_file(tls.key_file, net::ssl::context::pem, ec); });
+    step("key_file", tls.key_file,
+         [&](error_code& ec) { ctx->use_private_key_file(tls.key_file, net::ssl::context::pem, ec); });
   }
   return ctx;
 }

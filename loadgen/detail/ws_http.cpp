@@ -38,12 +38,13 @@ bool closed_by_peer(const error_code& ec) {
 
 }  // namespace
 
-
 http_site http_site::make(const std::string& base, std::vector<std::pair<std::string, std::string>> headers,
                           const tls_spec& tls, const std::string& field) {
   std::string u = base;
-  if (u.starts_with("ws://")) u = "http://" + u.substr(5);
-  else if (u.starts_with("wss://")) u = "https://" + u.substr(6);
+  if (u.starts_with("ws://"))
+    u = "http://" + u.substr(5);
+  else if (u.starts_with("wss://"))
+    u = "https://" + u.substr(6);
   http_site s;
   try {
     s.url = parse_url(u);
@@ -88,7 +89,8 @@ struct http_conn::impl {
   }
 
   template <class Stream>
-  net::awaitable<http_reply> exchange(Stream& st, bool fresh, const http::request<http::string_body>& req, bool& stale) {
+  net::awaitable<http_reply> exchange(Stream& st, bool fresh, const http::request<http::string_body>& req,
+                                      bool& stale) {
     http_reply r;
     auto [wec, wn] = co_await http::async_write(st, req, use_tuple);
     if (wec) {
@@ -100,12 +102,15 @@ struct http_conn::impl {
     parser.body_limit(body_limit);
     auto [rec, rn] = co_await http::async_read(st, buffer, parser, use_tuple);
     if (rec) {
-      if (rec == beast::error::timeout) r.failed = error_bucket::timeout;
-      else if (rec.category() == net::error::get_ssl_category()) r.failed = error_bucket::protocol;
-      else if (rec.category() == http::make_error_code(http::error::need_more).category() && rec != http::error::end_of_stream &&
-               rec != http::error::partial_message)
+      if (rec == beast::error::timeout)
+        r.failed = error_bucket::timeout;
+      else if (rec.category() == net::error::get_ssl_category())
         r.failed = error_bucket::protocol;
-      else r.failed = error_bucket::read;
+      else if (rec.category() == http::make_error_code(http::error::need_more).category() &&
+               rec != http::error::end_of_stream && rec != http::error::partial_message)
+        r.failed = error_bucket::protocol;
+      else
+        r.failed = error_bucket::read;
       stale = !fresh && closed_by_peer(rec) && !parser.got_some();
       co_return r;
     }
@@ -122,8 +127,10 @@ struct http_conn::impl {
     if (std::holds_alternative<std::monostate>(stream)) {
       fresh = true;
       buffer.clear();
-      if (site.url.tls) stream.emplace<net::ssl::stream<beast::tcp_stream>>(io, *site.ssl);
-      else stream.emplace<beast::tcp_stream>(io);
+      if (site.url.tls)
+        stream.emplace<net::ssl::stream<beast::tcp_stream>>(io, *site.ssl);
+      else
+        stream.emplace<beast::tcp_stream>(io);
     }
     beast::tcp_stream& conn = lowest();
     conn.expires_after(std::chrono::microseconds(timeout_us));

@@ -29,9 +29,9 @@ class context;
 namespace syncstorm::loadgen::detail {
 
 struct http_site {
-  url_parts url;          // the base URL (http or https); ws:// and wss:// are accepted as http(s)
-  std::string prefix;     // the base URL's path without a trailing '/', prepended to every target
-  std::string host;       // the Host header value
+  url_parts url;       // the base URL (http or https); ws:// and wss:// are accepted as http(s)
+  std::string prefix;  // the base URL's path without a trailing '/', prepended to every target
+  std::string host;    // the Host header value
   std::vector<std::pair<std::string, std::string>> headers;
   tls_spec tls;
   std::string server_name;  // SNI / verified name
@@ -62,8 +62,8 @@ class http_conn {
   // One request: (re)connects when needed, sends, reads the whole reply within timeout_us. A
   // non-2xx status sets failed = status (the body is kept). A reused connection the server had
   // closed is retried once on a fresh one. `target` is appended to the site's prefix.
-  net::awaitable<http_reply> async_request(std::string_view method, const std::string& target,
-                                           const std::string& body, std::int64_t timeout_us);
+  net::awaitable<http_reply> async_request(std::string_view method, const std::string& target, const std::string& body,
+                                           std::int64_t timeout_us);
   // Drops the connection (same thread); a request in flight fails.
   void close();
 

@@ -42,7 +42,8 @@ bool seq_set::insert(std::int64_t seq, std::int64_t cursor) {
     if (above_.empty()) above_.shrink_to_fit();
     return true;
   }
-  auto it = std::lower_bound(above_.begin(), above_.end(), seq, [](const auto& e, std::int64_t q) { return e.first < q; });
+  auto it =
+      std::lower_bound(above_.begin(), above_.end(), seq, [](const auto& e, std::int64_t q) { return e.first < q; });
   if (it != above_.end() && it->first == seq) return false;
   above_.insert(it, {seq, cursor});
   return true;
@@ -51,7 +52,8 @@ bool seq_set::insert(std::int64_t seq, std::int64_t cursor) {
 bool seq_set::contains(std::int64_t seq) const {
   if (seq <= 0) return false;
   if (seq <= contig_) return true;
-  auto it = std::lower_bound(above_.begin(), above_.end(), seq, [](const auto& e, std::int64_t q) { return e.first < q; });
+  auto it =
+      std::lower_bound(above_.begin(), above_.end(), seq, [](const auto& e, std::int64_t q) { return e.first < q; });
   return it != above_.end() && it->first == seq;
 }
 

@@ -65,8 +65,10 @@ engine::model_kind pulse_kind() {
   engine::model_kind k;
   k.info.name = "pulse";
   k.info.doc = "a tick on worker 0 (tests only)";
-  k.info.fields = {opt("every", duration("tick period")), opt("watch", spec::string("a file whose presence pulse.seen counts"))};
-  k.info.metrics = {{"pulse.tick", metric_unit::time, "one tick"}, {"pulse.seen", metric_unit::count, "ticks that saw the watched file"}};
+  k.info.fields = {opt("every", duration("tick period")),
+                   opt("watch", spec::string("a file whose presence pulse.seen counts"))};
+  k.info.metrics = {{"pulse.tick", metric_unit::time, "one tick"},
+                    {"pulse.seen", metric_unit::count, "ticks that saw the watched file"}};
   k.info.progress_latency = "pulse.tick";
   k.info.parse = [](const load_entry& e, const std::string&) -> std::shared_ptr<const load_settings> {
     auto s = std::make_shared<pulse_settings>();

@@ -24,7 +24,8 @@ injectors::fault_kind touch_kind() {
   k.info.needs_target = false;
   k.info.check = [](const nlohmann::json& f, const reference_context&, const std::string& p, spec::errors& out) {
     const std::string dir = f.value("dir", "");
-    if (!dir.starts_with("/")) out.push_back(p + ".dir: found " + nlohmann::json(dir).dump() + "; expected an absolute directory path");
+    if (!dir.starts_with("/"))
+      out.push_back(p + ".dir: found " + nlohmann::json(dir).dump() + "; expected an absolute directory path");
   };
   k.info.parse = [](const fault_entry& f, const std::string&) -> std::shared_ptr<const fault_settings> {
     auto s = std::make_shared<touch_settings>();
@@ -32,7 +33,8 @@ injectors::fault_kind touch_kind() {
     return s;
   };
   k.prepare = [](injectors::prepared_fault& p, const fault_entry& f, const injectors::fault_env&) {
-    const std::string path = (std::filesystem::path(injectors::settings_of<touch_settings>(f)->dir) / "touched").string();
+    const std::string path =
+        (std::filesystem::path(injectors::settings_of<touch_settings>(f)->dir) / "touched").string();
     p.targets.push_back({{"backend", "local"}, {"name", path}});
     p.apply.push_back({{"op", "marker"}, {"path", path}});
     p.undo.push_back({{"op", "remove_file"}, {"path", path}});

@@ -103,7 +103,8 @@ class client {
   json add(const std::string& stream, const std::string& key, int delta) {
     return op(stream, "add", key, {{"delta", delta}});
   }
-  json set(const std::string& stream, const std::string& key, const json& value, std::optional<std::int64_t> base = {}) {
+  json set(const std::string& stream, const std::string& key, const json& value,
+           std::optional<std::int64_t> base = {}) {
     return op(stream, "set", key, {{"base_version", base.value_or(versions_[stream + "/" + key])}, {"body", value}});
   }
 
@@ -222,7 +223,8 @@ std::vector<audit_change> by_order(std::vector<audit_change> v) {
   return v;
 }
 
-void expect_same_changes(const std::vector<audit_change>& a_in, const std::vector<audit_change>& b_in, const char* what) {
+void expect_same_changes(const std::vector<audit_change>& a_in, const std::vector<audit_change>& b_in,
+                         const char* what) {
   auto a = by_order(a_in), b = by_order(b_in);
   ASSERT_EQ(a.size(), b.size()) << what;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -238,7 +240,9 @@ void expect_same_changes(const std::vector<audit_change>& a_in, const std::vecto
 }
 
 void expect_same_records(std::vector<audit_record> a, std::vector<audit_record> b, const char* what) {
-  auto less = [](const audit_record& x, const audit_record& y) { return std::tie(x.stream, x.key) < std::tie(y.stream, y.key); };
+  auto less = [](const audit_record& x, const audit_record& y) {
+    return std::tie(x.stream, x.key) < std::tie(y.stream, y.key);
+  };
   std::sort(a.begin(), a.end(), less);
   std::sort(b.begin(), b.end(), less);
   ASSERT_EQ(a.size(), b.size()) << what;
@@ -283,10 +287,10 @@ class lab_guard {
   std::optional<sl::lab> lab_;
 };
 
-#define NEED_LAB()                                                       \
-  do {                                                                   \
-    auto why = syncstorm::test::lab_unavailable_reason();                \
-    if (!why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);                       \
+#define NEED_LAB()                                        \
+  do {                                                    \
+    auto why = syncstorm::test::lab_unavailable_reason(); \
+    if (!why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);        \
   } while (0)
 
 }  // namespace
@@ -431,7 +435,8 @@ TEST(audit_reader, reader_failures_are_one_line_errors_without_secrets) {
     EXPECT_EQ(m.find('\n'), std::string::npos) << m;
     EXPECT_EQ(m.find("s3cr3t"), std::string::npos) << m;
     EXPECT_NE(m.find("audit via api: GET /v1/changes?after=0&limit=1000 on " + api.http_base + ": connect:"),
-              std::string::npos) << m;
+              std::string::npos)
+        << m;
     EXPECT_NE(m.find("after 2 attempts"), std::string::npos) << m;
   }
 
@@ -447,8 +452,10 @@ TEST(audit_reader, reader_failures_are_one_line_errors_without_secrets) {
     const std::string m = e.what();
     EXPECT_EQ(m.find('\n'), std::string::npos) << m;
     EXPECT_EQ(m.find("hunter2"), std::string::npos) << m;
-    EXPECT_NE(m.find("audit via sql (host=127.0.0.1 port=" + std::to_string(port) + " dbname=syncd user=auditor): connect:"),
-              std::string::npos) << m;
+    EXPECT_NE(
+        m.find("audit via sql (host=127.0.0.1 port=" + std::to_string(port) + " dbname=syncd user=auditor): connect:"),
+        std::string::npos)
+        << m;
   }
   EXPECT_EQ(lg::redact_dsn("host=db password=pw1 user=u dbname=x"), "host=db dbname=x user=u");
   sql.dsn = "host='unterminated password=pw2";
@@ -490,11 +497,11 @@ TEST(audit_reader, reader_failures_are_one_line_errors_without_secrets) {
     syncstorm::test::temp_dir d;
     const int bad_port = syncstorm::test::free_port();
     syncstorm::test::python_http_server bad(bad_port, d.path(), "",
-        "        body = bytes(range(256)) * 4 + '\u00e9'.encode() * 100\n"
-        "        self.send_response(500)\n"
-        "        self.send_header('Content-Length', str(len(body)))\n"
-        "        self.end_headers()\n"
-        "        self.wfile.write(body)\n");
+                                            "        body = bytes(range(256)) * 4 + '\u00e9'.encode() * 100\n"
+                                            "        self.send_response(500)\n"
+                                            "        self.send_header('Content-Length', str(len(body)))\n"
+                                            "        self.end_headers()\n"
+                                            "        self.wfile.write(body)\n");
     lg::audit_source bytes_src = api;
     bytes_src.http_base = "http://127.0.0.1:" + std::to_string(bad_port);
     bytes_src.retries = 0;

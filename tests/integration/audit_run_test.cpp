@@ -25,12 +25,15 @@ namespace {
 
 json scenario(const std::string& name, const std::string& duration = "12s") {
   return json::parse(R"({
-    "name": ")" + name + R"(",
-    "duration": ")" + duration + R"(",
+    "name": ")" + name +
+                     R"(",
+    "duration": ")" + duration +
+                     R"(",
     "target": {"lab": {"pods": 2}},
     "load": [{"name": "pos", "model": "terminal", "stores": 2, "terminals_per_store": 3, "rate": 4,
               "ops": {"append": 60, "add": 30, "set": 10}, "keys": 4, "drain": "15s",
-              "phases": [{"name": "steady", "for": ")" + duration + R"("}]}],
+              "phases": [{"name": "steady", "for": ")" +
+                     duration + R"("}]}],
     "slas": [
       {"name": "nothing-lost", "metric": "audit.lost", "stat": "max", "max": 0},
       {"name": "no-duplicates", "metric": "audit.duplicates", "stat": "max", "max": 0},
@@ -169,7 +172,8 @@ TEST_F(audit_run, corrupt_every_on_pos_pod_failover_mismatches_exactly_the_corru
   }
   // mismatched_ids keeps the first 100 (creation order): each of them was logged.
   EXPECT_EQ(listed.size(), std::min<std::size_t>(100, corrupted.size()));
-  for (const auto& id : listed) EXPECT_TRUE(corrupted.contains(id)) << id << " is mismatched but syncd did not corrupt it";
+  for (const auto& id : listed)
+    EXPECT_TRUE(corrupted.contains(id)) << id << " is mismatched but syncd did not corrupt it";
 }
 
 TEST_F(audit_run, dup_every_shows_duplicates) {
@@ -204,7 +208,8 @@ TEST_F(audit_run, pod_killed_mid_run_loses_nothing_five_runs_in_a_row) {
     json sc = scenario("audit-kill-" + std::to_string(i), "10s");
     sc["load"][0]["timeout"] = "1s";
     sc["load"][0]["retry"] = {{"base", "50ms"}, {"max", "500ms"}, {"limit", 0}};
-    sc["faults"] = json::array({{{"name", "kill-pod"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}, {"pick", "one"}}}, {"at", "4s"}}});
+    sc["faults"] = json::array(
+        {{{"name", "kill-pod"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}, {"pick", "one"}}}, {"at", "4s"}}});
     auto r = run(d, sc, "--seed " + std::to_string(100 + i));
     ASSERT_EQ(r.exit_code, 0) << "run " << i << ":\n" << r.out;
     const json& a = r.report["audit"];
@@ -222,7 +227,8 @@ TEST_F(audit_run, ack_before_commit_with_a_kill_loses_acknowledged_ops) {
   t::temp_dir d;
   json sc = scenario("audit-ack-before-commit", "10s");
   sc["load"][0]["rate"] = 10;
-  sc["faults"] = json::array({{{"name", "kill-all"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}, {"pick", "all"}}}, {"at", "5s"}}});
+  sc["faults"] = json::array(
+      {{{"name", "kill-all"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}, {"pick", "all"}}}, {"at", "5s"}}});
   auto r = run(d, sc, "--set target.lab.bug=ack-before-commit");
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_GT(r.report["audit"]["lost"].get<int>(), 0) << r.report["audit"].dump();
@@ -236,9 +242,15 @@ TEST_F(audit_run, client_crash_and_journal_corruption_lose_nothing) {
   // exactly once.
   t::temp_dir d;
   json sc = scenario("audit-client-faults", "12s");
-  sc["faults"] = json::array({
-      {{"name", "crash"}, {"kind", "client_crash"}, {"target", {{"role", "clients"}, {"pick", {{"n", 2}}}}}, {"at", "4s"}},
-      {{"name", "corrupt"}, {"kind", "journal_corrupt"}, {"target", {{"role", "clients"}, {"pick", {{"n", 2}}}}}, {"at", "7s"}, {"bytes", 8}}});
+  sc["faults"] = json::array({{{"name", "crash"},
+                               {"kind", "client_crash"},
+                               {"target", {{"role", "clients"}, {"pick", {{"n", 2}}}}},
+                               {"at", "4s"}},
+                              {{"name", "corrupt"},
+                               {"kind", "journal_corrupt"},
+                               {"target", {{"role", "clients"}, {"pick", {{"n", 2}}}}},
+                               {"at", "7s"},
+                               {"bytes", 8}}});
   auto r = run(d, sc);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const json& a = r.report["audit"];
@@ -253,7 +265,8 @@ TEST_F(audit_run, client_crash_and_journal_corruption_lose_nothing) {
     EXPECT_EQ(f["targets"].size(), 2u) << f.dump();
   }
   // The corruption was detected on both terminals, and the crashes replayed their journals.
-  EXPECT_GE(r.report["metrics"]["journal.corrupt"]["count"].get<int>(), 2) << r.report["metrics"]["journal.corrupt"].dump();
+  EXPECT_GE(r.report["metrics"]["journal.corrupt"]["count"].get<int>(), 2)
+      << r.report["metrics"]["journal.corrupt"].dump();
   int crashes = 0;
   for (const auto& e : r.report["events"]) crashes += e.value("event", "") == "client_crash";
   EXPECT_EQ(crashes, 2);
@@ -321,7 +334,8 @@ TEST_F(audit_run, fanout_reads_stay_monotonic_and_match_the_stored_changes_unles
     t::temp_dir d;
     auto r = run(d, sc);
     ASSERT_EQ(r.exit_code, 0) << r.out;
-    EXPECT_GT(r.report["metrics"]["fanout.reconnects"]["count"].get<int>(), 0) << "no subscriber resumed: the test proves nothing";
+    EXPECT_GT(r.report["metrics"]["fanout.reconnects"]["count"].get<int>(), 0)
+        << "no subscriber resumed: the test proves nothing";
     EXPECT_EQ(r.report["metrics"]["fanout.stale"]["count"], 0);
     const json& a = r.report["audit"];
     EXPECT_EQ(a["fanout_mismatched"], 0) << a.dump();

@@ -28,13 +28,15 @@ namespace cap = syncstorm::capture;
 namespace {
 
 std::string tshark_missing() {
-  if (t::run("command -v tshark >/dev/null 2>&1").exit_code != 0) return "tshark is not installed (scripts/setup.sh installs it)";
+  if (t::run("command -v tshark >/dev/null 2>&1").exit_code != 0)
+    return "tshark is not installed (scripts/setup.sh installs it)";
   return {};
 }
 
 // Packets tshark reads from a pcap file (matching a display filter), -1 when it cannot read it.
 long tshark_count(const std::string& file, const std::string& display_filter = "") {
-  auto out = t::run("bash -o pipefail -c \"tshark -n -r " + file + (display_filter.empty() ? "" : " -Y '" + display_filter + "'") +
+  auto out = t::run("bash -o pipefail -c \"tshark -n -r " + file +
+                    (display_filter.empty() ? "" : " -Y '" + display_filter + "'") +
                     " -T fields -e frame.number 2>/dev/null | wc -l\"");
   if (out.exit_code != 0) return -1;
   return std::atol(out.out.c_str());
@@ -91,7 +93,8 @@ class echo_server {
     int one = 1;
     setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in a = loopback(port);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 16) != 0) throw std::runtime_error("echo server bind");
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 16) != 0)
+      throw std::runtime_error("echo server bind");
     thread_ = std::thread([this] {
       while (!stop_) {
         int c = accept(fd_, nullptr, nullptr);
@@ -175,7 +178,8 @@ TEST(capture, a_session_on_lo_counts_every_connection_and_its_rotated_pcaps_read
   EXPECT_EQ(rep["dropped"], 0) << rep.dump();
   EXPECT_TRUE(rep["complete"].get<bool>()) << rep.dump();
   const auto& lo = rep["interfaces"][0];
-  EXPECT_EQ(lo["packets"].get<std::uint64_t>(), count("wire.clients-lb.packets") + count("wire.lb-clients.packets")) << lo.dump();
+  EXPECT_EQ(lo["packets"].get<std::uint64_t>(), count("wire.clients-lb.packets") + count("wire.lb-clients.packets"))
+      << lo.dump();
   EXPECT_EQ(lo["packets"], lo["classified"]);
   // Rotated at 64 KiB: several files, none past the limit, tshark reads each fully.
   ASSERT_GE(lo["files"].size(), 3u) << lo.dump();
@@ -188,24 +192,29 @@ TEST(capture, a_session_on_lo_counts_every_connection_and_its_rotated_pcaps_read
   EXPECT_EQ(tshark_count((d.path() / "lo.pcap").string()), lo["packets"].get<long>());
   EXPECT_EQ(tshark_count((d.path() / "lo.pcap").string(), "tcp.analysis.retransmission"), 0);
   std::cerr << "capture on lo: " << lo["packets"] << " packets in " << lo["files"].size() << " files, "
-            << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count() << " ms\n";
+            << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()
+            << " ms\n";
 }
 
 TEST(capture, validate_and_run_refuse_a_capture_without_cap_net_raw) {
-  if (t::run("command -v setpriv >/dev/null 2>&1").exit_code != 0) SYNCSTORM_SKIP_OR_FAIL("setpriv (util-linux) is not installed");
+  if (t::run("command -v setpriv >/dev/null 2>&1").exit_code != 0)
+    SYNCSTORM_SKIP_OR_FAIL("setpriv (util-linux) is not installed");
   t::temp_dir d;
-  json doc = {{"name", "nocap"}, {"target", {{"endpoints", {{"http", "http://127.0.0.1:9"}}}}},
+  json doc = {{"name", "nocap"},
+              {"target", {{"endpoints", {{"http", "http://127.0.0.1:9"}}}}},
               {"load", {{{"name", "p"}, {"model", "http"}, {"phases", {{{"name", "a"}, {"for", "1s"}, {"rate", 1}}}}}}},
               {"capture", {{"interfaces", {"lo"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   const std::string drop = "setpriv --inh-caps=-net_raw --bounding-set=-net_raw ";
-  const std::string line = (d.path() / "s.json").string() +
-                           ": scenario.capture: found a wire capture request, but this process lacks CAP_NET_RAW; expected to run as root "
-                           "or with the capability (e.g. sudo setcap cap_net_raw+ep $(command -v syncstorm))\n";
+  const std::string line =
+      (d.path() / "s.json").string() +
+      ": scenario.capture: found a wire capture request, but this process lacks CAP_NET_RAW; expected to run as root "
+      "or with the capability (e.g. sudo setcap cap_net_raw+ep $(command -v syncstorm))\n";
   auto v = t::run(drop + t::bin() + " validate " + (d.path() / "s.json").string() + " 2>&1");
   EXPECT_EQ(v.exit_code, 2) << v.out;
   EXPECT_EQ(v.out, line);
-  auto r = t::run(drop + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  auto r = t::run(drop + t::bin() + " run " + (d.path() / "s.json").string() + " --out " +
+                  (d.path() / "runs").string() + " 2>&1");
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("lacks CAP_NET_RAW"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(d.path() / "runs")) << "nothing may run";
@@ -223,24 +232,50 @@ TEST(capture, lab_partition_shows_retransmissions_a_pod_kill_spikes_resets_and_t
     return json{{"name", name}, {"metric", metric}, {"stat", "count"}, {"window", window}, {"max", 1e12}};
   };
   // One idempotent push per request (syncd acks it again each time), 120/s through the LB.
-  json push = {{"name", "push"}, {"model", "http"}, {"connections", 16}, {"timeout", "2s"},
-               {"request", {{"method", "POST"}, {"path", "/v1/push"},
-                            {"body", {{"client", "cap"}, {"ops", {{{"id", "cap-1"}, {"stream", "s-1"}, {"seq", 1}, {"t_us", 0}, {"kind", "append"}}}}}}}},
-               {"phases", {{{"name", "warm"}, {"for", "2s"}, {"rate", 120}}, {{"name", "base"}, {"for", "4s"}, {"rate", 120}},
-                           {{"name", "cut"}, {"for", "5s"}, {"rate", 120}}, {{"name", "mid"}, {"for", "4s"}, {"rate", 120}},
-                           {{"name", "kill"}, {"for", "3s"}, {"rate", 120}}, {{"name", "tail"}, {"for", "2s"}, {"rate", 120}}}}};
-  json doc = {{"name", "wire"}, {"duration", "20s"},
-              {"target", {{"lab", {{"pods", 2}, {"restart_delay", "1s"}, {"health", {{"interval", "500ms"}, {"fall", 2}, {"rise", 2}}}}}}},
-              {"load", {push}},
-              {"faults", {{{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "6s"}, {"for", "4s"}},
-                          {{"name", "kill"}, {"kind", "kill"}, {"target", {{"pods", {"pod-0"}}}}, {"at", "15s"}}}},
-              {"capture", {{"interfaces", "lab"}, {"pcap", true}, {"snaplen", 128}, {"max_file", "1MiB"}}},
-              {"slas", {{{"name", "retx-during-cut"}, {"metric", "wire.pods-db.retransmits"}, {"stat", "count"}, {"window", "during:cut"}, {"min", 1}},
-                        {{"name", "retx-steady"}, {"metric", "wire.pods-db.retransmits"}, {"stat", "count"}, {"window", "steady"}, {"max", 3}},
-                        probe("retx-base", "wire.pods-db.retransmits", "phase:push/base")}}};
+  json push = {{"name", "push"},
+               {"model", "http"},
+               {"connections", 16},
+               {"timeout", "2s"},
+               {"request",
+                {{"method", "POST"},
+                 {"path", "/v1/push"},
+                 {"body",
+                  {{"client", "cap"},
+                   {"ops", {{{"id", "cap-1"}, {"stream", "s-1"}, {"seq", 1}, {"t_us", 0}, {"kind", "append"}}}}}}}},
+               {"phases",
+                {{{"name", "warm"}, {"for", "2s"}, {"rate", 120}},
+                 {{"name", "base"}, {"for", "4s"}, {"rate", 120}},
+                 {{"name", "cut"}, {"for", "5s"}, {"rate", 120}},
+                 {{"name", "mid"}, {"for", "4s"}, {"rate", 120}},
+                 {{"name", "kill"}, {"for", "3s"}, {"rate", 120}},
+                 {{"name", "tail"}, {"for", "2s"}, {"rate", 120}}}}};
+  json doc = {
+      {"name", "wire"},
+      {"duration", "20s"},
+      {"target",
+       {{"lab",
+         {{"pods", 2}, {"restart_delay", "1s"}, {"health", {{"interval", "500ms"}, {"fall", 2}, {"rise", 2}}}}}}},
+      {"load", {push}},
+      {"faults",
+       {{{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "6s"}, {"for", "4s"}},
+        {{"name", "kill"}, {"kind", "kill"}, {"target", {{"pods", {"pod-0"}}}}, {"at", "15s"}}}},
+      {"capture", {{"interfaces", "lab"}, {"pcap", true}, {"snaplen", 128}, {"max_file", "1MiB"}}},
+      {"slas",
+       {{{"name", "retx-during-cut"},
+         {"metric", "wire.pods-db.retransmits"},
+         {"stat", "count"},
+         {"window", "during:cut"},
+         {"min", 1}},
+        {{"name", "retx-steady"},
+         {"metric", "wire.pods-db.retransmits"},
+         {"stat", "count"},
+         {"window", "steady"},
+         {"max", 3}},
+        probe("retx-base", "wire.pods-db.retransmits", "phase:push/base")}}};
   t::write_file(d.path() / "s.json", doc.dump());
   auto started = std::chrono::steady_clock::now();
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  auto r =
+      t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
   auto took = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started).count();
   const fs::path rd = t::only_run_dir(d.path() / "runs");
   json rep = json::parse(t::read_file(rd / "report.json"));
@@ -273,8 +308,10 @@ TEST(capture, lab_partition_shows_retransmissions_a_pod_kill_spikes_resets_and_t
   EXPECT_GT(rst_kill, 2 * rst_base + 1) << "RST/s base " << rst_base << ", kill " << rst_kill;
   EXPECT_GT(conn_kill, 2 * conn_base + 1) << "new connections/s base " << conn_base << ", kill " << conn_kill;
   // The restarted pod opens its database connections again; none open in steady state.
-  EXPECT_GE(series_sum(rep, "wire.pods-db.new_connections", 15, 18), 1) << rep["series"]["wire.pods-db.new_connections"].dump();
-  EXPECT_EQ(series_sum(rep, "wire.pods-db.new_connections", 2, 6), 0) << rep["series"]["wire.pods-db.new_connections"].dump();
+  EXPECT_GE(series_sum(rep, "wire.pods-db.new_connections", 15, 18), 1)
+      << rep["series"]["wire.pods-db.new_connections"].dump();
+  EXPECT_EQ(series_sum(rep, "wire.pods-db.new_connections", 2, 6), 0)
+      << rep["series"]["wire.pods-db.new_connections"].dump();
 
   // tshark reads every file; per interface its packet count equals the capture's own. Merged,
   // the bridge's files show as many retransmissions to tshark as the wire series counted there.
@@ -287,24 +324,27 @@ TEST(capture, lab_partition_shows_retransmissions_a_pod_kill_spikes_resets_and_t
       EXPECT_GE(i["files"].size(), 2u) << "lo should have rotated at 1 MiB: " << i.dump();
     }
   }
-  const long tshark_retx = tshark_count((d.path() / "bridge.pcap").string(),
-                                        "tcp.analysis.retransmission or tcp.analysis.fast_retransmission or tcp.analysis.spurious_retransmission");
-  const double ours = static_cast<double>(metric_count(rep, "wire.pods-db.retransmits") + metric_count(rep, "wire.db-pods.retransmits") +
-                                          metric_count(rep, "wire.lb-pods.retransmits") + metric_count(rep, "wire.pods-lb.retransmits"));
+  const long tshark_retx = tshark_count(
+      (d.path() / "bridge.pcap").string(),
+      "tcp.analysis.retransmission or tcp.analysis.fast_retransmission or tcp.analysis.spurious_retransmission");
+  const double ours = static_cast<double>(
+      metric_count(rep, "wire.pods-db.retransmits") + metric_count(rep, "wire.db-pods.retransmits") +
+      metric_count(rep, "wire.lb-pods.retransmits") + metric_count(rep, "wire.pods-lb.retransmits"));
   EXPECT_NEAR(ours, static_cast<double>(tshark_retx), std::max(3.0, 0.2 * static_cast<double>(tshark_retx)))
       << "retransmissions on the bridge: ours " << ours << ", tshark " << tshark_retx;
 
   // report.json holds to its schema; report.html has the Wire charts.
   t::write_file(d.path() / "rs.json", t::run(t::bin() + " schema --report").out);
-  auto check = t::run("/usr/bin/python3 -c 'import json,sys,jsonschema; s=json.load(open(sys.argv[1])); "
-                      "e=list(jsonschema.Draft202012Validator(s).iter_errors(json.load(open(sys.argv[2])))); "
-                      "[print(x.message[:300], list(x.path)) for x in e]; sys.exit(1 if e else 0)' " +
-                      (d.path() / "rs.json").string() + " " + (rd / "report.json").string() + " 2>&1");
+  auto check = t::run(
+      "/usr/bin/python3 -c 'import json,sys,jsonschema; s=json.load(open(sys.argv[1])); "
+      "e=list(jsonschema.Draft202012Validator(s).iter_errors(json.load(open(sys.argv[2])))); "
+      "[print(x.message[:300], list(x.path)) for x in e]; sys.exit(1 if e else 0)' " +
+      (d.path() / "rs.json").string() + " " + (rd / "report.json").string() + " 2>&1");
   EXPECT_EQ(check.exit_code, 0) << check.out;
   const std::string html = t::read_file(rd / "report.html");
   EXPECT_NE(html.find("<h2>Wire</h2>"), std::string::npos);
   EXPECT_NE(html.find("id=\"chart-wire-retransmits\""), std::string::npos);
   std::cerr << "lab capture run: " << took << " s; retransmissions during the cut " << during << ", steady " << steady
-            << "; RST/s " << rst_base << " -> " << rst_kill << "; new connections/s " << conn_base << " -> " << conn_kill
-            << "; tshark retransmissions " << tshark_retx << " vs ours " << ours << "\n";
+            << "; RST/s " << rst_base << " -> " << rst_kill << "; new connections/s " << conn_base << " -> "
+            << conn_kill << "; tshark retransmissions " << tshark_retx << " vs ours " << ours << "\n";
 }

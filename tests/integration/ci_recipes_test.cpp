@@ -71,7 +71,8 @@ struct job_result {
 
 // Runs the job's steps in `ws` as the CI would: each step in bash -eo pipefail, the job stops
 // at the first failing step and ends with its code.
-job_result run_job(const json& job, const fs::path& ws, const std::vector<std::pair<std::string, std::string>>& ci_env) {
+job_result run_job(const json& job, const fs::path& ws,
+                   const std::vector<std::pair<std::string, std::string>>& ci_env) {
   job_result res;
   std::string env;
   for (const auto& [k, v] : job["env"].items()) env += k + "=" + quote(v.get<std::string>()) + " ";
@@ -82,8 +83,8 @@ job_result run_job(const json& job, const fs::path& ws, const std::vector<std::p
     t::write_file(file, s["script"].get<std::string>());
     std::string step_env;
     for (const auto& [k, v] : s["env"].items()) step_env += k + "=" + quote(v.get<std::string>()) + " ";
-    auto r = t::run("cd " + quote(ws.string()) + " && env " + env + step_env + "bash --noprofile --norc -eo pipefail " + file.string() +
-                    " 2>&1");
+    auto r = t::run("cd " + quote(ws.string()) + " && env " + env + step_env + "bash --noprofile --norc -eo pipefail " +
+                    file.string() + " 2>&1");
     res.log += "--- step " + s["name"].get<std::string>() + " (exit " + std::to_string(r.exit_code) + ")\n" + r.out;
     res.exit_code = r.exit_code;
     if (r.exit_code != 0) break;
@@ -120,20 +121,21 @@ void check_recipe(const std::string& kind, const std::string& file) {
                                                          {"SYNCSTORM_SCENARIO", "ci-gate.json"},
                                                          {"SYNCSTORM_ARGS", ""}};
   if (kind == "github")
-    for (auto kv : std::vector<std::pair<std::string, std::string>>{{"GITHUB_ACTIONS", "true"},
-                                                                     {"GITHUB_WORKSPACE", ws.path().string()},
-                                                                     {"GITHUB_STEP_SUMMARY", summary.string()},
-                                                                     {"GITHUB_OUTPUT", (ws.path() / "gh_output").string()},
-                                                                     {"GITHUB_ENV", (ws.path() / "gh_env").string()},
-                                                                     {"RUNNER_TEMP", ws.path().string()},
-                                                                     {"GITHUB_REF_NAME", "main"}})
+    for (auto kv :
+         std::vector<std::pair<std::string, std::string>>{{"GITHUB_ACTIONS", "true"},
+                                                          {"GITHUB_WORKSPACE", ws.path().string()},
+                                                          {"GITHUB_STEP_SUMMARY", summary.string()},
+                                                          {"GITHUB_OUTPUT", (ws.path() / "gh_output").string()},
+                                                          {"GITHUB_ENV", (ws.path() / "gh_env").string()},
+                                                          {"RUNNER_TEMP", ws.path().string()},
+                                                          {"GITHUB_REF_NAME", "main"}})
       ci.push_back(kv);
   else
     for (auto kv : std::vector<std::pair<std::string, std::string>>{{"GITLAB_CI", "true"},
-                                                                     {"CI_PROJECT_DIR", ws.path().string()},
-                                                                     {"CI_COMMIT_REF_SLUG", "main"},
-                                                                     {"CI_DEFAULT_BRANCH", "main"},
-                                                                     {"CI_JOB_ID", "1"}})
+                                                                    {"CI_PROJECT_DIR", ws.path().string()},
+                                                                    {"CI_COMMIT_REF_SLUG", "main"},
+                                                                    {"CI_DEFAULT_BRANCH", "main"},
+                                                                    {"CI_JOB_ID", "1"}})
       ci.push_back(kv);
   const std::string out = job["env"].value("SYNCSTORM_OUT", "syncstorm-out");
   const std::string baseline = job["env"].value("SYNCSTORM_BASELINE", "syncstorm-baseline");

@@ -25,12 +25,15 @@ namespace {
 
 json scenario(int port, const std::string& p99_bound, const std::string& dur = "4s") {
   return json::parse(R"({"name": "cli", "duration": ")" + dur + R"(", "seed": 3,
-    "target": {"endpoints": {"http": "http://127.0.0.1:)" + std::to_string(port) + R"("},
+    "target": {"endpoints": {"http": "http://127.0.0.1:)" +
+                     std::to_string(port) + R"("},
                "headers": {"Authorization": "Bearer ${env:SYNCSTORM_TEST_SECRET}"}},
     "load": [{"name": "api", "model": "http", "connections": 4, "timeout": "2s",
               "request": {"method": "POST", "path": "/v1/x", "body": {"token": "${env:SYNCSTORM_TEST_SECRET}"}},
-              "phases": [{"name": "steady", "for": ")" + dur + R"(", "rate": 50}]}],
-    "slas": [{"name": "p90", "metric": "http.latency", "stat": "p90", "max": ")" + p99_bound + R"("},
+              "phases": [{"name": "steady", "for": ")" +
+                     dur + R"(", "rate": 50}]}],
+    "slas": [{"name": "p90", "metric": "http.latency", "stat": "p90", "max": ")" +
+                     p99_bound + R"("},
              {"name": "ok", "metric": "http.requests", "stat": "ratio", "min": "95%"}]})");
 }
 
@@ -123,13 +126,14 @@ TEST_F(cli_run, env_references_in_the_endpoint_url_reach_the_server_resolved) {
   doc["target"]["endpoints"]["http"] = "http://127.0.0.1:${env:SYNCSTORM_TEST_PORT}/api-${env:SYNCSTORM_TEST_SECRET}";
   // A fault, so that the run starts its reaper too.
   t::child victim("exec sleep 1000");
-  doc["faults"] = {{{"name", "stop"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "200ms"}, {"for", "2s"}}};
+  doc["faults"] = {
+      {{"name", "stop"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "200ms"}, {"for", "2s"}}};
   auto f = dir_.path() / "s.json";
   t::write_file(f, doc.dump());
   auto out = dir_.path() / "runs";
   auto log = dir_.path() / "out.txt";
-  t::child run("exec " + t::bin() + " run " + f.string() + " --allow-pid " + std::to_string(victim.pid()) + " --out " + out.string() +
-               " > " + log.string() + " 2>&1");
+  t::child run("exec " + t::bin() + " run " + f.string() + " --allow-pid " + std::to_string(victim.pid()) + " --out " +
+               out.string() + " > " + log.string() + " 2>&1");
   std::set<std::string> leaking;
   int exit_code = -1, scans = 0;
   for (int i = 0; i < 300; ++i) {
@@ -226,7 +230,8 @@ TEST_F(cli_run, a_secret_in_the_url_a_header_a_dsn_and_a_probe_url_is_written_in
   const std::string base = "http://127.0.0.1:" + std::to_string(port_) + "/t/${env:SYNCSTORM_TEST_SECRET}";
   for (const bool via_sql : {false, true}) {
     json doc = json::parse(R"({"name": "canary", "duration": "3s", "seed": 1,
-      "target": {"endpoints": {"http": ")" + base + R"("},
+      "target": {"endpoints": {"http": ")" +
+                           base + R"("},
                  "headers": {"Authorization": "Bearer ${env:SYNCSTORM_TEST_SECRET}"}},
       "load": [{"name": "pos", "model": "terminal", "stores": 1, "terminals_per_store": 1, "rate": 5,
                 "ops": {"append": 100}, "timeout": "1s", "drain": "1s", "phases": [{"name": "steady", "for": "3s"}]}],
@@ -234,7 +239,8 @@ TEST_F(cli_run, a_secret_in_the_url_a_header_a_dsn_and_a_probe_url_is_written_in
                            std::to_string(dead) + R"(/h", "every": "200ms", "timeout": "200ms", "fail_after": 1000}}],
       "slas": [{"name": "lost", "metric": "audit.lost", "stat": "max", "max": 0}]})");
     if (via_sql)
-      doc["target"]["audit"] = {{"dsn", "postgresql://u:${env:SYNCSTORM_TEST_SECRET}@127.0.0.1:" + std::to_string(dead) + "/db"}};
+      doc["target"]["audit"] = {
+          {"dsn", "postgresql://u:${env:SYNCSTORM_TEST_SECRET}@127.0.0.1:" + std::to_string(dead) + "/db"}};
     t::temp_dir d;
     auto f = d.path() / "s.json";
     t::write_file(f, doc.dump());
@@ -247,7 +253,8 @@ TEST_F(cli_run, a_secret_in_the_url_a_header_a_dsn_and_a_probe_url_is_written_in
     for (const auto& form : syncstorm::redact::forms_of(canary))
       EXPECT_EQ(everything.find(form), std::string::npos) << (via_sql ? "sql: " : "api: ") << "found the form " << form;
     if (!via_sql) {
-      EXPECT_NE(r.out.find("/t/[redacted]"), std::string::npos) << "the audit's error names the URL, redacted:\n" << r.out;
+      EXPECT_NE(r.out.find("/t/[redacted]"), std::string::npos) << "the audit's error names the URL, redacted:\n"
+                                                                << r.out;
     }
   }
   setenv("SYNCSTORM_TEST_SECRET", secret_.c_str(), 1);

@@ -34,12 +34,17 @@ namespace fs = std::filesystem;
 namespace {
 
 double verdict(const json& rep, const std::string& name) {
-  for (const auto& v : rep["verdicts"]) if (v["name"] == name) return v["value"].is_number() ? v["value"].get<double>() : -1;
+  for (const auto& v : rep["verdicts"])
+    if (v["name"] == name) return v["value"].is_number() ? v["value"].get<double>() : -1;
   return -1;
 }
 
 json probe(const std::string& name, const std::string& metric, const std::string& stat, const std::string& window) {
-  return {{"name", name}, {"metric", metric}, {"stat", stat}, {"window", window}, {"max", stat == "ratio" ? json(100) : json("1h")}};
+  return {{"name", name},
+          {"metric", metric},
+          {"stat", stat},
+          {"window", window},
+          {"max", stat == "ratio" ? json(100) : json("1h")}};
 }
 
 // The relay process recorded in RUN_DIR/proxy/relay.pid, if it is still alive.
@@ -66,25 +71,50 @@ TEST(endpoint_proxy, latency_and_http_error_through_the_runs_proxy_then_it_is_go
   t::temp_dir d;
   const int port = t::free_port();
   t::recording_http_server server(port, d.path());
-  json load = {{"name", "get"}, {"model", "http"}, {"connections", 32}, {"timeout", "5s"},
+  json load = {{"name", "get"},
+               {"model", "http"},
+               {"connections", 32},
+               {"timeout", "5s"},
                {"request", {{"method", "GET"}, {"path", "/item"}}},
-               {"phases", {{{"name", "before"}, {"for", "4s"}, {"rate", 100}}, {{"name", "lat"}, {"for", "6s"}, {"rate", 100}},
-                           {{"name", "mid"}, {"for", "3s"}, {"rate", 100}}, {{"name", "herr"}, {"for", "8s"}, {"rate", 100}},
-                           {{"name", "tail"}, {"for", "2s"}, {"rate", 100}}}}};
-  json doc = {{"name", "ep-proxy"}, {"duration", "23s"},
-              {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}, {"proxy", json::object()}}},
-              {"load", {load}},
-              {"faults", {{{"name", "lat"}, {"kind", "latency"}, {"direction", "down"}, {"latency", "200ms"}, {"at", "4s"}, {"for", "6s"}},
-                          {{"name", "herr"}, {"kind", "http_error"}, {"path", "clients-endpoints"}, {"percent", 10}, {"status", 503}, {"at", "13s"}, {"for", "8s"}}}},
-              {"slas", {probe("p50-before", "http.latency", "p50", "phase:get/before"), probe("p50-lat", "http.latency", "p50", "phase:get/lat"),
-                        probe("p50-mid", "http.latency", "p50", "phase:get/mid"), probe("ok-herr", "availability.attempts", "ratio", "phase:get/herr"),
-                        probe("ok-mid", "availability.attempts", "ratio", "phase:get/mid")}}};
+               {"phases",
+                {{{"name", "before"}, {"for", "4s"}, {"rate", 100}},
+                 {{"name", "lat"}, {"for", "6s"}, {"rate", 100}},
+                 {{"name", "mid"}, {"for", "3s"}, {"rate", 100}},
+                 {{"name", "herr"}, {"for", "8s"}, {"rate", 100}},
+                 {{"name", "tail"}, {"for", "2s"}, {"rate", 100}}}}};
+  json doc = {
+      {"name", "ep-proxy"},
+      {"duration", "23s"},
+      {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}, {"proxy", json::object()}}},
+      {"load", {load}},
+      {"faults",
+       {{{"name", "lat"},
+         {"kind", "latency"},
+         {"direction", "down"},
+         {"latency", "200ms"},
+         {"at", "4s"},
+         {"for", "6s"}},
+        {{"name", "herr"},
+         {"kind", "http_error"},
+         {"path", "clients-endpoints"},
+         {"percent", 10},
+         {"status", 503},
+         {"at", "13s"},
+         {"for", "8s"}}}},
+      {"slas",
+       {probe("p50-before", "http.latency", "p50", "phase:get/before"),
+        probe("p50-lat", "http.latency", "p50", "phase:get/lat"),
+        probe("p50-mid", "http.latency", "p50", "phase:get/mid"),
+        probe("ok-herr", "availability.attempts", "ratio", "phase:get/herr"),
+        probe("ok-mid", "availability.attempts", "ratio", "phase:get/mid")}}};
   t::write_file(d.path() / "s.json", doc.dump());
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  auto r =
+      t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
   fs::path rd = t::only_run_dir(d.path() / "runs");
   // 5: inconclusive when the shared machine saturated the generator; the values still count.
   EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 5) << r.out;
-  EXPECT_NE(r.out.find("proxy: the run's fault proxy in front of the endpoints: http 127.0.0.1:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("proxy: the run's fault proxy in front of the endpoints: http 127.0.0.1:"), std::string::npos)
+      << r.out;
   json rep = json::parse(t::read_file(rd / "report.json"));
   double before = verdict(rep, "p50-before"), lat = verdict(rep, "p50-lat"), mid = verdict(rep, "p50-mid");
   std::cerr << "http.latency p50 before " << before << " ms, with 200 ms latency " << lat << " ms, after " << mid
@@ -113,23 +143,32 @@ TEST(endpoint_proxy, the_proxy_goes_when_the_controller_is_sigkilled) {
   t::temp_dir d;
   const int port = t::free_port();
   t::recording_http_server server(port, d.path());
-  json doc = {{"name", "ep-crash"}, {"duration", "60s"},
-              {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}, {"proxy", {{"listen", "127.0.0.1"}}}}},
-              {"load", {{{"name", "get"}, {"model", "http"}, {"connections", 4}, {"request", {{"path", "/"}}},
-                         {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 20}}}}}}},
-              {"faults", {{{"name", "slow"}, {"kind", "latency"}, {"latency", "50ms"}, {"at", "500ms"}, {"for", "50s"}}}}};
+  json doc = {
+      {"name", "ep-crash"},
+      {"duration", "60s"},
+      {"target",
+       {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}, {"proxy", {{"listen", "127.0.0.1"}}}}},
+      {"load",
+       {{{"name", "get"},
+         {"model", "http"},
+         {"connections", 4},
+         {"request", {{"path", "/"}}},
+         {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 20}}}}}}},
+      {"faults", {{{"name", "slow"}, {"kind", "latency"}, {"latency", "50ms"}, {"at", "500ms"}, {"for", "50s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
-  t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " +
-               (d.path() / "log").string() + " 2>&1");
+  t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " +
+               (d.path() / "runs").string() + " > " + (d.path() / "log").string() + " 2>&1");
   fs::path rd = t::wait_run_dir(d.path() / "runs");
   ASSERT_FALSE(rd.empty()) << t::read_file(d.path() / "log");
-  ASSERT_TRUE(t::wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(30)))
+  ASSERT_TRUE(t::wait_event(
+      rd / "events.jsonl", [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(30)))
       << t::read_file(d.path() / "log");
   auto first = live_proxy(rd);
   ASSERT_TRUE(first) << t::read_file(d.path() / "log");
   // Supervised: a relay that dies is started again on its ports, with the fault set again.
   ::kill(static_cast<pid_t>(*first), SIGKILL);
-  ASSERT_TRUE(t::wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "proxy_restarted"; }, std::chrono::seconds(15)))
+  ASSERT_TRUE(t::wait_event(
+      rd / "events.jsonl", [](const json& e) { return e["event"] == "proxy_restarted"; }, std::chrono::seconds(15)))
       << t::read_file(d.path() / "log");
   auto pid = live_proxy(rd);
   ASSERT_TRUE(pid);
@@ -165,8 +204,9 @@ TEST(endpoint_proxy, standalone_proxy_passes_through_and_takes_faults_at_run_tim
   const int port = t::free_port(), listen = t::free_port();
   t::recording_http_server server(port, d.path());
   const std::string sock = (d.path() / "ctl.sock").string();
-  t::child proxy("exec " + t::bin() + " proxy --listen 127.0.0.1:" + std::to_string(listen) + " --upstream localhost:" + std::to_string(port) +
-                 " --control " + sock + " --http > " + (d.path() / "proxy.log").string() + " 2>&1");
+  t::child proxy("exec " + t::bin() + " proxy --listen 127.0.0.1:" + std::to_string(listen) +
+                 " --upstream localhost:" + std::to_string(port) + " --control " + sock + " --http > " +
+                 (d.path() / "proxy.log").string() + " 2>&1");
   ASSERT_TRUE(t::wait_port(listen)) << t::read_file(d.path() / "proxy.log");
   const std::string url = "http://127.0.0.1:" + std::to_string(listen) + "/x";
   auto timed = [&] {
@@ -179,7 +219,9 @@ TEST(endpoint_proxy, standalone_proxy_passes_through_and_takes_faults_at_run_tim
   auto [c0, s0] = timed();
   EXPECT_EQ(c0, 200);
   EXPECT_LT(s0, 0.15);
-  auto set = t::run(t::bin() + " proxy --control " + sock + R"( --request '{"cmd":"fault","path":"proxy","id":"t","fault":{"kind":"latency","direction":"down","latency_us":300000}}' 2>&1)");
+  auto set = t::run(
+      t::bin() + " proxy --control " + sock +
+      R"( --request '{"cmd":"fault","path":"proxy","id":"t","fault":{"kind":"latency","direction":"down","latency_us":300000}}' 2>&1)");
   EXPECT_EQ(set.exit_code, 0) << set.out;
   auto [c1, s1] = timed();
   EXPECT_EQ(c1, 200);
@@ -187,12 +229,15 @@ TEST(endpoint_proxy, standalone_proxy_passes_through_and_takes_faults_at_run_tim
   auto bad = t::run(t::bin() + " proxy --control " + sock + " --request '{\"cmd\":\"fault\",\"path\":\"nope\"}' 2>&1");
   EXPECT_EQ(bad.exit_code, 3) << bad.out;
   EXPECT_NE(bad.out.find("path: found \\\"nope\\\""), std::string::npos) << bad.out;
-  auto clear = t::run(t::bin() + " proxy --control " + sock + R"( --request '{"cmd":"clear","path":"proxy","id":"*"}' 2>&1)");
+  auto clear =
+      t::run(t::bin() + " proxy --control " + sock + R"( --request '{"cmd":"clear","path":"proxy","id":"*"}' 2>&1)");
   EXPECT_NE(clear.out.find("\"cleared\":1"), std::string::npos) << clear.out;
   auto [c2, s2] = timed();
   EXPECT_EQ(c2, 200);
   EXPECT_LT(s2, 0.25);
-  EXPECT_NE(t::read_file(d.path() / "proxy.log").find("-> 127.0.0.1:" + std::to_string(port) + " (HTTP/1.1), pass-through"), std::string::npos)
+  EXPECT_NE(
+      t::read_file(d.path() / "proxy.log").find("-> 127.0.0.1:" + std::to_string(port) + " (HTTP/1.1), pass-through"),
+      std::string::npos)
       << t::read_file(d.path() / "proxy.log");
   auto flags = t::run(t::bin() + " proxy --listen 127.0.0.1:1 2>&1");
   EXPECT_EQ(flags.exit_code, 2) << flags.out;
@@ -245,15 +290,17 @@ TEST(endpoint_proxy, the_control_socket_bounds_what_it_reads) {
   t::temp_dir d;
   const int port = t::free_port(), listen = t::free_port();
   const std::string sock = (d.path() / "ctl.sock").string();
-  t::child proxy("exec " + t::bin() + " proxy --listen 127.0.0.1:" + std::to_string(listen) + " --upstream 127.0.0.1:" + std::to_string(port) +
-                 " --control " + sock + " > " + (d.path() / "proxy.log").string() + " 2>&1");
+  t::child proxy("exec " + t::bin() + " proxy --listen 127.0.0.1:" + std::to_string(listen) + " --upstream 127.0.0.1:" +
+                 std::to_string(port) + " --control " + sock + " > " + (d.path() / "proxy.log").string() + " 2>&1");
   ASSERT_TRUE(t::wait_port(listen)) << t::read_file(d.path() / "proxy.log");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(sock.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   using namespace std::chrono_literals;
   EXPECT_NE(control_exchange(sock, std::string(1 << 20, 'x'), 5s).find("over 64 KiB"), std::string::npos);
-  EXPECT_NE(control_exchange(sock, std::string(30000, '[') + std::string(30000, ']') + "\n", 5s).find("nested too deep"), std::string::npos);
+  EXPECT_NE(
+      control_exchange(sock, std::string(30000, '[') + std::string(30000, ']') + "\n", 5s).find("nested too deep"),
+      std::string::npos);
   EXPECT_NE(control_exchange(sock, "[1,2]\n", 5s).find("expected an object"), std::string::npos);
   EXPECT_NE(control_exchange(sock, "{\"cmd\": 5}\n", 5s).find("\"ok\":false"), std::string::npos);
   EXPECT_NE(control_exchange(sock, "\xff\xfe{\n", 5s).find("not JSON"), std::string::npos);
@@ -285,29 +332,50 @@ TEST(endpoint_proxy, the_new_keys_are_validated) {
     t::write_file(d.path() / "s.json", doc.dump());
     return t::run(t::bin() + " validate " + (d.path() / "s.json").string() + " 2>&1");
   };
-  json load = {{"name", "get"}, {"model", "http"}, {"request", {{"path", "/"}}}, {"phases", {{{"name", "p"}, {"for", "5s"}, {"rate", 1}}}}};
+  json load = {{"name", "get"},
+               {"model", "http"},
+               {"request", {{"path", "/"}}},
+               {"phases", {{{"name", "p"}, {"for", "5s"}, {"rate", 1}}}}};
   json lat = {{"name", "lat"}, {"kind", "latency"}, {"latency", "10ms"}, {"at", "1s"}};
-  json doc = {{"name", "v"}, {"duration", "5s"}, {"target", {{"endpoints", {{"http", "https://127.0.0.1:1"}}}}}, {"load", {load}}, {"faults", {lat}}};
+  json doc = {{"name", "v"},
+              {"duration", "5s"},
+              {"target", {{"endpoints", {{"http", "https://127.0.0.1:1"}}}}},
+              {"load", {load}},
+              {"faults", {lat}}};
   auto r = validate(doc);
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("scenario.faults[0]: found a latency fault on target.endpoints without target.proxy; expected target.proxy"), std::string::npos) << r.out;
+  EXPECT_NE(
+      r.out.find(
+          "scenario.faults[0]: found a latency fault on target.endpoints without target.proxy; expected target.proxy"),
+      std::string::npos)
+      << r.out;
   doc["target"]["proxy"] = {{"listen", "localhost"}};
   r = validate(doc);
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("scenario.target.proxy.listen: found \"localhost\"; expected an IP address"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("scenario.target.proxy.listen: found \"localhost\"; expected an IP address"), std::string::npos)
+      << r.out;
   doc["target"]["proxy"] = {{"listen", "127.0.0.1"}};
   doc["faults"][0]["path"] = "pods-db";
   doc["faults"].push_back({{"name", "e"}, {"kind", "http_error"}, {"percent", 5}, {"at", "1s"}});
   r = validate(doc);
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("scenario.faults[0].path: found \"pods-db\" without target.lab; expected \"clients-endpoints\""), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("scenario.faults[1].kind: found \"http_error\" with target.endpoints.http \"https://127.0.0.1:1\"; expected an http:// endpoint"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("scenario.faults[0].path: found \"pods-db\" without target.lab; expected \"clients-endpoints\""),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(
+      r.out.find(
+          "scenario.faults[1].kind: found \"http_error\" with target.endpoints.http \"https://127.0.0.1:1\"; expected an http:// endpoint"),
+      std::string::npos)
+      << r.out;
   doc["target"]["proxy"] = json::object();
   doc["target"]["endpoints"]["http"] = "http://127.0.0.1:1";
   doc["faults"][0]["path"] = "clients-endpoints";
   r = validate(doc);
   EXPECT_EQ(r.exit_code, 0) << r.out;
-  json lab_doc = {{"name", "v"}, {"duration", "5s"}, {"target", {{"lab", {{"pods", 2}}}, {"proxy", json::object()}}}, {"load", {load}}};
+  json lab_doc = {{"name", "v"},
+                  {"duration", "5s"},
+                  {"target", {{"lab", {{"pods", 2}}}, {"proxy", json::object()}}},
+                  {"load", {load}}};
   r = validate(lab_doc);
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("scenario.target.proxy: found it without target.endpoints"), std::string::npos) << r.out;

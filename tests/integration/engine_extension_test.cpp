@@ -25,7 +25,8 @@ class listener {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0) throw std::runtime_error("listen");
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0)
+      throw std::runtime_error("listen");
     socklen_t len = sizeof a;
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
@@ -41,10 +42,13 @@ class listener {
 json scenario_doc(int port, const std::string& dir, const std::string& watch) {
   return json::parse(R"({
     "name": "extension", "duration": "3s", "seed": 3,
-    "target": {"endpoints": {"http": "http://127.0.0.1:)" + std::to_string(port) + R"("}},
-    "load": [{"name": "p", "model": "pulse", "every": "50ms", "watch": ")" + watch + R"(",
+    "target": {"endpoints": {"http": "http://127.0.0.1:)" +
+                     std::to_string(port) + R"("}},
+    "load": [{"name": "p", "model": "pulse", "every": "50ms", "watch": ")" +
+                     watch + R"(",
               "phases": [{"name": "steady", "for": "3s"}]}],
-    "faults": [{"name": "t", "kind": "touch", "at": "1s", "for": "1s", "dir": ")" + dir + R"("}],
+    "faults": [{"name": "t", "kind": "touch", "at": "1s", "for": "1s", "dir": ")" +
+                     dir + R"("}],
     "slas": [{"name": "ticked", "metric": "pulse.tick", "stat": "count", "min": 20},
              {"name": "saw-the-fault", "metric": "pulse.seen", "stat": "count", "min": 5},
              {"name": "tick-p50", "metric": "pulse.tick", "stat": "p50", "max": "10ms"}]

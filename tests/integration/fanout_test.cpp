@@ -126,14 +126,15 @@ void print(const run_result& r) {
   const auto& d = metric(r.metrics, "fanout.delivery@fan");
   const auto& dc = metric(r.metrics, "fanout.delivery.commit@fan");
   const auto* g = r.metrics.find_gauge("ws.connected@fan");
-  std::cout << "ops " << r.ops.size() << " frames " << count(r, "fanout.frames") << " delivery p50 " << d.hist().percentile(50)
-            << " p99 " << d.hist().percentile(99) << " µs (commit p99 " << dc.hist().percentile(99) << " µs) early "
-            << count(r, "fanout.early") << " missing " << r.missing << " dups " << count(r, "fanout.duplicates") << " ooo "
-            << count(r, "fanout.out_of_order") << " gaps " << count(r, "fanout.gaps") << " repaired "
-            << count(r, "fanout.repaired") << " reconnects " << count(r, "fanout.reconnects") << " ws errors "
-            << count(r, "ws.errors.connect") << "/" << count(r, "ws.errors.status") << "/" << count(r, "ws.errors.read") << "/"
-            << count(r, "ws.errors.timeout") << "/" << count(r, "ws.errors.protocol") << "/" << count(r, "ws.errors.closed")
-            << " connected peak " << (g ? g->peak() : 0) << "\n";
+  std::cout << "ops " << r.ops.size() << " frames " << count(r, "fanout.frames") << " delivery p50 "
+            << d.hist().percentile(50) << " p99 " << d.hist().percentile(99) << " µs (commit p99 "
+            << dc.hist().percentile(99) << " µs) early " << count(r, "fanout.early") << " missing " << r.missing
+            << " dups " << count(r, "fanout.duplicates") << " ooo " << count(r, "fanout.out_of_order") << " gaps "
+            << count(r, "fanout.gaps") << " repaired " << count(r, "fanout.repaired") << " reconnects "
+            << count(r, "fanout.reconnects") << " ws errors " << count(r, "ws.errors.connect") << "/"
+            << count(r, "ws.errors.status") << "/" << count(r, "ws.errors.read") << "/" << count(r, "ws.errors.timeout")
+            << "/" << count(r, "ws.errors.protocol") << "/" << count(r, "ws.errors.closed") << " connected peak "
+            << (g ? g->peak() : 0) << "\n";
 }
 
 std::size_t acked(const run_result& r) {

@@ -28,9 +28,14 @@ char proc_state(pid_t pid) {
 
 // A scenario against a local HTTP server with an http load and the given faults/aborts.
 json scenario(int port, const std::string& duration, json faults, json aborts = json::array()) {
-  json doc = {{"name", "faults"}, {"duration", duration}, {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}}},
-              {"load", {{{"name", "ping"}, {"model", "http"}, {"request", {{"path", "/ping"}}},
-                         {"phases", {{{"name", "p"}, {"for", duration}, {"rate", 50}}}}}}},
+  json doc = {{"name", "faults"},
+              {"duration", duration},
+              {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}}},
+              {"load",
+               {{{"name", "ping"},
+                 {"model", "http"},
+                 {"request", {{"path", "/ping"}}},
+                 {"phases", {{{"name", "p"}, {"for", duration}, {"rate", 50}}}}}}},
               {"faults", faults}};
   if (!aborts.empty()) doc["abort"] = aborts;
   return doc;
@@ -49,7 +54,9 @@ void write_fakes(const fs::path& bin, const fs::path& calls) {
   std::string docker = "#!/bin/sh\necho \"docker $*\" >> " + calls.string() + R"(
 case "$*" in *"$FAIL_ON"*) if [ -n "$FAIL_ON" ]; then echo "Error response from daemon: simulated failure of $1" >&2; exit 1; fi;; esac
 case "$1" in
-  inspect) case "$*" in *Paused*) if grep -q "docker pause" )" + calls.string() + R"( && ! grep -q "docker unpause" )" + calls.string() + R"(; then echo true; else echo false; fi;; *) echo true;; esac;;
+  inspect) case "$*" in *Paused*) if grep -q "docker pause" )" +
+                       calls.string() + R"( && ! grep -q "docker unpause" )" + calls.string() +
+                       R"(; then echo true; else echo false; fi;; *) echo true;; esac;;
   ps) echo web-1; echo web-2; echo db;;
 esac
 exit 0
@@ -78,7 +85,9 @@ TEST(faults_cli, a_local_process_is_paused_for_its_window_and_continued) {
   int port = t::free_port();
   t::recording_http_server server(port, d.path());
   t::child victim("exec sleep 1000");
-  json doc = scenario(port, "5s", {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "2s"}}});
+  json doc = scenario(
+      port, "5s",
+      {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "2s"}}});
   t::write_file(d.path() / "s.json", doc.dump());
   // Watch the victim's state while the run goes.
   std::atomic<bool> seen_stopped{false}, done{false};
@@ -89,8 +98,8 @@ TEST(faults_cli, a_local_process_is_paused_for_its_window_and_continued) {
     }
   });
   // The operator allows the victim (issue #24): without it the run is refused (below).
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --allow-pid " + std::to_string(victim.pid()) + " --out " +
-                  (d.path() / "runs").string() + " 2>&1");
+  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --allow-pid " + std::to_string(victim.pid()) +
+                  " --out " + (d.path() / "runs").string() + " 2>&1");
   done = true;
   watch.join();
   EXPECT_EQ(r.exit_code, 0) << r.out;
@@ -132,14 +141,17 @@ TEST(faults_cli, a_killed_reaper_is_started_again_and_reverts_after_the_controll
   int port = t::free_port();
   t::recording_http_server server(port, d.path());
   t::child victim("exec sleep 1000");
-  json doc = scenario(port, "40s", {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "30s"}}});
+  json doc = scenario(
+      port, "40s",
+      {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "30s"}}});
   t::write_file(d.path() / "s.json", doc.dump());
   const fs::path out = d.path() / "runs", log = d.path() / "run.log";
-  t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --allow-pid " + std::to_string(victim.pid()) +
-               " --out " + out.string() + " > " + log.string() + " 2>&1");
+  t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --allow-pid " +
+               std::to_string(victim.pid()) + " --out " + out.string() + " > " + log.string() + " 2>&1");
   const fs::path rd = t::wait_run_dir(out);
   ASSERT_FALSE(rd.empty()) << t::read_file(log);
-  ASSERT_TRUE(t::wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(30)))
+  ASSERT_TRUE(t::wait_event(
+      rd / "events.jsonl", [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(30)))
       << t::read_file(log);
   ASSERT_EQ(proc_state(victim.pid()), 'T');
   auto reaper_pids = [&] {
@@ -153,11 +165,13 @@ TEST(faults_cli, a_killed_reaper_is_started_again_and_reverts_after_the_controll
   const pid_t first = reaper_pids()[0];
   ASSERT_GT(first, 1);
   ASSERT_EQ(::kill(first, SIGKILL), 0);
-  auto restarted = t::wait_event(rd / "events.jsonl", [](const json& e) { return e["event"] == "reaper_restarted"; }, std::chrono::seconds(10));
+  auto restarted = t::wait_event(
+      rd / "events.jsonl", [](const json& e) { return e["event"] == "reaper_restarted"; }, std::chrono::seconds(10));
   ASSERT_TRUE(restarted) << t::read_file(log);
   EXPECT_EQ((*restarted)["ok"], true) << restarted->dump();
   std::vector<pid_t> pids;
-  for (int i = 0; i < 50 && (pids = reaper_pids()).size() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 50 && (pids = reaper_pids()).size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ASSERT_EQ(pids.size(), 2u) << t::read_file(rd / "reaper.log");
   EXPECT_NE(pids[1], first);
   EXPECT_EQ(::kill(pids[1], 0), 0) << "the second reaper is not running";
@@ -167,8 +181,10 @@ TEST(faults_cli, a_killed_reaper_is_started_again_and_reverts_after_the_controll
   ::kill(run.pid(), SIGKILL);
   run.stop();
   char st = 'T';
-  for (int i = 0; i < 100 && (st = proc_state(victim.pid())) == 'T'; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_NE(st, 'T') << "the restarted reaper did not continue the victim\nreaper.log:\n" << t::read_file(rd / "reaper.log");
+  for (int i = 0; i < 100 && (st = proc_state(victim.pid())) == 'T'; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_NE(st, 'T') << "the restarted reaper did not continue the victim\nreaper.log:\n"
+                     << t::read_file(rd / "reaper.log");
   for (int i = 0; i < 50 && ::kill(pids[1], 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto again = t::run(t::bin() + " revert " + rd.string() + " 2>&1");
   EXPECT_EQ(again.exit_code, 0) << again.out;
@@ -182,12 +198,16 @@ TEST(faults_cli, a_run_over_an_unreverted_ledger_is_refused_with_the_revert_comm
   t::recording_http_server server(port, d.path());
   t::child victim("exec sleep 1000");
   env_guard allow("SYNCSTORM_ALLOW_PIDS", std::to_string(victim.pid()));
-  json doc = scenario(port, "30s", {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "20s"}}});
+  json doc = scenario(
+      port, "30s",
+      {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "1s"}, {"for", "20s"}}});
   t::write_file(d.path() / "s.json", doc.dump());
   // The first run is killed with its reaper while the pause is applied: nothing reverts it.
-  t::child first(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " >/dev/null 2>&1");
+  t::child first(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() +
+                 " >/dev/null 2>&1");
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (proc_state(victim.pid()) != 'T' && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  while (proc_state(victim.pid()) != 'T' && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_EQ(proc_state(victim.pid()), 'T');
   auto dir = t::only_run_dir(d.path() / "runs");
   // This run's own reaper, by the pid it logged.
@@ -200,10 +220,12 @@ TEST(faults_cli, a_run_over_an_unreverted_ledger_is_refused_with_the_revert_comm
   first.stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ASSERT_EQ(proc_state(victim.pid()), 'T');
-  auto second = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs2").string() + " 2>&1");
+  auto second =
+      t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs2").string() + " 2>&1");
   EXPECT_EQ(second.exit_code, 3) << second.out;
   EXPECT_NE(second.out.find("left faults unreverted (pause"), std::string::npos) << second.out;
-  EXPECT_NE(second.out.find("run `syncstorm revert " + fs::absolute(dir).string() + "` first"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("run `syncstorm revert " + fs::absolute(dir).string() + "` first"), std::string::npos)
+      << second.out;
   EXPECT_FALSE(fs::exists(d.path() / "runs2"));
   auto rv = t::run(t::bin() + " revert " + dir.string() + " 2>&1");
   EXPECT_EQ(rv.exit_code, 0) << rv.out;
@@ -216,7 +238,8 @@ TEST(faults_cli, a_run_over_an_unreverted_ledger_is_refused_with_the_revert_comm
   doc["load"][0]["phases"][0]["for"] = "2s";
   doc["faults"][0]["for"] = "500ms";
   t::write_file(d.path() / "s.json", doc.dump());
-  auto third = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
+  auto third =
+      t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
   EXPECT_EQ(third.exit_code, 0) << third.out;
 }
 
@@ -228,10 +251,29 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   env_guard path("PATH", (d.path() / "bin").string() + ":" + t::env_or("PATH", "/usr/bin:/bin"));
   int port = t::free_port();
   t::recording_http_server server(port, d.path());
-  json faults = {{{"name", "freeze-web"}, {"kind", "pause"}, {"target", {{"container", "web-*"}, {"pick", "all"}}}, {"at", "500ms"}, {"for", "1s"}},
-                 {{"name", "kill-shop"}, {"kind", "kill"}, {"target", {{"selector", {{"namespace", "shop"}, {"context", "kind-lab"}, {"labels", {{"app", "shop"}}}}}, {"pick", {{"n", 2}}}}}, {"at", "1s"}},
-                 {{"name", "fill-web"}, {"kind", "disk_fill"}, {"target", {{"container", "web-1"}}}, {"volume", "/data"}, {"leave", "1MiB"}, {"at", "1s"}, {"for", "500ms"}},
-                 {{"name", "roll-shop"}, {"kind", "rolling_restart"}, {"target", {{"selector", {{"namespace", "shop"}, {"context", "kind-lab"}, {"labels", {{"app", "shop"}}}}}}}, {"at", "2s"}}};
+  json faults = {
+      {{"name", "freeze-web"},
+       {"kind", "pause"},
+       {"target", {{"container", "web-*"}, {"pick", "all"}}},
+       {"at", "500ms"},
+       {"for", "1s"}},
+      {{"name", "kill-shop"},
+       {"kind", "kill"},
+       {"target",
+        {{"selector", {{"namespace", "shop"}, {"context", "kind-lab"}, {"labels", {{"app", "shop"}}}}},
+         {"pick", {{"n", 2}}}}},
+       {"at", "1s"}},
+      {{"name", "fill-web"},
+       {"kind", "disk_fill"},
+       {"target", {{"container", "web-1"}}},
+       {"volume", "/data"},
+       {"leave", "1MiB"},
+       {"at", "1s"},
+       {"for", "500ms"}},
+      {{"name", "roll-shop"},
+       {"kind", "rolling_restart"},
+       {"target", {{"selector", {{"namespace", "shop"}, {"context", "kind-lab"}, {"labels", {{"app", "shop"}}}}}}},
+       {"at", "2s"}}};
   json doc = scenario(port, "4s", faults);
   // The operator's allowlist; the scenario's safety key narrows it to kind-lab.
   env_guard allow_ctx("SYNCSTORM_ALLOW_CONTEXTS", "kind-*");
@@ -244,13 +286,23 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   EXPECT_EQ(dry.exit_code, 0) << dry.out;
   EXPECT_NE(dry.out.find("apply:  docker pause -- '<containers matching web-*>'"), std::string::npos) << dry.out;
   EXPECT_NE(dry.out.find("revert: docker unpause"), std::string::npos) << dry.out;
-  EXPECT_NE(dry.out.find("apply:  kubectl --context kind-lab -n shop delete pod --wait=false --grace-period=0 --force -- '<pods matching app=shop>'"), std::string::npos) << dry.out;
-  EXPECT_NE(dry.out.find("apply:  docker exec -- web-1 fallocate -l '<computed from df at fire time>' /data/.syncstorm-fill-"), std::string::npos) << dry.out;
-  EXPECT_NE(dry.out.find("apply:  kubectl --context kind-lab -n shop rollout restart deployment -l app=shop"), std::string::npos) << dry.out;
+  EXPECT_NE(
+      dry.out.find(
+          "apply:  kubectl --context kind-lab -n shop delete pod --wait=false --grace-period=0 --force -- '<pods matching app=shop>'"),
+      std::string::npos)
+      << dry.out;
+  EXPECT_NE(dry.out.find(
+                "apply:  docker exec -- web-1 fallocate -l '<computed from df at fire time>' /data/.syncstorm-fill-"),
+            std::string::npos)
+      << dry.out;
+  EXPECT_NE(dry.out.find("apply:  kubectl --context kind-lab -n shop rollout restart deployment -l app=shop"),
+            std::string::npos)
+      << dry.out;
   EXPECT_FALSE(fs::exists(calls)) << "dry-run called a backend: " << t::read_file(calls);
 
   // The real run: the fakes answer; the ledger and the calls show apply then revert.
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  auto r =
+      t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
   std::string log = t::read_file(calls);
   // The fake df prints nothing: disk_fill cannot size its file and fails at resolve (error, exit 3).
   EXPECT_EQ(r.exit_code, 3) << r.out;
@@ -260,7 +312,9 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   EXPECT_NE(log.find("docker unpause -- web-2"), std::string::npos) << log;
   EXPECT_NE(log.find("kubectl --context kind-lab -n shop get pods -l app=shop"), std::string::npos) << log;
   EXPECT_NE(log.find("delete pod --wait=false --grace-period=0 --force -- shop-"), std::string::npos) << log;
-  EXPECT_NE(log.find("kubectl --context kind-lab -n shop wait --for=condition=Ready pod -l app=shop"), std::string::npos) << log;
+  EXPECT_NE(log.find("kubectl --context kind-lab -n shop wait --for=condition=Ready pod -l app=shop"),
+            std::string::npos)
+      << log;
   EXPECT_NE(log.find("rollout restart deployment -l app=shop"), std::string::npos) << log;
   EXPECT_NE(log.find("docker exec -- web-1 df -P -B1 /data"), std::string::npos) << log;
   json rep = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
@@ -278,13 +332,19 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   std::string r2out;
   {
     env_guard fail("FAIL_ON", "unpause");
-    auto r2 = t::run(t::bin() + " run " + (d.path() / "p.json").string() + " --out " + (d.path() / "runs2").string() + " 2>&1");
+    auto r2 = t::run(t::bin() + " run " + (d.path() / "p.json").string() + " --out " + (d.path() / "runs2").string() +
+                     " 2>&1");
     EXPECT_EQ(r2.exit_code, 3) << r2.out;
     r2out = r2.out;
   }
   auto dir2 = t::only_run_dir(d.path() / "runs2");
   json rep2 = json::parse(t::read_file(dir2 / "report.json"));
-  EXPECT_NE(rep2["faults"][0].value("error", "").find("revert: docker unpause -- web-1: exit 1: Error response from daemon: simulated failure of unpause"), std::string::npos) << rep2["faults"].dump();
+  EXPECT_NE(
+      rep2["faults"][0]
+          .value("error", "")
+          .find("revert: docker unpause -- web-1: exit 1: Error response from daemon: simulated failure of unpause"),
+      std::string::npos)
+      << rep2["faults"].dump();
   EXPECT_NE(rep2["reason"].get<std::string>().find("freeze-web"), std::string::npos) << rep2["reason"];
   // The reaper retries once the controller is gone; revert by hand as well.
   auto rv = t::run(t::bin() + " revert " + dir2.string() + " 2>&1");
@@ -297,21 +357,26 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   json other = scenario(port, "2s", json::array({faults[1]}));
   other["faults"][0]["target"]["selector"]["context"] = "prod-eu";
   t::write_file(d.path() / "k.json", other.dump());
-  auto r3 = t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
+  auto r3 =
+      t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
   EXPECT_EQ(r3.exit_code, 2) << r3.out;
-  EXPECT_NE(r3.out.find("faults[0].target.selector.context: kubectl context \"prod-eu\": refused"), std::string::npos) << r3.out;
+  EXPECT_NE(r3.out.find("faults[0].target.selector.context: kubectl context \"prod-eu\": refused"), std::string::npos)
+      << r3.out;
   EXPECT_NE(r3.out.find("--allow-context prod-eu"), std::string::npos) << r3.out;
   EXPECT_FALSE(fs::exists(calls)) << t::read_file(calls);
   EXPECT_FALSE(fs::exists(d.path() / "runs3"));
   auto dry3 = t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --dry-run 2>&1");
   EXPECT_EQ(dry3.exit_code, 2) << dry3.out;
-  EXPECT_NE(dry3.out.find("faults[0].target.selector.context: kubectl context \"prod-eu\": refused"), std::string::npos) << dry3.out;
+  EXPECT_NE(dry3.out.find("faults[0].target.selector.context: kubectl context \"prod-eu\": refused"), std::string::npos)
+      << dry3.out;
   // A scenario that names a context to widen the operator's list is refused the same way.
   other["safety"] = {{"allow_contexts", {"prod-eu"}}};
   t::write_file(d.path() / "k.json", other.dump());
   auto widen = t::run(t::bin() + " run " + (d.path() / "k.json").string() + " --dry-run 2>&1");
   EXPECT_EQ(widen.exit_code, 2) << widen.out;
-  EXPECT_NE(widen.out.find("safety.allow_contexts[0]: found \"prod-eu\", which the operator has not allowed"), std::string::npos) << widen.out;
+  EXPECT_NE(widen.out.find("safety.allow_contexts[0]: found \"prod-eu\", which the operator has not allowed"),
+            std::string::npos)
+      << widen.out;
 
   // Allowed at preflight, refused when the fault fires: the current context (kind-lab, from the
   // fake) outside the operator's list, and a glob that resolves to more containers than the cap.
@@ -321,14 +386,16 @@ TEST(faults_cli, docker_and_kubectl_backends_dry_run_real_run_and_failures) {
   t::write_file(d.path() / "c.json", current.dump());
   {
     env_guard only("SYNCSTORM_ALLOW_CONTEXTS", "staging");
-    auto rc = t::run(t::bin() + " run " + (d.path() / "c.json").string() + " --out " + (d.path() / "runs4").string() + " 2>&1");
+    auto rc = t::run(t::bin() + " run " + (d.path() / "c.json").string() + " --out " + (d.path() / "runs4").string() +
+                     " 2>&1");
     EXPECT_EQ(rc.exit_code, 3) << rc.out;
     EXPECT_NE(rc.out.find("kubectl context \"kind-lab\": refused"), std::string::npos) << rc.out;
   }
   EXPECT_EQ(t::read_file(calls).find("delete"), std::string::npos) << t::read_file(calls);
   json many = scenario(port, "2s", json::array({faults[0]}));
   t::write_file(d.path() / "m.json", many.dump());
-  auto rm = t::run(t::bin() + " run " + (d.path() / "m.json").string() + " --max-fault-targets 1 --out " + (d.path() / "runs5").string() + " 2>&1");
+  auto rm = t::run(t::bin() + " run " + (d.path() / "m.json").string() + " --max-fault-targets 1 --out " +
+                   (d.path() / "runs5").string() + " 2>&1");
   EXPECT_EQ(rm.exit_code, 3) << rm.out;
   EXPECT_NE(rm.out.find("resolved 2 targets: refused: more than the cap of 1"), std::string::npos) << rm.out;
   EXPECT_EQ(t::read_file(calls).find("docker pause"), std::string::npos) << t::read_file(calls);
@@ -348,10 +415,22 @@ TEST(faults_cli, targets_outside_the_allowlist_are_refused_and_nothing_changes) 
   fs::create_directories(d.path() / "volume");
   int port = t::free_port();
   t::child victim("exec sleep 1000");
-  json faults = {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "200ms"}, {"for", "1s"}},
-                 {{"name", "every-container"}, {"kind", "kill"}, {"target", {{"container", "*"}, {"pick", "all"}}}, {"at", "200ms"}},
-                 {{"name", "fill"}, {"kind", "disk_fill"}, {"volume", (d.path() / "volume").string()}, {"percent", "100%"}, {"at", "200ms"}, {"for", "1s"}},
-                 {{"name", "prod"}, {"kind", "kill"}, {"target", {{"selector", {{"context", "prod-eu"}, {"namespace", "shop"}, {"labels", {{"app", "shop"}}}}}}}, {"at", "200ms"}}};
+  json faults = {
+      {{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "200ms"}, {"for", "1s"}},
+      {{"name", "every-container"},
+       {"kind", "kill"},
+       {"target", {{"container", "*"}, {"pick", "all"}}},
+       {"at", "200ms"}},
+      {{"name", "fill"},
+       {"kind", "disk_fill"},
+       {"volume", (d.path() / "volume").string()},
+       {"percent", "100%"},
+       {"at", "200ms"},
+       {"for", "1s"}},
+      {{"name", "prod"},
+       {"kind", "kill"},
+       {"target", {{"selector", {{"context", "prod-eu"}, {"namespace", "shop"}, {"labels", {{"app", "shop"}}}}}}},
+       {"at", "200ms"}}};
   json doc = scenario(port, "2s", faults);
   doc["capture"] = {{"interfaces", {"lo", "eth9"}}};
   t::write_file(d.path() / "s.json", doc.dump());
@@ -365,27 +444,32 @@ TEST(faults_cli, targets_outside_the_allowlist_are_refused_and_nothing_changes) 
   // Each run in a network namespace only it sees, which has the interface eth9 (a veth pair):
   // iptables and qdiscs snapshotted there before and after.
   auto in_netns = [&](const std::string& args) {
-    std::string script = "PATH=\"$PATH:/usr/sbin:/sbin\"; ip link set lo up; ip link add eth9 type veth peer name eth9p || exit 99; "
-                         "snap() { iptables-save | grep -v '^#'; ip6tables-save | grep -v '^#'; tc qdisc show; }; "
-                         "snap > " + (d.path() / "net-before").string() + "; " + t::bin() + " run " + (d.path() / "s.json").string() +
-                         " " + args + " 2>&1; rc=$?; snap > " + (d.path() / "net-after").string() + "; exit $rc";
+    std::string script =
+        "PATH=\"$PATH:/usr/sbin:/sbin\"; ip link set lo up; ip link add eth9 type veth peer name eth9p || exit 99; "
+        "snap() { iptables-save | grep -v '^#'; ip6tables-save | grep -v '^#'; tc qdisc show; }; "
+        "snap > " +
+        (d.path() / "net-before").string() + "; " + t::bin() + " run " + (d.path() / "s.json").string() + " " + args +
+        " 2>&1; rc=$?; snap > " + (d.path() / "net-after").string() + "; exit $rc";
     t::write_file(d.path() / "run.sh", script);
     return t::run("unshare --net sh " + (d.path() / "run.sh").string());
   };
   auto r = in_netns("--out " + (d.path() / "runs").string());
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  for (const std::string& line :
-       {"faults[0].target.pid: pid " + std::to_string(victim.pid()) + ": refused: not in the operator's allowlist (allow it with --allow-pid " +
-            std::to_string(victim.pid()),
-        std::string("faults[1].target.container: container \"*\": refused: not in the operator's allowlist (allow it with --allow-container '*'"),
-        "faults[2].volume: path " + fs::weakly_canonical(d.path() / "volume").string() + ": refused",
-        std::string("faults[3].target.selector.context: kubectl context \"prod-eu\": refused"),
-        std::string("faults[3].target.selector.namespace: kubectl namespace \"shop\" (context prod-eu): refused"),
-        std::string("capture.interfaces[1]: interface \"eth9\": refused")})
+  for (
+      const std::string& line :
+      {"faults[0].target.pid: pid " + std::to_string(victim.pid()) +
+           ": refused: not in the operator's allowlist (allow it with --allow-pid " + std::to_string(victim.pid()),
+       std::string(
+           "faults[1].target.container: container \"*\": refused: not in the operator's allowlist (allow it with --allow-container '*'"),
+       "faults[2].volume: path " + fs::weakly_canonical(d.path() / "volume").string() + ": refused",
+       std::string("faults[3].target.selector.context: kubectl context \"prod-eu\": refused"),
+       std::string("faults[3].target.selector.namespace: kubectl namespace \"shop\" (context prod-eu): refused"),
+       std::string("capture.interfaces[1]: interface \"eth9\": refused")})
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   EXPECT_EQ(r.out.find("capture.interfaces[0]"), std::string::npos) << "lo is loopback: allowed";
   EXPECT_EQ(t::read_file(d.path() / "net-before"), t::read_file(d.path() / "net-after"));
-  EXPECT_FALSE(t::read_file(d.path() / "net-before").empty()) << "the snapshot saw nothing: iptables-save or tc missing?";
+  EXPECT_FALSE(t::read_file(d.path() / "net-before").empty())
+      << "the snapshot saw nothing: iptables-save or tc missing?";
   EXPECT_NE(proc_state(victim.pid()), 'T');
   EXPECT_NE(proc_state(victim.pid()), '?') << "the victim is gone";
   EXPECT_FALSE(fs::exists(calls)) << t::read_file(calls);
@@ -404,16 +488,20 @@ TEST(faults_cli, targets_outside_the_allowlist_are_refused_and_nothing_changes) 
   // --dry-run: the same refusals, exit 2.
   auto dry = in_netns("--dry-run");
   EXPECT_EQ(dry.exit_code, 2) << dry.out;
-  EXPECT_NE(dry.out.find("faults[0].target.pid: pid " + std::to_string(victim.pid()) + ": refused"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("faults[0].target.pid: pid " + std::to_string(victim.pid()) + ": refused"), std::string::npos)
+      << dry.out;
 
   // Allowed by the operator, the dry run shows the plan and the allowlist in force.
-  auto ok = in_netns("--dry-run --allow-pid " + std::to_string(victim.pid()) + " --allow-container '*' --allow-path " +
-                     (d.path() / "volume").string() +
-                     " --allow-context prod-eu --allow-namespace prod-eu/shop --allow-interface eth9 --max-fault-targets 3");
+  auto ok =
+      in_netns("--dry-run --allow-pid " + std::to_string(victim.pid()) + " --allow-container '*' --allow-path " +
+               (d.path() / "volume").string() +
+               " --allow-context prod-eu --allow-namespace prod-eu/shop --allow-interface eth9 --max-fault-targets 3");
   EXPECT_EQ(ok.exit_code, 0) << ok.out;
   EXPECT_NE(ok.out.find("allowlist (beyond the run's own parts): containers *; contexts prod-eu; interfaces eth9; "
-                        "namespaces prod-eu/shop; paths " + (d.path() / "volume").string() + "; pids " + std::to_string(victim.pid()) + ";"),
-            std::string::npos) << ok.out;
+                        "namespaces prod-eu/shop; paths " +
+                        (d.path() / "volume").string() + "; pids " + std::to_string(victim.pid()) + ";"),
+            std::string::npos)
+      << ok.out;
   EXPECT_NE(ok.out.find("at most 3 targets a fault (from flags)"), std::string::npos) << ok.out;
   EXPECT_FALSE(fs::exists(calls)) << t::read_file(calls);
 }
@@ -440,11 +528,16 @@ TEST(faults_cli, a_disk_fill_of_the_run_directorys_own_filesystem_still_reverts)
   fs::create_directories(fill);
   int port = t::free_port();
   t::recording_http_server server(port, d.path());
-  json doc = scenario(port, "4s", {{{"name", "fill-it"}, {"kind", "disk_fill"}, {"volume", fill.string()}, {"percent", "100%"},
-                                    {"at", "1s"}, {"for", "1500ms"}}});
+  json doc = scenario(port, "4s",
+                      {{{"name", "fill-it"},
+                        {"kind", "disk_fill"},
+                        {"volume", fill.string()},
+                        {"percent", "100%"},
+                        {"at", "1s"},
+                        {"for", "1500ms"}}});
   t::write_file(d.path() / "s.json", doc.dump());
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --allow-path " + (mnt / "fill").string() + " --out " +
-                  (mnt / "runs").string() + " 2>&1");
+  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --allow-path " + (mnt / "fill").string() +
+                  " --out " + (mnt / "runs").string() + " 2>&1");
   EXPECT_TRUE(fs::is_empty(fill)) << "the fill file is still there\n" << r.out;
   auto dir = t::only_run_dir(mnt / "runs");
   auto v = syncstorm::injectors::read_ledger((dir / "ledger.jsonl").string());
@@ -463,12 +556,15 @@ TEST(faults_cli, abort_on_a_metric_and_on_a_probe_revert_and_exit_1) {
   t::recording_http_server server(port, d.path());
   t::child victim("exec sleep 1000");
   env_guard allow("SYNCSTORM_ALLOW_PIDS", std::to_string(victim.pid()));
-  json pause = {{{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "500ms"}, {"for", "20s"}}};
+  json pause = {
+      {{"name", "stop-it"}, {"kind", "pause"}, {"target", {{"pid", victim.pid()}}}, {"at", "500ms"}, {"for", "20s"}}};
   // Metric: more than 100 requests (at 50/s: about 2 s in).
-  json doc = scenario(port, "30s", pause, {{{"name", "too-many"}, {"metric", "http.requests"}, {"stat", "count"}, {"max", 100}}});
+  json doc = scenario(port, "30s", pause,
+                      {{{"name", "too-many"}, {"metric", "http.requests"}, {"stat", "count"}, {"max", 100}}});
   t::write_file(d.path() / "m.json", doc.dump());
   auto t0 = std::chrono::steady_clock::now();
-  auto r = t::run(t::bin() + " run " + (d.path() / "m.json").string() + " --out " + (d.path() / "runs") .string() + " 2>&1");
+  auto r =
+      t::run(t::bin() + " run " + (d.path() / "m.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_LT(took, std::chrono::seconds(15));
@@ -483,13 +579,23 @@ TEST(faults_cli, abort_on_a_metric_and_on_a_probe_revert_and_exit_1) {
 
   // Probe: a port nobody listens on, every 200 ms, two failures.
   int dead = t::free_port();
-  json doc2 = scenario(port, "30s", pause, {{{"name", "health"}, {"probe", {{"url", "http://127.0.0.1:" + std::to_string(dead) + "/healthz"}, {"every", "200ms"}, {"timeout", "500ms"}, {"fail_after", 2}}}}});
+  json doc2 = scenario(port, "30s", pause,
+                       {{{"name", "health"},
+                         {"probe",
+                          {{"url", "http://127.0.0.1:" + std::to_string(dead) + "/healthz"},
+                           {"every", "200ms"},
+                           {"timeout", "500ms"},
+                           {"fail_after", 2}}}}});
   t::write_file(d.path() / "p.json", doc2.dump());
   t0 = std::chrono::steady_clock::now();
-  auto r2 = t::run(t::bin() + " run " + (d.path() / "p.json").string() + " --out " + (d.path() / "runs2").string() + " 2>&1");
+  auto r2 =
+      t::run(t::bin() + " run " + (d.path() / "p.json").string() + " --out " + (d.path() / "runs2").string() + " 2>&1");
   EXPECT_EQ(r2.exit_code, 1) << r2.out;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
-  EXPECT_NE(r2.out.find("abort: health: probe http://127.0.0.1:" + std::to_string(dead) + "/healthz failed 2 times in a row"), std::string::npos) << r2.out;
+  EXPECT_NE(
+      r2.out.find("abort: health: probe http://127.0.0.1:" + std::to_string(dead) + "/healthz failed 2 times in a row"),
+      std::string::npos)
+      << r2.out;
   EXPECT_NE(proc_state(victim.pid()), 'T');
   json rep2 = json::parse(t::read_file(t::only_run_dir(d.path() / "runs2") / "report.json"));
   bool probe_named = false;
@@ -497,9 +603,12 @@ TEST(faults_cli, abort_on_a_metric_and_on_a_probe_revert_and_exit_1) {
   EXPECT_TRUE(probe_named) << rep2["verdicts"].dump();
 
   // A healthy probe never fires.
-  json doc3 = scenario(port, "2s", json::array(), {{{"name", "health"}, {"probe", {{"url", "http://127.0.0.1:" + std::to_string(port) + "/"}, {"every", "200ms"}}}}});
+  json doc3 = scenario(port, "2s", json::array(),
+                       {{{"name", "health"},
+                         {"probe", {{"url", "http://127.0.0.1:" + std::to_string(port) + "/"}, {"every", "200ms"}}}}});
   doc3.erase("faults");
   t::write_file(d.path() / "h.json", doc3.dump());
-  auto r3 = t::run(t::bin() + " run " + (d.path() / "h.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
+  auto r3 =
+      t::run(t::bin() + " run " + (d.path() / "h.json").string() + " --out " + (d.path() / "runs3").string() + " 2>&1");
   EXPECT_EQ(r3.exit_code, 0) << r3.out;
 }

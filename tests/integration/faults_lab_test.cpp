@@ -23,18 +23,24 @@ using t::wait_event;
 
 // POST one op with a fresh id through the LB; returns the HTTP status (0: no answer).
 // `pad_bytes` of random hex (incompressible, so PostgreSQL's TOAST cannot shrink it).
-int push_unique(const std::string& base, const std::string& id, const std::string& stream = "probe", std::size_t pad_bytes = 200) {
+int push_unique(const std::string& base, const std::string& id, const std::string& stream = "probe",
+                std::size_t pad_bytes = 200) {
   static std::mt19937_64 rng(42);
   std::string pad;
   const char* hex = "0123456789abcdef";
   for (std::size_t i = 0; i < pad_bytes; ++i) pad += hex[rng() % 16];
-  std::string body = R"({"client":"t","ops":[{"id":")" + id + R"(","stream":")" + stream + R"(","seq":1,"t_us":1,"kind":"append","body":{"pad":")" + pad + R"("}}]})";
-  auto r = t::run("curl -s -o /dev/null -m 5 -w '%{http_code}' -H 'Content-Type: application/json' -d '" + body + "' " + base + "/v1/push");
+  std::string body = R"({"client":"t","ops":[{"id":")" + id + R"(","stream":")" + stream +
+                     R"(","seq":1,"t_us":1,"kind":"append","body":{"pad":")" + pad + R"("}}]})";
+  auto r = t::run("curl -s -o /dev/null -m 5 -w '%{http_code}' -H 'Content-Type: application/json' -d '" + body + "' " +
+                  base + "/v1/push");
   return std::atoi(r.out.c_str());
 }
 
 // report.json series rows of a metric: [t_s, count, errors, p50_ms, p99_ms, max_ms].
-struct window_stats { std::uint64_t count = 0, errors = 0; double max_ms = 0; };
+struct window_stats {
+  std::uint64_t count = 0, errors = 0;
+  double max_ms = 0;
+};
 window_stats stats(const json& rep, const std::string& metric, double from_s, double to_s) {
   window_stats w;
   for (const auto& row : rep["series"][metric]) {
@@ -48,14 +54,22 @@ window_stats stats(const json& rep, const std::string& metric, double from_s, do
 }
 
 const json* fault(const json& rep, const std::string& name) {
-  for (const auto& f : rep["faults"]) if (f["name"] == name) return &f;
+  for (const auto& f : rep["faults"])
+    if (f["name"] == name) return &f;
   return nullptr;
 }
 
 json push_load(double rate, const std::string& duration) {
-  return {{"name", "push"}, {"model", "http"}, {"connections", 64}, {"timeout", "15s"},
-          {"request", {{"method", "POST"}, {"path", "/v1/push"},
-                       {"body", {{"client", "faults"}, {"ops", {{{"id", "f-1"}, {"stream", "s-1"}, {"seq", 1}, {"t_us", 0}, {"kind", "append"}}}}}}}},
+  return {{"name", "push"},
+          {"model", "http"},
+          {"connections", 64},
+          {"timeout", "15s"},
+          {"request",
+           {{"method", "POST"},
+            {"path", "/v1/push"},
+            {"body",
+             {{"client", "faults"},
+              {"ops", {{{"id", "f-1"}, {"stream", "s-1"}, {"seq", 1}, {"t_us", 0}, {"kind", "append"}}}}}}}},
           {"phases", {{{"name", "steady"}, {"for", duration}, {"rate", rate}}}}};
 }
 
@@ -65,35 +79,53 @@ TEST(faults_lab, kill_pause_and_disk_fill_show_their_effect_and_end_after_revert
   if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
   t::temp_dir d;
   // slow-ack keeps ~4 pushes in flight per pod, so a kill has requests to break.
-  json doc = {{"name", "faults-lab"}, {"duration", "32s"},
-              {"target", {{"lab", {{"pods", 2}, {"db_volume", "96MiB"}, {"bug", "slow-ack=100"}}}}},
-              {"load", {push_load(40, "32s")}},
-              {"faults", {{{"name", "kill-0"}, {"kind", "kill"}, {"target", {{"pods", {"pod-0"}}}}, {"at", "4s"}},
-                          {{"name", "pause-1"}, {"kind", "pause"}, {"target", {{"pods", {"pod-1"}}}}, {"at", "11s"}, {"for", "4s"}},
-                          {{"name", "fill-db"}, {"kind", "disk_fill"}, {"volume", "db"}, {"leave", "1MiB"}, {"at", "19s"}, {"for", "5s"}}}}};
+  json doc = {
+      {"name", "faults-lab"},
+      {"duration", "32s"},
+      {"target", {{"lab", {{"pods", 2}, {"db_volume", "96MiB"}, {"bug", "slow-ack=100"}}}}},
+      {"load", {push_load(40, "32s")}},
+      {"faults",
+       {{{"name", "kill-0"}, {"kind", "kill"}, {"target", {{"pods", {"pod-0"}}}}, {"at", "4s"}},
+        {{"name", "pause-1"}, {"kind", "pause"}, {"target", {{"pods", {"pod-1"}}}}, {"at", "11s"}, {"for", "4s"}},
+        {{"name", "fill-db"},
+         {"kind", "disk_fill"},
+         {"volume", "db"},
+         {"leave", "1MiB"},
+         {"at", "19s"},
+         {"for", "5s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   fs::path log = d.path() / "run.log";
-  t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " + log.string() + " 2>&1");
+  t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " +
+               log.string() + " 2>&1");
   auto ev = [&]() -> fs::path {
     for (int i = 0; i < 600; ++i) {
-      try { return t::only_run_dir(d.path() / "runs") / "events.jsonl"; } catch (...) {}
+      try {
+        return t::only_run_dir(d.path() / "runs") / "events.jsonl";
+      } catch (...) {
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return {};
   }();
   ASSERT_FALSE(ev.empty());
-  auto up = wait_event(ev, [](const json& e) { return e["event"] == "lab_up"; }, std::chrono::seconds(180));
+  auto up = wait_event(
+      ev, [](const json& e) { return e["event"] == "lab_up"; }, std::chrono::seconds(180));
   ASSERT_TRUE(up) << t::read_file(log);
   std::string base = (*up)["http"];
   // The disk fill: a fresh push fails while it is applied, then succeeds after revert.
-  auto filled = wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "fill-db"; }, std::chrono::seconds(60));
+  auto filled = wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "fill-db"; },
+      std::chrono::seconds(60));
   ASSERT_TRUE(filled) << t::read_file(log);
   // 1 MiB left: 100 KB pushes of fresh, incompressible ops must run out of space (507).
   int during = 200, pushed = 0;
-  for (; pushed < 40 && during == 200; ++pushed) during = push_unique(base, "fill-during-" + std::to_string(pushed), "probe", 100'000);
+  for (; pushed < 40 && during == 200; ++pushed)
+    during = push_unique(base, "fill-during-" + std::to_string(pushed), "probe", 100'000);
   EXPECT_NE(during, 200) << pushed << " pushes of 100 KB succeeded with 1 MiB left on the DB volume";
   EXPECT_LT(pushed, 40);
-  auto reverted = wait_event(ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "fill-db"; }, std::chrono::seconds(30));
+  auto reverted = wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "fill-db"; },
+      std::chrono::seconds(30));
   ASSERT_TRUE(reverted) << t::read_file(log);
   int after = 0;
   for (int i = 0; i < 40 && after != 200; ++i) {
@@ -104,7 +136,10 @@ TEST(faults_lab, kill_pause_and_disk_fill_show_their_effect_and_end_after_revert
   int rc = -1;
   for (int i = 0; i < 1200; ++i) {
     int st = 0;
-    if (::waitpid(run.pid(), &st, WNOHANG) == run.pid()) { rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1; break; }
+    if (::waitpid(run.pid(), &st, WNOHANG) == run.pid()) {
+      rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   std::string out = t::read_file(log);
@@ -134,28 +169,43 @@ TEST(faults_lab, kill_pause_and_disk_fill_show_their_effect_and_end_after_revert
 TEST(faults_lab, rolling_restart_without_errors_then_db_failover_keeps_writes_and_acks) {
   if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
   t::temp_dir d;
-  json doc = {{"name", "faults-roll"}, {"duration", "34s"},
-              {"target", {{"lab", {{"pods", 3}, {"replica", true}, {"health", {{"interval", "500ms"}, {"fall", 2}, {"rise", 2}}}}}}},
-              {"load", {push_load(40, "34s")}},
-              {"faults", {{{"name", "roll"}, {"kind", "rolling_restart"}, {"target", {{"pods", "pod-*"}}}, {"at", "3s"}},
-                          {{"name", "failover"}, {"kind", "db_failover"}, {"at", "22s"}}}}};
+  json doc = {
+      {"name", "faults-roll"},
+      {"duration", "34s"},
+      {"target",
+       {{"lab", {{"pods", 3}, {"replica", true}, {"health", {{"interval", "500ms"}, {"fall", 2}, {"rise", 2}}}}}}},
+      {"load", {push_load(40, "34s")}},
+      {"faults",
+       {{{"name", "roll"}, {"kind", "rolling_restart"}, {"target", {{"pods", "pod-*"}}}, {"at", "3s"}},
+        {{"name", "failover"}, {"kind", "db_failover"}, {"at", "22s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   fs::path log = d.path() / "run.log";
-  t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " + log.string() + " 2>&1");
+  t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " +
+               log.string() + " 2>&1");
   fs::path ev;
   for (int i = 0; i < 600 && ev.empty(); ++i) {
-    try { ev = t::only_run_dir(d.path() / "runs") / "events.jsonl"; } catch (...) { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
+    try {
+      ev = t::only_run_dir(d.path() / "runs") / "events.jsonl";
+    } catch (...) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
-  auto up = wait_event(ev, [](const json& e) { return e["event"] == "lab_up"; }, std::chrono::seconds(180));
+  auto up = wait_event(
+      ev, [](const json& e) { return e["event"] == "lab_up"; }, std::chrono::seconds(180));
   ASSERT_TRUE(up) << t::read_file(log);
   std::string base = (*up)["http"];
   // Acknowledged before the failover...
-  auto rolled = wait_event(ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "roll"; }, std::chrono::seconds(90));
+  auto rolled = wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "roll"; },
+      std::chrono::seconds(90));
   ASSERT_TRUE(rolled) << t::read_file(log);
   std::vector<std::string> acked;
-  for (int i = 0; i < 10; ++i) if (push_unique(base, "ack-" + std::to_string(i), "audit") == 200) acked.push_back("ack-" + std::to_string(i));
+  for (int i = 0; i < 10; ++i)
+    if (push_unique(base, "ack-" + std::to_string(i), "audit") == 200) acked.push_back("ack-" + std::to_string(i));
   EXPECT_EQ(acked.size(), 10u);
-  auto failed_over = wait_event(ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "failover"; }, std::chrono::seconds(90));
+  auto failed_over = wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "failover"; },
+      std::chrono::seconds(90));
   ASSERT_TRUE(failed_over) << t::read_file(log);
   // ...are all on the promoted primary, and new writes are acknowledged there.
   int after = 0;
@@ -165,11 +215,15 @@ TEST(faults_lab, rolling_restart_without_errors_then_db_failover_keeps_writes_an
   }
   EXPECT_EQ(after, 200);
   auto changes = t::run("curl -s -m 5 '" + base + "/v1/changes?stream=audit&after=0&limit=1000'");
-  for (const auto& id : acked) EXPECT_NE(changes.out.find("\"" + id + "\""), std::string::npos) << id << " lost: " << changes.out;
+  for (const auto& id : acked)
+    EXPECT_NE(changes.out.find("\"" + id + "\""), std::string::npos) << id << " lost: " << changes.out;
   int rc = -1;
   for (int i = 0; i < 1200; ++i) {
     int st = 0;
-    if (::waitpid(run.pid(), &st, WNOHANG) == run.pid()) { rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1; break; }
+    if (::waitpid(run.pid(), &st, WNOHANG) == run.pid()) {
+      rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(rc, 0) << t::read_file(log);
@@ -210,15 +264,33 @@ TEST(faults_lab, the_reaper_restores_everything_after_the_controller_is_sigkille
   json st = json::parse(t::run(t::bin() + " lab status --json --id " + id).out);
   std::string dir = st["dir"], base = st["lb"]["http_url"];
   std::string data = st["db"]["instances"]["db-0"]["data_dir"];
-  json doc = {{"name", "crash"}, {"duration", "60s"}, {"target", {{"endpoints", {{"http", base}}}}},
+  json doc = {{"name", "crash"},
+              {"duration", "60s"},
+              {"target", {{"endpoints", {{"http", base}}}}},
               {"load", {push_load(20, "60s")}},
-              {"faults", {{{"name", "pause-1"}, {"kind", "pause"}, {"target", {{"pidfile", dir + "/run/pod-1.pid"}}}, {"at", "200ms"}, {"for", "50s"}},
-                          {{"name", "kill-0"}, {"kind", "kill"}, {"target", {{"pidfile", dir + "/run/pod-0.pid"}, {"restart", false}}}, {"at", "200ms"}, {"for", "50s"}},
-                          {{"name", "fill"}, {"kind", "disk_fill"}, {"volume", data}, {"leave", "1MiB"}, {"at", "200ms"}, {"for", "50s"}}}}};
+              {"faults",
+               {{{"name", "pause-1"},
+                 {"kind", "pause"},
+                 {"target", {{"pidfile", dir + "/run/pod-1.pid"}}},
+                 {"at", "200ms"},
+                 {"for", "50s"}},
+                {{"name", "kill-0"},
+                 {"kind", "kill"},
+                 {"target", {{"pidfile", dir + "/run/pod-0.pid"}, {"restart", false}}},
+                 {"at", "200ms"},
+                 {"for", "50s"}},
+                {{"name", "fill"},
+                 {"kind", "disk_fill"},
+                 {"volume", data},
+                 {"leave", "1MiB"},
+                 {"at", "200ms"},
+                 {"for", "50s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   std::mt19937 rng(20240611);
   std::uniform_int_distribution<int> delay_ms(300, 2500);
-  auto unit = [&](const std::string& u) { return json::parse(t::run(t::bin() + " lab status --json --id " + id).out)["units"][u]; };
+  auto unit = [&](const std::string& u) {
+    return json::parse(t::run(t::bin() + " lab status --json --id " + id).out)["units"][u];
+  };
   auto pid_of = [&](const std::string& u) { return std::atol(t::read_file(dir + "/run/" + u + ".pid").c_str()); };
   auto state_of = [](long pid) {
     std::string s = t::read_file("/proc/" + std::to_string(pid) + "/stat");
@@ -230,30 +302,41 @@ TEST(faults_lab, the_reaper_restores_everything_after_the_controller_is_sigkille
     for (auto& e : fs::directory_iterator(data)) n += e.path().filename().string().starts_with(".syncstorm-fill-");
     return n;
   };
-  auto healthy = [&] { return unit("pod-0").value("status", "") == "ready" && unit("pod-1").value("status", "") == "ready" && unit("db-0").value("status", "") == "ready"; };
+  auto healthy = [&] {
+    return unit("pod-0").value("status", "") == "ready" && unit("pod-1").value("status", "") == "ready" &&
+           unit("db-0").value("status", "") == "ready";
+  };
   for (int i = 0; i < 10; ++i) {
     SCOPED_TRACE("iteration " + std::to_string(i));
     for (int w = 0; w < 300 && !healthy(); ++w) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     ASSERT_TRUE(healthy()) << t::run(t::bin() + " lab status --id " + id + " 2>&1").out;
     fs::path out = d.path() / ("runs-" + std::to_string(i));
-    t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + out.string() + " > " + (d.path() / "log").string() + " 2>&1");
+    t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + out.string() + " > " +
+                 (d.path() / "log").string() + " 2>&1");
     int ms = delay_ms(rng);
     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     ::kill(run.pid(), SIGKILL);
     run.stop();
     fs::path rd;
-    try { rd = t::only_run_dir(out); } catch (...) { continue; }  // killed before it made its directory
+    try {
+      rd = t::only_run_dir(out);
+    } catch (...) {
+      continue;
+    }  // killed before it made its directory
     // The reaper notices and restores: pod-1 running, no fill file, pod-0 back and ready.
     bool restored = false;
     for (int w = 0; w < 600 && !restored; ++w) {
       restored = state_of(pid_of("pod-1")) != 'T' && fill_files() == 0 && unit("pod-0").value("status", "") == "ready";
       if (!restored) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    EXPECT_TRUE(restored) << "killed after " << ms << " ms; ledger:\n" << t::read_file(rd / "ledger.jsonl") << "\nreaper:\n" << t::read_file(rd / "reaper.log");
+    EXPECT_TRUE(restored) << "killed after " << ms << " ms; ledger:\n"
+                          << t::read_file(rd / "ledger.jsonl") << "\nreaper:\n"
+                          << t::read_file(rd / "reaper.log");
     auto rv = t::run(t::bin() + " revert " + rd.string() + " 2>&1");
     EXPECT_EQ(rv.exit_code, 0) << rv.out;
     // `revert` first waits for a reaper still at work ("waiting for the run's reaper…"), then reports.
-    EXPECT_NE(rv.out.find("nothing to revert"), std::string::npos) << rv.out << "\nreaper:\n" << t::read_file(rd / "reaper.log");
+    EXPECT_NE(rv.out.find("nothing to revert"), std::string::npos) << rv.out << "\nreaper:\n"
+                                                                   << t::read_file(rd / "reaper.log");
   }
 }
 
@@ -261,12 +344,26 @@ namespace {
 
 // Five lanes (terminal model: retries with backoff) and 200 WebSocket subscribers on 20 streams.
 json lanes_and_subscribers(const std::string& duration) {
-  return {{{"name", "pos"}, {"model", "terminal"}, {"stores", 1}, {"terminals_per_store", 5}, {"rate", 6},
-           {"ops", {{"append", 80}, {"add", 20}, {"set", 0}}}, {"keys", 8}, {"batch", {{"max_ops", 50}, {"max_wait", "10ms"}}},
-           {"timeout", "3s"}, {"retry", {{"base", "200ms"}, {"max", "1s"}, {"limit", 0}}},
+  return {{{"name", "pos"},
+           {"model", "terminal"},
+           {"stores", 1},
+           {"terminals_per_store", 5},
+           {"rate", 6},
+           {"ops", {{"append", 80}, {"add", 20}, {"set", 0}}},
+           {"keys", 8},
+           {"batch", {{"max_ops", 50}, {"max_wait", "10ms"}}},
+           {"timeout", "3s"},
+           {"retry", {{"base", "200ms"}, {"max", "1s"}, {"limit", 0}}},
            {"phases", {{{"name", "steady"}, {"for", duration}, {"rate", 30}}}}},
-          {{"name", "subs"}, {"model", "fanout"}, {"subscribers", 200}, {"streams", 20}, {"rate", 10}, {"connect_rate", 200},
-           {"stream_prefix", "live-"}, {"views", 10}, {"reconnect", {{"base", "200ms"}, {"max", "1s"}}},
+          {{"name", "subs"},
+           {"model", "fanout"},
+           {"subscribers", 200},
+           {"streams", 20},
+           {"rate", 10},
+           {"connect_rate", 200},
+           {"stream_prefix", "live-"},
+           {"views", 10},
+           {"reconnect", {{"base", "200ms"}, {"max", "1s"}}},
            {"phases", {{{"name", "steady"}, {"for", duration}, {"rate", 10}}}}}};
 }
 
@@ -278,7 +375,8 @@ json ws_rules() {
 }
 
 const json* verdict(const json& rep, const std::string& name) {
-  for (const auto& v : rep["verdicts"]) if (v["name"] == name) return &v;
+  for (const auto& v : rep["verdicts"])
+    if (v["name"] == name) return &v;
   return nullptr;
 }
 
@@ -290,12 +388,18 @@ struct ws_run {
 
 // Runs lanes and subscribers for `duration` on a fresh lab with one fault, under ws_rules().
 ws_run run_with_subscribers(const std::string& name, const std::string& duration, const json& fault_entry) {
-  const json lab = {{"pods", 3}, {"restart_delay", "500ms"}, {"health", {{"interval", "300ms"}, {"fall", 2}, {"rise", 2}}}};
-  json doc = {{"name", name}, {"duration", duration}, {"target", {{"lab", lab}}}, {"load", lanes_and_subscribers(duration)},
-              {"faults", {fault_entry}}, {"slas", ws_rules()}};
+  const json lab = {
+      {"pods", 3}, {"restart_delay", "500ms"}, {"health", {{"interval", "300ms"}, {"fall", 2}, {"rise", 2}}}};
+  json doc = {{"name", name},
+              {"duration", duration},
+              {"target", {{"lab", lab}}},
+              {"load", lanes_and_subscribers(duration)},
+              {"faults", {fault_entry}},
+              {"slas", ws_rules()}};
   t::temp_dir d;
   t::write_file(d.path() / "s.json", doc.dump());
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  auto r =
+      t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
   return {r.exit_code, r.out, json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"))};
 }
 
@@ -309,7 +413,8 @@ TEST(faults_lab, rolling_restart_acks_every_op_and_drops_websockets_only_on_the_
   if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
   {
     auto [rc, out, rep] = run_with_subscribers(
-        "roll-ws", "24s", {{"name", "roll"}, {"kind", "rolling_restart"}, {"target", {{"pods", "pod-*"}}}, {"at", "5s"}});
+        "roll-ws", "24s",
+        {{"name", "roll"}, {"kind", "rolling_restart"}, {"target", {{"pods", "pod-*"}}}, {"at", "5s"}});
     EXPECT_EQ(rc, 0) << out;
     ASSERT_TRUE(rep.contains("ws_drops")) << out;
     std::cout << "roll: ws_drops " << rep["ws_drops"].dump() << "\n";
@@ -332,8 +437,8 @@ TEST(faults_lab, rolling_restart_acks_every_op_and_drops_websockets_only_on_the_
     }
   }
   {
-    auto [rc, out, rep] =
-        run_with_subscribers("lb-kill-ws", "16s", {{"name", "kill-lb"}, {"kind", "kill"}, {"target", {{"role", "lb"}}}, {"at", "5s"}});
+    auto [rc, out, rep] = run_with_subscribers(
+        "lb-kill-ws", "16s", {{"name", "kill-lb"}, {"kind", "kill"}, {"target", {{"role", "lb"}}}, {"at", "5s"}});
     EXPECT_EQ(rc, 1) << out;
     std::cout << "lb kill: ws_drops " << rep["ws_drops"].dump() << "\n";
     EXPECT_GE(rep["ws_drops"]["bystanders"].get<int>(), 100) << "every connection went with the LB";

@@ -32,17 +32,27 @@ TEST(hostile_reply, deeply_nested_replies_are_counted_errors_and_the_run_reports
   t::temp_dir d;
   const int port = t::free_port();
   auto server = hostile_server(port, d.path());
-  json sc = {{"name", "hostile"},
-             {"duration", "3s"},
-             {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}}},
-             {"load", json::array({{{"name", "lanes"}, {"model", "terminal"}, {"stores", 2}, {"terminals_per_store", 1}, {"rate", 5},
-                                    {"timeout", "2s"}, {"drain", "2s"}, {"retry", {{"base", "50ms"}, {"max", "200ms"}}},
-                                    {"phases", json::array({{{"name", "steady"}, {"for", "3s"}}})}}})},
-             {"slas", json::array({{{"name", "all-synced"}, {"metric", "availability.ops"}, {"stat", "ratio"}, {"min", "99%"}}})}};
+  json sc = {
+      {"name", "hostile"},
+      {"duration", "3s"},
+      {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port)}}}}},
+      {"load", json::array({{{"name", "lanes"},
+                             {"model", "terminal"},
+                             {"stores", 2},
+                             {"terminals_per_store", 1},
+                             {"rate", 5},
+                             {"timeout", "2s"},
+                             {"drain", "2s"},
+                             {"retry", {{"base", "50ms"}, {"max", "200ms"}}},
+                             {"phases", json::array({{{"name", "steady"}, {"for", "3s"}}})}}})},
+      {"slas",
+       json::array({{{"name", "all-synced"}, {"metric", "availability.ops"}, {"stat", "ratio"}, {"min", "99%"}}})}};
   t::write_file(d.path() / "s.json", sc.dump());
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  auto r =
+      t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
   // A verdict (fail, error or inconclusive), never a signal.
-  EXPECT_TRUE(r.exit_code == 1 || r.exit_code == 3 || r.exit_code == 5) << "exit " << r.exit_code << "\n" << r.out.substr(0, 3000);
+  EXPECT_TRUE(r.exit_code == 1 || r.exit_code == 3 || r.exit_code == 5) << "exit " << r.exit_code << "\n"
+                                                                        << r.out.substr(0, 3000);
   const auto dir = t::only_run_dir(d.path() / "runs");
   const json rep = json::parse(t::read_file(dir / "report.json"));
   EXPECT_EQ(rep["exit_code"], r.exit_code);
@@ -52,5 +62,6 @@ TEST(hostile_reply, deeply_nested_replies_are_counted_errors_and_the_run_reports
   EXPECT_TRUE(std::filesystem::exists(dir / "junit.xml"));
   // Every event line is JSON (no reason broke the log).
   std::istringstream events(t::read_file(dir / "events.jsonl"));
-  for (std::string line; std::getline(events, line);) EXPECT_FALSE(json::parse(line, nullptr, false).is_discarded()) << line.substr(0, 200);
+  for (std::string line; std::getline(events, line);)
+    EXPECT_FALSE(json::parse(line, nullptr, false).is_discarded()) << line.substr(0, 200);
 }

@@ -35,33 +35,57 @@ int total_seconds() {
 json scenario(int port, int seconds, int seed) {
   const std::string d = std::to_string(seconds) + "s";
   const std::string base = "http://127.0.0.1:" + std::to_string(port);
-  return {{"name", "hostile"},
-          {"duration", d},
-          {"seed", seed},
-          // The audit's own bounds (each request 2 s, one retry), so it ends within the 30 s.
-          {"target", {{"endpoints", {{"http", base}, {"ws", "ws://127.0.0.1:" + std::to_string(port)}}},
-                      {"audit", {{"timeout", "2s"}, {"retries", 1}}}}},
-          {"load",
-           json::array({{{"name", "lanes"}, {"model", "terminal"}, {"stores", 2}, {"terminals_per_store", 2}, {"rate", 10},
-                         {"timeout", "3s"}, {"drain", "2s"}, {"retry", {{"base", "50ms"}, {"max", "500ms"}}},
-                         {"phases", json::array({{{"name", "steady"}, {"for", d}}})}},
-                        {{"name", "field"}, {"model", "offline"}, {"clients", 3}, {"rate", 5}, {"timeout", "3s"},
-                         {"offline", json::array({{{"at", "3s"}, {"for", "5s"}}})}, {"drain", "2s"}, {"retry", {{"base", "100ms"}, {"max", "1s"}}},
-                         {"phases", json::array({{{"name", "steady"}, {"for", d}}})}},
-                        {{"name", "subs"}, {"model", "fanout"}, {"subscribers", 8}, {"streams", 2}, {"rate", 2}, {"connect_rate", 50},
-                         {"timeout", "3s"}, {"drain", "2s"}, {"reconnect", {{"base", "100ms"}, {"max", "1s"}}},
-                         {"phases", json::array({{{"name", "steady"}, {"for", d}}})}},
-                        {{"name", "get"}, {"model", "http"}, {"connections", 4}, {"timeout", "2s"},
-                         {"request", {{"method", "GET"}, {"path", "/v1/changes?after=0"}}},
-                         {"phases", json::array({{{"name", "steady"}, {"for", d}, {"rate", 20}}})}}})},
-          {"slas", json::array({{{"name", "all-synced"}, {"metric", "availability.ops"}, {"stat", "ratio"}, {"min", "99%"}},
-                                {{"name", "nothing-lost"}, {"metric", "audit.lost"}, {"stat", "max"}, {"max", 0}}})}};
+  return {
+      {"name", "hostile"},
+      {"duration", d},
+      {"seed", seed},
+      // The audit's own bounds (each request 2 s, one retry), so it ends within the 30 s.
+      {"target",
+       {{"endpoints", {{"http", base}, {"ws", "ws://127.0.0.1:" + std::to_string(port)}}},
+        {"audit", {{"timeout", "2s"}, {"retries", 1}}}}},
+      {"load", json::array({{{"name", "lanes"},
+                             {"model", "terminal"},
+                             {"stores", 2},
+                             {"terminals_per_store", 2},
+                             {"rate", 10},
+                             {"timeout", "3s"},
+                             {"drain", "2s"},
+                             {"retry", {{"base", "50ms"}, {"max", "500ms"}}},
+                             {"phases", json::array({{{"name", "steady"}, {"for", d}}})}},
+                            {{"name", "field"},
+                             {"model", "offline"},
+                             {"clients", 3},
+                             {"rate", 5},
+                             {"timeout", "3s"},
+                             {"offline", json::array({{{"at", "3s"}, {"for", "5s"}}})},
+                             {"drain", "2s"},
+                             {"retry", {{"base", "100ms"}, {"max", "1s"}}},
+                             {"phases", json::array({{{"name", "steady"}, {"for", d}}})}},
+                            {{"name", "subs"},
+                             {"model", "fanout"},
+                             {"subscribers", 8},
+                             {"streams", 2},
+                             {"rate", 2},
+                             {"connect_rate", 50},
+                             {"timeout", "3s"},
+                             {"drain", "2s"},
+                             {"reconnect", {{"base", "100ms"}, {"max", "1s"}}},
+                             {"phases", json::array({{{"name", "steady"}, {"for", d}}})}},
+                            {{"name", "get"},
+                             {"model", "http"},
+                             {"connections", 4},
+                             {"timeout", "2s"},
+                             {"request", {{"method", "GET"}, {"path", "/v1/changes?after=0"}}},
+                             {"phases", json::array({{{"name", "steady"}, {"for", d}, {"rate", 20}}})}}})},
+      {"slas", json::array({{{"name", "all-synced"}, {"metric", "availability.ops"}, {"stat", "ratio"}, {"min", "99%"}},
+                            {{"name", "nothing-lost"}, {"metric", "audit.lost"}, {"stat", "max"}, {"max", 0}}})}};
 }
 
 }  // namespace
 
 TEST(hostile_server, every_model_outlives_a_hostile_server_and_reports) {
-  if (std::system("command -v python3 >/dev/null 2>&1") != 0) SYNCSTORM_SKIP_OR_FAIL("python3 is missing (the hostile server)");
+  if (std::system("command -v python3 >/dev/null 2>&1") != 0)
+    SYNCSTORM_SKIP_OR_FAIL("python3 is missing (the hostile server)");
   const int total = total_seconds();
   const int per_run = std::min(total, 30);
   const int runs = std::max(1, total / per_run);
@@ -77,19 +101,21 @@ TEST(hostile_server, every_model_outlives_a_hostile_server_and_reports) {
     t::temp_dir d;
     const int port = t::free_port();
     const fs::path server_log = d.path() / "server.log";
-    t::child server("exec python3 " + (fs::path(t::source_dir()) / "tests" / "support" / "hostile_server.py").string() + " " +
-                    std::to_string(port) + " " + std::to_string(seed) + corpora + " 2> " + server_log.string());
+    t::child server("exec python3 " + (fs::path(t::source_dir()) / "tests" / "support" / "hostile_server.py").string() +
+                    " " + std::to_string(port) + " " + std::to_string(seed) + corpora + " 2> " + server_log.string());
     ASSERT_TRUE(t::wait_port(port)) << t::read_file(server_log);
     t::write_file(d.path() / "s.json", scenario(port, per_run, seed).dump());
     // duration + the longest drain (2 s) + 30 s; `timeout -s KILL` only so that a hang fails
     // this test instead of CTest's timeout.
     const int limit = per_run + 2 + 30;
     const auto began = std::chrono::steady_clock::now();
-    auto r = t::run("timeout -s KILL " + std::to_string(limit + 30) + " " + t::bin() + " run " + (d.path() / "s.json").string() +
-                    " --out " + (d.path() / "runs").string() + " > " + (d.path() / "run.log").string() + " 2>&1");
+    auto r = t::run("timeout -s KILL " + std::to_string(limit + 30) + " " + t::bin() + " run " +
+                    (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " +
+                    (d.path() / "run.log").string() + " 2>&1");
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
     const std::string log = t::read_file(d.path() / "run.log");
-    EXPECT_TRUE(r.exit_code == 1 || r.exit_code == 3 || r.exit_code == 5) << "exit " << r.exit_code << "\n" << log.substr(0, 4000);
+    EXPECT_TRUE(r.exit_code == 1 || r.exit_code == 3 || r.exit_code == 5) << "exit " << r.exit_code << "\n"
+                                                                          << log.substr(0, 4000);
     EXPECT_LE(took, limit) << "the run took " << took << " s; at most " << limit << " s";
     fs::path dir;
     try {
@@ -106,7 +132,8 @@ TEST(hostile_server, every_model_outlives_a_hostile_server_and_reports) {
     ASSERT_FALSE(rep.is_discarded()) << "report.json does not parse";
     EXPECT_EQ(rep.value("exit_code", -1), r.exit_code);
     EXPECT_TRUE(rep.contains("outcome")) << rep.dump().substr(0, 2000);
-    EXPECT_TRUE(rep.contains("verdicts") && rep["verdicts"].is_array() && rep["verdicts"].size() == 2) << rep.dump().substr(0, 2000);
+    EXPECT_TRUE(rep.contains("verdicts") && rep["verdicts"].is_array() && rep["verdicts"].size() == 2)
+        << rep.dump().substr(0, 2000);
     // Every event line is JSON and short: error texts carry excerpts, never a whole reply. The
     // first failures of each bucket come with a truncated sample (push_error, ws_error).
     std::istringstream events(t::read_file(dir / "events.jsonl"));
@@ -139,8 +166,10 @@ TEST(hostile_server, every_model_outlives_a_hostile_server_and_reports) {
     server.stop();
     std::istringstream used(t::read_file(server_log));
     for (std::string line; std::getline(used, line);)
-      if (auto sp = line.find(' '); sp != std::string::npos && line.rfind("/", 0) == 0) ++modes_seen[line.substr(sp + 1)];
-    std::cerr << "run " << i << " (seed " << seed << "): exit " << r.exit_code << " in " << took << " s, " << errors << " errors counted\n";
+      if (auto sp = line.find(' '); sp != std::string::npos && line.rfind("/", 0) == 0)
+        ++modes_seen[line.substr(sp + 1)];
+    std::cerr << "run " << i << " (seed " << seed << "): exit " << r.exit_code << " in " << took << " s, " << errors
+              << " errors counted\n";
   }
   // The server really was hostile in many ways (it chose them at random).
   std::string seen;

@@ -96,7 +96,8 @@ class test_server {
       ++requests;
       std::string_view reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
       switch (behavior_) {
-        case behavior::ok: break;
+        case behavior::ok:
+          break;
         case behavior::freeze: {
           const auto now = run_clock::now();
           if (now >= freeze_from_ && now < freeze_to_) {
@@ -106,9 +107,8 @@ class test_server {
           break;
         }
         case behavior::close_mid_reply:
-          co_await net::async_write(s, net::buffer(std::string_view(
-                                           "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")),
-                                    use_tuple);
+          co_await net::async_write(
+              s, net::buffer(std::string_view("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")), use_tuple);
           co_return;
         case behavior::status_500:
           reply = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
@@ -118,9 +118,9 @@ class test_server {
           co_await timer.async_wait(use_tuple);
           co_return;
         case behavior::chunked_close:
-          co_await net::async_write(s, net::buffer(std::string_view(
-                                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-                                           "Connection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n")),
+          co_await net::async_write(s,
+                                    net::buffer(std::string_view("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                                                 "Connection: close\r\n\r\n2\r\nok\r\n0\r\n\r\n")),
                                     use_tuple);
           co_return;
         case behavior::garbage:
@@ -146,8 +146,8 @@ struct run_result {
 };
 
 // Runs one model on a fresh pool until it drains (or `limit`), then stops it.
-run_result run_model(const http_model_config& config, run_clock::time_point start,
-                     std::chrono::milliseconds limit, std::size_t threads = 2) {
+run_result run_model(const http_model_config& config, run_clock::time_point start, std::chrono::milliseconds limit,
+                     std::size_t threads = 2) {
   auto model = make_http_model(config);
   worker_pool pool(threads, start);
   pool.start({model.get()});
@@ -186,12 +186,11 @@ TEST(http_model, open_model_corrects_for_a_server_freeze) {
   const auto& uncorrected = metric(r.metrics, "http.latency.uncorrected").hist();
   const auto& lag = metric(r.metrics, "generator.lag").hist();
   const auto& requests = metric(r.metrics, "http.requests");
-  std::cout << "requests " << requests.count() << " errors " << requests.error_count()
-            << " | corrected p50/p95/p99 " << corrected.percentile(50) << "/" << corrected.percentile(95)
-            << "/" << corrected.percentile(99) << " µs | uncorrected p50/p95/p99 "
-            << uncorrected.percentile(50) << "/" << uncorrected.percentile(95) << "/"
-            << uncorrected.percentile(99) << " µs | lag p99 " << lag.percentile(99) << " max "
-            << lag.max() << " µs | queued " << metric(r.metrics, "http.queue_wait").count()
+  std::cout << "requests " << requests.count() << " errors " << requests.error_count() << " | corrected p50/p95/p99 "
+            << corrected.percentile(50) << "/" << corrected.percentile(95) << "/" << corrected.percentile(99)
+            << " µs | uncorrected p50/p95/p99 " << uncorrected.percentile(50) << "/" << uncorrected.percentile(95)
+            << "/" << uncorrected.percentile(99) << " µs | lag p99 " << lag.percentile(99) << " max " << lag.max()
+            << " µs | queued " << metric(r.metrics, "http.queue_wait").count()
             << " | uncorrected > 100 ms: " << uncorrected.count_above(100'000) << "\n";
 
   // Arrivals kept their schedule: every one of the 1,200 was issued on time and answered.

@@ -51,8 +51,9 @@ std::string why_not_runnable() {
 // Every kind of thing a lab makes, looked for by the lab's id and by what its state recorded.
 void expect_nothing_left(const std::string& id, const json& state) {
   const std::string dir = sl::lab_dir(id);
-  auto procs = sl::find_lab_processes(id, {"ss-sup-" + id, "ss-rly-" + id}, dir + "/",
-                                      {"postgres", "postmaster", "initdb", "pg_basebackup", "pg_ctl", "psql", "haproxy", "syncd"});
+  auto procs = sl::find_lab_processes(
+      id, {"ss-sup-" + id, "ss-rly-" + id}, dir + "/",
+      {"postgres", "postmaster", "initdb", "pg_basebackup", "pg_ctl", "psql", "haproxy", "syncd"});
   EXPECT_TRUE(procs.empty()) << "process " << procs.front() << " of lab " << id << " survived";
   for (auto& l : sl::network_leftovers(id)) ADD_FAILURE() << "left behind: " << l;
   for (auto& ns : state.value("created", json::object()).value("namespaces", json::array()))
@@ -85,7 +86,8 @@ void expect_nothing_left(const std::string& id, const json& state) {
     for (const auto& other : sl::list_lab_ids())
       if (other != id) others.push_back(other);
     if (others.empty()) {
-      EXPECT_TRUE(now == orig || now != set) << "ip_local_port_range left at the lab's " << set << " (original " << orig << ")";
+      EXPECT_TRUE(now == orig || now != set)
+          << "ip_local_port_range left at the lab's " << set << " (original " << orig << ")";
     }
   }
 }
@@ -155,7 +157,15 @@ TEST_F(lab_cli, up_status_down_with_a_db_volume) {
   // A push through the LB, with curl as any client would.
   const std::string url = s["lb"]["http_url"];
   sl::spawn_options curl;
-  curl.argv = {"curl", "-s", "-m", "10", "-X", "POST", "-H", "content-type: application/json", "--data",
+  curl.argv = {"curl",
+               "-s",
+               "-m",
+               "10",
+               "-X",
+               "POST",
+               "-H",
+               "content-type: application/json",
+               "--data",
                R"({"client":"cli","ops":[{"id":"cli-1","stream":"s-cli","seq":1,"t_us":1,"kind":"append"}]})",
                url + "/v1/push"};
   auto pushed = sl::run_command(curl, 20s);
@@ -190,8 +200,8 @@ TEST_F(lab_cli, loopback_lab_puts_pods_on_their_own_127_addresses) {
   int code = 0;
   const std::string url = s["lb"]["http_url"];
   auto hp = url.substr(7);
-  EXPECT_TRUE(sl::probe_http(hp.substr(0, hp.find(':')), static_cast<std::uint16_t>(std::stoi(hp.substr(hp.find(':') + 1))),
-                             "/readyz", 5s, &code))
+  EXPECT_TRUE(sl::probe_http(hp.substr(0, hp.find(':')),
+                             static_cast<std::uint16_t>(std::stoi(hp.substr(hp.find(':') + 1))), "/readyz", 5s, &code))
       << code;
   json before = state_of(id);
   EXPECT_EQ(cli({"lab", "down", "--id", id}, 120s).exit_code, 0);
@@ -206,10 +216,14 @@ TEST_F(lab_cli, down_cleans_up_after_an_up_killed_halfway) {
     std::function<bool(const json&)> reached;
   };
   const std::vector<kill_point> points = {
-      {"network", [](const json& s) { return !s.value("created", json::object()).value("namespaces", json::array()).empty(); }},
-      {"database", [](const json& s) {
-         return s.value("units", json::object()).value("db-0", json::object()).value("runtime", json::object()).value("status", "") ==
-                "ready";
+      {"network",
+       [](const json& s) { return !s.value("created", json::object()).value("namespaces", json::array()).empty(); }},
+      {"database",
+       [](const json& s) {
+         return s.value("units", json::object())
+                    .value("db-0", json::object())
+                    .value("runtime", json::object())
+                    .value("status", "") == "ready";
        }},
   };
   for (auto& point : points) {
@@ -237,7 +251,8 @@ TEST_F(lab_cli, down_cleans_up_after_an_up_killed_halfway) {
     ::kill(pid, SIGKILL);
     int st = 0;
     ::waitpid(pid, &st, 0);
-    EXPECT_TRUE(reached) << "lab up never reached the " << point.name << " step: " << syncstorm::test::read_file(o.log_path);
+    EXPECT_TRUE(reached) << "lab up never reached the " << point.name
+                         << " step: " << syncstorm::test::read_file(o.log_path);
     std::this_thread::sleep_for(300ms);  // let orphans of the killed CLI take a step
     json before = state_of(id);
     EXPECT_NE(before.value("phase", ""), "ready");

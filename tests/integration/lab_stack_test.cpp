@@ -294,7 +294,8 @@ class lab_stack : public ::testing::Test {
     try {
       const auto t0 = std::chrono::steady_clock::now();
       lab_.emplace(sl::lab::up(o));
-      std::cout << "lab up in " << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+      std::cout << "lab up in "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
                 << " ms\n";
       status_ = lab_->status();
     } catch (const std::exception& e) {
@@ -366,9 +367,9 @@ TEST_F(lab_stack, killed_pod_is_marked_down_restarted_and_ready_with_events) {
   EXPECT_EQ(died->value("signal", 0), SIGKILL);
   EXPECT_TRUE(died->value("restart", false));
 
-  auto down = wait_event(*lab_, t0, [&](const json& e) {
-    return e.value("event", "") == "lb_server_down" && e.value("server", "") == pod;
-  }, 5s);
+  auto down = wait_event(
+      *lab_, t0,
+      [&](const json& e) { return e.value("event", "") == "lb_server_down" && e.value("server", "") == pod; }, 5s);
   ASSERT_TRUE(down) << "HAProxy never marked " << pod << " down";
   // fall × interval, plus one interval of check phase, the 100 ms stats poll and a margin.
   const std::int64_t bound_us = (check_fall * check_interval_ms + check_interval_ms + 100 + 400) * 1000;
@@ -376,7 +377,8 @@ TEST_F(lab_stack, killed_pod_is_marked_down_restarted_and_ready_with_events) {
   EXPECT_LE(detect_us, bound_us) << "marked down after " << detect_us << " µs";
   std::cout << "pod died → LB down: " << detect_us / 1000 << " ms (bound " << bound_us / 1000 << " ms)\n";
 
-  auto restarted = wait_event(*lab_, t0, named("pod_restarted"), std::chrono::milliseconds(restart_delay_us / 1000 + 5000));
+  auto restarted =
+      wait_event(*lab_, t0, named("pod_restarted"), std::chrono::milliseconds(restart_delay_us / 1000 + 5000));
   ASSERT_TRUE(restarted) << "the supervisor did not restart " << pod;
   const std::int64_t delay = restarted->value("mono_us", std::int64_t{0}) - died->value("mono_us", std::int64_t{0});
   EXPECT_GE(delay, restart_delay_us - 50'000);
@@ -384,9 +386,9 @@ TEST_F(lab_stack, killed_pod_is_marked_down_restarted_and_ready_with_events) {
 
   auto ready = wait_event(*lab_, t0, named("pod_ready"), 15s);
   ASSERT_TRUE(ready) << pod << " never became ready";
-  auto up = wait_event(*lab_, restarted->value("mono_us", std::int64_t{0}), [&](const json& e) {
-    return e.value("event", "") == "lb_server_up" && e.value("server", "") == pod;
-  }, 10s);
+  auto up = wait_event(
+      *lab_, restarted->value("mono_us", std::int64_t{0}),
+      [&](const json& e) { return e.value("event", "") == "lb_server_up" && e.value("server", "") == pod; }, 10s);
   ASSERT_TRUE(up) << "HAProxy never marked " << pod << " up again";
   EXPECT_LE(died->value("mono_us", 0L), down->value("mono_us", 0L));
   EXPECT_LE(restarted->value("mono_us", 0L), ready->value("mono_us", 0L));
@@ -405,9 +407,8 @@ TEST_F(lab_stack, a_norestart_marker_keeps_a_pod_killed_by_pid_down_until_starte
   std::ofstream(dir + "/norestart/" + pod).flush();
   const std::int64_t t0 = sl::mono_us();
   ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGKILL), 0);
-  auto died = wait_event(*lab_, t0, [&](const json& e) {
-    return e.value("event", "") == "pod_died" && e.value("name", "") == pod;
-  }, 5s);
+  auto died = wait_event(
+      *lab_, t0, [&](const json& e) { return e.value("event", "") == "pod_died" && e.value("name", "") == pod; }, 5s);
   ASSERT_TRUE(died);
   EXPECT_FALSE(died->value("restart", true));
   EXPECT_FALSE(std::filesystem::exists(dir + "/norestart/" + pod)) << "the marker is consumed by the death";
@@ -425,9 +426,8 @@ TEST_F(lab_stack, killed_replica_is_restarted_and_replication_is_synchronous_aga
   const std::int64_t t0 = sl::mono_us();
   lab_->kill_unit(replica, SIGKILL, true);
   for (auto ev : {"db_died", "db_restarted", "db_ready"}) {
-    auto e = wait_event(*lab_, t0, [&](const json& x) {
-      return x.value("event", "") == ev && x.value("name", "") == replica;
-    }, 20s);
+    auto e = wait_event(
+        *lab_, t0, [&](const json& x) { return x.value("event", "") == ev && x.value("name", "") == replica; }, 20s);
     ASSERT_TRUE(e) << "no " << ev << " event for " << replica;
   }
   const auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -482,8 +482,8 @@ TEST_F(lab_stack, websocket_subscriber_survives_the_kill_of_its_pod) {
   sub.stop();
   EXPECT_GE(sub.disconnects(), 1) << "the subscriber's connection survived the kill of " << its_pod << "?";
   EXPECT_GE(sub.connects(), 2) << "the subscriber never reconnected";
-  EXPECT_TRUE(missing.empty()) << missing.size() << " of " << acked_ops.size() << " acked ops never reached the subscriber, e.g. "
-                               << *missing.begin();
+  EXPECT_TRUE(missing.empty()) << missing.size() << " of " << acked_ops.size()
+                               << " acked ops never reached the subscriber, e.g. " << *missing.begin();
   EXPECT_EQ(sub.duplicates(), 0);
   std::cout << "acked " << acked_ops.size() << ", push retries " << p.failures() << ", ws connects " << sub.connects()
             << ", pod killed: " << its_pod << "\n";
@@ -495,15 +495,16 @@ TEST_F(lab_stack, failover_to_the_replica_keeps_every_acked_op) {
   const std::string tag = std::to_string(sl::unix_us() % 100000);
   const std::string old_dsn = lab_->db_dsn();
   std::vector<std::unique_ptr<pusher>> pushers;
-  for (int k = 0; k < 3; ++k) pushers.push_back(std::make_unique<pusher>(lab_->lb_http_url(), "s-fo" + tag + "-" + std::to_string(k), 10ms));
+  for (int k = 0; k < 3; ++k)
+    pushers.push_back(std::make_unique<pusher>(lab_->lb_http_url(), "s-fo" + tag + "-" + std::to_string(k), 10ms));
   std::this_thread::sleep_for(1500ms);
 
   const std::string primary = lab_->primary_unit();
   const std::int64_t t_kill = sl::mono_us();
   lab_->kill_unit(primary, SIGKILL, false);
-  auto died = wait_event(*lab_, t_kill, [&](const json& e) {
-    return e.value("event", "") == "db_died" && e.value("name", "") == primary;
-  }, 5s);
+  auto died = wait_event(
+      *lab_, t_kill, [&](const json& e) { return e.value("event", "") == "db_died" && e.value("name", "") == primary; },
+      5s);
   ASSERT_TRUE(died) << "no db_died event";
   EXPECT_FALSE(died->value("restart", true));
   std::this_thread::sleep_for(300ms);
@@ -516,7 +517,8 @@ TEST_F(lab_stack, failover_to_the_replica_keeps_every_acked_op) {
   EXPECT_FALSE(lab_->replica_unit().has_value());
   EXPECT_NE(lab_->db_dsn(), old_dsn);
   EXPECT_EQ(psql(lab_->db_dsn(), "SELECT pg_is_in_recovery()"), "f\n");
-  ASSERT_TRUE(wait_event(*lab_, t_kill, [](const json& e) { return e.value("event", "") == "db_promoted"; }, 1s));
+  ASSERT_TRUE(wait_event(
+      *lab_, t_kill, [](const json& e) { return e.value("event", "") == "db_promoted"; }, 1s));
 
   std::vector<std::string> all_acked;
   std::size_t after_promote = 0;
@@ -536,8 +538,8 @@ TEST_F(lab_stack, failover_to_the_replica_keeps_every_acked_op) {
   std::vector<std::string> lost;
   for (auto& id : all_acked)
     if (!stored.count(id)) lost.push_back(id);
-  EXPECT_TRUE(lost.empty()) << lost.size() << " of " << all_acked.size() << " acked ops are not in the new primary, e.g. "
-                            << lost.front();
+  EXPECT_TRUE(lost.empty()) << lost.size() << " of " << all_acked.size()
+                            << " acked ops are not in the new primary, e.g. " << lost.front();
   std::cout << "acked " << all_acked.size() << " (" << after_promote << " after the promote), stored " << stored.size()
             << ", lost " << lost.size() << "\n";
   // The fenced primary stays down.

@@ -43,12 +43,14 @@ int wait_exit(t::child& c, int seconds) {
 }
 
 double verdict(const json& rep, const std::string& name) {
-  for (const auto& v : rep["verdicts"]) if (v["name"] == name) return v["value"].is_number() ? v["value"].get<double>() : -1;
+  for (const auto& v : rep["verdicts"])
+    if (v["name"] == name) return v["value"].is_number() ? v["value"].get<double>() : -1;
   return -1;
 }
 
 const json* fault(const json& rep, const std::string& name) {
-  for (const auto& f : rep["faults"]) if (f["name"] == name) return &f;
+  for (const auto& f : rep["faults"])
+    if (f["name"] == name) return &f;
   return nullptr;
 }
 
@@ -66,7 +68,11 @@ int http_status(const std::string& url) {
 
 // Rules used only to read a value out of report.json (bounds that always hold).
 json probe(const std::string& name, const std::string& metric, const std::string& stat, const std::string& window) {
-  return {{"name", name}, {"metric", metric}, {"stat", stat}, {"window", window}, {"max", stat == "ratio" ? json(100) : json("1h")}};
+  return {{"name", name},
+          {"metric", metric},
+          {"stat", stat},
+          {"window", window},
+          {"max", stat == "ratio" ? json(100) : json("1h")}};
 }
 
 }  // namespace
@@ -75,34 +81,56 @@ TEST(network_faults, latency_http_error_and_partition_show_their_effect_and_reco
   if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
   t::temp_dir d;
   auto phase = [](const char* n, const char* len) { return json{{"name", n}, {"for", len}}; };
-  json doc = {{"name", "net-faults"}, {"duration", "66s"},
-              {"target", {{"lab", {{"pods", 2}, {"health", {{"interval", "500ms"}, {"fall", 2}, {"rise", 2}}}}}}},
-              {"load", {{{"name", "pos"}, {"model", "terminal"}, {"stores", 2}, {"terminals_per_store", 3}, {"rate", 4},
-                         {"ops", {{"append", 100}}}, {"keys", 4}, {"drain", "30s"},
-                         // Clients that come back within a second of the heal: the recovery
-                         // measured is the stack's, not a 10 s backoff cap's.
-                         {"retry", {{"base", "100ms"}, {"max", "1s"}, {"limit", 0}}},
-                         {"breaker", {{"threshold", 5}, {"open_for", "1s"}}},
-                         {"phases", {phase("before", "5s"), phase("lat", "8s"), phase("mid", "5s"), phase("herr", "14s"),
-                                     phase("gap", "4s"), phase("cut", "20s"), phase("tail", "10s")}}}}},
-              {"faults", {{{"name", "lat"}, {"kind", "latency"}, {"path", "clients-lb"}, {"direction", "down"}, {"latency", "200ms"}, {"at", "5s"}, {"for", "8s"}},
-                          {{"name", "herr"}, {"kind", "http_error"}, {"percent", 10}, {"status", 503}, {"at", "18s"}, {"for", "14s"}},
-                          {{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "36s"}, {"for", "20s"}}}},
-              {"slas", {probe("p50-before", "push.latency", "p50", "phase:pos/before"), probe("p50-lat", "push.latency", "p50", "phase:pos/lat"),
-                        probe("p50-mid", "push.latency", "p50", "phase:pos/mid"),
-                        probe("att-herr", "availability.attempts", "ratio", "phase:pos/herr"),
-                        {{"name", "all-acked"}, {"metric", "availability.ops"}, {"stat", "ratio"}, {"min", "100%"}},
-                        {{"name", "nothing-lost"}, {"metric", "audit.lost"}, {"stat", "max"}, {"max", 0}}}}};
+  json doc = {
+      {"name", "net-faults"},
+      {"duration", "66s"},
+      {"target", {{"lab", {{"pods", 2}, {"health", {{"interval", "500ms"}, {"fall", 2}, {"rise", 2}}}}}}},
+      {"load",
+       {{{"name", "pos"},
+         {"model", "terminal"},
+         {"stores", 2},
+         {"terminals_per_store", 3},
+         {"rate", 4},
+         {"ops", {{"append", 100}}},
+         {"keys", 4},
+         {"drain", "30s"},
+         // Clients that come back within a second of the heal: the recovery
+         // measured is the stack's, not a 10 s backoff cap's.
+         {"retry", {{"base", "100ms"}, {"max", "1s"}, {"limit", 0}}},
+         {"breaker", {{"threshold", 5}, {"open_for", "1s"}}},
+         {"phases",
+          {phase("before", "5s"), phase("lat", "8s"), phase("mid", "5s"), phase("herr", "14s"), phase("gap", "4s"),
+           phase("cut", "20s"), phase("tail", "10s")}}}}},
+      {"faults",
+       {{{"name", "lat"},
+         {"kind", "latency"},
+         {"path", "clients-lb"},
+         {"direction", "down"},
+         {"latency", "200ms"},
+         {"at", "5s"},
+         {"for", "8s"}},
+        {{"name", "herr"}, {"kind", "http_error"}, {"percent", 10}, {"status", 503}, {"at", "18s"}, {"for", "14s"}},
+        {{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "36s"}, {"for", "20s"}}}},
+      {"slas",
+       {probe("p50-before", "push.latency", "p50", "phase:pos/before"),
+        probe("p50-lat", "push.latency", "p50", "phase:pos/lat"),
+        probe("p50-mid", "push.latency", "p50", "phase:pos/mid"),
+        probe("att-herr", "availability.attempts", "ratio", "phase:pos/herr"),
+        {{"name", "all-acked"}, {"metric", "availability.ops"}, {"stat", "ratio"}, {"min", "100%"}},
+        {{"name", "nothing-lost"}, {"metric", "audit.lost"}, {"stat", "max"}, {"max", 0}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   fs::path log = d.path() / "run.log";
-  t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " + log.string() + " 2>&1");
+  t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " +
+               log.string() + " 2>&1");
   fs::path ev = wait_events_file(d.path() / "runs");
   ASSERT_FALSE(ev.empty());
-  auto up = wait_event(ev, [](const json& e) { return e["event"] == "lab_up"; }, std::chrono::seconds(180));
+  auto up = wait_event(
+      ev, [](const json& e) { return e["event"] == "lab_up"; }, std::chrono::seconds(180));
   ASSERT_TRUE(up) << t::read_file(log);
   const std::string base = (*up)["http"];
   // The partition: /readyz fails while the pods cannot reach the DB, and comes back after.
-  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "cut"; }, std::chrono::seconds(90)))
+  ASSERT_TRUE(wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "cut"; }, std::chrono::seconds(90)))
       << t::read_file(log);
   int during = 200;
   for (int i = 0; i < 150 && during == 200; ++i) {
@@ -110,7 +138,9 @@ TEST(network_faults, latency_http_error_and_partition_show_their_effect_and_reco
     if (during == 200) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_NE(during, 200) << "/readyz stayed 200 for 15 s of a pods→db partition";
-  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "cut"; }, std::chrono::seconds(40)))
+  ASSERT_TRUE(wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "cut"; },
+      std::chrono::seconds(40)))
       << t::read_file(log);
   auto healed = std::chrono::steady_clock::now();
   int after = 0;
@@ -153,22 +183,66 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
   if (auto why = t::lab_unavailable_reason(); !why.empty()) SYNCSTORM_SKIP_OR_FAIL(why);
   t::temp_dir d;
   std::string pad(8000, 'x');
-  json load = {{"name", "push"}, {"model", "http"}, {"connections", 32}, {"timeout", "10s"},
-               {"request", {{"method", "POST"}, {"path", "/v1/push"},
-                            {"body", {{"client", "bw"}, {"ops", {{{"id", "bw-1"}, {"stream", "s-1"}, {"seq", 1}, {"t_us", 0}, {"kind", "append"}, {"body", {{"pad", pad}}}}}}}}}},
+  json load = {{"name", "push"},
+               {"model", "http"},
+               {"connections", 32},
+               {"timeout", "10s"},
+               {"request",
+                {{"method", "POST"},
+                 {"path", "/v1/push"},
+                 {"body",
+                  {{"client", "bw"},
+                   {"ops",
+                    {{{"id", "bw-1"},
+                      {"stream", "s-1"},
+                      {"seq", 1},
+                      {"t_us", 0},
+                      {"kind", "append"},
+                      {"body", {{"pad", pad}}}}}}}}}},
                {"phases", {{{"name", "steady"}, {"for", "38s"}, {"rate", 300}}}}};
-  json doc = {{"name", "net-bw"}, {"duration", "38s"}, {"target", {{"lab", {{"pods", 2}}}}}, {"load", {load}},
-              {"faults", {{{"name", "bw"}, {"kind", "bandwidth"}, {"path", "clients-lb"}, {"direction", "up"}, {"rate", "10Mbit/s"}, {"at", "6s"}, {"for", "8s"}},
-                          {{"name", "up-cut"}, {"kind", "partition"}, {"from", "clients"}, {"to", "lb"}, {"symmetric", false}, {"at", "15s"}, {"for", "9s"}},
-                          {{"name", "down-cut"}, {"kind", "partition"}, {"from", "lb"}, {"to", "clients"}, {"symmetric", false}, {"at", "25s"}, {"for", "5s"}},
-                          // The kernel shaper (tc htb on each pod's eth0, DB traffic only): 4 Mbit/s per pod.
-                          {{"name", "bw-tc"}, {"kind", "bandwidth"}, {"path", "pods-db"}, {"direction", "up"}, {"rate", "4Mbit/s"}, {"via", "tc"}, {"at", "31s"}, {"for", "6s"}}}}};
+  json doc = {{"name", "net-bw"},
+              {"duration", "38s"},
+              {"target", {{"lab", {{"pods", 2}}}}},
+              {"load", {load}},
+              {"faults",
+               {{{"name", "bw"},
+                 {"kind", "bandwidth"},
+                 {"path", "clients-lb"},
+                 {"direction", "up"},
+                 {"rate", "10Mbit/s"},
+                 {"at", "6s"},
+                 {"for", "8s"}},
+                {{"name", "up-cut"},
+                 {"kind", "partition"},
+                 {"from", "clients"},
+                 {"to", "lb"},
+                 {"symmetric", false},
+                 {"at", "15s"},
+                 {"for", "9s"}},
+                {{"name", "down-cut"},
+                 {"kind", "partition"},
+                 {"from", "lb"},
+                 {"to", "clients"},
+                 {"symmetric", false},
+                 {"at", "25s"},
+                 {"for", "5s"}},
+                // The kernel shaper (tc htb on each pod's eth0, DB traffic only): 4 Mbit/s per pod.
+                {{"name", "bw-tc"},
+                 {"kind", "bandwidth"},
+                 {"path", "pods-db"},
+                 {"direction", "up"},
+                 {"rate", "4Mbit/s"},
+                 {"via", "tc"},
+                 {"at", "31s"},
+                 {"for", "6s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   fs::path log = d.path() / "run.log";
-  t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " + log.string() + " 2>&1");
+  t::child run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " > " +
+               log.string() + " 2>&1");
   fs::path ev = wait_events_file(d.path() / "runs");
   ASSERT_FALSE(ev.empty());
-  auto up = wait_event(ev, [](const json& e) { return e["event"] == "lab_up"; }, std::chrono::seconds(180));
+  auto up = wait_event(
+      ev, [](const json& e) { return e["event"] == "lab_up"; }, std::chrono::seconds(180));
   ASSERT_TRUE(up) << t::read_file(log);
   const std::string lab = (*up)["lab"];
   // Bytes toward the LB per second over a window, from the relay's counters.
@@ -182,7 +256,8 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
   double db_before = relay_path(lab, "db").value("bytes_up", 0.0);
   double free_Bps = rate("bytes_up", 2000);
   double db_free_Bps = (relay_path(lab, "db").value("bytes_up", 0.0) - db_before) / 2.0;
-  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "bw"; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "bw"; }, std::chrono::seconds(30)));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   double limited_Bps = rate("bytes_up", 5000);
   EXPECT_GT(free_Bps * 8, 12e6) << "the load must exceed the limit for the test to mean anything";
@@ -194,26 +269,35 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
   json st = json::parse(t::run(t::bin() + " lab status --json --id " + lab).out);
   const std::string direct = "http://" + st["lb"]["haproxy_http"].get<std::string>();
   auto probe_push = [&](const std::string& id) {
-    std::string body = R"({"client":"oneway","ops":[{"id":")" + id + R"(","stream":"oneway","seq":1,"t_us":1,"kind":"append"}]})";
+    std::string body =
+        R"({"client":"oneway","ops":[{"id":")" + id + R"(","stream":"oneway","seq":1,"t_us":1,"kind":"append"}]})";
     return http_status("-H 'Content-Type: application/json' -d '" + body + "' " + base_url(st) + "/v1/push");
   };
   auto stored = [&](const std::string& id) {
     // Held bytes are released when a blackhole heals: look within the cut (1 s), not after it.
     for (int i = 0; i < 5; ++i) {
-      if (t::run("curl -s -m 3 '" + direct + "/v1/changes?stream=oneway&after=0&limit=100'").out.find(id) != std::string::npos) return true;
+      if (t::run("curl -s -m 3 '" + direct + "/v1/changes?stream=oneway&after=0&limit=100'").out.find(id) !=
+          std::string::npos)
+        return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     return false;
   };
-  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "up-cut"; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "up-cut"; },
+      std::chrono::seconds(30)));
   EXPECT_EQ(probe_push("ow-up"), 0);
   EXPECT_FALSE(stored("ow-up")) << "a request crossed a clients→lb cut";
-  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "down-cut"; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "down-cut"; },
+      std::chrono::seconds(30)));
   EXPECT_EQ(probe_push("ow-down"), 0);
   EXPECT_TRUE(stored("ow-down")) << "with only lb→clients cut, the request should reach the server and be applied";
   // tc: the pods' bytes toward the DB (the db relay's upstream counter) stay ≤ 2 × 4 Mbit/s + 10%,
   // and the qdisc is gone after the revert.
-  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "bw-tc"; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_applied" && e["fault"] == "bw-tc"; },
+      std::chrono::seconds(30)));
   const std::string pod0 = "ss-" + lab + "-pod0";
   EXPECT_NE(t::run("ip netns exec " + pod0 + " tc qdisc show dev eth0").out.find("qdisc htb"), std::string::npos);
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
@@ -221,12 +305,16 @@ TEST(network_faults, bandwidth_limit_holds_and_one_way_cuts_are_asymmetric) {
   std::this_thread::sleep_for(std::chrono::milliseconds(4000));
   double db_limited_Bps = (relay_path(lab, "db").value("bytes_up", 0.0) - db_a) / 4.0;
   EXPECT_GT(db_free_Bps * 8, 12e6) << "the DB traffic must exceed the tc limit for the test to mean anything";
-  EXPECT_LE(db_limited_Bps * 8, 8.8e6) << "2 pods x 4 Mbit/s (tc htb), measured " << db_limited_Bps * 8 / 1e6 << " Mbit/s toward the DB";
+  EXPECT_LE(db_limited_Bps * 8, 8.8e6) << "2 pods x 4 Mbit/s (tc htb), measured " << db_limited_Bps * 8 / 1e6
+                                       << " Mbit/s toward the DB";
   EXPECT_GT(db_limited_Bps * 8, 2e6) << "the shaped DB path should still carry traffic";
-  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "bw-tc"; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_reverted" && e["fault"] == "bw-tc"; },
+      std::chrono::seconds(30)));
   EXPECT_EQ(t::run("ip netns exec " + pod0 + " tc qdisc show dev eth0").out.find("qdisc htb"), std::string::npos);
-  std::cerr << "bandwidth: clients->lb free " << free_Bps * 8 / 1e6 << " Mbit/s, proxy-limited " << limited_Bps * 8 / 1e6
-            << " Mbit/s; pods->db free " << db_free_Bps * 8 / 1e6 << " Mbit/s, tc-limited " << db_limited_Bps * 8 / 1e6 << " Mbit/s\n";
+  std::cerr << "bandwidth: clients->lb free " << free_Bps * 8 / 1e6 << " Mbit/s, proxy-limited "
+            << limited_Bps * 8 / 1e6 << " Mbit/s; pods->db free " << db_free_Bps * 8 / 1e6 << " Mbit/s, tc-limited "
+            << db_limited_Bps * 8 / 1e6 << " Mbit/s\n";
   int rc = wait_exit(run, 120);
   EXPECT_NE(rc, -1) << t::read_file(log);
   EXPECT_NE(rc, 3) << t::read_file(log);  // every fault applied and reverted
@@ -266,15 +354,29 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
   const std::string data = st0["db"]["instances"]["db-0"]["data_dir"];
   // The scenario's name is in every run's rule tag (syncstorm:<time>-<name>).
   const std::string name = "ncrash" + std::to_string(::getpid());
-  json load = {{"name", "push"}, {"model", "http"}, {"connections", 8}, {"timeout", "10s"},
+  json load = {{"name", "push"},
+               {"model", "http"},
+               {"connections", 8},
+               {"timeout", "10s"},
                {"request", {{"method", "GET"}, {"path", "/healthz"}}},
                {"phases", {{{"name", "steady"}, {"for", "60s"}, {"rate", 20}}}}};
-  json doc = {{"name", name}, {"duration", "60s"}, {"target", {{"lab", {{"id", id}}}}}, {"load", {load}},
-              {"faults", {{{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "300ms"}, {"for", "50s"}},
-                          {{"name", "lat"}, {"kind", "latency"}, {"latency", "100ms"}, {"at", "300ms"}, {"for", "50s"}},
-                          {{"name", "pause"}, {"kind", "pause"}, {"target", {{"pods", {"pod-1"}}}}, {"at", "300ms"}, {"for", "50s"}},
-                          {{"name", "fill"}, {"kind", "disk_fill"}, {"volume", "db"}, {"leave", "4MiB"}, {"at", "300ms"}, {"for", "50s"}},
-                          {{"name", "shape"}, {"kind", "bandwidth"}, {"path", "pods-db"}, {"rate", "8Mbit/s"}, {"via", "tc"}, {"at", "300ms"}, {"for", "50s"}}}}};
+  json doc = {
+      {"name", name},
+      {"duration", "60s"},
+      {"target", {{"lab", {{"id", id}}}}},
+      {"load", {load}},
+      {"faults",
+       {{{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "300ms"}, {"for", "50s"}},
+        {{"name", "lat"}, {"kind", "latency"}, {"latency", "100ms"}, {"at", "300ms"}, {"for", "50s"}},
+        {{"name", "pause"}, {"kind", "pause"}, {"target", {{"pods", {"pod-1"}}}}, {"at", "300ms"}, {"for", "50s"}},
+        {{"name", "fill"}, {"kind", "disk_fill"}, {"volume", "db"}, {"leave", "4MiB"}, {"at", "300ms"}, {"for", "50s"}},
+        {{"name", "shape"},
+         {"kind", "bandwidth"},
+         {"path", "pods-db"},
+         {"rate", "8Mbit/s"},
+         {"via", "tc"},
+         {"at", "300ms"},
+         {"for", "50s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   const int rounds = std::max(1, std::atoi(t::env_or("SYNCSTORM_KILL_ROUNDS", "20").c_str()));
   // Foreign rules and a qdisc nobody in syncstorm made: a host rule and a pod-namespace rule on
@@ -283,12 +385,18 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
   const std::vector<std::string> pod_ns = {"ss-" + id + "-pod0", "ss-" + id + "-pod1"};
   struct foreign_guard {
     std::string tag;
-    ~foreign_guard() { t::run("iptables -D INPUT -s 192.0.2.77/32 -m comment --comment " + tag + " -j DROP 2>/dev/null"); }
+    ~foreign_guard() {
+      t::run("iptables -D INPUT -s 192.0.2.77/32 -m comment --comment " + tag + " -j DROP 2>/dev/null");
+    }
   } foreign{tag};
   ASSERT_EQ(t::run("iptables -A INPUT -s 192.0.2.77/32 -m comment --comment " + tag + " -j DROP 2>&1").exit_code, 0);
   for (const auto& ns : pod_ns) {
-    ASSERT_EQ(t::run("ip netns exec " + ns + " iptables -A OUTPUT -d 198.51.100.7/32 -m comment --comment " + tag + " -j DROP 2>&1").exit_code, 0);
-    auto q = t::run("ip netns exec " + ns + " tc qdisc add dev lo root handle 77: tbf rate 10gbit burst 1mb latency 50ms 2>&1");
+    ASSERT_EQ(t::run("ip netns exec " + ns + " iptables -A OUTPUT -d 198.51.100.7/32 -m comment --comment " + tag +
+                     " -j DROP 2>&1")
+                  .exit_code,
+              0);
+    auto q = t::run("ip netns exec " + ns +
+                    " tc qdisc add dev lo root handle 77: tbf rate 10gbit burst 1mb latency 50ms 2>&1");
     ASSERT_EQ(q.exit_code, 0) << q.out;
   }
   auto foreign_now = [&] {
@@ -311,7 +419,8 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
   auto ours = [&] {
     // Rules of this test's runs anywhere on the host or in the lab's pod namespaces.
     std::string all = t::run("iptables-save 2>/dev/null").out;
-    for (auto& ns : {"ss-" + id + "-pod0", "ss-" + id + "-pod1"}) all += t::run("ip netns exec " + ns + " iptables-save 2>/dev/null").out;
+    for (auto& ns : {"ss-" + id + "-pod0", "ss-" + id + "-pod1"})
+      all += t::run("ip netns exec " + ns + " iptables-save 2>/dev/null").out;
     std::string found;
     std::istringstream in(all);
     for (std::string line; std::getline(in, line);)
@@ -335,13 +444,17 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
     json st = status();
     if (st.is_discarded()) return std::string("lab status failed");
     for (auto& [path, p] : st["paths"].items())
-      if (!p.value("faults", json::object()).empty()) left += "relay path " + path + " faults " + p["faults"].dump() + "\n";
+      if (!p.value("faults", json::object()).empty())
+        left += "relay path " + path + " faults " + p["faults"].dump() + "\n";
     for (auto& e : fs::directory_iterator(data))
       if (e.path().filename().string().starts_with(".syncstorm-fill-")) left += "fill file " + e.path().string() + "\n";
     for (auto& ns : {"ss-" + id + "-pod0", "ss-" + id + "-pod1"})
-      if (auto q = t::run("ip netns exec " + ns + " tc qdisc show dev eth0 2>&1").out; q.find("qdisc htb") != std::string::npos) left += ns + ": " + q;
+      if (auto q = t::run("ip netns exec " + ns + " tc qdisc show dev eth0 2>&1").out;
+          q.find("qdisc htb") != std::string::npos)
+        left += ns + ": " + q;
     for (auto& dev : {"sv-" + id + "-0", "sv-" + id + "-1"})
-      if (auto q = t::run("tc qdisc show dev " + dev + " 2>&1").out; q.find("qdisc htb") != std::string::npos) left += dev + ": " + q;
+      if (auto q = t::run("tc qdisc show dev " + dev + " 2>&1").out; q.find("qdisc htb") != std::string::npos)
+        left += dev + ": " + q;
     // The netem probe's namespace is anonymous: none named after it may outlive a kill.
     if (auto n = t::run("ip netns list 2>&1").out; n.find("ss-netem-probe") != std::string::npos) left += "netns: " + n;
     for (auto u : {"pod-0", "pod-1"}) {
@@ -366,7 +479,8 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
   for (int i = 0; i < rounds; ++i) {
     SCOPED_TRACE("round " + std::to_string(i));
     json st;
-    for (int w = 0; w < 300 && !healthy(st = status()); ++w) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int w = 0; w < 300 && !healthy(st = status()); ++w)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     ASSERT_TRUE(healthy(st)) << st.dump();
     // Of every ten rounds, 0 and 5: before the faults; 3 and 7: while they are being applied;
     // else all applied. Every third round the reaper is killed too, and `revert` restores.
@@ -375,7 +489,8 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
     const bool kill_reaper = i % 3 == 2;
     fs::path out = d.path() / ("runs-" + std::to_string(i));
     fs::path log = d.path() / ("log-" + std::to_string(i));
-    t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + out.string() + " > " + log.string() + " 2>&1");
+    t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + out.string() + " > " +
+                 log.string() + " 2>&1");
     int extra_ms = 0;
     if (std::string(when) == "early") {
       extra_ms = std::uniform_int_distribution<int>(0, 500)(rng);
@@ -384,27 +499,38 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
       ASSERT_FALSE(ev.empty()) << t::read_file(log);
       const int need = std::string(when) == "applying" ? 1 : 5;
       std::set<std::string> applied;
-      ASSERT_TRUE(wait_event(ev, [&](const json& e) {
-        if (e["event"] == "fault_applied") applied.insert(e.value("fault", ""));
-        return static_cast<int>(applied.size()) >= need;
-      }, std::chrono::seconds(60))) << t::read_file(log);
+      ASSERT_TRUE(wait_event(
+          ev,
+          [&](const json& e) {
+            if (e["event"] == "fault_applied") applied.insert(e.value("fault", ""));
+            return static_cast<int>(applied.size()) >= need;
+          },
+          std::chrono::seconds(60)))
+          << t::read_file(log);
       extra_ms = std::uniform_int_distribution<int>(0, std::string(when) == "applying" ? 150 : 1500)(rng);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms));
     fs::path rd;
-    try { rd = t::only_run_dir(out); } catch (...) {}
+    try {
+      rd = t::only_run_dir(out);
+    } catch (...) {
+    }
     // The reaper first (its pid is in its log once it runs), then the controller: nothing is left
     // to restore the lab but `syncstorm revert`.
     pid_t reaper = 0;
     if (kill_reaper && !rd.empty()) {
       std::string rlog = t::read_file(rd / "reaper.log");
-      if (auto at = rlog.find("(pid "); at != std::string::npos) reaper = static_cast<pid_t>(std::atol(rlog.c_str() + at + 5));
+      if (auto at = rlog.find("(pid "); at != std::string::npos)
+        reaper = static_cast<pid_t>(std::atol(rlog.c_str() + at + 5));
       if (reaper > 1) ::kill(reaper, SIGKILL);
     }
     ::kill(run.pid(), SIGKILL);
     run.stop();
     if (rd.empty()) {
-      try { rd = t::only_run_dir(out); } catch (...) {}
+      try {
+        rd = t::only_run_dir(out);
+      } catch (...) {
+      }
     }
     if (reaper > 1) {
       ++reaper_kills;
@@ -419,23 +545,29 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
       left = leftovers();
       if (!left.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    std::cerr << "round " << i << ": killed " << when << " +" << extra_ms << " ms" << (reaper > 1 ? " with its reaper" : "") << " with "
-              << intents << " apply intents; restored in "
-              << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed).count() << " ms\n";
+    std::cerr
+        << "round " << i << ": killed " << when << " +" << extra_ms << " ms" << (reaper > 1 ? " with its reaper" : "")
+        << " with " << intents << " apply intents; restored in "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed).count()
+        << " ms\n";
     EXPECT_EQ(foreign_now(), foreign_before) << "a foreign rule or qdisc changed";
     EXPECT_EQ(left, "") << "killed " << when << " (+" << extra_ms << " ms, " << intents << " apply intents)\n"
-                        << (rd.empty() ? std::string("no run directory") : "ledger:\n" + t::read_file(rd / "ledger.jsonl") + "\nreaper:\n" + t::read_file(rd / "reaper.log"));
+                        << (rd.empty() ? std::string("no run directory")
+                                       : "ledger:\n" + t::read_file(rd / "ledger.jsonl") + "\nreaper:\n" +
+                                             t::read_file(rd / "reaper.log"));
     if (rd.empty()) continue;  // killed before it made its directory: nothing of it can be left
     auto rv = t::run(t::bin() + " revert " + rd.string() + " 2>&1");
     EXPECT_EQ(rv.exit_code, 0) << rv.out;
-    EXPECT_NE(rv.out.find("nothing to revert"), std::string::npos) << rv.out << "\nreaper:\n" << t::read_file(rd / "reaper.log");
+    EXPECT_NE(rv.out.find("nothing to revert"), std::string::npos) << rv.out << "\nreaper:\n"
+                                                                   << t::read_file(rd / "reaper.log");
   }
   EXPECT_GE(with_all_applied, rounds * 4 / 10) << "most kills should land while all five faults are applied";
   if (rounds >= 3) {
     EXPECT_GE(reaper_kills, rounds / 6) << "the reaper was killed in too few rounds";
   }
   std::cerr << rounds << " rounds (" << reaper_kills << " with the reaper killed too) in "
-            << std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - began).count() << " s\n";
+            << std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - began).count()
+            << " s\n";
 }
 
 // Issue #24: a run whose controller and reaper are both killed while a pods→db partition holds
@@ -453,16 +585,28 @@ TEST(network_faults, lab_down_removes_the_host_rules_a_killed_run_left) {
   ASSERT_EQ(up.exit_code, 0) << up.out;
   json st = json::parse(t::run(t::bin() + " lab status --json --id " + id).out);
   const std::string name = "ndown" + std::to_string(::getpid());
-  json load = {{"name", "push"}, {"model", "http"}, {"connections", 4}, {"timeout", "5s"},
-               {"request", {{"method", "GET"}, {"path", "/healthz"}}}, {"phases", {{{"name", "steady"}, {"for", "60s"}, {"rate", 10}}}}};
-  json doc = {{"name", name}, {"duration", "60s"}, {"target", {{"lab", {{"id", id}}}}}, {"load", {load}},
-              {"faults", {{{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "300ms"}, {"for", "50s"}}}}};
+  json load = {{"name", "push"},
+               {"model", "http"},
+               {"connections", 4},
+               {"timeout", "5s"},
+               {"request", {{"method", "GET"}, {"path", "/healthz"}}},
+               {"phases", {{{"name", "steady"}, {"for", "60s"}, {"rate", 10}}}}};
+  json doc = {
+      {"name", name},
+      {"duration", "60s"},
+      {"target", {{"lab", {{"id", id}}}}},
+      {"load", {load}},
+      {"faults",
+       {{{"name", "cut"}, {"kind", "partition"}, {"from", "pods"}, {"to", "db"}, {"at", "300ms"}, {"for", "50s"}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
   fs::path out = d.path() / "runs", log = d.path() / "log";
-  t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + out.string() + " > " + log.string() + " 2>&1");
+  t::child run("exec " + t::bin() + " run " + (d.path() / "s.json").string() + " --out " + out.string() + " > " +
+               log.string() + " 2>&1");
   fs::path ev = wait_events_file(out);
   ASSERT_FALSE(ev.empty()) << t::read_file(log);
-  ASSERT_TRUE(wait_event(ev, [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(60))) << t::read_file(log);
+  ASSERT_TRUE(wait_event(
+      ev, [](const json& e) { return e["event"] == "fault_applied"; }, std::chrono::seconds(60)))
+      << t::read_file(log);
   fs::path rd = t::only_run_dir(out);
   std::string rlog = t::read_file(rd / "reaper.log");
   auto at = rlog.find("(pid ");
@@ -488,10 +632,17 @@ TEST(network_faults, lab_down_removes_the_host_rules_a_killed_run_left) {
 // A run that names a lab that is not up does nothing and says so (exit 3, one line).
 TEST(network_faults, a_run_on_a_lab_that_is_not_up_is_refused) {
   t::temp_dir d;
-  json doc = {{"name", "nolab"}, {"duration", "2s"}, {"target", {{"lab", {{"id", "zz9nolab"}}}}},
-              {"load", {{{"name", "h"}, {"model", "http"}, {"request", {{"path", "/healthz"}}}, {"phases", {{{"name", "p"}, {"for", "2s"}, {"rate", 1}}}}}}}};
+  json doc = {{"name", "nolab"},
+              {"duration", "2s"},
+              {"target", {{"lab", {{"id", "zz9nolab"}}}}},
+              {"load",
+               {{{"name", "h"},
+                 {"model", "http"},
+                 {"request", {{"path", "/healthz"}}},
+                 {"phases", {{{"name", "p"}, {"for", "2s"}, {"rate", 1}}}}}}}};
   t::write_file(d.path() / "s.json", doc.dump());
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
+  auto r =
+      t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
   EXPECT_EQ(r.exit_code, 3) << r.out;
   EXPECT_NE(r.out.find("target.lab.id: found \"zz9nolab\"; expected a lab that is up"), std::string::npos) << r.out;
   // Options beside the id are bad input (nothing runs).

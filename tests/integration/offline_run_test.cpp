@@ -105,7 +105,8 @@ TEST(offline_dry_run, a_bad_period_is_named) {
   sc["load"][0]["random"]["period"] = "200ms";
   auto r = run(d, sc, "--dry-run");
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("scenario.load[0].random.period: found \"200ms\"; expected a duration >= 1s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("scenario.load[0].random.period: found \"200ms\"; expected a duration >= 1s"), std::string::npos)
+      << r.out;
 }
 
 TEST_F(offline_run, hundred_clients_offline_20s_recover_every_transaction) {
@@ -177,7 +178,8 @@ TEST_F(offline_run, random_duty_cycle_is_reproducible_by_seed) {
               std::set<double> s;
               for (const auto& w : w1) s.insert(std::get<1>(w));
               return s;
-            }()).size(),
+            }())
+                .size(),
             3u);
   for (const auto* r : {&r1, &r2}) {
     EXPECT_EQ(r->report["audit"]["lost"], 0);

@@ -41,7 +41,8 @@ std::string node_path() {
 std::string unavailable_reason() {
   if (node_path().empty()) return "missing node (scripts/setup.sh installs Debian's nodejs)";
   if (::access((pouchdb_dir() + "/node_modules/.bin/pouchdb-server").c_str(), X_OK) != 0)
-    return "missing pouchdb-server@" + std::string(pouchdb_version) + " in " + pouchdb_dir() + " (scripts/setup.sh installs it)";
+    return "missing pouchdb-server@" + std::string(pouchdb_version) + " in " + pouchdb_dir() +
+           " (scripts/setup.sh installs it)";
   return {};
 }
 
@@ -51,17 +52,24 @@ class supervised_pouchdb {
  public:
   supervised_pouchdb(const fs::path& dir, int port, bool in_memory) : dir_(dir), port_(port) {
     fs::create_directories(dir / "data");
-    std::vector<std::string> argv = {node_path(), t::source_dir() + "/tests/support/pouchdb_launch.js", pouchdb_dir(),
-                                     std::to_string(port), "pos", "--no-stdout-logs", "--config", (dir / "data/config.json").string()};
-    if (in_memory) argv.push_back("--in-memory");
-    else argv.insert(argv.end(), {"--dir", (dir / "data").string() + "/"});
+    std::vector<std::string> argv = {node_path(),   t::source_dir() + "/tests/support/pouchdb_launch.js",
+                                     pouchdb_dir(), std::to_string(port),
+                                     "pos",         "--no-stdout-logs",
+                                     "--config",    (dir / "data/config.json").string()};
+    if (in_memory)
+      argv.push_back("--in-memory");
+    else
+      argv.insert(argv.end(), {"--dir", (dir / "data").string() + "/"});
     json state = {{"id", "pouch"},
                   {"dir", dir.string()},
                   {"unit_order", {"pouchdb"}},
                   {"options", {{"restart_delay_us", 500000}}},
                   {"units",
                    {{"pouchdb",
-                     {{"role", "pouchdb"}, {"kind", "exec"}, {"argv", argv}, {"cwd", (dir / "data").string()},
+                     {{"role", "pouchdb"},
+                      {"kind", "exec"},
+                      {"argv", argv},
+                      {"cwd", (dir / "data").string()},
                       {"log", (dir / "pouchdb.log").string()},
                       {"probe", {{"kind", "http"}, {"host", "127.0.0.1"}, {"port", port}, {"path", "/pos"}}}}}}}};
     t::write_file(dir / "state.json", state.dump(2));
@@ -70,11 +78,13 @@ class supervised_pouchdb {
   }
   ~supervised_pouchdb() {
     try {
-      lab::supervisor_request((dir_ / "supervisor.sock").string(), {{"cmd", "shutdown"}, {"grace_ms", 2000}}, std::chrono::seconds(5));
+      lab::supervisor_request((dir_ / "supervisor.sock").string(), {{"cmd", "shutdown"}, {"grace_ms", 2000}},
+                              std::chrono::seconds(5));
     } catch (...) {
     }
     // Whatever did not go: the server by its pidfile, the supervisor by its pid.
-    for (int i = 0; i < 50 && ::kill(sup_pid_, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int i = 0; i < 50 && ::kill(sup_pid_, 0) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (auto pid = server_pid(); pid > 0) ::kill(pid, SIGKILL);
     if (sup_pid_ > 0) ::kill(sup_pid_, SIGKILL);
   }
@@ -83,7 +93,9 @@ class supervised_pouchdb {
     auto until = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < until) {
       int status = 0;
-      if (lab::probe_http("127.0.0.1", static_cast<std::uint16_t>(port_), "/pos", std::chrono::milliseconds(500), &status) && status == 200)
+      if (lab::probe_http("127.0.0.1", static_cast<std::uint16_t>(port_), "/pos", std::chrono::milliseconds(500),
+                          &status) &&
+          status == 200)
         return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -108,27 +120,31 @@ class supervised_pouchdb {
 };
 
 json scenario(int port, const fs::path& pidfile) {
-  return {
-      {"name", "pouchdb-kill"},
-      {"duration", "16s"},
-      {"target", {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port) + "/pos"}}}, {"profile", "couchdb"}}},
-      {"load",
-       {{{"name", "pos"},
-         {"model", "terminal"},
-         {"stores", 2},
-         {"terminals_per_store", 2},
-         {"rate", "5/s"},
-         {"ops", {{"append", 100}}},
-         {"batch", {{"max_ops", 20}, {"max_wait", "100ms"}}},
-         {"timeout", "2s"},
-         {"retry", {{"base", "100ms"}, {"max", "1s"}, {"limit", 50}}},
-         {"drain", "20s"},
-         {"phases", {{{"name", "steady"}, {"for", "16s"}}}}}}},
-      {"faults",
-       {{{"name", "kill-pouchdb"}, {"kind", "kill"}, {"signal", "SIGKILL"}, {"target", {{"pidfile", pidfile.string()}}}, {"at", "8s"}}}},
-      {"slas",
-       {{{"name", "nothing-lost"}, {"metric", "audit.lost"}, {"stat", "max"}, {"max", 0}},
-        {{"name", "no-duplicates"}, {"metric", "audit.duplicates"}, {"stat", "max"}, {"max", 0}}}}};
+  return {{"name", "pouchdb-kill"},
+          {"duration", "16s"},
+          {"target",
+           {{"endpoints", {{"http", "http://127.0.0.1:" + std::to_string(port) + "/pos"}}}, {"profile", "couchdb"}}},
+          {"load",
+           {{{"name", "pos"},
+             {"model", "terminal"},
+             {"stores", 2},
+             {"terminals_per_store", 2},
+             {"rate", "5/s"},
+             {"ops", {{"append", 100}}},
+             {"batch", {{"max_ops", 20}, {"max_wait", "100ms"}}},
+             {"timeout", "2s"},
+             {"retry", {{"base", "100ms"}, {"max", "1s"}, {"limit", 50}}},
+             {"drain", "20s"},
+             {"phases", {{{"name", "steady"}, {"for", "16s"}}}}}}},
+          {"faults",
+           {{{"name", "kill-pouchdb"},
+             {"kind", "kill"},
+             {"signal", "SIGKILL"},
+             {"target", {{"pidfile", pidfile.string()}}},
+             {"at", "8s"}}}},
+          {"slas",
+           {{{"name", "nothing-lost"}, {"metric", "audit.lost"}, {"stat", "max"}, {"max", 0}},
+            {{"name", "no-duplicates"}, {"metric", "audit.duplicates"}, {"stat", "max"}, {"max", 0}}}}};
 }
 
 struct run_outcome {
@@ -215,8 +231,9 @@ TEST(pouchdb, durable_storage_survives_sigkill) {
     if (k.rfind("push.errors.", 0) == 0) failed += v.get<std::uint64_t>();
   EXPECT_GT(failed, 0u) << "no push failed around the kill: " << o.report["errors"].dump();
   EXPECT_EQ(o.exit_code, 0) << o.out;
-  std::cout << "durable: acked " << a["acked"] << ", lost " << a["lost"] << ", duplicates " << a["duplicates"] << ", in doubt "
-            << a["in_doubt"] << ", order violations " << a["order_violations"] << ", protocol errors " << error_count(o.report, "push.errors.protocol") << ", exit " << o.exit_code << "\n";
+  std::cout << "durable: acked " << a["acked"] << ", lost " << a["lost"] << ", duplicates " << a["duplicates"]
+            << ", in doubt " << a["in_doubt"] << ", order violations " << a["order_violations"] << ", protocol errors "
+            << error_count(o.report, "push.errors.protocol") << ", exit " << o.exit_code << "\n";
 }
 
 TEST(pouchdb, in_memory_restart_loss_is_found) {

@@ -117,7 +117,9 @@ struct api_server {
 
 // A blocking GET through curl-free means: python's urllib is the client here too.
 json get_json(const std::string& url) {
-  auto r = t::run("python3 -c 'import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=10).read().decode())' '" + url + "'");
+  auto r = t::run(
+      "python3 -c 'import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=10).read().decode())' '" +
+      url + "'");
   return json::parse(r.out);
 }
 
@@ -169,8 +171,9 @@ TEST(profile, a_second_api_shape_acks_duplicates_conflicts_and_rejections) {
   api_server api(d);
   auto o = run_against(api, d, conflict_policy::lww);
   const json stats = get_json(api.url() + "/api/stats");
-  std::cout << "server " << stats.dump() << " | ops " << o.ops.size() << " conflicts " << count(o.metrics, "conflicts@other")
-            << " status errors " << count(o.metrics, "push.errors.status@other") << "\n";
+  std::cout << "server " << stats.dump() << " | ops " << o.ops.size() << " conflicts "
+            << count(o.metrics, "conflicts@other") << " status errors " << count(o.metrics, "push.errors.status@other")
+            << "\n";
   ASSERT_GE(o.ops.size(), 70u);
 
   // Replies lost after the server applied the push: counted as status errors, the retry got
@@ -205,8 +208,9 @@ TEST(profile, a_second_api_shape_acks_duplicates_conflicts_and_rejections) {
   for (const std::string s : {"store-0", "store-1"}) {
     std::string cursor;
     for (int page = 0; page < 100; ++page) {
-      auto r = t::run("python3 -c 'import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=10).read().decode())' '" +
-                      api.url() + changes_target(p, &s, cursor, 25) + "'");
+      auto r = t::run(
+          "python3 -c 'import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1],timeout=10).read().decode())' '" +
+          api.url() + changes_target(p, &s, cursor, 25) + "'");
       auto pg = parse_changes(p, r.out);
       ASSERT_FALSE(pg.malformed) << pg.reason;
       if (pg.changes.empty()) break;

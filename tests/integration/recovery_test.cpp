@@ -45,7 +45,8 @@ run_result run(const json& sc, const std::string& extra = "") {
   fs::path file = d.path() / "scenario.json";
   t::write_file(file, sc.dump(2));
   run_result r;
-  auto c = t::run(t::bin() + " run " + file.string() + " --out " + (d.path() / "runs").string() + " " + extra + " 2>&1");
+  auto c =
+      t::run(t::bin() + " run " + file.string() + " --out " + (d.path() / "runs").string() + " " + extra + " 2>&1");
   r.exit_code = c.exit_code;
   r.out = c.out;
   r.report = json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));

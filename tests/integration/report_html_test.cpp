@@ -41,14 +41,15 @@ struct page_load {
 // Loads `html` in headless Chromium (the flags of the issue, a throwaway profile); with
 // `screenshot` also writes a 1280×2000 PNG there. Bounded by `timeout`.
 page_load open_page(const fs::path& html, const fs::path& profile, const fs::path& screenshot = {}) {
-  std::string flags = " --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update"
-                      " --disable-sync --no-first-run --user-data-dir=" + profile.string() +
-                      " --window-size=1280,2000 --enable-logging=stderr --v=0";
+  std::string flags =
+      " --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update"
+      " --disable-sync --no-first-run --user-data-dir=" +
+      profile.string() + " --window-size=1280,2000 --enable-logging=stderr --v=0";
   page_load p;
   auto err = profile.parent_path() / "chromium.err";
   if (!screenshot.empty()) {
-    auto r = t::run("timeout 60 " + chromium() + flags + " --screenshot=" + screenshot.string() + " file://" + html.string() +
-                    " >/dev/null 2>" + err.string());
+    auto r = t::run("timeout 60 " + chromium() + flags + " --screenshot=" + screenshot.string() + " file://" +
+                    html.string() + " >/dev/null 2>" + err.string());
     p.exit_code = r.exit_code;
   } else {
     auto r = t::run("timeout 60 " + chromium() + flags + " --dump-dom file://" + html.string() + " 2>" + err.string());
@@ -87,8 +88,8 @@ class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
 S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 )PY");
     log_ = dir / ("requests-" + std::to_string(port) + ".log");
-    proc_ = std::make_unique<t::child>("exec python3 " + script.string() + " " + std::to_string(port) + " " + std::to_string(delay_ms) +
-                                       " " + log_.string());
+    proc_ = std::make_unique<t::child>("exec python3 " + script.string() + " " + std::to_string(port) + " " +
+                                       std::to_string(delay_ms) + " " + log_.string());
     if (!t::wait_port(port)) throw std::runtime_error("test HTTP server did not start");
   }
   std::string log() const { return t::read_file(log_); }
@@ -100,7 +101,8 @@ S(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 
 json scenario(int port) {
   return json::parse(R"({"name": "reports-e2e", "duration": "3s", "seed": 5,
-    "target": {"endpoints": {"http": "http://127.0.0.1:)" + std::to_string(port) + R"("},
+    "target": {"endpoints": {"http": "http://127.0.0.1:)" +
+                     std::to_string(port) + R"("},
                "headers": {"Authorization": "Bearer ${env:SYNCSTORM_TEST_SECRET}"}},
     "load": [{"name": "api", "model": "http", "connections": 16, "timeout": "2s",
               "request": {"method": "GET", "path": "/v1/x"},
@@ -134,15 +136,16 @@ TEST(report_html, opens_in_headless_chromium_with_charts_and_a_clean_console) {
   t::write_file(bad, "<!DOCTYPE html><html><body><script>console.error('broken-on-purpose')</script></body></html>");
   auto probe = open_page(bad, d.path() / "profile-probe");
   ASSERT_EQ(probe.exit_code, 0);
-  ASSERT_NE(probe.console.find("broken-on-purpose"), std::string::npos) << "the console check sees nothing; stderr format changed?";
+  ASSERT_NE(probe.console.find("broken-on-purpose"), std::string::npos)
+      << "the console check sees nothing; stderr format changed?";
 
   auto page = open_page(run / "report.html", d.path() / "profile-dom");
   ASSERT_EQ(page.exit_code, 0) << page.console;
   EXPECT_EQ(page.console, "") << "console messages on report.html";
   // The rendered DOM holds the charts: timeline, latency, throughput and levels.
   EXPECT_GE(count_of(page.dom, "class=\"chart\""), 10u);
-  for (const char* id : {"timeline-chart", "chart-push-latency-latency", "chart-push-latency-throughput", "chart-fanout-delivery-latency",
-                         "chart-queue-depth-level", "chart-ws-connected-level"})
+  for (const char* id : {"timeline-chart", "chart-push-latency-latency", "chart-push-latency-throughput",
+                         "chart-fanout-delivery-latency", "chart-queue-depth-level", "chart-ws-connected-level"})
     EXPECT_NE(page.dom.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
   EXPECT_GE(count_of(page.dom, "<polyline"), 15u);
   EXPECT_GE(count_of(page.dom, "class=\"fault\""), 2u);
@@ -157,7 +160,8 @@ TEST(report_html, opens_in_headless_chromium_with_charts_and_a_clean_console) {
   EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
   // A blank 1280×2000 page compresses to a few KB; text and charts make it far larger.
   EXPECT_GT(bytes.size(), 60'000u);
-  if (const char* keep = std::getenv("SYNCSTORM_SCREENSHOT_OUT")) fs::copy_file(png, keep, fs::copy_options::overwrite_existing);
+  if (const char* keep = std::getenv("SYNCSTORM_SCREENSHOT_OUT"))
+    fs::copy_file(png, keep, fs::copy_options::overwrite_existing);
 }
 
 TEST(report_cli, real_runs_outputs_secret_compare_and_baseline) {
@@ -176,8 +180,8 @@ TEST(report_cli, real_runs_outputs_secret_compare_and_baseline) {
     auto f = d.path() / ("s-" + tag + ".json");
     t::write_file(f, scenario(port).dump());
     auto log = d.path() / ("out-" + tag + ".txt");
-    auto r = t::run(t::bin() + " run " + f.string() + " --out " + out.string() + " --threads 1 --baseline " + base_dir.string() +
-                    " --max-regression 10% > " + log.string() + " 2>&1");
+    auto r = t::run(t::bin() + " run " + f.string() + " --out " + out.string() + " --threads 1 --baseline " +
+                    base_dir.string() + " --max-regression 10% > " + log.string() + " 2>&1");
     r.out = t::read_file(log);
     return r;
   };
@@ -189,7 +193,8 @@ TEST(report_cli, real_runs_outputs_secret_compare_and_baseline) {
   EXPECT_NE(a.out.find("baseline: stored "), std::string::npos) << a.out;
   for (const char* f : {"report.json", "junit.xml", "summary.md", "report.html", "scenario.json", "events.jsonl"})
     EXPECT_TRUE(fs::exists(run_a / f)) << f;
-  auto x = t::run("xmllint --noout --schema " + t::source_dir() + "/tests/data/junit.xsd " + (run_a / "junit.xml").string() + " 2>&1");
+  auto x = t::run("xmllint --noout --schema " + t::source_dir() + "/tests/data/junit.xsd " +
+                  (run_a / "junit.xml").string() + " 2>&1");
   EXPECT_EQ(x.exit_code, 0) << x.out;
   json rep = json::parse(t::read_file(run_a / "report.json"));
   EXPECT_TRUE(rep.contains("gauges"));
@@ -215,14 +220,17 @@ TEST(report_cli, real_runs_outputs_secret_compare_and_baseline) {
   fs::path run_b = newest_run_dir(out);
   ASSERT_NE(run_b, run_a);
   EXPECT_NE(b.out.find("compare: REGRESSION"), std::string::npos) << b.out;
-  EXPECT_EQ(b.out.find("baseline: stored"), std::string::npos) << "a regressed run must not become the baseline\n" << b.out;
+  EXPECT_EQ(b.out.find("baseline: stored"), std::string::npos) << "a regressed run must not become the baseline\n"
+                                                               << b.out;
   EXPECT_TRUE(fs::exists(run_b / "compare.json"));
-  auto worse = t::run(t::bin() + " compare " + run_a.string() + " " + run_b.string() + " --max-regression 10% --json 2>&1");
+  auto worse =
+      t::run(t::bin() + " compare " + run_a.string() + " " + run_b.string() + " --max-regression 10% --json 2>&1");
   EXPECT_EQ(worse.exit_code, 1) << worse.out;
   json cj = json::parse(worse.out);
   bool p99_regressed = false;
   for (const auto& m : cj["metrics"])
-    if (m["subject"] == "http.latency@api" && m["what"] == "p99") p99_regressed = m["regression"].get<bool>() && m["change_pct"].get<double>() > 10;
+    if (m["subject"] == "http.latency@api" && m["what"] == "p99")
+      p99_regressed = m["regression"].get<bool>() && m["change_pct"].get<double>() > 10;
   EXPECT_TRUE(p99_regressed) << worse.out;
   auto bad_flag = t::run(t::bin() + " compare " + run_a.string() + " " + run_b.string() + " --max-regression ten 2>&1");
   EXPECT_EQ(bad_flag.exit_code, 2);

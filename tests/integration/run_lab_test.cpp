@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 namespace {
 
 const json* verdict(const json& rep, const std::string& name) {
-  for (const auto& v : rep["verdicts"]) if (v["name"] == name) return &v;
+  for (const auto& v : rep["verdicts"])
+    if (v["name"] == name) return &v;
   return nullptr;
 }
 
@@ -51,7 +52,8 @@ TEST(run_lab, http_lab_passes_on_the_correct_stack) {
   EXPECT_GT(rep["metrics"]["http.requests@push"]["count"].get<int>(), 1000);
   EXPECT_GT(rep["metrics"]["http.requests@feed"]["count"].get<int>(), 500);
   EXPECT_EQ(rep["metrics"]["http.requests"]["count"].get<int>(),
-            rep["metrics"]["http.requests@push"]["count"].get<int>() + rep["metrics"]["http.requests@feed"]["count"].get<int>());
+            rep["metrics"]["http.requests@push"]["count"].get<int>() +
+                rep["metrics"]["http.requests@feed"]["count"].get<int>());
   bool lab_ready = false;
   for (const auto& e : rep["events"]) lab_ready |= e["event"] == "lab_up";
   EXPECT_TRUE(lab_ready);

@@ -55,7 +55,8 @@ run_result run(const run_case& c, const t::temp_dir& d) {
   r.out = x.out;
   if (fs::exists(d.path() / "runs"))
     for (auto& e : fs::directory_iterator(d.path() / "runs"))
-      if (fs::exists(e.path() / "report.json")) r.report = json::parse(t::read_file(e.path() / "report.json"), nullptr, false);
+      if (fs::exists(e.path() / "report.json"))
+        r.report = json::parse(t::read_file(e.path() / "report.json"), nullptr, false);
   return r;
 }
 
@@ -67,7 +68,8 @@ std::string lab_id(const json& rep) {
 }
 
 const json* verdict(const json& rep, const std::string& name) {
-  for (const auto& v : rep["verdicts"]) if (v["name"] == name) return &v;
+  for (const auto& v : rep["verdicts"])
+    if (v["name"] == name) return &v;
   return nullptr;
 }
 

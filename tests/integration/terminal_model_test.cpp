@@ -51,7 +51,8 @@ std::string get(const std::string& base_url, const std::string& target) {
   beast::flat_buffer buf;
   http::response<http::string_body> res;
   http::read(sock, buf, res);
-  if (res.result_int() != 200) throw std::runtime_error("GET " + target + ": " + std::to_string(res.result_int()) + " " + res.body());
+  if (res.result_int() != 200)
+    throw std::runtime_error("GET " + target + ": " + std::to_string(res.result_int()) + " " + res.body());
   return res.body();
 }
 
@@ -135,7 +136,8 @@ const syncstorm::timed_metric& metric(const syncstorm::metrics_shard& m, const s
 
 std::uint64_t errors(const syncstorm::metrics_shard& m) {
   std::uint64_t n = 0;
-  for (const char* b : {"connect", "read", "write", "status", "timeout", "protocol"}) n += metric(m, std::string("push.errors.") + b + "@pos").count();
+  for (const char* b : {"connect", "read", "write", "status", "timeout", "protocol"})
+    n += metric(m, std::string("push.errors.") + b + "@pos").count();
   return n;
 }
 
@@ -145,8 +147,10 @@ void expect_stored_exactly_once(const std::string& base, const run_result& r, co
   std::map<std::string, const syncstorm::audit_op*> by_id;
   for (const auto& op : r.ops) {
     by_id[op.id] = &op;
-    if (op.state == syncstorm::audit_op_state::acked) ++acked;
-    else ADD_FAILURE() << op.id << " not acked: state " << static_cast<int>(op.state);
+    if (op.state == syncstorm::audit_op_state::acked)
+      ++acked;
+    else
+      ADD_FAILURE() << op.id << " not acked: state " << static_cast<int>(op.state);
   }
   EXPECT_EQ(acked, r.ops.size());
   std::map<std::string, int> seen;
@@ -260,8 +264,8 @@ TEST_F(terminal_lab, killed_pods_cost_errors_not_acked_data) {
   std::uint64_t opened = metric(r.metrics, "breaker.open@pos").count();
   std::size_t breaker_events = 0;
   for (auto& [e, f] : r.events) breaker_events += e.rfind("breaker_", 0) == 0;
-  std::cout << "ops " << r.ops.size() << " errors " << errors(r.metrics) << " breaker openings " << opened
-            << " events " << r.events.size() << "\n";
+  std::cout << "ops " << r.ops.size() << " errors " << errors(r.metrics) << " breaker openings " << opened << " events "
+            << r.events.size() << "\n";
   EXPECT_GT(errors(r.metrics), 0u);
   EXPECT_GT(metric(r.metrics, "availability.attempts@pos").error_count(), 0u);
   EXPECT_EQ(breaker_events >= opened * 2, true);  // every opening also half-opened (and closed or reopened)
@@ -329,7 +333,8 @@ TEST(terminal_slow_ack, push_latency_shows_the_bug) {
   c.phases = {phase_spec{"steady", 4'000'000, 10.0, std::nullopt}};
   auto r = run(c, 4s);
   const auto& lat = metric(r.metrics, "push.latency@pos");
-  std::cout << "push p50 " << lat.hist().percentile(50) << " µs, e2e p50 " << metric(r.metrics, "push.e2e@pos").hist().percentile(50) << "\n";
+  std::cout << "push p50 " << lat.hist().percentile(50) << " µs, e2e p50 "
+            << metric(r.metrics, "push.e2e@pos").hist().percentile(50) << "\n";
   EXPECT_GE(lat.hist().percentile(50), 200'000);
   EXPECT_GE(metric(r.metrics, "push.e2e@pos").hist().percentile(50), 200'000);
   std::size_t acked = 0;

@@ -148,7 +148,9 @@ inline std::filesystem::path only_run_dir(const std::filesystem::path& out) {
   std::vector<std::filesystem::path> dirs;
   if (std::filesystem::exists(out))
     for (auto& e : std::filesystem::directory_iterator(out)) dirs.push_back(e.path());
-  if (dirs.size() != 1) throw std::runtime_error("expected one run directory in " + out.string() + ", found " + std::to_string(dirs.size()));
+  if (dirs.size() != 1)
+    throw std::runtime_error("expected one run directory in " + out.string() + ", found " +
+                             std::to_string(dirs.size()));
   return dirs[0];
 }
 
@@ -222,11 +224,11 @@ class recording_http_server {
 }  // namespace syncstorm::test
 
 // A skip with the reason on a developer's machine; a failure with the reason in CI.
-#define SYNCSTORM_SKIP_OR_FAIL(why)                                                     \
-  do {                                                                                  \
-    if (::syncstorm::test::in_ci()) {                                                   \
-      GTEST_FAIL() << "required integration test cannot run in CI: " << (why);          \
-    } else {                                                                            \
-      GTEST_SKIP() << (why);                                                            \
-    }                                                                                   \
+#define SYNCSTORM_SKIP_OR_FAIL(why)                                            \
+  do {                                                                         \
+    if (::syncstorm::test::in_ci()) {                                          \
+      GTEST_FAIL() << "required integration test cannot run in CI: " << (why); \
+    } else {                                                                   \
+      GTEST_SKIP() << (why);                                                   \
+    }                                                                          \
   } while (0)

@@ -113,7 +113,7 @@ TEST(audit, lost_ids_keep_input_order_among_ops_created_at_the_same_time) {
 
 TEST(audit, n_copies_of_an_op_count_n_minus_one_duplicates) {
   auto in = all_stored({op("x", "c", "s", 1, 1), op("y", "c", "s", 2, 2), op("z", "c", "s", 3, 3)});
-  in.changes.push_back(change_of(in.ops[0], 10));                                   // x twice
+  in.changes.push_back(change_of(in.ops[0], 10));                                  // x twice
   for (int k = 0; k < 3; ++k) in.changes.push_back(change_of(in.ops[2], 11 + k));  // z four times
   auto r = run_audit(in);
   EXPECT_EQ(r.duplicates, 1u + 3u);
@@ -231,7 +231,8 @@ TEST(audit, set_key_diverges_when_its_value_is_not_the_last_stored_set_by_order)
 
 TEST(audit, a_key_with_sets_and_adds_is_replayed_in_server_order) {
   audit_input in;
-  audit_op a = add_op("a", "c", "s", 1, "k", 4, 1), s = op("s", "c", "s", 2, 2), b = add_op("b", "c", "s", 3, "k", 1, 3);
+  audit_op a = add_op("a", "c", "s", 1, "k", 4, 1), s = op("s", "c", "s", 2, 2),
+           b = add_op("b", "c", "s", 3, "k", 1, 3);
   s.kind = 's';
   s.key = "k";
   s.value = 10;
@@ -267,8 +268,8 @@ TEST(audit, views_are_compared_with_the_servers_records) {
   auto in = all_stored({add_op("a", "c", "s", 1, "k", 2, 1), add_op("b", "c", "t", 1, "j", 5, 2)});
   in.records = {record("s", "k", 2), record("t", "j", 5)};
   in.views = {{"sub-1", "s", {record("s", "k", 2.0)}},
-              {"sub-2", "s", {record("s", "k", 1)}},             // stale value
-              {"sub-3", "t", {}},                                  // missing a key
+              {"sub-2", "s", {record("s", "k", 1)}},                        // stale value
+              {"sub-3", "t", {}},                                           // missing a key
               {"sub-4", "t", {record("t", "j", 5), record("t", "x", 1)}}};  // an extra key
   auto r = run_audit(in);
   EXPECT_EQ(r.diverged_views, 3u);
@@ -304,11 +305,11 @@ TEST(audit, inflight_per_fault_counts_ops_sent_and_not_yet_acked_when_it_fired) 
     o.state = st;
     return o;
   };
-  in.ops = {mk("done-before", 100, 900, audit_op_state::acked),     // acked before 1000
-            mk("acked-after", 500, 1500, audit_op_state::acked),    // in flight at 1000
-            mk("at-the-edge", 1000, 1000, audit_op_state::acked),   // acked at 1000: not in flight
-            mk("never-acked", 800, -1, audit_op_state::in_doubt),   // in flight at 1000 and 2000
-            mk("sent-later", 1200, 1300, audit_op_state::acked),    // in flight at neither
+  in.ops = {mk("done-before", 100, 900, audit_op_state::acked),    // acked before 1000
+            mk("acked-after", 500, 1500, audit_op_state::acked),   // in flight at 1000
+            mk("at-the-edge", 1000, 1000, audit_op_state::acked),  // acked at 1000: not in flight
+            mk("never-acked", 800, -1, audit_op_state::in_doubt),  // in flight at 1000 and 2000
+            mk("sent-later", 1200, 1300, audit_op_state::acked),   // in flight at neither
             mk("unsent", -1, -1, audit_op_state::unsent)};
   in.faults = {{"kill-pod", 1000}, {"partition", 2000}};
   auto r = run_audit(in);
@@ -347,8 +348,10 @@ TEST(audit, a_million_ops_with_known_losses_duplicates_and_one_divergence) {
   for (int i = 0; i < n; ++i) {
     const int c = i % clients, seq = i / clients + 1;
     const std::string client = "c" + std::to_string(c), stream = "s" + std::to_string((i / 10) % 50);
-    if (i % 10 == 0) in.ops.push_back(add_op(client + "-" + std::to_string(seq), client, stream, seq, "stock", 1, i));
-    else in.ops.push_back(op(client + "-" + std::to_string(seq), client, stream, seq, i));
+    if (i % 10 == 0)
+      in.ops.push_back(add_op(client + "-" + std::to_string(seq), client, stream, seq, "stock", 1, i));
+    else
+      in.ops.push_back(op(client + "-" + std::to_string(seq), client, stream, seq, i));
   }
   std::int64_t order = 0;
   for (int i = 0; i < n; ++i) {
@@ -405,7 +408,8 @@ audit_op set_op(std::string id, std::string client, std::string stream, std::int
   return o;
 }
 
-audit_op append_op(std::string id, std::string client, std::string stream, std::int64_t seq, json body, std::int64_t created_us) {
+audit_op append_op(std::string id, std::string client, std::string stream, std::int64_t seq, json body,
+                   std::int64_t created_us) {
   audit_op o = op(std::move(id), std::move(client), std::move(stream), seq, created_us);
   o.digest = payload_digest(body);
   o.value = std::move(body);  // what change_of stores
@@ -418,7 +422,8 @@ TEST(audit, each_kind_of_fault_is_found_exactly) {
   audit_input in;
   // c/s: ten appends with payloads; one lost (a3), one duplicated (a4), one stored with another
   // payload (a5), one with another seq (a6); a8 and a9 stored in the opposite order.
-  for (int i = 1; i <= 10; ++i) in.ops.push_back(append_op("a" + std::to_string(i), "c", "s", i, {{"total_cents", 100 * i}}, i));
+  for (int i = 1; i <= 10; ++i)
+    in.ops.push_back(append_op("a" + std::to_string(i), "c", "s", i, {{"total_cents", 100 * i}}, i));
   // A counter on s/k: +2, +3, -1 = 4, stored as 5 (off by one).
   in.ops.push_back(add_op("d1", "c", "s", 11, "k", 2, 11));
   in.ops.push_back(add_op("d2", "c", "s", 12, "k", 3, 12));
@@ -428,8 +433,8 @@ TEST(audit, each_kind_of_fault_is_found_exactly) {
   in.ops.push_back(set_op("s2", "c", "s", 15, "v1", {{"by", "c"}, {"seq", 15}}, 15));
   std::int64_t order = 0;
   for (const auto& o : in.ops) {
-    if (o.id == "a3") continue;                          // lost
-    if (o.id == "a9") continue;                          // stored before a8, below
+    if (o.id == "a3") continue;                                             // lost
+    if (o.id == "a9") continue;                                             // stored before a8, below
     if (o.id == "a8") in.changes.push_back(change_of(in.ops[8], ++order));  // a9 first
     in.changes.push_back(change_of(o, ++order));
     if (o.id == "a4") in.changes.push_back(change_of(o, ++order));  // duplicated
@@ -443,7 +448,8 @@ TEST(audit, each_kind_of_fault_is_found_exactly) {
   stranger.kind = "append";
   stranger.order = ++order;
   in.changes.push_back(stranger);
-  in.records = {record("s", "k", 5), record("s", "v0", {{"by", "mallory"}}), record("s", "v1", {{"by", "c"}, {"seq", 15}})};
+  in.records = {record("s", "k", 5), record("s", "v0", {{"by", "mallory"}}),
+                record("s", "v1", {{"by", "c"}, {"seq", 15}})};
 
   auto r = run_audit(in);
   EXPECT_EQ(r.lost, 1u);
@@ -469,7 +475,8 @@ TEST(audit, each_kind_of_fault_is_found_exactly) {
 
   const json j = r.to_json();
   EXPECT_EQ(j["mismatched"], 2);
-  EXPECT_EQ(j["mismatched_ids"][0], json({{"id", "a5"}, {"field", "payload"}, {"sent", nullptr}, {"stored", {{"total_cents", 501}}}}));
+  EXPECT_EQ(j["mismatched_ids"][0],
+            json({{"id", "a5"}, {"field", "payload"}, {"sent", nullptr}, {"stored", {{"total_cents", 501}}}}));
   EXPECT_EQ(j["phantoms"], 2);
   EXPECT_EQ(j["phantom_keys"], json({"s/v0"}));
 
@@ -478,9 +485,11 @@ TEST(audit, each_kind_of_fault_is_found_exactly) {
   good.ops = in.ops;
   order = 0;
   for (const auto& o : good.ops) good.changes.push_back(change_of(o, ++order));
-  good.records = {record("s", "k", 4), record("s", "v0", {{"by", "c"}, {"seq", 14}}), record("s", "v1", {{"by", "c"}, {"seq", 15}})};
+  good.records = {record("s", "k", 4), record("s", "v0", {{"by", "c"}, {"seq", 14}}),
+                  record("s", "v1", {{"by", "c"}, {"seq", 15}})};
   auto g = run_audit(good);
-  EXPECT_EQ(g.lost + g.duplicates + g.mismatched + g.phantoms + g.order_violations + g.diverged, 0u) << g.to_json().dump();
+  EXPECT_EQ(g.lost + g.duplicates + g.mismatched + g.phantoms + g.order_violations + g.diverged, 0u)
+      << g.to_json().dump();
 }
 
 TEST(audit, each_field_of_a_stored_copy_is_compared_when_the_server_reports_it) {
@@ -499,10 +508,19 @@ TEST(audit, each_field_of_a_stored_copy_is_compared_when_the_server_reports_it) 
   EXPECT_EQ(with([](audit_change& c) { c.kind = "ADD"; }).mismatched, 0u);  // kinds compare case-insensitively
   EXPECT_EQ(with([](audit_change& c) { c.key = "k2"; }).mismatched_ids.at(0).field, "key");
   EXPECT_EQ(with([](audit_change& c) { c.delta = 3; }).mismatched_ids.at(0).field, "delta");
-  EXPECT_EQ(with([](audit_change& c) { c.delta = 2.0000000001; }).mismatched_ids.at(0).field, "delta");  // integers: exact
+  EXPECT_EQ(with([](audit_change& c) { c.delta = 2.0000000001; }).mismatched_ids.at(0).field,
+            "delta");  // integers: exact
   // A field the server's feed does not have (a profile without that pointer) is not compared.
-  EXPECT_EQ(with([](audit_change& c) { c.delta = 3; c.fields = cf_all & ~cf_delta; }).mismatched, 0u);
-  EXPECT_EQ(with([](audit_change& c) { c.seq = 9; c.fields = cf_stream | cf_kind; }).mismatched, 0u);
+  EXPECT_EQ(with([](audit_change& c) {
+              c.delta = 3;
+              c.fields = cf_all & ~cf_delta;
+            }).mismatched,
+            0u);
+  EXPECT_EQ(with([](audit_change& c) {
+              c.seq = 9;
+              c.fields = cf_stream | cf_kind;
+            }).mismatched,
+            0u);
   // Only acked ops are judged: an in-doubt op stored with another delta is not a mismatch.
   audit_input doubt = in;
   doubt.ops[0].state = audit_op_state::in_doubt;
@@ -511,7 +529,8 @@ TEST(audit, each_field_of_a_stored_copy_is_compared_when_the_server_reports_it) 
 }
 
 TEST(audit, payload_digests_survive_a_server_that_re_encodes_numbers_and_keys) {
-  EXPECT_EQ(payload_digest(json::parse(R"({"a": 5, "b": [1, 2.0]})")), payload_digest(json::parse(R"({"b": [1.0, 2], "a": 5.0})")));
+  EXPECT_EQ(payload_digest(json::parse(R"({"a": 5, "b": [1, 2.0]})")),
+            payload_digest(json::parse(R"({"b": [1.0, 2], "a": 5.0})")));
   EXPECT_NE(payload_digest(json::parse(R"({"a": 5})")), payload_digest(json::parse(R"({"a": 5.5})")));
   EXPECT_NE(payload_digest(json::parse(R"({"a": 5})")), payload_digest(json::parse(R"({"a": "5"})")));
   EXPECT_NE(payload_digest(json::parse(R"({"a": 5})")), payload_digest(json::parse(R"({"a": 5, "corrupted": true})")));
@@ -571,6 +590,7 @@ TEST(audit, fanout_deliveries_are_compared_with_the_stored_change_at_their_curso
   // Kind is compared case-insensitively, numbers canonically.
   audit_change upper = in.changes[0];
   upper.kind = "APPEND";
-  EXPECT_EQ(change_digest(upper.id, upper.kind, upper.key, upper.delta, upper.value),
-            change_digest(in.changes[0].id, in.changes[0].kind, in.changes[0].key, in.changes[0].delta, in.changes[0].value));
+  EXPECT_EQ(
+      change_digest(upper.id, upper.kind, upper.key, upper.delta, upper.value),
+      change_digest(in.changes[0].id, in.changes[0].kind, in.changes[0].key, in.changes[0].delta, in.changes[0].value));
 }

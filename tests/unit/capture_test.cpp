@@ -87,12 +87,22 @@ json lab_status(bool namespaces) {
                 {"lb", {{"role", "lb"}}},
                 {"pod-0", {{"role", "pod"}, {"address", namespaces ? "10.9.8.10:8080" : "127.0.5.1:21010"}}},
                 {"pod-1", {{"role", "pod"}, {"address", namespaces ? "10.9.8.11:8080" : "127.0.5.2:21010"}}}};
-  return {{"network", {{"mode", namespaces ? "namespaces" : "loopback"}, {"bridge", namespaces ? "ssb-t1" : ""},
-                       {"gateway", namespaces ? "10.9.8.1" : ""}}},
-          {"paths", {{"lb_http", {{"listen", "127.0.0.1:21001"}}}, {"lb_ws", {{"listen", "127.0.0.1:21002"}}},
-                     {"db", {{"listen", namespaces ? "10.9.8.1:21005" : "127.0.0.1:21005"}}}}},
-          {"ports", {{"db-0", 21000}, {"haproxy_http", 21003}, {"haproxy_ws", 21004}, {"lb_http", 21001}, {"lb_ws", 21002},
-                     {"db_relay", 21005}, {"pod", namespaces ? 8080 : 21010}}},
+  return {{"network",
+           {{"mode", namespaces ? "namespaces" : "loopback"},
+            {"bridge", namespaces ? "ssb-t1" : ""},
+            {"gateway", namespaces ? "10.9.8.1" : ""}}},
+          {"paths",
+           {{"lb_http", {{"listen", "127.0.0.1:21001"}}},
+            {"lb_ws", {{"listen", "127.0.0.1:21002"}}},
+            {"db", {{"listen", namespaces ? "10.9.8.1:21005" : "127.0.0.1:21005"}}}}},
+          {"ports",
+           {{"db-0", 21000},
+            {"haproxy_http", 21003},
+            {"haproxy_ws", 21004},
+            {"lb_http", 21001},
+            {"lb_ws", 21002},
+            {"db_relay", 21005},
+            {"pod", namespaces ? 8080 : 21010}}},
           {"units", units}};
 }
 
@@ -277,12 +287,12 @@ TEST(capture_flows, data_seen_again_is_a_retransmission_acks_and_keepalives_are_
     return ft.observe(seg(d), 10);
   };
   std::uint32_t next = 0xffffff01;
-  EXPECT_FALSE(send(next, 200).retransmit);   // crosses 2^32
+  EXPECT_FALSE(send(next, 200).retransmit);  // crosses 2^32
   EXPECT_FALSE(send(next + 200, 100).retransmit);
-  EXPECT_TRUE(send(next + 200, 100).retransmit);   // the same seq and length again
-  EXPECT_TRUE(send(next, 300).retransmit);         // repacketized: the first two as one
-  EXPECT_TRUE(send(next + 250, 100).retransmit);   // overlapping the end, then new data
-  EXPECT_FALSE(send(next + 350, 50).retransmit);   // continues after it
+  EXPECT_TRUE(send(next + 200, 100).retransmit);                     // the same seq and length again
+  EXPECT_TRUE(send(next, 300).retransmit);                           // repacketized: the first two as one
+  EXPECT_TRUE(send(next + 250, 100).retransmit);                     // overlapping the end, then new data
+  EXPECT_FALSE(send(next + 350, 50).retransmit);                     // continues after it
   EXPECT_FALSE(send(next + 400, 0, cap::tcp_flag::ack).retransmit);  // a pure ACK
   EXPECT_FALSE(send(next + 399, 0, cap::tcp_flag::ack).retransmit);  // Linux keep-alive (seq - 1, no data)
   EXPECT_FALSE(send(next + 399, 1, cap::tcp_flag::ack).retransmit);  // keep-alive with one garbage byte
@@ -346,9 +356,10 @@ TEST(capture_bucketer, sums_per_step_and_hands_over_finished_steps) {
 TEST(capture_analyzer, a_connection_through_a_partition_and_a_reset_lands_in_its_series) {
   auto m = cap::lab_wire_map(lab_status(true));
   cap::wire_store store(m);
-  cap::wire_analyzer a(m, store.resolution_us(), [&](std::int64_t step, const cap::step_counts& c) { store.add(step, c); });
+  cap::wire_analyzer a(m, store.resolution_us(),
+                       [&](std::int64_t step, const cap::step_counts& c) { store.add(step, c); });
   const std::int64_t origin = 1'700'000'000'000'000;  // the capture's clock (µs) when the run started
-  seg_spec up;  // pod-0 → db relay
+  seg_spec up;                                        // pod-0 → db relay
   up.src = "10.9.8.10";
   up.sport = 33000;
   up.dst = "10.9.8.1";
@@ -429,15 +440,18 @@ TEST(capture_pcap_files, names_and_rotation_at_max_file) {
 }
 
 TEST(capture_config, from_a_scenario_and_a_lab) {
-  json doc = {{"name", "c"}, {"target", {{"lab", json::object()}}},
-              {"load", {{{"name", "p"}, {"model", "http"}, {"phases", {{{"name", "a"}, {"for", "5s"}, {"rate", 200000}}}}}}},
-              {"capture", {{"interfaces", "lab"}, {"snaplen", 96}, {"max_file", "2MiB"}}}};
+  json doc = {
+      {"name", "c"},
+      {"target", {{"lab", json::object()}}},
+      {"load", {{{"name", "p"}, {"model", "http"}, {"phases", {{{"name", "a"}, {"for", "5s"}, {"rate", 200000}}}}}}},
+      {"capture", {{"interfaces", "lab"}, {"snaplen", 96}, {"max_file", "2MiB"}}}};
   auto cfg = cap::capture_config_for(doc, lab_status(true), {}, "/tmp/x");
   ASSERT_EQ(cfg.interfaces.size(), 2u);
   EXPECT_EQ(cfg.interfaces[0].name, "ssb-t1");
   EXPECT_EQ(cfg.interfaces[0].filter, "");
   EXPECT_EQ(cfg.interfaces[1].name, "lo");
-  EXPECT_EQ(cfg.interfaces[1].filter, "tcp and (port 21000 or port 21001 or port 21002 or port 21003 or port 21004 or port 21005)");
+  EXPECT_EQ(cfg.interfaces[1].filter,
+            "tcp and (port 21000 or port 21001 or port 21002 or port 21003 or port 21004 or port 21005)");
   EXPECT_EQ(cfg.snaplen, 96);
   EXPECT_EQ(cfg.max_file, 2u << 20);
   EXPECT_TRUE(cfg.pcap);
@@ -449,12 +463,16 @@ TEST(capture_config, from_a_scenario_and_a_lab) {
   EXPECT_FALSE(cfg.pcap);
   EXPECT_EQ(cfg.ring, 4u << 20);
   // An endpoints target: its addresses are "the lb".
-  json ep = {{"name", "e"}, {"target", {{"endpoints", {{"http", "http://127.0.0.1:8080"}}}}},
-             {"load", doc["load"]}, {"capture", {{"interfaces", {"eth0"}}}}};
-  cfg = cap::capture_config_for(ep, json(), cap::resolve_url_endpoints({"http://127.0.0.1:8080/x", "wss://[::1]/ws"}), "/tmp/x");
+  json ep = {{"name", "e"},
+             {"target", {{"endpoints", {{"http", "http://127.0.0.1:8080"}}}}},
+             {"load", doc["load"]},
+             {"capture", {{"interfaces", {"eth0"}}}}};
+  cfg = cap::capture_config_for(ep, json(), cap::resolve_url_endpoints({"http://127.0.0.1:8080/x", "wss://[::1]/ws"}),
+                                "/tmp/x");
   EXPECT_EQ(cfg.map.to_json(), json({{"clients-lb", {"127.0.0.1:8080", "[::1]:443"}}}));
   EXPECT_EQ(cfg.interfaces[0].filter, "");
-  EXPECT_THROW(cap::capture_config_for(json{{"capture", {{"interfaces", "lab"}}}}, json(), {}, "/tmp/x"), std::invalid_argument);
+  EXPECT_THROW(cap::capture_config_for(json{{"capture", {{"interfaces", "lab"}}}}, json(), {}, "/tmp/x"),
+               std::invalid_argument);
 }
 
 TEST(capture_config, the_default_ring_follows_the_scenario_within_bounds) {
@@ -463,7 +481,10 @@ TEST(capture_config, the_default_ring_follows_the_scenario_within_bounds) {
   EXPECT_EQ(cap::default_ring_bytes(doc(small), 128), 16u << 20);
   // 2,000 transactions/s from 100 terminals: 32k packets/s × 2 s × 192 bytes ≈ 12 MiB → the floor;
   // 20,000/s: ~117 MiB.
-  json term = {{"model", "terminal"}, {"stores", 10}, {"terminals_per_store", 10}, {"rate", 200},
+  json term = {{"model", "terminal"},
+               {"stores", 10},
+               {"terminals_per_store", 10},
+               {"rate", 200},
                {"phases", {{{"name", "a"}, {"for", "1s"}}}}};
   EXPECT_EQ(cap::default_ring_bytes(doc(term), 128), static_cast<std::uint64_t>(20000.0 * 16 * 2 * 192));
   term["rate"] = 20;
@@ -471,10 +492,12 @@ TEST(capture_config, the_default_ring_follows_the_scenario_within_bounds) {
 }
 
 TEST(capture_validation, wire_names_are_known_metrics_and_a_typo_gets_a_hint) {
-  json doc = {{"name", "w"}, {"target", {{"lab", {{"pods", 2}}}}},
-              {"load", {{{"name", "p"}, {"model", "http"}, {"phases", {{{"name", "a"}, {"for", "5s"}, {"rate", 10}}}}}}},
-              {"capture", {{"interfaces", "lab"}}},
-              {"slas", {{{"name", "r"}, {"metric", "wire.pods-db.retransmits"}, {"stat", "count"}, {"max", 0}}}}};
+  json doc = {
+      {"name", "w"},
+      {"target", {{"lab", {{"pods", 2}}}}},
+      {"load", {{{"name", "p"}, {"model", "http"}, {"phases", {{{"name", "a"}, {"for", "5s"}, {"rate", 10}}}}}}},
+      {"capture", {{"interfaces", "lab"}}},
+      {"slas", {{{"name", "r"}, {"metric", "wire.pods-db.retransmits"}, {"stat", "count"}, {"max", 0}}}}};
   EXPECT_TRUE(syncstorm::validate_document(doc).empty()) << syncstorm::validate_document(doc)[0];
   auto info = syncstorm::metric_lookup(doc, "wire.db-pods.rst");
   ASSERT_TRUE(info);
@@ -502,7 +525,9 @@ TEST(capture_validation, wire_names_are_known_metrics_and_a_typo_gets_a_hint) {
   ep["capture"] = {{"interfaces", "lab"}};
   errs = syncstorm::validate_document(ep);
   ASSERT_EQ(errs.size(), 1u);
-  EXPECT_EQ(errs[0], "scenario.capture.interfaces: found \"lab\" but the target is not a lab; expected interface names like [\"lo\"]");
+  EXPECT_EQ(
+      errs[0],
+      "scenario.capture.interfaces: found \"lab\" but the target is not a lab; expected interface names like [\"lo\"]");
   ep["capture"] = {{"interfaces", {"lo"}}, {"max_file", "1KiB"}, {"ring", "16KiB"}};
   errs = syncstorm::validate_document(ep);
   ASSERT_EQ(errs.size(), 2u);
@@ -517,9 +542,14 @@ TEST(capture_validation, environment_problems_name_the_interface_and_the_filter)
   for (const auto& e : errs)
     if (e.find("CAP_NET_RAW") == std::string::npos) mine.push_back(e);
   ASSERT_EQ(mine.size(), 2u);
-  EXPECT_EQ(mine[0].rfind("scenario.capture.interfaces[1]: found \"nosuch0\"; expected a network interface of this machine (", 0), 0u) << mine[0];
+  EXPECT_EQ(mine[0].rfind(
+                "scenario.capture.interfaces[1]: found \"nosuch0\"; expected a network interface of this machine (", 0),
+            0u)
+      << mine[0];
   EXPECT_NE(mine[0].find("lo"), std::string::npos);
-  EXPECT_EQ(mine[1].rfind("scenario.capture.filter: found \"tcp port\"; expected a BPF filter libpcap compiles (", 0), 0u) << mine[1];
+  EXPECT_EQ(mine[1].rfind("scenario.capture.filter: found \"tcp port\"; expected a BPF filter libpcap compiles (", 0),
+            0u)
+      << mine[1];
   // The capability line appears exactly when the process lacks CAP_NET_RAW.
   EXPECT_EQ(errs.size() - mine.size(), cap::has_cap_net_raw() ? 0u : 1u);
   EXPECT_TRUE(cap::environment_problems(json{{"name", "x"}}).empty());
@@ -532,13 +562,28 @@ TEST(capture_report, the_html_charts_wire_series_per_counter_under_the_latency_c
   series["wire.db-pods.retransmits"] = {{3, 1, 0, 0, 0, 0}};
   series["wire.pods-db.packets"] = {{0, 100, 0, 0, 0, 0}};
   series["wire.pods-db.rst"] = json::array();
-  json report = {{"schema_version", 1}, {"scenario", {{"name", "w"}}}, {"outcome", "pass"}, {"exit_code", 0}, {"duration_s", 6},
-                 {"verdicts", json::array()}, {"faults", {{{"name", "cut"}, {"kind", "partition"}, {"applied_at", 2.5}, {"reverted_at", 5.0}}}},
-                 {"metrics", {{"http.latency", {{"unit", "ms"}, {"count", 20}}}}}, {"series", series},
+  json report = {{"schema_version", 1},
+                 {"scenario", {{"name", "w"}}},
+                 {"outcome", "pass"},
+                 {"exit_code", 0},
+                 {"duration_s", 6},
+                 {"verdicts", json::array()},
+                 {"faults", {{{"name", "cut"}, {"kind", "partition"}, {"applied_at", 2.5}, {"reverted_at", 5.0}}}},
+                 {"metrics", {{"http.latency", {{"unit", "ms"}, {"count", 20}}}}},
+                 {"series", series},
                  {"gauges", {{"queue.depth", {{0, 1}, {1, 2}}}}},
-                 {"capture", {{"interfaces", {{{"name", "lo"}, {"filter", "tcp"}, {"packets", 9}, {"classified", 8},
-                                               {"kernel", {{"dropped", 3}}}, {"files", {{{"path", "/r/capture/lo-000.pcap"}, {"packets", 9}}}}}}},
-                              {"packets", 9}, {"dropped", 3}, {"files", {"/r/capture/lo-000.pcap"}}, {"resolution_ms", 100}}}};
+                 {"capture",
+                  {{"interfaces",
+                    {{{"name", "lo"},
+                      {"filter", "tcp"},
+                      {"packets", 9},
+                      {"classified", 8},
+                      {"kernel", {{"dropped", 3}}},
+                      {"files", {{{"path", "/r/capture/lo-000.pcap"}, {"packets", 9}}}}}}},
+                   {"packets", 9},
+                   {"dropped", 3},
+                   {"files", {"/r/capture/lo-000.pcap"}},
+                   {"resolution_ms", 100}}}};
   std::string html = syncstorm::reports::html(report);
   auto at = [&](const std::string& s) { return html.find(s); };
   ASSERT_NE(at("<h2>Wire</h2>"), std::string::npos);

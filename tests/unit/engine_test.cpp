@@ -20,7 +20,8 @@ outcome_input::rule passed{true, false}, failed{false, false}, unjudged{false, t
 TEST(outcome_of, follows_the_precedence_table) {
   for (int bits = 0; bits < 64; ++bits) {
     outcome_input in;
-    const bool invalid = bits & 1, error = bits & 2, signal = bits & 4, fail = bits & 8, abort = bits & 16, inconclusive = bits & 32;
+    const bool invalid = bits & 1, error = bits & 2, signal = bits & 4, fail = bits & 8, abort = bits & 16,
+               inconclusive = bits & 32;
     if (invalid) in.invalid = "scenario.load[0].ops: found percentages summing to 90; expected 100";
     if (error) in.error = "target unreachable: connect 127.0.0.1:1: Connection refused";
     if (signal) {
@@ -74,7 +75,8 @@ scenario sample_scenario() {
     "load": [{"name": "get", "model": "http", "phases": [{"name": "steady", "for": "10s", "rate": 10}]}],
     "faults": [{"name": "slow", "kind": "latency", "at": "2s", "for": "3s", "latency": "100ms"}],
     "slas": [{"name": "p99", "metric": "http.latency", "stat": "p99", "max": "100ms"}]
-  })"), {});
+  })"),
+                         {});
   if (!r.value) throw std::runtime_error(r.errors.empty() ? "?" : r.errors[0]);
   return *r.value;
 }
@@ -103,7 +105,8 @@ TEST(build_report, holds_every_contract_field) {
   in.result = {"pass", 0, ""};
   in.verdicts.push_back(verdict_json(v));
   in.merged = &m;
-  in.scalars = {{"recovery.slow", 250'000.0}, {"audit.lost", 0}, {"outage.max", std::numeric_limits<double>::infinity()}};
+  in.scalars = {
+      {"recovery.slow", 250'000.0}, {"audit.lost", 0}, {"outage.max", std::numeric_limits<double>::infinity()}};
   fault_effects e;
   e.name = "slow";
   e.applied_us = 2'000'000;
@@ -127,8 +130,8 @@ TEST(build_report, holds_every_contract_field) {
   const json r = build_report(in);
 
   // DESIGN §9: report.json has at least these, with these types.
-  for (const char* k : {"schema_version", "syncstorm_version", "seed", "scenario", "started_at", "ended_at", "outcome", "exit_code",
-                        "verdicts", "metrics", "faults", "audit", "generator"})
+  for (const char* k : {"schema_version", "syncstorm_version", "seed", "scenario", "started_at", "ended_at", "outcome",
+                        "exit_code", "verdicts", "metrics", "faults", "audit", "generator"})
     EXPECT_TRUE(r.contains(k)) << k;
   EXPECT_EQ(r["schema_version"], report_schema_version);
   EXPECT_EQ(r["syncstorm_version"], SYNCSTORM_VERSION);
@@ -144,11 +147,13 @@ TEST(build_report, holds_every_contract_field) {
   EXPECT_EQ(r["verdicts"][0]["value"], 1.99);
   EXPECT_EQ(r["verdicts"][0]["op"], "<=");
   ASSERT_EQ(r["faults"].size(), 1u);
-  for (const char* k : {"name", "kind", "targets", "scheduled_at", "applied_at", "reverted_at", "recovery_s", "ready_s", "detect_s", "inflight_ops"})
+  for (const char* k : {"name", "kind", "targets", "scheduled_at", "applied_at", "reverted_at", "recovery_s", "ready_s",
+                        "detect_s", "inflight_ops"})
     EXPECT_TRUE(r["faults"][0].contains(k)) << k;
   EXPECT_DOUBLE_EQ(r["faults"][0]["recovery_s"].get<double>(), 0.25);
   EXPECT_TRUE(r["faults"][0]["detect_s"].is_null());  // never: unbounded
-  for (const char* k : {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged", "lost_ids"})
+  for (const char* k :
+       {"acked", "present", "lost", "duplicates", "in_doubt", "order_violations", "diverged", "lost_ids"})
     EXPECT_TRUE(r["audit"].contains(k)) << k;
   for (const char* k : {"cpu", "lag_p99", "saturated"}) EXPECT_TRUE(r["generator"].contains(k)) << k;
   EXPECT_EQ(r["generator"]["lag_p99"], 0.4);

@@ -54,8 +54,8 @@ TEST(delivery_tracker, a_hole_resumes_before_the_missing_op_and_the_replay_repai
   EXPECT_EQ(*t.hole_since(), 1000);
   EXPECT_EQ(t.resume_cursor(), 1);  // the cursor of slot 0's op 1
   EXPECT_TRUE(t.count_gap());
-  EXPECT_FALSE(t.count_gap());      // once per hole
-  t.on_connect();                   // replay after 1
+  EXPECT_FALSE(t.count_gap());  // once per hole
+  t.on_connect();               // replay after 1
   EXPECT_EQ(t.on_frame(1, 2, 1, 2000).v, v::replayed);
   EXPECT_EQ(t.on_frame(0, 3, 2, 2000).v, v::repaired);
   EXPECT_EQ(t.on_frame(1, 4, 2, 2000).v, v::replayed);
@@ -86,7 +86,7 @@ TEST(delivery_tracker, a_frame_at_or_below_the_resume_cursor_went_backwards) {
   t.on_connect();  // a reconnect resumes after=3: the server must send only what came after
   auto stale = t.on_frame(0, 1, 1, 0);
   EXPECT_TRUE(stale.backwards);
-  EXPECT_EQ(stale.v, v::replayed);  // not counted as a duplicate: fanout.stale names it
+  EXPECT_EQ(stale.v, v::replayed);                // not counted as a duplicate: fanout.stale names it
   EXPECT_TRUE(t.on_frame(0, 3, 3, 0).backwards);  // at the cursor is not after it either
   EXPECT_FALSE(t.on_frame(0, 4, 4, 0).backwards);
   // A replay that repairs a hole resumes lower: what it sends above that cursor is not stale.
@@ -146,8 +146,11 @@ TEST(limits, names_each_limit_too_low) {
   p.lb_maxconn = 9872;
   auto problems = limit_problems(p, l);
   ASSERT_EQ(problems.size(), 3u);
-  EXPECT_NE(problems[0].find("limits.nofile: found hard RLIMIT_NOFILE 20000; expected at least 50100"), std::string::npos) << problems[0];
-  EXPECT_NE(problems[1].find("limits.net.ipv4.ip_local_port_range: found \"32768 60999\""), std::string::npos) << problems[1];
+  EXPECT_NE(problems[0].find("limits.nofile: found hard RLIMIT_NOFILE 20000; expected at least 50100"),
+            std::string::npos)
+      << problems[0];
+  EXPECT_NE(problems[1].find("limits.net.ipv4.ip_local_port_range: found \"32768 60999\""), std::string::npos)
+      << problems[1];
   EXPECT_NE(problems[2].find("limits.lb.maxconn: found HAProxy maxconn 9872"), std::string::npos) << problems[2];
   p.loopback_spread = true;  // 253 source addresses: ports are plenty
   EXPECT_EQ(limit_problems(p, l).size(), 2u);

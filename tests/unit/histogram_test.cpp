@@ -55,8 +55,7 @@ std::vector<std::int64_t> long_tail_values(std::mt19937_64& rng) {
   std::uniform_real_distribution<double> u(0.0, 1.0);
   std::vector<std::int64_t> v(sample_size);
   for (auto& x : v) {
-    x = u(rng) < 0.01 ? clamp_us(20'000.0 / std::pow(1.0 - u(rng), 1.0 / 1.2))
-                      : clamp_us(body(rng));
+    x = u(rng) < 0.01 ? clamp_us(20'000.0 / std::pow(1.0 - u(rng), 1.0 / 1.2)) : clamp_us(body(rng));
   }
   return v;
 }
@@ -206,8 +205,8 @@ TEST(histogram, merging_n_histograms_equals_one_fed_all_values) {
   std::vector<std::int64_t> values = long_tail_values(rng);
   const std::vector<std::int64_t> more = bimodal_values(rng);
   values.insert(values.end(), more.begin(), more.end());
-  values.push_back(0);               // clamped low
-  values.push_back(5'000'000'000);   // clamped high
+  values.push_back(0);              // clamped low
+  values.push_back(5'000'000'000);  // clamped high
 
   // Eight parts fed a random partition of the values; the last part stays empty.
   histogram all;
@@ -227,8 +226,7 @@ TEST(histogram, merging_n_histograms_equals_one_fed_all_values) {
   EXPECT_EQ(merged.sum(), all.sum());
   EXPECT_EQ(merged.clamped(), all.clamped());
   for (int hundredths = 0; hundredths <= 10'000; ++hundredths) {
-    ASSERT_EQ(merged.percentile(hundredths / 100.0), all.percentile(hundredths / 100.0))
-        << hundredths;
+    ASSERT_EQ(merged.percentile(hundredths / 100.0), all.percentile(hundredths / 100.0)) << hundredths;
   }
   EXPECT_EQ(merged.percentile(99.999), all.percentile(99.999));
   EXPECT_EQ(merged, all);
@@ -294,18 +292,15 @@ TEST(histogram, from_json_names_the_bad_field) {
 
   nlohmann::json negative = good;
   negative["buckets"]["100"] = -1;
-  EXPECT_NE(message_of(negative).find("expected an unsigned integer"), std::string::npos)
-      << message_of(negative);
+  EXPECT_NE(message_of(negative).find("expected an unsigned integer"), std::string::npos) << message_of(negative);
 
   nlohmann::json missing = good;
   missing.erase("sum");
-  EXPECT_NE(message_of(missing).find("metrics.x.hist.sum: missing"), std::string::npos)
-      << message_of(missing);
+  EXPECT_NE(message_of(missing).find("metrics.x.hist.sum: missing"), std::string::npos) << message_of(missing);
 
   nlohmann::json min_outside = good;
   min_outside["min"] = 7;
-  EXPECT_NE(message_of(min_outside).find("metrics.x.hist.min"), std::string::npos)
-      << message_of(min_outside);
+  EXPECT_NE(message_of(min_outside).find("metrics.x.hist.min"), std::string::npos) << message_of(min_outside);
 
   EXPECT_EQ(message_of(good), "(accepted)");
 }

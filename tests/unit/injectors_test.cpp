@@ -41,9 +41,13 @@ namespace fs = std::filesystem;
 namespace {
 
 syncstorm::scenario scenario_of(json faults, json lab = {{"pods", 4}, {"replica", true}}) {
-  json doc = {{"name", "s"}, {"duration", "60s"}, {"seed", 7}, {"target", {{"lab", lab}}},
-              {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
-              {"faults", faults}};
+  json doc = {
+      {"name", "s"},
+      {"duration", "60s"},
+      {"seed", 7},
+      {"target", {{"lab", lab}}},
+      {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
+      {"faults", faults}};
   auto r = syncstorm::load_scenario(doc, {});
   if (!r.errors.empty()) throw std::runtime_error(r.errors[0]);
   return *r.value;
@@ -53,8 +57,14 @@ syncstorm::scenario scenario_of(json faults, json lab = {{"pods", 4}, {"replica"
 
 TEST(fault_schedule, at_and_for_and_every_with_count_and_seeded_jitter) {
   auto s = scenario_of({{{"name", "k"}, {"kind", "kill"}, {"target", {{"pods", "pod-1"}}}, {"at", "5s"}, {"for", "3s"}},
-                        {{"name", "p"}, {"kind", "pause"}, {"target", {{"pods", "pod-*"}}}, {"at", "6s"}, {"for", "2s"},
-                         {"every", "10s"}, {"count", 3}, {"jitter", "1s"}}});
+                        {{"name", "p"},
+                         {"kind", "pause"},
+                         {"target", {{"pods", "pod-*"}}},
+                         {"at", "6s"},
+                         {"for", "2s"},
+                         {"every", "10s"},
+                         {"count", 3},
+                         {"jitter", "1s"}}});
   auto p = syncstorm::make_plan(s);
   ASSERT_EQ(p.faults.size(), 4u);
   EXPECT_EQ(p.faults[0].name, "k");
@@ -81,14 +91,15 @@ TEST(fault_schedule, at_and_for_and_every_with_count_and_seeded_jitter) {
 }
 
 TEST(fault_pick, one_all_n_percent_random_seeded) {
-  std::vector<std::string> c = {"pod-0", "pod-1", "pod-2", "pod-3", "pod-4", "pod-5", "pod-6", "pod-7", "pod-8", "pod-9"};
+  std::vector<std::string> c = {"pod-0", "pod-1", "pod-2", "pod-3", "pod-4",
+                                "pod-5", "pod-6", "pod-7", "pod-8", "pod-9"};
   EXPECT_EQ(inj::pick_targets(c, "one", "all", 1), std::vector<std::string>{"pod-0"});
   EXPECT_EQ(inj::pick_targets(c, "all", "one", 1), c);
   EXPECT_EQ(inj::pick_targets(c, nullptr, "all", 1), c);
   EXPECT_EQ(inj::pick_targets(c, nullptr, "one", 1).size(), 1u);
   EXPECT_EQ(inj::pick_targets(c, {{"n", 3}}, "one", 1).size(), 3u);
   EXPECT_EQ(inj::pick_targets(c, {{"n", 30}}, "one", 1), c);
-  EXPECT_EQ(inj::pick_targets(c, {{"percent", 25}}, "one", 1).size(), 3u);  // ceil(2.5)
+  EXPECT_EQ(inj::pick_targets(c, {{"percent", 25}}, "one", 1).size(), 3u);    // ceil(2.5)
   EXPECT_EQ(inj::pick_targets(c, {{"percent", "1%"}}, "one", 1).size(), 1u);  // at least one
   EXPECT_TRUE(inj::pick_targets({}, "all", "all", 1).empty());
   // Random: repeatable with the seed, spread over the candidates across seeds.
@@ -108,11 +119,15 @@ TEST(fault_pick, one_all_n_percent_random_seeded) {
 }
 
 TEST(fault_targets, resolved_on_a_planned_lab_with_undo_complete_before_apply) {
-  auto s = scenario_of({{{"name", "k"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}, {"pick", {{"n", 2}}}, {"restart", false}}}, {"at", "5s"}},
-                        {{"name", "p"}, {"kind", "pause"}, {"target", {{"role", "db-primary"}}}, {"at", "5s"}, {"for", "2s"}},
-                        {{"name", "r"}, {"kind", "rolling_restart"}, {"target", {{"pods", "pod-*"}}}, {"at", "5s"}},
-                        {{"name", "d"}, {"kind", "disk_fill"}, {"volume", "db"}, {"leave", "1MiB"}, {"at", "5s"}},
-                        {{"name", "f"}, {"kind", "db_failover"}, {"at", "5s"}}});
+  auto s = scenario_of(
+      {{{"name", "k"},
+        {"kind", "kill"},
+        {"target", {{"pods", "pod-*"}, {"pick", {{"n", 2}}}, {"restart", false}}},
+        {"at", "5s"}},
+       {{"name", "p"}, {"kind", "pause"}, {"target", {{"role", "db-primary"}}}, {"at", "5s"}, {"for", "2s"}},
+       {{"name", "r"}, {"kind", "rolling_restart"}, {"target", {{"pods", "pod-*"}}}, {"at", "5s"}},
+       {{"name", "d"}, {"kind", "disk_fill"}, {"volume", "db"}, {"leave", "1MiB"}, {"at", "5s"}},
+       {{"name", "f"}, {"kind", "db_failover"}, {"at", "5s"}}});
   inj::fault_env env;
   env.lab = inj::lab_facts::from_scenario(s.target["lab"]);
   env.seed = s.seed;
@@ -168,12 +183,19 @@ TEST(fault_targets, a_named_pod_missing_from_the_lab_is_an_error_naming_it) {
 }
 
 TEST(fault_validation, cross_checks_name_the_path) {
-  json doc = {{"name", "s"}, {"duration", "60s"}, {"target", {{"lab", {{"pods", 2}}}}},
-              {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
-              {"faults", {{{"name", "a"}, {"kind", "pause"}, {"target", {{"role", "clients"}}}, {"at", "1s"}},
-                          {{"name", "b"}, {"kind", "kill"}, {"target", {{"selector", {{"labels", {{"app", "x"}}}}}, {"restart", false}}}, {"at", "1s"}},
-                          {{"name", "c"}, {"kind", "disk_fill"}, {"target", {{"container", "web"}}}, {"leave", "1MiB"}, {"at", "1s"}},
-                          {{"name", "d"}, {"kind", "disk_fill"}, {"volume", "relative"}, {"percent", 90}, {"at", "1s"}}}}};
+  json doc = {
+      {"name", "s"},
+      {"duration", "60s"},
+      {"target", {{"lab", {{"pods", 2}}}}},
+      {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
+      {"faults",
+       {{{"name", "a"}, {"kind", "pause"}, {"target", {{"role", "clients"}}}, {"at", "1s"}},
+        {{"name", "b"},
+         {"kind", "kill"},
+         {"target", {{"selector", {{"labels", {{"app", "x"}}}}}, {"restart", false}}},
+         {"at", "1s"}},
+        {{"name", "c"}, {"kind", "disk_fill"}, {"target", {{"container", "web"}}}, {"leave", "1MiB"}, {"at", "1s"}},
+        {{"name", "d"}, {"kind", "disk_fill"}, {"volume", "relative"}, {"percent", 90}, {"at", "1s"}}}}};
   auto errs = syncstorm::validate_document(doc);
   std::string all;
   for (auto& e : errs) all += e + "\n";
@@ -186,12 +208,21 @@ TEST(fault_validation, cross_checks_name_the_path) {
 // An empty label selector is `-l ""`: every pod of the namespace (and with rolling_restart, every
 // deployment). Refused by validation (exit 2) and again when a fault is prepared.
 TEST(fault_validation, an_empty_label_selector_is_refused) {
-  json doc = {{"name", "s"}, {"duration", "60s"}, {"target", {{"endpoints", {{"http", "http://127.0.0.1:1"}}}}},
-              {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
-              {"faults", {{{"name", "roll"}, {"kind", "rolling_restart"}, {"target", {{"selector", {{"labels", json::object()}}}}}, {"at", "1s"}}}}};
+  json doc = {
+      {"name", "s"},
+      {"duration", "60s"},
+      {"target", {{"endpoints", {{"http", "http://127.0.0.1:1"}}}}},
+      {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
+      {"faults",
+       {{{"name", "roll"},
+         {"kind", "rolling_restart"},
+         {"target", {{"selector", {{"labels", json::object()}}}}},
+         {"at", "1s"}}}}};
   auto errs = syncstorm::validate_document(doc);
   ASSERT_EQ(errs.size(), 1u);
-  EXPECT_EQ(errs[0], "scenario.faults[0].target.selector.labels: found {}; expected at least one label (an empty selector matches every pod of the namespace)");
+  EXPECT_EQ(
+      errs[0],
+      "scenario.faults[0].target.selector.labels: found {}; expected at least one label (an empty selector matches every pod of the namespace)");
   syncstorm::fault_entry f;
   f.name = "roll";
   f.kind = "rolling_restart";
@@ -213,13 +244,28 @@ TEST(fault_ledger, write_replay_and_unreverted) {
   {
     inj::ledger l(path);
     l.append({{"step", "controller"}, {"pid", 1234}, {"start_time", 99}});
-    l.append({{"step", "apply"}, {"phase", "intent"}, {"id", "a#0"}, {"fault", "a"}, {"kind", "pause"},
-              {"undo", {{{"op", "remove_file"}, {"path", "/nonexistent"}}}}, {"ttl_mono_us", 5}});
+    l.append({{"step", "apply"},
+              {"phase", "intent"},
+              {"id", "a#0"},
+              {"fault", "a"},
+              {"kind", "pause"},
+              {"undo", {{{"op", "remove_file"}, {"path", "/nonexistent"}}}},
+              {"ttl_mono_us", 5}});
     l.append({{"step", "apply"}, {"phase", "done"}, {"id", "a#0"}, {"ok", true}});
-    l.append({{"step", "apply"}, {"phase", "intent"}, {"id", "b#0"}, {"fault", "b"}, {"kind", "kill"}, {"undo", json::array()}});
+    l.append({{"step", "apply"},
+              {"phase", "intent"},
+              {"id", "b#0"},
+              {"fault", "b"},
+              {"kind", "kill"},
+              {"undo", json::array()}});
     l.append({{"step", "revert"}, {"phase", "intent"}, {"id", "b#0"}});
     l.append({{"step", "revert"}, {"phase", "done"}, {"id", "b#0"}, {"ok", true}});
-    l.append({{"step", "apply"}, {"phase", "intent"}, {"id", "c#0"}, {"fault", "c"}, {"kind", "kill"}, {"undo", json::array()}});
+    l.append({{"step", "apply"},
+              {"phase", "intent"},
+              {"id", "c#0"},
+              {"fault", "c"},
+              {"kind", "kill"},
+              {"undo", json::array()}});
     l.append({{"step", "revert"}, {"phase", "done"}, {"id", "c#0"}, {"ok", false}, {"error", "boom"}});
   }
   // A torn last line (a crash mid-write) is skipped, not fatal.
@@ -289,15 +335,27 @@ TEST(fault_revert, a_stopped_process_is_continued_from_the_ledger_alone) {
     for (;;) ::pause();
   }
   ::kill(child, SIGSTOP);
-  for (int i = 0; i < 100 && inj::read_proc(child)->state != 'T'; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 100 && inj::read_proc(child)->state != 'T'; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   auto info = inj::read_proc(child);
   ASSERT_TRUE(info);
   {
     inj::ledger l(run + "/ledger.jsonl");
     l.append({{"step", "controller"}, {"pid", 4'000'000}, {"start_time", 1}});  // long gone
-    l.append({{"step", "apply"}, {"phase", "intent"}, {"id", "p#0"}, {"fault", "p"}, {"kind", "pause"},
+    l.append({{"step", "apply"},
+              {"phase", "intent"},
+              {"id", "p#0"},
+              {"fault", "p"},
+              {"kind", "pause"},
               {"targets", {{{"name", "child"}}}},
-              {"undo", {{{"op", "signal"}, {"pid", child}, {"start_time", info->start_time}, {"group", false}, {"signal", SIGCONT}, {"signal_name", "SIGCONT"}, {"what", "child"}}}}});
+              {"undo",
+               {{{"op", "signal"},
+                 {"pid", child},
+                 {"start_time", info->start_time},
+                 {"group", false},
+                 {"signal", SIGCONT},
+                 {"signal_name", "SIGCONT"},
+                 {"what", "child"}}}}});
     l.append({{"step", "apply"}, {"phase", "done"}, {"id", "p#0"}, {"ok", true}});
   }
   inj::index_add({"pid-" + std::to_string(child)}, run);
@@ -312,7 +370,8 @@ TEST(fault_revert, a_stopped_process_is_continued_from_the_ledger_alone) {
   {
     std::ostringstream o, e;
     EXPECT_EQ(inj::revert_run(run, o, e), 2);
-    EXPECT_NE(e.str().find("does not list; expected a run that syncstorm made on this host"), std::string::npos) << e.str();
+    EXPECT_NE(e.str().find("does not list; expected a run that syncstorm made on this host"), std::string::npos)
+        << e.str();
     EXPECT_EQ(inj::read_proc(child)->state, 'T');
     testing::internal::CaptureStderr();
     EXPECT_EQ(inj::reaper_main(run), 2);
@@ -338,11 +397,16 @@ TEST(fault_revert, a_stopped_process_is_continued_from_the_ledger_alone) {
 // Network faults on the run's proxy (target.proxy) and on a lab's pods-db through tc: the steps
 // name everything a revert needs (the proxy's control socket; namespace, device and handle).
 TEST(fault_targets, network_faults_on_the_runs_proxy_and_through_tc) {
-  json doc = {{"name", "s"}, {"duration", "60s"}, {"seed", 7},
-              {"target", {{"endpoints", {{"http", "http://127.0.0.1:8080"}, {"ws", "ws://127.0.0.1:8081"}}}, {"proxy", json::object()}}},
-              {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
-              {"faults", {{{"name", "lat"}, {"kind", "latency"}, {"latency", "200ms"}, {"at", "5s"}},
-                          {{"name", "err"}, {"kind", "http_error"}, {"percent", 10}, {"at", "5s"}}}}};
+  json doc = {
+      {"name", "s"},
+      {"duration", "60s"},
+      {"seed", 7},
+      {"target",
+       {{"endpoints", {{"http", "http://127.0.0.1:8080"}, {"ws", "ws://127.0.0.1:8081"}}}, {"proxy", json::object()}}},
+      {"load", {{{"name", "l"}, {"model", "http"}, {"phases", {{{"name", "p"}, {"for", "60s"}, {"rate", 10}}}}}}},
+      {"faults",
+       {{{"name", "lat"}, {"kind", "latency"}, {"latency", "200ms"}, {"at", "5s"}},
+        {{"name", "err"}, {"kind", "http_error"}, {"percent", 10}, {"at", "5s"}}}}};
   auto r = syncstorm::load_scenario(doc, {});
   ASSERT_TRUE(r.errors.empty()) << r.errors[0];
   inj::fault_env env;
@@ -364,8 +428,9 @@ TEST(fault_targets, network_faults_on_the_runs_proxy_and_through_tc) {
   inj::fault_env none;
   EXPECT_THROW(inj::prepare_fault(r.value->faults[0], 0, none), inj::fault_error);
 
-  auto s = scenario_of({{{"name", "bw"}, {"kind", "bandwidth"}, {"path", "pods-db"}, {"rate", "4Mbit/s"}, {"via", "tc"}, {"at", "5s"}}},
-                       {{"pods", 2}});
+  auto s = scenario_of(
+      {{{"name", "bw"}, {"kind", "bandwidth"}, {"path", "pods-db"}, {"rate", "4Mbit/s"}, {"via", "tc"}, {"at", "5s"}}},
+      {{"pods", 2}});
   inj::fault_env lab_env;
   lab_env.lab = inj::lab_facts::from_scenario(s.target["lab"]);
   lab_env.dry_run = true;
@@ -376,7 +441,8 @@ TEST(fault_targets, network_faults_on_the_runs_proxy_and_through_tc) {
   EXPECT_EQ(bw.apply[0]["rate"], "4000000bit");
   EXPECT_EQ(bw.undo[0]["op"], "tc_unshape");
   EXPECT_EQ(bw.undo[0]["handle"], bw.apply[0]["handle"]);
-  EXPECT_NE(inj::describe_step(bw.apply[0]).find("u32 match ip dst"), std::string::npos) << inj::describe_step(bw.apply[0]);
+  EXPECT_NE(inj::describe_step(bw.apply[0]).find("u32 match ip dst"), std::string::npos)
+      << inj::describe_step(bw.apply[0]);
 }
 
 namespace {
@@ -387,12 +453,16 @@ struct scoped_env {
   std::optional<std::string> old;
   scoped_env(const std::string& n, const char* v) : name(n) {
     if (const char* o = std::getenv(n.c_str())) old = o;
-    if (v) ::setenv(n.c_str(), v, 1);
-    else ::unsetenv(n.c_str());
+    if (v)
+      ::setenv(n.c_str(), v, 1);
+    else
+      ::unsetenv(n.c_str());
   }
   ~scoped_env() {
-    if (old) ::setenv(name.c_str(), old->c_str(), 1);
-    else ::unsetenv(name.c_str());
+    if (old)
+      ::setenv(name.c_str(), old->c_str(), 1);
+    else
+      ::unsetenv(name.c_str());
   }
 };
 
@@ -527,9 +597,13 @@ TEST(allowlist, a_scenarios_safety_keys_only_narrow) {
   EXPECT_NE(inj::refuse_context("kind-other", narrowed), "");
   EXPECT_TRUE(narrowed.narrowed);
   auto widened = p;
-  inj::narrow_by_scenario(widened, {{"safety", {{"allow_contexts", {"prod-eu"}}, {"allow_docker_hosts", {"tcp://10.0.0.1:2376"}}}}}, errors);
+  inj::narrow_by_scenario(
+      widened, {{"safety", {{"allow_contexts", {"prod-eu"}}, {"allow_docker_hosts", {"tcp://10.0.0.1:2376"}}}}},
+      errors);
   ASSERT_EQ(errors.size(), 2u);
-  EXPECT_NE(errors[0].find("safety.allow_contexts[0]: found \"prod-eu\", which the operator has not allowed"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("safety.allow_contexts[0]: found \"prod-eu\", which the operator has not allowed"),
+            std::string::npos)
+      << errors[0];
   EXPECT_NE(errors[0].find("--allow-context"), std::string::npos) << errors[0];
   EXPECT_NE(errors[1].find("--allow-docker-host"), std::string::npos) << errors[1];
   EXPECT_NE(inj::refuse_context("prod-eu", widened), "");
@@ -604,8 +678,9 @@ class scripted_server {
 }  // namespace
 
 TEST(abort_probe, userinfo_is_sent_as_basic_credentials_and_never_shown) {
-  scripted_server srv([](const std::string&) { return std::vector<std::string>{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}; },
-                      std::chrono::milliseconds(0), std::chrono::seconds(10));
+  scripted_server srv(
+      [](const std::string&) { return std::vector<std::string>{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}; },
+      std::chrono::milliseconds(0), std::chrono::seconds(10));
   std::string url = "http://probe:p%40ss@127.0.0.1:" + std::to_string(srv.port()) + "/healthz?deep=1";
   EXPECT_EQ(inj::http_probe(url, 3000), "");
   // base64("probe:p@ss")
@@ -618,8 +693,8 @@ TEST(abort_probe, userinfo_is_sent_as_basic_credentials_and_never_shown) {
 
 TEST(abort_probe, a_reply_drip_fed_or_without_a_status_line_fails_within_its_timeout) {
   // One byte every 200 ms: the 1 s timeout holds for the whole status line.
-  scripted_server drip([](const std::string&) { return std::vector<std::string>(100, "H"); }, std::chrono::milliseconds(200),
-                       std::chrono::seconds(20));
+  scripted_server drip([](const std::string&) { return std::vector<std::string>(100, "H"); },
+                       std::chrono::milliseconds(200), std::chrono::seconds(20));
   auto t0 = std::chrono::steady_clock::now();
   std::string why = inj::http_probe("http://127.0.0.1:" + std::to_string(drip.port()) + "/", 1000);
   auto took = std::chrono::steady_clock::now() - t0;
@@ -631,8 +706,11 @@ TEST(abort_probe, a_reply_drip_fed_or_without_a_status_line_fails_within_its_tim
   why = inj::http_probe("http://127.0.0.1:" + std::to_string(flood.port()) + "/", 5000);
   EXPECT_NE(why.find("no status line in the first 8 KiB"), std::string::npos) << why;
   // A status line with control bytes is shown with them replaced, at most 200 bytes.
-  scripted_server odd([](const std::string&) { return std::vector<std::string>{"HTTP/1.1 503 \x1b[31mdown" + std::string(500, 'x') + "\r\n\r\n"}; },
-                      std::chrono::milliseconds(0), std::chrono::seconds(20));
+  scripted_server odd(
+      [](const std::string&) {
+        return std::vector<std::string>{"HTTP/1.1 503 \x1b[31mdown" + std::string(500, 'x') + "\r\n\r\n"};
+      },
+      std::chrono::milliseconds(0), std::chrono::seconds(20));
   why = inj::http_probe("http://127.0.0.1:" + std::to_string(odd.port()) + "/", 5000);
   EXPECT_NE(why.find("status line \"HTTP/1.1 503 ?[31mdown"), std::string::npos) << why;
   EXPECT_LT(why.size(), 260u) << why;
@@ -646,10 +724,15 @@ namespace {
 class https_server {
  public:
   explicit https_server(const fs::path& dir)
-      : cert_((dir / "ca.pem").string()), other_((dir / "other-ca.pem").string()), log_(dir / "requests.log"), port_(t::free_port()) {
-    for (const auto& [pem, cn] : {std::pair{cert_, std::string("localhost")}, std::pair{other_, std::string("other")}}) {
-      auto r = t::run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + cn +
-                      " -addext subjectAltName=IP:127.0.0.1,DNS:" + cn + " -keyout " + pem + ".key -out " + pem + " 2>&1");
+      : cert_((dir / "ca.pem").string()),
+        other_((dir / "other-ca.pem").string()),
+        log_(dir / "requests.log"),
+        port_(t::free_port()) {
+    for (const auto& [pem, cn] :
+         {std::pair{cert_, std::string("localhost")}, std::pair{other_, std::string("other")}}) {
+      auto r =
+          t::run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + cn +
+                 " -addext subjectAltName=IP:127.0.0.1,DNS:" + cn + " -keyout " + pem + ".key -out " + pem + " 2>&1");
       if (r.exit_code != 0) {
         why_ = "openssl req failed (exit " + std::to_string(r.exit_code) + "): " + r.out;
         return;
@@ -673,12 +756,12 @@ c.load_cert_chain(sys.argv[2], sys.argv[3])
 s.socket = c.wrap_socket(s.socket, server_side=True)
 s.serve_forever()
 )PY");
-    proc_ = std::make_unique<t::child>("exec timeout 120 python3 " + script.string() + " " + std::to_string(port_) + " " + cert_ + " " +
-                                       cert_ + ".key " + log_.string());
+    proc_ = std::make_unique<t::child>("exec timeout 120 python3 " + script.string() + " " + std::to_string(port_) +
+                                       " " + cert_ + " " + cert_ + ".key " + log_.string());
     if (!t::wait_port(port_)) why_ = "the python3 HTTPS server did not start on 127.0.0.1:" + std::to_string(port_);
   }
-  const std::string& why_not() const { return why_; }  // empty when it runs
-  const std::string& ca_file() const { return cert_; }  // the server's certificate, its own CA
+  const std::string& why_not() const { return why_; }          // empty when it runs
+  const std::string& ca_file() const { return cert_; }         // the server's certificate, its own CA
   const std::string& other_ca_file() const { return other_; }  // a CA that did not sign it
   int port() const { return port_; }
   std::string url(const std::string& host, const std::string& path) const {
@@ -705,7 +788,8 @@ TEST(abort_probe_tls, a_private_ca_verifies_through_the_ca_file_added_to_the_def
   const std::string url = srv.url("127.0.0.1", "/healthz");
   // Without the CA file: the handshake fails on the certificate, and the reason says so.
   std::string why = inj::http_probe(url, 3000);
-  EXPECT_TRUE(contains(why, "TLS handshake with 127.0.0.1: certificate verify failed (self-signed certificate)")) << why;
+  EXPECT_TRUE(contains(why, "TLS handshake with 127.0.0.1: certificate verify failed (self-signed certificate)"))
+      << why;
   EXPECT_FALSE(contains(why, "\n")) << why;
   EXPECT_TRUE(contains(inj::http_probe(url, 3000, {srv.other_ca_file(), ""}), "certificate verify failed"));
   // With it, by address and by name.
@@ -731,27 +815,32 @@ TEST(abort_probe_tls, a_ca_file_that_cannot_be_read_is_the_one_line_reason) {
   const std::string url = "https://127.0.0.1:" + std::to_string(t::free_port()) + "/healthz";
   const std::string missing = (d.path() / "missing.pem").string();
   EXPECT_EQ(inj::http_probe(url, 1000, {missing, ""}),
-            "scenario.target.tls.ca_file: found \"" + missing + "\"; expected a readable PEM file (No such file or directory)");
+            "scenario.target.tls.ca_file: found \"" + missing +
+                "\"; expected a readable PEM file (No such file or directory)");
   EXPECT_EQ(inj::http_probe(url, 1000, {d.str(), ""}),
             "scenario.target.tls.ca_file: found \"" + d.str() + "\"; expected a readable PEM file (a directory)");
   const std::string junk = (d.path() / "junk.pem").string();
   t::write_file(junk, "not a certificate\n");
   std::string why = inj::http_probe(url, 1000, {junk, ""});
-  EXPECT_TRUE(why.starts_with("scenario.target.tls.ca_file: found \"" + junk + "\"; expected a readable PEM file (")) << why;
+  EXPECT_TRUE(why.starts_with("scenario.target.tls.ca_file: found \"" + junk + "\"; expected a readable PEM file ("))
+      << why;
   EXPECT_FALSE(contains(why, "\n")) << why;
   // An http URL has no use for it.
-  EXPECT_TRUE(contains(inj::http_probe("http://127.0.0.1:" + std::to_string(t::free_port()) + "/", 1000, {missing, ""}), "connect "));
+  EXPECT_TRUE(contains(inj::http_probe("http://127.0.0.1:" + std::to_string(t::free_port()) + "/", 1000, {missing, ""}),
+                       "connect "));
 }
 
 TEST(abort_probe_tls, server_name_and_verify_go_only_to_probes_of_the_targets_endpoints) {
-  inj::probe_target target{{"/etc/ca.pem", "sync.internal", false}, {"https://10.0.0.5:8443/api", "wss://Sync.Example"}};
+  inj::probe_target target{{"/etc/ca.pem", "sync.internal", false},
+                           {"https://10.0.0.5:8443/api", "wss://Sync.Example"}};
   auto is = [](const inj::probe_tls& got, const std::string& name, bool verify) {
     return got.ca_file == "/etc/ca.pem" && got.server_name == name && got.verify == verify;
   };
   EXPECT_TRUE(is(inj::probe_tls_for("https://10.0.0.5:8443/healthz", target), "sync.internal", false));
   EXPECT_TRUE(is(inj::probe_tls_for("https://u:p@10.0.0.5:8443", target), "sync.internal", false));
-  EXPECT_TRUE(is(inj::probe_tls_for("https://sync.example:443/x", target), "sync.internal", false));  // wss's default port
-  EXPECT_TRUE(is(inj::probe_tls_for("https://10.0.0.5/healthz", target), "", true));                 // another port
+  EXPECT_TRUE(
+      is(inj::probe_tls_for("https://sync.example:443/x", target), "sync.internal", false));  // wss's default port
+  EXPECT_TRUE(is(inj::probe_tls_for("https://10.0.0.5/healthz", target), "", true));          // another port
   EXPECT_TRUE(is(inj::probe_tls_for("https://status.example.com/healthz", target), "", true));
   EXPECT_TRUE(is(inj::probe_tls_for("not a url", target), "", true));
 }
@@ -784,8 +873,9 @@ TEST(abort_probe_tls, the_watch_gives_its_probes_the_targets_tls) {
     inj::abort_watch w(probe, nullptr, {{d.str() + "/missing.pem", "", true}, {}});
     w.start();
     ASSERT_TRUE(wait_fired(w));
-    EXPECT_EQ(w.reason(), "probe " + srv.url("localhost", "/healthz") + " failed 1 times in a row (last: scenario.target.tls.ca_file: found \"" +
-                              d.str() + "/missing.pem\"; expected a readable PEM file (No such file or directory))");
+    EXPECT_EQ(w.reason(), "probe " + srv.url("localhost", "/healthz") +
+                              " failed 1 times in a row (last: scenario.target.tls.ca_file: found \"" + d.str() +
+                              "/missing.pem\"; expected a readable PEM file (No such file or directory))");
   }
 }
 
@@ -796,14 +886,23 @@ TEST(abort_probe_tls, syncstorm_run_probes_with_the_scenarios_target_tls) {
   https_server srv(d.path());
   if (!srv.why_not().empty()) SYNCSTORM_SKIP_OR_FAIL(srv.why_not());
   auto run = [&](const std::string& name, json tls, const std::string& probe_host) {
-    json doc = {{"name", name}, {"duration", "2s"},
-                {"target", {{"endpoints", {{"http", srv.url("127.0.0.1", "")}}}, {"tls", tls}}},
-                {"load", {{{"name", "api"}, {"model", "http"}, {"connections", 2}, {"request", {{"path", "/load"}}},
-                           {"phases", {{{"name", "steady"}, {"for", "2s"}, {"rate", 5}}}}}}},
-                {"abort", {{{"name", "health"}, {"probe", {{"url", srv.url(probe_host, "/healthz-" + name)}, {"every", "200ms"}, {"fail_after", 2}}}}}}};
+    json doc = {
+        {"name", name},
+        {"duration", "2s"},
+        {"target", {{"endpoints", {{"http", srv.url("127.0.0.1", "")}}}, {"tls", tls}}},
+        {"load",
+         {{{"name", "api"},
+           {"model", "http"},
+           {"connections", 2},
+           {"request", {{"path", "/load"}}},
+           {"phases", {{{"name", "steady"}, {"for", "2s"}, {"rate", 5}}}}}}},
+        {"abort",
+         {{{"name", "health"},
+           {"probe", {{"url", srv.url(probe_host, "/healthz-" + name)}, {"every", "200ms"}, {"fail_after", 2}}}}}}};
     t::write_file(d.path() / (name + ".json"), doc.dump());
     auto out = d.path() / ("runs-" + name);
-    auto r = t::run("timeout 60 " + t::bin() + " run " + (d.path() / (name + ".json")).string() + " --out " + out.string() + " 2>&1");
+    auto r = t::run("timeout 60 " + t::bin() + " run " + (d.path() / (name + ".json")).string() + " --out " +
+                    out.string() + " 2>&1");
     EXPECT_EQ(r.exit_code, 0) << name << ": " << r.out;
     EXPECT_TRUE(contains(srv.requests(), "/healthz-" + name + "\n")) << name;
   };
@@ -820,13 +919,15 @@ TEST(own_files, the_ledger_reserves_space_and_refuses_links_and_planted_files) {
   {
     auto l = inj::ledger::create(path);
     l.append({{"step", "controller"}, {"pid", 1}});
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_GE(static_cast<std::int64_t>(st.st_blocks) * 512 - st.st_size, inj::ledger::reserve_bytes / 2)
         << "blocks " << st.st_blocks << " size " << st.st_size;
-    for (int i = 0; i < 2000; ++i) l.append({{"step", "verify"}, {"id", "f#" + std::to_string(i)}, {"ok", true}, {"pad", std::string(400, 'x')}});
+    for (int i = 0; i < 2000; ++i)
+      l.append({{"step", "verify"}, {"id", "f#" + std::to_string(i)}, {"ok", true}, {"pad", std::string(400, 'x')}});
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
-    EXPECT_GE(static_cast<std::int64_t>(st.st_blocks) * 512 - st.st_size, inj::ledger::reserve_bytes / 2) << "the reserve is topped up";
+    EXPECT_GE(static_cast<std::int64_t>(st.st_blocks) * 512 - st.st_size, inj::ledger::reserve_bytes / 2)
+        << "the reserve is topped up";
   }
   EXPECT_EQ(inj::read_ledger(path).bad_lines.size(), 0u);
   try {
@@ -853,7 +954,8 @@ TEST(own_files, fill_and_marker_steps_never_follow_or_adopt) {
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("found something already there"), std::string::npos) << r.error;
   EXPECT_EQ(t::read_file(d.path() / "precious"), "keep me");
-  auto ok = inj::run_step({{"op", "fill"}, {"path", (d.path() / ".syncstorm-fill-y").string()}, {"bytes", 4096}}, false);
+  auto ok =
+      inj::run_step({{"op", "fill"}, {"path", (d.path() / ".syncstorm-fill-y").string()}, {"bytes", 4096}}, false);
   EXPECT_TRUE(ok.ok) << ok.error;
   fs::create_symlink(d.path() / "precious", d.path() / "marker");
   auto m = inj::run_step({{"op", "marker"}, {"path", (d.path() / "marker").string()}}, false);
@@ -870,14 +972,16 @@ TEST(own_files, the_state_directory_is_trusted_only_when_it_is_ours_alone) {
       ::setenv("SYNCSTORM_LAB_ROOT", v.c_str(), 1);
     }
     ~root_env() {
-      if (old.empty()) ::unsetenv("SYNCSTORM_LAB_ROOT");
-      else ::setenv("SYNCSTORM_LAB_ROOT", old.c_str(), 1);
+      if (old.empty())
+        ::unsetenv("SYNCSTORM_LAB_ROOT");
+      else
+        ::setenv("SYNCSTORM_LAB_ROOT", old.c_str(), 1);
     }
   };
   {
     root_env e((d.path() / "fresh").string());
     EXPECT_EQ(syncstorm::lab::secure_labs_root(), "");
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::stat((d.path() / "fresh").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0711u);
   }

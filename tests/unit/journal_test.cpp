@@ -34,9 +34,7 @@ sync_op make_op(int seq, op_kind k = op_kind::append) {
 
 }  // namespace
 
-TEST(journal, crc32_matches_the_ieee_check_value) {
-  EXPECT_EQ(crc32("123456789", 9), 0xCBF43926u);
-}
+TEST(journal, crc32_matches_the_ieee_check_value) { EXPECT_EQ(crc32("123456789", 9), 0xCBF43926u); }
 
 TEST(journal, replays_pending_ops_with_acks_rebases_and_rejects) {
   t::temp_dir d;

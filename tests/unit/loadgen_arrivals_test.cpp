@@ -34,24 +34,21 @@ TEST(arrivals, constant_rate_has_exact_count_and_spacing) {
 TEST(arrivals, non_integral_spacing_rounds_to_the_nearest_microsecond) {
   auto t = drain(arrival_schedule({rate(3, 2 * s)}));
   ASSERT_EQ(t.size(), 6u);
-  for (std::size_t k = 0; k < t.size(); ++k)
-    EXPECT_EQ(t[k], std::llround(static_cast<double>(k) * 1e6 / 3));
+  for (std::size_t k = 0; k < t.size(); ++k) EXPECT_EQ(t[k], std::llround(static_cast<double>(k) * 1e6 / 3));
 }
 
 TEST(arrivals, consecutive_constant_phases_start_at_their_boundary) {
   auto t = drain(arrival_schedule({rate(100, 1 * s), rate(200, 1 * s)}));
   ASSERT_EQ(t.size(), 300u);
   for (std::size_t k = 0; k < 100; ++k) EXPECT_EQ(t[k], static_cast<std::int64_t>(k) * 10'000);
-  for (std::size_t k = 0; k < 200; ++k)
-    EXPECT_EQ(t[100 + k], 1 * s + static_cast<std::int64_t>(k) * 5000);
+  for (std::size_t k = 0; k < 200; ++k) EXPECT_EQ(t[100 + k], 1 * s + static_cast<std::int64_t>(k) * 5000);
 }
 
 TEST(arrivals, ramp_up_from_zero_follows_the_integral) {
   // r(t) = 50 t per second over 2 s: N(t) = 25 t², so arrival k is due at 0.2·sqrt(k) s.
   auto t = drain(arrival_schedule({ramp(100, 2 * s)}));
   ASSERT_EQ(t.size(), 100u);
-  for (std::size_t k = 0; k < t.size(); ++k)
-    EXPECT_NEAR(t[k], 0.2e6 * std::sqrt(static_cast<double>(k)), 1.0) << k;
+  for (std::size_t k = 0; k < t.size(); ++k) EXPECT_NEAR(t[k], 0.2e6 * std::sqrt(static_cast<double>(k)), 1.0) << k;
   EXPECT_TRUE(std::is_sorted(t.begin(), t.end()));
 }
 

@@ -28,8 +28,8 @@ TEST(http_url, parses_scheme_host_port_and_target) {
 }
 
 TEST(http_url, rejects_what_it_cannot_connect_to) {
-  for (auto bad : {"ftp://h/", "http://", "http://h:0/", "http://h:70000/", "http://h:x/",
-                   "http://user:pw@h/", "http://[::1/", "127.0.0.1:80"})
+  for (auto bad : {"ftp://h/", "http://", "http://h:0/", "http://h:70000/", "http://h:x/", "http://user:pw@h/",
+                   "http://[::1/", "127.0.0.1:80"})
     EXPECT_THROW(parse_url(bad), std::invalid_argument) << bad;
   try {
     parse_url("ftp://h/");
@@ -52,8 +52,7 @@ TEST(http_request, serializes_once_with_host_headers_and_length) {
   http_model_config p;
   p.method = "POST";
   p.headers = {{"content-length", "0"}};
-  EXPECT_EQ(serialize_request(p, parse_url("http://h/")),
-            "POST / HTTP/1.1\r\nHost: h\r\ncontent-length: 0\r\n\r\n");
+  EXPECT_EQ(serialize_request(p, parse_url("http://h/")), "POST / HTTP/1.1\r\nHost: h\r\ncontent-length: 0\r\n\r\n");
 }
 
 TEST(http_request, bucket_names_are_the_metric_suffixes) {

@@ -41,8 +41,7 @@ TEST(timed_metric, record_and_add) {
   EXPECT_EQ(m.coarse().resolution_us(), 1 * s);
 }
 
-void feed_random(std::mt19937_64& rng, metrics_shard& a, metrics_shard& b, metrics_shard& all,
-                 std::size_t n) {
+void feed_random(std::mt19937_64& rng, metrics_shard& a, metrics_shard& b, metrics_shard& all, std::size_t n) {
   const std::vector<std::string> names = {"http.latency", "push.e2e", "conflicts"};
   std::uniform_int_distribution<std::size_t> name(0, names.size() - 1);
   std::uniform_int_distribution<std::int64_t> at(0, 20 * s);
@@ -173,8 +172,7 @@ TEST(metrics_shard, json_round_trip_is_exact) {
     (void)metrics_shard::from_json(bad);
     FAIL() << "accepted a histogram whose count disagrees with its buckets";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("metrics.metrics[\"http.latency\"].hist.count: found 1"),
-              std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("metrics.metrics[\"http.latency\"].hist.count: found 1"), std::string::npos)
         << e.what();
   }
 }
@@ -185,8 +183,8 @@ TEST(metrics_shard, summary_json_shape) {
   shard.gauge("queue.depth", 0, 4);
   const nlohmann::json j = shard.to_json_summary();
   const nlohmann::json& m = j.at("metrics").at("http.latency");
-  for (const char* key : {"count", "ok", "errors", "values", "clamped", "min", "max", "mean",
-                          "p50", "p90", "p99", "p99_9", "p99_99", "fine", "coarse"}) {
+  for (const char* key : {"count", "ok", "errors", "values", "clamped", "min", "max", "mean", "p50", "p90", "p99",
+                          "p99_9", "p99_99", "fine", "coarse"}) {
     EXPECT_TRUE(m.contains(key)) << key;
   }
   EXPECT_EQ(m.at("count"), 1000);

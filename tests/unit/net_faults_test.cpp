@@ -120,8 +120,9 @@ std::string field(const std::string& yaml, const std::string& indent_key) {
 
 TEST(chaos_mesh, network_chaos_manifests_carry_the_crd_fields) {
   std::vector<std::pair<std::string, std::string>> labels = {{"app", "syncd"}};
-  auto delay = inj::network_chaos_yaml(entry("latency", {{"latency", "200ms"}, {"spread", "20ms"}, {"direction", "down"}}, {{"pick", "all"}}),
-                                       "syncstorm-run-lat-0", "shop", labels);
+  auto delay = inj::network_chaos_yaml(
+      entry("latency", {{"latency", "200ms"}, {"spread", "20ms"}, {"direction", "down"}}, {{"pick", "all"}}),
+      "syncstorm-run-lat-0", "shop", labels);
   EXPECT_EQ(field(delay, "apiVersion"), "chaos-mesh.org/v1alpha1");
   EXPECT_EQ(field(delay, "kind"), "NetworkChaos");
   EXPECT_EQ(field(delay, "  name"), "syncstorm-run-lat-0");
@@ -132,9 +133,13 @@ TEST(chaos_mesh, network_chaos_manifests_carry_the_crd_fields) {
   EXPECT_EQ(field(delay, "    latency"), "200ms");
   EXPECT_EQ(field(delay, "    jitter"), "20ms");
   EXPECT_EQ(field(delay, "  duration"), "30s");
-  EXPECT_NE(delay.find("  selector:\n    namespaces:\n      - \"shop\"\n    labelSelectors:\n      \"app\": \"syncd\"\n"), std::string::npos) << delay;
+  EXPECT_NE(
+      delay.find("  selector:\n    namespaces:\n      - \"shop\"\n    labelSelectors:\n      \"app\": \"syncd\"\n"),
+      std::string::npos)
+      << delay;
 
-  auto bw = inj::network_chaos_yaml(entry("bandwidth", {{"rate", "10Mbit/s"}, {"direction", "up"}}, {{"pick", {{"n", 2}}}}), "b", "shop", labels);
+  auto bw = inj::network_chaos_yaml(
+      entry("bandwidth", {{"rate", "10Mbit/s"}, {"direction", "up"}}, {{"pick", {{"n", 2}}}}), "b", "shop", labels);
   EXPECT_EQ(field(bw, "  action"), "bandwidth");
   EXPECT_EQ(field(bw, "  mode"), "fixed");
   EXPECT_EQ(field(bw, "  value"), "2");
@@ -144,18 +149,24 @@ TEST(chaos_mesh, network_chaos_manifests_carry_the_crd_fields) {
   EXPECT_TRUE(std::regex_match(field(bw, "    limit"), std::regex("[0-9]+"))) << bw;
   EXPECT_TRUE(std::regex_match(field(bw, "    buffer"), std::regex("[0-9]+"))) << bw;
 
-  auto loss = inj::network_chaos_yaml(entry("blackhole", json::object(), {{"pick", {{"percent", 50}}}}), "l", "shop", labels);
+  auto loss =
+      inj::network_chaos_yaml(entry("blackhole", json::object(), {{"pick", {{"percent", 50}}}}), "l", "shop", labels);
   EXPECT_EQ(field(loss, "  action"), "loss");
   EXPECT_EQ(field(loss, "  mode"), "fixed-percent");
   EXPECT_EQ(field(loss, "  value"), "50");
   EXPECT_EQ(field(loss, "    loss"), "100");
 
-  auto part = inj::network_chaos_yaml(entry("partition", {{"from", "pods"}, {"to", {"app=postgres"}}, {"symmetric", false}}), "p", "shop", labels);
+  auto part = inj::network_chaos_yaml(
+      entry("partition", {{"from", "pods"}, {"to", {"app=postgres"}}, {"symmetric", false}}), "p", "shop", labels);
   EXPECT_EQ(field(part, "  action"), "partition");
   EXPECT_EQ(field(part, "  direction"), "to");
-  EXPECT_NE(part.find("  target:\n    mode: all\n    selector:\n      namespaces:\n        - \"shop\"\n      labelSelectors:\n        \"app\": \"postgres\"\n"),
-            std::string::npos) << part;
+  EXPECT_NE(
+      part.find(
+          "  target:\n    mode: all\n    selector:\n      namespaces:\n        - \"shop\"\n      labelSelectors:\n        \"app\": \"postgres\"\n"),
+      std::string::npos)
+      << part;
 
   EXPECT_THROW(inj::network_chaos_yaml(entry("reset", json::object()), "r", "shop", labels), inj::fault_error);
-  EXPECT_THROW(inj::network_chaos_yaml(entry("partition", {{"from", "pods"}, {"to", "db"}}), "r", "shop", labels), inj::fault_error);
+  EXPECT_THROW(inj::network_chaos_yaml(entry("partition", {{"from", "pods"}, {"to", "db"}}), "r", "shop", labels),
+               inj::fault_error);
 }

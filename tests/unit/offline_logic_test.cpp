@@ -90,7 +90,7 @@ TEST(client_windows, clients_differ_and_fixed_windows_are_shared) {
   p.duty_cycle = 0.3;
   p.period_us = 10 * s;
   auto c0 = client_windows(p, 0, 7, 600 * s), c1 = client_windows(p, 1, 7, 600 * s);
-  EXPECT_NE(c0, c1);                               // each client its own windows
+  EXPECT_NE(c0, c1);                                // each client its own windows
   EXPECT_EQ(c0, client_windows(p, 0, 7, 600 * s));  // reproducible by seed
   EXPECT_NE(c0, client_windows(p, 0, 8, 600 * s));
   // Both: the union.

@@ -18,7 +18,8 @@ TEST(packaging, setup_script_is_idempotent_and_quiet_when_complete) {
 
 TEST(packaging, dockerfile_build_stage_configures_without_tests) {
   t::temp_dir d;
-  auto r = t::run("cmake -S " + t::source_dir() + " -B " + d.str() + " -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNCSTORM_TESTS=OFF 2>&1");
+  auto r = t::run("cmake -S " + t::source_dir() + " -B " + d.str() +
+                  " -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNCSTORM_TESTS=OFF 2>&1");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   auto targets = t::run("ninja -C " + d.str() + " -t targets all 2>&1");
   EXPECT_NE(targets.out.find("cli/syncstorm:"), std::string::npos);
@@ -47,5 +48,6 @@ TEST(packaging, format_check_fails_on_an_unformatted_file_and_passes_on_a_format
   EXPECT_NE(r.out.find(bad), std::string::npos) << r.out;
   r = t::run(script + good + " 2>&1");
   EXPECT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(t::read_file(t::source_dir() + "/scripts/test.sh").find("bash scripts/format.sh --check"), std::string::npos);
+  EXPECT_NE(t::read_file(t::source_dir() + "/scripts/test.sh").find("bash scripts/format.sh --check"),
+            std::string::npos);
 }

@@ -71,7 +71,8 @@ TEST(process_runner, start_failures_are_exceptions_naming_the_step) {
     p::run(o);
     ADD_FAILURE() << "no throw";
   } catch (const std::runtime_error& e) {
-    EXPECT_EQ(std::string(e.what()), "cannot start `syncstorm-no-such-program-xyz`: found no executable of that name in PATH");
+    EXPECT_EQ(std::string(e.what()),
+              "cannot start `syncstorm-no-such-program-xyz`: found no executable of that name in PATH");
   }
   t::temp_dir d;
   const std::string plain = d.str() + "/not-executable";

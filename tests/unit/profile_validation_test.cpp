@@ -41,13 +41,18 @@ TEST(profile_validation, couchdb_refuses_set_and_add) {
   doc["load"][0]["ops"] = {{"append", 80}, {"add", 10}, {"set", 10}};
   auto r = validate(doc);
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("scenario.load[0].ops.set: found 10; expected 0 under the couchdb profile (only append ops)"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("scenario.load[0].ops.add: found 10; expected 0 under the couchdb profile (only append ops)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("scenario.load[0].ops.set: found 10; expected 0 under the couchdb profile (only append ops)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("scenario.load[0].ops.add: found 10; expected 0 under the couchdb profile (only append ops)"),
+            std::string::npos)
+      << r.out;
   // The default mix (no `ops`) has add and set ops: said so.
   doc["load"][0].erase("ops");
   r = validate(doc);
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("scenario.load[0].ops: found nothing (the default mix has add, set ops)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("scenario.load[0].ops: found nothing (the default mix has add, set ops)"), std::string::npos)
+      << r.out;
 }
 
 TEST(profile_validation, models_that_need_missing_endpoints) {
@@ -56,8 +61,11 @@ TEST(profile_validation, models_that_need_missing_endpoints) {
                                         "phases": [{"name": "s", "for": "5s", "rate": 1}]})"));
   auto r = validate(doc);
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("scenario.load[1].model: found \"fanout\"; expected a model that needs no WebSocket feed (the couchdb profile has none)"),
-            std::string::npos) << r.out;
+  EXPECT_NE(
+      r.out.find(
+          "scenario.load[1].model: found \"fanout\"; expected a model that needs no WebSocket feed (the couchdb profile has none)"),
+      std::string::npos)
+      << r.out;
 }
 
 TEST(profile_validation, bad_profiles_are_reported_once_by_validate_and_dry_run) {
@@ -76,7 +84,9 @@ TEST(profile_validation, bad_profiles_are_reported_once_by_validate_and_dry_run)
   doc["load"][0]["ops"] = {{"append", 90}, {"set", 10}};
   r = validate(doc);
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("scenario.load[0].ops.set: found 10; expected 0 under target.profile: it has no records endpoint"), std::string::npos)
+  EXPECT_NE(
+      r.out.find("scenario.load[0].ops.set: found 10; expected 0 under target.profile: it has no records endpoint"),
+      std::string::npos)
       << r.out;
   // The unknown name lists the shipped ones; --dry-run refuses it too, exit 2.
   doc = couch_scenario();
@@ -86,6 +96,9 @@ TEST(profile_validation, bad_profiles_are_reported_once_by_validate_and_dry_run)
   t::write_file(f, doc.dump(2));
   auto dry = t::run(t::bin() + " run " + f.string() + " --dry-run 2>&1");
   EXPECT_EQ(dry.exit_code, 2) << dry.out;
-  EXPECT_NE(dry.out.find("scenario.target.profile: found \"couchdbb\"; expected an object or the name of a shipped profile (couchdb)"),
-            std::string::npos) << dry.out;
+  EXPECT_NE(
+      dry.out.find(
+          "scenario.target.profile: found \"couchdbb\"; expected an object or the name of a shipped profile (couchdb)"),
+      std::string::npos)
+      << dry.out;
 }

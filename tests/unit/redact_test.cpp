@@ -80,7 +80,10 @@ TEST_F(redact_test, the_console_streams_pass_through_it) {
   std::ostringstream sink;
   auto* old = std::cerr.rdbuf(sink.rdbuf());
   redact::install_console();  // wraps what std::cerr writes to now
-  std::cerr << "connect to postgresql://u:" << "pa55w0rd-xyz" << "@db failed\n" << std::flush;
+  std::cerr << "connect to postgresql://u:"
+            << "pa55w0rd-xyz"
+            << "@db failed\n"
+            << std::flush;
   std::cerr << "partial pa55w0rd-xyz" << std::flush;
   std::cerr.rdbuf(old);
   const std::string out = sink.str();

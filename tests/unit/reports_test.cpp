@@ -49,15 +49,21 @@ TEST(fixture, sample_report_matches_the_report_schema) {
 }
 
 TEST(junit, validates_against_the_xsd_and_states_value_bound_window) {
-  if (t::run("command -v xmllint >/dev/null").exit_code != 0) SYNCSTORM_SKIP_OR_FAIL("xmllint missing (scripts/setup.sh installs libxml2-utils)");
+  if (t::run("command -v xmllint >/dev/null").exit_code != 0)
+    SYNCSTORM_SKIP_OR_FAIL("xmllint missing (scripts/setup.sh installs libxml2-utils)");
   json rep = t::sample_report();
   std::string xml = r::junit_xml(rep);
   auto v = xsd_check(xml);
   EXPECT_EQ(v.exit_code, 0) << v.out << xml;
-  EXPECT_NE(xml.find("<testsuite name=\"checkout-failover\" tests=\"5\" failures=\"1\" errors=\"0\" skipped=\"1\""), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<testsuite name=\"checkout-failover\" tests=\"5\" failures=\"1\" errors=\"0\" skipped=\"1\""),
+            std::string::npos)
+      << xml;
   EXPECT_EQ(count_of(xml, "<testcase "), 5u);
-  EXPECT_NE(xml.find("<failure message=\"push.latency p99 over during:kill-pod: value 840 ms, bound &lt;= 500 ms, 12600 samples\" type=\"sla\">"),
-            std::string::npos) << xml;
+  EXPECT_NE(
+      xml.find(
+          "<failure message=\"push.latency p99 over during:kill-pod: value 840 ms, bound &lt;= 500 ms, 12600 samples\" type=\"sla\">"),
+      std::string::npos)
+      << xml;
   EXPECT_NE(xml.find("broken for 6.1 s"), std::string::npos);
   EXPECT_NE(xml.find("<skipped message=\"inconclusive: 12540 samples cannot show p99.99"), std::string::npos) << xml;
   EXPECT_NE(xml.find("warning: push.e2e p99 over steady"), std::string::npos) << xml;
@@ -70,33 +76,56 @@ TEST(junit, validates_against_the_xsd_and_states_value_bound_window) {
   xml = r::junit_xml(rep);
   v = xsd_check(xml);
   EXPECT_EQ(v.exit_code, 0) << v.out << xml;
-  EXPECT_NE(xml.find("<error message=\"error: target unreachable: connect 127.0.0.1:1: &lt;refused&gt; &amp; &quot;gone&quot;\""), std::string::npos) << xml;
+  EXPECT_NE(
+      xml.find(
+          "<error message=\"error: target unreachable: connect 127.0.0.1:1: &lt;refused&gt; &amp; &quot;gone&quot;\""),
+      std::string::npos)
+      << xml;
   EXPECT_NE(xml.find("tests=\"6\""), std::string::npos);
 }
 
 TEST(junit, the_xsd_rejects_what_ci_would_not_read) {
-  if (t::run("command -v xmllint >/dev/null").exit_code != 0) SYNCSTORM_SKIP_OR_FAIL("xmllint missing (scripts/setup.sh installs libxml2-utils)");
+  if (t::run("command -v xmllint >/dev/null").exit_code != 0)
+    SYNCSTORM_SKIP_OR_FAIL("xmllint missing (scripts/setup.sh installs libxml2-utils)");
   // The check can fail: a testcase without a name, a count that is not a number, a failure
   // before skipped (order matters in the format).
-  EXPECT_NE(xsd_check("<testsuites><testsuite name=\"s\" tests=\"1\"><testcase/></testsuite></testsuites>").exit_code, 0);
+  EXPECT_NE(xsd_check("<testsuites><testsuite name=\"s\" tests=\"1\"><testcase/></testsuite></testsuites>").exit_code,
+            0);
   EXPECT_NE(xsd_check("<testsuites><testsuite name=\"s\" tests=\"one\"/></testsuites>").exit_code, 0);
-  EXPECT_NE(xsd_check("<testsuites><testsuite name=\"s\" tests=\"1\"><testcase name=\"a\"><failure/><skipped/></testcase></testsuite></testsuites>").exit_code, 0);
-  EXPECT_EQ(xsd_check("<testsuites><testsuite name=\"s\" tests=\"1\"><testcase name=\"a\"><skipped message=\"m\"/></testcase></testsuite></testsuites>").exit_code, 0);
+  EXPECT_NE(
+      xsd_check(
+          "<testsuites><testsuite name=\"s\" tests=\"1\"><testcase name=\"a\"><failure/><skipped/></testcase></testsuite></testsuites>")
+          .exit_code,
+      0);
+  EXPECT_EQ(
+      xsd_check(
+          "<testsuites><testsuite name=\"s\" tests=\"1\"><testcase name=\"a\"><skipped message=\"m\"/></testcase></testsuite></testsuites>")
+          .exit_code,
+      0);
 }
 
 TEST(summary_md, verdicts_first_then_key_figures_and_the_fault_timeline) {
   std::string md = r::summary_md(t::sample_report());
-  auto verdicts = md.find("| verdict | rule |"), figures = md.find("### Key figures"), faults = md.find("### Fault timeline");
+  auto verdicts = md.find("| verdict | rule |"), figures = md.find("### Key figures"),
+       faults = md.find("### Fault timeline");
   ASSERT_NE(verdicts, std::string::npos) << md;
   ASSERT_NE(figures, std::string::npos) << md;
   ASSERT_NE(faults, std::string::npos) << md;
   EXPECT_LT(verdicts, figures);
   EXPECT_LT(figures, faults);
-  EXPECT_EQ(md.rfind("## ❌ syncstorm: checkout-failover — fail\n\n3 of 5 rules held, 1 failed, 1 warned, 1 inconclusive (exit 1).", 0), 0u) << md;
-  EXPECT_NE(md.find("| **FAIL** | push-p99-during-kill | push.latency p99 | during:kill-pod | 840 ms | <= 500 ms |"), std::string::npos) << md;
+  EXPECT_EQ(
+      md.rfind(
+          "## ❌ syncstorm: checkout-failover — fail\n\n3 of 5 rules held, 1 failed, 1 warned, 1 inconclusive (exit 1).",
+          0),
+      0u)
+      << md;
+  EXPECT_NE(md.find("| **FAIL** | push-p99-during-kill | push.latency p99 | during:kill-pod | 840 ms | <= 500 ms |"),
+            std::string::npos)
+      << md;
   EXPECT_NE(md.find("| push.latency | 12600 | 95 (0.754%) | 19.5 ms | 212 ms | 424 ms |"), std::string::npos) << md;
   EXPECT_NE(md.find("| queue.depth | 1 | 280 |"), std::string::npos) << md;
-  EXPECT_NE(md.find("| kill-pod | kill | pod-1 | 20 s | 20.01 s | 20.02 s | 6.8 s | 5.4 s | 37 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| kill-pod | kill | pod-1 | 20 s | 20.01 s | 20.02 s | 6.8 s | 5.4 s | 37 |"), std::string::npos)
+      << md;
   EXPECT_NE(md.find("lost **0**"), std::string::npos) << md;
   // A pipe in a name must not break the table.
   json rep = t::sample_report();
@@ -106,9 +135,10 @@ TEST(summary_md, verdicts_first_then_key_figures_and_the_fault_timeline) {
 
 TEST(html, has_every_chart_and_fetches_nothing) {
   std::string h = r::html(t::sample_report());
-  for (const char* id : {"timeline-chart", "chart-push-latency-latency", "chart-push-latency-throughput", "chart-push-e2e-latency",
-                         "chart-fanout-delivery-latency", "chart-availability-attempts-throughput", "chart-queue-depth-level",
-                         "chart-ws-connected-level"}) {
+  for (const char* id :
+       {"timeline-chart", "chart-push-latency-latency", "chart-push-latency-throughput", "chart-push-e2e-latency",
+        "chart-fanout-delivery-latency", "chart-availability-attempts-throughput", "chart-queue-depth-level",
+        "chart-ws-connected-level"}) {
     EXPECT_NE(h.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
   }
   // Fault windows shaded on every time chart (2 faults × 9 charts: 3 latency, 4 throughput, 2
@@ -119,7 +149,8 @@ TEST(html, has_every_chart_and_fetches_nothing) {
   // The timeline has lanes for the load, both faults, pods and the load balancer.
   for (const char* lane : {">load lanes<", ">fault kill-pod<", ">fault slow-db<", ">pods<", ">load balancer<"})
     EXPECT_NE(h.find(lane), std::string::npos) << lane;
-  EXPECT_NE(h.find("id=\"headline\" class=\"headline bad\"><b>1 of 5 rules failed:</b> push-p99-during-kill"), std::string::npos);
+  EXPECT_NE(h.find("id=\"headline\" class=\"headline bad\"><b>1 of 5 rules failed:</b> push-p99-during-kill"),
+            std::string::npos);
   // Self-contained: no external reference of any kind.
   std::regex external(R"((src|href)\s*=\s*"(?!data:|#))", std::regex::icase);
   EXPECT_FALSE(std::regex_search(h, external));
@@ -179,7 +210,8 @@ TEST(compare, p99_doubled_fails_at_10_percent) {
   o.max_regression_pct = 10;
   auto c = r::compare_reports(base, next, o);
   EXPECT_TRUE(c.regressed);
-  auto find = [&](const std::vector<r::figure_delta>& v, const std::string& subject, const std::string& what) -> const r::figure_delta* {
+  auto find = [&](const std::vector<r::figure_delta>& v, const std::string& subject,
+                  const std::string& what) -> const r::figure_delta* {
     for (const auto& d : v)
       if (d.subject == subject && d.what == what) return &d;
     return nullptr;

@@ -34,7 +34,8 @@ std::string all_errors(const spec::errors& e) {
 void expect_error(const json& doc, const std::string& expected) {
   auto errors = validate_document(doc);
   ASSERT_FALSE(errors.empty()) << "accepted: " << doc.dump();
-  bool found = std::any_of(errors.begin(), errors.end(), [&](const std::string& e) { return e.find(expected) != std::string::npos; });
+  bool found = std::any_of(errors.begin(), errors.end(),
+                           [&](const std::string& e) { return e.find(expected) != std::string::npos; });
   EXPECT_TRUE(found) << "wanted: " << expected << "\ngot:\n" << all_errors(errors);
 }
 
@@ -60,7 +61,9 @@ TEST(scenario, bad_fault_at_has_the_design_example_message) {
 TEST(scenario, unknown_top_level_key_has_did_you_mean) {
   auto d = base();
   d["slass"] = json::array();
-  expect_error(d, R"(scenario.slass: found unknown key "slass"; expected one of: name, description, duration, seed, target, load, faults, slas, abort, capture, report, safety (did you mean "slas"?))");
+  expect_error(
+      d,
+      R"(scenario.slass: found unknown key "slass"; expected one of: name, description, duration, seed, target, load, faults, slas, abort, capture, report, safety (did you mean "slas"?))");
 }
 
 TEST(scenario, missing_name) {
@@ -79,7 +82,9 @@ TEST(scenario, unknown_model) {
 TEST(scenario, bad_rate) {
   auto d = base();
   d["load"][0]["phases"][1]["rate"] = "fast";
-  expect_error(d, R"(scenario.load[0].phases[1].rate: found "fast"; expected a rate like "50/s" or a number per second, at most 10000000/s)");
+  expect_error(
+      d,
+      R"(scenario.load[0].phases[1].rate: found "fast"; expected a rate like "50/s" or a number per second, at most 10000000/s)");
 }
 
 // Numbers out of range are exit-2 errors naming the path (issue #23), never an overflow later:
@@ -113,19 +118,24 @@ TEST(scenario, target_needs_exactly_one_of_lab_and_endpoints) {
 TEST(scenario, window_names_a_fault_that_does_not_exist) {
   auto d = base();
   d["slas"][0]["window"] = "during:nope";
-  expect_error(d, R"(scenario.slas[0].window: found "during:nope" but no fault is named "nope"; expected one of the faults: (none))");
+  expect_error(
+      d,
+      R"(scenario.slas[0].window: found "during:nope" but no fault is named "nope"; expected one of the faults: (none))");
 }
 
 TEST(scenario, window_names_a_phase_that_does_not_exist) {
   auto d = base();
   d["slas"][0]["window"] = "phase:api/peak";
-  expect_error(d, R"(scenario.slas[0].window: found "phase:api/peak" but api has no phase "peak"; expected phase:<load>/<phase>)");
+  expect_error(
+      d,
+      R"(scenario.slas[0].window: found "phase:api/peak" but api has no phase "peak"; expected phase:<load>/<phase>)");
 }
 
 TEST(scenario, unknown_metric_lists_the_known_ones) {
   auto d = base();
   d["slas"][0]["metric"] = "http.latncy";
-  expect_error(d, R"(scenario.slas[0].metric: found "http.latncy"; expected a metric of this scenario: audit.diverged)");
+  expect_error(d,
+               R"(scenario.slas[0].metric: found "http.latncy"; expected a metric of this scenario: audit.diverged)");
   expect_error(d, R"((did you mean "http.latency"?))");
 }
 
@@ -138,7 +148,9 @@ TEST(scenario, time_metric_needs_a_duration_bound) {
 TEST(scenario, bad_stat) {
   auto d = base();
   d["slas"][0]["stat"] = "p999x";
-  expect_error(d, R"(scenario.slas[0].stat: found "p999x"; expected a stat: p50, p99, p99.9, max, min, mean, rate, count or ratio)");
+  expect_error(
+      d,
+      R"(scenario.slas[0].stat: found "p999x"; expected a stat: p50, p99, p99.9, max, min, mean, rate, count or ratio)");
 }
 
 TEST(scenario, lab_pods_out_of_range) {
@@ -150,7 +162,9 @@ TEST(scenario, lab_pods_out_of_range) {
 TEST(scenario, bad_bug_mode) {
   auto d = base();
   d["target"] = {{"lab", {{"bug", "drop-every=x"}}}};
-  expect_error(d, R"(scenario.target.lab.bug: found "drop-every=x"; expected bug modes like "drop-every=10" or "ack-before-commit")");
+  expect_error(
+      d,
+      R"(scenario.target.lab.bug: found "drop-every=x"; expected bug modes like "drop-every=10" or "ack-before-commit")");
   d["target"]["lab"]["bug"] = "drop-every=10,fanout-reorder";
   auto e = validate_document(d);
   EXPECT_TRUE(e.empty()) << all_errors(e);
@@ -183,7 +197,8 @@ TEST(scenario, phase_with_rate_and_ramp) {
 TEST(scenario, malformed_env_reference) {
   auto d = base();
   d["target"]["headers"] = {{"authorization", "Bearer ${env:1BAD}"}};
-  expect_error(d, R"(scenario.target.headers.authorization: found "${env:1BAD}"; expected a reference like "${env:NAME}")");
+  expect_error(
+      d, R"(scenario.target.headers.authorization: found "${env:1BAD}"; expected a reference like "${env:NAME}")");
 }
 
 TEST(scenario, unset_env_reference_is_an_error_only_when_running) {
@@ -193,7 +208,9 @@ TEST(scenario, unset_env_reference_is_an_error_only_when_running) {
   EXPECT_TRUE(validate_document(d, false).empty());
   auto e = validate_document(d, true);
   ASSERT_EQ(e.size(), 1u);
-  EXPECT_EQ(e[0], R"(scenario.target.headers.authorization: found "${env:SYNCSTORM_TEST_UNSET}" but SYNCSTORM_TEST_UNSET is not set; expected the environment variable to be set)");
+  EXPECT_EQ(
+      e[0],
+      R"(scenario.target.headers.authorization: found "${env:SYNCSTORM_TEST_UNSET}" but SYNCSTORM_TEST_UNSET is not set; expected the environment variable to be set)");
 }
 
 TEST(scenario, empty_load) {
@@ -204,7 +221,8 @@ TEST(scenario, empty_load) {
 
 TEST(scenario, count_without_every) {
   auto d = base();
-  d["faults"] = json::array({{{"name", "k"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}}}, {"at", "10s"}, {"count", 3}}});
+  d["faults"] =
+      json::array({{{"name", "k"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}}}, {"at", "10s"}, {"count", 3}}});
   expect_error(d, R"(scenario.faults[0]: found "count" without "every"; expected "every" with it)");
 }
 
@@ -217,7 +235,9 @@ TEST(scenario, wrong_type_for_object) {
 TEST(scenario, open_http_phase_needs_a_rate) {
   auto d = base();
   d["load"][0]["phases"][0].erase("rate");
-  expect_error(d, R"(scenario.load[0].phases[0]: found neither "rate" nor "to"; expected a rate for this phase (the http model is open))");
+  expect_error(
+      d,
+      R"(scenario.load[0].phases[0]: found neither "rate" nor "to"; expected a rate for this phase (the http model is open))");
   d["load"][0]["mode"] = "closed";
   EXPECT_TRUE(validate_document(d).empty());
 }
@@ -250,7 +270,8 @@ TEST(scenario, hostile_files_are_bad_input) {
   const std::string big = ::testing::TempDir() + "/big.json";
   {
     FILE* f = fopen(deep.c_str(), "w");
-    fputs(("{\"name\": \"x\", \"description\": " + std::string(200000, '[') + std::string(200000, ']') + "}").c_str(), f);
+    fputs(("{\"name\": \"x\", \"description\": " + std::string(200000, '[') + std::string(200000, ']') + "}").c_str(),
+          f);
     fclose(f);
     f = fopen(big.c_str(), "w");
     fputs("{\"name\": \"x\", \"seed\": 1e400}", f);
@@ -286,7 +307,8 @@ TEST(set, nested_object_array_and_json_values) {
 
 TEST(set, errors_name_the_flag) {
   auto d = base();
-  EXPECT_EQ(apply_set(d, "load[5].name=x"), "--set load[5].name: found index 5 at scenario.load; expected an index up to 1 (the array has 1 items)");
+  EXPECT_EQ(apply_set(d, "load[5].name=x"),
+            "--set load[5].name: found index 5 at scenario.load; expected an index up to 1 (the array has 1 items)");
   EXPECT_EQ(apply_set(d, "name.x=1"), R"(--set name.x: found "unit" at scenario.name; expected an object)");
   EXPECT_EQ(apply_set(d, "a..b=1"), "--set a..b: found a malformed path; expected keys and indices like a.b[0].c");
   EXPECT_EQ(apply_set(d, "novalue"), "--set novalue: found no \"=\"; expected PATH=VALUE like target.lab.pods=3");
@@ -392,8 +414,14 @@ TEST(units, rates_sizes_percent_bandwidth) {
 
 TEST(plan, every_expands_with_the_seed) {
   json d = base();
-  d["faults"] = json::array({{{"name", "k"}, {"kind", "kill"}, {"target", {{"pods", "pod-*"}}}, {"at", "10s"},
-                              {"every", "10s"}, {"count", 4}, {"jitter", "1s"}, {"for", "2s"}}});
+  d["faults"] = json::array({{{"name", "k"},
+                              {"kind", "kill"},
+                              {"target", {{"pods", "pod-*"}}},
+                              {"at", "10s"},
+                              {"every", "10s"},
+                              {"count", 4},
+                              {"jitter", "1s"},
+                              {"for", "2s"}}});
   auto r = load_scenario(d, {});
   ASSERT_TRUE(r.errors.empty()) << all_errors(r.errors);
   plan a = make_plan(*r.value), b = make_plan(*r.value);

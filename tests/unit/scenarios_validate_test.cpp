@@ -31,10 +31,10 @@ const std::map<std::string, std::vector<std::string>> kPending = {};
 
 // Every scenario the issue asks for; the directory must hold exactly these (plus http-smoke).
 const std::set<std::string> kShipped = {
-    "pos-steady-state", "pos-peak-hour", "pos-2x-peak", "pos-pod-failover", "cloud-sync-burst",
-    "offline-24h", "offline-72h", "ws-fanout-capacity", "db-failover", "disk-fill-90",
-    "network-partition", "split-brain-conflicts", "slow-network", "random-pod-deletion",
-    "rolling-deploy", "api-5xx", "client-crash", "journal-corrupt", "sla-tiers", "http-smoke",
+    "pos-steady-state",  "pos-peak-hour",         "pos-2x-peak",        "pos-pod-failover",    "cloud-sync-burst",
+    "offline-24h",       "offline-72h",           "ws-fanout-capacity", "db-failover",         "disk-fill-90",
+    "network-partition", "split-brain-conflicts", "slow-network",       "random-pod-deletion", "rolling-deploy",
+    "api-5xx",           "client-crash",          "journal-corrupt",    "sla-tiers",           "http-smoke",
 };
 
 fs::path scenarios_dir() { return fs::path(t::source_dir()) / "scenarios"; }
@@ -55,8 +55,10 @@ std::string joined(const syncstorm::spec::errors& errs) {
 
 bool is_available(const std::string& part) {
   const auto& r = scenario_registry::instance();
-  for (const auto& m : r.models()) if (m.name == part) return m.available;
-  for (const auto& f : r.fault_kinds()) if (f.name == part) return f.available;
+  for (const auto& m : r.models())
+    if (m.name == part) return m.available;
+  for (const auto& f : r.fault_kinds())
+    if (f.name == part) return f.available;
   throw std::runtime_error("no model or fault kind named " + part);
 }
 
@@ -95,7 +97,8 @@ TEST(scenarios_validate, every_available_scenario_validates_as_shipped) {
     json doc = json::parse(t::read_file(f), nullptr, false);
     ASSERT_FALSE(doc.is_discarded()) << "not JSON";
     EXPECT_EQ(doc.value("name", ""), name) << "the scenario's name is its file name";
-    EXPECT_GT(doc.value("description", "").size(), 100u) << "a description that says what it proves and which numbers it uses";
+    EXPECT_GT(doc.value("description", "").size(), 100u)
+        << "a description that says what it proves and which numbers it uses";
     auto errs = syncstorm::validate_document(doc);
     EXPECT_TRUE(errs.empty()) << joined(errs);
     // Through the same path `syncstorm run` takes (read, --set, validate, scale, type).
@@ -126,7 +129,8 @@ TEST(scenarios_validate, the_ci_reductions_validate_and_keep_every_fault_within_
     load_options opt;
     opt.time_scale = ci.time_scale;
     opt.sets = ci.sets;
-    if (ci.journals_on_tmpfs) opt.sets.push_back(t::journal_dir_set(std::string(t::tmpfs_base()) + "/syncstorm-test-journals"));
+    if (ci.journals_on_tmpfs)
+      opt.sets.push_back(t::journal_dir_set(std::string(t::tmpfs_base()) + "/syncstorm-test-journals"));
     auto r = syncstorm::load_scenario_file((scenarios_dir() / (name + ".json")).string(), opt);
     ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
     const auto& s = *r.value;
@@ -149,7 +153,9 @@ TEST(scenarios_validate, pending_scenarios_fail_only_for_the_parts_they_wait_for
     auto errs = syncstorm::validate_document(doc);
     ASSERT_FALSE(errs.empty()) << "validates today: move it out of kPending";
     for (const auto& e : errs) {
-      bool named = std::any_of(parts.begin(), parts.end(), [&](const std::string& p) { return e.find("\"" + p + "\" is in the design") != std::string::npos; });
+      bool named = std::any_of(parts.begin(), parts.end(), [&](const std::string& p) {
+        return e.find("\"" + p + "\" is in the design") != std::string::npos;
+      });
       EXPECT_TRUE(named) << e;
     }
     // With the parts marked available the whole document (its keys included) validates.

@@ -18,10 +18,13 @@ std::string python() { return std::filesystem::exists("/usr/bin/python3") ? "/us
 
 // 0 when `doc` validates against `schema_file`, 1 when not, other: the check itself failed.
 int jsonschema_check(const std::string& schema_file, const std::string& doc_file) {
-  auto r = t::run(python() + " -c 'import json,sys,jsonschema; s=json.load(open(sys.argv[1])); "
-                  "exec(\"try: jsonschema.Draft202012Validator.check_schema(s)\\nexcept Exception as x: print(x); sys.exit(3)\"); "
-                  "e=list(jsonschema.Draft202012Validator(s).iter_errors(json.load(open(sys.argv[2])))); "
-                  "[print(x.message[:200]) for x in e]; sys.exit(1 if e else 0)' " + schema_file + " " + doc_file + " 2>&1");
+  auto r = t::run(
+      python() +
+      " -c 'import json,sys,jsonschema; s=json.load(open(sys.argv[1])); "
+      "exec(\"try: jsonschema.Draft202012Validator.check_schema(s)\\nexcept Exception as x: print(x); sys.exit(3)\"); "
+      "e=list(jsonschema.Draft202012Validator(s).iter_errors(json.load(open(sys.argv[2])))); "
+      "[print(x.message[:200]) for x in e]; sys.exit(1 if e else 0)' " +
+      schema_file + " " + doc_file + " 2>&1");
   if (r.exit_code > 1) ADD_FAILURE() << r.out;
   return r.exit_code;
 }
@@ -66,10 +69,19 @@ TEST(schema, malformed_scenarios_are_rejected_by_both) {
       {"rate and ramp", [](json& d) { d["load"][0]["phases"][0]["to"] = 9; }},
       {"empty load", [](json& d) { d["load"] = json::array(); }},
       {"bad window", [](json& d) { d["slas"][0]["window"] = "during"; }},
-      {"pods zero", [](json& d) { d["target"] = {{"lab", {{"pods", 0}}}}; }},
-      {"bad bug", [](json& d) { d["target"] = {{"lab", {{"bug", "drop-every=0"}}}}; }},
+      {"pods zero",
+       [](json& d) {
+         d["target"] = {{"lab", {{"pods", 0}}}};
+       }},
+      {"bad bug",
+       [](json& d) {
+         d["target"] = {{"lab", {{"bug", "drop-every=0"}}}};
+       }},
       {"seed string", [](json& d) { d["seed"] = "x"; }},
-      {"bad percent", [](json& d) { d["slas"][0] = {{"name", "r"}, {"metric", "http.requests"}, {"stat", "ratio"}, {"min", "150%x"}}; }},
+      {"bad percent",
+       [](json& d) {
+         d["slas"][0] = {{"name", "r"}, {"metric", "http.requests"}, {"stat", "ratio"}, {"min", "150%x"}};
+       }},
   };
   t::temp_dir d;
   auto schema = d.path() / "scenario.schema.json";
@@ -92,8 +104,10 @@ TEST(schema, report_schema_is_valid_draft_2020_12) {
   t::temp_dir d;
   auto f = d.path() / "report.schema.json";
   ASSERT_EQ(t::run(t::bin() + " schema --report > " + f.string()).exit_code, 0);
-  auto r = t::run(python() + " -c 'import json,sys,jsonschema; jsonschema.Draft202012Validator.check_schema(json.load(open(sys.argv[1])))' " +
-                  f.string() + " 2>&1");
+  auto r = t::run(
+      python() +
+      " -c 'import json,sys,jsonschema; jsonschema.Draft202012Validator.check_schema(json.load(open(sys.argv[1])))' " +
+      f.string() + " 2>&1");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   json s = json::parse(t::read_file(f));
   for (const char* k : {"schema_version", "syncstorm_version", "seed", "scenario", "started_at", "ended_at", "outcome",

@@ -30,10 +30,10 @@ TEST(series, events_land_in_their_step) {
 
   x.record(0, 10);
   x.record(99'999, 30);
-  x.record(100 * ms, 50);           // the next step starts exactly here
-  x.record(350 * ms, 70, false);    // step 3; step 2 stays untouched
-  x.record(-5 * ms, 20);            // before the start: step 0
-  x.add(120 * ms, 4);               // counts without values
+  x.record(100 * ms, 50);         // the next step starts exactly here
+  x.record(350 * ms, 70, false);  // step 3; step 2 stays untouched
+  x.record(-5 * ms, 20);          // before the start: step 0
+  x.add(120 * ms, 4);             // counts without values
   x.add(130 * ms, 2, false);
 
   EXPECT_EQ(x.size(), 4u);
@@ -67,10 +67,10 @@ TEST(series, events_land_in_their_step) {
 TEST(series, records_after_a_count_opened_a_newer_step_land_in_their_own_step) {
   series x(100 * ms);
   x.record(0, 10);
-  x.add(150 * ms);          // step 1 opened by a count, not a value
-  x.record(50 * ms, 20);    // step 0 again (now an older step)
-  x.record(160 * ms, 30);   // step 1
-  x.record(70 * ms, 20);    // step 0, same bucket as before
+  x.add(150 * ms);         // step 1 opened by a count, not a value
+  x.record(50 * ms, 20);   // step 0 again (now an older step)
+  x.record(160 * ms, 30);  // step 1
+  x.record(70 * ms, 20);   // step 0, same bucket as before
   ASSERT_NE(x.at(0), nullptr);
   ASSERT_NE(x.at(1), nullptr);
   EXPECT_EQ(x.at(0)->values(), 3u);
@@ -120,8 +120,7 @@ TEST(series, point_percentiles_are_within_the_coarse_bound) {
   std::map<std::int64_t, std::vector<std::int64_t>> exact;
   for (std::int64_t step = 0; step < 50; ++step) {
     for (int k = 0; k < 2000; ++k) {
-      const std::int64_t v =
-          std::clamp<std::int64_t>(std::llround(latency(rng)), 1, histogram::highest_us);
+      const std::int64_t v = std::clamp<std::int64_t>(std::llround(latency(rng)), 1, histogram::highest_us);
       x.record(step * 100 * ms + k, v);
       exact[step].push_back(v);
     }
@@ -135,8 +134,7 @@ TEST(series, point_percentiles_are_within_the_coarse_bound) {
       const std::int64_t want = values[percentile_rank(q, values.size()) - 1];
       const double err = std::abs(static_cast<double>(p->percentile(q) - want)) / want;
       worst = std::max(worst, err);
-      ASSERT_LE(err, 1.0 / 64) << "step " << step << " p" << q << ": " << p->percentile(q)
-                               << " vs exact " << want;
+      ASSERT_LE(err, 1.0 / 64) << "step " << step << " p" << q << ": " << p->percentile(q) << " vs exact " << want;
     }
   }
   EXPECT_LE(worst, 0.03);

@@ -133,7 +133,8 @@ TEST(sla, saturated_generator_makes_latency_rules_inconclusive_only) {
   c.saturation_reason = "generator.lag p99 40 ms (> 10 ms)";
   auto v = evaluate(rule("http.latency", "p50", 2'000), c);
   EXPECT_TRUE(v.inconclusive);
-  EXPECT_NE(v.reason.find("the generator saturated (generator.lag p99 40 ms (> 10 ms))"), std::string::npos) << v.reason;
+  EXPECT_NE(v.reason.find("the generator saturated (generator.lag p99 40 ms (> 10 ms))"), std::string::npos)
+      << v.reason;
   v = evaluate(rule("http.latency", "ratio", {}, 98.0, metric_unit::time), c);
   EXPECT_FALSE(v.inconclusive);
   EXPECT_TRUE(v.pass);

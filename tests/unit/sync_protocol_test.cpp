@@ -47,7 +47,8 @@ TEST(sync_protocol, v1_push_body) {
 
 TEST(sync_protocol, v1_push_reply) {
   const sync_profile p;
-  auto r = parse_push_reply(p, R"({"acked":["a","b"],"conflicts":[{"id":"c","key":"v1","version":7,"value":{"x":1}}],"cseq":12})");
+  auto r = parse_push_reply(
+      p, R"({"acked":["a","b"],"conflicts":[{"id":"c","key":"v1","version":7,"value":{"x":1}}],"cseq":12})");
   EXPECT_FALSE(r.malformed) << r.reason;
   EXPECT_EQ(r.acked, (std::vector<std::string>{"a", "b"}));
   ASSERT_EQ(r.conflicts.size(), 1u);
@@ -83,8 +84,9 @@ TEST(sync_protocol, deeply_nested_replies_are_refused_not_crashed_on) {
 
 TEST(sync_protocol, malformed_replies_are_counted_not_thrown) {
   const sync_profile p;
-  for (const char* body : {"", "not json", "{\"acked\": 3}", "{\"conflicts\": []}", "{\"acked\": [1.5]}",
-                           "{\"acked\": [], \"conflicts\": 7}", "{\"acked\": [], \"conflicts\": [{\"id\": \"x\"}]}", "[1,2]"}) {
+  for (const char* body :
+       {"", "not json", "{\"acked\": 3}", "{\"conflicts\": []}", "{\"acked\": [1.5]}",
+        "{\"acked\": [], \"conflicts\": 7}", "{\"acked\": [], \"conflicts\": [{\"id\": \"x\"}]}", "[1,2]"}) {
     auto r = parse_push_reply(p, body);
     EXPECT_TRUE(r.malformed) << body;
     EXPECT_FALSE(r.reason.empty()) << body;
@@ -99,7 +101,9 @@ TEST(sync_protocol, malformed_replies_are_counted_not_thrown) {
 
 TEST(sync_protocol, v1_changes_and_records) {
   const sync_profile p;
-  auto c = parse_changes(p, R"({"changes":[{"cseq":5,"id":"a","stream":"store-0","seq":1,"t_us":1,"commit_us":99,"kind":"add","key":"c1","delta":-3,"value":4}],"next":5})");
+  auto c = parse_changes(
+      p,
+      R"({"changes":[{"cseq":5,"id":"a","stream":"store-0","seq":1,"t_us":1,"commit_us":99,"kind":"add","key":"c1","delta":-3,"value":4}],"next":5})");
   ASSERT_FALSE(c.malformed) << c.reason;
   ASSERT_EQ(c.changes.size(), 1u);
   EXPECT_EQ(c.changes[0].cursor, "5");
@@ -215,7 +219,8 @@ TEST(sync_protocol, couchdb_profile_by_name) {
   for (const auto& n : names) EXPECT_TRUE(profile_errors(json(n)).empty()) << n;
   auto errs = profile_errors(json("couch"));
   ASSERT_EQ(errs.size(), 1u);
-  EXPECT_EQ(errs[0], "scenario.target.profile: found \"couch\"; expected an object or the name of a shipped profile (couchdb)");
+  EXPECT_EQ(errs[0],
+            "scenario.target.profile: found \"couch\"; expected an object or the name of a shipped profile (couchdb)");
 }
 
 TEST(sync_protocol, couchdb_push_body_is_bulk_docs) {
@@ -249,10 +254,12 @@ TEST(sync_protocol, couchdb_bulk_docs_reply) {
 
 TEST(sync_protocol, ack_by_boolean_flag_and_missing_status) {
   // Flag only: true acks; false falls back to the status.
-  const sync_profile p = parse_profile(json::parse(R"({"push": {"ack": {"results": "/r", "id": "/id", "ok_flag": "/success",
+  const sync_profile p =
+      parse_profile(json::parse(R"({"push": {"ack": {"results": "/r", "id": "/id", "ok_flag": "/success",
                                                                  "status": "/why", "conflict": ["stale"]},
                                                        "conflicts": {"version": "/v"}}})"));
-  auto r = parse_push_reply(p, R"({"r": [{"id": "1", "success": true}, {"id": "2", "success": false, "why": "stale", "v": 3},
+  auto r =
+      parse_push_reply(p, R"({"r": [{"id": "1", "success": true}, {"id": "2", "success": false, "why": "stale", "v": 3},
                                          {"id": "3", "success": false, "why": "quota"}]})");
   ASSERT_FALSE(r.malformed) << r.reason;
   EXPECT_EQ(r.acked, (std::vector<std::string>{"1"}));
@@ -262,7 +269,8 @@ TEST(sync_protocol, ack_by_boolean_flag_and_missing_status) {
   // Without missing_status a result with no status is malformed.
   EXPECT_TRUE(parse_push_reply(p, R"({"r": [{"id": "4"}]})").malformed);
   // A boolean status matched against "ok": [true].
-  const sync_profile b = parse_profile(json::parse(R"({"push": {"ack": {"results": "", "status": "/done", "ok": [true]}}})"));
+  const sync_profile b =
+      parse_profile(json::parse(R"({"push": {"ack": {"results": "", "status": "/done", "ok": [true]}}})"));
   auto rb = parse_push_reply(b, R"([{"id": "x", "done": true}, {"id": "y", "done": false}])");
   EXPECT_EQ(rb.acked, (std::vector<std::string>{"x"}));
   EXPECT_EQ(rb.rejected, (std::vector<std::string>{"y"}));
@@ -278,7 +286,8 @@ TEST(sync_protocol, fixed_query_parameters_on_every_path) {
   EXPECT_EQ(ws_target(p, {"a"}, ""), "/w?v=1%202&streams=a");
   auto errs = profile_errors(json::parse(R"({"changes": {"query": ["x"]}})"));
   ASSERT_EQ(errs.size(), 1u);
-  EXPECT_NE(errs[0].find("scenario.target.profile.changes.query: found [\"x\"]; expected an object"), std::string::npos) << errs[0];
+  EXPECT_NE(errs[0].find("scenario.target.profile.changes.query: found [\"x\"]; expected an object"), std::string::npos)
+      << errs[0];
 }
 
 TEST(sync_protocol, opaque_string_cursors) {
@@ -312,7 +321,9 @@ TEST(sync_protocol, profile_without_records_or_ws) {
   EXPECT_EQ(p.kinds, (std::vector<op_kind>{op_kind::append, op_kind::add}));
   auto errs = profile_errors(json::parse(R"({"ops": ["append", "delete"]})"));
   ASSERT_EQ(errs.size(), 1u);
-  EXPECT_NE(errs[0].find("scenario.target.profile.ops: found [\"append\",\"delete\"]; expected a non-empty array of op kinds"), std::string::npos);
+  EXPECT_NE(errs[0].find(
+                "scenario.target.profile.ops: found [\"append\",\"delete\"]; expected a non-empty array of op kinds"),
+            std::string::npos);
 }
 
 // core/json_limits.hpp's line_excerpt, the one line the audit reader makes of what a server sent
@@ -320,14 +331,19 @@ TEST(sync_protocol, profile_without_records_or_ws) {
 // body held a 0x80 byte once ended a run in std::terminate when report.json was written.
 TEST(line_excerpt, keeps_utf8_replaces_the_rest_and_cuts_between_characters) {
   using syncstorm::line_excerpt;
-  EXPECT_EQ(line_excerpt("a\tb\r\nc\x7f" "d"), "a b  c d");
-  EXPECT_EQ(line_excerpt("na\xc3\xafve \xe2\x80\x93 \xe2\x9c\x93 \xf0\x9f\x98\x80"), "na\xc3\xafve \xe2\x80\x93 \xe2\x9c\x93 \xf0\x9f\x98\x80");
-  EXPECT_EQ(line_excerpt("x\x80y"), "x?y");                        // a lone continuation byte
-  EXPECT_EQ(line_excerpt("\xc0\xaf"), "??");                       // overlong '/'
-  EXPECT_EQ(line_excerpt("\xed\xa0\x80"), "???");                  // a UTF-16 surrogate
-  EXPECT_EQ(line_excerpt("\xf4\x90\x80\x80"), "????");             // past U+10FFFF
-  EXPECT_EQ(line_excerpt("ok\xe2\x82"), "ok??");                   // cut short at the end
-  EXPECT_EQ(line_excerpt("\xff\xfe" "A"), "??A");
+  EXPECT_EQ(line_excerpt("a\tb\r\nc\x7f"
+                         "d"),
+            "a b  c d");
+  EXPECT_EQ(line_excerpt("na\xc3\xafve \xe2\x80\x93 \xe2\x9c\x93 \xf0\x9f\x98\x80"),
+            "na\xc3\xafve \xe2\x80\x93 \xe2\x9c\x93 \xf0\x9f\x98\x80");
+  EXPECT_EQ(line_excerpt("x\x80y"), "x?y");             // a lone continuation byte
+  EXPECT_EQ(line_excerpt("\xc0\xaf"), "??");            // overlong '/'
+  EXPECT_EQ(line_excerpt("\xed\xa0\x80"), "???");       // a UTF-16 surrogate
+  EXPECT_EQ(line_excerpt("\xf4\x90\x80\x80"), "????");  // past U+10FFFF
+  EXPECT_EQ(line_excerpt("ok\xe2\x82"), "ok??");        // cut short at the end
+  EXPECT_EQ(line_excerpt("\xff\xfe"
+                         "A"),
+            "??A");
   // The cut: never inside a character, marked with "…".
   std::string e_acute;
   for (int i = 0; i < 100; ++i) e_acute += "\xc3\xa9";

@@ -14,9 +14,7 @@ using syncstorm::utc_iso8601;
 // 2026-12-07T09:11:04.123456Z
 system_clock::time_point sample() { return system_clock::time_point(microseconds(1796634664123456LL)); }
 
-TEST(time_text, iso8601_with_milliseconds_by_default) {
-  EXPECT_EQ(utc_iso8601(sample()), "2026-12-07T09:11:04.123Z");
-}
+TEST(time_text, iso8601_with_milliseconds_by_default) { EXPECT_EQ(utc_iso8601(sample()), "2026-12-07T09:11:04.123Z"); }
 
 TEST(time_text, fraction_digits_are_truncated_never_rounded) {
   EXPECT_EQ(utc_iso8601(sample(), 0), "2026-12-07T09:11:04Z");

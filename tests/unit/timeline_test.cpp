@@ -285,10 +285,12 @@ TEST(timeline, absent_scalars_and_capture_drops_are_inconclusive) {
 // A rolling restart over three pods: each pod's drops at its own death are the fault's; a drop on
 // pod-2 while only pod-0 was down is a bystander, although the roll names pod-2 too.
 TEST(ws_drops, a_roll_explains_each_pod_only_at_its_own_death) {
-  std::vector<fault_occurrence> faults = {{"roll", "rolling_restart", 10 * s_us, 40 * s_us, false, {"pod-0", "pod-1", "pod-2"}}};
-  std::vector<timeline_event> ev = {{11 * s_us, "pod_died", "pod-0"}, {21 * s_us, "pod_died", "pod-1"}, {31 * s_us, "pod_died", "pod-2"}};
-  std::vector<ws_drop> drops = {{10'900'000, "pod-0"}, {11'500'000, "pod-0"}, {20'000'000, "pod-1"}, {31'000'000, "pod-2"},
-                                {12 * s_us, "pod-2"}};
+  std::vector<fault_occurrence> faults = {
+      {"roll", "rolling_restart", 10 * s_us, 40 * s_us, false, {"pod-0", "pod-1", "pod-2"}}};
+  std::vector<timeline_event> ev = {
+      {11 * s_us, "pod_died", "pod-0"}, {21 * s_us, "pod_died", "pod-1"}, {31 * s_us, "pod_died", "pod-2"}};
+  std::vector<ws_drop> drops = {
+      {10'900'000, "pod-0"}, {11'500'000, "pod-0"}, {20'000'000, "pod-1"}, {31'000'000, "pod-2"}, {12 * s_us, "pod-2"}};
   auto c = attribute_ws_drops(drops, faults, ev, 60 * s_us);
   EXPECT_EQ(c.total, 5u);
   EXPECT_EQ(c.faulted, 4u);
@@ -309,8 +311,7 @@ TEST(ws_drops, pause_windows_lb_kills_and_unnamed_servers) {
                                 {21 * s_us, "pod-1"},   // within the grace after the revert
                                 {25 * s_us, "pod-1"},   // long after: a bystander
                                 {30'100'000, "pod-0"},  // the LB died: pod-0 was not faulted
-                                {30'100'000, "pod-1"},
-                                {30'100'000, ""}};
+                                {30'100'000, "pod-1"}, {30'100'000, ""}};
   auto c = attribute_ws_drops(drops, faults, ev, 60 * s_us);
   EXPECT_EQ(c.total, 6u);
   EXPECT_EQ(c.faulted, 2u);
@@ -322,4 +323,3 @@ TEST(ws_drops, pause_windows_lb_kills_and_unnamed_servers) {
   EXPECT_EQ(c.faulted, 2u);
   EXPECT_EQ(c.bystanders, 1u) << "4 s after the death is not the death's";
 }
-
