@@ -17,7 +17,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <optional>
 
 #include "core/net.hpp"
 #include "loadgen/arrivals.hpp"
@@ -61,16 +60,16 @@ net::awaitable<void> run_arrival_loop(worker& w, arrival_schedule schedule, net:
   while (!stopping() && !cancelled()) {
     auto next = schedule.next();
     if (!next) break;
-    const std::optional<std::int64_t> due = *next + options.offset_us;
-    timer.expires_at(w.start() + std::chrono::microseconds(*due));
+    const std::int64_t due = *next + options.offset_us;
+    timer.expires_at(w.start() + std::chrono::microseconds(due));
     if (timer.expiry() > run_clock::now()) {
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));
       if (stopping() || cancelled()) break;
     }
     const std::int64_t now = w.now_us();
-    if (lag) lag->record(now, now - *due);
-    if (now - *due >= late_threshold_us) late.add(now);
-    issue(*due, now);
+    if (lag) lag->record(now, now - due);
+    if (now - due >= late_threshold_us) late.add(now);
+    issue(due, now);
   }
   timer_slot = nullptr;
 }
