@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <iostream>
 #include <optional>
 
 using json = nlohmann::json;
@@ -85,6 +86,33 @@ std::string table(const run_result& r) {
   return p == std::string::npos ? r.out : r.out.substr(p);
 }
 
+// What a failed run's verdicts rest on, printed once after a failure so that a CI failure can
+// be read without the run directory (gone with the test's temp dir): per fault occurrence its
+// times, pre-fault band and recovery, the error counts, the generator, and the judged client
+// metric's 1 s series (t s, count, errors, p50 ms, p99 ms, max ms).
+std::string details(const run_result& r) {
+  std::string o;
+  const json& rep = r.report;
+  if (!rep.is_object()) return o;
+  auto field = [&](const char* k) { return rep.contains(k) ? rep[k].dump() : std::string("absent"); };
+  if (rep.contains("faults") && rep["faults"].is_array())
+    for (const auto& f : rep["faults"]) {
+      json brief = json::object();
+      for (const char* k : {"name", "occurrence", "applied_at", "reverted_at", "baseline", "recovery_s", "detect_s",
+                            "ready_s", "inflight_ops"})
+        if (f.contains(k)) brief[k] = f[k];
+      o += "fault: " + brief.dump() + "\n";
+    }
+  o += "errors: " + field("errors") + "\ngenerator: " + field("generator") + "\n";
+  if (rep.contains("series") && rep["series"].is_object())
+    for (const char* m : {"push.latency", "http.latency"})
+      if (rep["series"].contains(m)) {
+        o += std::string(m) + " 1 s series: " + rep["series"][m].dump() + "\n";
+        break;
+      }
+  return o;
+}
+
 }  // namespace
 
 TEST_P(scenarios, gives_the_right_verdicts) {
@@ -124,6 +152,7 @@ TEST_P(scenarios, gives_the_right_verdicts) {
     EXPECT_FALSE((*v)["pass"].get<bool>()) << v->dump();
     EXPECT_FALSE(v->value("inconclusive", false)) << v->dump();
   }
+  if (HasFailure()) std::cout << "what the verdicts rest on:\n" << details(r);
 }
 
 INSTANTIATE_TEST_SUITE_P(shipped, scenarios, ::testing::ValuesIn(t::scenario_ci_runs()),
