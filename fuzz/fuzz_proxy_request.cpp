@@ -1,7 +1,8 @@
 // Fuzzes the fault proxy's HTTP request tracker (labstack/fault_proxy.hpp,
-// `http_request_tracker`): the relay (labstack/lab_relay.cpp) feeds it each chunk it reads from
-// a client while an http_error fault holds, forwards the segments marked `forward` and answers
-// each dropped request itself. The client's bytes are untrusted.
+// `http_request_tracker`, framing on Beast's request parser): the relay (labstack/lab_relay.cpp)
+// feeds it each chunk it reads from a client on an HTTP path, forwards the segments marked
+// `forward` and answers each dropped request itself (http_error). The client's bytes are
+// untrusted.
 // Input: byte 0 is the drop pattern (bit i % 8 drops request i), bytes 1-4 four chunk sizes
 // (1..256, used in turn); the rest is the client's byte stream.
 // Properties, per chunk: the segments tile the chunk from offset 0 without gaps or overlaps

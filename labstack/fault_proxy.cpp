@@ -1,19 +1,21 @@
 // See fault_proxy.hpp.
 #include "labstack/fault_proxy.hpp"
 
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+
 #include <algorithm>
-#include <cctype>
 #include <stdexcept>
 
 namespace syncstorm::lab {
+
+namespace beast = boost::beast;
+namespace net = boost::asio;
+using error_code = boost::system::error_code;
+
 namespace {
 
 using json = nlohmann::json;
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::int64_t non_negative(const json& spec, const char* key) {
   if (!spec.contains(key)) return 0;
@@ -118,35 +120,104 @@ std::int64_t token_bucket::take(std::size_t n, std::int64_t now_us) {
   return static_cast<std::int64_t>(-tokens_ / rate_ * 1e6) + 1;
 }
 
-bool http_request_tracker::parse_length() {
-  body_left_ = 0;
-  std::string h = lower(header_);
-  auto first_line_end = h.find("\r\n");
-  if (first_line_end == std::string::npos) return false;
-  // "METHOD target HTTP/1.x"
-  const std::string line = h.substr(0, first_line_end);
-  if (line.find(" http/1.") == std::string::npos) return false;
-  std::size_t pos = first_line_end + 2;
-  while (pos < h.size()) {
-    auto end = h.find("\r\n", pos);
-    if (end == std::string::npos || end == pos) break;
-    std::string field = h.substr(pos, end - pos);
-    pos = end + 2;
-    auto colon = field.find(':');
-    if (colon == std::string::npos) return false;
-    std::string name = field.substr(0, colon);
-    std::string value = field.substr(colon + 1);
-    value.erase(0, value.find_first_not_of(" \t"));
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.pop_back();
-    if (name == "transfer-encoding" && value != "identity") return false;
-    if (name == "upgrade") return false;
-    if (name == "content-length") {
-      if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos || value.size() > 15)
-        return false;
-      body_left_ = std::stoull(value);
-    }
+// Beast's request parser with every callback a no-op: only where each request ends matters.
+struct http_request_tracker::parser final : beast::http::basic_parser<true> {
+  parser() {
+    header_limit(max_header + 1);  // the tracker finds the header's end first (advance())
+    body_limit(boost::none);       // a body of any length is framed, not held
+    eager(true);
   }
-  return true;
+  void on_request_impl(beast::http::verb, beast::string_view, beast::string_view, int, error_code&) override {}
+  void on_response_impl(int, beast::string_view, int, error_code&) override {}
+  void on_field_impl(beast::http::field, beast::string_view, beast::string_view, error_code&) override {}
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+  std::size_t on_body_impl(beast::string_view body, error_code&) override { return body.size(); }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override { return body.size(); }
+  void on_finish_impl(error_code&) override {}
+};
+
+http_request_tracker::http_request_tracker() = default;
+http_request_tracker::~http_request_tracker() = default;
+http_request_tracker::http_request_tracker(http_request_tracker&&) noexcept = default;
+http_request_tracker& http_request_tracker::operator=(http_request_tracker&&) noexcept = default;
+
+void http_request_tracker::start_request() {
+  parser_.reset();  // a Beast parser frames one message
+  parser_ = std::make_unique<parser>();
+  header_done_ = false;
+  scan_from_ = 0;
+}
+
+http_request_tracker::step http_request_tracker::advance(const char* data, std::size_t n, std::uint64_t base) {
+  step st;
+  error_code ec;
+  auto take_chunk = [&] {  // pending_ holds [parsed_, parsed_ + size): the chunk's rest appended
+    const std::uint64_t from = parsed_ + pending_.size();
+    if (from < base + n) pending_.append(data + (from - base), static_cast<std::size_t>(base + n - from));
+  };
+  auto stop = [&](step::kind k) {
+    pending_.clear();  // not parsed any more
+    st.outcome = k;
+    st.at = parsed_;
+    return st;
+  };
+  if (!header_done_) {
+    // The header goes to the parser whole, found here first: Beast parses a start line and
+    // fields it is handed piecemeal, and may then call bytes it would take whole an error (a
+    // bare LF), which would make the verdict depend on how the reads fell.
+    take_chunk();
+    const auto eom = pending_.find("\r\n\r\n", scan_from_);
+    if (eom == std::string::npos) {
+      if (pending_.size() > max_header) return stop(step::unframeable);
+      scan_from_ = pending_.size() >= 3 ? pending_.size() - 3 : 0;
+      return st;  // need_more
+    }
+    const std::size_t header = eom + 4;
+    if (header > max_header) return stop(step::unframeable);
+    const std::size_t used = parser_->put(net::const_buffer(pending_.data(), header), ec);
+    if (ec || used != header) return stop(step::unframeable);
+    header_done_ = true;
+    parsed_ += used;
+    pending_.erase(0, used);
+  }
+  // The body: parsed from the chunk itself while nothing is pending (the common case: a whole
+  // request, or a body, in one read), else after the pending bytes it continues.
+  const char* from = nullptr;
+  std::size_t len = 0;
+  if (pending_.empty() && parsed_ >= base) {
+    from = data + (parsed_ - base);
+    len = static_cast<std::size_t>(base + n - parsed_);
+  } else {
+    take_chunk();
+    from = pending_.data();
+    len = pending_.size();
+  }
+  std::size_t used = 0;
+  while (!parser_->is_done() && used < len) {
+    const std::size_t k = parser_->put(net::const_buffer(from + used, len - used), ec);
+    used += k;
+    if (ec == beast::http::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec) {
+      parsed_ += used;
+      return stop(step::unframeable);
+    }
+    if (k == 0) break;
+  }
+  parsed_ += used;
+  st.at = parsed_;
+  if (parser_->is_done()) st.outcome = parser_->upgrade() ? step::upgraded : step::ended;
+  if (st.outcome == step::upgraded) return stop(step::upgraded);
+  if (!pending_.empty() && from == pending_.data())
+    pending_.erase(0, used);  // the rest: the next request's first bytes, or more of this one
+  else if (st.outcome == step::need_more)
+    pending_.assign(from + used, len - used);  // the rest of a chunk-size line or trailer
+  // (ended in the chunk: the next request is parsed from the chunk too, in this feed())
+  return st;
 }
 
 std::string http_error_response(int status, bool close) {

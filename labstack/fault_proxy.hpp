@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -81,9 +82,11 @@ class token_bucket {
 
 // Finds HTTP/1.1 request boundaries in the client→server byte stream. feed() splits a chunk into
 // segments to forward and segments to drop, and reports each dropped request that ended (the
-// caller answers it). A request is decided when its first byte arrives. Requests whose length
-// cannot be known from their headers (chunked bodies, upgrades, bad headers) make the tracker
-// stop (everything after is forwarded); a dropped one of those is answered with "close" set.
+// caller answers it). A request is decided when its first byte arrives. The framing is Beast's
+// request parser (fault_proxy.cpp): Content-Length and chunked bodies (extensions and trailers
+// included), requests without a body, headers up to 64 KiB. Bytes the parser cannot frame (bad
+// syntax, an upgrade whose stream is no longer HTTP) make the tracker stop (everything after is
+// forwarded); a dropped one of those is answered with "close" set. Move-only.
 class http_request_tracker {
  public:
   struct segment {
@@ -98,10 +101,17 @@ class http_request_tracker {
     std::vector<segment> segments;
     std::vector<answer> answers;
   };
+  http_request_tracker();
+  ~http_request_tracker();
+  http_request_tracker(http_request_tracker&&) noexcept;
+  http_request_tracker& operator=(http_request_tracker&&) noexcept;
+
   // `drop_next` is asked once per request, at its first byte.
   template <class Decide>
   result feed(const char* data, std::size_t n, Decide&& drop_next) {
     result r;
+    const std::uint64_t base = fed_;
+    fed_ += n;
     std::size_t i = 0;
     while (i < n) {
       if (state_ == state::passthrough) {
@@ -110,41 +120,32 @@ class http_request_tracker {
       }
       if (state_ == state::idle) {
         dropping_ = drop_next();
-        state_ = state::headers;
-        header_.clear();
+        start_request();
+        state_ = state::request;
         ++requests_;
       }
-      if (state_ == state::headers) {
-        std::size_t start = i;
-        bool done = false;
-        while (i < n && !done) {
-          header_.push_back(data[i++]);
-          if (header_.size() >= 4 && header_.compare(header_.size() - 4, 4, "\r\n\r\n") == 0)
-            done = true;
-          else if (header_.size() > 65536)
-            break;
-        }
-        add(r, start, i - start, !dropping_);
-        if (!done && header_.size() <= 65536) continue;
-        if (!done || !parse_length()) {
-          // Unknown length: stop tracking. A dropped request is answered and the stream closed.
-          if (dropping_) r.answers.push_back({i, true});
-          state_ = state::passthrough;
-          if (dropping_) return r;
-          continue;
-        }
-        state_ = body_left_ > 0 ? state::body : state::idle;
-        if (state_ == state::idle && dropping_) r.answers.push_back({i, false});
-        continue;
+      const step st = advance(data, n, base);
+      if (st.outcome == step::need_more) {
+        add(r, i, n - i, !dropping_);
+        break;
       }
-      // body
-      std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, n - i));
-      add(r, i, take, !dropping_);
-      i += take;
-      body_left_ -= take;
-      if (body_left_ == 0) {
+      if (st.outcome == step::ended) {
+        const auto end = static_cast<std::size_t>(st.at - base);
+        add(r, i, end - i, !dropping_);
+        i = end;
         state_ = state::idle;
         if (dropping_) r.answers.push_back({i, false});
+        continue;
+      }
+      // Not HTTP from here on (bad bytes, or what follows an upgrade): stop tracking. A dropped
+      // request is answered and the stream closed.
+      const auto end = st.outcome == step::upgraded ? static_cast<std::size_t>(st.at - base) : n;
+      add(r, i, end - i, !dropping_);
+      i = end;
+      state_ = state::passthrough;
+      if (dropping_) {
+        r.answers.push_back({i, true});
+        return r;
       }
     }
     return r;
@@ -153,7 +154,11 @@ class http_request_tracker {
   bool tracking() const { return state_ != state::passthrough; }
 
  private:
-  enum class state { idle, headers, body, passthrough };
+  enum class state { idle, request, passthrough };
+  struct step {
+    enum kind { need_more, ended, upgraded, unframeable } outcome = need_more;
+    std::uint64_t at = 0;  // ended, upgraded: the stream offset just past the request
+  };
   void add(result& r, std::size_t off, std::size_t len, bool fwd) {
     if (len == 0) return;
     if (!r.segments.empty() && r.segments.back().forward == fwd &&
@@ -162,10 +167,19 @@ class http_request_tracker {
     else
       r.segments.push_back({off, len, fwd});
   }
-  bool parse_length();  // from header_: sets body_left_; false for chunked, upgrade or garbage
+  void start_request();
+  // Parses the current request as far as the bytes received allow; `data`/`n` is the chunk fed,
+  // which starts at stream offset `base`.
+  step advance(const char* data, std::size_t n, std::uint64_t base);
+  static constexpr std::size_t max_header = 64 * 1024;  // through its blank line
+  struct parser;
+  std::unique_ptr<parser> parser_;
+  std::string pending_;  // the stream's bytes from parsed_ on that were received, not yet parsed
+  std::uint64_t fed_ = 0, parsed_ = 0;
+  std::size_t scan_from_ = 0;  // where the search for the header's end goes on in pending_
+  bool header_done_ = false;
   state state_ = state::idle;
-  std::string header_;
-  std::uint64_t body_left_ = 0, requests_ = 0;
+  std::uint64_t requests_ = 0;
   bool dropping_ = false;
 };
 

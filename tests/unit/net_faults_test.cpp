@@ -58,7 +58,7 @@ TEST(fault_proxy, token_bucket_never_exceeds_rate_plus_burst) {
   EXPECT_EQ(off.take(1 << 20, 0), 0);
 }
 
-TEST(fault_proxy, http_tracker_drops_whole_requests_and_answers_each) {
+TEST(fault_proxy, http_tracker_drops_whole_requests_chunked_ones_too_and_answers_each) {
   lab::http_request_tracker t;
   std::string a = "POST /v1/push HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
   std::string b = "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -82,13 +82,56 @@ TEST(fault_proxy, http_tracker_drops_whole_requests_and_answers_each) {
   EXPECT_EQ(answers, 1);
   EXPECT_EQ(t.requests(), 3u);
   EXPECT_TRUE(t.tracking());
-  // A chunked request cannot be delimited: tracking stops; a dropped one closes the stream.
-  lab::http_request_tracker c;
-  std::string ch = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-  auto r = c.feed(ch.data(), ch.size(), [] { return true; });
-  ASSERT_EQ(r.answers.size(), 1u);
-  EXPECT_TRUE(r.answers[0].close);
-  EXPECT_FALSE(c.tracking());
+  // Chunked requests are framed too (chunk extensions, trailers, a chunk size split across
+  // reads), whichever piece sizes the bytes arrive in; the stream stays tracked.
+  std::string ch1 =
+      "POST /v1/push HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;ext=1\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n";
+  std::string ch2 = "POST /v1/push HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+  const std::string chunked = ch1 + a + ch2 + b;
+  for (std::size_t piece : {1, 2, 5, 13, 4096}) {
+    lab::http_request_tracker c;
+    std::vector<bool> drop = {true, false, true, false};
+    std::size_t asked = 0;
+    std::string fwd;
+    std::vector<std::size_t> answered_at;  // stream offsets
+    for (std::size_t off = 0; off < chunked.size(); off += piece) {
+      std::size_t n = std::min(piece, chunked.size() - off);
+      auto r = c.feed(chunked.data() + off, n, [&] { return drop[asked++]; });
+      for (auto& s : r.segments)
+        if (s.forward) fwd.append(chunked, off + s.offset, s.length);
+      for (auto& ans : r.answers) {
+        EXPECT_FALSE(ans.close) << "piece " << piece;
+        answered_at.push_back(off + ans.after);
+      }
+    }
+    EXPECT_EQ(fwd, a + b) << "piece " << piece;
+    EXPECT_EQ(answered_at, (std::vector<std::size_t>{ch1.size(), ch1.size() + a.size() + ch2.size()}))
+        << "piece " << piece;
+    EXPECT_EQ(c.requests(), 4u);
+    EXPECT_TRUE(c.tracking()) << "piece " << piece;
+  }
+  // An upgrade: the request is framed, then the stream is no longer HTTP and is forwarded as is;
+  // a dropped one is answered with close.
+  std::string up = "GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  std::string frames = "\x81\x05hello";
+  lab::http_request_tracker u;
+  auto ru = u.feed((up + frames).data(), up.size() + frames.size(), [] { return false; });
+  ASSERT_EQ(ru.segments.size(), 1u);
+  EXPECT_EQ(ru.segments[0].length, up.size() + frames.size());
+  EXPECT_FALSE(u.tracking());
+  lab::http_request_tracker ud;
+  auto rud = ud.feed(up.data(), up.size(), [] { return true; });
+  ASSERT_EQ(rud.answers.size(), 1u);
+  EXPECT_TRUE(rud.answers[0].close);
+  EXPECT_EQ(rud.answers[0].after, up.size());
+  // Bytes that are not HTTP: tracking stops; a dropped request is answered with close.
+  lab::http_request_tracker g;
+  std::string junk = "NOT HTTP AT ALL\r\n\r\n";
+  auto rg = g.feed(junk.data(), junk.size(), [] { return true; });
+  ASSERT_EQ(rg.answers.size(), 1u);
+  EXPECT_TRUE(rg.answers[0].close);
+  EXPECT_FALSE(g.tracking());
   auto resp = lab::http_error_response(503, false);
   EXPECT_TRUE(resp.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
   EXPECT_NE(resp.find("Content-Length: "), std::string::npos);
