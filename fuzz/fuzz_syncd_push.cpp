@@ -1,5 +1,5 @@
-// Fuzzes syncd's request parsing (labstack/syncd/protocol.cpp, compiled into this target as into
-// syncd): a push body (parse_push) and what syncd does next with an accepted batch (the database
+// Fuzzes syncd's request parsing (syncd/protocol.cpp, from the syncstorm_syncd library syncd
+// is built from): a push body (parse_push) and what syncd does next with an accepted batch (the database
 // parameter with per-op actions, the early ack body), and a request target (parse_target, then
 // the `streams`, `after` and `limit` parameters as http_session.cpp and ws_session read them).
 // Input: byte 0 bit 0 picks push body (0) or request target (1), byte 1 the per-op actions; the
@@ -9,7 +9,7 @@
 // UTF-8 and every 400 body is JSON.
 #include "fuzz/fuzz_util.hpp"
 #include "fuzz/nesting_mutator.hpp"
-#include "labstack/syncd/protocol.hpp"
+#include "syncd/protocol.hpp"
 
 namespace {
 

@@ -1,8 +1,8 @@
 // Unit tests for syncd's pure parts: push validation and its 400 reasons, query parsing,
-// stream names, and the --bug / --listen flags. syncd's sources are compiled into its
-// executable only, so the two pure translation units are included here directly.
-#include "labstack/syncd/options.cpp"
-#include "labstack/syncd/protocol.cpp"
+// stream names, and the --bug / --listen flags (syncd/protocol, syncd/options; the
+// syncstorm_syncd library).
+#include "syncd/options.hpp"
+#include "syncd/protocol.hpp"
 
 #include <gtest/gtest.h>
 

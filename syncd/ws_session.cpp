@@ -23,9 +23,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
-#include "labstack/syncd/log.hpp"
-#include "labstack/syncd/protocol.hpp"
-#include "labstack/syncd/server.hpp"
+#include "syncd/log.hpp"
+#include "syncd/protocol.hpp"
+#include "syncd/server.hpp"
 
 namespace syncstorm::syncd {
 namespace {

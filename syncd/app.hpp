@@ -14,10 +14,10 @@
 #include <boost/asio/io_context.hpp>
 
 #include "core/net.hpp"
-#include "labstack/syncd/db.hpp"
-#include "labstack/syncd/fanout.hpp"
-#include "labstack/syncd/metrics.hpp"
-#include "labstack/syncd/options.hpp"
+#include "syncd/db.hpp"
+#include "syncd/fanout.hpp"
+#include "syncd/metrics.hpp"
+#include "syncd/options.hpp"
 
 namespace syncstorm::syncd {
 

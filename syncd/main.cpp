@@ -15,8 +15,8 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
 
-#include "labstack/syncd/log.hpp"
-#include "labstack/syncd/server.hpp"
+#include "syncd/log.hpp"
+#include "syncd/server.hpp"
 
 namespace {
 

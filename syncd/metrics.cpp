@@ -1,5 +1,5 @@
 // Prometheus rendering of syncd's metrics (see metrics.hpp).
-#include "labstack/syncd/metrics.hpp"
+#include "syncd/metrics.hpp"
 
 #include <cstdio>
 

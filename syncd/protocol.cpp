@@ -1,5 +1,5 @@
 // Protocol v1 parsing and rendering (see protocol.hpp). No shared state.
-#include "labstack/syncd/protocol.hpp"
+#include "syncd/protocol.hpp"
 
 #include "core/json_limits.hpp"
 #include <charconv>

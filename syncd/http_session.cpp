@@ -18,9 +18,9 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
-#include "labstack/syncd/log.hpp"
-#include "labstack/syncd/protocol.hpp"
-#include "labstack/syncd/server.hpp"
+#include "syncd/log.hpp"
+#include "syncd/protocol.hpp"
+#include "syncd/server.hpp"
 
 namespace syncstorm::syncd {
 namespace {

@@ -1,7 +1,7 @@
 // The fanout hub and the LISTEN/NOTIFY listener thread (see fanout.hpp). The listener uses
 // libpq's asynchronous calls with deadlines so a partitioned database is noticed in seconds and
 // stop() never waits on the network; an eventfd wakes it for shutdown.
-#include "labstack/syncd/fanout.hpp"
+#include "syncd/fanout.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -12,8 +12,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "labstack/syncd/db.hpp"
-#include "labstack/syncd/log.hpp"
+#include "syncd/db.hpp"
+#include "syncd/log.hpp"
 
 namespace syncstorm::syncd {
 

@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "labstack/syncd/metrics.hpp"
+#include "syncd/metrics.hpp"
 
 namespace syncstorm::syncd {
 

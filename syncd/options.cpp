@@ -1,5 +1,5 @@
 // Parsing of syncd's --bug and --listen values. Pure functions, no shared state.
-#include "labstack/syncd/options.hpp"
+#include "syncd/options.hpp"
 
 #include <charconv>
 #include <vector>

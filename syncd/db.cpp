@@ -6,14 +6,14 @@
 // row), so concurrent pushes cannot deadlock on each other; the counter row is taken last and
 // held to commit, which makes cseq order the commit order: a change with a lower cseq is always
 // visible before one with a higher cseq, so "read after the last delivered cseq" skips nothing.
-#include "labstack/syncd/db.hpp"
+#include "syncd/db.hpp"
 
 #include <cstring>
 
 #include <libpq-fe.h>
 #include <nlohmann/json.hpp>
 
-#include "labstack/syncd/log.hpp"
+#include "syncd/log.hpp"
 
 namespace syncstorm::syncd {
 namespace {

@@ -26,7 +26,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/net.hpp"
-#include "labstack/syncd/metrics.hpp"
+#include "syncd/metrics.hpp"
 
 struct pg_conn;
 typedef struct pg_conn PGconn;

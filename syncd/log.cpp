@@ -1,5 +1,5 @@
 // JSON-lines event log and the dropped-id bug log (see log.hpp).
-#include "labstack/syncd/log.hpp"
+#include "syncd/log.hpp"
 
 #include "core/time_text.hpp"
 

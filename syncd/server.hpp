@@ -14,7 +14,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "core/net.hpp"
-#include "labstack/syncd/app.hpp"
+#include "syncd/app.hpp"
 
 namespace syncstorm::syncd {
 
