@@ -1,5 +1,5 @@
-// Fuzzes syncd's request parsing (syncd/protocol.cpp, from the syncstorm_syncd library syncd
-// is built from): a push body (parse_push) and what syncd does next with an accepted batch (the database
+// Fuzzes syncd's request parsing (syncd/protocol.cpp, from syncstorm_syncd_parse, the library of
+// syncd's pure parts): a push body (parse_push) and what syncd does next with an accepted batch (the database
 // parameter with per-op actions, the early ack body), and a request target (parse_target, then
 // the `streams`, `after` and `limit` parameters as http_session.cpp and ws_session read them).
 // Input: byte 0 bit 0 picks push body (0) or request target (1), byte 1 the per-op actions; the

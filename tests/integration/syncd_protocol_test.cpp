@@ -155,6 +155,16 @@ TEST_F(syncd_protocol, websocket_replays_after_cseq_then_goes_live_and_metrics_c
   ASSERT_TRUE(sub.connected()) << sub.error();
   ws_client all(s.port(), "/v1/ws?streams=a,b&after=0");
   ASSERT_TRUE(all.connected()) << all.error();
+  // A subscriber without after= is live from what the pod's fanout listener has published when
+  // it subscribes (ws_session.cpp: hub.subscribe's live_from), which may lag the commit: wait
+  // until the listener has read the first push (cseq 10), or a loaded machine hands `live` the
+  // first push's b-changes (CI of fc66cb2: cseq 2 where 12 was expected).
+  bool caught_up = false;
+  for (int i = 0; i < 100 && !caught_up; ++i) {
+    caught_up = http_get(s.port(), "/metrics").body.find("syncd_fanout_last_cseq{pod=\"p1\"} 10") != std::string::npos;
+    if (!caught_up) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(caught_up) << "the fanout listener did not read the first push within 5 s";
   ws_client live(s.port(), "/v1/ws?streams=b");
   ASSERT_TRUE(live.connected()) << live.error();
   auto replayed = sub.collect(3);

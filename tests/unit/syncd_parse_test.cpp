@@ -1,6 +1,6 @@
 // Unit tests for syncd's pure parts: push validation and its 400 reasons, query parsing,
 // stream names, and the --bug / --listen flags (syncd/protocol, syncd/options; the
-// syncstorm_syncd library).
+// syncstorm_syncd_parse library).
 #include "syncd/options.hpp"
 #include "syncd/protocol.hpp"
 
