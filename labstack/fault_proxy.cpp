@@ -1,7 +1,8 @@
 // See fault_proxy.hpp.
 #include "labstack/fault_proxy.hpp"
 
-#include <boost/beast/http/basic_parser.hpp>
+#include "core/discarding_parser.hpp"
+
 #include <boost/beast/http/error.hpp>
 
 #include <algorithm>
@@ -120,22 +121,13 @@ std::int64_t token_bucket::take(std::size_t n, std::int64_t now_us) {
   return static_cast<std::int64_t>(-tokens_ / rate_ * 1e6) + 1;
 }
 
-// Beast's request parser with every callback a no-op: only where each request ends matters.
-struct http_request_tracker::parser final : beast::http::basic_parser<true> {
+// Beast's request parser keeping nothing: only where each request ends matters.
+struct http_request_tracker::parser final : discarding_parser<true> {
   parser() {
     header_limit(max_header + 1);  // the tracker finds the header's end first (advance())
     body_limit(boost::none);       // a body of any length is framed, not held
     eager(true);
   }
-  void on_request_impl(beast::http::verb, beast::string_view, beast::string_view, int, error_code&) override {}
-  void on_response_impl(int, beast::string_view, int, error_code&) override {}
-  void on_field_impl(beast::http::field, beast::string_view, beast::string_view, error_code&) override {}
-  void on_header_impl(error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
-  std::size_t on_body_impl(beast::string_view body, error_code&) override { return body.size(); }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override { return body.size(); }
-  void on_finish_impl(error_code&) override {}
 };
 
 http_request_tracker::http_request_tracker() = default;

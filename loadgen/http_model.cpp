@@ -9,6 +9,7 @@
 // cancels a timer on every read and write, which cost more CPU per request than wrk spends in
 // all (bench/README.md); the watchdog costs one timer per worker.
 #include "loadgen/http_model.hpp"
+#include "core/discarding_parser.hpp"
 #include "loadgen/detail/tls_context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -47,7 +48,7 @@ constexpr std::size_t read_chunk = 8 * 1024;
 
 // Parses a response keeping only the status line: no field storage, the body is counted and
 // dropped. basic_parser cannot be reset, so one is constructed per response (on the stack).
-class response_sink final : public http::basic_parser<false> {
+class response_sink final : public discarding_parser<false> {
  public:
   int status() const noexcept { return status_; }
 
@@ -56,13 +57,6 @@ class response_sink final : public http::basic_parser<false> {
     ec = http::error::bad_method;  // unreachable for a response parser
   }
   void on_response_impl(int code, beast::string_view, int, error_code&) override { status_ = code; }
-  void on_field_impl(http::field, beast::string_view, beast::string_view, error_code&) override {}
-  void on_header_impl(error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
-  std::size_t on_body_impl(beast::string_view body, error_code&) override { return body.size(); }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override { return body.size(); }
-  void on_finish_impl(error_code&) override {}
 
   int status_ = 0;
 };
