@@ -6,6 +6,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
 namespace syncstorm::lab {
@@ -130,14 +131,19 @@ struct http_request_tracker::parser final : discarding_parser<true> {
   }
 };
 
+// One parser at a time, constructed in place per request: no allocation per request on the relay.
+struct http_request_tracker::framing {
+  std::optional<http_request_tracker::parser> current;
+};
+
 http_request_tracker::http_request_tracker() = default;
 http_request_tracker::~http_request_tracker() = default;
 http_request_tracker::http_request_tracker(http_request_tracker&&) noexcept = default;
 http_request_tracker& http_request_tracker::operator=(http_request_tracker&&) noexcept = default;
 
 void http_request_tracker::start_request() {
-  parser_.reset();  // a Beast parser frames one message
-  parser_ = std::make_unique<parser>();
+  if (!framing_) framing_ = std::make_unique<framing>();
+  framing_->current.emplace();  // a Beast parser frames one message and cannot be reset
   header_done_ = false;
   scan_from_ = 0;
 }
@@ -145,6 +151,7 @@ void http_request_tracker::start_request() {
 http_request_tracker::step http_request_tracker::advance(const char* data, std::size_t n, std::uint64_t base) {
   step st;
   error_code ec;
+  parser& p = *framing_->current;
   auto take_chunk = [&] {  // pending_ holds [parsed_, parsed_ + size): the chunk's rest appended
     const std::uint64_t from = parsed_ + pending_.size();
     if (from < base + n) pending_.append(data + (from - base), static_cast<std::size_t>(base + n - from));
@@ -168,7 +175,7 @@ http_request_tracker::step http_request_tracker::advance(const char* data, std::
     }
     const std::size_t header = eom + 4;
     if (header > max_header) return stop(step::unframeable);
-    const std::size_t used = parser_->put(net::const_buffer(pending_.data(), header), ec);
+    const std::size_t used = p.put(net::const_buffer(pending_.data(), header), ec);
     if (ec || used != header) return stop(step::unframeable);
     header_done_ = true;
     parsed_ += used;
@@ -187,8 +194,8 @@ http_request_tracker::step http_request_tracker::advance(const char* data, std::
     len = pending_.size();
   }
   std::size_t used = 0;
-  while (!parser_->is_done() && used < len) {
-    const std::size_t k = parser_->put(net::const_buffer(from + used, len - used), ec);
+  while (!p.is_done() && used < len) {
+    const std::size_t k = p.put(net::const_buffer(from + used, len - used), ec);
     used += k;
     if (ec == beast::http::error::need_more) {
       ec = {};
@@ -202,7 +209,7 @@ http_request_tracker::step http_request_tracker::advance(const char* data, std::
   }
   parsed_ += used;
   st.at = parsed_;
-  if (parser_->is_done()) st.outcome = parser_->upgrade() ? step::upgraded : step::ended;
+  if (p.is_done()) st.outcome = p.upgrade() ? step::upgraded : step::ended;
   if (st.outcome == step::upgraded) return stop(step::upgraded);
   if (!pending_.empty() && from == pending_.data())
     pending_.erase(0, used);  // the rest: the next request's first bytes, or more of this one

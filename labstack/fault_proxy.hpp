@@ -173,8 +173,9 @@ class http_request_tracker {
   step advance(const char* data, std::size_t n, std::uint64_t base);
   static constexpr std::size_t max_header = 64 * 1024;  // through its blank line
   struct parser;
-  std::unique_ptr<parser> parser_;
-  std::string pending_;  // the stream's bytes from parsed_ on that were received, not yet parsed
+  struct framing;                     // the current request's parser, in a slot reused by every request
+  std::unique_ptr<framing> framing_;  // allocated at the first request
+  std::string pending_;               // the stream's bytes from parsed_ on that were received, not yet parsed
   std::uint64_t fed_ = 0, parsed_ = 0;
   std::size_t scan_from_ = 0;  // where the search for the header's end goes on in pending_
   bool header_done_ = false;
