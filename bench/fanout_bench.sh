@@ -20,14 +20,9 @@ build=${SYNCSTORM_BUILD_DIR:-$root/build-bench}
 if [[ ! -f $build/build.ninja && ! -f $build/Makefile ]]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNCSTORM_TESTS=OFF >/dev/null
 fi
-cmake --build "$build" --target syncstorm syncd syncstorm_loadgen syncstorm_core syncstorm_asio -j2 >/dev/null
+cmake --build "$build" --target syncstorm syncd fanout_bench_driver -j2 >/dev/null
 tmp=$(mktemp -d /tmp/syncstorm-fbench.XXXXXX)
-driver=$tmp/fanout_bench_driver
-c++ -std=c++20 -O2 -DNDEBUG -DBOOST_ASIO_SEPARATE_COMPILATION -DBOOST_BEAST_SEPARATE_COMPILATION \
-  -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW -I"$root" \
-  "$root/bench/fanout_bench_driver.cpp" -o "$driver" \
-  "$build/loadgen/libsyncstorm_loadgen.a" "$build/core/libsyncstorm_core.a" \
-  "$build/libsyncstorm_asio.a" -lssl -lcrypto -lpq -pthread
+driver=$build/bench/fanout_bench_driver
 
 cli=$(find "$build" -maxdepth 3 -name syncstorm -type f -perm -u+x | head -1)
 cleanup() { "$cli" lab down --id fbench >/dev/null 2>&1 || true; rm -rf "$tmp"; }

@@ -27,18 +27,13 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [[ $(nproc) -ge 2 ]] || { echo "bench: needs 2 cores (nginx on 0, the client on 1)" >&2; exit 1; }
 
-# The driver, against the build tree's libraries (only the three it needs are built).
+# The driver: the http_bench_driver target (bench/CMakeLists.txt) of the build tree.
 if [[ ! -f $build/build.ninja && ! -f $build/Makefile ]]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNCSTORM_TESTS=OFF >/dev/null
 fi
-cmake --build "$build" --target syncstorm_loadgen syncstorm_core syncstorm_asio -j2 >/dev/null
+cmake --build "$build" --target http_bench_driver -j2 >/dev/null
 tmp=$(mktemp -d /tmp/syncstorm-bench.XXXXXX)
-driver=$tmp/http_bench_driver
-c++ -std=c++20 -O2 -DNDEBUG -DBOOST_ASIO_SEPARATE_COMPILATION -DBOOST_BEAST_SEPARATE_COMPILATION \
-  -DBOOST_ASIO_NO_DEPRECATED -DBOOST_BEAST_USE_STD_STRING_VIEW -I"$root" \
-  "$root/bench/http_bench_driver.cpp" -o "$driver" \
-  "$build/loadgen/libsyncstorm_loadgen.a" "$build/core/libsyncstorm_core.a" \
-  "$build/libsyncstorm_asio.a" -lssl -lcrypto -pthread
+driver=$build/bench/http_bench_driver
 
 # nginx with its own config and prefix, not the system service.
 mkdir -p "$tmp/logs"

@@ -1,15 +1,14 @@
-// Fault proxy overhead: the lab relay (labstack/lab_relay.cpp) in pass-through, measured against
-// the direct path on loopback. Two forked children run relay_main on a state file with one path
-// (127.0.0.1:P → a local server), one with splice(2) (the default in pass-through) and one with
-// every byte copied through userspace (SYNCSTORM_RELAY_SPLICE=0, as under a shaping fault); the
-// parent measures
+// Fault proxy overhead: the lab relay (proxy/relay.cpp) in pass-through, measured against
+// the direct path on loopback. Two child processes (process::spawn) run proxy::relay_run with one
+// path (127.0.0.1:P → a local server), one with splice(2) (the default in pass-through) and one
+// with every byte copied through userspace (splice off, as under a shaping fault); the parent
+// measures
 //   - round-trip latency: 64-byte ping-pong, 20000 round trips, p50/p99, direct and through the
 //     relay (the added latency is the difference);
 //   - throughput: one connection streaming 4 GiB in 256 KiB writes to a sink, direct and through.
 // Plain blocking sockets on the measuring side, so the numbers are the relay's, not a client's.
-#include "labstack/lab_relay.hpp"
-
-#include <nlohmann/json.hpp>
+#include "proxy/relay.hpp"
+#include "process/runner.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,7 +22,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -137,26 +135,24 @@ double throughput_GBps(int port) {
   return static_cast<double>(total) / s / 1e9;
 }
 
-// Forks a relay with one pass-through path to the server on `relay_port`; with copy, splice(2) is
-// off (SYNCSTORM_RELAY_SPLICE=0: every byte through userspace, as under a shaping fault).
-pid_t fork_relay(const std::string& dir, int relay_port, int server_port, bool copy) {
+// Starts a relay process with one pass-through path to the server on `relay_port`; with copy,
+// splice(2) is off (every byte through userspace, as under a shaping fault).
+pid_t start_relay(const std::string& dir, int relay_port, int server_port, bool copy) {
   ::mkdir(dir.c_str(), 0700);
-  nlohmann::json st = {{"paths",
-                        {{"bench",
-                          {{"listen", "127.0.0.1:" + std::to_string(relay_port)},
-                           {"upstream", "127.0.0.1:" + std::to_string(server_port)}}}}},
-                       {"relay", {{"control", dir + "/relay.sock"}}}};
-  std::ofstream(dir + "/state.json") << st.dump();
-  pid_t relay = ::fork();
-  if (relay == 0) {
-    if (copy) ::setenv("SYNCSTORM_RELAY_SPLICE", "0", 1);
-    _exit(syncstorm::lab::relay_main(dir + "/state.json"));
-  }
-  return relay;
+  syncstorm::proxy::relay_config cfg;
+  syncstorm::proxy::relay_path_config path;
+  path.name = "bench";
+  path.listen = "127.0.0.1:" + std::to_string(relay_port);
+  path.upstream = "127.0.0.1:" + std::to_string(server_port);
+  cfg.paths.push_back(path);
+  cfg.control = dir + "/relay.sock";
+  cfg.splice = !copy;
+  syncstorm::process::spawn_options o;
+  o.child_main = [cfg] { return syncstorm::proxy::relay_run(cfg); };
+  return syncstorm::process::spawn(o);
 }
 
 void remove_dir(const std::string& dir) {
-  std::remove((dir + "/state.json").c_str());
   std::remove((dir + "/relay.sock").c_str());
   ::rmdir(dir.c_str());
 }
@@ -175,8 +171,8 @@ int main() {
     ::close(tmp);
   }
   const std::string base = "/tmp/syncstorm-proxy-bench-" + std::to_string(::getpid());
-  pid_t splice_relay = fork_relay(base + "-s", splice_port, server_port, false);
-  pid_t copy_relay = fork_relay(base + "-c", copy_port, server_port, true);
+  pid_t splice_relay = start_relay(base + "-s", splice_port, server_port, false);
+  pid_t copy_relay = start_relay(base + "-c", copy_port, server_port, true);
   std::thread(serve, lfd).detach();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   auto [d50, d99] = latency_us(server_port);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The syncd bench points of bench/README.md (## syncd), on this machine:
 #   bench/syncd_bench.sh [BUILD_DIR]        (default: build; syncd must be built there)
-# 1. compiles bench/syncd_bench.cpp against BUILD_DIR's libsyncstorm_asio.a (not part of the
-#    main build);
+# 1. builds the syncd_bench target (bench/CMakeLists.txt; not part of the default build) in
+#    BUILD_DIR;
 # 2. starts PostgreSQL 15 as `postgres` under /var/tmp/syncstorm/bench-syncd-$$ on a free port
 #    (fsync on, synchronous_commit on, as the lab runs it);
 # 3. starts one syncd and runs: push (closed loop, batches of 20) and fanout (10,000 WebSocket
@@ -19,7 +19,7 @@ state=/var/tmp/syncstorm/bench-syncd-$$
 syncd_pid=""
 
 [[ -x $build/labstack/syncd ]] || { echo "syncd_bench: no $build/labstack/syncd; build the syncd target first" >&2; exit 1; }
-[[ -f $build/libsyncstorm_asio.a ]] || { echo "syncd_bench: no $build/libsyncstorm_asio.a" >&2; exit 1; }
+[[ -f $build/build.ninja || -f $build/Makefile ]] || { echo "syncd_bench: $build is not a configured build directory" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || { echo "syncd_bench: run as root (PostgreSQL runs as postgres)" >&2; exit 1; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -34,13 +34,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 bench_bin=$build/bench/syncd_bench
-mkdir -p "$build/bench"
-if [[ ! -x $bench_bin || $src/bench/syncd_bench.cpp -nt $bench_bin ]]; then
-  echo "compiling $bench_bin" >&2
-  g++ -std=c++20 -O2 -Wall -Wextra -DBOOST_ASIO_SEPARATE_COMPILATION -DBOOST_BEAST_SEPARATE_COMPILATION \
-    -DBOOST_ASIO_NO_DEPRECATED -I"$src" "$src/bench/syncd_bench.cpp" "$build/libsyncstorm_asio.a" \
-    -lssl -lcrypto -pthread -o "$bench_bin"
-fi
+cmake --build "$build" --target syncd_bench -j2 >/dev/null
 
 pg_port=$(free_port)
 mkdir -p "$state/run"

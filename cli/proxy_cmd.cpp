@@ -8,7 +8,7 @@
 // listener or the upstream's name could not be set up (or the request failed).
 #include "cli/commands.hpp"
 #include "core/json_limits.hpp"
-#include "labstack/lab_relay.hpp"
+#include "proxy/relay.hpp"
 
 #include <unistd.h>
 
@@ -54,7 +54,7 @@ std::string resolve_hostport(const std::string& flag, const std::string& v, std:
     return {};
   }
   std::string why;
-  std::string ip = lab::numeric_address(host, &why);
+  std::string ip = proxy::numeric_address(host, &why);
   if (ip.empty()) {
     error = flag + ": cannot resolve \"" + host + "\" (" + why + ")";
     return {};
@@ -87,7 +87,7 @@ registration proxy_reg{
             return 2;
           }
           try {
-            json a = lab::relay_control(f->control, req);
+            json a = proxy::relay_control(f->control, req);
             std::cout << a.dump() << "\n";
             return a.value("ok", false) ? 0 : 3;
           } catch (const std::exception& e) {
@@ -95,7 +95,7 @@ registration proxy_reg{
             return 3;
           }
         }
-        lab::relay_config cfg;
+        proxy::relay_config cfg;
         if (!f->config.empty()) {
           std::ifstream in(f->config);
           json c = json::parse(in, nullptr, false);
@@ -107,7 +107,7 @@ registration proxy_reg{
           for (const auto& p : c["paths"])
             cfg.paths.push_back({p.at("name"), p.at("listen"), p.at("upstream"), {}, p.value("http", false)});
           cfg.control = c["control"];
-          return lab::relay_run(cfg);
+          return proxy::relay_run(cfg);
         }
         if (f->listen.empty() || f->upstream.empty()) {
           std::cerr << (f->listen.empty() ? "--listen" : "--upstream")
@@ -133,7 +133,7 @@ registration proxy_reg{
           std::cout << "proxy " << f->name << ": " << p.value("listen", "") << " -> " << upstream
                     << (f->http ? " (HTTP/1.1)" : "") << ", pass-through; control " << control << std::endl;
         };
-        int rc = lab::relay_run(cfg);
+        int rc = proxy::relay_run(cfg);
         std::error_code ec;
         std::filesystem::remove(control, ec);
         return rc == 0 ? 0 : 3;

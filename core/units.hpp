@@ -10,7 +10,10 @@
 
 namespace syncstorm::units {
 
-// Durations are held in microseconds. A bare number means seconds.
+// Durations are held in microseconds; reports show milliseconds.
+inline double us_to_ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
+
+// A bare number means seconds.
 std::optional<std::int64_t> parse_duration_us(std::string_view text);
 // "1h30m", "250ms", "1.5s": the shortest exact spelling.
 std::string format_duration(std::int64_t us);

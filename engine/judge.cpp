@@ -2,6 +2,7 @@
 #include "engine/judge.hpp"
 
 #include "core/self_monitor.hpp"
+#include "core/units.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -11,8 +12,6 @@
 
 namespace syncstorm::engine {
 namespace {
-
-double ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
 
 nlohmann::json seconds_or_unbounded(const std::optional<double>& us) {
   if (!us || std::isinf(*us)) return nullptr;
@@ -40,7 +39,7 @@ void alias_availability(metrics_shard& m) {
 generator_report self_watch(const metrics_shard& merged, double worker_cpu_max) {
   generator_report g;
   const timed_metric* lag = merged.find("generator.lag");
-  if (lag && lag->hist().count()) g.lag_p99_ms = ms(lag->hist().percentile(99));
+  if (lag && lag->hist().count()) g.lag_p99_ms = units::us_to_ms(lag->hist().percentile(99));
   const saturation_limits limits;
   if (worker_cpu_max > limits.cpu_share)
     g.reason =

@@ -2,13 +2,12 @@
 #include "engine/report.hpp"
 
 #include "core/report_schema.hpp"
+#include "core/units.hpp"
 
 #include <cmath>
 
 namespace syncstorm::engine {
 namespace {
-
-double ms(std::int64_t us) { return static_cast<double>(us) / 1000.0; }
 
 nlohmann::json opt(const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
 
@@ -51,14 +50,14 @@ void metrics_for_report(const metrics_shard& m, nlohmann::json& metrics, nlohman
     nlohmann::json j = {
         {"unit", timed ? "ms" : "count"}, {"count", t->count()}, {"ok", t->ok_count()}, {"errors", t->error_count()}};
     if (timed) {
-      j["min"] = ms(h.min());
+      j["min"] = units::us_to_ms(h.min());
       j["mean"] = h.mean() / 1000.0;
-      j["p50"] = ms(h.percentile(50));
-      j["p90"] = ms(h.percentile(90));
-      j["p99"] = ms(h.percentile(99));
-      j["p99_9"] = ms(h.percentile(99.9));
-      j["p99_99"] = ms(h.percentile(99.99));
-      j["max"] = ms(h.max());
+      j["p50"] = units::us_to_ms(h.percentile(50));
+      j["p90"] = units::us_to_ms(h.percentile(90));
+      j["p99"] = units::us_to_ms(h.percentile(99));
+      j["p99_9"] = units::us_to_ms(h.percentile(99.9));
+      j["p99_99"] = units::us_to_ms(h.percentile(99.99));
+      j["max"] = units::us_to_ms(h.max());
     }
     metrics[name] = j;
     nlohmann::json rows = nlohmann::json::array();

@@ -4,8 +4,8 @@
 #include "injectors/fault_runner.hpp"
 #include "injectors/run_proxy.hpp"
 #include "labstack/lab.hpp"
-#include "labstack/lab_relay.hpp"
 #include "loadgen/http_model.hpp"
+#include "proxy/relay.hpp"
 
 #include <netdb.h>
 #include <poll.h>
@@ -172,7 +172,7 @@ std::string target_stage::start_proxy() {
       // ws(s):// parses like http(s)://
       std::string as_http = url.starts_with("ws") ? "http" + url.substr(2) : url;
       auto u = loadgen::parse_url(as_http);
-      std::string ip = lab::numeric_address(u.host);
+      std::string ip = proxy::numeric_address(u.host);
       if (ip.empty()) throw std::runtime_error("target.endpoints." + std::string(name) + ": cannot resolve " + u.host);
       original[name] = u;
       pc.paths.push_back(

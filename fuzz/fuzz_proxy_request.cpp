@@ -1,5 +1,5 @@
-// Fuzzes the fault proxy's HTTP request tracker (labstack/fault_proxy.hpp,
-// `http_request_tracker`, framing on Beast's request parser): the relay (labstack/lab_relay.cpp)
+// Fuzzes the fault proxy's HTTP request tracker (proxy/fault_proxy.hpp,
+// `http_request_tracker`, framing on Beast's request parser): the relay (proxy/relay.cpp)
 // feeds it each chunk it reads from a client on an HTTP path, forwards the segments marked
 // `forward` and answers each dropped request itself (http_error). The client's bytes are
 // untrusted.
@@ -12,14 +12,14 @@
 // chunkings: the bytes forwarded and the answers given are the same as for the stream in one
 // chunk (the relay reads whatever the kernel hands it).
 #include "fuzz/fuzz_util.hpp"
-#include "labstack/fault_proxy.hpp"
+#include "proxy/fault_proxy.hpp"
 
 #include <array>
 
 namespace {
 
 using namespace syncstorm;
-using tracker = lab::http_request_tracker;
+using tracker = proxy::http_request_tracker;
 
 struct outcome {
   std::string forwarded;

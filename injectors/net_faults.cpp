@@ -7,7 +7,7 @@
 #include "injectors/command.hpp"
 #include "injectors/files.hpp"
 #include "labstack/lab.hpp"
-#include "labstack/lab_relay.hpp"
+#include "proxy/relay.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -31,9 +31,6 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-step_result fail(std::string e) { return {false, std::move(e), {}}; }
-step_result done(std::string d) { return {true, {}, std::move(d)}; }
 
 std::string sanitize(const std::string& s) {
   std::string o;
@@ -98,7 +95,7 @@ json relay_request(const json& step, const json& req, std::string& error, bool& 
     // The run's own proxy (target.proxy): its control socket is in the step.
     const std::string control = step["control"];
     try {
-      return lab::relay_control(control, req);
+      return proxy::relay_control(control, req);
     } catch (const std::exception& e) {
       lab_gone = socket_gone(control);
       error = e.what();
@@ -114,7 +111,7 @@ json relay_request(const json& step, const json& req, std::string& error, bool& 
     return nullptr;
   }
   try {
-    return lab::relay_control(l->state().at("relay").at("control").get<std::string>(), req);
+    return proxy::relay_control(l->state().at("relay").at("control").get<std::string>(), req);
   } catch (const std::exception& e) {
     error = e.what();
     return nullptr;
@@ -639,16 +636,16 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
     const std::string what = s.at("path").get<std::string>() + " " + s.at("id").get<std::string>();
     if (a.is_null()) {
       if (undoing && gone)
-        return done((s.contains("control") ? std::string("the run's proxy") : "lab " + s.value("lab", "")) +
-                    " is gone: no proxy fault left on " + what);
-      return fail(proxy_name(s) + " " + what + ": " + err);
+        return step_done((s.contains("control") ? std::string("the run's proxy") : "lab " + s.value("lab", "")) +
+                         " is gone: no proxy fault left on " + what);
+      return step_failed(proxy_name(s) + " " + what + ": " + err);
     }
-    if (!a.value("ok", false)) return fail(proxy_name(s) + " " + what + ": " + a.value("error", a.dump()));
+    if (!a.value("ok", false)) return step_failed(proxy_name(s) + " " + what + ": " + a.value("error", a.dump()));
     if (set)
-      return done("fault proxy " + s.at("path").get<std::string>() + ": " + s["fault"].value("kind", "") + " " +
-                  s["fault"].dump());
-    return done("fault proxy " + s.at("path").get<std::string>() + ": cleared " + s.at("id").get<std::string>() + " (" +
-                std::to_string(a.value("cleared", 0)) + ")");
+      return step_done("fault proxy " + s.at("path").get<std::string>() + ": " + s["fault"].value("kind", "") + " " +
+                       s["fault"].dump());
+    return step_done("fault proxy " + s.at("path").get<std::string>() + ": cleared " + s.at("id").get<std::string>() +
+                     " (" + std::to_string(a.value("cleared", 0)) + ")");
   }
   if (op == "iptables" || op == "iptables_delete") {
     const std::string netns = s.value("netns", "");
@@ -657,18 +654,18 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
     const std::string where = netns.empty() ? "host" : "netns " + netns;
     if (op == "iptables") {
       auto r = run_command(iptables_argv(netns, "-I", chain, rule), 15s);
-      if (!r.ok()) return fail("iptables in " + where + ": " + r.error);
-      return done(where + ": " + command_line(iptables_argv(netns, "-I", chain, rule)));
+      if (!r.ok()) return step_failed("iptables in " + where + ": " + r.error);
+      return step_done(where + ": " + command_line(iptables_argv(netns, "-I", chain, rule)));
     }
     // Delete every copy (an apply retried after a crash may have inserted it twice).
     for (int i = 0; i < 16; ++i) {
       auto r = run_command(iptables_argv(netns, "-D", chain, rule), 15s);
       if (!r.ok()) {
-        if (absent_output(r.output)) return done(where + ": rule gone (" + std::to_string(i) + " deleted)");
-        return fail("iptables -D in " + where + ": " + r.error);
+        if (absent_output(r.output)) return step_done(where + ": rule gone (" + std::to_string(i) + " deleted)");
+        return step_failed("iptables -D in " + where + ": " + r.error);
       }
     }
-    return fail("iptables -D in " + where + ": the rule is still there after 16 deletions");
+    return step_failed("iptables -D in " + where + ": the rule is still there after 16 deletions");
   }
   if (op == "tc_shape") {
     const std::string where =
@@ -676,10 +673,10 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
         s.at("dev").get<std::string>();
     for (const auto& argv : tc_shape_argvs(s)) {
       auto r = run_command(argv, 15s);
-      if (!r.ok()) return fail("tc on " + where + ": " + r.error);
+      if (!r.ok()) return step_failed("tc on " + where + ": " + r.error);
     }
-    return done(where + ": htb " + s.at("handle").get<std::string>() + ": " + s.at("rate").get<std::string>() +
-                " for the DB traffic");
+    return step_done(where + ": htb " + s.at("handle").get<std::string>() + ": " + s.at("rate").get<std::string>() +
+                     " for the DB traffic");
   }
   if (op == "tc_unshape") {
     const std::string where =
@@ -687,21 +684,21 @@ std::optional<step_result> run_net_step(const json& s, bool undoing) {
         s.at("dev").get<std::string>();
     std::string err;
     std::string has = tc_has_root(s, err);
-    if (has == "error") return fail("tc qdisc show on " + where + ": " + err);
-    if (has != "yes") return done(where + ": no htb " + s.at("handle").get<std::string>() + ": left");
+    if (has == "error") return step_failed("tc qdisc show on " + where + ": " + err);
+    if (has != "yes") return step_done(where + ": no htb " + s.at("handle").get<std::string>() + ": left");
     auto r = run_command(in_netns(s.value("netns", ""), {"tc", "qdisc", "del", "dev", s.at("dev"), "root", "handle",
                                                          s.at("handle").get<std::string>() + ":"}),
                          15s);
-    if (!r.ok()) return fail("tc qdisc del on " + where + ": " + r.error);
-    return done(where + ": removed htb " + s.at("handle").get<std::string>() + ":");
+    if (!r.ok()) return step_failed("tc qdisc del on " + where + ": " + r.error);
+    return step_done(where + ": removed htb " + s.at("handle").get<std::string>() + ":");
   }
   if (op == "write_file") {
     std::string path = s.at("path");
     std::error_code ec;
     fs::create_directories(fs::path(path).parent_path(), ec);
     // Replaced whole (a retried apply writes the same text).
-    if (std::string err = replace_file(path, s.at("text").get<std::string>()); !err.empty()) return fail(err);
-    return done("wrote " + path);
+    if (std::string err = replace_file(path, s.at("text").get<std::string>()); !err.empty()) return step_failed(err);
+    return step_done("wrote " + path);
   }
   return std::nullopt;
 }
@@ -712,31 +709,32 @@ std::optional<step_result> check_net_undone(const json& s) {
     std::string err;
     bool gone = false;
     json a = relay_request(s, {{"cmd", "status"}}, err, gone);
-    if (gone) return done(s.contains("control") ? "the run's proxy is gone" : "lab gone");
-    if (a.is_null()) return fail(proxy_name(s) + ": " + err);
+    if (gone) return step_done(s.contains("control") ? "the run's proxy is gone" : "lab gone");
+    if (a.is_null()) return step_failed(proxy_name(s) + ": " + err);
     const json faults =
         a["paths"].value(s.at("path").get<std::string>(), json::object()).value("faults", json::object());
     if (faults.contains(s.at("id").get<std::string>()))
-      return fail("fault proxy " + s.at("path").get<std::string>() + " still holds " + s.at("id").get<std::string>());
-    return done("pass-through");
+      return step_failed("fault proxy " + s.at("path").get<std::string>() + " still holds " +
+                         s.at("id").get<std::string>());
+    return step_done("pass-through");
   }
   if (op == "tc_unshape") {
     std::string err;
     std::string has = tc_has_root(s, err);
-    if (has == "error") return fail("tc qdisc show: " + err);
+    if (has == "error") return step_failed("tc qdisc show: " + err);
     if (has == "yes")
-      return fail(s.at("dev").get<std::string>() + ": htb " + s.at("handle").get<std::string>() +
-                  ": is still the root qdisc");
-    return done("unshaped");
+      return step_failed(s.at("dev").get<std::string>() + ": htb " + s.at("handle").get<std::string>() +
+                         ": is still the root qdisc");
+    return step_done("unshaped");
   }
   if (op == "iptables_delete") {
     const std::string netns = s.value("netns", "");
     auto r = run_command(iptables_argv(netns, "-C", s.at("chain"), s.at("rule").get<std::vector<std::string>>()), 15s);
     if (r.ok())
-      return fail((netns.empty() ? std::string("host") : "netns " + netns) +
-                  ": rule still present: " + command_line(s.at("rule").get<std::vector<std::string>>()));
-    if (absent_output(r.output)) return done("rule gone");
-    return fail("iptables -C: " + r.error);
+      return step_failed((netns.empty() ? std::string("host") : "netns " + netns) +
+                         ": rule still present: " + command_line(s.at("rule").get<std::vector<std::string>>()));
+    if (absent_output(r.output)) return step_done("rule gone");
+    return step_failed("iptables -C: " + r.error);
   }
   return std::nullopt;
 }

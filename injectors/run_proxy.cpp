@@ -29,10 +29,7 @@ using namespace std::chrono_literals;
 
 constexpr const char* proxy_id = "proxy#0";
 
-step_result fail(std::string e) { return {false, std::move(e), {}}; }
-step_result done(std::string d) { return {true, {}, std::move(d)}; }
-
-json config_json(const std::vector<lab::relay_path_config>& paths, const std::string& control) {
+json config_json(const std::vector<proxy::relay_path_config>& paths, const std::string& control) {
   json p = json::array();
   for (const auto& x : paths)
     p.push_back({{"name", x.name}, {"listen", x.listen}, {"upstream", x.upstream}, {"http", x.http}});
@@ -83,20 +80,22 @@ std::optional<step_result> run_proxy_step(const json& s) {
       ::kill(static_cast<pid_t>(*pid), SIGKILL);
       for (int i = 0; i < 40 && live_relay(s); ++i) std::this_thread::sleep_for(50ms);
     }
-    if (live_relay(s)) return fail("proxy pid " + std::to_string(*pid) + " did not exit after SIGTERM and SIGKILL");
+    if (live_relay(s))
+      return step_failed("proxy pid " + std::to_string(*pid) + " did not exit after SIGTERM and SIGKILL");
     what = "stopped the run's proxy (pid " + std::to_string(*pid) + ")";
   } else {
     what = "the run's proxy is not running";
   }
   std::error_code ec;
   if (s.contains("control")) fs::remove(s["control"].get<std::string>(), ec);
-  return done(what);
+  return step_done(what);
 }
 
 std::optional<step_result> check_proxy_step_undone(const json& s) {
   if (s.value("op", "") != "proxy_stop") return std::nullopt;
-  if (auto pid = live_relay(s)) return fail("the run's proxy (pid " + std::to_string(*pid) + ") is still running");
-  return done("proxy stopped");
+  if (auto pid = live_relay(s))
+    return step_failed("the run's proxy (pid " + std::to_string(*pid) + ") is still running");
+  return step_done("proxy stopped");
 }
 
 run_proxy::run_proxy(run_proxy_config c) : c_(std::move(c)) {
@@ -193,7 +192,7 @@ bool run_proxy::wait_listening(std::chrono::milliseconds limit) {
       return false;
     }
     try {
-      json a = lab::relay_control(control_, {{"cmd", "status"}}, 1000ms);
+      json a = proxy::relay_control(control_, {{"cmd", "status"}}, 1000ms);
       if (a.value("ok", false) && static_cast<long>(a.value("pid", 0L)) == pid_.load()) {
         std::lock_guard lock(mu_);
         for (auto& [name, p] : a["paths"].items()) listen_[name] = p.value("listen", "");

@@ -20,7 +20,7 @@
 #pragma once
 
 #include "injectors/faults.hpp"
-#include "labstack/lab_relay.hpp"
+#include "proxy/relay.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -39,7 +39,7 @@ namespace syncstorm::injectors {
 
 struct run_proxy_config {
   std::string run_dir;
-  std::vector<lab::relay_path_config> paths;  // listen "IP:0" takes a free port
+  std::vector<proxy::relay_path_config> paths;  // listen "IP:0" takes a free port
   std::function<void(const std::string& event, nlohmann::json fields)> on_event;
   std::function<void(const std::string& line)> log;
 };

@@ -25,9 +25,6 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-step_result fail(std::string e) { return {false, std::move(e), {}}; }
-step_result done(std::string d) { return {true, {}, std::move(d)}; }
-
 std::string sig_name(const json& s) {
   if (s.contains("signal_name")) return s["signal_name"];
   return "signal " + std::to_string(s.value("signal", 0));
@@ -54,7 +51,8 @@ step_result start_unit(const json& s, bool undoing) {
   std::string err;
   auto l = attach(s, err);
   std::string unit = s.at("unit");
-  if (!l) return undoing ? done("lab " + s.value("lab", "") + " is gone: nothing to bring back") : fail(err);
+  if (!l)
+    return undoing ? step_done("lab " + s.value("lab", "") + " is gone: nothing to bring back") : step_failed(err);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(s.value("wait_ms", 60000));
   try {
     long after = s.value("after_pid", 0L);
@@ -72,7 +70,7 @@ step_result start_unit(const json& s, bool undoing) {
       std::this_thread::sleep_for(20ms);
     }
     json u = unit_status(*l, unit);
-    if (u.value("role", "") == "db-fenced") return done(unit + " is a fenced old primary: left down");
+    if (u.value("role", "") == "db-fenced") return step_done(unit + " is a fenced old primary: left down");
     std::string status = u.value("status", "");
     bool started = false;
     if (u.value("pid", 0L) == 0 && status != "restarting") {
@@ -82,33 +80,33 @@ step_result start_unit(const json& s, bool undoing) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (!l->wait_ready(unit, std::max(left, 1ms))) {
       json now = unit_status(*l, unit);
-      return fail(unit + ": not ready within " + std::to_string(s.value("wait_ms", 60000)) + " ms (status " +
-                  now.value("status", "?") + ")");
+      return step_failed(unit + ": not ready within " + std::to_string(s.value("wait_ms", 60000)) + " ms (status " +
+                         now.value("status", "?") + ")");
     }
-    return done(unit + (started ? " started and ready" : " ready"));
+    return step_done(unit + (started ? " started and ready" : " ready"));
   } catch (const std::exception& e) {
-    return fail(unit + ": " + e.what());
+    return step_failed(unit + ": " + e.what());
   }
 }
 
 step_result wait_lb_up(const json& s) {
   std::string err;
   auto l = attach(s, err);
-  if (!l) return fail(err);
+  if (!l) return step_failed(err);
   std::string unit = s.at("unit");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(s.value("wait_ms", 60000));
   std::string last;
   while (std::chrono::steady_clock::now() < deadline) {
     try {
       last = unit_status(*l, unit).value("lb", "");
-      if (last == "UP" || last == "no check") return done(unit + " UP in HAProxy");
+      if (last == "UP" || last == "no check") return step_done(unit + " UP in HAProxy");
     } catch (const std::exception& e) {
       last = e.what();
     }
     std::this_thread::sleep_for(50ms);
   }
-  return fail(unit + ": HAProxy did not mark it UP within " + std::to_string(s.value("wait_ms", 60000)) +
-              " ms (last: " + last + ")");
+  return step_failed(unit + ": HAProxy did not mark it UP within " + std::to_string(s.value("wait_ms", 60000)) +
+                     " ms (last: " + last + ")");
 }
 
 step_result fill(const json& s) {
@@ -118,24 +116,24 @@ step_result fill(const json& s) {
   // so the revert's unlink removes only what this step made.
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0 && errno == EEXIST)
-    return fail("fill " + path + ": found something already there; expected to create the file");
-  if (fd < 0) return fail("fill " + path + ": " + std::strerror(errno));
+    return step_failed("fill " + path + ": found something already there; expected to create the file");
+  if (fd < 0) return step_failed("fill " + path + ": " + std::strerror(errno));
   int rc = bytes > 0 ? ::posix_fallocate(fd, 0, bytes) : 0;
   ::fsync(fd);
   ::close(fd);
-  if (rc != 0) return fail("fill " + path + " with " + std::to_string(bytes) + " bytes: " + std::strerror(rc));
-  return done("filled " + path + " with " + std::to_string(bytes) + " bytes");
+  if (rc != 0) return step_failed("fill " + path + " with " + std::to_string(bytes) + " bytes: " + std::strerror(rc));
+  return step_done("filled " + path + " with " + std::to_string(bytes) + " bytes");
 }
 
 step_result command(const json& s, bool undoing) {
   std::vector<std::string> argv = s.at("argv");
   auto r = run_command(argv, std::chrono::milliseconds(s.value("timeout_ms", 60000)));
-  if (r.ok()) return done(command_line(argv));
+  if (r.ok()) return step_done(command_line(argv));
   for (const auto& ok : s.value("ok_if", json::array()))
     if (r.output.find(ok.get<std::string>()) != std::string::npos)
-      return done(command_line(argv) + " (already so: " + ok.get<std::string>() + ")");
+      return step_done(command_line(argv) + " (already so: " + ok.get<std::string>() + ")");
   (void)undoing;
-  return fail(r.error);
+  return step_failed(r.error);
 }
 
 }  // namespace
@@ -150,26 +148,26 @@ step_result run_step(const json& s, bool undoing, client_control* clients) {
       auto start = s.value("start_time", 0ULL);
       if (!same_process(pid, start)) {
         if (undoing)
-          return done("pid " + std::to_string(pid) + " (" + s.value("what", "") + ") is gone: nothing to " +
-                      sig_name(s));
-        return fail("pid " + std::to_string(pid) + " (" + s.value("what", "") +
-                    "): the process is gone (or its pid was reused)");
+          return step_done("pid " + std::to_string(pid) + " (" + s.value("what", "") + ") is gone: nothing to " +
+                           sig_name(s));
+        return step_failed("pid " + std::to_string(pid) + " (" + s.value("what", "") +
+                           "): the process is gone (or its pid was reused)");
       }
       int sig = s.at("signal").get<int>();
       bool group = s.value("group", false);
       int rc = group ? ::kill(-pid, sig) : ::kill(pid, sig);
       if (rc != 0 && group) rc = ::kill(pid, sig);
-      if (rc != 0) return fail(sig_name(s) + " pid " + std::to_string(pid) + ": " + std::strerror(errno));
-      return done(sig_name(s) + (group ? " process group " : " pid ") + std::to_string(pid) + " (" +
-                  s.value("what", "") + ")");
+      if (rc != 0) return step_failed(sig_name(s) + " pid " + std::to_string(pid) + ": " + std::strerror(errno));
+      return step_done(sig_name(s) + (group ? " process group " : " pid ") + std::to_string(pid) + " (" +
+                       s.value("what", "") + ")");
     }
     if (op == "lab_kill") {
       std::string err;
       auto l = attach(s, err);
-      if (!l) return fail(err);
+      if (!l) return step_failed(err);
       pid_t pid = l->kill_unit(s.at("unit"), s.at("signal").get<int>(), s.value("restart", true));
-      step_result r = done(sig_name(s) + " " + s.at("unit").get<std::string>() + " (pid " + std::to_string(pid) + ")" +
-                           (s.value("restart", true) ? "" : ", no restart"));
+      step_result r = step_done(sig_name(s) + " " + s.at("unit").get<std::string>() + " (pid " + std::to_string(pid) +
+                                ")" + (s.value("restart", true) ? "" : ", no restart"));
       r.pid = pid;
       return r;
     }
@@ -178,42 +176,44 @@ step_result run_step(const json& s, bool undoing, client_control* clients) {
     if (op == "lab_promote") {
       std::string err;
       auto l = attach(s, err);
-      if (!l) return fail(err);
+      if (!l) return step_failed(err);
       std::string was = l->primary_unit();
       l->promote_replica();
-      return done("promoted the replica; " + was + " fenced, primary now " + l->primary_unit());
+      return step_done("promoted the replica; " + was + " fenced, primary now " + l->primary_unit());
     }
     if (op == "marker") {
       std::string path = s.at("path");
       int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (fd < 0 && errno == EEXIST) {
         struct stat st {};
-        if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return done(path + " was already there");
-        return fail("marker " + path + ": found something other than a file there");
+        if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return step_done(path + " was already there");
+        return step_failed("marker " + path + ": found something other than a file there");
       }
-      if (fd < 0) return fail("marker " + path + ": " + std::strerror(errno));
+      if (fd < 0) return step_failed("marker " + path + ": " + std::strerror(errno));
       ::close(fd);
-      return done("created " + path);
+      return step_done("created " + path);
     }
     if (op == "fill") return fill(s);
     if (op == "remove_file") {
       std::string path = s.at("path");
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return fail("remove " + path + ": " + std::strerror(errno));
-      return done("removed " + path);
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+        return step_failed("remove " + path + ": " + std::strerror(errno));
+      return step_done("removed " + path);
     }
     if (op == "command") return command(s, undoing);
     if (op == "client_crash" || op == "journal_corrupt") {
       if (!clients)
-        return undoing ? done("the run's clients are gone with it") : fail(op + ": no client model in this run");
+        return undoing ? step_done("the run's clients are gone with it")
+                       : step_failed(op + ": no client model in this run");
       if (op == "client_crash")
         clients->crash(s.at("client"));
       else
         clients->corrupt_journal(s.at("client"), s.value("bytes", 16), s.value("seed", 1ULL));
-      return done(op + " " + s.at("client").get<std::string>());
+      return step_done(op + " " + s.at("client").get<std::string>());
     }
-    return fail("unknown step op \"" + op + "\"");
+    return step_failed("unknown step op \"" + op + "\"");
   } catch (const std::exception& e) {
-    return fail(std::string("step ") + s.dump() + ": " + e.what());
+    return step_failed(std::string("step ") + s.dump() + ": " + e.what());
   }
 }
 
@@ -225,26 +225,26 @@ step_result check_undone(const json& s) {
     if (op == "signal") {
       pid_t pid = s.at("pid").get<pid_t>();
       auto p = read_proc(pid);
-      if (!p || p->start_time != s.value("start_time", 0ULL)) return done("pid " + std::to_string(pid) + " gone");
+      if (!p || p->start_time != s.value("start_time", 0ULL)) return step_done("pid " + std::to_string(pid) + " gone");
       if (s.value("signal", 0) == SIGCONT && (p->state == 'T' || p->state == 't'))
-        return fail("pid " + std::to_string(pid) + " (" + s.value("what", "") + ") is still stopped");
-      return done("pid " + std::to_string(pid) + " running (state " + std::string(1, p->state) + ")");
+        return step_failed("pid " + std::to_string(pid) + " (" + s.value("what", "") + ") is still stopped");
+      return step_done("pid " + std::to_string(pid) + " running (state " + std::string(1, p->state) + ")");
     }
     if (op == "lab_start_unit") {
       std::string err;
       auto l = attach(s, err);
-      if (!l) return done("lab gone");
+      if (!l) return step_done("lab gone");
       json u = unit_status(*l, s.at("unit"));
-      if (u.value("role", "") == "db-fenced") return done("fenced");
+      if (u.value("role", "") == "db-fenced") return step_done("fenced");
       if (u.value("pid", 0L) > 0 && u.value("status", "") == "ready")
-        return done(s.at("unit").get<std::string>() + " ready");
-      return fail(s.at("unit").get<std::string>() + " is " + u.value("status", "?") + ", not ready");
+        return step_done(s.at("unit").get<std::string>() + " ready");
+      return step_failed(s.at("unit").get<std::string>() + " is " + u.value("status", "?") + ", not ready");
     }
     if (op == "remove_file") {
       std::error_code ec;
       if (fs::exists(s.at("path").get<std::string>(), ec))
-        return fail(s.at("path").get<std::string>() + " still exists");
-      return done("gone");
+        return step_failed(s.at("path").get<std::string>() + " still exists");
+      return step_done("gone");
     }
     if (op == "command" && s.contains("verify")) {
       const json& v = s["verify"];
@@ -253,16 +253,16 @@ step_result check_undone(const json& s) {
       while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\r')) out.pop_back();
       if (!r.ok() && !v.value("gone_ok", std::string()).empty() &&
           r.output.find(v["gone_ok"].get<std::string>()) != std::string::npos)
-        return done("target gone");
-      if (!r.ok()) return fail(r.error);
+        return step_done("target gone");
+      if (!r.ok()) return step_failed(r.error);
       if (out.find(v.at("expect").get<std::string>()) == std::string::npos)
-        return fail(command_line(v.at("argv")) + ": found \"" + out + "\"; expected \"" +
-                    v.at("expect").get<std::string>() + "\"");
-      return done("verified");
+        return step_failed(command_line(v.at("argv")) + ": found \"" + out + "\"; expected \"" +
+                           v.at("expect").get<std::string>() + "\"");
+      return step_done("verified");
     }
-    return done("nothing to check");
+    return step_done("nothing to check");
   } catch (const std::exception& e) {
-    return fail(std::string("verify ") + s.dump() + ": " + e.what());
+    return step_failed(std::string("verify ") + s.dump() + ": " + e.what());
   }
 }
 

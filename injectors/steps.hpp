@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <utility>
 
 namespace syncstorm::injectors {
 
@@ -31,6 +32,8 @@ struct step_result {
   std::string did;    // what happened, for the console and the ledger ("SIGCONT pid 123")
   long pid = 0;       // lab_kill: the pid the supervisor signalled
 };
+inline step_result step_failed(std::string error) { return {false, std::move(error), {}}; }
+inline step_result step_done(std::string did) { return {true, {}, std::move(did)}; }
 
 // Runs one step. `undoing`: the step is part of a revert (a process that is already gone is
 // then fine). `clients` may be null outside the controller (client steps then fail).

@@ -1,6 +1,7 @@
 // HAProxy configuration text and stats-socket client (see haproxy.hpp).
 #include "labstack/haproxy.hpp"
 #include "labstack/lab_state.hpp"
+#include "process/control_socket.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -97,7 +98,7 @@ std::string render_haproxy_config(const haproxy_config& c) {
 std::string haproxy_command(const std::string& socket_path, const std::string& command,
                             std::chrono::milliseconds timeout) {
   // The stats socket answers one command and closes: read until then.
-  return unix_exchange(socket_path, command + "\n", timeout, "haproxy stats", false);
+  return process::unix_exchange(socket_path, command + "\n", timeout, "haproxy stats", false);
 }
 
 std::vector<haproxy_server_state> parse_show_stat(const std::string& csv) {

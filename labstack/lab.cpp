@@ -6,11 +6,11 @@
 
 #include "labstack/haproxy.hpp"
 #include "labstack/lab_process.hpp"
-#include "labstack/lab_relay.hpp"
 #include "labstack/lab_state.hpp"
 #include "labstack/netns.hpp"
 #include "labstack/postgres.hpp"
 #include "labstack/supervisor.hpp"
+#include "proxy/relay.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -830,8 +830,9 @@ std::string lab::path_upstream(const std::string& path) const {
 void lab::set_path_upstream(const std::string& path, const std::string& upstream, bool reset_open) {
   path_upstream(path);  // validates the name
   state_file(state_path()).update([&](json& j) { j["paths"][path]["upstream"] = upstream; });
-  json a = relay_control(state().at("relay").at("control"),
-                         {{"cmd", "set_upstream"}, {"path", path}, {"upstream", upstream}, {"reset", reset_open}});
+  json a =
+      proxy::relay_control(state().at("relay").at("control"),
+                           {{"cmd", "set_upstream"}, {"path", path}, {"upstream", upstream}, {"reset", reset_open}});
   if (!a.value("ok", false))
     throw std::runtime_error("lab " + id_ + ": relay refused set_upstream " + path + ": " + a.value("error", a.dump()));
   append_event(events_path(),
@@ -867,7 +868,7 @@ json lab::status() const {
   const json paths = s.value("paths", json::object());
   json relay_live = nullptr;
   try {
-    relay_live = relay_control(s.at("relay").at("control"), {{"cmd", "status"}}, milliseconds(2000));
+    relay_live = proxy::relay_control(s.at("relay").at("control"), {{"cmd", "status"}}, milliseconds(2000));
   } catch (const std::exception&) {
   }
   out["paths"] = json::object();

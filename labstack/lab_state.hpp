@@ -66,16 +66,4 @@ void append_event(const std::string& path, nlohmann::json event);
 // Reads every event of an events file (skipping a torn last line).
 std::vector<nlohmann::json> read_events(const std::string& path);
 
-// One JSON request line on a unix stream socket, one JSON answer line back (the control protocol
-// of the supervisor and the relay). Throws std::runtime_error naming the socket on connect
-// failure, timeout, or an answer that is not JSON.
-// Sends `request` over the Unix socket and returns what comes back: everything until the peer
-// closes, or (until_newline) the first line. Throws naming `what` and the path on failure or when
-// `timeout` passes. Blocking; any thread.
-std::string unix_exchange(const std::string& socket_path, const std::string& request, std::chrono::milliseconds timeout,
-                          const std::string& what, bool until_newline);
-
-nlohmann::json unix_json_request(const std::string& socket_path, const nlohmann::json& request,
-                                 std::chrono::milliseconds timeout);
-
 }  // namespace syncstorm::lab

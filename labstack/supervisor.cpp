@@ -8,8 +8,9 @@
 
 #include "labstack/haproxy.hpp"
 #include "labstack/lab_process.hpp"
-#include "labstack/lab_relay.hpp"
 #include "labstack/lab_state.hpp"
+#include "process/control_socket.hpp"
+#include "proxy/relay.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -660,7 +661,7 @@ pid_t start_supervisor(const std::string& state_path, std::chrono::milliseconds 
 }
 
 json supervisor_request(const std::string& socket_path, const json& request, std::chrono::milliseconds timeout) {
-  return unix_json_request(socket_path, request, timeout);
+  return process::unix_json_request(socket_path, request, timeout);
 }
 
 bool probe_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {
@@ -730,6 +731,27 @@ bool probe_pg(const std::string& host, std::uint16_t port, std::chrono::millisec
   }
   ::close(fd);
   return ready;
+}
+
+int relay_main(const std::string& state_path) {
+  try {
+    proxy::relay_config c;
+    json st = state_file(state_path).read();
+    for (json items_of = st.value("paths", json::object()); auto& [name, p] : items_of.items()) {
+      proxy::relay_path_config pc;
+      pc.name = name;
+      pc.http = p.value("http", name == "lb_http");
+      pc.listen = p.at("listen").get<std::string>();
+      pc.upstream = p.at("upstream").get<std::string>();
+      for (auto& s : p.value("sources", json::array())) pc.sources.push_back(s.get<std::string>());
+      c.paths.push_back(std::move(pc));
+    }
+    c.control = st.at("relay").at("control").get<std::string>();
+    return proxy::relay_run(c);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "relay: %s\n", e.what());
+    return 1;
+  }
 }
 
 }  // namespace syncstorm::lab

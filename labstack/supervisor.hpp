@@ -72,4 +72,10 @@ bool probe_http(const std::string& host, std::uint16_t port, const std::string& 
 bool probe_pg(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
 bool probe_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
 
+// The lab's relay unit: proxy::relay_run over the paths of the lab whose state file is
+// `state_path` (`paths.<name>` = {listen, upstream, sources, http}; `relay.control`), until
+// SIGTERM/SIGINT. Returns the process exit code (non-zero, the reason on stderr, when the state
+// cannot be read or a listener cannot be opened).
+int relay_main(const std::string& state_path);
+
 }  // namespace syncstorm::lab

@@ -49,7 +49,7 @@ constexpr std::size_t max_pages = 10'000'000;  // a bound on a feed that never e
 constexpr int sql_fetch_rows = 10'000;
 constexpr std::uint64_t body_limit = 512ull << 20;  // one records reply may be large
 
-std::chrono::milliseconds backoff(int attempt) {  // attempt 1, 2, …: 250 ms doubling, at most 2 s
+std::chrono::milliseconds retry_delay(int attempt) {  // attempt 1, 2, …: 250 ms doubling, at most 2 s
   return std::chrono::milliseconds(std::min<std::int64_t>(250ll << std::min(attempt - 1, 4), 2000));
 }
 
@@ -269,7 +269,7 @@ std::string get_ok(api_client& client, const audit_source& src, const std::strin
       if (r.status && !r.body.empty()) msg += ": " + one_line(r.body);
       throw audit_read_error(msg);
     }
-    std::this_thread::sleep_for(backoff(attempt));
+    std::this_thread::sleep_for(retry_delay(attempt));
   }
 }
 
@@ -488,7 +488,7 @@ server_state read_via_sql(const audit_source& src, const std::vector<std::string
       if (attempt > 1) msg += " (after " + std::to_string(attempt) + " attempts)";
       throw audit_read_error(msg);
     }
-    std::this_thread::sleep_for(backoff(attempt));
+    std::this_thread::sleep_for(retry_delay(attempt));
   }
 }
 

@@ -234,6 +234,7 @@ pid_t spawn_impl(const spawn_options& o, int out_fd) {
         from = static_cast<unsigned>(k) + 1;
       }
       ::syscall(SYS_close_range, from, ~0U, 0U);
+      environ = envp.data();  // extra_env and the lab marker, as an exec'd program gets them
       ::_exit(o.child_main());
     }
     ::execve(program.c_str(), argv.data(), envp.data());

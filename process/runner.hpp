@@ -31,6 +31,7 @@ struct spawn_options {
   // the caller's code (see the threading note above).
   std::function<int()> child_main;
   std::vector<std::string> extra_env;   // "K=V" added to (or replacing in) the inherited env
+                                        // (a child_main's getenv sees it too)
   std::string lab_id;                   // non-empty: SYNCSTORM_LAB=<lab_id> is set
   std::string netns;                    // non-empty: setns() into /run/netns/<netns> first
   std::optional<std::string> user;      // run as this user (needs root); its primary group

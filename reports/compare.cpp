@@ -1,6 +1,8 @@
 // Run comparison. See compare.hpp.
 #include "reports/compare.hpp"
 
+#include "reports/writers.hpp"
+
 #include <cmath>
 #include <iomanip>
 #include <map>
@@ -17,14 +19,7 @@ std::optional<double> number_at(const json& obj, const char* key) {
   return obj[key].get<double>();
 }
 
-std::string status_of(const json& v) {
-  if (v.value("inconclusive", false)) return "INCONCLUSIVE";
-  if (!v.value("pass", false)) return "FAIL";
-  if (v.value("warn", false)) return "WARN";
-  return "PASS";
-}
-
-std::string scenario_name(const json& r) {
+std::string name_or_empty(const json& r) {
   if (r.contains("scenario") && r["scenario"].is_object()) return r["scenario"].value("name", "");
   return "";
 }
@@ -91,8 +86,8 @@ std::optional<double> parse_percent(const std::string& s) {
 comparison compare_reports(const json& base, const json& next, const compare_options& o) {
   comparison c;
   c.options = o;
-  c.base_name = scenario_name(base);
-  c.next_name = scenario_name(next);
+  c.base_name = name_or_empty(base);
+  c.next_name = name_or_empty(next);
   if (c.base_name != c.next_name)
     c.notes.push_back("scenarios differ: BASE is \"" + c.base_name + "\", NEW is \"" + c.next_name + "\"");
   if (base.value("outcome", "") != "pass" && base.contains("outcome"))
@@ -113,14 +108,14 @@ comparison compare_reports(const json& base, const json& next, const compare_opt
     d.next = number_at(v, "value");
     auto it = base_rules.find(name);
     if (it == base_rules.end()) {
-      d.note = "only in NEW (" + status_of(v) + ")";
+      d.note = "only in NEW (" + verdict_status(v) + ")";
       d.judged = false;
       c.rules.push_back(d);
       continue;
     }
     const json& b = it->second;
     d.base = number_at(b, "value");
-    std::string sb = status_of(b), sn = status_of(v);
+    std::string sb = verdict_status(b), sn = verdict_status(v);
     if (sb != sn) d.note = sb + " -> " + sn;
     if (sn == "INCONCLUSIVE") d.judged = false;
     judge(d, o);

@@ -103,13 +103,6 @@ std::string unit_suffix(const json& v) {
   return "";
 }
 
-std::string status_of(const json& v) {
-  if (v.value("inconclusive", false)) return "INCONCLUSIVE";
-  if (!v.value("pass", false)) return "FAIL";
-  if (v.value("warn", false)) return "WARN";
-  return "PASS";
-}
-
 std::string bound_text(const json& v) {
   if (field(v, "bound").is_null()) return "-";
   return v.value("op", "<=") + " " + num(v["bound"]) + unit_suffix(v);
@@ -503,7 +496,7 @@ std::string verdict_table(const json& report) {
   std::vector<std::vector<std::string>> rows{{"RULE", "METRIC", "STAT", "WINDOW", "VALUE", "BOUND", "VERDICT"}};
   for (const auto& v : report.value("verdicts", json::array())) {
     rows.push_back({v.value("name", ""), v.value("metric", ""), v.value("stat", ""), v.value("window", ""),
-                    value_text(v), bound_text(v), status_of(v)});
+                    value_text(v), bound_text(v), verdict_status(v)});
   }
   std::vector<std::size_t> w(rows[0].size(), 0);
   for (const auto& r : rows)
@@ -517,7 +510,7 @@ std::string verdict_table(const json& report) {
   }
   if (rows.size() == 1) o << "(no rules)\n";
   for (const auto& v : report.value("verdicts", json::array())) {
-    if (status_of(v) != "PASS" && !v.value("reason", "").empty())
+    if (verdict_status(v) != "PASS" && !v.value("reason", "").empty())
       o << "  " << v.value("name", "") << ": " << v.value("reason", "") << "\n";
   }
   o << "outcome: " << report.value("outcome", "") << " (exit " << report.value("exit_code", 0) << ")";
@@ -610,7 +603,7 @@ std::string summary_md(const json& report) {
   const json verdicts = report.value("verdicts", json::array());
   std::size_t failed = 0, warned = 0, inconclusive = 0;
   for (const auto& v : verdicts) {
-    std::string s = status_of(v);
+    std::string s = verdict_status(v);
     failed += s == "FAIL";
     warned += s == "WARN";
     inconclusive += s == "INCONCLUSIVE";
@@ -627,13 +620,13 @@ std::string summary_md(const json& report) {
   if (!verdicts.empty()) {
     o << "| verdict | rule | metric | window | value | bound |\n|---|---|---|---|---|---|\n";
     for (const auto& v : verdicts) {
-      o << "| **" << status_of(v) << "** | " << md_cell(v.value("name", "")) << " | "
+      o << "| **" << verdict_status(v) << "** | " << md_cell(v.value("name", "")) << " | "
         << md_cell(v.value("metric", "") + " " + v.value("stat", ""))
         << (v.value("load", "").empty() ? "" : " @" + md_cell(v.value("load", ""))) << " | "
         << md_cell(v.value("window", "")) << " | " << value_text(v) << " | " << bound_text(v) << " |\n";
     }
     for (const auto& v : verdicts) {
-      if (status_of(v) != "PASS" && !v.value("reason", "").empty())
+      if (verdict_status(v) != "PASS" && !v.value("reason", "").empty())
         o << "\n- " << md_cell(v.value("name", "")) << ": " << md_cell(v.value("reason", ""));
     }
     o << "\n";
@@ -777,7 +770,7 @@ std::string html(const json& report) {
   // The headline: what broke, in words, before any number.
   std::vector<std::string> broke;
   for (const auto& v : verdicts)
-    if (status_of(v) == "FAIL") broke.push_back(v.value("name", "") + " (" + verdict_detail(v) + ")");
+    if (verdict_status(v) == "FAIL") broke.push_back(v.value("name", "") + " (" + verdict_detail(v) + ")");
   o << "<p id=\"headline\" class=\"headline " << (outcome == "pass" ? "good" : "bad") << "\">";
   if (!broke.empty()) {
     o << "<b>" << broke.size() << " of " << verdicts.size() << " rules failed:</b> ";
@@ -799,7 +792,7 @@ std::string html(const json& report) {
 
   o << "<h2>Verdicts</h2><table id=\"verdicts\"><tr><th>verdict</th><th>rule</th><th>metric</th><th>window</th><th>value</th><th>bound</th></tr>";
   for (const auto& v : verdicts) {
-    std::string st = status_of(v);
+    std::string st = verdict_status(v);
     o << "<tr" << (st == "FAIL" ? " class=\"FAILROW\"" : "") << "><td class=\"" << st << "\" title=\""
       << xml_escape(v.value("reason", "")) << "\">" << st << "</td><td>" << xml_escape(v.value("name", ""))
       << "</td><td>"
@@ -975,6 +968,13 @@ void write_all(const std::string& run_dir, const json& report) {
   write_file(d / "junit.xml", junit_xml(report));
   write_file(d / "summary.md", summary_md(report));
   write_file(d / "report.html", html(report));
+}
+
+std::string verdict_status(const json& v) {
+  if (v.value("inconclusive", false)) return "INCONCLUSIVE";
+  if (!v.value("pass", false)) return "FAIL";
+  if (v.value("warn", false)) return "WARN";
+  return "PASS";
 }
 
 }  // namespace syncstorm::reports

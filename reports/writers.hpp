@@ -16,6 +16,9 @@ std::string summary_md(const nlohmann::json& report);
 std::string html(const nlohmann::json& report);
 std::string verdict_table(const nlohmann::json& report);
 
+// A verdict's status word: "INCONCLUSIVE", "FAIL", "WARN" or "PASS" (every output and `compare`).
+std::string verdict_status(const nlohmann::json& verdict);
+
 // Writes report.json (as given), junit.xml, summary.md and report.html into run_dir, each
 // through a temporary file and a rename. Throws std::runtime_error naming the file on failure.
 void write_all(const std::string& run_dir, const nlohmann::json& report);

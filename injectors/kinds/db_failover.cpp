@@ -15,7 +15,7 @@ namespace {
 
 using namespace detail;
 
-void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
+void prepare_db_failover(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   p.heals = true;
   p.irreversible = true;  // the promoted replica stays primary; bringing the old one back is repair
   if (f.target.contains("container") || f.target.contains("selector") || f.target.contains("pid") ||
@@ -50,7 +50,7 @@ fault_kind db_failover_kind() {
           p +
           ".kind: found \"db_failover\" without a replica; expected target.lab.replica true (failover promotes the replica)");
   };
-  k.prepare = prepare;
+  k.prepare = prepare_db_failover;
   return k;
 }
 

@@ -47,7 +47,7 @@ std::int64_t fill_bytes(const disk_fill_settings& f, std::uint64_t total, std::u
   return bytes;
 }
 
-void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
+void prepare_disk_fill(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   const auto s = settings_of<disk_fill_settings>(f);
   const std::string volume = s->volume;
   std::string file = ".syncstorm-fill-" + sanitize(env.run_tag) + "-" + sanitize(p.id);
@@ -119,7 +119,7 @@ void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   p.undo.push_back({{"op", "remove_file"}, {"path", path}});
 }
 
-void check(const nlohmann::json& f, const reference_context& ctx, const std::string& p, spec::errors& out) {
+void check_disk_fill(const nlohmann::json& f, const reference_context& ctx, const std::string& p, spec::errors& out) {
   const nlohmann::json tgt = f.value("target", nlohmann::json::object());
   const bool remote = tgt.contains("container") || tgt.contains("selector");
   const std::string vol = str_or(f, "volume");
@@ -148,7 +148,7 @@ fault_kind disk_fill_kind() {
       {opt("volume", spec::string("\"db\" or a path on the volume to fill")),
        opt("percent", percent("fill the volume to this share")), opt("leave", size("leave this many bytes free"))},
       false);
-  k.info.check = check;
+  k.info.check = check_disk_fill;
   k.info.parse = [](const fault_entry& f, const std::string&) -> std::shared_ptr<const fault_settings> {
     auto s = std::make_shared<disk_fill_settings>();
     s->volume = f.fields.value("volume", "");
@@ -156,7 +156,7 @@ fault_kind disk_fill_kind() {
     if (f.fields.contains("leave")) s->leave = size_value(f.fields["leave"]);
     return s;
   };
-  k.prepare = prepare;
+  k.prepare = prepare_disk_fill;
   // A local directory is a target of its own (two runs filling it would undo each other).
   k.target_keys = [](const fault_entry& f, std::vector<std::string>& keys) {
     const std::string vol = f.fields.value("volume", "");

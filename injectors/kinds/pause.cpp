@@ -14,7 +14,7 @@ namespace {
 
 using namespace detail;
 
-void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
+void prepare_pause(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   resolved r = resolve(f, p.occurrence, env, "one");
   p.target_keys = {r.key};
   if (r.backend == "clients")
@@ -73,7 +73,7 @@ fault_kind pause_kind() {
           p +
           ".target.role: found \"clients\"; expected a server-side role (db-primary, db-replica, lb) — terminals crash with a client_crash fault");
   };
-  k.prepare = prepare;
+  k.prepare = prepare_pause;
   return k;
 }
 

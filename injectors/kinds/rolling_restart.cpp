@@ -19,7 +19,7 @@ struct rolling_restart_settings final : fault_settings {
   std::int64_t wait_ms = 60000;  // wait_ready
 };
 
-void prepare(prepared_fault& p, const fault_entry& f, const fault_env& env) {
+void prepare_rolling_restart(prepared_fault& p, const fault_entry& f, const fault_env& env) {
   const auto s = settings_of<rolling_restart_settings>(f);
   const std::string& sig_name = s->signal;
   int sig = signal_number(sig_name);
@@ -87,7 +87,7 @@ fault_kind rolling_restart_kind() {
     if (f.fields.contains("wait_ready")) s->wait_ms = duration_us(f.fields["wait_ready"]) / 1000;
     return s;
   };
-  k.prepare = prepare;
+  k.prepare = prepare_rolling_restart;
   return k;
 }
 

@@ -12,6 +12,7 @@
 #include "core/net.hpp"
 #include "labstack/lab.hpp"
 #include "loadgen/audit_reader.hpp"
+#include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -254,37 +255,18 @@ void expect_same_records(std::vector<audit_record> a, std::vector<audit_record> 
   }
 }
 
+sl::lab_options audit_lab_options(const std::string& id, const std::string& bug, int pods) {
+  sl::lab_options o;
+  o.id = id;
+  o.pods = pods;
+  o.bug = bug;
+  o.check_interval_ms = 200;
+  return o;
+}
+
 // A lab for one test, brought down when the test ends (pass, fail or exception).
-class lab_guard {
- public:
-  lab_guard(const std::string& id, const std::string& bug, int pods) : id_(id) {
-    sl::lab::down(id);  // a previous run that crashed
-    sl::lab_options o;
-    o.id = id;
-    o.pods = pods;
-    o.bug = bug;
-    o.check_interval_ms = 200;
-    o.syncd_path = std::string(std::getenv("SYNCSTORM_BUILD_DIR")) + "/labstack/syncd";
-    try {
-      lab_.emplace(sl::lab::up(o));
-    } catch (const std::exception& e) {
-      error_ = e.what();
-    }
-  }
-  ~lab_guard() {
-    for (auto& e : sl::lab::down(id_)) ADD_FAILURE() << "lab down: " << e;
-  }
-  lab_guard(const lab_guard&) = delete;
-  lab_guard& operator=(const lab_guard&) = delete;
-
-  bool ok() const { return lab_.has_value(); }
-  const std::string& error() const { return error_; }
-  const sl::lab& operator*() const { return *lab_; }
-  const sl::lab* operator->() const { return &*lab_; }
-
- private:
-  std::string id_, error_;
-  std::optional<sl::lab> lab_;
+struct lab_guard : syncstorm::test::scoped_lab {
+  lab_guard(const std::string& id, const std::string& bug, int pods) : scoped_lab(audit_lab_options(id, bug, pods)) {}
 };
 
 #define NEED_LAB()                                        \

@@ -8,6 +8,7 @@
 //   writers still pushing in the drain → the fanout views wait for them and converge
 //   fanout-stale-replay with a pod kill → fanout.stale > 0 (0 on the correct stack, where every
 //   delivered change also equals the stored one: fanout.mismatched 0)
+#include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -74,14 +75,6 @@ std::string lab_id(const json& rep) {
   return {};
 }
 
-// Removes a kept lab even when an assertion fails.
-struct lab_guard {
-  std::string id;
-  ~lab_guard() {
-    if (!id.empty()) t::run(t::bin() + " lab down --id " + id + " 2>&1");
-  }
-};
-
 }  // namespace
 
 class audit_run : public ::testing::Test {
@@ -111,15 +104,16 @@ TEST_F(audit_run, correct_stack_keeps_every_detector_quiet) {
 
 TEST_F(audit_run, drop_every_reports_exactly_the_dropped_ids) {
   t::temp_dir d;
-  lab_guard guard;
+  t::cli_lab_guard guard;  // the kept lab, down even when an assertion fails
   auto r = run(d, scenario("audit-drop"), "--set target.lab.bug=drop-every=10 --set target.lab.keep=true");
-  guard.id = lab_id(r.report);
-  ASSERT_FALSE(guard.id.empty()) << r.out;
+  const std::string id = lab_id(r.report);
+  guard.watch(id);
+  ASSERT_FALSE(id.empty()) << r.out;
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_FALSE(verdict(r.report, "nothing-lost")["pass"].get<bool>());
   // syncd writes every id it acked without storing to logs/pod-N.bug.log, one per line.
   std::set<std::string> dropped;
-  fs::path logs = "/var/tmp/syncstorm/lab-" + guard.id + "/logs";
+  fs::path logs = "/var/tmp/syncstorm/lab-" + id + "/logs";
   for (auto& e : fs::directory_iterator(logs)) {
     if (!e.path().string().ends_with(".bug.log")) continue;
     std::ifstream in(e.path());
@@ -141,19 +135,20 @@ TEST_F(audit_run, corrupt_every_on_pos_pod_failover_mismatches_exactly_the_corru
   // audit.mismatched counts exactly the ids syncd logged (and lists the first 100 of them), and
   // the stored-as-sent rule fails.
   t::temp_dir d;
-  lab_guard guard;
+  t::cli_lab_guard guard;  // the kept lab, down even when an assertion fails
   fs::path out = d.path() / "runs";
   auto c = t::run(t::bin() + " run " + (fs::path(t::source_dir()) / "scenarios" / "pos-pod-failover.json").string() +
                   " --time-scale 0.5 --out " + out.string() +
                   " --set target.lab.bug=corrupt-every=10 --set target.lab.keep=true 2>&1");
   const json rep = json::parse(t::read_file(t::only_run_dir(out) / "report.json"));
-  guard.id = lab_id(rep);
-  ASSERT_FALSE(guard.id.empty()) << c.out;
+  const std::string id = lab_id(rep);
+  guard.watch(id);
+  ASSERT_FALSE(id.empty()) << c.out;
   EXPECT_EQ(c.exit_code, 1) << c.out;
   EXPECT_FALSE(verdict(rep, "stored-as-sent")["pass"].get<bool>());
   EXPECT_TRUE(verdict(rep, "nothing-lost")["pass"].get<bool>()) << "a corrupted op is stored: present, not lost";
   std::set<std::string> corrupted;
-  for (auto& e : fs::directory_iterator("/var/tmp/syncstorm/lab-" + guard.id + "/logs")) {
+  for (auto& e : fs::directory_iterator("/var/tmp/syncstorm/lab-" + id + "/logs")) {
     if (!e.path().string().ends_with(".bug.log")) continue;
     std::ifstream in(e.path());
     for (std::string line; std::getline(in, line);)

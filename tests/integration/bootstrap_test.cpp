@@ -5,6 +5,7 @@
 // Threading: the model runs on a worker_pool; the test thread only starts and stops it.
 #include "labstack/lab.hpp"
 #include "loadgen/bootstrap_model.hpp"
+#include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -27,17 +28,16 @@ const syncstorm::timed_metric& metric(const syncstorm::metrics_shard& m, const s
 TEST(bootstrap_lab, pulls_a_100k_change_stream_from_zero) {
   const std::string skip = t::lab_unavailable_reason();
   if (!skip.empty()) SYNCSTORM_SKIP_OR_FAIL(skip);
-  sl::lab::down("itboot");
   sl::lab_options o;
   o.id = "itboot";
   o.pods = 2;
-  o.syncd_path = std::string(std::getenv("SYNCSTORM_BUILD_DIR")) + "/labstack/syncd";
-  auto lab = sl::lab::up(o);
+  t::scoped_lab lab(o);
+  ASSERT_TRUE(lab.ok()) << lab.error();
 
   std::random_device rd;
   bootstrap_config c;
   c.name = "boot";
-  c.http_url = lab.lb_http_url();
+  c.http_url = lab->lb_http_url();
   c.clients = 4;
   c.changes = 100'000;
   c.page = 5000;
@@ -71,7 +71,6 @@ TEST(bootstrap_lab, pulls_a_100k_change_stream_from_zero) {
   model->collect(ops);
   ASSERT_EQ(ops.size(), 100'000u);
   for (const auto& op : ops) ASSERT_EQ(op.state, syncstorm::audit_op_state::acked) << op.id;
-  for (auto& e : sl::lab::down("itboot")) ADD_FAILURE() << "lab down: " << e;
 }
 
 }  // namespace

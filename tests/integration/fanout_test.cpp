@@ -11,6 +11,7 @@
 #include "core/net.hpp"
 #include "labstack/lab.hpp"
 #include "loadgen/fanout_model.hpp"
+#include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -24,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <memory>
 #include <random>
 #include <regex>
 #include <set>
@@ -168,8 +170,7 @@ std::uint64_t pods_skipped(const sl::lab& lab) {
   return n;
 }
 
-std::optional<sl::lab> lab_up(const std::string& id, int pods, const std::string& bug, std::string& error) {
-  sl::lab::down(id);
+sl::lab_options fanout_options(const std::string& id, int pods, const std::string& bug) {
   sl::lab_options o;
   o.id = id;
   o.pods = pods;
@@ -178,13 +179,7 @@ std::optional<sl::lab> lab_up(const std::string& id, int pods, const std::string
   o.check_fall = 2;
   o.check_rise = 2;
   o.restart_delay_us = 500'000;
-  o.syncd_path = std::string(std::getenv("SYNCSTORM_BUILD_DIR")) + "/labstack/syncd";
-  try {
-    return sl::lab::up(o);
-  } catch (const std::exception& e) {
-    error = e.what();
-    return std::nullopt;
-  }
+  return o;
 }
 
 class fanout_lab : public ::testing::Test {
@@ -192,24 +187,24 @@ class fanout_lab : public ::testing::Test {
   static void SetUpTestSuite() {
     skip_ = t::lab_unavailable_reason();
     if (!skip_.empty()) return;
-    lab_ = lab_up("itfan", 2, "", up_error_);
+    lab_ = std::make_unique<t::scoped_lab>(fanout_options("itfan", 2, ""));
   }
   static void TearDownTestSuite() {
     if (!skip_.empty()) return;
-    for (auto& e : sl::lab::down("itfan")) ADD_FAILURE() << "lab down: " << e;
-    lab_.reset();
+    lab_.reset();  // down; its errors are failures
   }
   void SetUp() override {
     if (!skip_.empty()) SYNCSTORM_SKIP_OR_FAIL(skip_);
-    ASSERT_TRUE(lab_) << "lab up failed: " << up_error_;
+    ASSERT_TRUE(lab_ && lab_->ok()) << "lab up failed: " << (lab_ ? lab_->error() : "");
   }
-  static inline std::optional<sl::lab> lab_;
-  static inline std::string skip_, up_error_;
+  static sl::lab& lab() { return **lab_; }
+  static inline std::unique_ptr<t::scoped_lab> lab_;
+  static inline std::string skip_;
 };
 
 // Issue #7's size: 2,000 subscribers on 100 streams, 200 changes/s for 30 s.
 TEST_F(fanout_lab, every_acked_change_reaches_every_subscriber) {
-  auto c = base_config(*lab_, 2000, 100, 200, 30'000'000);
+  auto c = base_config(lab(), 2000, 100, 200, 30'000'000);
   auto r = run(c, 30s);
   print(r);
   EXPECT_GE(r.ops.size(), 5900u);
@@ -234,7 +229,7 @@ TEST_F(fanout_lab, every_acked_change_reaches_every_subscriber) {
   EXPECT_EQ(g->peak(), 2000.0);
   EXPECT_EQ(count(r, "ws.dropped"), 0u);
   ASSERT_EQ(r.views.size(), 20u);
-  EXPECT_EQ(diverged_views(lab_->lb_http_url(), r), 0u);
+  EXPECT_EQ(diverged_views(lab().lb_http_url(), r), 0u);
   // A detector that can fail: a view with a wrong value diverges.
   auto bad = r;
   for (auto& v : bad.views)
@@ -242,18 +237,18 @@ TEST_F(fanout_lab, every_acked_change_reaches_every_subscriber) {
       v.records[0].value = 123456789;
       break;
     }
-  EXPECT_EQ(diverged_views(lab_->lb_http_url(), bad), 1u);
+  EXPECT_EQ(diverged_views(lab().lb_http_url(), bad), 1u);
 }
 
 // The same size with pod-0 SIGKILLed at 12 s (restarted by the supervisor): its subscribers
 // reconnect with after= and the replay fills what they missed.
 TEST_F(fanout_lab, a_killed_pod_costs_reconnects_not_changes) {
-  auto c = base_config(*lab_, 2000, 100, 200, 30'000'000);
+  auto c = base_config(lab(), 2000, 100, 200, 30'000'000);
   bool killed = false;
   auto r = run(c, 30s, [&](std::chrono::milliseconds at) {
     if (at >= 12s && !killed) {
       killed = true;
-      lab_->kill_pod("pod-0", SIGKILL, true);
+      lab().kill_pod("pod-0", SIGKILL, true);
     }
   });
   print(r);
@@ -268,16 +263,15 @@ TEST_F(fanout_lab, a_killed_pod_costs_reconnects_not_changes) {
   EXPECT_EQ(r.missing, 0u);
   EXPECT_EQ(count(r, "fanout.stale"), 0u) << "a resumed connection never goes below its after=";
   EXPECT_EQ(count(r, "fanout.duplicates"), 0u);
-  EXPECT_EQ(diverged_views(lab_->lb_http_url(), r), 0u);
+  EXPECT_EQ(diverged_views(lab().lb_http_url(), r), 0u);
 }
 
 TEST(fanout_bugs, skip_every_n_misses_exactly_the_skipped_frames_and_reorder_shows) {
   const std::string skip = t::lab_unavailable_reason();
   if (!skip.empty()) SYNCSTORM_SKIP_OR_FAIL(skip);
   {
-    std::string err;
-    auto lab = lab_up("itfskip", 1, "fanout-skip-every=7", err);
-    ASSERT_TRUE(lab) << err;
+    t::scoped_lab lab(fanout_options("itfskip", 1, "fanout-skip-every=7"));
+    ASSERT_TRUE(lab.ok()) << lab.error();
     auto c = base_config(*lab, 100, 10, 50, 5'000'000);
     c.repair = false;  // no replay: every skipped own-op frame stays missing
     c.drain_us = 3'000'000;
@@ -293,18 +287,15 @@ TEST(fanout_bugs, skip_every_n_misses_exactly_the_skipped_frames_and_reorder_sho
     EXPECT_EQ(metric(r.metrics, "fanout.missing@fan").count(), skipped);
     EXPECT_GT(count(r, "fanout.gaps"), 0u);
     EXPECT_GT(diverged_views(lab->lb_http_url(), r), 0u) << "views that missed changes diverge";
-    for (auto& e : sl::lab::down("itfskip")) ADD_FAILURE() << "lab down: " << e;
   }
   {
-    std::string err;
-    auto lab = lab_up("itfreord", 1, "fanout-reorder", err);
-    ASSERT_TRUE(lab) << err;
+    t::scoped_lab lab(fanout_options("itfreord", 1, "fanout-reorder"));
+    ASSERT_TRUE(lab.ok()) << lab.error();
     auto c = base_config(*lab, 50, 5, 50, 4'000'000);
     auto r = run(c, 4s);
     print(r);
     EXPECT_GT(count(r, "fanout.out_of_order"), 0u);
     EXPECT_EQ(r.missing, 0u) << "reordered, not lost";
-    for (auto& e : sl::lab::down("itfreord")) ADD_FAILURE() << "lab down: " << e;
   }
 }
 

@@ -5,6 +5,7 @@
 // the controller SIGKILLed at 10 random moments while a pause, a disk fill and a no-restart kill
 // are applied, after which the reaper has restored everything and `revert` finds nothing.
 #include "tests/support/run_events.hpp"
+#include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -256,10 +257,7 @@ TEST(faults_lab, the_reaper_restores_everything_after_the_controller_is_sigkille
   t::temp_dir d;
   const std::string id = "fsafe" + std::to_string(::getpid() % 1000);
   auto up = t::run(t::bin() + " lab up --id " + id + " --pods 2 --db-volume 96MiB 2>&1");
-  struct lab_guard {
-    std::string id;
-    ~lab_guard() { t::run(t::bin() + " lab down --id " + id + " >/dev/null 2>&1"); }
-  } guard{id};
+  t::cli_lab_guard guard(id);
   ASSERT_EQ(up.exit_code, 0) << up.out;
   json st = json::parse(t::run(t::bin() + " lab status --json --id " + id).out);
   std::string dir = st["dir"], base = st["lb"]["http_url"];

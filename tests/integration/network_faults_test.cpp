@@ -11,6 +11,7 @@
 //     random moments around a partition, a latency, a pause and a disk fill; the reaper leaves
 //     no rule, no fill file, no stopped process, the proxy in pass-through.
 #include "tests/support/run_events.hpp"
+#include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -345,10 +346,7 @@ TEST(network_faults, the_reaper_or_revert_restores_a_running_lab_after_randomize
   t::temp_dir d;
   const std::string id = "ncr" + std::to_string(::getpid() % 100000);
   auto up = t::run(t::bin() + " lab up --id " + id + " --pods 2 --db-volume 96MiB 2>&1");
-  struct lab_guard {
-    std::string id;
-    ~lab_guard() { t::run(t::bin() + " lab down --id " + id + " >/dev/null 2>&1"); }
-  } guard{id};
+  t::cli_lab_guard guard(id);
   ASSERT_EQ(up.exit_code, 0) << up.out;
   json st0 = json::parse(t::run(t::bin() + " lab status --json --id " + id).out);
   const std::string data = st0["db"]["instances"]["db-0"]["data_dir"];
@@ -578,10 +576,7 @@ TEST(network_faults, lab_down_removes_the_host_rules_a_killed_run_left) {
   t::temp_dir d;
   const std::string id = "ndn" + std::to_string(::getpid() % 100000);
   auto up = t::run(t::bin() + " lab up --id " + id + " --pods 2 2>&1");
-  struct lab_guard {
-    std::string id;
-    ~lab_guard() { t::run(t::bin() + " lab down --id " + id + " >/dev/null 2>&1"); }
-  } guard{id};
+  t::cli_lab_guard guard(id);
   ASSERT_EQ(up.exit_code, 0) << up.out;
   json st = json::parse(t::run(t::bin() + " lab status --json --id " + id).out);
   const std::string name = "ndown" + std::to_string(::getpid());

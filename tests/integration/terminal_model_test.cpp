@@ -9,6 +9,7 @@
 #include "core/net.hpp"
 #include "labstack/lab.hpp"
 #include "loadgen/terminal_model.hpp"
+#include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -23,6 +24,7 @@
 #include <sys/time.h>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -194,7 +196,6 @@ class terminal_lab : public ::testing::Test {
   static void SetUpTestSuite() {
     skip_ = t::lab_unavailable_reason();
     if (!skip_.empty()) return;
-    sl::lab::down("itterm");
     sl::lab_options o;
     o.id = "itterm";
     o.pods = 2;
@@ -202,29 +203,24 @@ class terminal_lab : public ::testing::Test {
     o.check_fall = 2;
     o.check_rise = 2;
     o.restart_delay_us = 1'000'000;
-    o.syncd_path = std::string(std::getenv("SYNCSTORM_BUILD_DIR")) + "/labstack/syncd";
-    try {
-      lab_.emplace(sl::lab::up(o));
-    } catch (const std::exception& e) {
-      up_error_ = e.what();
-    }
+    lab_ = std::make_unique<t::scoped_lab>(o);
   }
   static void TearDownTestSuite() {
     if (!skip_.empty()) return;
-    for (auto& e : sl::lab::down("itterm")) ADD_FAILURE() << "lab down: " << e;
-    lab_.reset();
+    lab_.reset();  // down; its errors are failures
   }
   void SetUp() override {
     if (!skip_.empty()) SYNCSTORM_SKIP_OR_FAIL(skip_);
-    ASSERT_TRUE(lab_) << "lab up failed: " << up_error_;
+    ASSERT_TRUE(lab_ && lab_->ok()) << "lab up failed: " << (lab_ ? lab_->error() : "");
   }
-  static inline std::optional<sl::lab> lab_;
-  static inline std::string skip_, up_error_;
+  static sl::lab& lab() { return **lab_; }
+  static inline std::unique_ptr<t::scoped_lab> lab_;
+  static inline std::string skip_;
 };
 
 TEST_F(terminal_lab, every_op_is_acked_and_stored_exactly_once) {
   t::temp_dir d;
-  auto c = base_config(lab_->lb_http_url(), d.str());
+  auto c = base_config(lab().lb_http_url(), d.str());
   const std::string tag = c.run_tag;
   auto r = run(c, 10s);
   std::cout << "ops " << r.ops.size() << " attempts " << metric(r.metrics, "push.requests@pos").count() << " errors "
@@ -232,7 +228,7 @@ TEST_F(terminal_lab, every_op_is_acked_and_stored_exactly_once) {
             << metric(r.metrics, "push.latency@pos").hist().percentile(99) << " µs\n";
   EXPECT_GE(r.ops.size(), 190u);
   EXPECT_LE(r.ops.size(), 201u);
-  expect_stored_exactly_once(lab_->lb_http_url(), r, tag);
+  expect_stored_exactly_once(lab().lb_http_url(), r, tag);
   EXPECT_EQ(metric(r.metrics, "push.e2e@pos").count(), r.ops.size());
   // The one arrival loop: every op's arrival timed (generator.lag) and late ones counted.
   EXPECT_EQ(metric(r.metrics, "generator.lag").count(), r.ops.size());
@@ -251,13 +247,13 @@ TEST_F(terminal_lab, every_op_is_acked_and_stored_exactly_once) {
 
 TEST_F(terminal_lab, killed_pods_cost_errors_not_acked_data) {
   t::temp_dir d;
-  auto c = base_config(lab_->lb_http_url(), d.str());
+  auto c = base_config(lab().lb_http_url(), d.str());
   const std::string tag = c.run_tag;
   bool killed = false;
   auto r = run(c, 10s, [&](terminal_model&, std::chrono::milliseconds at) {
     if (at >= 4s && !killed) {
       killed = true;
-      for (const auto& p : lab_->pods()) lab_->kill_pod(p.name, SIGKILL, true);
+      for (const auto& p : lab().pods()) lab().kill_pod(p.name, SIGKILL, true);
     }
   });
   ASSERT_TRUE(killed);
@@ -269,13 +265,13 @@ TEST_F(terminal_lab, killed_pods_cost_errors_not_acked_data) {
   EXPECT_GT(errors(r.metrics), 0u);
   EXPECT_GT(metric(r.metrics, "availability.attempts@pos").error_count(), 0u);
   EXPECT_EQ(breaker_events >= opened * 2, true);  // every opening also half-opened (and closed or reopened)
-  for (auto& p : lab_->pods()) EXPECT_TRUE(lab_->wait_ready(p.name, 30s)) << p.name;
-  expect_stored_exactly_once(lab_->lb_http_url(), r, tag);
+  for (auto& p : lab().pods()) EXPECT_TRUE(lab().wait_ready(p.name, 30s)) << p.name;
+  expect_stored_exactly_once(lab().lb_http_url(), r, tag);
 }
 
 TEST_F(terminal_lab, crash_replays_the_journal_and_corruption_is_detected_and_repaired) {
   t::temp_dir d;
-  auto c = base_config(lab_->lb_http_url(), d.str());
+  auto c = base_config(lab().lb_http_url(), d.str());
   c.fsync = fsync_policy::always;
   c.phases = {phase_spec{"steady", 6'000'000, 20.0, std::nullopt}};
   const std::string tag = c.run_tag;
@@ -300,7 +296,7 @@ TEST_F(terminal_lab, crash_replays_the_journal_and_corruption_is_detected_and_re
   for (auto& op : r.ops) acked += op.state == syncstorm::audit_op_state::acked;
   std::cout << "ops " << r.ops.size() << " acked " << acked << "\n";
   std::map<std::string, int> seen;
-  for (const auto& ch : all_changes(lab_->lb_http_url()))
+  for (const auto& ch : all_changes(lab().lb_http_url()))
     if (ch.id.rfind(tag + "-", 0) == 0) ++seen[ch.id];
   for (auto& op : r.ops) {
     if (op.state == syncstorm::audit_op_state::acked) {
@@ -313,19 +309,12 @@ TEST_F(terminal_lab, crash_replays_the_journal_and_corruption_is_detected_and_re
 TEST(terminal_slow_ack, push_latency_shows_the_bug) {
   const std::string skip = t::lab_unavailable_reason();
   if (!skip.empty()) SYNCSTORM_SKIP_OR_FAIL(skip);
-  sl::lab::down("itterms");
   sl::lab_options o;
   o.id = "itterms";
   o.pods = 1;
   o.bug = "slow-ack=200";
-  o.syncd_path = std::string(std::getenv("SYNCSTORM_BUILD_DIR")) + "/labstack/syncd";
-  std::optional<sl::lab> lab;
-  try {
-    lab.emplace(sl::lab::up(o));
-  } catch (const std::exception& e) {
-    sl::lab::down("itterms");
-    FAIL() << "lab up failed: " << e.what();
-  }
+  t::scoped_lab lab(o);
+  ASSERT_TRUE(lab.ok()) << "lab up failed: " << lab.error();
   t::temp_dir d;
   auto c = base_config(lab->lb_http_url(), d.str());
   c.stores = 1;
@@ -340,7 +329,6 @@ TEST(terminal_slow_ack, push_latency_shows_the_bug) {
   std::size_t acked = 0;
   for (auto& op : r.ops) acked += op.state == syncstorm::audit_op_state::acked;
   EXPECT_EQ(acked, r.ops.size());
-  for (auto& e : sl::lab::down("itterms")) ADD_FAILURE() << "lab down: " << e;
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 // direction, target, delay.latency/jitter/correlation, bandwidth.rate/limit/buffer, loss.loss,
 // duration).
 #include "injectors/net_faults.hpp"
-#include "labstack/fault_proxy.hpp"
+#include "proxy/fault_proxy.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,35 +13,35 @@
 #include <regex>
 
 using json = nlohmann::json;
-namespace lab = syncstorm::lab;
+namespace proxy = syncstorm::proxy;
 namespace inj = syncstorm::injectors;
 
 TEST(fault_proxy, faults_combine_per_direction_and_clear_by_id) {
-  lab::path_faults pf;
+  proxy::path_faults pf;
   pf.set("a", {{"kind", "latency"}, {"direction", "down"}, {"latency_us", 200000}});
   pf.set("b", {{"kind", "jitter"}, {"direction", "both"}, {"latency_us", 0}, {"spread_us", 5000}});
   pf.set("c", {{"kind", "bandwidth"}, {"direction", "up"}, {"rate_bps", 10e6}});
-  EXPECT_EQ(pf.effect(lab::direction::down).delay_us, 200000);
-  EXPECT_EQ(pf.effect(lab::direction::up).delay_us, 0);
-  EXPECT_EQ(pf.effect(lab::direction::up).spread_us, 5000);
-  EXPECT_DOUBLE_EQ(pf.effect(lab::direction::up).rate_Bps, 10e6 / 8);
-  EXPECT_EQ(pf.effect(lab::direction::down).rate_Bps, 0);
+  EXPECT_EQ(pf.effect(proxy::direction::down).delay_us, 200000);
+  EXPECT_EQ(pf.effect(proxy::direction::up).delay_us, 0);
+  EXPECT_EQ(pf.effect(proxy::direction::up).spread_us, 5000);
+  EXPECT_DOUBLE_EQ(pf.effect(proxy::direction::up).rate_Bps, 10e6 / 8);
+  EXPECT_EQ(pf.effect(proxy::direction::down).rate_Bps, 0);
   EXPECT_EQ(pf.clear("a"), 1u);
   EXPECT_EQ(pf.clear("a"), 0u);  // idempotent
-  EXPECT_EQ(pf.effect(lab::direction::down).delay_us, 0);
+  EXPECT_EQ(pf.effect(proxy::direction::down).delay_us, 0);
   pf.set("d", {{"kind", "http_error"}, {"percent", 10}, {"status", 502}});
   EXPECT_DOUBLE_EQ(pf.http_error_percent(), 10);
   EXPECT_EQ(pf.http_error_status(), 502);
   EXPECT_EQ(pf.clear("*"), 3u);
   EXPECT_TRUE(pf.empty());
-  EXPECT_TRUE(pf.effect(lab::direction::up).idle());
+  EXPECT_TRUE(pf.effect(proxy::direction::up).idle());
   EXPECT_THROW(pf.set("x", {{"kind", "nope"}}), std::invalid_argument);
   EXPECT_THROW(pf.set("x", {{"kind", "http_error"}, {"status", 404}}), std::invalid_argument);
   EXPECT_THROW(pf.set("x", {{"kind", "bandwidth"}}), std::invalid_argument);
 }
 
 TEST(fault_proxy, token_bucket_never_exceeds_rate_plus_burst) {
-  lab::token_bucket b;
+  proxy::token_bucket b;
   std::int64_t now = 0;
   b.configure(1'250'000, 16384, now);  // 10 Mbit/s
   std::uint64_t sent = 0;
@@ -54,12 +54,12 @@ TEST(fault_proxy, token_bucket_never_exceeds_rate_plus_burst) {
   double rate = static_cast<double>(sent) / 10.0;
   EXPECT_LE(rate, 1'250'000 * 1.01 + 16384 / 10.0);
   EXPECT_GE(rate, 1'250'000 * 0.98);
-  lab::token_bucket off;
+  proxy::token_bucket off;
   EXPECT_EQ(off.take(1 << 20, 0), 0);
 }
 
 TEST(fault_proxy, http_tracker_drops_whole_requests_chunked_ones_too_and_answers_each) {
-  lab::http_request_tracker t;
+  proxy::http_request_tracker t;
   std::string a = "POST /v1/push HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
   std::string b = "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n";
   std::string stream = a + b + a;
@@ -90,7 +90,7 @@ TEST(fault_proxy, http_tracker_drops_whole_requests_chunked_ones_too_and_answers
   std::string ch2 = "POST /v1/push HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
   const std::string chunked = ch1 + a + ch2 + b;
   for (std::size_t piece : {1, 2, 5, 13, 4096}) {
-    lab::http_request_tracker c;
+    proxy::http_request_tracker c;
     std::vector<bool> drop = {true, false, true, false};
     std::size_t asked = 0;
     std::string fwd;
@@ -115,24 +115,24 @@ TEST(fault_proxy, http_tracker_drops_whole_requests_chunked_ones_too_and_answers
   // a dropped one is answered with close.
   std::string up = "GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
   std::string frames = "\x81\x05hello";
-  lab::http_request_tracker u;
+  proxy::http_request_tracker u;
   auto ru = u.feed((up + frames).data(), up.size() + frames.size(), [] { return false; });
   ASSERT_EQ(ru.segments.size(), 1u);
   EXPECT_EQ(ru.segments[0].length, up.size() + frames.size());
   EXPECT_FALSE(u.tracking());
-  lab::http_request_tracker ud;
+  proxy::http_request_tracker ud;
   auto rud = ud.feed(up.data(), up.size(), [] { return true; });
   ASSERT_EQ(rud.answers.size(), 1u);
   EXPECT_TRUE(rud.answers[0].close);
   EXPECT_EQ(rud.answers[0].after, up.size());
   // Bytes that are not HTTP: tracking stops; a dropped request is answered with close.
-  lab::http_request_tracker g;
+  proxy::http_request_tracker g;
   std::string junk = "NOT HTTP AT ALL\r\n\r\n";
   auto rg = g.feed(junk.data(), junk.size(), [] { return true; });
   ASSERT_EQ(rg.answers.size(), 1u);
   EXPECT_TRUE(rg.answers[0].close);
   EXPECT_FALSE(g.tracking());
-  auto resp = lab::http_error_response(503, false);
+  auto resp = proxy::http_error_response(503, false);
   EXPECT_TRUE(resp.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
   EXPECT_NE(resp.find("Content-Length: "), std::string::npos);
 }

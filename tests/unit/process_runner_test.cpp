@@ -13,7 +13,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
+#include <string_view>
 #include <thread>
 
 namespace {
@@ -160,6 +162,32 @@ TEST(process_runner, a_child_main_runs_in_the_fork_with_only_its_passed_fds) {
   ::close(pipe_fds[0]);
   ::close(stray);
   EXPECT_EQ(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0), "from-child");
+}
+
+TEST(process_runner, a_child_main_sees_extra_env_and_the_lab_marker) {
+  ::setenv("SYNCSTORM_RUNNER_TEST_KEEP", "inherited", 1);
+  ::setenv("SYNCSTORM_RUNNER_TEST_REPLACE", "old", 1);
+  p::spawn_options o;
+  o.extra_env = {"SYNCSTORM_RUNNER_TEST_REPLACE=new", "SYNCSTORM_RUNNER_TEST_ADD=added"};
+  o.lab_id = "envtest";
+  o.child_main = [] {
+    auto is = [](const char* k, std::string_view v) {
+      const char* x = std::getenv(k);
+      return x && v == x;
+    };
+    return is("SYNCSTORM_RUNNER_TEST_KEEP", "inherited") && is("SYNCSTORM_RUNNER_TEST_REPLACE", "new") &&
+                   is("SYNCSTORM_RUNNER_TEST_ADD", "added") && is(p::lab_marker_env, "envtest")
+               ? 42
+               : 1;
+  };
+  pid_t pid = p::spawn(o);
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ::unsetenv("SYNCSTORM_RUNNER_TEST_KEEP");
+  ::unsetenv("SYNCSTORM_RUNNER_TEST_REPLACE");
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 42);
+  EXPECT_EQ(std::getenv("SYNCSTORM_RUNNER_TEST_ADD"), nullptr);  // the parent's environment is untouched
 }
 
 TEST(process_runner, ignored_signals_stay_ignored_across_exec) {

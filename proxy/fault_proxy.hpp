@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-namespace syncstorm::lab {
+namespace syncstorm::proxy {
 
 enum class direction { up = 0, down = 1 };
 
@@ -187,4 +187,4 @@ class http_request_tracker {
 // The answer the proxy sends for a dropped request.
 std::string http_error_response(int status, bool close);
 
-}  // namespace syncstorm::lab
+}  // namespace syncstorm::proxy

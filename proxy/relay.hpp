@@ -1,11 +1,13 @@
-// The lab's pass-through TCP relays: the listeners that sit on each path a network fault may need
-// (clients→LB: `lb_http` and `lb_ws`; pods→DB: `db`), so a fault proxy can be put on a path
-// without restarting anything: repoint the relay's upstream at the proxy (which forwards to the
-// real target), and back. The lab also uses this to fail the DB path over to a promoted replica.
+// The fault proxy: pass-through TCP relays on which network faults are set at run time (delay,
+// jitter, bandwidth, blackhole, resets, HTTP errors: fault_proxy.hpp). In the lab they are the
+// listeners that sit on each path a network fault may need (clients→LB: `lb_http` and `lb_ws`;
+// pods→DB: `db`), so a fault is put on a path without restarting anything; the lab also repoints
+// a path's upstream to fail the DB path over to a promoted replica.
 //
-// One relay process per lab (unit `relay`, supervised like the pods) serves every path with one
-// Asio thread. Paths come from the state file (`paths.<name>` = {listen, upstream, sources}); the
-// current upstreams are always written back there, so a restarted relay resumes them. Buffers are
+// One relay process per lab (unit `relay`, supervised like the pods: lab::relay_main) serves every
+// path with one Asio thread. Its paths come from the lab's state file (`paths.<name>` = {listen,
+// upstream, sources}), where the lab records every upstream change, so a restarted relay resumes
+// them. Buffers are
 // taken from a pool only while bytes are in flight, so an idle connection (a WebSocket subscriber)
 // costs two sockets and no buffer. Each direction of a connection is a reader that stamps what it
 // reads with the time it may leave and a writer that sends it then (queued bytes bounded at 4 MiB
@@ -37,9 +39,10 @@
 // So the relay is the lab's fault proxy (DESIGN §3): it sits on every path, is supervised and
 // outlives runs. Faults live in the relay's memory only: a relay that restarts comes back in
 // pass-through (the reaper's clear then finds nothing, which is what it wants).
-// Prefer lab::set_path_upstream (lab.hpp), which also records the change in the state file.
+// In a lab, prefer lab::set_path_upstream (labstack/lab.hpp), which also records the change in
+// the lab's state file.
 //
-// Threading: relay_main runs its own io_context on the calling thread and returns on SIGTERM or
+// Threading: relay_run runs its own io_context on the calling thread and returns on SIGTERM or
 // SIGINT. relay_control is a blocking client usable from any thread.
 #pragma once
 
@@ -50,7 +53,7 @@
 #include <string>
 #include <vector>
 
-namespace syncstorm::lab {
+namespace syncstorm::proxy {
 
 // One path of a relay process. `listen` may have port 0 (a free port is taken; `status` shows
 // it). `upstream` is IP:PORT. `http`: HTTP/1.1 requests flow up this path, so http_error
@@ -63,20 +66,16 @@ struct relay_path_config {
 
 struct relay_config {
   std::vector<relay_path_config> paths;
-  std::string control;     // the control socket's path (created; an old one is replaced)
-  std::string state_path;  // the lab's state file, or empty (nothing is written back)
+  std::string control;  // the control socket's path (created; an old one is replaced)
   // Called once every listener is open, with the `status` answer (actual listen addresses).
   std::function<void(const nlohmann::json& status)> on_listening;
   bool splice = true;  // zero-copy forwarding while a direction has no byte-shaping fault
 };
 
-// The relay config of the lab whose state file is `state_path` (paths.<name>, relay.control).
-relay_config relay_config_from_state(const std::string& state_path);
-
-// Runs the relays of the lab whose state file is `state_path` until SIGTERM/SIGINT. Returns the
-// process exit code (non-zero when a listener cannot be opened; the reason goes to stderr).
-int relay_main(const std::string& state_path);
-// The same relay over an explicit config (`syncstorm proxy`, a scenario's proxy, the bench).
+// Runs the relay over `config` until SIGTERM/SIGINT (the lab's relay unit: lab::relay_main in
+// labstack/supervisor.hpp, from the lab's state file; `syncstorm proxy`; a scenario's proxy; the
+// bench). Returns the process exit code (non-zero when a listener cannot be opened; the reason
+// goes to stderr).
 int relay_run(const relay_config& config);
 
 // The relay takes numeric addresses: the first address `host` resolves to (TCP), or empty with
@@ -88,4 +87,4 @@ std::string numeric_address(const std::string& host, std::string* error = nullpt
 nlohmann::json relay_control(const std::string& socket_path, const nlohmann::json& request,
                              std::chrono::milliseconds timeout = std::chrono::seconds(3));
 
-}  // namespace syncstorm::lab
+}  // namespace syncstorm::proxy

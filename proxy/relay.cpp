@@ -1,12 +1,12 @@
 // The lab's pass-through TCP relays (see lab_relay.hpp). One io_context on one thread: every
 // connection, the control socket and the signals are served by coroutines on it, so no state
 // here needs a lock.
-#include "labstack/lab_relay.hpp"
+#include "proxy/relay.hpp"
 
 #include "core/json_limits.hpp"
 #include "core/net.hpp"
-#include "labstack/fault_proxy.hpp"
-#include "labstack/lab_state.hpp"
+#include "process/control_socket.hpp"
+#include "proxy/fault_proxy.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -42,7 +42,7 @@
 #include <memory>
 #include <vector>
 
-namespace syncstorm::lab {
+namespace syncstorm::proxy {
 namespace {
 
 using tcp = net::ip::tcp;
@@ -155,7 +155,7 @@ struct connection {
   tcp::socket up;    // upstream side
   path_state* path;
   flow flows[2];  // [0]: up (client → upstream), [1]: down
-  lab::http_request_tracker http;
+  http_request_tracker http;
   bool closed = false;
   void close() {
     closed = true;
@@ -193,8 +193,8 @@ struct path_state {
   // Fault proxy state (fault_proxy.hpp): what is applied, one bucket per direction shared by
   // every connection of the path, and counters of what the faults did.
   bool http = false;  // HTTP/1.1 requests flow up this path (http_error applies)
-  lab::path_faults faults;
-  lab::token_bucket buckets[2];
+  path_faults faults;
+  token_bucket buckets[2];
   std::mt19937_64 rng{1};
   std::uint64_t faults_version = 0;
   std::uint64_t injected_errors = 0, injected_resets = 0, held_connects = 0;
@@ -504,7 +504,7 @@ class relay_host {
   net::awaitable<void> writer(std::shared_ptr<connection> c, tcp::socket& to, direction d, std::uint64_t& counter) {
     path_state& p = *c->path;
     flow& f = c->flows[static_cast<int>(d)];
-    lab::token_bucket& bucket = p.buckets[static_cast<int>(d)];
+    token_bucket& bucket = p.buckets[static_cast<int>(d)];
     for (;;) {
       if (c->closed) co_return;
       if (f.q.empty() || f.splicing) {
@@ -693,23 +693,6 @@ class relay_host {
 
 }  // namespace
 
-relay_config relay_config_from_state(const std::string& state_path) {
-  relay_config c;
-  c.state_path = state_path;
-  json st = state_file(state_path).read();
-  for (json items_of = st.value("paths", json::object()); auto& [name, p] : items_of.items()) {
-    relay_path_config pc;
-    pc.name = name;
-    pc.http = p.value("http", name == "lb_http");
-    pc.listen = p.at("listen").get<std::string>();
-    pc.upstream = p.at("upstream").get<std::string>();
-    for (auto& s : p.value("sources", json::array())) pc.sources.push_back(s.get<std::string>());
-    c.paths.push_back(std::move(pc));
-  }
-  c.control = st.at("relay").at("control").get<std::string>();
-  return c;
-}
-
 int relay_run(const relay_config& config) {
   try {
     relay_config cfg = config;
@@ -723,15 +706,6 @@ int relay_run(const relay_config& config) {
     std::fprintf(stderr, "relay: serving (pid %d)\n", static_cast<int>(::getpid()));
     io.run();
     return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "relay: %s\n", e.what());
-    return 1;
-  }
-}
-
-int relay_main(const std::string& state_path) {
-  try {
-    return relay_run(relay_config_from_state(state_path));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "relay: %s\n", e.what());
     return 1;
@@ -756,7 +730,7 @@ std::string numeric_address(const std::string& host, std::string* error) {
 }
 
 json relay_control(const std::string& socket_path, const json& request, std::chrono::milliseconds timeout) {
-  return unix_json_request(socket_path, request, timeout);
+  return process::unix_json_request(socket_path, request, timeout);
 }
 
-}  // namespace syncstorm::lab
+}  // namespace syncstorm::proxy

@@ -1,5 +1,5 @@
 // See fault_proxy.hpp.
-#include "labstack/fault_proxy.hpp"
+#include "proxy/fault_proxy.hpp"
 
 #include "core/discarding_parser.hpp"
 
@@ -9,7 +9,7 @@
 #include <optional>
 #include <stdexcept>
 
-namespace syncstorm::lab {
+namespace syncstorm::proxy {
 
 namespace beast = boost::beast;
 namespace net = boost::asio;
@@ -231,4 +231,4 @@ std::string http_error_response(int status, bool close) {
          "\r\nX-Syncstorm-Fault: http_error\r\nConnection: " + (close ? "close" : "keep-alive") + "\r\n\r\n" + body;
 }
 
-}  // namespace syncstorm::lab
+}  // namespace syncstorm::proxy
