@@ -31,6 +31,9 @@ CREATE INDEX IF NOT EXISTS syncd_changes_stream_cseq ON syncd_changes (stream, c
 CREATE TABLE IF NOT EXISTS syncd_records (
   stream text NOT NULL, key text NOT NULL, value jsonb, version bigint NOT NULL,
   PRIMARY KEY (stream, key));
+-- The ids the corrupt-every bug stored with another payload, committed with them: an exact
+-- record even when the pod dies between the commit and its bug-log line.
+CREATE TABLE IF NOT EXISTS syncd_bug_corrupted (id text PRIMARY KEY);
 
 CREATE OR REPLACE FUNCTION syncd_change_json(c syncd_changes) RETURNS json
 LANGUAGE sql STABLE AS $$
@@ -181,6 +184,9 @@ BEGIN
 
   IF cardinality(v_conflicted) > 0 THEN
     DELETE FROM syncd_ops WHERE id = ANY (v_conflicted);
+  END IF;
+  IF cardinality(v_corrupted) > 0 THEN
+    INSERT INTO syncd_bug_corrupted SELECT unnest(v_corrupted) ON CONFLICT DO NOTHING;
   END IF;
 
   v_n := cardinality(r_id);
