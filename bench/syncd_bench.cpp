@@ -12,7 +12,8 @@
 //         (receive time − the op's t_us, set at send) and frames missing after a drain.
 //
 // One io_context on one thread: thousands of connections share it (no thread per connection).
-// Built by bench/syncd_bench.sh against the build dir's Asio/Beast library.
+// Pushes go through syncstorm's HTTP client (loadgen/http_client.hpp); the WebSockets are
+// Beast's. Built by bench/syncd_bench.sh (the syncd_bench target of bench/CMakeLists.txt).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -32,14 +33,18 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include "core/net.hpp"
+#include "loadgen/http_client.hpp"
 
 namespace {
 
 using tcp = net::ip::tcp;
+using syncstorm::loadgen::error_bucket;
+using syncstorm::loadgen::http_client;
+using syncstorm::loadgen::http_reply;
+using syncstorm::loadgen::http_site;
 using clock_type = std::chrono::steady_clock;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
@@ -96,53 +101,49 @@ int count_acked(const std::string& body) {
          1;
 }
 
+constexpr std::int64_t push_timeout_us = 10'000'000;
+
+// syncd's base URL, resolved (throws when the host does not resolve).
+http_site syncd_site(const config& c, net::io_context& io) {
+  const bool v6 = c.host.find(':') != std::string::npos;
+  http_site site = http_site::make("http://" + (v6 ? "[" + c.host + "]" : c.host) + ":" + std::to_string(c.port), {},
+                                   {}, "--host/--port");
+  site.resolve(io, c.mode);
+  return site;
+}
+
 struct push_stats {
   std::uint64_t acked = 0, batches = 0, errors = 0;
   std::vector<double> latency_ms;
 };
 
-net::awaitable<void> push_loop(const config& c, int index, clock_type::time_point end, push_stats& st,
-                               double rate_per_conn) {
+net::awaitable<void> push_loop(const config& c, net::io_context& io, const http_site& site, int index,
+                               clock_type::time_point end, push_stats& st, double rate_per_conn) {
   auto ex = co_await net::this_coro::executor;
   const std::string prefix = "bench" + std::to_string(wall_us()) + "c" + std::to_string(index);
   std::uint64_t n = 0;
   auto next_send = clock_type::now();
+  http_client conn(io, site);  // keep-alive; reconnects after a failure
   while (clock_type::now() < end) {
-    beast::tcp_stream s(ex);
-    s.expires_after(std::chrono::seconds(10));
-    auto [ec] = co_await s.async_connect(tcp::endpoint(net::ip::make_address(c.host), c.port), use_tuple);
-    if (ec) {
-      ++st.errors;
-      net::steady_timer t(ex, std::chrono::milliseconds(100));
+    if (rate_per_conn > 0) {
+      net::steady_timer t(ex, next_send);
       co_await t.async_wait(use_tuple);
+      next_send += std::chrono::microseconds(static_cast<long>(1e6 / rate_per_conn));
+    }
+    const auto t0 = clock_type::now();
+    const http_reply r =
+        co_await conn.async_request("POST", "/v1/push", make_batch(prefix, n, c.batch, c.streams), push_timeout_us);
+    if (r.failed) {
+      ++st.errors;
+      if (r.failed == error_bucket::connect) {
+        net::steady_timer t(ex, std::chrono::milliseconds(100));
+        co_await t.async_wait(use_tuple);
+      }
       continue;
     }
-    beast::flat_buffer buf;
-    while (clock_type::now() < end) {
-      if (rate_per_conn > 0) {
-        net::steady_timer t(ex, next_send);
-        co_await t.async_wait(use_tuple);
-        next_send += std::chrono::microseconds(static_cast<long>(1e6 / rate_per_conn));
-      }
-      http::request<http::string_body> req{http::verb::post, "/v1/push", 11};
-      req.set(http::field::host, c.host);
-      req.set(http::field::content_type, "application/json");
-      req.body() = make_batch(prefix, n, c.batch, c.streams);
-      req.prepare_payload();
-      const auto t0 = clock_type::now();
-      s.expires_after(std::chrono::seconds(10));
-      auto [wec, wn] = co_await http::async_write(s, req, use_tuple);
-      http::response<http::string_body> res;
-      beast::error_code rec;
-      if (!wec) std::tie(rec, std::ignore) = co_await http::async_read(s, buf, res, use_tuple);
-      if (wec || rec || res.result_int() != 200) {
-        ++st.errors;
-        break;
-      }
-      st.latency_ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
-      ++st.batches;
-      st.acked += static_cast<std::uint64_t>(count_acked(res.body()));
-    }
+    st.latency_ms.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - t0).count());
+    ++st.batches;
+    st.acked += static_cast<std::uint64_t>(count_acked(r.body));
   }
 }
 
@@ -152,7 +153,9 @@ int run_push(const config& c) {
   const auto start = clock_type::now();
   const auto end = start + std::chrono::seconds(c.duration);
   const double per_conn = c.rate > 0 ? c.rate / c.connections : 0;
-  for (int i = 0; i < c.connections; ++i) net::co_spawn(ioc, push_loop(c, i, end, st, per_conn), net::detached);
+  const http_site site = syncd_site(c, ioc);
+  for (int i = 0; i < c.connections; ++i)
+    net::co_spawn(ioc, push_loop(c, ioc, site, i, end, st, per_conn), net::detached);
   ioc.run();
   const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
   std::printf("push: %d connections, batch %d, %.1f s\n", c.connections, c.batch, secs);
@@ -215,6 +218,7 @@ net::awaitable<void> subscriber(const config& c, int index, fanout_stats& st, in
 
 int run_fanout(const config& c) {
   net::io_context ioc(1);
+  const http_site site = syncd_site(c, ioc);
   fanout_stats st;
   push_stats pst;
   int in_flight = 0;
@@ -249,14 +253,7 @@ int run_fanout(const config& c) {
         st.measuring = true;
         const auto start = clock_type::now();
         const auto end = start + std::chrono::seconds(c.duration);
-        beast::tcp_stream s(ex);
-        auto [cec] = co_await s.async_connect(tcp::endpoint(net::ip::make_address(c.host), c.port), use_tuple);
-        if (cec) {
-          std::printf("pusher: connect failed: %s\n", cec.message().c_str());
-          ioc.stop();
-          co_return;
-        }
-        beast::flat_buffer buf;
+        http_client pusher(ioc, site);
         std::uint64_t n = 0;
         auto next_send = start;
         const std::string prefix = "fan" + std::to_string(wall_us());
@@ -264,19 +261,15 @@ int run_fanout(const config& c) {
           net::steady_timer t(ex, next_send);
           co_await t.async_wait(use_tuple);
           next_send += std::chrono::microseconds(static_cast<long>(1e6 / c.rate));
-          http::request<http::string_body> req{http::verb::post, "/v1/push", 11};
-          req.set(http::field::host, c.host);
-          req.set(http::field::content_type, "application/json");
-          req.body() = make_batch(prefix, n, 1, c.streams);
-          req.prepare_payload();
-          auto [wec, wn] = co_await http::async_write(s, req, use_tuple);
-          http::response<http::string_body> res;
-          auto [rec, rn] = co_await http::async_read(s, buf, res, use_tuple);
-          if (wec || rec || res.result_int() != 200) {
+          const http_reply r =
+              co_await pusher.async_request("POST", "/v1/push", make_batch(prefix, n, 1, c.streams), push_timeout_us);
+          if (r.failed) {
+            std::printf("pusher: %s\n",
+                        r.error.empty() ? ("HTTP " + std::to_string(r.status)).c_str() : r.error.c_str());
             ++pst.errors;
             break;
           }
-          ops_pushed += static_cast<std::uint64_t>(count_acked(res.body()));
+          ops_pushed += static_cast<std::uint64_t>(count_acked(r.body));
         }
         const double push_s = std::chrono::duration<double>(clock_type::now() - start).count();
         // Drain: let the last frames arrive.

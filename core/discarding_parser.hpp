@@ -1,7 +1,7 @@
 // An HTTP/1.1 parser that keeps nothing: Beast's basic_parser with every callback a no-op and
 // every body byte taken and dropped. What it is for is where a message ends (the fault proxy's
-// request framing, proxy/fault_proxy.cpp) or only its status line (the http model's
-// response_sink, loadgen/http_model.cpp: override on_response_impl). basic_parser cannot be
+// request framing, proxy/fault_proxy.cpp) or only its status line (the HTTP client's
+// status_sink, loadgen/http_client.cpp: override on_response_impl). basic_parser cannot be
 // reset: construct one per message. Beast in a header: include it from .cpp files only.
 #pragma once
 

@@ -1,24 +1,27 @@
-// Fuzzes the HTTP response read of the terminal model's client (loadgen/terminal_model.cpp:
-// `async_push`): Beast's response_parser<string_body> with the model's limits, fed through a
-// flat_buffer kept across responses (keep-alive), then a 2xx body parsed as a push reply
-// (loadgen/sync_protocol.cpp), as the model does. The bytes arrive in chunks whose sizes come
-// from the input, so every split of the headers, chunk framing and body is reachable.
+// Fuzzes the HTTP client's reply read as the terminal model uses it (loadgen/http_client.cpp
+// `async_request`, the push replies of loadgen/terminal_model.cpp): Beast's
+// response_parser<string_body> with the model's limits, fed by the client's own framing step
+// (loadgen/detail/reply_feed.hpp) through a flat_buffer kept across replies (keep-alive), then a
+// 2xx body parsed as a push reply (loadgen/sync_protocol.cpp), as the model does. The bytes arrive
+// in chunks whose sizes come from the input, so every split of the headers, chunk framing and
+// body is reachable, and the end of the input is the server's close.
 // Input: byte 0 picks the profile (bit 0: v1 or couchdb); bytes 1-4 are four chunk sizes
 // (1..256, used in turn); the rest is what the server sends on one connection.
 // Properties: no crash, no exception out of Beast or the reply parser, a body never over the
-// limit, and a malformed reply's reason short valid UTF-8.
+// limit, a reply reported whole only when the parser is done, and a malformed reply's reason
+// short valid UTF-8.
 #include "core/net.hpp"
 #include "fuzz/fuzz_util.hpp"
 #include "loadgen/sync_protocol.hpp"
 
-#include <boost/asio/buffer.hpp>
-#include <boost/asio/error.hpp>
+#include "loadgen/detail/reply_feed.hpp"
+
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include <array>
+#include <cstring>
 
 namespace {
 
@@ -26,41 +29,10 @@ using namespace syncstorm;
 using error_code = boost::system::error_code;
 
 // The terminal model's limits. Its body limit is a constant inside terminal_model.cpp
-// (`body_limit = 16u << 20`), not in a header, so the value is repeated here; the header limit
-// is Beast's default (the model does not set one), which a fresh parser has too.
+// (`body_limit = 16u << 20`, the site's body_limit), not in a header, so the value is repeated
+// here; the header limit is Beast's default (the client does not set one), which a fresh parser
+// has too.
 constexpr std::uint64_t terminal_body_limit = 16u << 20;
-
-// A SyncReadStream over the fuzz input that hands out one chunk per read_some, sized in turn by
-// `sizes`, then end of stream (the server closed).
-class chunked_stream {
- public:
-  chunked_stream(std::string_view bytes, std::array<std::size_t, 4> sizes) : bytes_(bytes), sizes_(sizes) {}
-
-  template <class MutableBufferSequence>
-  std::size_t read_some(const MutableBufferSequence& buffers, error_code& ec) {
-    ec = {};
-    if (bytes_.empty()) {
-      ec = net::error::eof;
-      return 0;
-    }
-    const std::size_t want = std::min(sizes_[turn_++ % sizes_.size()], bytes_.size());
-    const std::size_t n = net::buffer_copy(buffers, net::buffer(bytes_.data(), want));
-    bytes_.remove_prefix(n);
-    return n;
-  }
-  template <class MutableBufferSequence>
-  std::size_t read_some(const MutableBufferSequence& buffers) {
-    error_code ec;
-    const std::size_t n = read_some(buffers, ec);
-    if (ec) throw boost::system::system_error(ec);
-    return n;
-  }
-
- private:
-  std::string_view bytes_;
-  std::array<std::size_t, 4> sizes_;
-  std::size_t turn_ = 0;
-};
 
 const loadgen::sync_profile& profile(bool couchdb) {
   static const loadgen::sync_profile v1{};
@@ -75,17 +47,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool couchdb = in.byte() & 1;
   std::array<std::size_t, 4> sizes{};
   for (auto& s : sizes) s = std::size_t{in.byte()} + 1;
-  chunked_stream stream(in.rest(), sizes);
-  beast::flat_buffer buffer;  // one per connection, as in the model: leftovers feed the next read
+  std::string_view bytes = in.rest();
+  std::size_t turn = 0;
+  beast::flat_buffer buffer;  // one per connection, as in the client: leftovers feed the next reply
+  bool eof = false;
   for (int response = 0; response < 8; ++response) {
     http::response_parser<http::string_body> parser;
+    parser.eager(true);
     parser.body_limit(terminal_body_limit);
     error_code ec;
-    http::read(stream, buffer, parser, ec);
-    if (ec) {
-      (void)parser.got_some();  // the model asks, to tell a stale keep-alive connection
-      break;
+    loadgen::detail::feed_state st;
+    // The client's loop: feed, and while more is needed, one read_some (a chunk, or the close).
+    while ((st = loadgen::detail::feed_reply(parser, buffer, eof, ec)) == loadgen::detail::feed_state::need_more) {
+      if (bytes.empty()) {
+        eof = true;
+        continue;
+      }
+      const std::size_t want = std::min(sizes[turn++ % sizes.size()], bytes.size());
+      const auto dst = buffer.prepare(want);
+      std::memcpy(dst.data(), bytes.data(), want);
+      buffer.commit(want);
+      bytes.remove_prefix(want);
     }
+    if (st != loadgen::detail::feed_state::done) break;
+    if (!parser.is_done()) fuzz::violated("a reply reported whole before the parser was done");
     const auto& res = parser.get();
     const int status = static_cast<int>(res.result_int());
     const bool keep = res.keep_alive();

@@ -1,33 +1,16 @@
-// The audit's readers (see audit_reader.hpp). The API reader drives Beast's async operations on
-// a private io_context from the calling thread, one exchange at a time: Beast's synchronous calls
-// have no deadline, and a stack that is still recovering must not hang the audit. The SQL reader
+// The audit's readers (see audit_reader.hpp). The API reader drives the HTTP client
+// (http_client.hpp) on a private io_context from the calling thread, one exchange at a time, each
+// with its deadline: a stack that is still recovering must not hang the audit. The SQL reader
 // uses libpq's blocking calls with connect_timeout and statement_timeout. Neither shares state.
 #include "loadgen/audit_reader.hpp"
 
 #include "core/json_limits.hpp"
-#include "loadgen/detail/tls_context.hpp"
+#include "loadgen/http_client.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include <libpq-fe.h>
-#include <openssl/ssl.h>
 
 #include <charconv>
 #include <chrono>
@@ -42,9 +25,6 @@
 namespace syncstorm::loadgen {
 namespace {
 
-using tcp = net::ip::tcp;
-using error_code = boost::system::error_code;
-constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_pages = 10'000'000;  // a bound on a feed that never ends
 constexpr int sql_fetch_rows = 10'000;
 constexpr std::uint64_t body_limit = 512ull << 20;  // one records reply may be large
@@ -110,150 +90,58 @@ class api_client {
  public:
   explicit api_client(const audit_source& src) : src_(src) {
     try {
-      url_ = parse_url(src.http_base);
+      parse_url(src.http_base);
     } catch (const std::invalid_argument& e) {
       throw audit_read_error(std::string("audit via api: target.endpoints.http: ") + e.what());
     }
-    if (url_.target.find('?') != std::string::npos)
+    if (src.http_base.find('?') != std::string::npos)
       throw audit_read_error("audit via api: target.endpoints.http: found \"" + src.http_base +
                              "\"; expected a base URL without a query");
-    prefix_ = url_.target;
-    while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
-    server_name_ = src.tls.server_name.empty() ? url_.host : src.tls.server_name;
-    error_code ec;
-    net::ip::make_address(server_name_, ec);
-    sni_ = static_cast<bool>(ec);  // SNI carries DNS names only
-    if (url_.tls) {
-      try {
-        ssl_ = detail::make_client_ssl_context(src.tls);
-      } catch (const std::invalid_argument& e) {
-        throw audit_read_error(std::string("audit via api: ") + e.what());
-      }
+    try {
+      site_ = http_site::make(src.http_base, src.headers, src.tls, "target.endpoints.http");
+    } catch (const std::invalid_argument& e) {
+      throw audit_read_error(std::string("audit via api: ") + e.what());
     }
-    const bool default_port = url_.port == (url_.tls ? 443 : 80);
-    const bool v6 = url_.host.find(':') != std::string::npos;
-    host_ = (v6 ? "[" + url_.host + "]" : url_.host) + (default_port ? "" : ":" + std::to_string(url_.port));
+    site_.headers.insert(site_.headers.begin(), {"Accept", "application/json"});
+    site_.user_agent = "syncstorm-audit";
+    site_.body_limit = body_limit;
   }
 
   std::string where(const std::string& target) const { return "GET " + target + " on " + src_.http_base; }
 
   api_reply get(const std::string& target) {
-    api_reply out;
-    bool done = false;
-    const auto timeout = std::chrono::microseconds(src_.timeout_us);
-    io_.restart();
-    net::co_spawn(io_, exchange(prefix_ + target, out, timeout), [&](std::exception_ptr e) {
-      done = true;
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-          out = api_reply{0, {}, std::string("internal: ") + x.what()};
-        }
-      }
-    });
-    // The tcp_stream deadlines bound connect, handshake, write and read; this bounds the rest
-    // (name resolution) and is the backstop.
-    io_.run_for(timeout + std::chrono::milliseconds(200));
-    if (!done) {
-      // Cancel, let the exchange finish on the aborted operations, then destroy the streams
-      // (never while an operation on them is pending).
-      resolver_.cancel();
-      error_code ec;
-      if (plain_) plain_->socket().close(ec);
-      if (tls_) tls_->next_layer().socket().close(ec);
-      io_.restart();
-      io_.run();
-      out = api_reply{0, {}, "timeout after " + std::to_string(src_.timeout_us / 1000) + " ms"};
+    if (site_.endpoints.empty()) {
+      // Resolved at the first request, and again after a failure: a name that does not
+      // resolve yet (a stack still coming up) is a transient failure.
+      if (std::string why = site_.try_resolve(io_); !why.empty()) return api_reply{0, {}, why};
     }
-    if (out.status == 0) close();
-    return out;
+    if (!client_) client_ = std::make_unique<http_client>(io_, site_);
+    http_reply r;
+    io_.restart();
+    net::co_spawn(
+        io_, [&]() -> net::awaitable<void> { r = co_await client_->async_request("GET", target, "", src_.timeout_us); },
+        [&](std::exception_ptr e) {
+          if (!e) return;
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& x) {
+            r = http_reply{error_bucket::read, 0, {}, std::string("internal: ") + x.what()};
+          }
+        });
+    io_.run();  // the request's deadline bounds connect, handshake, write and read
+    if (r.failed && r.failed != error_bucket::status) {
+      client_.reset();
+      site_.endpoints.clear();
+      return api_reply{0, {}, r.error};
+    }
+    return api_reply{r.status, std::move(r.body), {}};
   }
 
  private:
-  beast::tcp_stream& lowest() { return tls_ ? tls_->next_layer() : *plain_; }
-  bool connected() const { return plain_.has_value() || tls_.has_value(); }
-  void close() {
-    error_code ec;
-    if (plain_) plain_->socket().close(ec);
-    if (tls_) tls_->next_layer().socket().close(ec);
-    plain_.reset();
-    tls_.reset();
-    buffer_.consume(buffer_.size());  // nothing of an old connection is read on a new one
-  }
-
-  net::awaitable<void> exchange(std::string target, api_reply& out, std::chrono::microseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    if (!connected()) {
-      auto [rec, results] = co_await resolver_.async_resolve(url_.host, std::to_string(url_.port), use_tuple);
-      if (rec) {
-        out.error = "resolve " + url_.host + ": " + rec.message();
-        co_return;
-      }
-      if (ssl_)
-        tls_.emplace(io_, *ssl_);
-      else
-        plain_.emplace(io_);
-      lowest().expires_at(deadline);
-      auto [cec, ep] = co_await lowest().async_connect(results, use_tuple);
-      if (cec) {
-        out.error = "connect: " + cec.message();
-        co_return;
-      }
-      if (tls_) {
-        if (sni_) SSL_set_tlsext_host_name(tls_->native_handle(), server_name_.c_str());
-        if (src_.tls.verify) tls_->set_verify_callback(net::ssl::host_name_verification(server_name_));
-        auto [hec] = co_await tls_->async_handshake(net::ssl::stream_base::client, use_tuple);
-        if (hec) {
-          out.error = "TLS handshake: " + hec.message();
-          co_return;
-        }
-      }
-    }
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, host_);
-    req.set(http::field::user_agent, "syncstorm-audit");
-    req.set(http::field::accept, "application/json");
-    for (const auto& [name, value] : src_.headers) req.set(name, value);
-    req.keep_alive(true);
-    lowest().expires_at(deadline);
-    error_code wec;
-    if (tls_)
-      std::tie(wec, std::ignore) = co_await http::async_write(*tls_, req, use_tuple);
-    else
-      std::tie(wec, std::ignore) = co_await http::async_write(*plain_, req, use_tuple);
-    if (wec) {
-      out.error = "write: " + (wec == beast::error::timeout ? std::string("timeout") : wec.message());
-      co_return;
-    }
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(body_limit);
-    error_code rec;
-    if (tls_)
-      std::tie(rec, std::ignore) = co_await http::async_read(*tls_, buffer_, parser, use_tuple);
-    else
-      std::tie(rec, std::ignore) = co_await http::async_read(*plain_, buffer_, parser, use_tuple);
-    if (rec) {
-      out.error = "read: " + (rec == beast::error::timeout ? std::string("timeout") : rec.message());
-      co_return;
-    }
-    auto& res = parser.get();
-    out.status = static_cast<int>(res.result_int());
-    out.body = std::move(res.body());
-    lowest().expires_never();
-    if (!res.keep_alive()) close();
-  }
-
   const audit_source& src_;
-  url_parts url_;
-  std::string prefix_, server_name_, host_;
-  bool sni_ = false;
+  http_site site_;
   net::io_context io_;
-  tcp::resolver resolver_{io_};
-  std::unique_ptr<net::ssl::context> ssl_;
-  std::optional<beast::tcp_stream> plain_;
-  std::optional<net::ssl::stream<beast::tcp_stream>> tls_;
-  beast::flat_buffer buffer_;
+  std::unique_ptr<http_client> client_;  // after io_: destroyed first
 };
 
 // GET with retries on transient failures; returns a 2xx body or throws.

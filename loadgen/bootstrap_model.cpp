@@ -1,6 +1,6 @@
 // The bootstrap model's runtime (bootstrap_model.hpp): the seeding pushes on a private
 // io_context in start(), then one coroutine per client on its worker, over the loadgen HTTP
-// client (detail/ws_http.hpp). No Beast here.
+// client (http_client.hpp). No Beast here.
 #include "loadgen/target_access.hpp"
 #include "loadgen/bootstrap_model.hpp"
 
@@ -19,7 +19,7 @@
 #include "core/scenario.hpp"
 #include "loadgen/detail/arrival_loop.hpp"
 #include "loadgen/detail/task_group.hpp"
-#include "loadgen/detail/ws_http.hpp"
+#include "loadgen/http_client.hpp"
 #include "loadgen/detail/ws_logic.hpp"
 
 namespace syncstorm::loadgen {
@@ -56,7 +56,7 @@ struct boot_worker {
 
 struct bootstrap_model::impl {
   bootstrap_config config;
-  detail::http_site site;
+  http_site site;
   std::vector<std::unique_ptr<boot_worker>> workers;
   std::vector<audit_op> seeded;
   std::int64_t seed_us = 0;
@@ -84,7 +84,7 @@ struct bootstrap_model::impl {
     std::size_t next = 0;
     std::string error;
     auto pusher = [&]() -> net::awaitable<void> {
-      detail::http_conn conn(io, site);
+      http_client conn(io, site);
       while (next < c.changes && error.empty()) {
         const std::size_t from = next;
         const std::size_t to = std::min(c.changes, from + c.seed_batch);
@@ -102,7 +102,7 @@ struct bootstrap_model::impl {
           ops.push_back(std::move(op));
         }
         const std::string body = render_push(c.profile, client, ops);
-        detail::http_reply r;
+        http_reply r;
         for (int attempt = 0; attempt < 5; ++attempt) {
           r = co_await conn.async_request(c.profile.push_method, push_target(c.profile), body, c.timeout_us);
           if (!r.failed) break;
@@ -158,7 +158,7 @@ net::awaitable<void> run_client(boot_worker& bw, const bootstrap_model::impl& m)
   const auto& c = m.config;
   auto& io = bw.w.io();
   if (bw.stopping || cancelled(cs)) co_return;
-  detail::http_conn conn(io, m.site);
+  http_client conn(io, m.site);
   const std::int64_t t0 = bw.w.now_us();
   std::string cursor = "0";
   std::uint64_t pulled = 0;
@@ -284,7 +284,7 @@ std::unique_ptr<bootstrap_model> make_bootstrap_model(const bootstrap_config& co
     throw std::invalid_argument(where + "run tag: found \"\"; expected a tag that makes op ids unique");
   arrival_schedule check(config.phases);
   if (m->config.stream.empty()) m->config.stream = config.run_tag + "-" + config.name + "-boot";
-  m->site = detail::http_site::make(config.http_url, config.headers, config.tls, "scenario.target.endpoints.http");
+  m->site = http_site::make(config.http_url, config.headers, config.tls, "scenario.target.endpoints.http");
   return std::make_unique<bootstrap_model>(std::move(m));
 }
 

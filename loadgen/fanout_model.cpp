@@ -41,7 +41,7 @@
 #include "core/scenario.hpp"
 #include "loadgen/detail/arrival_loop.hpp"
 #include "loadgen/detail/task_group.hpp"
-#include "loadgen/detail/ws_http.hpp"
+#include "loadgen/http_client.hpp"
 #include "loadgen/detail/ws_logic.hpp"
 #include "loadgen/limits.hpp"
 
@@ -102,7 +102,7 @@ struct stream_state {
 
 struct shared_state {
   fanout_config config;
-  detail::http_site api, ws;
+  http_site api, ws;
   std::string ws_host;
   std::vector<std::unique_ptr<stream_state>> streams;
   std::size_t cap_per_stream = 0;
@@ -345,7 +345,7 @@ net::awaitable<void> run_pusher(fanout_worker& fw) {
   const auto cs = co_await net::this_coro::cancellation_state;
   const shared_state& s = fw.s;
   const auto& cfg = s.config;
-  detail::http_conn conn(fw.w.io(), s.api);
+  http_client conn(fw.w.io(), s.api);
   net::steady_timer wake(fw.w.io());
   int failures = 0;
   for (;;) {
@@ -689,7 +689,7 @@ net::awaitable<void> run_view_check(fanout_worker& fw) {
   std::set<std::size_t> viewed;
   for (const auto& sub : fw.subs)
     if (sub->view) viewed.insert(sub->streams.begin(), sub->streams.end());
-  detail::http_conn conn(fw.w.io(), fw.s.api);
+  http_client conn(fw.w.io(), fw.s.api);
   net::steady_timer timer(fw.w.io());
   while (!fw.closing && !cancelled(cs)) {
     timer.expires_after(tick);
@@ -793,11 +793,11 @@ struct fanout_model::impl {
       stream_state& st = *stp;
       // A failed or malformed reply is tried again (a server restarting, a proxy's error page):
       // 20 attempts within 30 s, then the load cannot start.
-      detail::http_reply r;
+      http_reply r;
       records_page page;
       const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       for (int attempt = 0; attempt < 20; ++attempt) {
-        r = detail::blocking_request(s.api, "GET", records_target(cfg.profile, st.name), "", cfg.timeout_us);
+        r = blocking_request(s.api, "GET", records_target(cfg.profile, st.name), "", cfg.timeout_us);
         if (!r.failed) {
           page = parse_records(cfg.profile, r.body);
           if (!page.malformed) break;
@@ -1010,8 +1010,8 @@ std::unique_ptr<fanout_model> make_fanout_model(const fanout_config& config) {
   if (config.phases.empty()) bad("phases", "none", "at least one phase");
   if (config.run_tag.empty()) bad("run tag", "\"\"", "a tag that makes op ids unique");
   arrival_schedule plan(config.phases);  // throws on bad phases
-  s.api = detail::http_site::make(config.http_url, config.headers, config.tls, "scenario.target.endpoints.http");
-  s.ws = detail::http_site::make(config.ws_url, config.headers, config.tls, "scenario.target.endpoints.ws");
+  s.api = http_site::make(config.http_url, config.headers, config.tls, "scenario.target.endpoints.http");
+  s.ws = http_site::make(config.ws_url, config.headers, config.tls, "scenario.target.endpoints.ws");
   s.ws_host = s.ws.host;
   const std::uint64_t total = plan.total_before(plan.end_us()) + 1;
   s.cap_per_stream = static_cast<std::size_t>(total / config.streams + 2);

@@ -1,33 +1,24 @@
-// The http model's runtime on Beast: per worker, an arrival coroutine (open model) and a pool
-// of connection coroutines that take arrivals from an idle stack or a FIFO of waiting ones.
-// Everything here runs on one worker's thread; the model object only hands out per-worker state.
+// The http model's runtime: per worker, an arrival coroutine (open model) and a pool of
+// connection coroutines that take arrivals from an idle stack or a FIFO of waiting ones, each
+// connection an http_client (http_client.hpp). Everything here runs on one worker's thread; the
+// model object only hands out per-worker state.
 //
-// Hot path, per request: no allocation (request bytes serialized once per model, a flat_buffer
-// per connection, a response parser that keeps no fields and drops the body), no exception
-// (`as_tuple`), no timer: one deadline per exchange (connect, handshake, write, read) that a
-// per-worker watchdog enforces by cancelling the socket. tcp_stream::expires_after arms and
-// cancels a timer on every read and write, which cost more CPU per request than wrk spends in
-// all (bench/README.md); the watchdog costs one timer per worker.
+// Hot path, per request: no allocation (request bytes serialized once per model, the client's
+// buffer per connection, its status-only parser), no exception, no timer: one deadline per
+// exchange (connect, handshake, write, read) that a per-worker http_watchdog enforces by
+// cancelling the socket. tcp_stream::expires_after arms and cancels a timer on every read and
+// write, which cost more CPU per request than wrk spends in all (bench/README.md); the
+// watchdog costs one timer per worker.
 #include "loadgen/http_model.hpp"
-#include "core/discarding_parser.hpp"
+#include "loadgen/http_client.hpp"
 #include "loadgen/detail/tls_context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/basic_parser.hpp>
-#include <boost/beast/http/error.hpp>
-
-#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <array>
@@ -40,37 +31,17 @@
 namespace syncstorm::loadgen {
 namespace {
 
-using tcp = net::ip::tcp;
-using error_code = boost::system::error_code;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr auto closed_connect_backoff = std::chrono::milliseconds(10);
-constexpr std::size_t read_chunk = 8 * 1024;
-
-// Parses a response keeping only the status line: no field storage, the body is counted and
-// dropped. basic_parser cannot be reset, so one is constructed per response (on the stack).
-class response_sink final : public discarding_parser<false> {
- public:
-  int status() const noexcept { return status_; }
-
- private:
-  void on_request_impl(http::verb, beast::string_view, beast::string_view, int, error_code& ec) override {
-    ec = http::error::bad_method;  // unreachable for a response parser
-  }
-  void on_response_impl(int code, beast::string_view, int, error_code&) override { status_ = code; }
-
-  int status_ = 0;
-};
 
 // What the model's workers share, read-only once built.
 struct shared_state {
   http_model_config config;
   url_parts url;
   std::string request;  // serialized once
-  std::string server_name;
-  bool sni = false;  // server_name is a DNS name (SNI must not carry an IP literal)
   bool head = false;
   std::int64_t end_us = 0;  // end of the phases (closed model: 0 = until stop())
-  std::vector<tcp::endpoint> endpoints;
+  http_site site;           // resolved by the first start(); no headers (they are in `request`)
 };
 
 // An idle connection parks on `wake` (expiring never); the arrival coroutine hands it work by
@@ -80,11 +51,6 @@ struct connection_slot {
   net::steady_timer wake;
   bool has_work = false;
   std::int64_t intended_us = 0, issued_us = 0;
-  // While an exchange runs: when it times out (µs since start, 0 when none) and the socket
-  // the watchdog cancels then.
-  std::int64_t deadline_us = 0;
-  tcp::socket* socket = nullptr;
-  bool timed_out = false;
 };
 
 struct waiting_arrival {
@@ -97,6 +63,7 @@ struct http_worker {
   http_worker(worker& w_, const shared_state& s_)
       : w(w_),
         s(s_),
+        site(s_.site),
         latency(w.metrics().metric("http.latency@" + s.config.name)),
         uncorrected(w.metrics().metric("http.latency.uncorrected@" + s.config.name)),
         requests(w.metrics().metric("http.requests@" + s.config.name)),
@@ -106,7 +73,8 @@ struct http_worker {
     for (std::size_t b = 0; b < error_bucket_count; ++b)
       errors[b] = &w.metrics().metric("http.errors." + std::string(to_string(static_cast<error_bucket>(b))) + "@" +
                                       s.config.name);
-    if (s.url.tls) ssl = detail::make_client_ssl_context(s.config.tls);
+    // A TLS context per worker: its session cache and locks are not shared between threads.
+    if (s.url.tls) site.ssl = detail::make_client_ssl_context(s.config.tls);
   }
 
   void outcome(std::int64_t intended_us, std::int64_t sent_us, std::optional<error_bucket> err) {
@@ -148,7 +116,8 @@ struct http_worker {
 
   worker& w;
   const shared_state& s;
-  std::unique_ptr<net::ssl::context> ssl;
+  http_site site;
+  http_watchdog watchdog;  // the deadlines of this worker's connections
   timed_metric &latency, &uncorrected, &requests, &queue_wait, &unsent;
   std::array<timed_metric*, error_bucket_count> errors{};
   std::deque<waiting_arrival> waiting;
@@ -163,12 +132,6 @@ struct http_worker {
 
 bool cancelled(const net::cancellation_state& cs) { return cs.cancelled() != net::cancellation_type::none; }
 
-error_bucket classify_read(const error_code& ec) {
-  // A TLS alert instead of a reply (e.g. a required client certificate, under TLS 1.3).
-  if (ec.category() == net::error::get_ssl_category()) return error_bucket::protocol;
-  return error_bucket::read;  // reset, eof, truncated TLS stream, ...
-}
-
 // The arrival coroutine of the open model: issues this worker's arrivals on schedule.
 net::awaitable<void> run_arrivals(http_worker& hw, arrival_schedule schedule) {
   co_await detail::run_arrival_loop(
@@ -178,52 +141,7 @@ net::awaitable<void> run_arrivals(http_worker& hw, arrival_schedule schedule) {
   hw.wake_idle();
 }
 
-template <bool Tls>
-using stream_type = std::conditional_t<Tls, net::ssl::stream<tcp::socket>, tcp::socket>;
-
-template <bool Tls>
-tcp::socket& socket_of(stream_type<Tls>& s) {
-  if constexpr (Tls)
-    return s.next_layer();
-  else
-    return s;
-}
-
-// Reads one response into `parser` through `buffer` (bytes past the response stay there).
-// A plain read_some/put loop rather than http::async_read: one operation layer per read.
-template <class Stream>
-net::awaitable<std::optional<error_bucket>> async_read_response(Stream& stream, beast::flat_buffer& buffer,
-                                                                response_sink& parser) {
-  error_code ec;
-  for (;;) {
-    if (buffer.size() != 0) {
-      const std::size_t used = parser.put(buffer.data(), ec);
-      buffer.consume(used);
-      if (parser.is_done()) co_return std::nullopt;
-      if (ec == http::error::need_more)
-        ec = {};
-      else if (ec)
-        co_return error_bucket::protocol;
-      else if (used != 0)
-        continue;
-    }
-    // Asio first tries a recv that usually finds nothing yet (the reply is on its way); that
-    // measured cheaper than async_wait + read_some, whose re-arm costs an epoll_ctl each time.
-    auto [rec, n] = co_await stream.async_read_some(buffer.prepare(read_chunk), use_tuple);
-    buffer.commit(n);
-    if (rec == net::error::eof) {
-      if (buffer.size() != 0) continue;  // parse what came with the close first
-      if (!parser.got_some()) co_return error_bucket::read;
-      parser.put_eof(ec);
-      if (ec || !parser.is_done()) co_return error_bucket::read;
-      co_return std::nullopt;
-    }
-    if (rec) co_return classify_read(rec);
-  }
-}
-
 // One pooled keep-alive connection: takes work, (re)connects when needed, sends, reads.
-template <bool Tls>
 net::awaitable<void> run_connection(http_worker& hw) {
   co_await net::this_coro::throw_if_cancelled(false);
   const auto cs = co_await net::this_coro::cancellation_state;
@@ -232,9 +150,7 @@ net::awaitable<void> run_connection(http_worker& hw) {
   const bool open = s.config.open;
   connection_slot slot(io);
   hw.slots.push_back(&slot);
-  std::optional<stream_type<Tls>> stream;
-  beast::flat_buffer buffer;
-  buffer.reserve(16 * 1024);
+  http_client conn(io, hw.site, &hw.watchdog);
 
   for (;;) {
     if (hw.stopping || cancelled(cs)) break;
@@ -268,81 +184,18 @@ net::awaitable<void> run_connection(http_worker& hw) {
       if (s.end_us != 0 && intended >= s.end_us) break;
     }
 
-    if (!stream) {
-      if constexpr (Tls)
-        stream.emplace(io, *hw.ssl);
-      else
-        stream.emplace(io);
-    }
-    tcp::socket& socket = socket_of<Tls>(*stream);
-    // One deadline for the whole exchange, connect and handshake included; the worker's
-    // watchdog cancels the socket's operations when it passes.
-    slot.socket = &socket;
-    slot.timed_out = false;
-    slot.deadline_us = sent + s.config.timeout_us;
-    std::optional<error_bucket> failed;
-    error_code ec;
-
-    if (!socket.is_open()) {
-      std::tie(ec, std::ignore) = co_await net::async_connect(socket, s.endpoints, use_tuple);
-      if (!ec) {
-        error_code ignored;
-        socket.set_option(tcp::no_delay(true), ignored);
-        socket.non_blocking(true, ignored);  // for the direct send below
-        if constexpr (Tls) {
-          if (s.sni) SSL_set_tlsext_host_name(stream->native_handle(), s.server_name.c_str());
-          if (s.config.tls.verify) stream->set_verify_callback(net::ssl::host_name_verification(s.server_name));
-          std::tie(ec) = co_await stream->async_handshake(net::ssl::stream_base::client, use_tuple);
-        }
-      }
-      if (ec) failed = error_bucket::connect;
-    }
+    // One deadline for the whole exchange, connect and handshake included (the watchdog's).
+    const http_status reply = co_await conn.async_send(s.request, s.head, s.config.timeout_us);
+    std::optional<error_bucket> failed = reply.failed;
     if (!failed) {
-      // The request is small: one write_some almost always takes it whole. Over plain TCP
-      // the first attempt is a direct non-blocking send (no operation to schedule).
-      std::size_t at = 0;
-      if constexpr (!Tls) {
-        at = socket.write_some(net::buffer(s.request), ec);
-        if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
-        if (ec) failed = error_bucket::write;
-      }
-      while (!failed && at < s.request.size()) {
-        std::size_t n;
-        std::tie(ec, n) =
-            co_await stream->async_write_some(net::buffer(s.request.data() + at, s.request.size() - at), use_tuple);
-        if (ec) {
-          failed = error_bucket::write;
-          break;
-        }
-        at += n;
-      }
+      const auto& expect = s.config.expect_status;
+      const bool good = expect.empty() ? reply.status >= 200 && reply.status < 300
+                                       : std::find(expect.begin(), expect.end(), reply.status) != expect.end();
+      if (!good) failed = error_bucket::status;  // the connection stays: the reply was whole
     }
-    bool keep = false;
-    if (!failed) {
-      response_sink parser;
-      parser.eager(true);
-      parser.body_limit(boost::none);
-      if (s.head) parser.skip(true);
-      failed = co_await async_read_response(*stream, buffer, parser);
-      if (!failed) {
-        keep = parser.keep_alive();
-        const int status = parser.status();
-        const auto& expect = s.config.expect_status;
-        const bool good = expect.empty() ? status >= 200 && status < 300
-                                         : std::find(expect.begin(), expect.end(), status) != expect.end();
-        if (!good) failed = error_bucket::status;
-      }
-    }
-    slot.deadline_us = 0;
-    slot.socket = nullptr;
     // A cancelled run abandons the exchange: the server did nothing wrong, so nothing counts.
     if (cancelled(cs)) break;
-    if (failed && slot.timed_out) failed = error_bucket::timeout;
     hw.outcome(intended, sent, failed);
-    if (!keep || failed) {
-      stream.reset();
-      buffer.clear();
-    }
     if (!open && failed == error_bucket::connect) {
       // Closed model against a refusing server: do not spin on connect.
       slot.wake.expires_after(closed_connect_backoff);
@@ -354,27 +207,11 @@ net::awaitable<void> run_connection(http_worker& hw) {
   --hw.connections_alive;
 }
 
-// Per worker: enforces the request timeout of every connection by cancelling the socket
-// operations of an exchange past its deadline. One timer per worker instead of one armed and
-// cancelled per read and write (tcp_stream's way), which the hot path cannot afford; timeouts
-// fire up to one tick (timeout/10, 1 to 100 ms) late.
+// Per worker: enforces the request timeout of every connection (http_watchdog) while any
+// connection lives; timeouts fire up to one tick (timeout/10, 1 to 100 ms) late.
 net::awaitable<void> run_watchdog(http_worker& hw) {
-  co_await net::this_coro::throw_if_cancelled(false);
-  const auto cs = co_await net::this_coro::cancellation_state;
   const auto tick = std::chrono::microseconds(std::clamp<std::int64_t>(hw.s.config.timeout_us / 10, 1000, 100'000));
-  net::steady_timer timer(hw.w.io());
-  while (hw.connections_alive > 0 && !cancelled(cs)) {
-    timer.expires_after(tick);
-    co_await timer.async_wait(use_tuple);
-    const std::int64_t now = hw.w.now_us();
-    for (connection_slot* c : hw.slots) {
-      if (c->deadline_us != 0 && now >= c->deadline_us && c->socket && !c->timed_out) {
-        c->timed_out = true;
-        error_code ignored;
-        c->socket->cancel(ignored);
-      }
-    }
-  }
+  co_await hw.watchdog.run(tick, [&hw] { return hw.connections_alive > 0; });
 }
 
 class http_model final : public load_model {
@@ -398,8 +235,7 @@ class http_model final : public load_model {
     else
       hw.arrivals_done = true;
     hw.connections_alive = n;
-    for (std::size_t i = 0; i < n; ++i)
-      w.tasks().spawn(s_.url.tls ? run_connection<true>(hw) : run_connection<false>(hw));
+    for (std::size_t i = 0; i < n; ++i) w.tasks().spawn(run_connection(hw));
     if (n != 0) w.tasks().spawn(run_watchdog(hw));
   }
 
@@ -411,14 +247,7 @@ class http_model final : public load_model {
  private:
   // Once, on the controller thread, before any worker runs: a name that does not resolve is a
   // setup failure, not a stream of connect errors.
-  void resolve(net::io_context& io) {
-    tcp::resolver resolver(io);
-    error_code ec;
-    auto results = resolver.resolve(s_.url.host, std::to_string(s_.url.port), ec);
-    if (ec || results.empty())
-      throw std::runtime_error("load " + s_.config.name + ": cannot resolve " + s_.url.host + ": " + ec.message());
-    for (const auto& r : results) s_.endpoints.push_back(r.endpoint());
-  }
+  void resolve(net::io_context& io) { s_.site.resolve(io, s_.config.name); }
 
   shared_state s_;
   std::vector<std::unique_ptr<http_worker>> workers_;
@@ -443,11 +272,7 @@ std::unique_ptr<load_model> make_http_model(const http_model_config& config) {
   s.end_us = schedule.end_us();
   s.request = serialize_request(config, s.url);
   s.head = config.method == "HEAD";
-  s.server_name = config.tls.server_name.empty() ? s.url.host : config.tls.server_name;
-  error_code ec;
-  net::ip::make_address(s.server_name, ec);
-  s.sni = bool(ec);                                            // not an IP literal
-  if (s.url.tls) detail::make_client_ssl_context(config.tls);  // validates the files now, with their field names
+  s.site = http_site::make(config.url, {}, config.tls, "url");  // validates the TLS files now, with their field names
   return std::make_unique<http_model>(std::move(s));
 }
 

@@ -9,31 +9,17 @@
 // stop() and the fault hooks can wake or cut them.
 #include "loadgen/target_access.hpp"
 #include "loadgen/terminal_model.hpp"
-#include "loadgen/detail/tls_context.hpp"
+#include "loadgen/http_client.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/verb.hpp>
 
-#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -72,12 +58,10 @@ net::awaitable<bool> async_fdatasync(int fd) {
       net::use_awaitable);
 }
 
-using tcp = net::ip::tcp;
-using error_code = boost::system::error_code;
 using json = nlohmann::json;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::int64_t tick_us = 100'000;
-constexpr std::uint64_t body_limit = 16u << 20;
+constexpr std::uint64_t body_limit = 16u << 20;  // a push reply
 
 std::uint64_t mix64(std::uint64_t z) {
   z += 0x9e3779b97f4a7c15ull;
@@ -100,12 +84,7 @@ std::string journal_file(const terminal_config& c, std::size_t i) {
 // What the workers share, read-only once built.
 struct shared_state {
   terminal_config config;
-  url_parts url;
-  std::string prefix;  // the base URL's path, without a trailing '/'
-  http::verb method = http::verb::post;
-  std::string server_name;
-  bool sni = false;
-  std::vector<tcp::endpoint> endpoints;
+  http_site site;  // the push endpoint's base, TLS and headers; resolved by the first start()
   std::size_t terminals = 0;
   std::int64_t horizon_us = 0;  // the phases' total: random offline windows cover it
 };
@@ -145,7 +124,7 @@ struct terminal {
   // While the terminal's coroutine lives:
   bool running = false;
   net::steady_timer* wake = nullptr;
-  beast::tcp_stream* conn = nullptr;
+  http_client* conn = nullptr;  // while a push is in flight
 
   std::uint64_t next_rand() { return rng = mix64(rng); }
 };
@@ -196,7 +175,6 @@ struct impl_worker {
     }
     for (std::size_t b = 0; b < error_bucket_count; ++b)
       errors[b] = &metric("push.errors." + std::string(to_string(static_cast<error_bucket>(b))));
-    if (s.url.tls) ssl = detail::make_client_ssl_context(s.config.tls);
   }
 
   timed_metric& metric(const std::string& n) { return w.metrics().metric(n + "@" + s.config.name); }
@@ -306,10 +284,7 @@ struct impl_worker {
     t.breaker = circuit_breaker(s.config.breaker);
     std::fill(t.versions.begin(), t.versions.end(), 0);
     t.period_flushing = false;
-    if (t.conn) {
-      error_code ignored;
-      t.conn->socket().cancel(ignored);
-    }
+    if (t.conn) t.conn->cancel();
     const auto path = t.jr ? t.jr->path() : std::filesystem::path(journal_path(t.index));
     t.jr.reset();
     journal_replay r = journal::replay(path);
@@ -395,8 +370,7 @@ struct impl_worker {
       offline_outcome(t.reconnect.abandon(now), now);
       if (t.conn) {
         t.cut = true;
-        error_code ignored;
-        t.conn->socket().cancel(ignored);
+        t.conn->cancel();
       }
       event("client_offline", t,
             {{"window_start_s", static_cast<double>(w->start_us) / 1e6},
@@ -440,7 +414,6 @@ struct impl_worker {
   worker& w;
   terminal_model::impl& m;
   const shared_state& s;
-  std::unique_ptr<net::ssl::context> ssl;
   std::vector<std::unique_ptr<terminal>> terms;
   std::vector<audit_op> audit;
   std::vector<bool> counted;  // availability.ops already recorded for this audit record
@@ -458,98 +431,6 @@ struct impl_worker {
   std::size_t running = 0;
   std::uint64_t corruptions = 0;
 };
-
-template <bool Tls>
-using stream_type = std::conditional_t<Tls, net::ssl::stream<beast::tcp_stream>, beast::tcp_stream>;
-
-template <bool Tls>
-beast::tcp_stream& lowest(stream_type<Tls>& s) {
-  if constexpr (Tls)
-    return s.next_layer();
-  else
-    return s;
-}
-
-struct exchange_result {
-  std::optional<error_bucket> failed;
-  bool stale = false;  // a reused connection the server had closed: nothing was answered
-  int status = 0;
-  std::string body;
-  bool keep = false;
-  std::string error;  // the transport's or parser's message, when it failed
-};
-
-bool closed_by_peer(const error_code& ec) {
-  return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
-         ec == net::error::broken_pipe;
-}
-
-// One push exchange on the terminal's connection: connect (and TLS handshake) when needed,
-// write, read the reply. One deadline for all of it (tcp_stream's timer).
-template <bool Tls>
-net::awaitable<exchange_result> async_exchange(impl_worker& iw, terminal& t, std::optional<stream_type<Tls>>& stream,
-                                               beast::flat_buffer& buffer,
-                                               const http::request<http::string_body>& req) {
-  exchange_result r;
-  const shared_state& s = iw.s;
-  if (!stream) {
-    if constexpr (Tls)
-      stream.emplace(iw.w.io(), *iw.ssl);
-    else
-      stream.emplace(iw.w.io());
-  }
-  beast::tcp_stream& conn = lowest<Tls>(*stream);
-  t.conn = &conn;
-  conn.expires_after(std::chrono::microseconds(s.config.timeout_us));
-  bool fresh = false;
-  if (!conn.socket().is_open()) {
-    fresh = true;
-    auto [ec, ep] = co_await conn.async_connect(s.endpoints, use_tuple);
-    if (!ec) {
-      error_code ignored;
-      conn.socket().set_option(tcp::no_delay(true), ignored);
-      if constexpr (Tls) {
-        if (s.sni) SSL_set_tlsext_host_name(stream->native_handle(), s.server_name.c_str());
-        if (s.config.tls.verify) stream->set_verify_callback(net::ssl::host_name_verification(s.server_name));
-        std::tie(ec) = co_await stream->async_handshake(net::ssl::stream_base::client, use_tuple);
-      }
-    }
-    if (ec) {
-      r.failed = ec == beast::error::timeout ? error_bucket::timeout : error_bucket::connect;
-      r.error = ec.message();
-      co_return r;
-    }
-  }
-  auto [wec, wn] = co_await http::async_write(*stream, req, use_tuple);
-  if (wec) {
-    r.failed = wec == beast::error::timeout ? error_bucket::timeout : error_bucket::write;
-    r.error = wec.message();
-    r.stale = !fresh && closed_by_peer(wec);
-    co_return r;
-  }
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(body_limit);
-  auto [rec, rn] = co_await http::async_read(*stream, buffer, parser, use_tuple);
-  if (rec) {
-    if (rec == beast::error::timeout)
-      r.failed = error_bucket::timeout;
-    else if (rec.category() == http::make_error_code(http::error::need_more).category() &&
-             rec != http::error::end_of_stream)
-      r.failed = error_bucket::protocol;  // not HTTP
-    else if (rec.category() == net::error::get_ssl_category())
-      r.failed = error_bucket::protocol;
-    else
-      r.failed = error_bucket::read;
-    r.error = rec.message();
-    r.stale = !fresh && closed_by_peer(rec) && !parser.got_some();
-    co_return r;
-  }
-  conn.expires_never();
-  r.status = static_cast<int>(parser.get().result_int());
-  r.keep = parser.get().keep_alive();
-  r.body = std::move(parser.get().body());
-  co_return r;
-}
 
 // Applies a successful reply to the batch at the front of t's queue; returns the ops acked.
 std::size_t apply_reply(impl_worker& iw, terminal& t, std::size_t n, const push_reply& reply, std::int64_t now) {
@@ -630,7 +511,10 @@ net::awaitable<void> wait_until(impl_worker& iw, const terminal& t, net::steady_
 }
 
 // One terminal: decides when to push, pushes, applies the reply, retries, parks, breaks.
-template <bool Tls>
+// GCC 12 takes the coroutine frame's sized operator delete (Asio's recycling allocator) for a
+// mismatch with the frame's allocation in this function (-Wmismatched-new-delete); it pairs.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
   const writer_hold writing(iw.w);  // until the drain ends (fanout views wait for it)
   co_await net::this_coro::throw_if_cancelled(false);
@@ -639,15 +523,13 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
   const auto& cfg = s.config;
   net::steady_timer timer(iw.w.io());
   t.wake = &timer;
-  std::optional<stream_type<Tls>> stream;
-  beast::flat_buffer buffer;
+  http_client conn(iw.w.io(), s.site);
   std::uint64_t gen = t.generation;
   constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
 
   while (!cancelled(cs)) {
     if (gen != t.generation) {  // crashed: a new life, a new connection
-      stream.reset();
-      buffer.clear();
+      conn.close();
       gen = t.generation;
     }
     const std::int64_t now = iw.w.now_us();
@@ -715,21 +597,11 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
       if (a.state == audit_op_state::unsent) a.state = audit_op_state::in_doubt;
     }
     t.inflight = n;
-    http::request<http::string_body> req{s.method, s.prefix + push_target(cfg.profile), 11};
-    req.set(http::field::host, s.url.host + ":" + std::to_string(s.url.port));
-    req.set(http::field::content_type, "application/json");
-    for (const auto& [k, v] : cfg.headers) req.set(k, v);
-    req.keep_alive(true);
-    req.body() = render_push(cfg.profile, t.client, ops);
-    req.prepare_payload();
-
-    exchange_result r = co_await async_exchange<Tls>(iw, t, stream, buffer, req);
-    if (r.stale && !cancelled(cs) && gen == t.generation && !t.offline) {
-      // The server closed the idle keep-alive connection: not its failure; once more, fresh.
-      stream.reset();
-      buffer.clear();
-      r = co_await async_exchange<Tls>(iw, t, stream, buffer, req);
-    }
+    // One deadline for the exchange; a reused connection the server had closed is retried once,
+    // fresh, inside it (not the server's failure). A crash or a cut cancels it (t.conn).
+    t.conn = &conn;
+    http_reply r = co_await conn.async_request(cfg.profile.push_method, push_target(cfg.profile),
+                                               render_push(cfg.profile, t.client, ops), cfg.timeout_us);
     t.conn = nullptr;
     if (cancelled(cs)) break;
     if (gen != t.generation) continue;  // crashed meanwhile: the queue is a new one
@@ -740,11 +612,9 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
       // The network went away under the push: not the server's failure; the ops stay queued
       // (in doubt) and go again after the reconnect.
       iw.cut->add(done, 1, false);
-      stream.reset();
-      buffer.clear();
+      conn.close();
       continue;
     }
-    if (!r.failed && (r.status < 200 || r.status > 299)) r.failed = error_bucket::status;
     push_reply reply;
     if (!r.failed) {
       reply = parse_push_reply(cfg.profile, r.body);
@@ -759,8 +629,7 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
     if (!ok) {
       iw.errors[static_cast<std::size_t>(*r.failed)]->add(done, 1, false);
       iw.error_sample(t, *r.failed, r.status, reply.malformed ? reply.reason : r.error, r.body);
-      stream.reset();
-      buffer.clear();
+      conn.close();
       if (auto b = t.breaker.on_failure(done)) iw.breaker_event(t, *b);
       const retry_action ra = t.retry.on_failure(done);
       t.not_before_us = ra.retry_at_us;
@@ -780,10 +649,6 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
     t.not_before_us = 0;
     if (apply_reply(iw, t, n, reply, done) > 0) iw.offline_outcome(t.reconnect.on_ack(done), done);
     iw.check_drained(t, done);
-    if (!r.keep) {
-      stream.reset();
-      buffer.clear();
-    }
   }
   // A backlog still held when the terminal stops: its drain did not finish.
   const std::int64_t end = iw.w.now_us();
@@ -794,6 +659,7 @@ net::awaitable<void> run_terminal(impl_worker& iw, terminal& t) {
   t.running = false;
   --iw.running;
 }
+#pragma GCC diagnostic pop
 
 // Issues the worker's arrivals on schedule, round-robin over its terminals.
 net::awaitable<void> run_arrivals(impl_worker& iw, arrival_schedule schedule) {
@@ -844,7 +710,7 @@ void impl_worker::ensure_running(terminal& t) {
   if (stopping && w.now_us() >= drain_deadline_us) return;
   t.running = true;
   ++running;
-  w.tasks().spawn(s.url.tls ? run_terminal<true>(*this, t) : run_terminal<false>(*this, t));
+  w.tasks().spawn(run_terminal(*this, t));
   ensure_ticker();
 }
 
@@ -876,12 +742,7 @@ void terminal_model::start(worker& w) {
   auto& m = *impl_;
   if (m.workers.empty()) {
     m.workers.resize(w.count());
-    tcp::resolver resolver(w.io());
-    error_code ec;
-    auto results = resolver.resolve(m.s.url.host, std::to_string(m.s.url.port), ec);
-    if (ec || results.empty())
-      throw std::runtime_error("load " + m.s.config.name + ": cannot resolve " + m.s.url.host + ": " + ec.message());
-    for (const auto& r : results) m.s.endpoints.push_back(r.endpoint());
+    m.s.site.resolve(w.io(), m.s.config.name);
   }
   auto& iw = *(m.workers.at(w.index()) = std::make_unique<impl_worker>(w, m));
   const auto& cfg = m.s.config;
@@ -956,10 +817,7 @@ std::unique_ptr<terminal_model> make_terminal_model(const terminal_config& confi
   shared_state& s = m->s;
   s.config = config;
   const std::string where = "load " + config.name + ": ";
-  s.url = parse_url(config.url);
-  s.prefix = s.url.target;
-  if (auto q = s.prefix.find('?'); q != std::string::npos) s.prefix.resize(q);
-  while (!s.prefix.empty() && s.prefix.back() == '/') s.prefix.pop_back();
+  parse_url(config.url);  // "url: found …" first, as every model says it
   if (config.stores == 0) throw std::invalid_argument(where + "stores: found 0; expected an integer >= 1");
   if (config.terminals_per_store == 0)
     throw std::invalid_argument(where + "terminals_per_store: found 0; expected an integer >= 1");
@@ -987,15 +845,12 @@ std::unique_ptr<terminal_model> make_terminal_model(const terminal_config& confi
   if (config.offline.duty_cycle > 0 && config.offline.period_us < min_offline_period_us)
     throw std::invalid_argument(where + "random.period: found " + std::to_string(config.offline.period_us) +
                                 " µs; expected a duration >= 1s");
-  s.method = http::string_to_verb(config.profile.push_method);
-  if (s.method == http::verb::unknown)
+  if (http::string_to_verb(config.profile.push_method) == http::verb::unknown)
     throw std::invalid_argument("scenario.target.profile.push.method: found \"" + config.profile.push_method +
                                 "\"; expected an HTTP method");
-  s.server_name = config.tls.server_name.empty() ? s.url.host : config.tls.server_name;
-  error_code ec;
-  net::ip::make_address(s.server_name, ec);
-  s.sni = bool(ec);
-  if (s.url.tls) detail::make_client_ssl_context(config.tls);
+  // Validates the TLS files now, with their field names.
+  s.site = http_site::make(config.url, config.headers, config.tls, "url");
+  s.site.body_limit = body_limit;
   std::error_code fec;
   std::filesystem::create_directories(config.journal_dir, fec);
   if (fec)
