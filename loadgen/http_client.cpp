@@ -308,7 +308,8 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
     if (!given("host")) b += "Host: " + site.host + "\r\n";
     if (!given("user-agent") && !site.user_agent.empty()) b += "User-Agent: " + site.user_agent + "\r\n";
     for (std::size_t i = 0; i < hs.size(); ++i) {
-      const auto& [k, v] = hs[i];
+      const std::string& k = hs[i].first;  // not a structured binding: clang 14 cannot capture one
+      const std::string& v = hs[i].second;
       // The framing is the client's; a header given twice is sent once, its last value.
       if (iequals(k, "content-length") || iequals(k, "transfer-encoding")) continue;
       if (std::any_of(hs.begin() + static_cast<std::ptrdiff_t>(i) + 1, hs.end(),
