@@ -81,9 +81,7 @@ http_site http_site::make(const std::string& base, std::vector<std::pair<std::st
   s.prefix = s.url.target;
   if (auto q = s.prefix.find('?'); q != std::string::npos) s.prefix.resize(q);
   while (!s.prefix.empty() && s.prefix.back() == '/') s.prefix.pop_back();
-  const bool v6 = s.url.host.find(':') != std::string::npos;
-  const bool default_port = s.url.port == (s.url.tls ? 443 : 80);
-  s.host = (v6 ? "[" + s.url.host + "]" : s.url.host) + (default_port ? "" : ":" + std::to_string(s.url.port));
+  s.host = host_header(s.url);
   s.headers = std::move(headers);
   s.tls = tls;
   s.server_name = tls.server_name.empty() ? s.url.host : tls.server_name;
@@ -147,12 +145,15 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
     plain.reset();
     buffer.clear();  // nothing of an old connection is read on a new one
   }
-  void expire() {
-    timed_out = true;
+  void cancel_ops() {
     if (tcp::socket* s = socket()) {
       error_code ignored;
       s->cancel(ignored);
     }
+  }
+  void expire() {
+    timed_out = true;
+    cancel_ops();
   }
   std::string failure(const char* step, const error_code& ec) const {
     return std::string(step) + ": " + (timed_out ? std::string("timeout") : ec.message());
@@ -246,7 +247,25 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
     co_return timed_out ? error_bucket::timeout : error_bucket::write;
   }
 
-  // Reads one response into `parser` through the buffer (bytes past the response stay there).
+  // One exchange within timeout_us: connects when there is no connection, sends `out`, reads one
+  // response into `parser` through the buffer (bytes past the response stay there). The
+  // connection is dropped after a failure or a reply without keep-alive. `stale`: a reused
+  // connection the server had closed before any reply byte.
+  template <class Parser>
+  net::awaitable<std::optional<error_bucket>> exchange(std::string_view out, Parser& parser, std::int64_t timeout_us,
+                                                       bool& stale, std::string* why) {
+    begin(timeout_us);
+    const bool fresh = !connected();
+    std::optional<error_bucket> failed;
+    if (fresh) failed = co_await connect(why);
+    if (!failed) failed = write_direct(out, fresh, stale, why);
+    if (!failed && !out.empty()) failed = co_await write_rest(out, fresh, stale, why);
+    if (!failed) failed = co_await read(parser, fresh, stale, why);
+    end();
+    if (failed || !parser.keep_alive()) drop();
+    co_return failed;
+  }
+
   template <class Parser>
   net::awaitable<std::optional<error_bucket>> read(Parser& parser, bool fresh, bool& stale, std::string* why) {
     error_code ec;
@@ -330,29 +349,14 @@ struct http_client::impl : std::enable_shared_from_this<impl> {
 
   net::awaitable<http_reply> request_once(bool head, std::int64_t timeout_us, bool& stale) {
     http_reply r;
-    begin(timeout_us);
-    const bool fresh = !connected();
-    std::optional<error_bucket> failed;
-    if (fresh) failed = co_await connect(&r.error);
-    std::string_view out = bytes;
-    if (!failed) failed = write_direct(out, fresh, stale, &r.error);
-    if (!failed && !out.empty()) failed = co_await write_rest(out, fresh, stale, &r.error);
     http::response_parser<http::string_body> parser;
-    if (!failed) {
-      parser.eager(true);
-      parser.body_limit(site.body_limit);
-      if (head) parser.skip(true);
-      failed = co_await read(parser, fresh, stale, &r.error);
-    }
-    end();
-    if (failed) {
-      r.failed = failed;
-      drop();
-      co_return r;
-    }
+    parser.eager(true);
+    parser.body_limit(site.body_limit);
+    if (head) parser.skip(true);
+    r.failed = co_await exchange(bytes, parser, timeout_us, stale, &r.error);
+    if (r.failed) co_return r;
     r.status = static_cast<int>(parser.get().result_int());
     r.body = std::move(parser.get().body());
-    if (!parser.keep_alive()) drop();
     if (r.status < 200 || r.status > 299) r.failed = error_bucket::status;
     co_return r;
   }
@@ -378,35 +382,19 @@ net::awaitable<http_reply> http_client::async_request(std::string_view method, s
 }
 
 net::awaitable<http_status> http_client::async_send(std::string_view request, bool head, std::int64_t timeout_us) {
-  impl& m = *p_;
+  status_sink parser;
+  parser.eager(true);
+  parser.body_limit(boost::none);
+  if (head) parser.skip(true);
+  bool stale = false;  // not retried here
   http_status out;
-  m.begin(timeout_us);
-  const bool fresh = !m.connected();
-  bool stale = false;
-  if (fresh) out.failed = co_await m.connect(nullptr);
-  if (!out.failed) out.failed = m.write_direct(request, fresh, stale, nullptr);
-  if (!out.failed && !request.empty()) out.failed = co_await m.write_rest(request, fresh, stale, nullptr);
-  bool keep = false;
-  if (!out.failed) {
-    status_sink parser;
-    parser.eager(true);
-    parser.body_limit(boost::none);
-    if (head) parser.skip(true);
-    out.failed = co_await m.read(parser, fresh, stale, nullptr);
-    out.status = parser.status();
-    keep = parser.keep_alive();
-  }
-  m.end();
-  if (out.failed || !keep) m.drop();
+  out.failed = co_await p_->exchange(request, parser, timeout_us, stale, nullptr);
+  out.status = parser.status();
   co_return out;
 }
 
 void http_client::cancel() {
-  if (!p_->busy) return;
-  if (tcp::socket* s = p_->socket()) {
-    error_code ignored;
-    s->cancel(ignored);
-  }
+  if (p_->busy) p_->cancel_ops();
 }
 
 void http_client::close() { p_->drop(); }

@@ -37,7 +37,6 @@ constexpr auto closed_connect_backoff = std::chrono::milliseconds(10);
 // What the model's workers share, read-only once built.
 struct shared_state {
   http_model_config config;
-  url_parts url;
   std::string request;  // serialized once
   bool head = false;
   std::int64_t end_us = 0;  // end of the phases (closed model: 0 = until stop())
@@ -74,7 +73,7 @@ struct http_worker {
       errors[b] = &w.metrics().metric("http.errors." + std::string(to_string(static_cast<error_bucket>(b))) + "@" +
                                       s.config.name);
     // A TLS context per worker: its session cache and locks are not shared between threads.
-    if (s.url.tls) site.ssl = detail::make_client_ssl_context(s.config.tls);
+    if (s.site.url.tls) site.ssl = detail::make_client_ssl_context(s.config.tls);
   }
 
   void outcome(std::int64_t intended_us, std::int64_t sent_us, std::optional<error_bucket> err) {
@@ -258,7 +257,7 @@ class http_model final : public load_model {
 std::unique_ptr<load_model> make_http_model(const http_model_config& config) {
   shared_state s;
   s.config = config;
-  s.url = parse_url(config.url);
+  const url_parts url = parse_url(config.url);
   const std::string where = "load " + config.name + ": ";
   if (config.connections == 0) throw std::invalid_argument(where + "connections: found 0; expected at least 1");
   if (config.timeout_us <= 0)
@@ -270,7 +269,7 @@ std::unique_ptr<load_model> make_http_model(const http_model_config& config) {
   // Throws on bad phases; also gives the phases' end.
   arrival_schedule schedule(config.phases);
   s.end_us = schedule.end_us();
-  s.request = serialize_request(config, s.url);
+  s.request = serialize_request(config, url);
   s.head = config.method == "HEAD";
   s.site = http_site::make(config.url, {}, config.tls, "url");  // validates the TLS files now, with their field names
   return std::make_unique<http_model>(std::move(s));

@@ -99,6 +99,9 @@ struct url_parts {
   std::string target;  // path and query, starting with '/'
 };
 url_parts parse_url(std::string_view url);
+// The Host header's value for `url`: an IPv6 host in brackets, the port left out when it is the
+// scheme's default.
+std::string host_header(const url_parts& url);
 
 // The request bytes sent for every request: request line, Host, the headers in order,
 // Content-Length when there is a body (or the method usually has one), then the body.

@@ -72,6 +72,13 @@ url_parts parse_url(std::string_view url) {
   return u;
 }
 
+std::string host_header(const url_parts& url) {
+  const bool v6 = url.host.find(':') != std::string::npos;
+  std::string h = v6 ? "[" + url.host + "]" : url.host;
+  if (url.port != (url.tls ? 443 : 80)) h += ":" + std::to_string(url.port);
+  return h;
+}
+
 std::string serialize_request(const http_model_config& config, const url_parts& url) {
   std::string r;
   r.reserve(128 + config.body.size());
@@ -79,14 +86,7 @@ std::string serialize_request(const http_model_config& config, const url_parts& 
   r += ' ';
   r += url.target;
   r += " HTTP/1.1\r\nHost: ";
-  const bool v6 = url.host.find(':') != std::string::npos;
-  if (v6) r += '[';
-  r += url.host;
-  if (v6) r += ']';
-  if (url.port != (url.tls ? 443 : 80)) {
-    r += ':';
-    r += std::to_string(url.port);
-  }
+  r += host_header(url);
   r += "\r\n";
   bool has_length = false;
   for (const auto& [k, v] : config.headers) {
