@@ -9,7 +9,6 @@
 //   fanout-stale-replay with a pod kill → fanout.stale > 0 (0 on the correct stack, where every
 //   delivered change also equals the stored one: fanout.mismatched 0)
 #include "labstack/lab.hpp"
-#include "process/runner.hpp"
 #include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 
@@ -154,17 +153,8 @@ TEST_F(audit_run, corrupt_every_on_pos_pod_failover_mismatches_exactly_the_corru
   EXPECT_TRUE(verdict(rep, "nothing-lost")["pass"].get<bool>()) << "a corrupted op is stored: present, not lost";
   std::set<std::string> corrupted, logged;
   {
-    syncstorm::process::spawn_options o;
-    o.argv = {"/usr/lib/postgresql/15/bin/psql",
-              "-X",
-              "-Atq",
-              "-v",
-              "ON_ERROR_STOP=1",
-              "-d",
-              syncstorm::lab::lab::attach(id).db_dsn(),
-              "-c",
-              "SELECT id FROM syncd_bug_corrupted"};
-    std::istringstream rows(syncstorm::process::run_checked("psql", o, std::chrono::seconds(30)));
+    std::istringstream rows(
+        syncstorm::test::psql(syncstorm::lab::lab::attach(id).db_dsn(), "SELECT id FROM syncd_bug_corrupted"));
     for (std::string line; std::getline(rows, line);)
       if (!line.empty()) corrupted.insert(line);
   }

@@ -8,6 +8,7 @@
 //
 // Threading: the tests drive the lab from the main thread; pushers run on plain threads with
 // blocking sockets; the WebSocket subscriber runs on its own io_context thread.
+#include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 #include "core/net.hpp"
 #include "labstack/haproxy.hpp"
@@ -48,6 +49,7 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using tcp = net::ip::tcp;
 namespace sl = syncstorm::lab;
+using syncstorm::test::psql;
 
 constexpr const char* lab_id = "itstack";
 constexpr int check_interval_ms = 200;
@@ -242,12 +244,6 @@ std::optional<json> wait_event(const sl::lab& l, std::int64_t since_mono_us,
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
     std::this_thread::sleep_for(20ms);
   }
-}
-
-std::string psql(const std::string& dsn, const std::string& sql) {
-  sl::spawn_options o;
-  o.argv = {"/usr/lib/postgresql/15/bin/psql", "-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql};
-  return sl::run_command_checked("psql", o, std::chrono::seconds(30));
 }
 
 // PostgreSQL's POSIX dynamic shared memory segments in /dev/shm (PostgreSQL.<handle>).

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "labstack/lab.hpp"
+#include "process/runner.hpp"
 #include "tests/support/test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -24,6 +25,14 @@ namespace syncstorm::test {
 
 // The syncd this build made ($SYNCSTORM_BUILD_DIR/labstack/syncd), for lab_options::syncd_path.
 inline std::string built_syncd() { return env_or("SYNCSTORM_BUILD_DIR", "build") + "/labstack/syncd"; }
+
+// `sql` through psql on `dsn` (a lab's db_dsn()): its unaligned, tuples-only output; throws
+// when psql fails.
+inline std::string psql(const std::string& dsn, const std::string& sql) {
+  process::spawn_options o;
+  o.argv = {"/usr/lib/postgresql/15/bin/psql", "-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql};
+  return process::run_checked("psql", o, std::chrono::seconds(30));
+}
 
 class scoped_lab {
  public:
