@@ -1,15 +1,17 @@
 // `syncstorm run SCENARIO [--out DIR] [--set PATH=VALUE]... [--time-scale X] [--seed N]
 // [--threads N] [--dry-run] [--baseline DIR [--baseline-keep N] [--max-regression PCT]]
 // [--allow-{pid,pidfile,container,docker-host,context,namespace,path,interface} X]...
-// [--allow-file F] [--max-fault-targets N]`
+// [--allow-file F] [--max-fault-targets N] [--metrics-listen ADDR [--metrics-linger DURATION]]`
 // (DESIGN §9): loads and validates (exit 2, nothing runs, on any problem), prints the timeline
 // on --dry-run, else hands the scenario to the engine.
 #include "cli/commands.hpp"
+#include "engine/live_metrics.hpp"
 #include "engine/run.hpp"
 #include "injectors/faults.hpp"
 #include "labstack/lab_state.hpp"
 #include "core/plan.hpp"
 #include "core/scenario.hpp"
+#include "core/units.hpp"
 #include "reports/compare.hpp"
 
 #include <iostream>
@@ -32,6 +34,8 @@ struct run_flags {
   std::string max_regression = "10%";
   injectors::allow_flags allow;
   std::size_t max_fault_targets = 0;
+  std::string metrics_listen;
+  std::string metrics_linger;
 };
 
 registration run_reg{
@@ -46,6 +50,10 @@ registration run_reg{
       sub->add_option("--seed", f->seed, "random seed (overrides the scenario's)");
       sub->add_option("--threads", f->threads, "worker threads (default: cores)");
       sub->add_flag("--dry-run", f->dry_run, "print the resolved timeline and touch nothing");
+      sub->add_option("--metrics-listen", f->metrics_listen,
+                      "serve the live metrics (OpenMetrics) at http://ADDR/metrics: HOST:PORT, [IPV6]:PORT or :PORT");
+      sub->add_option("--metrics-linger", f->metrics_linger,
+                      "keep serving the final values this long after the run (e.g. 30s; needs --metrics-listen)");
       sub->add_option("--baseline", f->baseline,
                       "compare with the newest passing run of the scenario in DIR, then keep this one if it passed");
       sub->add_option("--baseline-keep", f->baseline_keep,
@@ -97,6 +105,28 @@ registration run_reg{
           std::cerr << "--baseline-keep: found " << f->baseline_keep << "; expected 1 to 10000\n";
           return 2;
         }
+        std::int64_t linger_us = 0;
+        if (!f->metrics_listen.empty()) {
+          std::string why;
+          if (!engine::parse_listen_address(f->metrics_listen, why)) {
+            std::cerr << "--metrics-listen: " << why << "\n";
+            return 2;
+          }
+        }
+        if (!f->metrics_linger.empty()) {
+          auto d = units::parse_duration_us(f->metrics_linger);
+          if (!d || *d < 0 || *d > 24LL * 3600 * 1'000'000) {
+            std::cerr << "--metrics-linger: found \"" << f->metrics_linger
+                      << "\"; expected a duration like 30s or 5m (at most 24h)\n";
+            return 2;
+          }
+          if (f->metrics_listen.empty()) {
+            std::cerr
+                << "--metrics-linger: found it without --metrics-listen; expected --metrics-listen ADDR beside it\n";
+            return 2;
+          }
+          linger_us = *d;
+        }
         load_options opt;
         opt.sets = f->sets;
         opt.time_scale = f->time_scale;
@@ -128,6 +158,8 @@ registration run_reg{
         ro.out_dir = f->out;
         ro.threads = f->threads ? f->threads : std::max(1u, std::thread::hardware_concurrency());
         ro.dry_run = f->dry_run;
+        ro.metrics_listen = f->metrics_listen;
+        ro.metrics_linger_us = linger_us;
         ro.baseline.dir = f->baseline;
         ro.baseline.keep = f->baseline_keep;
         ro.baseline.compare.max_regression_pct = *max_regression;

@@ -65,6 +65,14 @@ timed_metric timed_metric::copy_since(std::int64_t from_us) const {
   return out;
 }
 
+void timed_metric::splice(const timed_metric& recent, std::int64_t from_us) {
+  hist_ = recent.hist_;
+  ok_ = recent.ok_;
+  errors_ = recent.errors_;
+  fine_.splice(recent.fine_, from_us);
+  coarse_.splice(recent.coarse_, from_us);
+}
+
 nlohmann::json timed_metric::to_json() const {
   return {{"ok", ok_}, {"errors", errors_}, {"hist", hist_.to_json()}, {"fine", fine_.to_json_exact()}};
 }
@@ -188,6 +196,14 @@ gauge_series gauge_series::copy_since(std::int64_t from_us) const {
   return out;
 }
 
+void gauge_series::splice(const gauge_series& recent, std::int64_t from_us) {
+  const std::int64_t step = fine_step_of(from_us);
+  const auto by_step = [](const gauge_point& p, std::int64_t s) { return p.step < s; };
+  points_.erase(std::lower_bound(points_.begin(), points_.end(), step, by_step), points_.end());
+  points_.insert(points_.end(), std::lower_bound(recent.points_.begin(), recent.points_.end(), step, by_step),
+                 recent.points_.end());
+}
+
 nlohmann::json gauge_series::to_json() const {
   nlohmann::json rows = nlohmann::json::array();
   for (const gauge_point& p : points_) rows.push_back(nlohmann::json::array({p.step, p.value}));
@@ -251,6 +267,11 @@ metrics_shard metrics_shard::copy_since(std::int64_t from_us) const {
   for (const auto& [name, m] : metrics_) out.metrics_.emplace(name, m.copy_since(from_us));
   for (const auto& [name, g] : gauges_) out.gauges_.emplace(name, g.copy_since(from_us));
   return out;
+}
+
+void metrics_shard::splice(const metrics_shard& recent, std::int64_t from_us) {
+  for (const auto& [name, m] : recent.metrics_) metric(name).splice(m, from_us);
+  for (const auto& [name, g] : recent.gauges_) gauge(name).splice(g, from_us);
 }
 
 std::vector<std::string> metrics_shard::names() const {

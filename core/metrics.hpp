@@ -51,6 +51,9 @@ class timed_metric {
 
   // Whole-run histogram and counts, series from the step holding from_us on.
   timed_metric copy_since(std::int64_t from_us) const;
+  // Takes `recent`'s whole-run histogram and counts and splices its series in from from_us on
+  // (series::splice): `recent` is a later copy_since(from_us) of the same source.
+  void splice(const timed_metric& recent, std::int64_t from_us);
 
   // Exact: {"ok", "errors", "hist": histogram JSON, "fine": series exact JSON}; the 1 s series
   // is rebuilt from the 100 ms one (it is exactly its coarsening). from_json throws
@@ -100,6 +103,9 @@ class gauge_series {
   // The steps from the one that holds from_us on, plus the latest earlier point (the level
   // in force when the window opens).
   gauge_series copy_since(std::int64_t from_us) const;
+  // Replaces the steps from the one holding from_us on with `recent`'s (a later
+  // copy_since(from_us) of the same source).
+  void splice(const gauge_series& recent, std::int64_t from_us);
 
   // Exact: {"points": [[step, value], ...]} (steps of 100 ms). For reports: {"last", "peak",
   // "fine": [[t_s, value], ...], "coarse": [[t_s, value], ...]}.
@@ -130,6 +136,12 @@ class metrics_shard {
   // grow with the run (a full copy's series do). Merge these for live views, the shards
   // themselves at the end.
   metrics_shard copy_since(std::int64_t from_us) const;
+  // Brings this shard, a whole view of a source as of an earlier copy, up to date with
+  // `recent`, a copy_since(from_us) of that source taken later (from_us: when this view's last
+  // update was taken; 0 for the first, a full copy). Afterwards *this equals a full copy of the
+  // source at `recent`'s time; the cost is that of the new steps. The live exporter keeps the
+  // run's whole series this way from the once-a-second snapshots.
+  void splice(const metrics_shard& recent, std::int64_t from_us);
 
   std::vector<std::string> names() const;                       // timed metrics, sorted
   std::vector<std::string> gauge_names() const;                 // gauges, sorted

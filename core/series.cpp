@@ -286,6 +286,19 @@ series series::copy_since(std::int64_t from_us) const {
   return out;
 }
 
+void series::splice(const series& recent, std::int64_t from_us) {
+  if (recent.resolution_us_ != resolution_us_) throw std::invalid_argument("series::splice: resolutions differ");
+  const std::int64_t from_step = step_of(from_us);
+  const auto keep = std::lower_bound(steps_.begin(), steps_.end(), from_step) - steps_.begin();
+  steps_.resize(static_cast<std::size_t>(keep));
+  points_.resize(static_cast<std::size_t>(keep));
+  const auto first = std::lower_bound(recent.steps_.begin(), recent.steps_.end(), from_step);
+  const auto offset = first - recent.steps_.begin();
+  steps_.insert(steps_.end(), first, recent.steps_.end());
+  points_.insert(points_.end(), recent.points_.begin() + offset, recent.points_.end());
+  slot_step_ = -1;
+}
+
 nlohmann::json series::to_json() const {
   nlohmann::json rows = nlohmann::json::array();
   for (std::size_t i = 0; i < steps_.size(); ++i) {

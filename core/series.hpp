@@ -87,6 +87,10 @@ class series {
   // A copy holding only the steps from the one that holds from_us on: a recent window whose
   // cost does not grow with the run, for once-a-second live views.
   series copy_since(std::int64_t from_us) const;
+  // Replaces the steps from the one holding from_us on with `recent`'s (a copy_since(from_us)
+  // of the same source, taken later): a live view kept whole at the cost of the new steps only.
+  // Same resolution required (else std::invalid_argument).
+  void splice(const series& recent, std::int64_t from_us);
 
   // For charts: [[t_s, count, errors, p50, p99, max], ...], touched steps only, t_s the start
   // of the step. Lossy: from_json cannot read it back.

@@ -9,6 +9,7 @@
 #include "core/units.hpp"
 #include "engine/events.hpp"
 #include "engine/judge.hpp"
+#include "engine/live_metrics.hpp"
 #include "engine/loads.hpp"
 #include "engine/outcome.hpp"
 #include "engine/report.hpp"
@@ -37,6 +38,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 namespace syncstorm::engine {
 namespace {
@@ -54,6 +56,7 @@ struct run_state {
   std::chrono::system_clock::time_point wall_start, wall_end;
   run_clock::time_point start;
   std::unique_ptr<event_log> events;
+  std::unique_ptr<live_metrics> live;  // --metrics-listen
   std::atomic<loadgen::worker_pool*> pool{nullptr};
   std::unique_ptr<signal_watch> signals;
   std::unique_ptr<target_stage> target;
@@ -185,7 +188,10 @@ std::unique_ptr<injectors::fault_runner> start_faults(run_state& r) {
     fc.end_ledger = false;  // the proxy is stopped after the drain, then run_end
   }
   fc.env.clients = r.loads.clients();
-  fc.on_event = [&r](const std::string& ev, nlohmann::json f) { r.events->write(ev, std::move(f)); };
+  fc.on_event = [&r](const std::string& ev, nlohmann::json f) {
+    if (r.live) r.live->fault_event(ev, f);
+    r.events->write(ev, std::move(f));
+  };
   fc.log = [](const std::string& line) { std::cerr << "\n" << line << "\n"; };
   auto faults = std::make_unique<injectors::fault_runner>(std::move(fc));
   faults->start(r.start);
@@ -200,6 +206,7 @@ loadgen::worker_pool::progress_fn progress_watch(run_state& r, const injectors::
     std::unique_ptr<metrics_shard> prev;
     int tick = 0;
     std::int64_t wire_since_us = 0;
+    std::int64_t live_since_us = 0;
   };
   auto st = std::make_shared<state>();
   for (const auto& l : r.s.loads) st->progress.loads.push_back({l.name, l.model});
@@ -224,6 +231,10 @@ loadgen::worker_pool::progress_fn progress_watch(run_state& r, const injectors::
         std::cerr << line << "\n";
     }
     st->prev = std::make_unique<metrics_shard>(snap);
+    if (r.live) {
+      r.live->tick(snap, st->live_since_us, at_us, faults ? faults->records() : std::vector<injectors::fault_record>{});
+      st->live_since_us = at_us;
+    }
     if (aborts_read_wire) {
       metrics_shard with_wire = snap;
       with_wire.merge(r.wire->snapshot_since(st->wire_since_us));
@@ -242,6 +253,7 @@ loadgen::worker_pool::progress_fn progress_watch(run_state& r, const injectors::
 // the drain runs against a healed stack), the models drain, the capture stops.
 void run_load(run_state& r) {
   r.start = run_clock::now();
+  if (r.live) r.live->set_run(r.dir.filename().string(), std::chrono::system_clock::now());
   r.events->set_origin(r.start);
   if (r.wire) r.wire->set_origin(r.start);
   loadgen::worker_pool pool(r.o.threads, r.start);
@@ -443,6 +455,7 @@ run_result decide_and_report(run_state& r, const nlohmann::json& lab_events, dou
   }
   std::cout << reports::verdict_table(out.report);
   out.exit_code = reports::apply_baseline(out.report, out.run_dir, r.o.baseline, out.exit_code, std::cout, std::cerr);
+  if (r.live) r.live->finish(r.merged, out.report.value("verdicts", nlohmann::json::array()), r.run_end_us);
   std::cout << "report: " << (r.dir / "report.html").string() << std::endl;
   return out;
 }
@@ -461,6 +474,18 @@ injectors::probe_target abort_probe_target(const scenario& s) {
   return t;
 }
 
+// --metrics-linger: the final values stay up for scrapers that poll slower than the run ended
+// (a signal ends the wait).
+void linger(run_state& r) {
+  if (!r.live || r.o.metrics_linger_us <= 0) return;
+  std::cerr << "metrics: final values at http://" << r.live->bound() << "/metrics for "
+            << units::format_duration(r.o.metrics_linger_us) << "\n";
+  const auto until = run_clock::now() + std::chrono::microseconds(r.o.metrics_linger_us);
+  while (run_clock::now() < until && !r.signals->fired())
+    std::this_thread::sleep_for(
+        std::min<run_clock::duration>(std::chrono::milliseconds(100), until - run_clock::now()));
+}
+
 }  // namespace
 
 run_result run(const scenario& s, const plan& p, const run_options& o) {
@@ -473,6 +498,20 @@ run_result run(const scenario& s, const plan& p, const run_options& o) {
     }
   }
   run_state r(s, p, o);
+  if (!o.metrics_listen.empty()) {
+    // Bound before anything starts: an address that cannot be had is the operator's input
+    // (exit 2, nothing ran).
+    std::string why;
+    auto at = parse_listen_address(o.metrics_listen, why);
+    try {
+      if (!at) throw std::runtime_error(why);
+      r.live = std::make_unique<live_metrics>(*at, s, p, o.threads);
+    } catch (const std::exception& e) {
+      std::cerr << "--metrics-listen " << o.metrics_listen << ": " << e.what() << "\n";
+      return {2, "", nullptr};
+    }
+    std::cerr << "metrics: serving http://" << r.live->bound() << "/metrics\n";
+  }
   if (!open_run_dir(r)) return {};
   r.start = run_clock::now();
   r.events = std::make_unique<event_log>(r.dir / "events.jsonl", r.start);  // re-based when the load starts
@@ -506,7 +545,9 @@ run_result run(const scenario& s, const plan& p, const run_options& o) {
   if (std::string e = r.target->stop_proxy(); !e.empty() && r.error.empty()) r.error = e;
   const nlohmann::json lab_events = r.target->lab_events(r.start);
   if (std::string e = r.target->close_lab(); !e.empty() && r.error.empty()) r.error = e;
-  return decide_and_report(r, lab_events, cpu_cores);
+  run_result out = decide_and_report(r, lab_events, cpu_cores);
+  linger(r);
+  return out;
 }
 
 int run_scenario(const scenario& s, const plan& p, const run_options& o) { return run(s, p, o).exit_code; }

@@ -25,6 +25,10 @@ struct run_options {
   // The allowlist in force (the operator's, narrowed by the scenario): what faults may touch
   // beyond the run's own parts; recorded in report.json's `safety`.
   injectors::safety_policy safety;
+  // --metrics-listen ADDR (empty: no endpoint) and --metrics-linger: the live OpenMetrics
+  // endpoint (engine/live_metrics.hpp) and how long its final values stay up after the run.
+  std::string metrics_listen;
+  std::int64_t metrics_linger_us = 0;
 };
 
 struct run_result {

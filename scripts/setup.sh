@@ -14,8 +14,8 @@ build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-system1.8
 lab_pkgs=(postgresql-15 postgresql-client-15 haproxy iproute2 iptables procps psmisc
   util-linux libpq5 libpcap0.8 ca-certificates openssl)
 # tshark (with wireshark-common's capinfos and mergecap) reads the capture's pcap files back in
-# the capture tests; python3-yaml reads the CI recipes in tests/integration/ci_recipes_test.cpp.
-test_pkgs=(python3 python3-jsonschema python3-yaml curl chromium libxml2-utils fonts-dejavu-core tshark)
+# the capture tests; prometheus scrapes a run's live metrics in metrics_endpoint_test; python3-yaml reads the CI recipes in tests/integration/ci_recipes_test.cpp.
+test_pkgs=(python3 python3-jsonschema python3-yaml curl chromium libxml2-utils fonts-dejavu-core tshark prometheus)
 
 want=()
 if [[ "${1:-}" == "--runtime" ]]; then
@@ -77,9 +77,12 @@ if printf '%s\n' "${missing[@]}" | grep -qx tshark; then
 fi
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The package may start haproxy's own service; the lab runs its own haproxy processes.
-if command -v systemctl >/dev/null && systemctl is-active --quiet haproxy 2>/dev/null; then
-  $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true
-fi
+# The packages may start haproxy's and prometheus' own services; the lab runs its own haproxy
+# processes, and the tests their own prometheus (tests/integration/metrics_endpoint_test.cpp).
+for unit in haproxy prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then
+    $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  fi
+done
 install_pouchdb "${1:-}"
 echo "setup: done" >&2

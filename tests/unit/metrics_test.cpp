@@ -83,6 +83,29 @@ TEST(metrics_shard, merge_equals_one_shard_fed_everything) {
   EXPECT_EQ(m->coarse(), all.find("http.latency")->coarse());
 }
 
+// The live exporter's view: splicing each later copy_since into the view kept so far gives a
+// full copy of the source, step for step, also when ticks fall inside a step and a step is
+// recorded into on both sides of a tick.
+TEST(metrics_shard, splice_of_successive_copies_equals_a_full_copy) {
+  std::mt19937_64 rng(7);
+  metrics_shard source, view;
+  std::int64_t since = 0, now = 0;
+  for (int tick = 1; tick <= 40; ++tick) {
+    const std::int64_t until = tick * 137 * ms;  // ticks that do not align with the steps
+    for (; now < until; now += 9 * ms) {
+      source.metric("push.latency@a").record(now, static_cast<std::int64_t>(rng() % 50'000) + 1, rng() % 10 != 0);
+      if (rng() % 3 == 0) source.metric("conflicts").add(now);
+      if (rng() % 4 == 0) source.gauge("queue.depth", now, static_cast<double>(rng() % 100));
+    }
+    view.splice(source.copy_since(since), since);
+    since = now - 5 * ms;  // the next copy is taken from inside the last step touched
+    ASSERT_EQ(view, source) << "after tick " << tick;
+  }
+  metrics_shard fresh;
+  fresh.splice(source, 0);
+  EXPECT_EQ(fresh, source);
+}
+
 TEST(metrics_shard, references_stay_valid) {
   metrics_shard shard;
   timed_metric& latency = shard.metric("http.latency");
