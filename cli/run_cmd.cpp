@@ -1,7 +1,8 @@
 // `syncstorm run SCENARIO [--out DIR] [--set PATH=VALUE]... [--time-scale X] [--seed N]
 // [--threads N] [--dry-run] [--baseline DIR [--baseline-keep N] [--max-regression PCT]]
 // [--allow-{pid,pidfile,container,docker-host,context,namespace,path,interface} X]...
-// [--allow-file F] [--max-fault-targets N] [--metrics-listen ADDR [--metrics-linger DURATION]]`
+// [--allow-file F] [--max-fault-targets N] [--metrics-listen ADDR [--metrics-linger DURATION]]
+// [--prometheus-remote-write URL]`
 // (DESIGN §9): loads and validates (exit 2, nothing runs, on any problem), prints the timeline
 // on --dry-run, else hands the scenario to the engine.
 #include "cli/commands.hpp"
@@ -36,6 +37,7 @@ struct run_flags {
   std::size_t max_fault_targets = 0;
   std::string metrics_listen;
   std::string metrics_linger;
+  std::string remote_write;
 };
 
 registration run_reg{
@@ -54,6 +56,9 @@ registration run_reg{
                       "serve the live metrics (OpenMetrics) at http://ADDR/metrics: HOST:PORT, [IPV6]:PORT or :PORT");
       sub->add_option("--metrics-linger", f->metrics_linger,
                       "keep serving the final values this long after the run (e.g. 30s; needs --metrics-listen)");
+      sub->add_option("--prometheus-remote-write", f->remote_write,
+                      "push the live metrics once a second to this Prometheus remote-write URL "
+                      "(e.g. http://prometheus:9090/api/v1/write)");
       sub->add_option("--baseline", f->baseline,
                       "compare with the newest passing run of the scenario in DIR, then keep this one if it passed");
       sub->add_option("--baseline-keep", f->baseline_keep,
@@ -127,6 +132,12 @@ registration run_reg{
           }
           linger_us = *d;
         }
+        if (!f->remote_write.empty() && !f->remote_write.starts_with("http://") &&
+            !f->remote_write.starts_with("https://")) {
+          std::cerr << "--prometheus-remote-write: found \"" << f->remote_write
+                    << "\"; expected an http:// or https:// URL such as http://prometheus:9090/api/v1/write\n";
+          return 2;
+        }
         load_options opt;
         opt.sets = f->sets;
         opt.time_scale = f->time_scale;
@@ -160,6 +171,7 @@ registration run_reg{
         ro.dry_run = f->dry_run;
         ro.metrics_listen = f->metrics_listen;
         ro.metrics_linger_us = linger_us;
+        ro.prometheus_remote_write = f->remote_write;
         ro.baseline.dir = f->baseline;
         ro.baseline.keep = f->baseline_keep;
         ro.baseline.compare.max_regression_pct = *max_regression;

@@ -3,6 +3,7 @@
 
 #include "core/self_monitor.hpp"
 #include "engine/judge.hpp"
+#include "engine/remote_write.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -260,8 +261,15 @@ struct live_metrics::impl {
   // Re-renders both texts from the view (mu held).
   void render_locked() {
     view.metrics = &acc;
-    om_text = reports::render_metrics(view, reports::exposition::openmetrics);
-    prom_text = reports::render_metrics(view, reports::exposition::prometheus_text);
+    if (serving) {
+      om_text = reports::render_metrics(view, reports::exposition::openmetrics);
+      prom_text = reports::render_metrics(view, reports::exposition::prometheus_text);
+    }
+  }
+  // A refresh (a tick or the final values): rendered, and pushed by remote write (mu held).
+  void refresh_locked() {
+    render_locked();
+    if (remote) remote->push(reports::live_samples(view));
   }
 
   const scenario& s;
@@ -270,6 +278,8 @@ struct live_metrics::impl {
   tcp::acceptor acceptor;
   std::thread thread;
   std::string bound;
+  bool serving = false;
+  std::unique_ptr<remote_writer> remote;
 
   mutable std::mutex mu;  // guards everything below
   metrics_shard acc;      // the run's whole view, spliced from each snapshot
@@ -279,9 +289,14 @@ struct live_metrics::impl {
   std::optional<cpu_times> last_cpu;
 };
 
-live_metrics::live_metrics(const listen_address& at, const scenario& s, const plan& p, std::size_t threads)
+live_metrics::live_metrics(const std::optional<listen_address>& at_opt, const std::string& remote_write_url,
+                           const scenario& s, const plan& p, std::size_t threads)
     : impl_(std::make_unique<impl>(s, p, threads)) {
   auto& i = *impl_;
+  if (!remote_write_url.empty()) i.remote = std::make_unique<remote_writer>(remote_write_url);
+  if (!at_opt) return;
+  const listen_address& at = *at_opt;
+  i.serving = true;
   const std::string where =
       (at.host.find(':') != std::string::npos ? "[" + at.host + "]" : at.host) + ":" + std::to_string(at.port);
   try {
@@ -300,11 +315,24 @@ live_metrics::live_metrics(const listen_address& at, const scenario& s, const pl
     throw std::runtime_error("cannot listen on " + where + ": " + e.what());
   }
   i.accept();
+  i.render_locked();
   i.thread = std::thread([&i] { i.io.run(); });
+}
+
+std::string live_metrics::close_remote_write(int timeout_ms) {
+  auto& i = *impl_;
+  if (!i.remote) return {};
+  i.remote->close(timeout_ms);
+  std::string line = "remote write: " + std::to_string(i.remote->sent()) + " pushes sent, " +
+                     std::to_string(i.remote->failed()) + " failed";
+  if (!i.remote->first_error().empty()) line += " (first: " + i.remote->first_error() + ")";
+  return line;
 }
 
 live_metrics::~live_metrics() {
   auto& i = *impl_;
+  if (i.remote) i.remote->close(0);
+  if (!i.thread.joinable()) return;
   asio::post(i.io, [&i] {
     boost::system::error_code ignored;
     i.acceptor.close(ignored);
@@ -372,7 +400,7 @@ void live_metrics::tick(const metrics_shard& snapshot, std::int64_t since_us, st
   } catch (const std::exception&) {
     // A live judgement that cannot be made keeps the last one; the report judges the run.
   }
-  i.render_locked();
+  i.refresh_locked();
 }
 
 void live_metrics::fault_event(const std::string& event, const nlohmann::json& fields) {
@@ -391,7 +419,7 @@ void live_metrics::fault_event(const std::string& event, const nlohmann::json& f
       f.active = !ids.empty();
       if (event == "fault_applied") ++f.applied;
     }
-  i.render_locked();
+  i.refresh_locked();
 }
 
 void live_metrics::finish(const metrics_shard& merged, const nlohmann::json& verdicts, std::int64_t run_end_us) {
@@ -401,7 +429,7 @@ void live_metrics::finish(const metrics_shard& merged, const nlohmann::json& ver
   i.view.verdicts = verdicts;
   i.view.elapsed_s = static_cast<double>(run_end_us) / 1e6;
   i.view.finished = true;
-  i.render_locked();
+  i.refresh_locked();
 }
 
 std::string live_metrics::text(reports::exposition f) const {

@@ -1,5 +1,6 @@
-// Watching a run live (`run --metrics-listen ADDR`, issue #26): an HTTP endpoint serving the
-// run's live view as OpenMetrics or Prometheus text (reports/openmetrics.hpp) at /metrics.
+// Watching a run live (`run --metrics-listen ADDR`, `--prometheus-remote-write URL`, issue #26):
+// an HTTP endpoint serving the run's live view as OpenMetrics or Prometheus text
+// (reports/openmetrics.hpp) at /metrics, and/or the same samples pushed by remote write.
 //
 // The view is refreshed by the engine once a second from the pool's snapshot: the exporter keeps
 // the run's whole series (metrics_shard::splice of each snapshot into the view kept so far), so
@@ -65,15 +66,22 @@ void pend_unfinished_recoveries(nlohmann::json& verdicts, const std::vector<faul
 
 class live_metrics {
  public:
-  // Binds and starts serving (an empty view until the first tick). Throws std::runtime_error
-  // "cannot listen on HOST:PORT: REASON" when the address cannot be bound.
-  live_metrics(const listen_address& at, const scenario& s, const plan& p, std::size_t threads);
+  // Binds and starts serving (an empty view until the first tick) when `at` is given; pushes
+  // each refresh to `remote_write_url` when it is not empty (engine/remote_write.hpp). Throws
+  // std::runtime_error "cannot listen on HOST:PORT: REASON" when the address cannot be bound,
+  // std::invalid_argument naming --prometheus-remote-write for a URL that is not http(s).
+  live_metrics(const std::optional<listen_address>& at, const std::string& remote_write_url, const scenario& s,
+               const plan& p, std::size_t threads);
   ~live_metrics();
   live_metrics(const live_metrics&) = delete;
   live_metrics& operator=(const live_metrics&) = delete;
 
-  // The address actually bound, `HOST:PORT` (the port chosen when 0 was asked for).
+  // The address actually bound, `HOST:PORT` (the port chosen when 0 was asked for); empty
+  // without an endpoint.
   std::string bound() const;
+  // Sends the last refresh (at most timeout_ms) and stops pushing; "" or one line on how the
+  // pushes went ("remote write: 21 pushes sent, 0 failed").
+  std::string close_remote_write(int timeout_ms = 5000);
 
   // The run directory's name and the load clock's start on the wall clock.
   void set_run(const std::string& run_name, std::chrono::system_clock::time_point load_start);

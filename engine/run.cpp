@@ -477,7 +477,7 @@ injectors::probe_target abort_probe_target(const scenario& s) {
 // --metrics-linger: the final values stay up for scrapers that poll slower than the run ended
 // (a signal ends the wait).
 void linger(run_state& r) {
-  if (!r.live || r.o.metrics_linger_us <= 0) return;
+  if (!r.live || r.live->bound().empty() || r.o.metrics_linger_us <= 0) return;
   std::cerr << "metrics: final values at http://" << r.live->bound() << "/metrics for "
             << units::format_duration(r.o.metrics_linger_us) << "\n";
   const auto until = run_clock::now() + std::chrono::microseconds(r.o.metrics_linger_us);
@@ -498,19 +498,24 @@ run_result run(const scenario& s, const plan& p, const run_options& o) {
     }
   }
   run_state r(s, p, o);
-  if (!o.metrics_listen.empty()) {
+  if (!o.metrics_listen.empty() || !o.prometheus_remote_write.empty()) {
     // Bound before anything starts: an address that cannot be had is the operator's input
     // (exit 2, nothing ran).
-    std::string why;
-    auto at = parse_listen_address(o.metrics_listen, why);
+    std::optional<listen_address> at;
+    std::string flag = "--prometheus-remote-write " + o.prometheus_remote_write;
     try {
-      if (!at) throw std::runtime_error(why);
-      r.live = std::make_unique<live_metrics>(*at, s, p, o.threads);
+      if (!o.metrics_listen.empty()) {
+        flag = "--metrics-listen " + o.metrics_listen;
+        std::string why;
+        at = parse_listen_address(o.metrics_listen, why);
+        if (!at) throw std::runtime_error(why);
+      }
+      r.live = std::make_unique<live_metrics>(at, o.prometheus_remote_write, s, p, o.threads);
     } catch (const std::exception& e) {
-      std::cerr << "--metrics-listen " << o.metrics_listen << ": " << e.what() << "\n";
+      std::cerr << flag << ": " << e.what() << "\n";
       return {2, "", nullptr};
     }
-    std::cerr << "metrics: serving http://" << r.live->bound() << "/metrics\n";
+    if (at) std::cerr << "metrics: serving http://" << r.live->bound() << "/metrics\n";
   }
   if (!open_run_dir(r)) return {};
   r.start = run_clock::now();
@@ -546,6 +551,8 @@ run_result run(const scenario& s, const plan& p, const run_options& o) {
   const nlohmann::json lab_events = r.target->lab_events(r.start);
   if (std::string e = r.target->close_lab(); !e.empty() && r.error.empty()) r.error = e;
   run_result out = decide_and_report(r, lab_events, cpu_cores);
+  if (r.live)
+    if (std::string line = r.live->close_remote_write(); !line.empty()) std::cerr << line << "\n";
   linger(r);
   return out;
 }

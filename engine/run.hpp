@@ -29,6 +29,7 @@ struct run_options {
   // endpoint (engine/live_metrics.hpp) and how long its final values stay up after the run.
   std::string metrics_listen;
   std::int64_t metrics_linger_us = 0;
+  std::string prometheus_remote_write;  // --prometheus-remote-write URL (empty: none)
 };
 
 struct run_result {

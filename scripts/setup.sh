@@ -10,9 +10,9 @@ set -euo pipefail
 # clang-14, its sanitizer and libFuzzer runtimes and lld: the sanitizer build (scripts/sanitize.sh);
 # clang-format-14: the format check (scripts/format.sh).
 build_pkgs=(cmake g++ ninja-build pkg-config libboost1.81-dev libboost-system1.81-dev libssl-dev libpcap-dev libcli11-dev
-  nlohmann-json3-dev libgtest-dev libgmock-dev libpq-dev clang-14 libclang-rt-14-dev lld-14 clang-format-14)
+  nlohmann-json3-dev libgtest-dev libgmock-dev libpq-dev libsnappy-dev clang-14 libclang-rt-14-dev lld-14 clang-format-14)
 lab_pkgs=(postgresql-15 postgresql-client-15 haproxy iproute2 iptables procps psmisc
-  util-linux libpq5 libpcap0.8 ca-certificates openssl)
+  util-linux libpq5 libpcap0.8 libsnappy1v5 ca-certificates openssl)
 # tshark (with wireshark-common's capinfos and mergecap) reads the capture's pcap files back in
 # the capture tests; prometheus scrapes a run's live metrics in metrics_endpoint_test; python3-yaml reads the CI recipes in tests/integration/ci_recipes_test.cpp.
 test_pkgs=(python3 python3-jsonschema python3-yaml curl chromium libxml2-utils fonts-dejavu-core tshark prometheus)

@@ -2,6 +2,7 @@
 // snapshot (reports/openmetrics), the endpoint's request parsing and answers, the listen
 // address, live recovery rules, and one scrape over loopback of an endpoint bound to port 0.
 #include "engine/live_metrics.hpp"
+#include "engine/remote_write.hpp"
 #include "reports/openmetrics.hpp"
 
 #include "core/plan.hpp"
@@ -208,6 +209,29 @@ TEST(live_metrics, recovery_not_yet_due_is_pending) {
   EXPECT_FALSE(v[0]["inconclusive"].get<bool>());  // 6 s: the bound ran out, breached
 }
 
+// The WriteRequest bytes, field by field (remote.proto / types.proto of Prometheus): one series,
+// labels sorted with __name__ first, one sample (double, then the timestamp as a varint).
+TEST(remote_write, encodes_a_write_request_and_round_trips_snappy) {
+  reports::live_sample s{"syncstorm_gauge", {{"metric", "q"}, {"load", ""}}, 1.5};
+  auto series = engine::to_remote_series({s}, 1'700'000'000'000, {{"job", "syncstorm"}});
+  ASSERT_EQ(series.size(), 1u);
+  std::vector<std::string> names;
+  for (const auto& l : series[0].labels) names.push_back(l.first);
+  EXPECT_EQ(names, (std::vector<std::string>{"__name__", "job", "load", "metric"}));
+  const std::string raw = engine::encode_write_request(series);
+  std::string expected_label = std::string("\x0a\x08__name__\x12\x0fsyncstorm_gauge", 27);
+  ASSERT_GE(raw.size(), 4u);
+  EXPECT_EQ(static_cast<unsigned char>(raw[0]), 0x0a);  // WriteRequest.timeseries, length-delimited
+  EXPECT_NE(raw.find(std::string("\x0a") + static_cast<char>(expected_label.size()) + expected_label),
+            std::string::npos);
+  // The sample: 0x09 + 1.5 as a little-endian double, 0x10 + varint(1700000000000).
+  const std::string sample = std::string("\x09\x00\x00\x00\x00\x00\x00\xf8\x3f\x10\x80\xd0\x95\xff\xbc\x31", 16);
+  EXPECT_NE(raw.find(std::string("\x12\x10") + sample), std::string::npos);
+  EXPECT_EQ(engine::snappy_uncompress(engine::snappy_compress(raw)), raw);
+  EXPECT_EQ(engine::snappy_uncompress("\xff\xff\xff\xff garbage"), "");
+  EXPECT_THROW(engine::remote_writer("ftp://x/api/v1/write"), std::invalid_argument);
+}
+
 std::string scrape(unsigned short port, const std::string& request) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};
@@ -236,7 +260,7 @@ TEST(live_metrics, serves_the_view_over_loopback) {
   f.target = "syncd-1";
   s.faults.push_back(f);
   plan p;
-  engine::live_metrics live({"127.0.0.1", 0}, s, p, 1);
+  engine::live_metrics live(engine::listen_address{"127.0.0.1", 0}, "", s, p, 1);
   const auto port = static_cast<unsigned short>(std::stoi(live.bound().substr(live.bound().rfind(':') + 1)));
   metrics_shard m;
   m.metric("http.latency").record(500 * ms, 2 * ms);
@@ -255,7 +279,7 @@ TEST(live_metrics, serves_the_view_over_loopback) {
   EXPECT_TRUE(scrape(port, std::string(9000, 'x')).starts_with("HTTP/1.1 431"));
   // A second endpoint on the same port is refused with the reason.
   try {
-    engine::live_metrics twice({"127.0.0.1", port}, s, p, 1);
+    engine::live_metrics twice(engine::listen_address{"127.0.0.1", port}, "", s, p, 1);
     ADD_FAILURE() << "bound twice";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("cannot listen on 127.0.0.1:"), std::string::npos) << e.what();
