@@ -89,10 +89,23 @@ node_ptr target_node() {
       "put the run's fault proxy in front of the endpoints (network faults with path clients-endpoints act on it)",
       {opt("listen", spec::string("the address it listens on (default 127.0.0.1; ports are chosen free)",
                                   "^[0-9.]+$|^[0-9a-fA-F:]+$", "an IP address like \"127.0.0.1\""))});
+  auto metrics = object(
+      "the target's own metrics, scraped during the run into server.* (rules, report.json, charts)",
+      {opt("every", duration("scrape interval (default 1s)")),
+       opt("endpoints",
+           array("Prometheus text endpoints of your stack",
+                 object("one endpoint", {req("name", spec::string("the instance name (server.<metric>@<name>)",
+                                                                  "^[A-Za-z0-9_.-]{1,64}$",
+                                                                  "a name of 1-64 letters, digits, '_', '.' or '-'")),
+                                         req("url", spec::string("the URL to GET; may hold ${env:NAME}", "^https?://.+",
+                                                                 "an http:// or https:// URL"))}))),
+       opt("lab", boolean("with a lab target: scrape its syncd pods, PostgreSQL replication and HAProxy backend "
+                          "(default true)"))});
   auto t = object("what the run targets",
                   {opt("lab", lab), opt("endpoints", endpoints), opt("proxy", proxy),
                    opt("headers", string_map("headers on every request; values may hold ${env:NAME}")), opt("tls", tls),
-                   opt("profile", any("protocol profile (paths, templates, JSON pointers)")), opt("audit", audit)});
+                   opt("profile", any("protocol profile (paths, templates, JSON pointers)")), opt("audit", audit),
+                   opt("metrics", metrics)});
   return with(t, [](node& n) { n.exactly_one = {{"lab", "endpoints"}}; });
 }
 
@@ -307,7 +320,11 @@ void check_references(const json& doc, errors& out) {
                         "; expected phase:<load>/<phase>");
       }
     }
-    if (r.contains("load") && !loads.count(r["load"].get<std::string>())) {
+    // On a server.* metric `load` names the instance the rule reads (a pod, db-replica, or a
+    // target.metrics.endpoints name), which only the run knows.
+    const bool server_metric =
+        r.contains("metric") && r["metric"].is_string() && r["metric"].get<std::string>().starts_with("server.");
+    if (r.contains("load") && !server_metric && !loads.count(r["load"].get<std::string>())) {
       out.push_back(p + ".load: found " + r["load"].dump() + "; expected the name of a load entry");
     }
     if (!r.contains("metric")) return;
@@ -320,10 +337,16 @@ void check_references(const json& doc, errors& out) {
       std::string msg = p + ".metric: found " + json(m).dump() + "; expected a metric of this scenario: " + list;
       auto hint = did_you_mean(m, names);
       if (!hint.empty()) msg += " (did you mean " + json(hint).dump() + "?)";
+      if (m.starts_with("server.")) msg += " (server.* metrics are scraped from the target: set target.metrics)";
       out.push_back(msg);
       return;
     }
     std::string stat = str_or(r, "stat");
+    if (m.starts_with("server.") && stat != "max" && stat != "min") {
+      out.push_back(p + ".stat: found " + json(stat).dump() + "; expected \"max\" or \"min\" (" + m +
+                    " is a scraped level: a rule reads its highest or lowest value in the window)");
+      return;
+    }
     bool time_stat = info->unit == metric_unit::time && stat != "count" && stat != "rate" && stat != "ratio";
     for (const char* key : {"max", "min", "warn"}) {
       if (!r.contains(key)) continue;
@@ -589,6 +612,11 @@ std::vector<std::string> known_metrics(const json& doc) {
 }
 
 std::optional<metric_info> metric_lookup(const json& doc, const std::string& name) {
+  // server.<name>: a series scraped from the target (target.metrics); any name the target
+  // exports is valid, and one that never appears leaves its rule inconclusive.
+  if (name.starts_with("server.") && name.size() > 7 && doc.contains("target") && doc["target"].is_object() &&
+      doc["target"].contains("metrics"))
+    return metric_info{name, metric_unit::gauge, "scraped from the target (target.metrics)"};
   auto names = known_metrics(doc);
   if (!std::binary_search(names.begin(), names.end(), name)) return std::nullopt;
   if (name.starts_with("wire.")) return metric_info{name, metric_unit::count, "wire series (capture)"};

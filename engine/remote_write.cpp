@@ -165,7 +165,8 @@ remote_writer::~remote_writer() { close(0); }
 
 void remote_writer::push(const std::vector<reports::live_sample>& samples) {
   const auto now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   std::string body = snappy_compress(
       encode_write_request(to_remote_series(samples, now_ms, {{"job", "syncstorm"}, {"instance", impl_->instance}})));
   std::lock_guard lock(impl_->mu);

@@ -13,6 +13,7 @@
 #include "engine/loads.hpp"
 #include "engine/outcome.hpp"
 #include "engine/report.hpp"
+#include "engine/server_metrics.hpp"
 #include "engine/target.hpp"
 #include "injectors/abort_watch.hpp"
 #include "injectors/fault_runner.hpp"
@@ -63,6 +64,7 @@ struct run_state {
   load_stage loads;
   std::unique_ptr<injectors::abort_watch> aborts;
   std::unique_ptr<capture::capture_session> wire;
+  std::unique_ptr<server_scraper> server;  // target.metrics
   std::string error, fault_error;
   metrics_shard merged;
   loadgen::worker_pool::run_end end = loadgen::worker_pool::run_end::deadline;
@@ -165,6 +167,31 @@ void start_capture(run_state& r) {
   }
 }
 
+// target.metrics: the scraper starts with the load clock and stops after the drain.
+void start_server_metrics(run_state& r) {
+  if (!r.s.target.contains("metrics")) return;
+  try {
+    auto sources = server_sources(r.s.target, r.target->lab());
+    const auto m = r.s.target["metrics"];
+    const std::int64_t every =
+        m.contains("every") ? std::max<std::int64_t>(100'000, duration_us(m["every"])) : 1'000'000;
+    r.events->write("server_metrics_started", {{"sources", sources.size()}, {"every_s", every / 1e6}});
+    r.server = std::make_unique<server_scraper>(std::move(sources), std::chrono::microseconds(every));
+    r.server->start(r.start);
+  } catch (const std::exception& e) {
+    r.error = std::string("target.metrics: ") + e.what();
+  }
+}
+
+void stop_server_metrics(run_state& r) {
+  if (!r.server) return;
+  r.server->stop();
+  r.merged.merge(r.server->snapshot());
+  const auto problems = r.server->problems();
+  for (const auto& p : problems) std::cerr << "target.metrics: " << p << "\n";
+  r.events->write("server_metrics_stopped", {{"problems", problems}});
+}
+
 void stop_capture(run_state& r) {
   if (!r.wire) return;
   r.wire->stop();
@@ -206,7 +233,7 @@ loadgen::worker_pool::progress_fn progress_watch(run_state& r, const injectors::
     std::unique_ptr<metrics_shard> prev;
     int tick = 0;
     std::int64_t wire_since_us = 0;
-    std::int64_t live_since_us = 0;
+    std::int64_t live_since_us = 0;  // when the previous snapshot was taken (its series start there)
   };
   auto st = std::make_shared<state>();
   for (const auto& l : r.s.loads) st->progress.loads.push_back({l.name, l.model});
@@ -215,7 +242,17 @@ loadgen::worker_pool::progress_fn progress_watch(run_state& r, const injectors::
   const bool aborts_read_wire = r.wire && std::any_of(r.s.aborts.begin(), r.s.aborts.end(), [](const abort_entry& a) {
                                   return a.rule && a.rule->metric.starts_with("wire.");
                                 });
-  return [&r, faults, tty, st, aborts_read_wire](const metrics_shard& snap, std::int64_t at_us) {
+  return [&r, faults, tty, st, aborts_read_wire](const metrics_shard& pool_snap, std::int64_t at_us) {
+    // The target's scraped gauges join the snapshot (the same window: series from the previous
+    // snapshot on), for the live endpoint and the abort conditions.
+    metrics_shard with_server;
+    const metrics_shard* view = &pool_snap;
+    if (r.server) {
+      with_server = pool_snap;
+      with_server.merge(r.server->snapshot(st->live_since_us));
+      view = &with_server;
+    }
+    const metrics_shard& snap = *view;
     auto& pr = st->progress;
     if (tty || ++st->tick % 10 == 0) {
       pr.now = &snap;
@@ -259,6 +296,8 @@ void run_load(run_state& r) {
   loadgen::worker_pool pool(r.o.threads, r.start);
   std::unique_ptr<injectors::fault_runner> faults;
   try {
+    start_server_metrics(r);
+    if (!r.error.empty()) throw std::runtime_error(r.error);
     pool.start(r.loads.models());
     r.pool = &pool;
     if (r.signals->fired()) pool.interrupt();
@@ -284,6 +323,7 @@ void run_load(run_state& r) {
     if (drain_us > 0)
       std::cerr << "load stopped; draining queued ops (at most " << units::format_duration(drain_us) << ")\n";
     r.merged = pool.stop(std::chrono::milliseconds(drain_us / 1000 + 5'000));
+    stop_server_metrics(r);
     auto wall_us = std::max<std::int64_t>(
         1, std::chrono::duration_cast<std::chrono::microseconds>(run_clock::now() - r.start).count());
     for (auto c : pool.cpu_us())
@@ -301,6 +341,7 @@ void run_load(run_state& r) {
       r.merged = pool.stop(std::chrono::seconds(1));
     } catch (...) {
     }
+    stop_server_metrics(r);
     stop_capture(r);
   }
 }

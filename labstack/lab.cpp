@@ -723,6 +723,15 @@ std::string lab::db_dsn() const {
          " dbname=" + db_name + " user=postgres passfile=" + db_instance(s, primary).password_file().string();
 }
 
+std::optional<std::string> lab::replica_dsn() const {
+  json s = state();
+  json r = s.at("db").value("replica", json());
+  if (!r.is_string()) return std::nullopt;
+  const std::string unit = r.get<std::string>();
+  return "host=127.0.0.1 port=" + std::to_string(s["db"]["instances"][unit].at("port").get<int>()) +
+         " dbname=" + db_name + " user=postgres passfile=" + db_instance(s, unit).password_file().string();
+}
+
 std::string lab::pod_db_dsn() const { return state().at("db").at("pod_dsn"); }
 
 std::string lab::primary_unit() const { return state().at("db").at("primary"); }

@@ -93,10 +93,11 @@ class lab {
   // server states, relay counters, files (the `lab status --json` document).
   nlohmann::json status() const;
 
-  std::string lb_http_url() const;  // "http://127.0.0.1:P" (through the lb_http relay)
-  std::string lb_ws_url() const;    // "ws://127.0.0.1:Q" (through the lb_ws relay); path /v1/ws
-  std::string db_dsn() const;       // straight to the current primary (audits)
-  std::string pod_db_dsn() const;   // what the pods use: through the db relay
+  std::string lb_http_url() const;                 // "http://127.0.0.1:P" (through the lb_http relay)
+  std::string lb_ws_url() const;                   // "ws://127.0.0.1:Q" (through the lb_ws relay); path /v1/ws
+  std::string db_dsn() const;                      // straight to the current primary (audits)
+  std::optional<std::string> replica_dsn() const;  // straight to the replica; nullopt without one
+  std::string pod_db_dsn() const;                  // what the pods use: through the db relay
   std::vector<pod_info> pods() const;
   std::string primary_unit() const;  // db-0, or db-1 after a promote
   std::optional<std::string> replica_unit() const;

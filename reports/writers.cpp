@@ -17,6 +17,27 @@
 namespace syncstorm::reports {
 namespace {
 
+// The metrics a rule or abort condition of the report's scenario reads.
+std::set<std::string> writers_judged_metrics(const nlohmann::json& report) {
+  std::set<std::string> judged;
+  const nlohmann::json scen = report.value("scenario", nlohmann::json::object());
+  for (const char* list : {"slas", "abort"})
+    if (scen.contains(list) && scen[list].is_array())
+      for (const auto& r : scen[list])
+        if (r.is_object() && r.contains("metric") && r["metric"].is_string())
+          judged.insert(r["metric"].get<std::string>());
+  return judged;
+}
+
+// The target's own series (server.*, target.metrics) are many (every family of every pod): the
+// summary and the charts show those a rule reads, across instances; the HTML table every family
+// across instances.
+bool writers_hidden_server_level(const std::string& m, const std::set<std::string>& judged, bool only_judged) {
+  if (!m.starts_with("server.")) return false;
+  if (m.find('@') != std::string::npos) return true;
+  return only_judged && !judged.count(m);
+}
+
 using json = nlohmann::json;
 
 std::string xml_escape(const std::string& s) {
@@ -635,8 +656,10 @@ std::string summary_md(const json& report) {
   const json metrics = report.value("metrics", json::object());
   const json series = report.value("series", json::object());
   std::ostringstream timed, levels;
+  const std::set<std::string> judged = writers_judged_metrics(report);
   for (const auto& [m, s] : metrics.items()) {
     if (!s.is_object() || !charted(m, series) || m.rfind("generator.", 0) == 0) continue;
+    if (writers_hidden_server_level(m, judged, true)) continue;
     if (s.value("unit", "") == "ms") {
       double count = s.value("count", 0.0), errors = s.value("errors", 0.0);
       timed << "| " << md_cell(m) << " | " << num(count, 12) << " | " << num(errors, 12);
@@ -874,8 +897,10 @@ std::string html(const json& report) {
                        thr, frame);
   }
   std::ostringstream levels;
+  const std::set<std::string> judged = writers_judged_metrics(report);
   for (const auto& [g, rows] : gauges.items()) {
     if (!rows.is_array() || rows.empty()) continue;
+    if (writers_hidden_server_level(g, judged, true)) continue;
     line l{g, g.rfind("ws.", 0) == 0 ? "#8250df" : "#0969da", {}, true};
     for (const auto& row : rows)
       if (row.is_array() && row.size() >= 2 && row[0].is_number() && row[1].is_number())
@@ -938,7 +963,7 @@ std::string html(const json& report) {
   }
   o << "<h2>Metrics</h2><table id=\"metrics\"><tr><th>metric</th><th>count</th><th>errors</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th></tr>";
   for (const auto& [m, s] : metrics.items()) {
-    if (!s.is_object()) continue;
+    if (!s.is_object() || writers_hidden_server_level(m, {}, false)) continue;
     if (s.value("unit", "") == "value") {
       o << "<tr><td>" << xml_escape(m) << "</td><td colspan=\"6\">last " << num(field(s, "last")) << " · peak "
         << num(field(s, "peak")) << "</td></tr>";

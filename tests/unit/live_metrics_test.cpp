@@ -3,6 +3,7 @@
 // address, live recovery rules, and one scrape over loopback of an endpoint bound to port 0.
 #include "engine/live_metrics.hpp"
 #include "engine/remote_write.hpp"
+#include "engine/server_metrics.hpp"
 #include "reports/openmetrics.hpp"
 
 #include "core/plan.hpp"
@@ -230,6 +231,30 @@ TEST(remote_write, encodes_a_write_request_and_round_trips_snappy) {
   EXPECT_EQ(engine::snappy_uncompress(engine::snappy_compress(raw)), raw);
   EXPECT_EQ(engine::snappy_uncompress("\xff\xff\xff\xff garbage"), "");
   EXPECT_THROW(engine::remote_writer("ftp://x/api/v1/write"), std::invalid_argument);
+}
+
+// The target's own metrics (target.metrics): a family's samples summed over their label sets,
+// histogram buckets and malformed lines left out, quoted label values minded.
+TEST(server_metrics, prometheus_text_families) {
+  const auto v = engine::parse_prometheus_text(
+      "# HELP syncd_http_requests_total x\n"
+      "# TYPE syncd_http_requests_total counter\n"
+      "syncd_http_requests_total{pod=\"pod-0\",route=\"push\",code=\"200\"} 10\n"
+      "syncd_http_requests_total{pod=\"pod-0\",route=\"a } \\\" b\",code=\"500\"} 2 1700000000000\n"
+      "syncd_push_duration_seconds_bucket{le=\"0.1\"} 7\n"
+      "syncd_push_duration_seconds_sum 1.5\r\n"
+      "pg_lag +Inf\n"
+      "nan_metric NaN\n"
+      "broken{x=\"1\" 3\n"
+      "novalue\n"
+      "garbage 12abc\n"
+      "up 1\n");
+  EXPECT_EQ(v.at("syncd_http_requests_total"), 12);
+  EXPECT_EQ(v.at("syncd_push_duration_seconds_sum"), 1.5);
+  EXPECT_TRUE(std::isinf(v.at("pg_lag")));
+  EXPECT_EQ(v.at("up"), 1);
+  for (const char* absent : {"syncd_push_duration_seconds_bucket", "nan_metric", "broken", "novalue", "garbage"})
+    EXPECT_EQ(v.count(absent), 0u) << absent;
 }
 
 std::string scrape(unsigned short port, const std::string& request) {

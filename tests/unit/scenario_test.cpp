@@ -435,3 +435,28 @@ TEST(plan, every_expands_with_the_seed) {
   std::string table = format_plan(*r.value, a);
   EXPECT_NE(table.find("k#4"), std::string::npos) << table;
 }
+
+// server.* (issue #26): scraped from the target, so valid only with target.metrics; a rule reads
+// the highest or lowest level, and its `load` names an instance the run discovers.
+TEST(scenario, server_metrics_need_target_metrics_and_a_level_stat) {
+  auto d = base();
+  d["slas"].push_back(
+      json::parse(R"({"name": "lag", "metric": "server.pg_replication_lag_seconds", "stat": "max", "max": 10})"));
+  expect_error(
+      d, R"(scenario.slas[1].metric: found "server.pg_replication_lag_seconds"; expected a metric of this scenario)");
+  expect_error(d, "(server.* metrics are scraped from the target: set target.metrics)");
+  d["target"]["metrics"] =
+      json::parse(R"({"every": "2s", "endpoints": [{"name": "api-1", "url": "http://127.0.0.1:9/metrics"}]})");
+  auto e = validate_document(d);
+  EXPECT_TRUE(e.empty()) << all_errors(e);
+  d["slas"][1]["load"] = "api-1";  // an instance, not a load entry
+  e = validate_document(d);
+  EXPECT_TRUE(e.empty()) << all_errors(e);
+  d["slas"][1]["stat"] = "p99";
+  expect_error(d, R"(scenario.slas[1].stat: found "p99"; expected "max" or "min")");
+  d["slas"][1]["stat"] = "max";
+  d["target"]["metrics"]["endpoints"][0]["url"] = "ftp://x";
+  expect_error(d, "scenario.target.metrics.endpoints[0].url: found \"ftp://x\"");
+  d["target"]["metrics"]["endpoints"][0] = json::parse(R"({"url": "http://x/metrics"})");
+  expect_error(d, "scenario.target.metrics.endpoints[0]");
+}
