@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <cctype>
 #include <charconv>
@@ -63,7 +64,7 @@ const char* reason_of(int status) {
 // One scrape connection: read the head (at most 8 KiB, within 5 s), answer, close.
 class scrape_session : public std::enable_shared_from_this<scrape_session> {
  public:
-  using texts_fn = std::function<std::pair<std::string, std::string>()>;
+  using texts_fn = std::function<std::string(reports::exposition)>;
   scrape_session(tcp::socket s, texts_fn texts)
       : socket_(std::move(s)), timer_(socket_.get_executor()), buf_(max_request_head), texts_(std::move(texts)) {}
 
@@ -91,8 +92,11 @@ class scrape_session : public std::enable_shared_from_this<scrape_session> {
       reply.content_type = "text/plain; charset=utf-8";
       reply.body = "request head above 8 KiB\n";
     } else {
-      auto [om, prom] = texts_();
-      reply = answer(parse_scrape_request(head), om, prom);
+      const scrape_request req = parse_scrape_request(head);
+      const auto f = reports::negotiate(req.accept);
+      const std::string text = req.valid ? texts_(f) : std::string();
+      reply = answer(req, f == reports::exposition::openmetrics ? text : std::string(),
+                     f == reports::exposition::prometheus_text ? text : std::string());
     }
     out_ = "HTTP/1.1 " + std::to_string(reply.status) + " " + reason_of(reply.status) +
            "\r\nContent-Type: " + reply.content_type + "\r\nContent-Length: " + std::to_string(reply.body.size()) +
@@ -250,21 +254,32 @@ struct live_metrics::impl {
     acceptor.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
       if (!ec)
-        std::make_shared<scrape_session>(std::move(sock), [this] {
+        std::make_shared<scrape_session>(std::move(sock), [this](reports::exposition f) {
           std::lock_guard lock(mu);
-          return std::make_pair(om_text, prom_text);
+          return text_locked(f);
         })->start();
       accept();
     });
   }
 
-  // Re-renders both texts from the view (mu held).
+  // The view changed (mu held): each format is rendered again when a scrape asks for it, at most
+  // once per change, on the endpoint's thread.
   void render_locked() {
     view.metrics = &acc;
-    if (serving) {
-      om_text = reports::render_metrics(view, reports::exposition::openmetrics);
-      prom_text = reports::render_metrics(view, reports::exposition::prometheus_text);
+    om_stale = prom_stale = true;
+  }
+  const std::string& text_locked(reports::exposition f) {
+    const bool om = f == reports::exposition::openmetrics;
+    bool& stale = om ? om_stale : prom_stale;
+    std::string& text = om ? om_text : prom_text;
+    if (stale) {
+      const std::int64_t t0 = thread_cpu_times().cpu_us;
+      text = reports::render_metrics(view, f);
+      stale = false;
+      cost_us += thread_cpu_times().cpu_us - t0;
     }
+    ++scrapes;
+    return text;
   }
   // A refresh (a tick or the final values): rendered, and pushed by remote write (mu held).
   void refresh_locked() {
@@ -278,7 +293,6 @@ struct live_metrics::impl {
   tcp::acceptor acceptor;
   std::thread thread;
   std::string bound;
-  bool serving = false;
   std::unique_ptr<remote_writer> remote;
 
   mutable std::mutex mu;  // guards everything below
@@ -286,6 +300,10 @@ struct live_metrics::impl {
   reports::live_view view;
   std::map<std::string, std::set<std::string>> active;  // fault name -> ids applied, not reverted
   std::string om_text, prom_text;
+  bool om_stale = true, prom_stale = true;
+  // The live view's own cost: CPU of the refreshes (splice, live judgement) and renders.
+  std::int64_t cost_us = 0;
+  std::uint64_t refreshes = 0, scrapes = 0;
   std::optional<cpu_times> last_cpu;
 };
 
@@ -296,7 +314,6 @@ live_metrics::live_metrics(const std::optional<listen_address>& at_opt, const st
   if (!remote_write_url.empty()) i.remote = std::make_unique<remote_writer>(remote_write_url);
   if (!at_opt) return;
   const listen_address& at = *at_opt;
-  i.serving = true;
   const std::string where =
       (at.host.find(':') != std::string::npos ? "[" + at.host + "]" : at.host) + ":" + std::to_string(at.port);
   try {
@@ -317,6 +334,16 @@ live_metrics::live_metrics(const std::optional<listen_address>& at_opt, const st
   i.accept();
   i.render_locked();
   i.thread = std::thread([&i] { i.io.run(); });
+}
+
+std::string live_metrics::cost() const {
+  std::lock_guard lock(impl_->mu);
+  auto& i = *impl_;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "metrics: live view: %llu refreshes, %llu scrapes, %.1f ms of CPU",
+                static_cast<unsigned long long>(i.refreshes), static_cast<unsigned long long>(i.scrapes),
+                static_cast<double>(i.cost_us) / 1000.0);
+  return buf;
 }
 
 std::string live_metrics::close_remote_write(int timeout_ms) {
@@ -357,6 +384,7 @@ void live_metrics::tick(const metrics_shard& snapshot, std::int64_t since_us, st
                         const std::vector<injectors::fault_record>& faults) {
   auto& i = *impl_;
   const cpu_times cpu = process_cpu_times();
+  const std::int64_t cost_from = thread_cpu_times().cpu_us;
   std::lock_guard lock(i.mu);
   i.acc.splice(snapshot, since_us);
   // availability.* for http loads (judge adds them once, from a whole merge): kept spliced like
@@ -401,6 +429,8 @@ void live_metrics::tick(const metrics_shard& snapshot, std::int64_t since_us, st
     // A live judgement that cannot be made keeps the last one; the report judges the run.
   }
   i.refresh_locked();
+  ++i.refreshes;
+  i.cost_us += thread_cpu_times().cpu_us - cost_from;
 }
 
 void live_metrics::fault_event(const std::string& event, const nlohmann::json& fields) {
@@ -434,7 +464,7 @@ void live_metrics::finish(const metrics_shard& merged, const nlohmann::json& ver
 
 std::string live_metrics::text(reports::exposition f) const {
   std::lock_guard lock(impl_->mu);
-  return f == reports::exposition::openmetrics ? impl_->om_text : impl_->prom_text;
+  return impl_->text_locked(f);
 }
 
 }  // namespace syncstorm::engine

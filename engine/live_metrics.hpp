@@ -94,6 +94,10 @@ class live_metrics {
   // The final values: the run's merged metrics, the report's verdicts, the run's end.
   void finish(const metrics_shard& merged, const nlohmann::json& verdicts, std::int64_t run_end_us);
 
+  // What the live view cost: "metrics: live view: 20 refreshes, 24 scrapes, 46.1 ms of CPU" (the
+  // refreshes' splice and live judgement, and the renders; Asio's socket work aside).
+  std::string cost() const;
+
   // The text a scrape gets now.
   std::string text(reports::exposition f) const;
 

@@ -592,8 +592,10 @@ run_result run(const scenario& s, const plan& p, const run_options& o) {
   const nlohmann::json lab_events = r.target->lab_events(r.start);
   if (std::string e = r.target->close_lab(); !e.empty() && r.error.empty()) r.error = e;
   run_result out = decide_and_report(r, lab_events, cpu_cores);
-  if (r.live)
+  if (r.live) {
     if (std::string line = r.live->close_remote_write(); !line.empty()) std::cerr << line << "\n";
+    std::cerr << r.live->cost() << "\n";
+  }
   linger(r);
   return out;
 }

@@ -59,7 +59,8 @@ std::function<std::map<std::string, double>()> sql_reader(std::function<std::str
   return [held, dsn = std::move(dsn), query = std::move(query)]() {
     if (!held->c || PQstatus(held->c) != CONNECTION_OK) {
       if (held->c) PQfinish(held->c);
-      const std::string conninfo = dsn() + " connect_timeout=2 application_name=syncstorm-metrics options='-c statement_timeout=2000'";
+      const std::string conninfo =
+          dsn() + " connect_timeout=2 application_name=syncstorm-metrics options='-c statement_timeout=2000'";
       held->c = PQconnectdb(conninfo.c_str());
       if (PQstatus(held->c) != CONNECTION_OK) {
         std::string why = first_line(PQerrorMessage(held->c));
@@ -162,14 +163,14 @@ std::vector<server_source> server_sources(const nlohmann::json& target, lab::lab
                                           "coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0) "
                                           "AS pg_replication_lag_bytes FROM pg_stat_replication")});
   if (l->replica_dsn()) {
-    out.push_back({"db-replica",
-                   sql_reader([l] { return l->replica_dsn().value_or(l->db_dsn()); },
-                              "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "
-                              "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-                              "ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END "
-                              "AS pg_replication_lag_seconds, "
-                              "CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END "
-                              "AS pg_replay_paused")});
+    out.push_back(
+        {"db-replica", sql_reader([l] { return l->replica_dsn().value_or(l->db_dsn()); },
+                                  "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "
+                                  "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+                                  "ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END "
+                                  "AS pg_replication_lag_seconds, "
+                                  "CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END "
+                                  "AS pg_replay_paused")});
   }
   const std::string stats = the_lab->status().value("lb", nlohmann::json::object()).value("stats_socket", "");
   if (!stats.empty()) {
@@ -178,8 +179,7 @@ std::vector<server_source> server_sources(const nlohmann::json& target, lab::lab
                      for (const auto& s : lab::haproxy_show_stat(stats, std::chrono::milliseconds(1000))) {
                        // The API backend's pods: each pod is one server plus source-address
                        // slots ("pod-0.s1"), which go up and down with it.
-                       if (s.backend != "be_http" || s.server == "BACKEND" ||
-                           s.server.find('.') != std::string::npos)
+                       if (s.backend != "be_http" || s.server == "BACKEND" || s.server.find('.') != std::string::npos)
                          continue;
                        v["haproxy_servers"] += 1;
                        v["haproxy_servers_up"] += s.up ? 1 : 0;

@@ -42,8 +42,8 @@ const json* verdict(const json& rep, const std::string& name) {
 json run_once(const json& doc, int& exit_code, std::string& out) {
   t::temp_dir d;
   t::write_file(d.path() / "s.json", doc.dump());
-  auto r = t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() +
-                  " 2>&1");
+  auto r =
+      t::run(t::bin() + " run " + (d.path() / "s.json").string() + " --out " + (d.path() / "runs").string() + " 2>&1");
   exit_code = r.exit_code;
   out = r.out;
   return json::parse(t::read_file(t::only_run_dir(d.path() / "runs") / "report.json"));
