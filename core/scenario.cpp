@@ -141,7 +141,9 @@ node_ptr rule_fields_node(bool abort) {
       opt("for", duration("the bound must be broken this long to fail")),
       opt("window", spec::string("all, steady, during:<fault>, after:<fault>, phase:<load>/<phase>", window_pattern,
                                  "a window: all, steady, during:<fault>, after:<fault> or phase:<load>/<phase>")),
-      opt("load", spec::string("only this load entry's samples"))};
+      opt("load", spec::string("only this load entry's samples (on a server.* metric: one instance)")),
+      opt("across", enumeration("on a server.* metric: how the instances combine at each scrape (default max)",
+                                {"max", "min", "sum", "mean"}))};
   if (abort) {
     f.push_back(
         opt("probe", object("an external HTTP health probe",
@@ -342,6 +344,16 @@ void check_references(const json& doc, errors& out) {
       return;
     }
     std::string stat = str_or(r, "stat");
+    if (r.contains("across") && !m.starts_with("server.")) {
+      out.push_back(p + ".across: found " + r["across"].dump() + " on " + json(m).dump() +
+                    "; expected it only on a server.* metric (the instances of a scraped series)");
+      return;
+    }
+    if (r.contains("across") && r.contains("load")) {
+      out.push_back(p + ".across: found it beside load " + r["load"].dump() +
+                    "; expected one of them (load reads one instance, across combines them all)");
+      return;
+    }
     if (m.starts_with("server.") && stat != "max" && stat != "min") {
       out.push_back(p + ".stat: found " + json(stat).dump() + "; expected \"max\" or \"min\" (" + m +
                     " is a scraped level: a rule reads its highest or lowest value in the window)");
@@ -809,6 +821,9 @@ load_result load_scenario(json doc, const load_options& opt) {
     if (j.contains("for")) e.for_us = duration_us(j["for"]);
     auto info = metric_lookup(doc, e.metric);
     e.unit = info ? info->unit : metric_unit::count;
+    // server.* `across` min/sum/mean: the rule reads the series the scraper keeps for that
+    // combination, named like the PromQL that would compute it: "sum(server.<name>)".
+    if (const std::string how = j.value("across", "max"); how != "max") e.metric = how + "(" + e.metric + ")";
     auto bound = [](const json& b) -> double {
       if (b.is_number()) return b.get<double>();
       std::string t = b.get<std::string>();

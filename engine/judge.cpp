@@ -189,6 +189,24 @@ judgement judge(judge_input in) {
   return j;
 }
 
+std::vector<fault_occurrence> occurrences_of(const std::vector<injectors::fault_record>& records) {
+  std::vector<fault_occurrence> out;
+  for (const auto& rec : records) {
+    if (!rec.applied_us) continue;
+    fault_occurrence o;
+    o.name = rec.name;
+    o.kind = rec.kind;
+    o.applied_us = *rec.applied_us;
+    o.reverted_us = rec.reverted_us.value_or(-1);
+    const fault_kind_info* k = scenario_registry::instance().find_fault_kind(rec.kind);
+    o.lasting = !(k && k->instant);
+    for (const auto& t : rec.targets)
+      if (t.value("backend", "") == "lab" && t.contains("name")) o.units.push_back(t["name"].get<std::string>());
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 nlohmann::json faults_report(const std::vector<injectors::fault_record>& records,
                              const std::vector<fault_effects>& effects, const audit_result* audit) {
   nlohmann::json out = nlohmann::json::array();

@@ -50,6 +50,10 @@ struct judgement {
 
 judgement judge(judge_input in);
 
+// The fault runner's applied occurrences on the run clock, as the timeline and the audit read
+// them (an occurrence not yet reverted has reverted_us -1; units: the lab units it hit).
+std::vector<fault_occurrence> occurrences_of(const std::vector<injectors::fault_record>& records);
+
 // The warm-up the steady window leaves out: phases named warm…/ramp… at the start of a load
 // (the latest end among them), else the first second (connections opening).
 std::int64_t warmup_end_us(const plan& p, std::int64_t run_end_us);

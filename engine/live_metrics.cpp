@@ -406,17 +406,7 @@ void live_metrics::tick(const metrics_shard& snapshot, std::int64_t since_us, st
   in.p = &i.p;
   in.merged = &i.acc;
   in.run_end_us = std::max<std::int64_t>(1, at_us);
-  for (const auto& rec : faults) {
-    if (!rec.applied_us) continue;
-    fault_occurrence o;
-    o.name = rec.name;
-    o.kind = rec.kind;
-    o.applied_us = *rec.applied_us;
-    o.reverted_us = rec.reverted_us.value_or(-1);
-    const fault_kind_info* k = scenario_registry::instance().find_fault_kind(rec.kind);
-    o.lasting = !(k && k->instant);
-    in.occurrences.push_back(std::move(o));
-  }
+  in.occurrences = occurrences_of(faults);
   for (auto& f : i.view.faults)
     f.applied = static_cast<std::uint64_t>(
         std::count_if(faults.begin(), faults.end(), [&](const auto& r) { return r.name == f.name && r.applied_us; }));

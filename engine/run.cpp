@@ -176,7 +176,8 @@ void start_server_metrics(run_state& r) {
     const std::int64_t every =
         m.contains("every") ? std::max<std::int64_t>(100'000, duration_us(m["every"])) : 1'000'000;
     r.events->write("server_metrics_started", {{"sources", sources.size()}, {"every_s", every / 1e6}});
-    r.server = std::make_unique<server_scraper>(std::move(sources), std::chrono::microseconds(every));
+    r.server = std::make_unique<server_scraper>(std::move(sources), std::chrono::microseconds(every),
+                                                server_combinations(r.s));
     r.server->start(r.start);
   } catch (const std::exception& e) {
     r.error = std::string("target.metrics: ") + e.what();
@@ -347,21 +348,7 @@ void run_load(run_state& r) {
 }
 
 // What the fault runner applied, on the run clock, for the timeline and the audit.
-void record_occurrences(run_state& r) {
-  for (const auto& rec : r.fault_records) {
-    if (!rec.applied_us) continue;
-    fault_occurrence o;
-    o.name = rec.name;
-    o.kind = rec.kind;
-    o.applied_us = *rec.applied_us;
-    o.reverted_us = rec.reverted_us.value_or(-1);
-    const fault_kind_info* k = scenario_registry::instance().find_fault_kind(rec.kind);
-    o.lasting = !(k && k->instant);
-    for (const auto& t : rec.targets)
-      if (t.value("backend", "") == "lab" && t.contains("name")) o.units.push_back(t["name"].get<std::string>());
-    r.occurrences.push_back(std::move(o));
-  }
-}
+void record_occurrences(run_state& r) { r.occurrences = occurrences_of(r.fault_records); }
 
 // Where the audit reads from: target.audit {via: api|sql, dsn}. The lab: its API through the LB,
 // or its primary's DSN with via sql. Endpoints: the API, or the given DSN.

@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <cstdlib>
@@ -190,8 +191,24 @@ std::vector<server_source> server_sources(const nlohmann::json& target, lab::lab
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> server_combinations(const scenario& s) {
+  std::set<std::pair<std::string, std::string>> out;
+  auto add = [&](const rule_entry& r) {
+    for (const char* how : {"min", "sum", "mean"}) {
+      const std::string open = std::string(how) + "(server.";
+      if (r.metric.starts_with(open) && r.metric.ends_with(")"))
+        out.emplace(r.metric.substr(std::string(how).size() + 1, r.metric.size() - std::string(how).size() - 2), how);
+    }
+  };
+  for (const auto& r : s.slas) add(r);
+  for (const auto& a : s.aborts)
+    if (a.rule) add(*a.rule);
+  return {out.begin(), out.end()};
+}
+
 struct server_scraper::impl {
   std::vector<server_source> sources;
+  std::vector<std::pair<std::string, std::string>> combined;
   std::chrono::microseconds every;
   std::chrono::steady_clock::time_point start;
   std::thread thread;
@@ -206,15 +223,14 @@ struct server_scraper::impl {
   std::map<std::string, health> health_of;
 
   void round() {
-    std::map<std::string, double> worst;  // name -> max across instances this round
+    std::map<std::string, std::vector<double>> across;  // name -> the instances' values this round
     std::vector<std::tuple<std::string, std::string, double>> got;
     std::map<std::string, std::pair<bool, std::string>> status;
     for (const auto& s : sources) {
       try {
         for (const auto& [name, v] : s.read()) {
           got.emplace_back(name, s.instance, v);
-          auto [it, fresh] = worst.emplace(name, v);
-          if (!fresh) it->second = std::max(it->second, v);
+          across[name].push_back(v);
         }
         status[s.instance] = {true, ""};
       } catch (const std::exception& e) {
@@ -225,7 +241,20 @@ struct server_scraper::impl {
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
     std::lock_guard lock(mu);
     for (const auto& [name, inst, v] : got) shard.gauge("server." + name + "@" + inst, at, v);
-    for (const auto& [name, v] : worst) shard.gauge("server." + name, at, v);
+    for (const auto& [name, vs] : across) shard.gauge("server." + name, at, *std::max_element(vs.begin(), vs.end()));
+    for (const auto& [metric, how] : combined) {
+      auto it = across.find(metric.substr(std::string("server.").size()));
+      if (it == across.end()) continue;  // no instance reported it this round
+      const auto& vs = it->second;
+      double v = 0;
+      if (how == "min") {
+        v = *std::min_element(vs.begin(), vs.end());
+      } else {
+        for (double x : vs) v += x;
+        if (how == "mean") v /= static_cast<double>(vs.size());
+      }
+      shard.gauge(how + "(" + metric + ")", at, v);
+    }
     for (const auto& [inst, st] : status) {
       shard.gauge("server.up@" + inst, at, st.first ? 1.0 : 0.0);
       auto& h = health_of[inst];
@@ -251,9 +280,11 @@ struct server_scraper::impl {
   }
 };
 
-server_scraper::server_scraper(std::vector<server_source> sources, std::chrono::microseconds every)
+server_scraper::server_scraper(std::vector<server_source> sources, std::chrono::microseconds every,
+                               std::vector<std::pair<std::string, std::string>> combined)
     : impl_(std::make_unique<impl>()) {
   impl_->sources = std::move(sources);
+  impl_->combined = std::move(combined);
   impl_->every = every > std::chrono::microseconds(0) ? every : std::chrono::seconds(1);
 }
 

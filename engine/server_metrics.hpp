@@ -1,7 +1,8 @@
 // The target's own metrics during a run (`target.metrics`, issue #26): sources read every
 // `every` on a thread of their own, each value kept as a gauge `server.<name>@<instance>` and,
 // across the instances that reported it in that round, `server.<name>` holding the highest (a
-// rule reads the worst pod; `load` on a rule names one instance). `server.up@<instance>` is 1
+// rule reads the worst pod; `load` on a rule names one instance, `across` min, sum or mean asks
+// for `<how>(server.<name>)` as well). `server.up@<instance>` is 1
 // when the source answered, 0 when it did not.
 //
 // Sources: Prometheus text endpoints (target.metrics.endpoints: every sample family, summed
@@ -17,6 +18,7 @@
 #pragma once
 
 #include "core/metrics.hpp"
+#include "core/scenario.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -49,9 +51,15 @@ std::map<std::string, double> parse_prometheus_text(std::string_view text);
 // is given and target.metrics.lab is not false.
 std::vector<server_source> server_sources(const nlohmann::json& target, lab::lab* the_lab);
 
+// The other combinations the scenario's rules ask for: (server.<name>, how) for each rule or abort
+// condition that reads "<how>(server.<name>)" (a rule with `across` min, sum or mean).
+std::vector<std::pair<std::string, std::string>> server_combinations(const scenario& s);
+
 class server_scraper {
  public:
-  server_scraper(std::vector<server_source> sources, std::chrono::microseconds every);
+  // `combined`: server_combinations; each is kept as the gauge "<how>(server.<name>)".
+  server_scraper(std::vector<server_source> sources, std::chrono::microseconds every,
+                 std::vector<std::pair<std::string, std::string>> combined = {});
   ~server_scraper();
   server_scraper(const server_scraper&) = delete;
   server_scraper& operator=(const server_scraper&) = delete;

@@ -24,8 +24,12 @@ std::set<std::string> writers_judged_metrics(const nlohmann::json& report) {
   for (const char* list : {"slas", "abort"})
     if (scen.contains(list) && scen[list].is_array())
       for (const auto& r : scen[list])
-        if (r.is_object() && r.contains("metric") && r["metric"].is_string())
-          judged.insert(r["metric"].get<std::string>());
+        if (r.is_object() && r.contains("metric") && r["metric"].is_string()) {
+          const std::string m = r["metric"].get<std::string>();
+          const std::string across =
+              r.contains("across") && r["across"].is_string() ? r["across"].get<std::string>() : "";
+          judged.insert(across.empty() || across == "max" ? m : across + "(" + m + ")");
+        }
   return judged;
 }
 

@@ -1,8 +1,8 @@
 // Rules on the target's own metrics (target.metrics, issue #26) against the lab with a replica:
 // a rule on PostgreSQL replication lag fires in a run where the replica's replay is paused
 // (pg_wal_replay_pause() for 8 s while the terminals write) and holds in one where it is not;
-// the lab's sources (syncd pods, PostgreSQL, HAProxy) land in report.json's gauges; a rule on a
-// series the target never exported is inconclusive.
+// the lab's sources (syncd pods, PostgreSQL, HAProxy) land in report.json's gauges; `across`
+// combines the pods (min, sum); a rule on a series the target never exported is inconclusive.
 #include "tests/support/lab_fixture.hpp"
 #include "tests/support/test_util.hpp"
 
@@ -27,7 +27,9 @@ json scenario_for(const std::string& lab_id) {
     "slas": [
       {"name": "replica-lag", "metric": "server.pg_replication_lag_seconds", "stat": "max", "max": 3},
       {"name": "pods-up", "metric": "server.haproxy_servers_up", "stat": "min", "min": 2},
-      {"name": "pod-0-answers", "metric": "server.up", "stat": "min", "min": 1, "load": "pod-0"}
+      {"name": "pod-0-answers", "metric": "server.up", "stat": "min", "min": 1, "load": "pod-0"},
+      {"name": "every-pod-db-ready", "metric": "server.syncd_db_ready", "stat": "min", "min": 1, "across": "min"},
+      {"name": "pushes-acked", "metric": "server.syncd_push_ops_total", "stat": "max", "min": 1, "across": "sum"}
     ]})");
   doc["target"]["lab"]["id"] = lab_id;
   return doc;
@@ -100,6 +102,20 @@ TEST(server_metrics, a_replication_lag_rule_fires_when_replay_is_paused_and_hold
   const json* pod0 = verdict(rep, "pod-0-answers");
   ASSERT_NE(pod0, nullptr);
   EXPECT_TRUE((*pod0)["pass"].get<bool>()) << pod0->dump();
+  // across: the lowest of the pods' db_ready, and the sum of their acked pushes (the series
+  // "sum(server.syncd_push_ops_total)", which the verdict names).
+  for (const char* name : {"every-pod-db-ready", "pushes-acked"}) {
+    const json* v = verdict(rep, name);
+    ASSERT_NE(v, nullptr) << name;
+    EXPECT_TRUE((*v)["pass"].get<bool>()) << v->dump();
+  }
+  EXPECT_EQ((*verdict(rep, "pushes-acked"))["metric"], "sum(server.syncd_push_ops_total)");
+  ASSERT_TRUE(rep["metrics"].contains("sum(server.syncd_push_ops_total)"));
+  ASSERT_TRUE(rep["metrics"].contains("server.syncd_push_ops_total@pod-0"));
+  ASSERT_TRUE(rep["metrics"].contains("server.syncd_push_ops_total@pod-1"));
+  EXPECT_EQ(rep["metrics"]["sum(server.syncd_push_ops_total)"]["last"].get<double>(),
+            rep["metrics"]["server.syncd_push_ops_total@pod-0"]["last"].get<double>() +
+                rep["metrics"]["server.syncd_push_ops_total@pod-1"]["last"].get<double>());
   const json* missing = verdict(rep, "never-exported");
   ASSERT_NE(missing, nullptr);
   EXPECT_TRUE((*missing)["inconclusive"].get<bool>()) << missing->dump();

@@ -455,6 +455,17 @@ TEST(scenario, server_metrics_need_target_metrics_and_a_level_stat) {
   d["slas"][1]["stat"] = "p99";
   expect_error(d, R"(scenario.slas[1].stat: found "p99"; expected "max" or "min")");
   d["slas"][1]["stat"] = "max";
+  d["slas"][1]["across"] = "sum";
+  expect_error(d, R"(scenario.slas[1].across: found it beside load "api-1"; expected one of them)");
+  d["slas"][1].erase("load");
+  e = validate_document(d);
+  EXPECT_TRUE(e.empty()) << all_errors(e);
+  d["slas"][1]["across"] = "median";
+  expect_error(d, "scenario.slas[1].across: found \"median\"");
+  d["slas"][1].erase("across");
+  d["slas"][0]["across"] = "sum";
+  expect_error(d, R"(scenario.slas[0].across: found "sum" on "http.latency"; expected it only on a server.* metric)");
+  d["slas"][0].erase("across");
   d["target"]["metrics"]["endpoints"][0]["url"] = "ftp://x";
   expect_error(d, "scenario.target.metrics.endpoints[0].url: found \"ftp://x\"");
   d["target"]["metrics"]["endpoints"][0] = json::parse(R"({"url": "http://x/metrics"})");
