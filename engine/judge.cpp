@@ -21,16 +21,7 @@ nlohmann::json seconds_or_unbounded(const std::optional<double>& us) {
 // availability.attempts / availability.ops from http.requests when no model recorded them
 // (per load view too): the http model makes one attempt per request and no retries.
 void alias_availability(metrics_shard& m) {
-  std::vector<std::string> names = m.names();
-  for (const auto& n : names) {
-    if (!n.starts_with("http.requests")) continue;
-    std::string suffix = n.substr(std::string("http.requests").size());  // "" or "@load"
-    if (!suffix.empty() && suffix[0] != '@') continue;
-    for (const char* a : {"availability.attempts", "availability.ops"}) {
-      if (m.find(std::string(a) + suffix)) continue;
-      m.metric(std::string(a) + suffix).merge(*m.find(n));
-    }
-  }
+  for (const auto& [alias, source] : availability_aliases(m)) m.metric(alias).merge(*m.find(source));
 }
 
 // The generator's self-watch (DESIGN §7): saturated when a worker thread was busy > 90% of the
@@ -187,6 +178,18 @@ judgement judge(judge_input in) {
   }
   j.scalars = std::move(ctx.scalars);
   return j;
+}
+
+std::vector<std::pair<std::string, std::string>> availability_aliases(const metrics_shard& m) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& n : m.names()) {
+    if (!n.starts_with("http.requests")) continue;
+    std::string suffix = n.substr(std::string("http.requests").size());  // "" or "@load"
+    if (!suffix.empty() && suffix[0] != '@') continue;
+    for (const char* a : {"availability.attempts", "availability.ops"})
+      if (!m.find(std::string(a) + suffix)) out.emplace_back(std::string(a) + suffix, n);
+  }
+  return out;
 }
 
 std::vector<fault_occurrence> occurrences_of(const std::vector<injectors::fault_record>& records) {

@@ -50,6 +50,10 @@ struct judgement {
 
 judgement judge(judge_input in);
 
+// availability.* for loads without their own (the http model: every request is an attempt and,
+// without retries, an op): (alias, http.requests[@load] it stands for), for each alias m lacks.
+std::vector<std::pair<std::string, std::string>> availability_aliases(const metrics_shard& m);
+
 // The fault runner's applied occurrences on the run clock, as the timeline and the audit read
 // them (an occurrence not yet reverted has reverted_us -1; units: the lab units it hit).
 std::vector<fault_occurrence> occurrences_of(const std::vector<injectors::fault_record>& records);

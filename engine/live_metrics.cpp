@@ -389,13 +389,8 @@ void live_metrics::tick(const metrics_shard& snapshot, std::int64_t since_us, st
   i.acc.splice(snapshot, since_us);
   // availability.* for http loads (judge adds them once, from a whole merge): kept spliced like
   // the http.requests they alias, unless the model records its own.
-  for (const auto& n : snapshot.names()) {
-    if (!n.starts_with("http.requests")) continue;
-    const std::string suffix = n.substr(std::string("http.requests").size());
-    if (!suffix.empty() && suffix[0] != '@') continue;
-    for (const char* a : {"availability.attempts", "availability.ops"})
-      if (!snapshot.find(a + suffix)) i.acc.metric(a + suffix).splice(*snapshot.find(n), since_us);
-  }
+  for (const auto& [alias, source] : availability_aliases(snapshot))
+    i.acc.metric(alias).splice(*snapshot.find(source), since_us);
   i.view.elapsed_s = static_cast<double>(at_us) / 1e6;
   if (i.last_cpu && cpu.wall_us > i.last_cpu->wall_us)
     i.view.generator_cpu = static_cast<double>(cpu.cpu_us - i.last_cpu->cpu_us) /

@@ -3,8 +3,6 @@
 
 #include "loadgen/http_client.hpp"
 
-#include <boost/asio/io_context.hpp>
-
 #include <snappy.h>
 #include <unistd.h>
 
@@ -104,11 +102,12 @@ std::string snappy_uncompress(const std::string& compressed) {
 
 struct remote_writer::impl {
   loadgen::http_site site;
-  std::string target;
   std::string instance = host_name();
   std::mutex mu;
   std::condition_variable cv;
-  std::optional<std::string> pending;  // the newest compressed batch not yet sent
+  // The newest batch not yet sent: its samples and when they were taken (encoded and compressed
+  // on the sender thread, not on the caller's).
+  std::optional<std::pair<std::vector<reports::live_sample>, std::int64_t>> pending;
   bool closing = false, busy = false;
   std::uint64_t sent = 0, failed = 0;
   std::string first_error;
@@ -119,22 +118,15 @@ struct remote_writer::impl {
     for (;;) {
       cv.wait(lock, [&] { return closing || pending; });
       if (!pending) return;  // closing with nothing left
-      std::string body = std::move(*pending);
+      auto [samples, at_ms] = std::move(*pending);
       pending.reset();
       busy = true;
       lock.unlock();
-      loadgen::http_reply r;
-      if (site.endpoints.empty()) {
-        // Resolved on the sender thread (a slow resolver never holds the run up), again after a
-        // failure (the receiver may come up later, or move).
-        net::io_context io;
-        if (std::string why = site.try_resolve(io); !why.empty()) {
-          r.failed = loadgen::error_bucket::connect;
-          r.error = why;
-        }
-      }
-      if (!r.failed) r = loadgen::blocking_request(site, "POST", target, body, 5'000'000);
-      if (r.failed && r.failed != loadgen::error_bucket::status) site.endpoints.clear();
+      const std::string body = snappy_compress(
+          encode_write_request(to_remote_series(samples, at_ms, {{"job", "syncstorm"}, {"instance", instance}})));
+      // Resolved on the sender thread (a slow resolver never holds the run up), again after a
+      // failure (the receiver may come up later, or move).
+      const loadgen::http_reply r = loadgen::polling_request(site, "POST", "", body, 5'000'000);
       lock.lock();
       busy = false;
       if (!r.failed) {
@@ -157,21 +149,18 @@ remote_writer::remote_writer(const std::string& url) : impl_(std::make_unique<im
                                           {"Content-Encoding", "snappy"},
                                           {"X-Prometheus-Remote-Write-Version", "0.1.0"}},
                                          {}, "--prometheus-remote-write");
-  impl_->target = impl_->site.prefix.empty() ? "/" : "";
   impl_->sender = std::thread([this] { impl_->run(); });
 }
 
 remote_writer::~remote_writer() { close(0); }
 
-void remote_writer::push(const std::vector<reports::live_sample>& samples) {
+void remote_writer::push(std::vector<reports::live_sample> samples) {
   const auto now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
-  std::string body = snappy_compress(
-      encode_write_request(to_remote_series(samples, now_ms, {{"job", "syncstorm"}, {"instance", impl_->instance}})));
   std::lock_guard lock(impl_->mu);
   if (impl_->closing) return;
-  impl_->pending = std::move(body);
+  impl_->pending.emplace(std::move(samples), now_ms);
   impl_->cv.notify_all();
 }
 

@@ -5,8 +5,8 @@
 // X-Prometheus-Remote-Write-Version: 0.1.0. Each series carries the sample's labels plus
 // job="syncstorm" and instance (the host name), as a scrape of the endpoint would.
 //
-// Pushing never holds the run up: a sender thread posts the newest batch; a batch not yet sent
-// when a newer one arrives is replaced (a live view wants the latest values, not a backlog).
+// Pushing never holds the run up: a sender thread encodes and posts the newest batch; a batch not
+// yet sent when a newer one arrives is replaced (a live view wants the latest values, not a backlog).
 // A failed push is counted and the first failure printed once; the run goes on. close() sends
 // the final batch (within its timeout) and stops.
 #pragma once
@@ -43,7 +43,7 @@ class remote_writer {
   remote_writer(const remote_writer&) = delete;
   remote_writer& operator=(const remote_writer&) = delete;
 
-  void push(const std::vector<reports::live_sample>& samples);
+  void push(std::vector<reports::live_sample> samples);
   // Sends what is pending (waiting at most timeout_ms) and stops the sender.
   void close(int timeout_ms = 5000);
 

@@ -8,8 +8,6 @@
 
 #include <libpq-fe.h>
 
-#include <boost/asio/io_context.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
@@ -32,17 +30,9 @@ std::string first_line(std::string s, std::size_t max = 200) {
 std::function<std::map<std::string, double>()> prometheus_reader(const std::string& url) {
   auto site = std::make_shared<loadgen::http_site>(
       loadgen::http_site::make(url, {{"Accept", "text/plain;version=0.0.4"}}, {}, "target.metrics.endpoints[].url"));
-  auto target = std::make_shared<std::string>(site->prefix.empty() ? "/" : "");
-  return [site, target]() {
-    if (site->endpoints.empty()) {
-      net::io_context io;
-      if (std::string why = site->try_resolve(io); !why.empty()) throw std::runtime_error(why);
-    }
-    loadgen::http_reply r = loadgen::blocking_request(*site, "GET", *target, "", 2'000'000);
-    if (r.failed) {
-      if (r.failed != loadgen::error_bucket::status) site->endpoints.clear();
-      throw std::runtime_error(r.error.empty() ? "HTTP " + std::to_string(r.status) : r.error);
-    }
+  return [site]() {
+    loadgen::http_reply r = loadgen::polling_request(*site, "GET", "", "", 2'000'000);
+    if (r.failed) throw std::runtime_error(r.error.empty() ? "HTTP " + std::to_string(r.status) : r.error);
     return parse_prometheus_text(r.body);
   };
 }

@@ -440,4 +440,21 @@ http_reply blocking_request(const http_site& site, std::string_view method, std:
   return out;
 }
 
+http_reply polling_request(http_site& site, std::string_view method, std::string_view target, std::string_view body,
+                           std::int64_t timeout_us) {
+  http_reply r;
+  if (site.endpoints.empty()) {
+    net::io_context io;
+    if (std::string why = site.try_resolve(io); !why.empty()) {
+      r.failed = error_bucket::connect;
+      r.error = why;
+      return r;
+    }
+  }
+  if (target.empty() && site.prefix.empty()) target = "/";
+  r = blocking_request(site, method, target, body, timeout_us);
+  if (r.failed && r.failed != error_bucket::status) site.endpoints.clear();
+  return r;
+}
+
 }  // namespace syncstorm::loadgen

@@ -140,4 +140,11 @@ class http_watchdog {
 http_reply blocking_request(const http_site& site, std::string_view method, std::string_view target,
                             std::string_view body, std::int64_t timeout_us);
 
+// blocking_request for a poller that keeps its site across requests (a scraper, a remote-write
+// sender): the host is resolved when the site has no endpoints (a failure is a `connect` reply
+// with the reason), and forgotten after a failure other than a status (the server may come up
+// later, or move). An empty target is the site's own URL path ("/" when it has none).
+http_reply polling_request(http_site& site, std::string_view method, std::string_view target, std::string_view body,
+                           std::int64_t timeout_us);
+
 }  // namespace syncstorm::loadgen
